@@ -1,0 +1,136 @@
+"""A thin client of the berth services: publishes the events a UI would, and asks queries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import uuid4
+
+from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from opentelemetry.sdk.trace import TracerProvider
+from pydantic import BaseModel
+
+from berth.contracts.envelope import Actor, Event
+from berth.contracts.queries import WorkloadListReply, WorkloadQuery, WorkloadReply, WorkloadView
+from berth.contracts.subjects import RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST, TELEMETRY_SPANS
+from berth.shared import bus
+from berth.shared.telemetry import setup_tracing
+
+SOURCE = "/berth/cli"
+# (subject prefix such as "workload.phase-changed.v1", decoded envelope)
+Envelope = tuple[str, dict[str, Any]]
+
+
+class BerthUnavailable(Exception):
+    """The services (or NATS) cannot be reached."""
+
+
+class BerthClient:
+    def __init__(self, nc: Client, tracer_provider: TracerProvider, actor: Actor) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.provider = tracer_provider
+        self.tracer = tracer_provider.get_tracer("berth.cli")
+        self.actor = actor
+
+    async def publish(self, event: Event, subject: str | None = None) -> None:
+        await bus.publish(self.js, event, subject=subject, timeout=10)
+
+    async def request(
+        self, subject: str, query: BaseModel, reply: type[Any], timeout: float = 10
+    ) -> Any:
+        try:
+            msg = await self.nc.request(subject, query.model_dump_json().encode(), timeout=timeout)
+        except NoRespondersError:
+            raise BerthUnavailable(
+                f"no service answers {subject}: is berth running? (make run)"
+            ) from None
+        except NatsTimeout:
+            raise BerthUnavailable(f"no answer on {subject} within {timeout:.0f}s") from None
+        return reply.model_validate_json(msg.data)
+
+    async def workload(self, project: str, name: str) -> WorkloadView:
+        reply: WorkloadReply = await self.request(
+            RPC_WORKLOADS_GET, WorkloadQuery(project=project, name=name), WorkloadReply
+        )
+        if reply.workload is None:
+            raise LookupError(reply.error or f'no workload "{name}" in project "{project}"')
+        return reply.workload
+
+    async def workloads(self, project: str) -> list[WorkloadView]:
+        reply: WorkloadListReply = await self.request(
+            RPC_WORKLOADS_LIST, WorkloadQuery(project=project), WorkloadListReply
+        )
+        return reply.workloads
+
+    async def spans(self, trace_id: str, *, settle: float = 1.0) -> list[dict[str, Any]]:
+        """Every recorded span of one trace, read back from the TELEMETRY stream."""
+        sub = await self.js.subscribe(f"{TELEMETRY_SPANS}.{trace_id}", ordered_consumer=True)
+        spans: list[dict[str, Any]] = []
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=settle)
+                except (TimeoutError, NatsTimeout):
+                    break
+                spans.extend(json.loads(msg.data))
+                if msg.metadata.num_pending == 0:
+                    break
+        finally:
+            await sub.unsubscribe()
+        return spans
+
+    @asynccontextmanager
+    async def watch(
+        self, subject_id: str
+    ) -> AsyncIterator[asyncio.Queue[tuple[str, dict[str, Any]]]]:
+        """Every event about ``subject_id`` from now on, as (subject prefix, envelope dict).
+
+        Subscribed on core NATS before anything is published, so nothing can be missed."""
+        queue: asyncio.Queue[Envelope] = asyncio.Queue()
+
+        async def on_msg(msg: Any) -> None:
+            prefix = msg.subject.rsplit(".", 1)[0]
+            queue.put_nowait((prefix, json.loads(msg.data)))
+
+        sub = await self.nc.subscribe(f"*.*.*.{subject_id}", cb=on_msg)
+        await self.nc.flush()
+        try:
+            yield queue
+        finally:
+            await sub.unsubscribe()
+
+
+@asynccontextmanager
+async def connect(nats_url: str, actor: Actor) -> AsyncIterator[BerthClient]:
+    try:
+        nc = await bus.connect(
+            nats_url, name="berth-cli", max_reconnect_attempts=0, allow_reconnect=False
+        )
+    except Exception as exc:
+        raise BerthUnavailable(
+            f"cannot reach NATS at {nats_url}: {exc}. Is berth running? (make run)"
+        ) from None
+    provider = setup_tracing("berth-cli", nats_client=nc, loop=asyncio.get_running_loop())
+    try:
+        yield BerthClient(nc, provider, actor)
+    finally:
+        provider.force_flush(2000)
+        await asyncio.sleep(0.05)
+        await nc.flush()
+        provider.shutdown()
+        await nc.close()
+
+
+def new_workload_id() -> str:
+    return str(uuid4())
+
+
+def elapsed(since: float) -> str:
+    return f"{time.monotonic() - since:5.1f}s"

@@ -1,0 +1,64 @@
+"""Where the CLI finds berth: flags and environment first, then what ``berth up`` recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def state_file() -> Path:
+    base = os.environ.get("BERTH_HOME") or str(Path.home() / ".berth")
+    return Path(base) / "endpoints.json"
+
+
+def record(nats_url: str, database_url: str) -> None:
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"nats_url": nats_url, "database_url": database_url, "pid": os.getpid()})
+    )
+
+
+def forget() -> None:
+    with contextlib.suppress(FileNotFoundError):
+        state_file().unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def nats_url(explicit: str | None = None) -> str:
+    if explicit:
+        return explicit
+    if os.environ.get("BERTH_NATS_URL"):
+        return os.environ["BERTH_NATS_URL"]
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        state = json.loads(state_file().read_text())
+        if _alive(int(state["pid"])):
+            return str(state["nats_url"])
+    return DEFAULT_NATS_URL
+
+
+@dataclass(frozen=True)
+class Identity:
+    email: str
+    groups: tuple[str, ...]
+
+
+def identity(as_email: str | None, groups: list[str] | None) -> Identity:
+    email = as_email or os.environ.get("BERTH_USER") or f"{getpass.getuser()}@localhost"
+    env_groups = [g for g in os.environ.get("BERTH_GROUPS", "").split(",") if g]
+    return Identity(email=email, groups=tuple(groups or env_groups))

@@ -1,0 +1,109 @@
+"""The event envelope every berth event travels in.
+
+CloudEvents 1.0 attributes (``id``, ``source``, ``type``, ``specversion``, ``time``, ``subject``)
+plus berth extensions: ``version`` (the major version of ``data``), ``actor``, ``correlationid``
+and ``causationid``. W3C trace context is not part of the body: it travels in the NATS headers
+(``traceparent``/``tracestate``) so that tracing works without decoding the payload.
+"""
+
+from __future__ import annotations
+
+import builtins
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Actor(BaseModel):
+    """Who caused the event: a user (email and IdP groups) or a service (``system:<name>``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    email: str = Field(description="The user's email, or system:<service> for automatic actions.")
+    groups: tuple[str, ...] = Field(default=(), description="The user's identity-provider groups.")
+
+    @classmethod
+    def system(cls, service: str) -> Actor:
+        return cls(email=f"system:{service}")
+
+
+class Event(BaseModel):
+    """Base of every event; concrete events fix ``type``, ``version`` and ``data``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # Filled by each concrete class; registry key and NATS subject are derived from them.
+    TYPE: ClassVar[str] = ""
+    VERSION: ClassVar[int] = 0
+    registry: ClassVar[dict[tuple[str, int], builtins.type[Event]]] = {}
+
+    specversion: str = Field(default="1.0", description="CloudEvents spec version.")
+    id: UUID = Field(default_factory=uuid4, description="Unique event id; also Nats-Msg-Id.")
+    source: str = Field(description="URI-reference of the emitting component, e.g. /berth/intake.")
+    type: str = Field(description="Event type, e.g. berth.submission.received.")
+    version: int = Field(description="Major version of the data shape.")
+    time: AwareDatetime = Field(default_factory=utcnow, description="When it happened.")
+    subject: str = Field(description="The workload id (or cluster / asset id) the event is about.")
+    datacontenttype: str = Field(default="application/json")
+    actor: Actor = Field(description="Who caused it.")
+    correlationid: UUID | None = Field(
+        default=None, description="Id of the first event of the causal chain."
+    )
+    causationid: UUID | None = Field(default=None, description="Id of the event that caused it.")
+    data: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.TYPE:
+            Event.registry[(cls.TYPE, cls.VERSION)] = cls
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.TYPE:
+            # Defaults for the fixed attributes, so producers only pass what varies.
+            cls.model_fields["type"].default = cls.TYPE
+            cls.model_fields["version"].default = cls.VERSION
+            cls.model_rebuild(force=True)
+
+    @classmethod
+    def subject_prefix(cls) -> str:
+        """``submission.received.v1`` for ``berth.submission.received`` version 1."""
+        return f"{cls.TYPE.removeprefix('berth.')}.v{cls.VERSION}"
+
+    @classmethod
+    def nats_subject(cls, subject_id: str) -> str:
+        return f"{cls.subject_prefix()}.{subject_id}"
+
+    @property
+    def subject_name(self) -> str:
+        """The NATS subject this event is published on."""
+        return self.nats_subject(self.subject)
+
+    def chain(self) -> dict[str, Any]:
+        """Envelope fields for an event caused by this one: same subject, actor and correlation."""
+        return {
+            "subject": self.subject,
+            "actor": self.actor,
+            "correlationid": self.correlationid or self.id,
+            "causationid": self.id,
+        }
+
+
+class RawEvent(Event):
+    """An envelope whose ``data`` is kept undecoded, for consumers that validate it themselves."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def event_class(type_: str, version: int) -> builtins.type[Event]:
+    try:
+        return Event.registry[(type_, version)]
+    except KeyError:
+        raise LookupError(f"unknown event type {type_} v{version}") from None

@@ -1,0 +1,299 @@
+"""Every event berth publishes, version 1. A published shape never changes: add optional fields,
+or add a V2 class (and subject) beside the V1 one."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from berth.contracts.envelope import Event
+from berth.contracts.workload import WorkloadKind, WorkloadSubmission
+
+
+class Data(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Issue(Data):
+    """One named problem with a submission or a request."""
+
+    field: str = Field(
+        description="Dotted path of the offending field, e.g. spec.compute.gpuDevicesRequest."
+    )
+    details: str = Field(description="Why it is wrong, in words.")
+
+
+class WorkloadRef(Data):
+    """Where a workload lives; carried by every workload event after intake."""
+
+    workloadId: str
+    name: str
+    kind: WorkloadKind
+    project: str
+    department: str | None = None
+    clusterId: str
+    namespace: str
+    queue: str = Field(description="Scheduler queue (KAI) of the project.")
+    createdBy: str
+
+
+Phase = Literal[
+    "Creating",
+    "Pending",
+    "Initializing",
+    "Running",
+    "Degraded",
+    "Updating",
+    "Completed",
+    "Failed",
+    "Stopping",
+    "Stopped",
+    "Resuming",
+    "Deleting",
+    "Deleted",
+    "Terminating",
+    "Unknown",
+]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Completed", "Failed", "Deleted"})
+
+WorkloadAction = Literal["delete", "suspend", "resume"]
+
+
+# --- submission ------------------------------------------------------------------------------
+
+
+class SubmissionRequestedData(Data):
+    submission: WorkloadSubmission
+    dryRun: bool = Field(default=False, description="Evaluate only; create nothing.")
+
+
+class SubmissionRequestedV1(Event):
+    """A UI or the CLI asks for a workload; subject = the workload id the client chose."""
+
+    TYPE: ClassVar[str] = "berth.submission.requested"
+    VERSION: ClassVar[int] = 1
+    data: SubmissionRequestedData
+
+
+class SubmissionReceivedData(Data):
+    workload: WorkloadRef
+    submission: WorkloadSubmission
+
+
+class SubmissionReceivedV1(Event):
+    """Intake validated and recorded a submission."""
+
+    TYPE: ClassVar[str] = "berth.submission.received"
+    VERSION: ClassVar[int] = 1
+    data: SubmissionReceivedData
+
+
+class SubmissionRejectedData(Data):
+    name: str | None = None
+    project: str | None = None
+    kind: str | None = None
+    issues: list[Issue]
+
+
+class SubmissionRejectedV1(Event):
+    """Intake refused a submission; every bad field is named."""
+
+    TYPE: ClassVar[str] = "berth.submission.rejected"
+    VERSION: ClassVar[int] = 1
+    data: SubmissionRejectedData
+
+
+# --- policy ----------------------------------------------------------------------------------
+
+
+class PolicyApprovedData(Data):
+    workload: WorkloadRef
+    effectiveSpec: WorkloadSubmission = Field(
+        description="The submission with policy defaults filled in."
+    )
+
+
+class PolicyApprovedV1(Event):
+    TYPE: ClassVar[str] = "berth.policy.approved"
+    VERSION: ClassVar[int] = 1
+    data: PolicyApprovedData
+
+
+class PolicyRejectedData(Data):
+    workload: WorkloadRef
+    complianceIssues: list[Issue]
+
+
+class PolicyRejectedV1(Event):
+    TYPE: ClassVar[str] = "berth.policy.rejected"
+    VERSION: ClassVar[int] = 1
+    data: PolicyRejectedData
+
+
+# --- workload lifecycle ------------------------------------------------------------------------
+
+
+class ObjectRef(Data):
+    apiVersion: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+
+class WorkloadScheduledData(Data):
+    workload: WorkloadRef
+    objects: list[ObjectRef]
+
+
+class WorkloadScheduledV1(Event):
+    """The scheduler-adapter applied the workload's objects to its cluster."""
+
+    TYPE: ClassVar[str] = "berth.workload.scheduled"
+    VERSION: ClassVar[int] = 1
+    data: WorkloadScheduledData
+
+
+class WorkloadPhaseChangedData(Data):
+    workload: WorkloadRef
+    phase: Phase
+    previousPhase: Phase | None = None
+    message: str = ""
+    reason: str = ""
+    runningPods: int = 0
+    requestedPods: int = 0
+
+
+class WorkloadPhaseChangedV1(Event):
+    """Emitted only when the phase actually changes."""
+
+    TYPE: ClassVar[str] = "berth.workload.phase-changed"
+    VERSION: ClassVar[int] = 1
+    data: WorkloadPhaseChangedData
+
+
+class WorkloadActionData(Data):
+    action: WorkloadAction
+    name: str
+    project: str
+
+
+class WorkloadActionRequestedV1(Event):
+    TYPE: ClassVar[str] = "berth.workload.action-requested"
+    VERSION: ClassVar[int] = 1
+    data: WorkloadActionData
+
+
+class WorkloadActionAuthorizedData(WorkloadActionData):
+    workload: WorkloadRef
+
+
+class WorkloadActionAuthorizedV1(Event):
+    TYPE: ClassVar[str] = "berth.workload.action-authorized"
+    VERSION: ClassVar[int] = 1
+    data: WorkloadActionAuthorizedData
+
+
+class WorkloadActionDeniedData(WorkloadActionData):
+    reason: str
+
+
+class WorkloadActionDeniedV1(Event):
+    TYPE: ClassVar[str] = "berth.workload.action-denied"
+    VERSION: ClassVar[int] = 1
+    data: WorkloadActionDeniedData
+
+
+# --- cluster ---------------------------------------------------------------------------------
+
+
+class ClusterConfig(Data):
+    """The cluster's public self-description, as its agent reads it from the cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    workloadOwnershipProtection: bool = False
+    knative: bool = False
+    clusterVersion: str = ""
+
+
+class ClusterConfigReportedData(Data):
+    clusterId: str
+    backend: str = Field(description="kubernetes or simulated")
+    config: ClusterConfig
+    nodePools: list[str] = Field(default_factory=list)
+    gpus: int = 0
+
+
+class ClusterConfigReportedV1(Event):
+    """A cluster agent reports what it sees (at start and whenever it changes)."""
+
+    TYPE: ClassVar[str] = "berth.cluster.config-reported"
+    VERSION: ClassVar[int] = 1
+    data: ClusterConfigReportedData
+
+
+class ClusterConfigChangedData(Data):
+    clusterId: str
+    config: ClusterConfig
+    changed: list[str] = Field(description="Keys whose value differs from the last known config.")
+
+
+class ClusterConfigChangedV1(Event):
+    """cluster-sync's record of a cluster's config changed (or the cluster registered)."""
+
+    TYPE: ClassVar[str] = "berth.cluster.config-changed"
+    VERSION: ClassVar[int] = 1
+    data: ClusterConfigChangedData
+
+
+class ClusterSettings(Data):
+    """Cluster settings an administrator may change; unset ones stay as they are."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workloadOwnershipProtection: bool | None = Field(
+        default=None, description="Only a workload's creator may delete or suspend it."
+    )
+
+
+class ClusterConfigRequestedData(Data):
+    clusterId: str
+    settings: ClusterSettings
+
+
+class ClusterConfigRequestedV1(Event):
+    """An administrator asks for a cluster setting (desired state going out to the agent)."""
+
+    TYPE: ClassVar[str] = "berth.cluster.config-requested"
+    VERSION: ClassVar[int] = 1
+    data: ClusterConfigRequestedData
+
+
+class ClusterConfigDesiredV1(Event):
+    """cluster-sync accepted a requested setting; the cluster's agent applies it and reports back."""
+
+    TYPE: ClassVar[str] = "berth.cluster.config-desired"
+    VERSION: ClassVar[int] = 1
+    data: ClusterConfigRequestedData
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+
+class AssetChangedData(Data):
+    assetKind: str = Field(description="project, department, environment, compute, ...")
+    assetId: str
+    name: str
+    change: Literal["created", "updated", "deleted"]
+    scope: str = "tenant"
+    asset: dict[str, Any] = Field(default_factory=dict)
+
+
+class CatalogAssetChangedV1(Event):
+    TYPE: ClassVar[str] = "berth.catalog.asset-changed"
+    VERSION: ClassVar[int] = 1
+    data: AssetChangedData
+
+
+ALL_EVENTS: tuple[type[Event], ...] = tuple(Event.registry.values())

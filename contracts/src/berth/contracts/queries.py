@@ -1,0 +1,84 @@
+"""Request-reply (core NATS) query shapes: reads, never persisted."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ProjectLookupItem(Query):
+    project: str
+    traceparent: str | None = Field(
+        default=None, description="Trace of the workload asking, so the lookup joins its trace."
+    )
+
+
+class ProjectLookupRequest(Query):
+    items: list[ProjectLookupItem]
+
+
+class ProjectInfo(Query):
+    name: str
+    department: str | None
+    clusterId: str
+    namespace: str
+    queue: str
+    defaultNodePools: list[str] = Field(default_factory=list)
+
+
+class ProjectLookupReply(Query):
+    projects: dict[str, ProjectInfo]
+
+
+class WorkloadQuery(Query):
+    project: str
+    name: str | None = None
+    workloadId: str | None = None
+
+
+class PhaseRecord(Query):
+    phase: str
+    message: str = ""
+    at: datetime
+
+
+class WorkloadView(Query):
+    workloadId: str
+    name: str
+    kind: str
+    project: str
+    createdBy: str
+    status: str = Field(description="received, approved, rejected, or the current phase")
+    phase: str | None = None
+    phaseMessage: str = ""
+    traceId: str | None = None
+    submittedAt: datetime
+    issues: list[dict[str, str]] = Field(default_factory=list)
+    phases: list[PhaseRecord] = Field(default_factory=list)
+    spec: dict[str, Any] | None = None
+    manifests: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class WorkloadReply(Query):
+    workload: WorkloadView | None = None
+    error: str | None = None
+
+
+class WorkloadListReply(Query):
+    workloads: list[WorkloadView]
+
+
+class HealthQuery(Query):
+    pass
+
+
+class HealthReply(Query):
+    service: str
+    status: str = "ok"
+    outboxPending: int = 0

@@ -1,0 +1,1 @@
+"""Parts of a workload spec; ``berth.contracts.workload`` assembles them and re-exports them."""

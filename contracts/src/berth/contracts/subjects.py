@@ -1,0 +1,49 @@
+"""Stream and subject names: strings only, so any client can use them without a NATS import.
+
+Subjects are ``<domain>.<event>.v<major>.<subject id>``; one JetStream stream per domain holds
+``<domain>.>``. Request-reply queries live under ``rpc.`` and are never persisted.
+"""
+
+from __future__ import annotations
+
+STREAMS: dict[str, str] = {
+    "SUBMISSION": "submission.>",
+    "POLICY": "policy.>",
+    "WORKLOAD": "workload.>",
+    "CLUSTER": "cluster.>",
+    "CATALOG": "catalog.>",
+    # Spans of every service, one subject per trace, so `berth trace` can read one trace back.
+    "TELEMETRY": "telemetry.>",
+    # Messages no consumer could decode; kept for inspection instead of being dropped.
+    "DEADLETTER": "deadletter.>",
+}
+
+
+def stream_for(subject: str) -> str:
+    domain = subject.split(".", 1)[0]
+    for name, pattern in STREAMS.items():
+        if pattern.split(".", 1)[0] == domain:
+            return name
+    raise LookupError(f"no stream holds subject {subject}")
+
+
+def all_of(prefix: str) -> str:
+    """Filter subject for every subject id of one event type, e.g. ``submission.received.v1.*``."""
+    return f"{prefix}.*"
+
+
+TELEMETRY_SPANS = "telemetry.spans.v1"  # + .<trace id>
+
+
+def deadletter(service: str) -> str:
+    return f"deadletter.{service}.v1"
+
+
+# Request-reply (core NATS) query subjects.
+RPC_CATALOG_PROJECTS_LOOKUP = "rpc.catalog.projects.lookup.v1"
+RPC_WORKLOADS_GET = "rpc.intake.workloads.get.v1"
+RPC_WORKLOADS_LIST = "rpc.intake.workloads.list.v1"
+
+
+def rpc_health(service: str) -> str:
+    return f"rpc.health.{service}.v1"

@@ -1,0 +1,249 @@
+"""Workload specs and submissions for every kind: workspace, training, distributed, inference.
+
+Field names and shapes follow the Run:ai 2.18 creation requests so that users, policies and
+tools can carry their knowledge over. Every spec field defaults to None, meaning "not set by the
+submitter": policies must tell a user's choice from a default, so system defaults are published
+(``SYSTEM_DEFAULTS`` and ``x-system-default`` in the JSON schema) rather than filled in here.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from berth.contracts.quantity import Quantity, quantity_to_bytes
+from berth.contracts.spec.base import (
+    DEFAULT_AUTO_DELETION_SECONDS,
+    DEFAULT_BACKOFF_LIMIT,
+    DEFAULT_HOST_IPC,
+    DEFAULT_HOST_NETWORK,
+    DEFAULT_METRIC_THRESHOLD,
+    DEFAULT_MIN_REPLICAS,
+    DEFAULT_NUM_WORKERS,
+    DEFAULT_SERVING_PROTOCOL,
+    DEFAULT_SLOTS_PER_WORKER,
+    DEFAULT_TERMINATE_AFTER_PREEMPTION,
+    DEFAULT_UID_GID_SOURCE,
+    DEFAULT_WORKSPACE_PRIORITY_CLASS,
+    SCALE_TO_ZERO_RETENTION_CHOICES,
+    SYSTEM_DEFAULT_KEY,
+    CredentialKeyRef,
+    CredentialRef,
+    NameValue,
+    SpecModel,
+    raise_problems,
+)
+from berth.contracts.spec.compute import Compute, ExtendedResource, GpuRequestType, MigProfile
+from berth.contracts.spec.container import (
+    TOOL_TYPES,
+    BaseSecurity,
+    Capability,
+    EnvironmentVariable,
+    ExposedUrl,
+    HttpGetAction,
+    ImagePullPolicy,
+    Port,
+    Probe,
+    ProbeHandler,
+    Probes,
+    RelatedUrl,
+    Security,
+    UidGidSource,
+)
+from berth.contracts.spec.inference import (
+    SCALE_TO_ZERO_METRICS,
+    Autoscaling,
+    AutoscalingMetric,
+    ModelSource,
+    ServingPort,
+)
+from berth.contracts.spec.kinds import (
+    SYSTEM_DEFAULTS,
+    BaseSpec,
+    CommonSpec,
+    DistributedFramework,
+    DistributedSpec,
+    InferenceSpec,
+    MasterSpec,
+    TrainingSpec,
+    WorkspaceSpec,
+    applicable_system_defaults,
+)
+from berth.contracts.spec.placement import PodAffinity, Toleration
+from berth.contracts.spec.storage import (
+    S3,
+    AccessModes,
+    BaseStorage,
+    ClaimInfo,
+    ConfigMapVolume,
+    DataVolume,
+    Git,
+    HostPath,
+    Nfs,
+    Pvc,
+    SecretVolume,
+    Storage,
+)
+
+__all__ = [
+    "DEFAULT_AUTO_DELETION_SECONDS",
+    "DEFAULT_BACKOFF_LIMIT",
+    "DEFAULT_HOST_IPC",
+    "DEFAULT_HOST_NETWORK",
+    "DEFAULT_METRIC_THRESHOLD",
+    "DEFAULT_MIN_REPLICAS",
+    "DEFAULT_NUM_WORKERS",
+    "DEFAULT_SERVING_PROTOCOL",
+    "DEFAULT_SLOTS_PER_WORKER",
+    "DEFAULT_TERMINATE_AFTER_PREEMPTION",
+    "DEFAULT_UID_GID_SOURCE",
+    "DEFAULT_WORKSPACE_PRIORITY_CLASS",
+    "S3",
+    "SCALE_TO_ZERO_METRICS",
+    "SCALE_TO_ZERO_RETENTION_CHOICES",
+    "SYSTEM_DEFAULTS",
+    "SYSTEM_DEFAULT_KEY",
+    "TOOL_TYPES",
+    "AccessModes",
+    "Autoscaling",
+    "AutoscalingMetric",
+    "BaseSecurity",
+    "BaseSpec",
+    "BaseStorage",
+    "Capability",
+    "ClaimInfo",
+    "CommonSpec",
+    "Compute",
+    "ConfigMapVolume",
+    "CredentialKeyRef",
+    "CredentialRef",
+    "DataVolume",
+    "DistributedFramework",
+    "DistributedSpec",
+    "DistributedSubmission",
+    "EnvironmentVariable",
+    "ExposedUrl",
+    "ExtendedResource",
+    "Git",
+    "GpuRequestType",
+    "HostPath",
+    "HttpGetAction",
+    "ImagePullPolicy",
+    "InferenceSpec",
+    "InferenceSubmission",
+    "MasterSpec",
+    "MigProfile",
+    "ModelSource",
+    "NameValue",
+    "Nfs",
+    "PodAffinity",
+    "Port",
+    "Probe",
+    "ProbeHandler",
+    "Probes",
+    "Pvc",
+    "Quantity",
+    "RelatedUrl",
+    "SecretVolume",
+    "Security",
+    "ServingPort",
+    "SpecModel",
+    "Storage",
+    "SubmissionBase",
+    "Toleration",
+    "TrainingSpec",
+    "TrainingSubmission",
+    "UidGidSource",
+    "WorkloadKind",
+    "WorkloadSubmission",
+    "WorkspaceSpec",
+    "WorkspaceSubmission",
+    "applicable_system_defaults",
+    "quantity_to_bytes",
+]
+
+
+WorkloadKind = Literal["workspace", "training", "distributed", "inference"]
+
+
+class SubmissionBase(SpecModel):
+    """What every submission carries besides its kind and spec."""
+
+    name: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$",
+        description="Workload name (a DNS label starting with a letter).",
+    )
+    useGivenNameAsPrefix: bool = Field(
+        default=False, description="Append a random suffix to the name."
+    )
+    projectId: str = Field(min_length=1, description="Project name.")
+    clusterId: str | None = Field(
+        default=None, description="Cluster to run on; the project's cluster when unset."
+    )
+    template: str | None = Field(
+        default=None, min_length=1, description="Name of a workload template asset to start from."
+    )
+    environment: str | None = Field(
+        default=None, min_length=1, description="Name of an environment asset to use."
+    )
+    compute: str | None = Field(
+        default=None, min_length=1, description="Name of a compute resource asset to use."
+    )
+
+
+class WorkspaceSubmission(SubmissionBase):
+    """A request for a workspace."""
+
+    kind: Literal["workspace"] = "workspace"
+    spec: WorkspaceSpec = Field(description="The workspace spec.")
+
+
+class TrainingSubmission(SubmissionBase):
+    """A request for a single-node training."""
+
+    kind: Literal["training"] = "training"
+    spec: TrainingSpec = Field(description="The training spec.")
+
+
+class DistributedSubmission(SubmissionBase):
+    """A request for a distributed training: workers, and a master unless noMaster."""
+
+    kind: Literal["distributed"] = "distributed"
+    spec: DistributedSpec = Field(description="The spec of the workers.")
+    masterSpecSameAsWorker: bool = Field(
+        default=True, description="The master uses the workers' spec; false requires masterSpec."
+    )
+    masterSpec: MasterSpec | None = Field(
+        default=None, description="The master's own spec; only when masterSpecSameAsWorker false."
+    )
+    noMaster: bool | None = Field(
+        default=None, description='"Workers only": run no separate master pod.'
+    )
+
+    @model_validator(mode="after")
+    def _check_master(self) -> Self:
+        problems: list[str] = []
+        if self.masterSpec is not None and self.masterSpecSameAsWorker:
+            problems.append("masterSpec requires masterSpecSameAsWorker false")
+        if self.masterSpec is None and not self.masterSpecSameAsWorker:
+            problems.append("masterSpec is required when masterSpecSameAsWorker is false")
+        if self.noMaster and (self.masterSpec is not None or not self.masterSpecSameAsWorker):
+            problems.append("noMaster excludes a master spec")
+        raise_problems(problems)
+        return self
+
+
+class InferenceSubmission(SubmissionBase):
+    """A request for an inference service."""
+
+    kind: Literal["inference"] = "inference"
+    spec: InferenceSpec = Field(description="The inference spec.")
+
+
+WorkloadSubmission = Annotated[
+    WorkspaceSubmission | TrainingSubmission | DistributedSubmission | InferenceSubmission,
+    Field(discriminator="kind"),
+]

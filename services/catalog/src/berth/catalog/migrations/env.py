@@ -1,0 +1,4 @@
+from berth.catalog.tables import SCHEMA, metadata
+from berth.shared.migrations import run_env
+
+run_env(metadata, SCHEMA)

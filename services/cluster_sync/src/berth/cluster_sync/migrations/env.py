@@ -1,0 +1,4 @@
+from berth.cluster_sync.tables import SCHEMA, metadata
+from berth.shared.migrations import run_env
+
+run_env(metadata, SCHEMA)

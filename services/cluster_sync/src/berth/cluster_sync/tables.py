@@ -1,0 +1,32 @@
+"""cluster-sync's schema: registered clusters with their last reported config, and placements."""
+
+from sqlalchemy import Column, DateTime, Integer, Table, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+
+from berth.shared.db import service_metadata
+
+SCHEMA = "cluster_sync"
+metadata = service_metadata(SCHEMA)
+
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("cluster_id", Text, primary_key=True),
+    Column("backend", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("node_pools", JSONB, nullable=False, server_default="[]"),
+    Column("gpus", Integer, nullable=False, server_default="0"),
+    Column("desired", JSONB, nullable=False, server_default="{}"),
+    Column("registered_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("last_report_at", DateTime(timezone=True), nullable=False),
+)
+
+placements = Table(
+    "placements",
+    metadata,
+    Column("workload_id", Text, primary_key=True),
+    Column("cluster_id", Text, nullable=False, index=True),
+    Column("namespace", Text, nullable=False),
+    Column("objects", JSONB, nullable=False),
+    Column("scheduled_at", DateTime(timezone=True), nullable=False),
+)

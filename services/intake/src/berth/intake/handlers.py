@@ -1,0 +1,241 @@
+"""Intake handlers: accept submissions, and keep the workload read model up to date."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+
+from berth.contracts.envelope import RawEvent
+from berth.contracts.events import (
+    TERMINAL_PHASES,
+    Issue,
+    PolicyApprovedV1,
+    PolicyRejectedV1,
+    SubmissionReceivedData,
+    SubmissionReceivedV1,
+    SubmissionRejectedData,
+    SubmissionRejectedV1,
+    SubmissionRequestedData,
+    WorkloadPhaseChangedV1,
+    WorkloadRef,
+)
+from berth.intake import validation
+from berth.intake.catalog_client import ProjectDirectory
+from berth.intake.tables import LIVE, phase_history, workloads
+from berth.shared.consumer import Incoming, Unit
+from berth.shared.telemetry import trace_id_of
+
+SOURCE = "/berth/intake"
+# Inlined rather than bound: executemany cannot expand an IN list per row.
+NOT_TERMINAL = text(
+    "(phase IS NULL OR phase NOT IN ({}))".format(
+        ", ".join(f"'{p}'" for p in sorted(TERMINAL_PHASES))
+    )
+)
+
+
+def _reject(
+    unit: Unit, item: Incoming[RawEvent], issues: list[Issue], rows: list[dict[str, Any]]
+) -> None:
+    name, project, kind = validation.describe_raw(item.event.data)
+    item.span.set_attribute("berth.outcome", "rejected")
+    rows.append(
+        {
+            "id": item.event.subject,
+            "name": name,
+            "project": project,
+            "kind": kind,
+            "cluster_id": None,
+            "created_by": item.event.actor.email,
+            "status": "rejected",
+            "trace_id": trace_id_of(item.span),
+            "submission": item.event.data,
+            "issues": [i.model_dump() for i in issues],
+        }
+    )
+    unit.emit(
+        SubmissionRejectedV1(
+            source=SOURCE,
+            **item.event.chain(),
+            data=SubmissionRejectedData(name=name, project=project, kind=kind, issues=issues),
+        ),
+        cause=item,
+    )
+
+
+async def accept_submissions(
+    items: list[Incoming[RawEvent]], unit: Unit, *, directory: ProjectDirectory
+) -> None:
+    """Validate, resolve the project, reserve the name, record, and emit received or rejected."""
+    rows: list[dict[str, Any]] = []
+    valid: list[tuple[Incoming[RawEvent], SubmissionRequestedData]] = []
+    for item in items:
+        parsed = validation.parse(item.event.subject, item.event.data)
+        if isinstance(parsed, list):
+            _reject(unit, item, parsed, rows)
+        else:
+            valid.append((item, parsed))
+
+    projects = await directory.lookup([(d.submission.projectId, i.span) for i, d in valid])
+    taken = await _live_names(unit, [(d.submission.projectId, d.submission.name) for _, d in valid])
+    known = await _known_ids(unit, [i.event.subject for i, _ in valid])
+
+    for item, data in valid:
+        sub = data.submission
+        if item.event.subject in known:
+            continue  # the same workload submitted again (a client retry): already handled
+        project = projects.get(sub.projectId)
+        issues = []
+        if project is None:
+            issues.append(
+                Issue(field="projectId", details=f'project "{sub.projectId}" does not exist')
+            )
+        name = sub.name
+        if sub.useGivenNameAsPrefix:
+            name = _unique_name(sub.name, sub.projectId, taken)
+        elif (sub.projectId, name) in taken:
+            issues.append(
+                Issue(
+                    field="name",
+                    details=f'"{name}" already exists in project "{sub.projectId}"',
+                )
+            )
+        if issues or project is None:
+            _reject(unit, item, issues, rows)
+            continue
+        taken.add((sub.projectId, name))
+        if name != sub.name:
+            sub = sub.model_copy(update={"name": name})
+        ref = WorkloadRef(
+            workloadId=item.event.subject,
+            name=name,
+            kind=sub.kind,
+            project=project.name,
+            department=project.department,
+            clusterId=sub.clusterId or project.clusterId,
+            namespace=project.namespace,
+            queue=project.queue,
+            createdBy=item.event.actor.email,
+        )
+        item.span.set_attribute("berth.outcome", "received")
+        item.span.set_attribute("berth.workload.name", name)
+        rows.append(
+            {
+                "id": ref.workloadId,
+                "name": name,
+                "project": ref.project,
+                "kind": ref.kind,
+                "cluster_id": ref.clusterId,
+                "created_by": ref.createdBy,
+                "status": "received",
+                "trace_id": trace_id_of(item.span),
+                "submission": sub.model_dump(mode="json", exclude_none=True),
+                "issues": [],
+            }
+        )
+        unit.emit(
+            SubmissionReceivedV1(
+                source=SOURCE,
+                **item.event.chain(),
+                data=SubmissionReceivedData(workload=ref, submission=sub),
+            ),
+            cause=item,
+        )
+    if rows:
+        await unit.conn.execute(insert(workloads).on_conflict_do_nothing(), rows)
+
+
+async def _live_names(unit: Unit, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    if not keys:
+        return set()
+    stmt = select(workloads.c.project, workloads.c.name).where(
+        tuple_(workloads.c.project, workloads.c.name).in_(keys), LIVE
+    )
+    return {(r.project, r.name) for r in await unit.conn.execute(stmt)}
+
+
+async def _known_ids(unit: Unit, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    rows = await unit.conn.execute(select(workloads.c.id).where(workloads.c.id.in_(ids)))
+    return set(rows.scalars())
+
+
+def _unique_name(prefix: str, project: str, taken: set[tuple[str, str]]) -> str:
+    while True:
+        name = f"{prefix[:56]}-{secrets.token_hex(3)}"
+        if (project, name) not in taken:
+            return name
+
+
+async def record_approvals(items: list[Incoming[PolicyApprovedV1]], unit: Unit) -> None:
+    await unit.conn.execute(
+        update(workloads)
+        .where(workloads.c.id == bindparam("wid"), workloads.c.status == "received")
+        .values(status="approved", effective_spec=bindparam("spec")),
+        [
+            {
+                "wid": i.event.subject,
+                "spec": i.event.data.effectiveSpec.model_dump(mode="json", exclude_none=True),
+            }
+            for i in items
+        ],
+    )
+
+
+async def record_policy_rejections(items: list[Incoming[PolicyRejectedV1]], unit: Unit) -> None:
+    await unit.conn.execute(
+        update(workloads)
+        .where(workloads.c.id == bindparam("wid"))
+        .values(status="rejected", issues=bindparam("issues")),
+        [
+            {
+                "wid": i.event.subject,
+                "issues": [x.model_dump() for x in i.event.data.complianceIssues],
+            }
+            for i in items
+        ],
+    )
+
+
+async def record_phases(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Unit) -> None:
+    """History keeps every phase; the current phase only moves forward in event time."""
+    await unit.conn.execute(
+        insert(phase_history),
+        [
+            {
+                "workload_id": i.event.subject,
+                "phase": i.event.data.phase,
+                "message": i.event.data.message,
+                "at": i.event.time,
+            }
+            for i in items
+        ],
+    )
+    await unit.conn.execute(
+        update(workloads)
+        .where(
+            workloads.c.id == bindparam("wid"),
+            or_(workloads.c.phase_at.is_(None), workloads.c.phase_at <= bindparam("at")),
+            # A terminal phase is final, whatever order late events arrive in.
+            NOT_TERMINAL,
+        )
+        .values(
+            status=bindparam("phase"),
+            phase=bindparam("phase"),
+            phase_message=bindparam("message"),
+            phase_at=bindparam("at"),
+        ),
+        [
+            {
+                "wid": i.event.subject,
+                "phase": i.event.data.phase,
+                "message": i.event.data.message,
+                "at": i.event.time,
+            }
+            for i in items
+        ],
+    )

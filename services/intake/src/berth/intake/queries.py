@@ -1,0 +1,69 @@
+"""Read side served over request-reply: one workload, or a project's workloads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from berth.contracts.queries import (
+    PhaseRecord,
+    WorkloadListReply,
+    WorkloadQuery,
+    WorkloadReply,
+    WorkloadView,
+)
+from berth.intake.tables import phase_history, workloads
+
+
+def _view(row: Any, phases: list[PhaseRecord] | None = None) -> WorkloadView:
+    return WorkloadView(
+        workloadId=row.id,
+        name=row.name or "",
+        kind=row.kind or "",
+        project=row.project or "",
+        createdBy=row.created_by,
+        status=row.status,
+        phase=row.phase,
+        phaseMessage=row.phase_message,
+        traceId=row.trace_id,
+        submittedAt=row.submitted_at,
+        issues=list(row.issues or []),
+        phases=phases or [],
+        spec=row.effective_spec or row.submission,
+    )
+
+
+async def get_workload(query: WorkloadQuery, *, engine: AsyncEngine) -> WorkloadReply:
+    stmt = select(workloads).order_by(workloads.c.submitted_at.desc()).limit(1)
+    if query.workloadId:
+        stmt = stmt.where(workloads.c.id == query.workloadId)
+    elif query.name:
+        stmt = stmt.where(workloads.c.project == query.project, workloads.c.name == query.name)
+    else:
+        return WorkloadReply(error="give a workload name or id")
+    async with engine.connect() as conn:
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            what = query.workloadId or f'"{query.name}" in project "{query.project}"'
+            return WorkloadReply(error=f"no workload {what}")
+        history = await conn.execute(
+            select(phase_history.c.phase, phase_history.c.message, phase_history.c.at)
+            .where(phase_history.c.workload_id == row.id)
+            .order_by(phase_history.c.at, phase_history.c.id)
+        )
+        phases = [PhaseRecord(phase=h.phase, message=h.message, at=h.at) for h in history]
+    return WorkloadReply(workload=_view(row, phases))
+
+
+async def list_workloads(query: WorkloadQuery, *, engine: AsyncEngine) -> WorkloadListReply:
+    stmt = (
+        select(workloads)
+        .where(workloads.c.project == query.project)
+        .order_by(workloads.c.submitted_at.desc())
+        .limit(500)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return WorkloadListReply(workloads=[_view(r) for r in rows])

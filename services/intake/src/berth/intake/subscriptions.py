@@ -1,0 +1,56 @@
+"""Everything intake listens to: subjects, durable names, delivery choices."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from berth.contracts.envelope import RawEvent
+from berth.contracts.events import (
+    PolicyApprovedV1,
+    PolicyRejectedV1,
+    SubmissionRequestedV1,
+    WorkloadPhaseChangedV1,
+)
+from berth.contracts.queries import WorkloadQuery
+from berth.contracts.subjects import RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST
+from berth.intake import handlers, queries
+from berth.intake.catalog_client import ProjectDirectory
+from berth.shared.service import Service, Subscription
+
+
+def register(service: Service, directory: ProjectDirectory) -> None:
+    service.subscribe(
+        Subscription(
+            # Decoded leniently: a submission that does not validate becomes a named rejection,
+            # not an undecodable message.
+            event=RawEvent,
+            subject_prefix=SubmissionRequestedV1.subject_prefix(),
+            durable="intake-submissions",
+            handler=partial(handlers.accept_submissions, directory=directory),
+            operation="accept submission",
+        )
+    )
+    service.subscribe(
+        Subscription(
+            PolicyApprovedV1, "intake-approvals", handlers.record_approvals, "record approval"
+        )
+    )
+    service.subscribe(
+        Subscription(
+            PolicyRejectedV1,
+            "intake-rejections",
+            handlers.record_policy_rejections,
+            "record rejection",
+        )
+    )
+    service.subscribe(
+        Subscription(
+            WorkloadPhaseChangedV1, "intake-phases", handlers.record_phases, "record phase"
+        )
+    )
+    service.respond(
+        RPC_WORKLOADS_GET, WorkloadQuery, partial(queries.get_workload, engine=service.engine)
+    )
+    service.respond(
+        RPC_WORKLOADS_LIST, WorkloadQuery, partial(queries.list_workloads, engine=service.engine)
+    )

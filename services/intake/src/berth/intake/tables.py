@@ -1,0 +1,43 @@
+"""Intake's schema: every submission and the workload read model served to the CLI and UIs."""
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Table, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from berth.shared.db import service_metadata
+
+SCHEMA = "intake"
+metadata = service_metadata(SCHEMA)
+
+# A name may be reused once the workload holding it was rejected or deleted.
+LIVE = text("status NOT IN ('rejected', 'Deleted')")
+
+workloads = Table(
+    "workloads",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=True),
+    Column("project", Text, nullable=True),
+    Column("kind", Text, nullable=True),
+    Column("cluster_id", Text, nullable=True),
+    Column("created_by", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("phase", Text, nullable=True),
+    Column("phase_message", Text, nullable=False, server_default=""),
+    Column("phase_at", DateTime(timezone=True), nullable=True),
+    Column("trace_id", Text, nullable=True),
+    Column("submission", JSONB, nullable=False),
+    Column("effective_spec", JSONB, nullable=True),
+    Column("issues", JSONB, nullable=False, server_default="[]"),
+    Column("submitted_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Index("uq_workloads_live_name", "project", "name", unique=True, postgresql_where=LIVE),
+)
+
+phase_history = Table(
+    "phase_history",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("workload_id", Text, nullable=False, index=True),
+    Column("phase", Text, nullable=False),
+    Column("message", Text, nullable=False, server_default=""),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

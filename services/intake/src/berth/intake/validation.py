@@ -1,0 +1,60 @@
+"""Turning a raw submission into a typed one, or into a list of named issues."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from berth.contracts.events import Issue, SubmissionRequestedData
+
+# Discriminator tags pydantic inserts into error locations of the submission union.
+_KIND_TAGS = {"workspace", "training", "distributed", "inference"}
+# Subjects are NATS tokens: no dots, wildcards or whitespace.
+_WORKLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts[:1] == ["submission"]:
+        parts = parts[1:]
+        if parts[:1] and parts[0] in _KIND_TAGS:
+            parts = parts[1:]
+    return ".".join(parts) or "submission"
+
+
+def issues_from(error: ValidationError) -> list[Issue]:
+    issues = []
+    for e in error.errors(include_url=False, include_input=False):
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif e["type"] == "union_tag_invalid":
+            message = "kind must be one of workspace, training, distributed, inference"
+        issues.append(Issue(field=field_path(e["loc"]), details=message))
+    return issues
+
+
+def parse(workload_id: str, data: dict[str, Any]) -> SubmissionRequestedData | list[Issue]:
+    issues: list[Issue] = []
+    if not _WORKLOAD_ID.match(workload_id):
+        issues.append(Issue(field="subject", details="workload id must be 1-64 of [A-Za-z0-9_-]"))
+    try:
+        parsed = SubmissionRequestedData.model_validate(data)
+    except ValidationError as exc:
+        return issues + issues_from(exc)
+    return issues or parsed
+
+
+def describe_raw(data: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """Best-effort name, project and kind of a submission that did not validate."""
+    sub = data.get("submission") if isinstance(data, dict) else None
+    if not isinstance(sub, dict):
+        return None, None, None
+
+    def text(key: str) -> str | None:
+        value = sub.get(key)
+        return value if isinstance(value, str) else None
+
+    return text("name"), text("projectId"), text("kind")

@@ -1,0 +1,5 @@
+from berth.shared.settings import Settings
+
+
+class OwnershipSettings(Settings):
+    service_name: str = "ownership"

@@ -1,0 +1,99 @@
+"""Ownership handlers."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from berth.contracts.events import (
+    ClusterConfigChangedV1,
+    SubmissionReceivedV1,
+    WorkloadActionAuthorizedData,
+    WorkloadActionAuthorizedV1,
+    WorkloadActionDeniedData,
+    WorkloadActionDeniedV1,
+    WorkloadActionRequestedV1,
+    WorkloadRef,
+)
+from berth.ownership.rules import decide
+from berth.ownership.tables import clusters, owners
+from berth.shared.consumer import Incoming, Unit
+
+SOURCE = "/berth/ownership"
+
+
+async def record_owners(items: list[Incoming[SubmissionReceivedV1]], unit: Unit) -> None:
+    await unit.conn.execute(
+        insert(owners).on_conflict_do_nothing(),
+        [
+            {
+                "workload_id": i.event.subject,
+                "cluster_id": i.event.data.workload.clusterId,
+                "created_by": i.event.data.workload.createdBy,
+                "ref": i.event.data.workload.model_dump(mode="json"),
+            }
+            for i in items
+        ],
+    )
+
+
+async def record_cluster_configs(items: list[Incoming[ClusterConfigChangedV1]], unit: Unit) -> None:
+    rows = {
+        i.event.data.clusterId: {
+            "cluster_id": i.event.data.clusterId,
+            "protection": i.event.data.config.workloadOwnershipProtection,
+            "updated_at": i.event.time,
+        }
+        for i in sorted(items, key=lambda i: i.event.time)
+    }
+    stmt = insert(clusters)
+    await unit.conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[clusters.c.cluster_id],
+            set_={"protection": stmt.excluded.protection, "updated_at": stmt.excluded.updated_at},
+            # A late, older report must not undo a newer one.
+            where=clusters.c.updated_at <= stmt.excluded.updated_at,
+        ),
+        list(rows.values()),
+    )
+
+
+async def authorize_actions(items: list[Incoming[WorkloadActionRequestedV1]], unit: Unit) -> None:
+    ids = [i.event.subject for i in items]
+    known = {
+        r.workload_id: r
+        for r in await unit.conn.execute(select(owners).where(owners.c.workload_id.in_(ids)))
+    }
+    flags = {r.cluster_id: r.protection for r in await unit.conn.execute(select(clusters))}
+    for item in items:
+        data = item.event.data
+        owner = known.get(item.event.subject)
+        cluster_id = owner.cluster_id if owner else None
+        reason = decide(
+            actor=item.event.actor.email,
+            action=data.action,
+            creator=owner.created_by if owner else None,
+            cluster_id=cluster_id,
+            protection=bool(cluster_id and flags.get(cluster_id, False)),
+        )
+        item.span.set_attribute("berth.outcome", "denied" if reason else "authorized")
+        if reason or owner is None:
+            unit.emit(
+                WorkloadActionDeniedV1(
+                    source=SOURCE,
+                    **item.event.chain(),
+                    data=WorkloadActionDeniedData(**data.model_dump(), reason=reason or ""),
+                ),
+                cause=item,
+            )
+        else:
+            unit.emit(
+                WorkloadActionAuthorizedV1(
+                    source=SOURCE,
+                    **item.event.chain(),
+                    data=WorkloadActionAuthorizedData(
+                        **data.model_dump(), workload=WorkloadRef.model_validate(owner.ref)
+                    ),
+                ),
+                cause=item,
+            )

@@ -1,0 +1,35 @@
+"""Everything ownership listens to."""
+
+from __future__ import annotations
+
+from berth.contracts.events import (
+    ClusterConfigChangedV1,
+    SubmissionReceivedV1,
+    WorkloadActionRequestedV1,
+)
+from berth.ownership import handlers
+from berth.shared.service import Service, Subscription
+
+
+def register(service: Service) -> None:
+    service.subscribe(
+        Subscription(
+            SubmissionReceivedV1, "ownership-owners", handlers.record_owners, "record owner"
+        )
+    )
+    service.subscribe(
+        Subscription(
+            ClusterConfigChangedV1,
+            "ownership-clusters",
+            handlers.record_cluster_configs,
+            "record cluster config",
+        )
+    )
+    service.subscribe(
+        Subscription(
+            WorkloadActionRequestedV1,
+            "ownership-actions",
+            handlers.authorize_actions,
+            "authorize action",
+        )
+    )

@@ -1,0 +1,27 @@
+"""Ownership's schema: who created each workload, and which clusters protect ownership."""
+
+from sqlalchemy import Boolean, Column, DateTime, Table, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+
+from berth.shared.db import service_metadata
+
+SCHEMA = "ownership"
+metadata = service_metadata(SCHEMA)
+
+owners = Table(
+    "owners",
+    metadata,
+    Column("workload_id", Text, primary_key=True),
+    Column("cluster_id", Text, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("ref", JSONB, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("cluster_id", Text, primary_key=True),
+    Column("protection", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,5 @@
+from berth.shared.settings import Settings
+
+
+class PolicySettings(Settings):
+    service_name: str = "policy"

@@ -1,0 +1,15 @@
+"""Everything policy listens to."""
+
+from __future__ import annotations
+
+from berth.contracts.events import SubmissionReceivedV1
+from berth.policy import handlers
+from berth.shared.service import Service, Subscription
+
+
+def register(service: Service) -> None:
+    service.subscribe(
+        Subscription(
+            SubmissionReceivedV1, "policy-submissions", handlers.evaluate_submissions, "evaluate"
+        )
+    )

@@ -1,0 +1,72 @@
+"""The port between the scheduler-adapter and a cluster: what it applies, what it observes.
+
+Snapshots are Kubernetes-shaped (pod phases, top-object conditions) so the simulated cluster
+and a real one report alike and ``phases.derive_phase`` serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# Kinds of the object a workload's status is read from (the "top object"); every other object
+# rendered for a workload (PodGroup, Service, ...) supports it.
+TOP_KINDS: frozenset[str] = frozenset(
+    {"Job", "StatefulSet", "Deployment", "PyTorchJob", "TFJob", "XGBoostJob", "MPIJob"}
+)
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    name: str
+    phase: str  # Kubernetes pod phase: Pending | Running | Succeeded | Failed
+    scheduled: bool
+    ready: bool
+    reason: str = ""
+    message: str = ""
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkloadSnapshot:
+    workload_id: str
+    namespace: str
+    exists: bool  # False once every object of the workload is gone
+    # The top object's true conditions as (type, reason, message), e.g. ("Complete", "", "").
+    conditions: tuple[tuple[str, str, str], ...]
+    pods: tuple[PodStatus, ...]
+    expected_pods: int  # pods the top object wants
+    suspended: bool = False
+
+
+class ClusterBackend(Protocol):
+    name: str  # "simulated" | "kubernetes"
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def apply(self, objects: list[dict[str, Any]]) -> None:
+        """Create or update each object, keyed by (apiVersion, kind, namespace, name)."""
+        ...
+
+    async def delete(self, namespace: str, workload_id: str) -> None:
+        """Delete every object labelled with the workload id; its pods go with them."""
+        ...
+
+    async def suspend(self, namespace: str, workload_id: str) -> None: ...
+
+    async def resume(self, namespace: str, workload_id: str) -> None: ...
+
+    def snapshots(self) -> AsyncIterator[list[WorkloadSnapshot]]:
+        """Batches of snapshots of workloads whose state changed; a new subscriber first
+        receives every known workload (a resync)."""
+        ...
+
+    async def read_config(self) -> dict[str, Any]:
+        """The cluster's public config: workloadOwnershipProtection, knative, clusterVersion,
+        nodePools and gpus."""
+        ...
+
+    async def set_config(self, settings: dict[str, Any]) -> None: ...

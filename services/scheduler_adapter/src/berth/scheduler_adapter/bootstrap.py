@@ -1,0 +1,83 @@
+"""Composition root of the scheduler-adapter: the cluster side of berth.
+
+Besides turning approved workloads into cluster objects, it is its cluster's agent: it reports the
+cluster's config to cluster-sync at start and applies the config cluster-sync sends down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faststream import FastStream
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from berth.scheduler_adapter import handlers
+from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
+from berth.scheduler_adapter.config import SchedulerAdapterSettings
+from berth.scheduler_adapter.simulated import SimulatedCluster
+from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.subscriptions import register
+from berth.scheduler_adapter.tables import metadata
+from berth.shared import outbox
+from berth.shared.service import Service
+
+log = logging.getLogger(__name__)
+
+
+def default_backend(settings: SchedulerAdapterSettings) -> ClusterBackend:
+    inventory = (
+        Inventory.load(settings.sim_inventory) if settings.sim_inventory else Inventory.default()
+    )
+    return SimulatedCluster(inventory, speed=settings.sim_speed)
+
+
+def build(
+    settings: SchedulerAdapterSettings,
+    *,
+    engine: AsyncEngine | None = None,
+    backend: ClusterBackend | None = None,
+) -> Service:
+    service = Service(
+        settings, metadata, migrations_package="berth.scheduler_adapter", engine=engine
+    )
+    cluster = backend or default_backend(settings)
+    register(service, cluster, settings.cluster_id)
+
+    async def record(batch: list[WorkloadSnapshot]) -> None:
+        async with service.engine.begin() as conn:
+            rows = await handlers.record_snapshots(batch, conn, tracer=service.tracer)
+            await outbox.write(conn, service.outbox_table, rows)
+        if rows:
+            service.relay.wake()
+
+    async def watch() -> None:
+        async for batch in cluster.snapshots():
+            # A snapshot batch is only ever offered once: keep trying rather than lose a phase.
+            delay = 0.2
+            while True:
+                try:
+                    await record(batch)
+                    break
+                except Exception:
+                    log.warning(
+                        "recording %d snapshots failed; retrying", len(batch), exc_info=True
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+
+    async def start() -> None:
+        await cluster.start()
+        report = await handlers.config_report(cluster, settings.cluster_id)
+        async with service.engine.begin() as conn:
+            await outbox.write(conn, service.outbox_table, [outbox.outbox_row(report)])
+        service.relay.wake()
+
+    service.on_start(start)
+    service.background(watch, "cluster-watch")
+    service.on_stop(cluster.close)
+    return service
+
+
+def build_app(settings: SchedulerAdapterSettings | None = None) -> FastStream:
+    return build(settings or SchedulerAdapterSettings()).app

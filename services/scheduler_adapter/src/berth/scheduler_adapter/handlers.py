@@ -1,0 +1,267 @@
+"""Scheduler-adapter handlers: approved workloads become cluster objects; observed cluster state
+becomes phase events; authorized actions act on the cluster; the cluster's config is reported."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opentelemetry import trace
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from berth.contracts.envelope import Actor
+from berth.contracts.events import (
+    ClusterConfig,
+    ClusterConfigDesiredV1,
+    ClusterConfigReportedData,
+    ClusterConfigReportedV1,
+    ObjectRef,
+    Phase,
+    PolicyApprovedV1,
+    WorkloadActionAuthorizedV1,
+    WorkloadPhaseChangedData,
+    WorkloadPhaseChangedV1,
+    WorkloadRef,
+    WorkloadScheduledData,
+    WorkloadScheduledV1,
+)
+from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
+from berth.scheduler_adapter.phases import derive_phase
+from berth.scheduler_adapter.render import render
+from berth.scheduler_adapter.tables import workloads
+from berth.shared import outbox
+from berth.shared.consumer import Incoming, Unit
+from berth.shared.telemetry import context_of, extract, inject, trace_id_of
+
+log = logging.getLogger(__name__)
+
+SOURCE = "/berth/scheduler-adapter"
+ACTOR = Actor.system("scheduler-adapter")
+
+# The phase an action puts a workload in at once, before the cluster confirms the result.
+ACTION_PHASES: dict[str, Phase] = {
+    "delete": "Deleting",
+    "suspend": "Stopping",
+    "resume": "Resuming",
+}
+ACTION_DESIRED = {"delete": "Deleted", "suspend": "Stopped", "resume": "Running"}
+
+
+def _object_ref(obj: dict[str, Any]) -> ObjectRef:
+    meta = obj.get("metadata", {})
+    return ObjectRef(
+        apiVersion=obj["apiVersion"],
+        kind=obj["kind"],
+        name=meta.get("name", ""),
+        namespace=meta.get("namespace"),
+    )
+
+
+def phase_event(
+    ref: WorkloadRef,
+    *,
+    phase: Phase,
+    previous: str | None,
+    message: str = "",
+    reason: str = "",
+    running: int = 0,
+    requested: int = 0,
+    correlation_id: str | None = None,
+    actor: Actor = ACTOR,
+) -> WorkloadPhaseChangedV1:
+    return WorkloadPhaseChangedV1(
+        source=SOURCE,
+        subject=ref.workloadId,
+        actor=actor,
+        correlationid=correlation_id,
+        data=WorkloadPhaseChangedData(
+            workload=ref,
+            phase=phase,
+            previousPhase=previous,  # type: ignore[arg-type]
+            message=message,
+            reason=reason,
+            runningPods=running,
+            requestedPods=requested,
+        ),
+    )
+
+
+async def schedule_workloads(
+    items: list[Incoming[PolicyApprovedV1]], unit: Unit, *, backend: ClusterBackend
+) -> None:
+    """Render and apply each approved workload; a workload that cannot be rendered fails alone."""
+    rows: list[dict[str, Any]] = []
+    to_apply: list[dict[str, Any]] = []
+    for item in items:
+        ref = item.event.data.workload
+        correlation = str(item.event.correlationid or item.event.id)
+        try:
+            manifests = render(ref, item.event.data.effectiveSpec, trace_id=trace_id_of(item.span))
+        except Exception as exc:
+            log.exception("cannot render workload %s", ref.workloadId)
+            item.span.record_exception(exc)
+            unit.emit(
+                phase_event(
+                    ref,
+                    phase="Failed",
+                    previous=None,
+                    reason="RenderError",
+                    message=f"cannot render the workload: {exc}",
+                    correlation_id=correlation,
+                ),
+                cause=item,
+            )
+            continue
+        rows.append(
+            {
+                "workload_id": ref.workloadId,
+                "ref": ref.model_dump(mode="json"),
+                "manifests": manifests,
+                "traceparent": inject(context_of(item.span)).get("traceparent"),
+                "correlation_id": correlation,
+            }
+        )
+        to_apply.extend(manifests)
+        unit.emit(
+            WorkloadScheduledV1(
+                source=SOURCE,
+                **item.event.chain(),
+                data=WorkloadScheduledData(
+                    workload=ref, objects=[_object_ref(m) for m in manifests]
+                ),
+            ),
+            cause=item,
+        )
+    if rows:
+        await unit.conn.execute(insert(workloads).on_conflict_do_nothing(), rows)
+    # Applied before the commit: if the commit fails the batch is redelivered and applied
+    # again, which is harmless because apply is idempotent per object name.
+    if to_apply:
+        await backend.apply(to_apply)
+
+
+async def act_on_actions(
+    items: list[Incoming[WorkloadActionAuthorizedV1]], unit: Unit, *, backend: ClusterBackend
+) -> None:
+    current = await _current(unit.conn, [i.event.subject for i in items])
+    for item in items:
+        data = item.event.data
+        ref = data.workload
+        row = current.get(ref.workloadId)
+        if row is None or row.phase == "Deleted":
+            continue  # never scheduled here, or already gone: nothing to act on
+        phase = ACTION_PHASES[data.action]
+        await unit.conn.execute(
+            update(workloads)
+            .where(workloads.c.workload_id == ref.workloadId)
+            .values(desired=ACTION_DESIRED[data.action], phase=phase, phase_message="")
+        )
+        unit.emit(
+            phase_event(
+                ref,
+                phase=phase,
+                previous=row.phase,
+                actor=item.event.actor,
+                correlation_id=row.correlation_id,
+            ),
+            cause=item,
+        )
+        if data.action == "delete":
+            await backend.delete(ref.namespace, ref.workloadId)
+        elif data.action == "suspend":
+            await backend.suspend(ref.namespace, ref.workloadId)
+        else:
+            await backend.resume(ref.namespace, ref.workloadId)
+
+
+async def _current(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
+    rows = await conn.execute(
+        select(
+            workloads.c.workload_id,
+            workloads.c.ref,
+            workloads.c.phase,
+            workloads.c.traceparent,
+            workloads.c.correlation_id,
+        ).where(workloads.c.workload_id.in_(ids))
+    )
+    return {r.workload_id: r for r in rows}
+
+
+async def record_snapshots(
+    snapshots: list[WorkloadSnapshot], conn: AsyncConnection, *, tracer: trace.Tracer
+) -> list[dict[str, Any]]:
+    """Turn observed cluster state into phase events, only where the phase changed.
+
+    Returns the outbox rows to write in the caller's transaction.
+    """
+    latest = {s.workload_id: s for s in snapshots}
+    current = await _current(conn, list(latest))
+    out: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    for workload_id, snapshot in latest.items():
+        row = current.get(workload_id)
+        if row is None:
+            continue  # not ours (or already forgotten)
+        phase, message, reason, running, requested = derive_phase(snapshot)
+        if phase == row.phase:
+            continue
+        span = tracer.start_span(
+            f"scheduler-adapter phase {phase}",
+            context=extract({"traceparent": row.traceparent} if row.traceparent else None),
+            attributes={"berth.subject": workload_id, "berth.phase": phase},
+        )
+        event = phase_event(
+            WorkloadRef.model_validate(row.ref),
+            phase=phase,
+            previous=row.phase,
+            message=message,
+            reason=reason,
+            running=running,
+            requested=requested,
+            correlation_id=row.correlation_id,
+        )
+        out.append(outbox.outbox_row(event, context_of(span)))
+        span.end()
+        changes.append({"wid": workload_id, "phase": phase, "message": message})
+    if changes:
+        await conn.execute(
+            update(workloads)
+            .where(workloads.c.workload_id == bindparam("wid"))
+            .values(phase=bindparam("phase"), phase_message=bindparam("message")),
+            changes,
+        )
+    return out
+
+
+async def config_report(backend: ClusterBackend, cluster_id: str) -> ClusterConfigReportedV1:
+    config = await backend.read_config()
+    return ClusterConfigReportedV1(
+        source=SOURCE,
+        subject=cluster_id,
+        actor=ACTOR,
+        data=ClusterConfigReportedData(
+            clusterId=cluster_id,
+            backend=backend.name,
+            config=ClusterConfig.model_validate(config),
+            nodePools=list(config.get("nodePools", [])),
+            gpus=int(config.get("gpus", 0)),
+        ),
+    )
+
+
+async def apply_desired_config(
+    items: list[Incoming[ClusterConfigDesiredV1]],
+    unit: Unit,
+    *,
+    backend: ClusterBackend,
+    cluster_id: str,
+) -> None:
+    """Apply settings meant for this agent's cluster, then report the cluster's config again."""
+    mine = [i for i in items if i.event.data.clusterId == cluster_id]
+    for item in mine:
+        await backend.set_config(item.event.data.settings.model_dump(exclude_none=True))
+    if mine:
+        report = await config_report(backend, cluster_id)
+        unit.emit(report.model_copy(update=mine[-1].event.chain()), cause=mine[-1])

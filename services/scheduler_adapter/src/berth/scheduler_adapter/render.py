@@ -1,0 +1,33 @@
+"""Render a workload submission into the Kubernetes objects a cluster should hold (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.contracts.events import WorkloadRef
+from berth.contracts.workload import (
+    DistributedSubmission,
+    InferenceSubmission,
+    TrainingSubmission,
+    WorkloadSubmission,
+    WorkspaceSubmission,
+)
+from berth.scheduler_adapter.rendering.distributed import render_distributed
+from berth.scheduler_adapter.rendering.inference import render_inference
+from berth.scheduler_adapter.rendering.training import render_training
+from berth.scheduler_adapter.rendering.workspace import render_workspace
+
+
+def render(
+    workload: WorkloadRef, submission: WorkloadSubmission, *, trace_id: str | None
+) -> list[dict[str, Any]]:
+    """Kubernetes objects for ``submission``, as plain dicts, in the order to apply them."""
+    if isinstance(submission, TrainingSubmission):
+        return render_training(workload, submission, trace_id)
+    if isinstance(submission, WorkspaceSubmission):
+        return render_workspace(workload, submission, trace_id)
+    if isinstance(submission, DistributedSubmission):
+        return render_distributed(workload, submission, trace_id)
+    if isinstance(submission, InferenceSubmission):
+        return render_inference(workload, submission, trace_id)
+    raise TypeError(f"no renderer for {type(submission).__name__}")

@@ -1,0 +1,1 @@
+"""Per-kind manifest builders; ``berth.scheduler_adapter.render.render`` is the entry point."""

@@ -1,0 +1,79 @@
+"""Object metadata every rendered object shares: identity labels, queue, the spec's own metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.contracts.events import WorkloadRef
+from berth.contracts.workload import (
+    DEFAULT_WORKSPACE_PRIORITY_CLASS,
+    BaseSpec,
+    NameValue,
+    TrainingSpec,
+    WorkspaceSpec,
+)
+from berth.scheduler_adapter import labels as L
+
+
+def name_values(items: list[NameValue] | None) -> dict[str, str]:
+    return {item.name: item.value or "" for item in items or () if not item.exclude}
+
+
+def identity_labels(workload: WorkloadRef) -> dict[str, str]:
+    return {
+        L.WORKLOAD_ID_LABEL: workload.workloadId,
+        L.WORKLOAD_NAME_LABEL: workload.name,
+        L.PROJECT_LABEL: workload.project,
+    }
+
+
+def selector(workload: WorkloadRef) -> dict[str, Any]:
+    return {"matchLabels": {L.WORKLOAD_ID_LABEL: workload.workloadId}}
+
+
+def priority_class(spec: BaseSpec) -> str | None:
+    if isinstance(spec, WorkspaceSpec):
+        if spec.priorityClass:
+            return spec.priorityClass
+        # Over-quota workspaces must be preemptible; in quota they default to "build".
+        return (
+            "interactive-preemptible" if spec.allowOverQuota else DEFAULT_WORKSPACE_PRIORITY_CLASS
+        )
+    if isinstance(spec, TrainingSpec):
+        return spec.priorityClass
+    return None
+
+
+def workload_labels(workload: WorkloadRef, spec: BaseSpec) -> dict[str, str]:
+    # The spec's labels go first so a user label can never overwrite berth's identity labels
+    # or the queue the scheduler bills the workload to.
+    result = name_values(spec.labels)
+    result[L.QUEUE_LABEL] = workload.queue
+    if spec.nodePools:
+        result[L.NODE_POOL_LABEL] = spec.nodePools[0]
+    priority = priority_class(spec)
+    if priority:
+        result[L.PRIORITY_CLASS_LABEL] = priority
+    result.update(identity_labels(workload))
+    return result
+
+
+def workload_annotations(
+    workload: WorkloadRef, spec: BaseSpec, trace_id: str | None
+) -> dict[str, str]:
+    result = name_values(spec.annotations)
+    result[L.WORKLOAD_ID_ANNOTATION] = workload.workloadId
+    if trace_id:
+        result[L.TRACE_ID_ANNOTATION] = trace_id
+    return result
+
+
+def object_meta(
+    workload: WorkloadRef, spec: BaseSpec, trace_id: str | None, *, name: str | None = None
+) -> dict[str, Any]:
+    return {
+        "name": name or workload.name,
+        "namespace": workload.namespace,
+        "labels": workload_labels(workload, spec),
+        "annotations": workload_annotations(workload, spec, trace_id),
+    }

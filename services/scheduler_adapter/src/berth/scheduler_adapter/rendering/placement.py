@@ -1,0 +1,58 @@
+"""Where a pod may run: node pools in priority order, node type, tolerations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.contracts.workload import BaseSpec, Toleration
+from berth.scheduler_adapter import labels as L
+
+
+def _pool_term(values: list[str]) -> dict[str, Any]:
+    return {"matchExpressions": [{"key": L.NODE_POOL_LABEL, "operator": "In", "values": values}]}
+
+
+def node_affinity(node_pools: list[str] | None) -> dict[str, Any] | None:
+    if not node_pools:
+        return None
+    pools = list(dict.fromkeys(node_pools))
+    # Required keeps the pod inside the allowed pools; descending weights make the scheduler
+    # try them in the order the user listed (Run:ai's node-pool priority).
+    preferred = [
+        {"weight": max(1, 100 - index), "preference": _pool_term([pool])}
+        for index, pool in enumerate(pools)
+    ]
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [_pool_term(pools)]
+            },
+            "preferredDuringSchedulingIgnoredDuringExecution": preferred,
+        }
+    }
+
+
+def toleration(item: Toleration) -> dict[str, Any]:
+    result: dict[str, Any] = {"operator": item.operator or "Equal"}
+    if item.key is not None:
+        result["key"] = item.key
+    if item.value is not None:
+        result["value"] = item.value
+    if item.effect is not None:
+        result["effect"] = item.effect
+    if item.seconds is not None:
+        result["tolerationSeconds"] = item.seconds
+    return result
+
+
+def placement(spec: BaseSpec) -> dict[str, Any]:
+    """Pod-spec fields that steer scheduling."""
+    result: dict[str, Any] = {}
+    affinity = node_affinity(spec.nodePools)
+    if affinity:
+        result["affinity"] = affinity
+    if spec.nodeType:
+        result["nodeSelector"] = {L.NODE_TYPE_LABEL: spec.nodeType}
+    if spec.tolerations:
+        result["tolerations"] = [toleration(item) for item in spec.tolerations]
+    return result

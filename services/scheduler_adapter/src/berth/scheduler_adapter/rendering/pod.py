@@ -1,0 +1,68 @@
+"""The pod template every kind shares: metadata, the container, placement, pod security."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.contracts.events import WorkloadRef
+from berth.contracts.workload import BaseSpec, Security
+from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter.rendering.container import container
+from berth.scheduler_adapter.rendering.metadata import workload_annotations, workload_labels
+from berth.scheduler_adapter.rendering.placement import placement
+from berth.scheduler_adapter.rendering.resources import gpu_sharing, shared_memory
+
+
+def pod_security(spec: BaseSpec) -> dict[str, Any]:
+    """Pod-level securityContext plus host namespaces."""
+    security = spec.security
+    if security is None:
+        return {}
+    context: dict[str, Any] = {}
+    if security.runAsUid is not None:
+        context["runAsUser"] = security.runAsUid
+    if security.runAsGid is not None:
+        context["runAsGroup"] = security.runAsGid
+    if security.supplementalGroups:
+        context["supplementalGroups"] = [int(g) for g in security.supplementalGroups.split(",")]
+    if security.runAsNonRoot is not None:
+        context["runAsNonRoot"] = security.runAsNonRoot
+    # Localhost needs a profile path the spec cannot carry, so only the two others are rendered.
+    if security.seccompProfileType in ("RuntimeDefault", "Unconfined"):
+        context["seccompProfile"] = {"type": security.seccompProfileType}
+    result: dict[str, Any] = {"securityContext": context} if context else {}
+    if isinstance(security, Security):
+        if security.hostIpc is not None:
+            result["hostIPC"] = security.hostIpc
+        if security.hostNetwork is not None:
+            result["hostNetwork"] = security.hostNetwork
+    return result
+
+
+def pod_template(
+    workload: WorkloadRef,
+    spec: BaseSpec,
+    *,
+    trace_id: str | None,
+    restart_policy: str,
+    container_name: str,
+    ports: list[dict[str, Any]] | None = None,
+    extra_annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    annotations = workload_annotations(workload, spec, trace_id)
+    annotations.update(gpu_sharing(spec.compute) or {})
+    annotations.update(extra_annotations or {})
+    pod_spec: dict[str, Any] = {
+        "schedulerName": L.SCHEDULER_NAME,
+        "restartPolicy": restart_policy,
+        "containers": [container(spec, container_name, ports)],
+    }
+    pod_spec.update(placement(spec))
+    pod_spec.update(pod_security(spec))
+    shm = shared_memory(spec.compute)
+    if shm:
+        pod_spec["volumes"] = [shm[0]]
+    return {
+        "metadata": {"labels": workload_labels(workload, spec), "annotations": annotations},
+        "spec": pod_spec,
+    }

@@ -1,0 +1,50 @@
+"""Training → ``batch/v1`` Job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.contracts.events import WorkloadRef
+from berth.contracts.workload import (
+    DEFAULT_AUTO_DELETION_SECONDS,
+    DEFAULT_BACKOFF_LIMIT,
+    BaseSpec,
+    CommonSpec,
+    TrainingSubmission,
+)
+from berth.scheduler_adapter.rendering.metadata import object_meta
+from berth.scheduler_adapter.rendering.pod import pod_template
+
+
+def backoff_limit(spec: CommonSpec) -> int:
+    return DEFAULT_BACKOFF_LIMIT if spec.backoffLimit is None else spec.backoffLimit
+
+
+def ttl_seconds(spec: BaseSpec) -> int:
+    seconds = spec.autoDeletionTimeAfterCompletionSeconds
+    return DEFAULT_AUTO_DELETION_SECONDS if seconds is None else seconds
+
+
+def render_training(
+    workload: WorkloadRef, submission: TrainingSubmission, trace_id: str | None
+) -> list[dict[str, Any]]:
+    spec = submission.spec
+    job_spec: dict[str, Any] = {
+        "backoffLimit": backoff_limit(spec),
+        "ttlSecondsAfterFinished": ttl_seconds(spec),
+    }
+    # Hyper-parameter runs (completions/parallelism) map one to one onto the Job's own fields.
+    if spec.completions is not None:
+        job_spec["completions"] = spec.completions
+    if spec.parallelism is not None:
+        job_spec["parallelism"] = spec.parallelism
+    job_spec["template"] = pod_template(
+        workload, spec, trace_id=trace_id, restart_policy="Never", container_name=workload.name
+    )
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": object_meta(workload, spec, trace_id),
+        "spec": job_spec,
+    }
+    return [job]

@@ -1,0 +1,195 @@
+"""Read what a workload's manifests ask for: its pods and their demands, gang, lifecycle, timing.
+
+The simulated cluster consumes exactly the objects a real cluster would be given, so this reads
+plain Kubernetes fields and KAI annotations, never berth's own submission models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from berth.contracts.workload import DEFAULT_BACKOFF_LIMIT
+from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter.backend import TOP_KINDS
+from berth.scheduler_adapter.simulation.capacity import GPU_MILLI, PodDemand
+from berth.scheduler_adapter.simulation.quantity import millis, parse_quantity, units
+
+KUBEFLOW_KINDS = frozenset({"PyTorchJob", "TFJob", "XGBoostJob", "MPIJob"})
+FINITE_KINDS = KUBEFLOW_KINDS | {"Job"}
+DEFAULT_FINITE_RUNTIME = 10.0
+DEFAULT_STARTUP = 1.0
+FAIL_MODES = frozenset({"crash", "image-pull"})
+
+
+@dataclass(frozen=True)
+class WorkloadShape:
+    kind: str
+    name: str
+    pods: tuple[tuple[str, PodDemand], ...]  # (pod name, demand) for every pod wanted
+    image: str
+    gang: bool
+    finite: bool  # runs to completion (Job, Kubeflow job) rather than until stopped
+    backoff_limit: int
+    ttl_seconds: float | None
+    runtime: float | None  # None: runs until stopped
+    startup: float
+    fail: str | None
+    success_condition: str  # what the top object reports on success
+
+
+def top_object(objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return next((obj for obj in objects if obj.get("kind") in TOP_KINDS), None)
+
+
+def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
+    top = top_object(objects)
+    if top is None:
+        raise ValueError(f"none of {', '.join(sorted(TOP_KINDS))} among the workload's objects")
+    kind = str(top["kind"])
+    name = str(top["metadata"]["name"])
+    spec: Mapping[str, Any] = top.get("spec") or {}
+    templates = _templates(kind, name, spec)
+    pods = tuple((pod_name, pod_demand(template)) for pod_name, template in templates)
+    annotations: Mapping[str, str] = top["metadata"].get("annotations") or {}
+    finite = kind in FINITE_KINDS
+    lifecycle = (spec.get("runPolicy") or {}) if kind in KUBEFLOW_KINDS else spec
+    fail = annotations.get(L.SIM_FAIL_ANNOTATION) or None
+    if fail is not None and fail not in FAIL_MODES:
+        raise ValueError(f"{L.SIM_FAIL_ANNOTATION} must be one of {sorted(FAIL_MODES)}: {fail!r}")
+    default_runtime = DEFAULT_FINITE_RUNTIME if finite else None
+    backoff = lifecycle.get("backoffLimit")
+    ttl = lifecycle.get("ttlSecondsAfterFinished")
+    return WorkloadShape(
+        kind=kind,
+        name=name,
+        pods=pods,
+        image=_first_image(templates),
+        gang=kind in KUBEFLOW_KINDS or _gang_size(objects, templates) > 1,
+        finite=finite,
+        backoff_limit=DEFAULT_BACKOFF_LIMIT if backoff is None else int(backoff),
+        ttl_seconds=float(ttl) if finite and ttl is not None else None,
+        runtime=_seconds(annotations, L.SIM_RUNTIME_ANNOTATION, default_runtime),
+        startup=_seconds(annotations, L.SIM_STARTUP_ANNOTATION, DEFAULT_STARTUP) or 0.0,
+        fail=fail,
+        success_condition="Complete" if kind == "Job" else "Succeeded",
+    )
+
+
+def _templates(
+    kind: str, name: str, spec: Mapping[str, Any]
+) -> list[tuple[str, Mapping[str, Any]]]:
+    template: Mapping[str, Any] = spec.get("template") or {}
+    if kind == "Job":
+        count = int(spec.get("parallelism", 1))
+        return [(f"{name}-{index}", template) for index in range(count)]
+    if kind in ("StatefulSet", "Deployment"):
+        count = int(spec.get("replicas", 1))
+        return [(f"{name}-{index}", template) for index in range(count)]
+    replica_specs = next(
+        (value for key, value in spec.items() if key.endswith("ReplicaSpecs")), None
+    )
+    if not isinstance(replica_specs, Mapping):
+        raise ValueError(f"{kind} {name} has no replica specs")
+    result: list[tuple[str, Mapping[str, Any]]] = []
+    for role, replica in replica_specs.items():
+        for index in range(int(replica.get("replicas", 1))):
+            result.append((f"{name}-{role.lower()}-{index}", replica.get("template") or {}))
+    return result
+
+
+def _first_image(templates: list[tuple[str, Mapping[str, Any]]]) -> str:
+    for _, template in templates:
+        for container in (template.get("spec") or {}).get("containers") or ():
+            if container.get("image"):
+                return str(container["image"])
+    return ""
+
+
+def _gang_size(
+    objects: Sequence[Mapping[str, Any]], templates: list[tuple[str, Mapping[str, Any]]]
+) -> int:
+    groups = {
+        obj["metadata"]["name"]: int((obj.get("spec") or {}).get("minMember", 1))
+        for obj in objects
+        if obj.get("kind") == "PodGroup"
+    }
+    for _, template in templates:
+        annotations = (template.get("metadata") or {}).get("annotations") or {}
+        group = annotations.get(L.POD_GROUP_ANNOTATION)
+        if group in groups:
+            return groups[group]
+    return 1
+
+
+def _seconds(annotations: Mapping[str, str], key: str, default: float | None) -> float | None:
+    value = annotations.get(key)
+    if value is None or value == "":
+        return default
+    seconds = float(value)
+    if seconds < 0:
+        raise ValueError(f"{key} must not be negative: {value!r}")
+    return seconds
+
+
+def pod_demand(template: Mapping[str, Any]) -> PodDemand:
+    metadata: Mapping[str, Any] = template.get("metadata") or {}
+    annotations: Mapping[str, str] = metadata.get("annotations") or {}
+    spec: Mapping[str, Any] = template.get("spec") or {}
+    gpus = cpu = memory = 0
+    for container in spec.get("containers") or ():
+        resources = container.get("resources") or {}
+        requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+        # Kubernetes defaults a missing request to the limit.
+        gpus += units(limits.get(L.GPU_RESOURCE, requests.get(L.GPU_RESOURCE, 0)))
+        cpu += millis(requests.get("cpu", limits.get("cpu", 0)))
+        memory += units(requests.get("memory", limits.get("memory", 0)))
+    fraction = annotations.get(L.GPU_FRACTION_ANNOTATION)
+    shared_milli = round(parse_quantity(fraction) * GPU_MILLI) if fraction else 0
+    shared_mib = units(annotations.get(L.GPU_MEMORY_ANNOTATION, 0)) if not shared_milli else 0
+    shared = bool(shared_milli or shared_mib)
+    devices = int(annotations.get(L.GPU_FRACTION_DEVICES_ANNOTATION, 1)) if shared else 0
+    pools, restricted = _pool_order(spec)
+    return PodDemand(
+        gpus=0 if shared else gpus,
+        gpu_milli=shared_milli,
+        gpu_memory_mib=shared_mib,
+        shared_devices=devices,
+        cpu_milli=cpu,
+        memory=memory,
+        pools=pools,
+        restricted=restricted,
+        node_type=_node_type(spec),
+    )
+
+
+def _expressions(terms: Any) -> list[Mapping[str, Any]]:
+    return [expr for term in terms or () for expr in term.get("matchExpressions") or ()]
+
+
+def _pool_order(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
+    """Allowed pools, most preferred first, and whether the pod may go elsewhere."""
+    selector = (spec.get("nodeSelector") or {}).get(L.NODE_POOL_LABEL)
+    affinity = ((spec.get("affinity") or {}).get("nodeAffinity")) or {}
+    required_terms = (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get(
+        "nodeSelectorTerms"
+    )
+    required: list[str] | None = [selector] if selector else None
+    for expr in _expressions(required_terms):
+        if expr.get("key") == L.NODE_POOL_LABEL and expr.get("operator") == "In":
+            values = [str(value) for value in expr.get("values") or ()]
+            required = values if required is None else [v for v in required if v in values]
+    weights: dict[str, int] = {}
+    for preferred in affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ():
+        for expr in _expressions([preferred.get("preference") or {}]):
+            if expr.get("key") == L.NODE_POOL_LABEL and expr.get("operator") == "In":
+                for value in expr.get("values") or ():
+                    weights[str(value)] = weights.get(str(value), 0) + int(preferred["weight"])
+    candidates = required if required is not None else list(weights)
+    order = sorted(candidates, key=lambda pool: (-weights.get(pool, 0), candidates.index(pool)))
+    return tuple(dict.fromkeys(order)), required is not None
+
+
+def _node_type(spec: Mapping[str, Any]) -> str:
+    return str((spec.get("nodeSelector") or {}).get(L.NODE_TYPE_LABEL) or "")

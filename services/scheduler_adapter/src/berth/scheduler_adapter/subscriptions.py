@@ -1,0 +1,42 @@
+"""Everything the scheduler-adapter listens to."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from berth.contracts.events import (
+    ClusterConfigDesiredV1,
+    PolicyApprovedV1,
+    WorkloadActionAuthorizedV1,
+)
+from berth.scheduler_adapter import handlers
+from berth.scheduler_adapter.backend import ClusterBackend
+from berth.shared.service import Service, Subscription
+
+
+def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None:
+    service.subscribe(
+        Subscription(
+            PolicyApprovedV1,
+            "scheduler-adapter-approved",
+            partial(handlers.schedule_workloads, backend=backend),
+            "schedule",
+        )
+    )
+    service.subscribe(
+        Subscription(
+            WorkloadActionAuthorizedV1,
+            "scheduler-adapter-actions",
+            partial(handlers.act_on_actions, backend=backend),
+            "act",
+        )
+    )
+    # Each cluster's agent has its own durable, so every agent sees every desired-config event.
+    service.subscribe(
+        Subscription(
+            ClusterConfigDesiredV1,
+            f"scheduler-adapter-config-{cluster_id}",
+            partial(handlers.apply_desired_config, backend=backend, cluster_id=cluster_id),
+            "apply cluster config",
+        )
+    )

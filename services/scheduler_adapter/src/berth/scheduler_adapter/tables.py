@@ -1,0 +1,24 @@
+"""The scheduler-adapter's schema: what it applied, and the last phase it reported."""
+
+from sqlalchemy import Column, DateTime, Table, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+
+from berth.shared.db import service_metadata
+
+SCHEMA = "scheduler_adapter"
+metadata = service_metadata(SCHEMA)
+
+workloads = Table(
+    "workloads",
+    metadata,
+    Column("workload_id", Text, primary_key=True),
+    Column("ref", JSONB, nullable=False),
+    Column("manifests", JSONB, nullable=False),
+    Column("desired", Text, nullable=False, server_default="Running"),
+    Column("phase", Text, nullable=True),
+    Column("phase_message", Text, nullable=False, server_default=""),
+    # Where phase events join the workload's trace, and the causal chain they continue.
+    Column("traceparent", Text, nullable=True),
+    Column("correlation_id", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)

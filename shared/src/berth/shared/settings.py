@@ -1,0 +1,39 @@
+"""Typed settings shared by every berth process, read from ``BERTH_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime settings common to every service; services subclass it for their own fields."""
+
+    model_config = SettingsConfigDict(env_prefix="BERTH_", extra="ignore")
+
+    service_name: str = "berth"
+    nats_url: str = "nats://127.0.0.1:4222"
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/berth"
+    cluster_id: str = Field(default="local", description="Cluster this process serves by default.")
+
+    # A batch is handled in one transaction; a partly filled batch waits at most fetch_timeout.
+    batch_size: int = Field(default=256, ge=1, le=5000)
+    fetch_timeout: float = Field(default=0.05, gt=0)
+    # How long JetStream waits for an ack before redelivering a message.
+    ack_wait_seconds: float = 30.0
+    max_deliver: int = 20
+    nak_delay_seconds: float = 1.0
+    outbox_poll_seconds: float = 1.0
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "BERTH_OTLP_ENDPOINT"),
+    )
+    # Spans also go to the TELEMETRY stream so `berth trace` works without a tracing backend.
+    local_traces: bool = True
+    log_level: str = "INFO"
+
+    @property
+    def sync_database_url(self) -> str:
+        """The same database for plain asyncpg (without the SQLAlchemy driver suffix)."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)

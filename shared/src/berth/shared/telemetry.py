@@ -1,0 +1,130 @@
+"""Tracing: one trace per workload, across every service.
+
+Spans go to an OTLP collector when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, and (unless disabled) to
+the TELEMETRY stream, one subject per trace, so ``berth trace`` can show a workload's span tree with
+nothing but NATS. Trace context travels in NATS headers (W3C ``traceparent``/``tracestate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from berth.contracts.subjects import TELEMETRY_SPANS
+
+log = logging.getLogger(__name__)
+
+
+def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.get_span_context()
+    assert ctx is not None
+    return {
+        "traceId": format(ctx.trace_id, "032x"),
+        "spanId": format(ctx.span_id, "016x"),
+        "parentId": format(span.parent.span_id, "016x") if span.parent else None,
+        "name": span.name,
+        "service": (span.resource.attributes.get("service.name") if span.resource else None),
+        "kind": span.kind.name,
+        "start": span.start_time,
+        "end": span.end_time,
+        "status": span.status.status_code.name,
+        "attributes": dict((span.attributes or {}).items()),
+    }
+
+
+class NatsSpanExporter(SpanExporter):
+    """Publishes finished spans to ``telemetry.spans.v1.<trace id>``.
+
+    The SDK calls ``export`` from its own worker thread, so publishing is handed to the event loop
+    that owns the NATS connection. Spans are best effort: a lost span never blocks a workload.
+    """
+
+    def __init__(self, nc: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._nc = nc
+        self._loop = loop
+        self._pending: set[asyncio.Future[None]] = set()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for span in spans:
+            record = span_to_dict(span)
+            by_trace[record["traceId"]].append(record)
+        for trace_id, records in by_trace.items():
+            payload = json.dumps(records, default=str).encode()
+            subject = f"{TELEMETRY_SPANS}.{trace_id}"
+            try:
+                self._loop.call_soon_threadsafe(self._publish, subject, payload)
+            except RuntimeError:  # loop closed during shutdown
+                return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def _publish(self, subject: str, payload: bytes) -> None:
+        if self._nc.is_connected:
+            task = asyncio.ensure_future(self._nc.publish(subject, payload))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def setup_tracing(
+    service_name: str,
+    *,
+    otlp_endpoint: str | None = None,
+    nats_client: Any | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint.rstrip('/')}/v1/traces"))
+        )
+    if nats_client is not None:
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                NatsSpanExporter(nats_client, loop or asyncio.get_running_loop()),
+                schedule_delay_millis=200,
+                max_export_batch_size=2048,
+            )
+        )
+    return provider
+
+
+def inject(context: Context | None = None) -> dict[str, str]:
+    """W3C trace headers for the given (or current) context."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=context)
+    return carrier
+
+
+def extract(headers: Mapping[str, str] | None) -> Context:
+    return propagate.extract(dict(headers or {}))
+
+
+def context_of(span: trace.Span) -> Context:
+    return trace.set_span_in_context(span)
+
+
+def trace_id_of(span: trace.Span) -> str:
+    return format(span.get_span_context().trace_id, "032x")
+
+
+def traceparent_trace_id(traceparent: str | None) -> str | None:
+    """The trace id inside a ``traceparent`` header value."""
+    if not traceparent:
+        return None
+    parts = traceparent.split("-")
+    return parts[1] if len(parts) >= 4 else None
