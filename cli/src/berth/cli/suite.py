@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SERVICES: dict[str, str] = {
@@ -105,7 +106,9 @@ class Suite:
         )
 
     def wait_ready(self, timeout: float) -> None:
-        asyncio.run(self._wait_ready(timeout))
+        # In a thread of its own, so that a caller that is itself async can start a suite.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self._wait_ready(timeout)).result()
 
     async def _wait_ready(self, timeout: float) -> None:
         from berth.contracts.subjects import rpc_health

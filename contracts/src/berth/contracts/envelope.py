@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 def utcnow() -> datetime:
@@ -46,8 +46,9 @@ class Event(BaseModel):
     specversion: str = Field(default="1.0", description="CloudEvents spec version.")
     id: UUID = Field(default_factory=uuid4, description="Unique event id; also Nats-Msg-Id.")
     source: str = Field(description="URI-reference of the emitting component, e.g. /berth/intake.")
-    type: str = Field(description="Event type, e.g. berth.submission.received.")
-    version: int = Field(description="Major version of the data shape.")
+    # Concrete events fix both (see __pydantic_init_subclass__); RawEvent takes them as given.
+    type: str = Field(default="", description="Event type, e.g. berth.submission.received.")
+    version: int = Field(default=0, description="Major version of the data shape.")
     time: AwareDatetime = Field(default_factory=utcnow, description="When it happened.")
     subject: str = Field(description="The workload id (or cluster / asset id) the event is about.")
     datacontenttype: str = Field(default="application/json")
@@ -57,6 +58,17 @@ class Event(BaseModel):
     )
     causationid: UUID | None = Field(default=None, description="Id of the event that caused it.")
     data: Any = None
+
+    @model_validator(mode="after")
+    def _type_matches_class(self) -> Event:
+        # A message of another type must not decode as this one just because the shapes fit.
+        if self.TYPE and (self.type, self.version) != (self.TYPE, self.VERSION):
+            raise ValueError(
+                f"expected {self.TYPE} v{self.VERSION}, got {self.type} v{self.version}"
+            )
+        if not self.type:
+            raise ValueError("type is required")
+        return self
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

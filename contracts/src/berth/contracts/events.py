@@ -271,7 +271,7 @@ class ClusterConfigRequestedV1(Event):
 
 
 class ClusterConfigDesiredV1(Event):
-    """cluster-sync accepted a requested setting; the cluster's agent applies it and reports back."""
+    """cluster-sync accepted a requested setting; the cluster's agent applies it, reports back."""
 
     TYPE: ClassVar[str] = "berth.cluster.config-desired"
     VERSION: ClassVar[int] = 1

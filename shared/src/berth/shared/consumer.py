@@ -130,7 +130,10 @@ class BatchRunner:
         event_type: type[E],
         handler: BatchHandler[E],
         operation: str,
+        max_deliver: int | None = None,
     ) -> None:
+        # A subscription's own limit is the one its consumer was created with.
+        limit = max_deliver or self._max_deliver
         items: list[Incoming[E]] = []
         for msg in msgs:
             try:
@@ -139,7 +142,7 @@ class BatchRunner:
                 await self._dead_letter(msg, f"undecodable {event_type.__name__}: {exc}")
                 continue
             span = self._tracer.start_span(
-                f"{self.service} {operation}",
+                operation,
                 context=extract(msg.headers),
                 kind=SpanKind.CONSUMER,
                 attributes={
@@ -157,7 +160,7 @@ class BatchRunner:
             await self._commit(items, handler)
         except Exception as exc:
             if len(items) == 1:
-                await self._failed(items[0], exc)
+                await self._failed(items[0], exc, limit)
                 return
             log.warning(
                 "%s: batch of %d failed (%s); retrying one by one", operation, len(items), exc
@@ -166,12 +169,15 @@ class BatchRunner:
                 try:
                     await self._commit([item], handler)
                 except Exception as one_exc:
-                    await self._failed(item, one_exc)
+                    await self._failed(item, one_exc, limit)
 
     async def _commit(self, items: list[Incoming[E]], handler: BatchHandler[E]) -> None:
         async with self._engine.begin() as conn:
             fresh = await claim(conn, self._inbox, [i.event.id for i in items])
-            todo = [i for i in items if i.event.id in fresh]
+            # Two copies of one event can share a batch (a copy sent again once the duplicate
+            # window had passed): one claim covers both, so only the first copy is handled.
+            first = {i.event.id: i for i in reversed(items)}
+            todo = [i for i in items if i.event.id in fresh and first[i.event.id] is i]
             unit = Unit(conn, self._outbox)
             if todo:
                 await handler(todo, unit)
@@ -181,17 +187,17 @@ class BatchRunner:
         if unit.rows:
             self._relay.wake()
         for item in items:
-            if item.event.id not in fresh:
+            if item.event.id not in fresh or first[item.event.id] is not item:
                 item.span.set_attribute("berth.duplicate", True)
             item.span.end()
             await item.msg.ack()
 
-    async def _failed(self, item: Incoming[Any], exc: Exception) -> None:
+    async def _failed(self, item: Incoming[Any], exc: Exception, max_deliver: int) -> None:
         item.span.record_exception(exc)
         item.span.set_status(Status(StatusCode.ERROR, str(exc)))
         item.span.end()
         delivered = item.msg.metadata.num_delivered if item.msg.metadata else 1
-        if delivered >= self._max_deliver:
+        if delivered >= max_deliver:
             await self._dead_letter(item.msg, f"gave up after {delivered} deliveries: {exc}")
             return
         log.warning(
@@ -289,12 +295,27 @@ class PullLoop:
                 log.warning("fetch for %s failed; retrying", self._sub.durable, exc_info=True)
                 await asyncio.sleep(1)
                 continue
-            if self._batch_size > 1:
-                with contextlib.suppress(NatsTimeoutError):
-                    msgs += await self._psub.fetch(
-                        self._batch_size - 1, timeout=self._gather_seconds
-                    )
-            async with self._busy:
-                await self._runner.run(
-                    msgs, self._sub.event, self._sub.handler, self._sub.operation
-                )
+            try:
+                await self._handle(msgs)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Whatever went wrong (an ack lost in an outage, a fetch error), the messages
+                # not acknowledged come back after ack_wait; the loop itself must go on.
+                log.exception("batch for %s failed; continuing", self._sub.durable)
+                await asyncio.sleep(0.5)
+
+    async def _handle(self, msgs: list[Msg]) -> None:
+        if self._batch_size > 1:
+            # nats-py raises asyncio's TimeoutError, not its own, when the gathering fetch
+            # runs out of time before its second pull request: that must not end the loop.
+            with contextlib.suppress(asyncio.TimeoutError):
+                msgs += await self._psub.fetch(self._batch_size - 1, timeout=self._gather_seconds)
+        async with self._busy:
+            await self._runner.run(
+                msgs,
+                self._sub.event,
+                self._sub.handler,
+                self._sub.operation,
+                self._sub.max_deliver,
+            )

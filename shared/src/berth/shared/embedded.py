@@ -111,7 +111,9 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: stopping is ours to do, so a crash of this process does not take
         # the database of the other berth processes down with it.
-        self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+        self._server = pgserver.get_server(  # type: ignore[attr-defined]
+            self.data_dir, cleanup_mode=None
+        )
         exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "1 row" not in exists:
             self._server.psql(f'CREATE DATABASE "{self.database}";')

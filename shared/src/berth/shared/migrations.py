@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from importlib import resources
+from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from alembic.operations import Operations
 from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
@@ -58,7 +58,9 @@ def run_env(target_metadata: MetaData, schema: str) -> None:
     asyncio.run(run_async())
 
 
-def create_messaging_tables(op: Operations, schema: str) -> None:
-    """The outbox and inbox every service has; called from each service's first migration."""
+def create_messaging_tables(op: Any, schema: str) -> None:
+    """The outbox and inbox every service has; called from each service's first migration.
+
+    ``op`` is alembic's ``op`` proxy module (an ``Operations`` at run time)."""
     op.create_table(OUTBOX, *outbox_columns(), schema=schema)
     op.create_table(INBOX, *inbox_columns(), schema=schema)

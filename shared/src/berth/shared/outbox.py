@@ -49,12 +49,14 @@ class OutboxRelay:
         *,
         batch_size: int = 1000,
         poll_seconds: float = 1.0,
+        ack_timeout: float = 5.0,
     ) -> None:
         self._engine = engine
         self._table = table
         self._js = js
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
+        self._ack_timeout = ack_timeout
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
@@ -117,7 +119,8 @@ class OutboxRelay:
                 await self._js.publish_async(r.subject, r.payload, headers=r.headers) for r in rows
             ]
             # A failed ack raises here and rolls back: the rows are published again later and
-            # the stream's duplicate window drops the copies that did get through.
-            await asyncio.gather(*futures)
+            # the stream's duplicate window drops the copies that did get through. A lost ack
+            # (the broker died with the publishes in flight) never comes: stop waiting for it.
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=self._ack_timeout)
             await conn.execute(delete(t).where(t.c.id.in_([r.id for r in rows])))
         return len(rows)

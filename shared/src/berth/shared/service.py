@@ -30,6 +30,8 @@ from berth.shared.outbox import OutboxRelay
 from berth.shared.settings import Settings
 from berth.shared.telemetry import NatsSpanExporter, setup_tracing
 
+__all__ = ["Service", "Subscription", "configure_logging", "run"]
+
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
@@ -95,7 +97,11 @@ class Service:
         async def consume(event: Any) -> None:  # documentation only; never called
             raise NotImplementedError
 
-        consume.__annotations__ = {"event": sub.event, "return": None}
+        # A lenient decoder (RawEvent) is documented as the event type it stands in for.
+        documented = next(
+            (c for c in Event.registry.values() if c.subject_prefix() == prefix), sub.event
+        )
+        consume.__annotations__ = {"event": documented, "return": None}
         consume.__name__ = sub.durable.replace("-", "_")
         self.spec_broker.subscriber(
             f"{prefix}.*",

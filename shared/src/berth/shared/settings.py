@@ -18,7 +18,7 @@ class Settings(BaseSettings):
 
     # A batch is handled in one transaction; a partly filled batch waits at most fetch_timeout.
     batch_size: int = Field(default=256, ge=1, le=5000)
-    fetch_timeout: float = Field(default=0.05, gt=0)
+    fetch_timeout: float = Field(default=0.005, gt=0)
     # How long JetStream waits for an ack before redelivering a message.
     ack_wait_seconds: float = 30.0
     max_deliver: int = 20

@@ -26,7 +26,7 @@ async def lookup_projects(
     names = sorted({item.project for item in request.items})
     spans = [
         tracer.start_span(
-            "catalog lookup project",
+            "lookup project",
             context=extract({"traceparent": item.traceparent} if item.traceparent else None),
             attributes={"berth.project": item.project},
         )

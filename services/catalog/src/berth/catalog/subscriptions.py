@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from berth.catalog import handlers
+from berth.contracts.events import CatalogAssetChangedV1
 from berth.contracts.queries import ProjectLookupRequest
 from berth.contracts.subjects import RPC_CATALOG_PROJECTS_LOOKUP
 from berth.shared.service import Service
@@ -16,3 +17,4 @@ def register(service: Service) -> None:
         ProjectLookupRequest,
         partial(handlers.lookup_projects, engine=service.engine, tracer=service.tracer),
     )
+    service.publishes(CatalogAssetChangedV1)

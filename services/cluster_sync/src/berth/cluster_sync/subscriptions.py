@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from berth.cluster_sync import handlers
 from berth.contracts.events import (
+    ClusterConfigChangedV1,
+    ClusterConfigDesiredV1,
     ClusterConfigReportedV1,
     ClusterConfigRequestedV1,
     WorkloadScheduledV1,
@@ -36,3 +38,4 @@ def register(service: Service) -> None:
             "record placement",
         )
     )
+    service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1)

@@ -8,6 +8,8 @@ from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
     PolicyApprovedV1,
     PolicyRejectedV1,
+    SubmissionReceivedV1,
+    SubmissionRejectedV1,
     SubmissionRequestedV1,
     WorkloadPhaseChangedV1,
 )
@@ -54,3 +56,4 @@ def register(service: Service, directory: ProjectDirectory) -> None:
     service.respond(
         RPC_WORKLOADS_LIST, WorkloadQuery, partial(queries.list_workloads, engine=service.engine)
     )
+    service.publishes(SubmissionReceivedV1, SubmissionRejectedV1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from berth.contracts.events import (
     ClusterConfigChangedV1,
     SubmissionReceivedV1,
+    WorkloadActionAuthorizedV1,
+    WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
 )
 from berth.ownership import handlers
@@ -33,3 +35,4 @@ def register(service: Service) -> None:
             "authorize action",
         )
     )
+    service.publishes(WorkloadActionAuthorizedV1, WorkloadActionDeniedV1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from berth.contracts.events import SubmissionReceivedV1
+from berth.contracts.events import PolicyApprovedV1, PolicyRejectedV1, SubmissionReceivedV1
 from berth.policy import handlers
 from berth.shared.service import Service, Subscription
 
@@ -13,3 +13,4 @@ def register(service: Service) -> None:
             SubmissionReceivedV1, "policy-submissions", handlers.evaluate_submissions, "evaluate"
         )
     )
+    service.publishes(PolicyApprovedV1, PolicyRejectedV1)

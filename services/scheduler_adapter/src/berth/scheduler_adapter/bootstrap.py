@@ -70,8 +70,12 @@ def build(
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
         async with service.engine.begin() as conn:
+            resynced = await handlers.resync(conn, cluster)
             await outbox.write(conn, service.outbox_table, [outbox.outbox_row(report)])
         service.relay.wake()
+        log.info(
+            "cluster %s (%s): %d workloads resynced", settings.cluster_id, cluster.name, resynced
+        )
 
     service.on_start(start)
     service.background(watch, "cluster-watch")

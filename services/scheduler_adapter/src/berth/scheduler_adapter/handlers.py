@@ -4,10 +4,11 @@ becomes phase events; authorized actions act on the cluster; the cluster's confi
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "/berth/scheduler-adapter"
 ACTOR = Actor.system("scheduler-adapter")
+
+FINISHED = ("Completed", "Failed", "Deleted")
 
 # The phase an action puts a workload in at once, before the cluster confirms the result.
 ACTION_PHASES: dict[str, Phase] = {
@@ -136,10 +139,26 @@ async def schedule_workloads(
         )
     if rows:
         await unit.conn.execute(insert(workloads).on_conflict_do_nothing(), rows)
-    # Applied before the commit: if the commit fails the batch is redelivered and applied
-    # again, which is harmless because apply is idempotent per object name.
     if to_apply:
-        await backend.apply(to_apply)
+        # After the commit: the cluster reports on a workload at once, and the watch must find
+        # the workload's row when it does. A crash in between is repaired by ``resync`` at start.
+        unit.after_commit.append(partial(backend.apply, to_apply))
+
+
+async def resync(conn: AsyncConnection, backend: ClusterBackend) -> int:
+    """Apply again every workload that should run and has not finished (apply is idempotent)."""
+    rows = (
+        await conn.execute(
+            select(workloads.c.manifests).where(
+                workloads.c.desired == "Running",
+                or_(workloads.c.phase.is_(None), workloads.c.phase.not_in(FINISHED)),
+            )
+        )
+    ).all()
+    objects = [m for r in rows for m in r.manifests]
+    if objects:
+        await backend.apply(objects)
+    return len(rows)
 
 
 async def act_on_actions(
@@ -196,26 +215,29 @@ async def record_snapshots(
 
     Returns the outbox rows to write in the caller's transaction.
     """
-    latest = {s.workload_id: s for s in snapshots}
-    current = await _current(conn, list(latest))
+    current = await _current(conn, list({s.workload_id for s in snapshots}))
+    phases = {wid: row.phase for wid, row in current.items()}
     out: list[dict[str, Any]] = []
-    changes: list[dict[str, Any]] = []
-    for workload_id, snapshot in latest.items():
+    changes: dict[str, dict[str, Any]] = {}
+    # Every snapshot in order, not just the latest per workload: each phase a workload passed
+    # through is reported, even when several arrive in one batch.
+    for snapshot in snapshots:
+        workload_id = snapshot.workload_id
         row = current.get(workload_id)
         if row is None:
             continue  # not ours (or already forgotten)
         phase, message, reason, running, requested = derive_phase(snapshot)
-        if phase == row.phase:
+        if phase == phases[workload_id]:
             continue
         span = tracer.start_span(
-            f"scheduler-adapter phase {phase}",
+            f"phase {phase}",
             context=extract({"traceparent": row.traceparent} if row.traceparent else None),
             attributes={"berth.subject": workload_id, "berth.phase": phase},
         )
         event = phase_event(
             WorkloadRef.model_validate(row.ref),
             phase=phase,
-            previous=row.phase,
+            previous=phases[workload_id],
             message=message,
             reason=reason,
             running=running,
@@ -224,13 +246,14 @@ async def record_snapshots(
         )
         out.append(outbox.outbox_row(event, context_of(span)))
         span.end()
-        changes.append({"wid": workload_id, "phase": phase, "message": message})
+        phases[workload_id] = phase
+        changes[workload_id] = {"wid": workload_id, "phase": phase, "message": message}
     if changes:
         await conn.execute(
             update(workloads)
             .where(workloads.c.workload_id == bindparam("wid"))
             .values(phase=bindparam("phase"), phase_message=bindparam("message")),
-            changes,
+            list(changes.values()),
         )
     return out
 

@@ -4,6 +4,10 @@ It takes the same manifests a real cluster would, derives the pods they want, pl
 configurable inventory (GPUs, fractions, node-pool order, gangs) and plays each workload's life
 through timed transitions. One background task pops transitions off a heap as they fall due,
 so its cost follows the number of changes, never the number of workloads.
+
+Pods are created unscheduled and bound by scheduling passes on a fixed simulated period, as
+KAI binds them in its next cycle, so Pending is a state of its own between Creating and
+Initializing. A pass is one heap entry too, booked only while pods wait for it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import copy
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -42,8 +47,9 @@ RETRY_BASE, RETRY_CAP = 10.0, 360.0  # the Job controller's backoff between fail
 RESTART_BASE, RESTART_CAP = 10.0, 300.0  # the kubelet's CrashLoopBackOff
 DERIVED_CONFIG_KEYS = frozenset({"nodePools", "gpus"})
 
-# (due time, tie-breaker, workload, its epoch when queued, action, pods concerned)
-Transition = tuple[float, int, SimWorkload, int, str, tuple[str, ...]]
+# (due time, tie-breaker, workload, its epoch when queued, action, pods concerned); a
+# scheduling pass concerns no workload and has None there.
+Transition = tuple[float, int, SimWorkload | None, int, str, tuple[str, ...]]
 
 
 class SimulatedCluster:
@@ -56,9 +62,12 @@ class SimulatedCluster:
         speed: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         batch_size: int = 500,
+        scheduling_interval: float = 1.0,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if scheduling_interval <= 0:
+            raise ValueError("scheduling_interval must be positive")
         self._config = inventory.config()
         self._capacity = Capacity(inventory)
         self._speed = speed
@@ -69,6 +78,11 @@ class SimulatedCluster:
         self._sequence = itertools.count()
         self._cursor: float | None = None  # due time of the transition being played
         self._queue = PlacementQueue(self._capacity)
+        self._interval = scheduling_interval  # simulated seconds between scheduling passes
+        # Passes fall on multiples of the interval, as a scheduler's cycles tick regardless of
+        # what arrives; this is the multiple of the latest one booked.
+        self._pass_tick = 0
+        self._pass_booked = False
         self._feed = SnapshotFeed(batch_size)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -99,13 +113,13 @@ class SimulatedCluster:
         }
         for key, group in groups.items():
             self._apply(key, group, shapes[key])
-        self._wake.set()
+        self._changed()
 
     async def delete(self, namespace: str, workload_id: str) -> None:
         workload = self._workloads.get((namespace, workload_id))
         if workload is not None:
             self._remove(workload)
-            self._wake.set()
+            self._changed()
 
     async def suspend(self, namespace: str, workload_id: str) -> None:
         workload = self._workloads.get((namespace, workload_id))
@@ -123,7 +137,7 @@ class SimulatedCluster:
         self._emit(workload)
         if going:
             self._after(TERMINATION_GRACE, workload, "terminated")
-        self._wake.set()
+        self._changed()
 
     async def resume(self, namespace: str, workload_id: str) -> None:
         workload = self._workloads.get((namespace, workload_id))
@@ -134,7 +148,7 @@ class SimulatedCluster:
         self._clear_pods(workload)
         self._emit(workload)
         self._after(CONTROLLER_DELAY, workload, "create_pods")
-        self._wake.set()
+        self._changed()
 
     def snapshots(self) -> AsyncIterator[list[WorkloadSnapshot]]:
         return self._feed.subscribe(self._resync)
@@ -204,13 +218,27 @@ class SimulatedCluster:
         entry = (start + delay, next(self._sequence), workload, workload.epoch, action, pods)
         heapq.heappush(self._timeline, entry)
 
+    def _book_pass(self) -> None:
+        if self._pass_booked or not self._queue.due:
+            return
+        start = self._cursor if self._cursor is not None else self.now()
+        # Strictly after both now and the last pass: a pod never shares the instant it starts
+        # waiting with the pass that binds it, and float rounding cannot book a tick twice.
+        self._pass_tick = max(math.floor(start / self._interval) + 1, self._pass_tick + 1)
+        entry = (self._pass_tick * self._interval, next(self._sequence), None, 0, "schedule", ())
+        heapq.heappush(self._timeline, entry)
+        self._pass_booked = True
+
+    def _changed(self) -> None:
+        self._book_pass()
+        self._wake.set()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
             try:
                 self._play_due()
-                self._place_waiting()
             except Exception:
                 log.exception("simulated cluster step failed")
             handle = None
@@ -225,14 +253,23 @@ class SimulatedCluster:
         now = self.now()
         while self._timeline and self._timeline[0][0] <= now:
             due, _, workload, epoch, action, pods = heapq.heappop(self._timeline)
-            if self._workloads.get(workload.key) is not workload or workload.epoch != epoch:
+            if workload is not None and (
+                self._workloads.get(workload.key) is not workload or workload.epoch != epoch
+            ):
                 continue  # queued for a course the workload has since left
             self._cursor = due
             try:
-                self._play(workload, action, pods)
+                if workload is None:
+                    self._scheduling_pass(due)
+                else:
+                    self._play(workload, action, pods)
             except Exception:
-                log.exception("transition %s of workload %s failed", action, workload.key)
+                concerned = workload.key if workload is not None else "-"
+                log.exception("transition %s of workload %s failed", action, concerned)
             finally:
+                # Booked while the cursor still says when the change happened, so a late loop
+                # does not push the pass later in simulated time.
+                self._book_pass()
                 self._cursor = None
 
     def _play(self, workload: SimWorkload, action: str, names: tuple[str, ...]) -> None:
@@ -264,9 +301,11 @@ class SimulatedCluster:
     # --- transitions --------------------------------------------------------------------------
 
     def _create_pods(self, workload: SimWorkload) -> None:
+        # Unscheduled, with no reason yet: the scheduler has not looked at them.
         workload.pods = [SimPod(name, demand) for name, demand in workload.shape.pods]
         if workload.pods:
-            self._queue.add(workload.key)
+            since = self._cursor if self._cursor is not None else self.now()
+            self._queue.add(workload.key, workload.shape.priority, since)
         self._emit(workload)
 
     def _started(self, workload: SimWorkload, pods: list[SimPod]) -> None:
@@ -318,8 +357,9 @@ class SimulatedCluster:
         if workload.shape.ttl_seconds is not None:
             self._after(workload.shape.ttl_seconds, workload, "expire")
 
-    def _place_waiting(self) -> None:
-        for workload, placed in self._queue.place(self._workloads):
+    def _scheduling_pass(self, due: float) -> None:
+        self._pass_booked = False
+        for workload, placed in self._queue.place(self._workloads, due):
             self._emit(workload)
             if placed:
                 action = "pull_failed" if workload.shape.fail == "image-pull" else "started"

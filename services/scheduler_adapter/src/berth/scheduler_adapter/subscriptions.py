@@ -6,8 +6,11 @@ from functools import partial
 
 from berth.contracts.events import (
     ClusterConfigDesiredV1,
+    ClusterConfigReportedV1,
     PolicyApprovedV1,
     WorkloadActionAuthorizedV1,
+    WorkloadPhaseChangedV1,
+    WorkloadScheduledV1,
 )
 from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend
@@ -40,3 +43,4 @@ def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None
             "apply cluster config",
         )
     )
+    service.publishes(WorkloadScheduledV1, WorkloadPhaseChangedV1, ClusterConfigReportedV1)

@@ -21,6 +21,9 @@ FINITE_KINDS = KUBEFLOW_KINDS | {"Job"}
 DEFAULT_FINITE_RUNTIME = 10.0
 DEFAULT_STARTUP = 1.0
 FAIL_MODES = frozenset({"crash", "image-pull"})
+# Values of the PriorityClasses a Run:ai cluster installs. A pod naming none (or one the cluster
+# lacks) gets Kubernetes' default priority, 0.
+PRIORITY_VALUES = {"inference": 125, "build": 100, "interactive-preemptible": 75, "train": 50}
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class WorkloadShape:
     startup: float
     fail: str | None
     success_condition: str  # what the top object reports on success
+    priority: int  # higher goes first in a scheduling pass
 
 
 def top_object(objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -74,6 +78,7 @@ def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
         startup=_seconds(annotations, L.SIM_STARTUP_ANNOTATION, DEFAULT_STARTUP) or 0.0,
         fail=fail,
         success_condition="Complete" if kind == "Job" else "Succeeded",
+        priority=_priority(top, templates),
     )
 
 
@@ -121,6 +126,15 @@ def _gang_size(
         if group in groups:
             return groups[group]
     return 1
+
+
+def _priority(top: Mapping[str, Any], templates: list[tuple[str, Mapping[str, Any]]]) -> int:
+    # The pods' label wins over the top object's: it is what the scheduler reads off the pods.
+    sources = [(template.get("metadata") or {}).get("labels") for _, template in templates[:1]]
+    for labels in [*sources, top["metadata"].get("labels")]:
+        if labels and L.PRIORITY_CLASS_LABEL in labels:
+            return PRIORITY_VALUES.get(str(labels[L.PRIORITY_CLASS_LABEL]), 0)
+    return 0
 
 
 def _seconds(annotations: Mapping[str, str], key: str, default: float | None) -> float | None:

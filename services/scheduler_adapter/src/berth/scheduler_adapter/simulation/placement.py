@@ -1,4 +1,9 @@
-"""The simulated scheduler's queue: workloads whose pods wait for a node, tried oldest first."""
+"""The simulated scheduler's queue: workloads whose pods wait for a node, and its passes.
+
+Like KAI, the scheduler works in passes: pods are created unscheduled and only a pass binds
+them. Each pass retries every waiting workload, highest priority first, oldest first within a
+priority.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,24 @@ Placement = tuple[SimWorkload, list[SimPod]]
 class PlacementQueue:
     def __init__(self, capacity: Capacity) -> None:
         self.capacity = capacity
-        self._waiting: dict[WorkloadKey, None] = {}  # insertion order = arrival order
-        self._fresh: dict[WorkloadKey, None] = {}  # arrived since the last pass
-        self._freed = False
+        # key → (priority, simulated time it started waiting); insertion order = arrival order
+        self._waiting: dict[WorkloadKey, tuple[int, float]] = {}
+        self._changed = False  # since the last pass
 
-    def add(self, key: WorkloadKey) -> None:
-        self._waiting[key] = None
-        self._fresh[key] = None
+    @property
+    def due(self) -> bool:
+        """Whether a pass could place anything.
+
+        Capacity only shrinks between passes unless something is released, so without a release
+        or a newcomer a pass would place nothing: the cluster books one only when this says so,
+        and nothing spins while pods wait in vain.
+        """
+        return self._changed and bool(self._waiting)
+
+    def add(self, key: WorkloadKey, priority: int, since: float) -> None:
+        self._waiting.pop(key, None)
+        self._waiting[key] = (priority, since)
+        self._changed = True
 
     def discard(self, key: WorkloadKey) -> None:
         self._waiting.pop(key, None)
@@ -30,22 +46,23 @@ class PlacementQueue:
         if pod.allocation is not None:
             self.capacity.release(pod.allocation)
             pod.allocation = None
-            self._freed = True
+            self._changed = True
 
-    def place(self, workloads: Mapping[WorkloadKey, SimWorkload]) -> list[Placement]:
-        """One scheduling pass; returns the workloads it changed."""
-        if not self._fresh and not self._freed:
-            return []
-        # Capacity only shrinks between passes unless something was freed, so a workload that
-        # did not fit last time cannot fit now and only newcomers need a try.
-        keys = list(self._waiting if self._freed else self._fresh)
-        self._freed = False
-        self._fresh.clear()
-        # Within a pass capacity only shrinks too, so a demand that failed once fails again:
+    def place(self, workloads: Mapping[WorkloadKey, SimWorkload], now: float) -> list[Placement]:
+        """One scheduling pass at simulated time ``now``; returns the workloads it changed."""
+        self._changed = False
+        # sorted() is stable, so arrival order holds within a priority.
+        queue = sorted(self._waiting.items(), key=lambda item: -item[1][0])
+        # Within a pass capacity only shrinks, so a demand that failed once fails again:
         # identical waiting workloads (the common case under load) cost one attempt per pass.
         misfits: dict[tuple[Any, ...], str] = {}
         changes: list[Placement] = []
-        for key in keys:
+        for key, (_, since) in queue:
+            if since >= now:
+                # Created in the very instant of this pass: a real scheduler's cycle would have
+                # taken its snapshot already, so the pod waits for the next one.
+                self._changed = True
+                continue
             workload = workloads.get(key)
             pods = workload.waiting_pods() if workload is not None else []
             if workload is None or not pods:

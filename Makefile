@@ -1,0 +1,60 @@
+# berth: two commands matter: `make run` (the whole suite locally) and `make test`.
+# Everything installs itself into .venv on first use; only Python 3.11+ is needed.
+
+PYTHON ?= python3
+UV_VERSION ?= 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test test-unit test-integration test-e2e lint format contracts contracts-check bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+venv: $(UV)  ## Create .venv with every package of the workspace (locked versions)
+	$(UV) sync --all-packages --frozen --python $(PYTHON)
+
+run: venv  ## Run NATS, PostgreSQL, the six services and a simulated cluster (Ctrl-C stops)
+	$(BIN)/berth up
+
+test: venv  ## The whole test suite: unit, contract, integration and end-to-end
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: venv  ## Only the tests that need no server
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+test-integration: venv  ## Only the tests against a real nats-server and PostgreSQL
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: venv  ## Only the tests that run the whole suite as separate processes
+	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+lint: venv  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy contracts/src shared/src cli/src services/*/src
+
+format: venv  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+contracts: venv  ## Regenerate the JSON Schemas and AsyncAPI documents in contracts/
+	$(BIN)/python -m berth.contracts.export
+	$(BIN)/python contracts/scripts/asyncapi.py
+
+contracts-check: venv  ## Fail if the generated contracts are out of date
+	$(BIN)/python -m berth.contracts.export --check
+	$(BIN)/python contracts/scripts/asyncapi.py --check
+
+bench: venv  ## Throughput and latency of the whole suite vs a bare nats-py pipeline
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+clean:  ## Remove the virtualenvs and local state
+	rm -rf $(VENV) $(TOOLS) .berth .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,301 @@
+"""A tiny berth service for testing the shared runtime against real NATS and PostgreSQL.
+
+The probe service consumes ``WorkloadActionRequestedV1`` events, writes one row per event into a
+table of its own and emits a ``WorkloadActionDeniedV1`` (no berth service consumes those) for
+each through the outbox. Every probe listens on a subject prefix of its own: a new durable
+consumer starts from the beginning of the stream, so on the real subject it would replay what
+earlier tests published (and real services would see the probes' traffic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, PubAck
+from sqlalchemy import BIGINT, Column, Integer, Table, Text, func, select
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from berth.contracts.envelope import Actor
+from berth.contracts.events import (
+    WorkloadActionData,
+    WorkloadActionDeniedData,
+    WorkloadActionDeniedV1,
+    WorkloadActionRequestedV1,
+)
+from berth.contracts.subjects import stream_for
+from berth.shared.bus import encode, event_headers
+from berth.shared.consumer import Incoming, Subscription, Unit
+from berth.shared.db import ensure_schema, service_metadata
+from berth.shared.service import Service
+from berth.shared.settings import Settings
+
+SOURCE = "/berth/probe"
+OPERATION = "probe"
+# Emitted events land here, one subject per subject id.
+EMITTED_PREFIX = WorkloadActionDeniedV1.subject_prefix()
+
+
+def unique(label: str) -> str:
+    """A name no other test uses; also a valid NATS subject token and durable name."""
+    return f"{label}-{uuid.uuid4().hex[:12]}"
+
+
+async def eventually(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
+) -> Any:
+    """Poll ``predicate`` (sync or async) until it returns something truthy, and return that;
+    fail with its last value once ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        await asyncio.sleep(interval)
+
+
+def request(subject_id: str) -> WorkloadActionRequestedV1:
+    return WorkloadActionRequestedV1(
+        source="/berth/tests",
+        subject=subject_id,
+        actor=Actor(email="tester@example.com"),
+        data=WorkloadActionData(action="suspend", name=subject_id, project="probe"),
+    )
+
+
+class PoisonError(RuntimeError):
+    """What the probe's handler raises when told to fail."""
+
+
+@dataclass
+class Probe:
+    """The probe service, its table, and what its handler saw."""
+
+    service: Service
+    table: Table
+    prefix: str
+    durable: str
+    # Sizes of the batches the handler was called with, in order.
+    batches: list[int] = field(default_factory=list)
+    # subject id -> the delivery count of each handler call that included it
+    deliveries: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # The handler raises (after writing) when this says so for one of the batch's items.
+    fail: Callable[[Incoming[WorkloadActionRequestedV1]], bool] = lambda _item: False
+    # Awaited for each item before the handler writes anything.
+    before: Callable[[Incoming[WorkloadActionRequestedV1]], Awaitable[None]] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.service.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.service.engine
+
+    def subject(self, subject_id: str) -> str:
+        return f"{self.prefix}.{subject_id}"
+
+    async def handle(self, items: list[Incoming[WorkloadActionRequestedV1]], unit: Unit) -> None:
+        self.batches.append(len(items))
+        for item in items:
+            self.deliveries[item.event.subject].append(item.msg.metadata.num_delivered)
+            if self.before:
+                await self.before(item)
+        await unit.conn.execute(
+            self.table.insert(),
+            [
+                {
+                    "event_id": item.event.id,
+                    "subject_id": item.event.subject,
+                    "delivery": item.msg.metadata.num_delivered,
+                }
+                for item in items
+            ],
+        )
+        for item in items:
+            data = item.event.data
+            denied = WorkloadActionDeniedV1(
+                source=SOURCE,
+                **item.event.chain(),
+                data=WorkloadActionDeniedData(**data.model_dump(), reason="probe"),
+            )
+            unit.emit(denied, cause=item)
+        for item in items:
+            if self.fail(item):
+                raise PoisonError(f"poison {item.event.subject}")
+
+    async def rows(self) -> list[tuple[uuid.UUID, str]]:
+        """(event id, subject id) of every row the handler committed."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(self.table.c.event_id, self.table.c.subject_id).order_by(self.table.c.seq)
+            )
+            return [(r.event_id, r.subject_id) for r in result]
+
+    async def count(self, table: Table) -> int:
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+    async def outbox_drained(self) -> bool:
+        return await self.count(self.service.outbox_table) == 0
+
+    async def settled(self) -> bool:
+        """Nothing left for the consumer: every message delivered and acknowledged."""
+        info = await self.consumer()
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    async def outbox_rows(self) -> list[Any]:
+        t = self.service.outbox_table
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(select(t).order_by(t.c.id))).all())
+
+    async def consumer(self) -> ConsumerInfo:
+        info: ConsumerInfo = await self.service.js.consumer_info(
+            stream_for(self.prefix), self.durable
+        )
+        return info
+
+
+def build_probe(
+    nats_url: str,
+    database_url: str,
+    *,
+    subscription_max_deliver: int | None = None,
+    **settings: Any,
+) -> Probe:
+    name = unique("probe")
+    schema = "t_" + name.replace("-", "_")
+    metadata = service_metadata(schema)
+    table = Table(
+        "handled",
+        metadata,
+        # No unique key on the event: a second handling shows up as a second row.
+        Column("seq", BIGINT, primary_key=True, autoincrement=True),
+        Column("event_id", UUID(as_uuid=True), nullable=False),
+        Column("subject_id", Text, nullable=False),
+        Column("delivery", Integer, nullable=False),
+    )
+    values: dict[str, Any] = {
+        "batch_size": 50,
+        "fetch_timeout": 0.05,
+        "ack_wait_seconds": 2,
+        "nak_delay_seconds": 0.1,
+        "max_deliver": 3,
+        "outbox_poll_seconds": 0.2,
+    }
+    values.update(settings)
+    service = Service(
+        Settings(service_name=name, nats_url=nats_url, database_url=database_url, **values),
+        metadata,
+        migrations_package=None,
+    )
+    probe = Probe(service, table, prefix=f"workload.{name}.v1", durable=name)
+    service.subscribe(
+        Subscription(
+            WorkloadActionRequestedV1,
+            durable=name,
+            handler=probe.handle,
+            operation=OPERATION,
+            max_deliver=subscription_max_deliver,
+            subject_prefix=probe.prefix,
+        )
+    )
+    return probe
+
+
+@contextlib.asynccontextmanager
+async def running(probe: Probe) -> AsyncIterator[Probe]:
+    await ensure_schema(probe.engine, probe.service.schema)
+    async with probe.engine.begin() as conn:
+        await conn.run_sync(probe.table.metadata.create_all)
+    await probe.service.app.start()
+    try:
+        yield probe
+    finally:
+        await probe.service.app.stop()
+
+
+async def publish(
+    js: JetStreamContext,
+    subject: str,
+    event: WorkloadActionRequestedV1,
+    *,
+    msg_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> PubAck:
+    hdrs = event_headers(event, headers or {})
+    if msg_id is not None:
+        hdrs["Nats-Msg-Id"] = msg_id
+    return await js.publish(subject, encode(event), headers=hdrs)
+
+
+async def stored(js: JetStreamContext, subject: str) -> list[Msg]:
+    """Every message the stream holds under ``subject`` (wildcards allowed), oldest first."""
+    stream = stream_for(subject)
+    # A throwaway consumer: the server removes it by itself should the test die before we do.
+    sub = await js.pull_subscribe(
+        subject,
+        stream=stream,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, mem_storage=True, inactive_threshold=5),
+    )
+    info = await sub.consumer_info()
+    total = info.num_pending or 0
+    try:
+        msgs: list[Msg] = []
+        while len(msgs) < total:
+            msgs += await sub.fetch(min(total - len(msgs), 1000), timeout=5)
+        return msgs
+    finally:
+        await sub.unsubscribe()
+        await js.delete_consumer(stream, info.name)
+
+
+def deadletter_subject(probe: Probe, subject: str) -> str:
+    return f"deadletter.{probe.name}.v1.{subject.replace('.', '_')}"
+
+
+def emitted_subject(subject_id: str) -> str:
+    return f"{EMITTED_PREFIX}.{subject_id}"
+
+
+async def emitted(js: JetStreamContext, subject_ids: set[str]) -> list[WorkloadActionDeniedV1]:
+    """The probe's emitted events for these subject ids, as the stream holds them."""
+    msgs = await stored(js, f"{EMITTED_PREFIX}.*")
+    return [
+        WorkloadActionDeniedV1.model_validate_json(m.data)
+        for m in msgs
+        if m.subject.rsplit(".", 1)[1] in subject_ids
+    ]
+
+
+@contextlib.asynccontextmanager
+async def terminations(nc: Any, probe: Probe) -> AsyncIterator[list[dict[str, Any]]]:
+    """The server's advisories for messages of the probe's consumer that were terminated."""
+    received: list[dict[str, Any]] = []
+
+    async def collect(msg: Msg) -> None:
+        received.append(json.loads(msg.data))
+
+    stream = stream_for(probe.prefix)
+    sub = await nc.subscribe(
+        f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{stream}.{probe.durable}", cb=collect
+    )
+    try:
+        yield received
+    finally:
+        await sub.unsubscribe()

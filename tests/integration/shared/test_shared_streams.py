@@ -1,0 +1,59 @@
+"""The stream declarations every process makes at start, and the server-side duplicate drop the
+outbox relies on."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from nats.js.api import StorageType
+
+from berth.contracts.subjects import STREAMS
+from berth.shared.bus import DUPLICATE_WINDOW_SECONDS, ensure_streams
+from tests.integration.shared.helpers import stored, unique
+
+
+async def test_declaring_the_streams_again_is_harmless_and_gives_the_declared_config(
+    nc: Any,
+) -> None:
+    js = nc.jetstream()
+    before = {name: (await js.stream_info(name)).state.messages for name in STREAMS}
+    await ensure_streams(js)
+    await ensure_streams(js)
+
+    for name, subjects in STREAMS.items():
+        info = await js.stream_info(name)
+        assert info.config.subjects == [subjects]
+        assert info.config.duplicate_window == DUPLICATE_WINDOW_SECONDS == 600
+        assert info.config.storage == StorageType.FILE
+        # Declaring never recreates a stream: what it holds stays.
+        assert info.state.messages >= before[name]
+
+
+async def test_declaring_the_streams_restores_a_config_that_drifted(nc: Any) -> None:
+    js = nc.jetstream()
+    drifted = dataclasses.replace((await js.stream_info("CATALOG")).config, duplicate_window=5)
+    await js.update_stream(drifted)
+    try:
+        assert (await js.stream_info("CATALOG")).config.duplicate_window == 5
+        await ensure_streams(js)
+        assert (await js.stream_info("CATALOG")).config.duplicate_window == 600
+    finally:
+        await ensure_streams(js)
+
+
+async def test_the_server_drops_a_copy_with_the_same_msg_id_within_the_window(nc: Any) -> None:
+    js = nc.jetstream()
+    subject = f"deadletter.{unique('dedup')}.v1.probe"
+    msg_id = unique("msg")
+
+    first = await js.publish(subject, b"first", headers={"Nats-Msg-Id": msg_id})
+    copy = await js.publish(subject, b"copy", headers={"Nats-Msg-Id": msg_id})
+    other = await js.publish(subject, b"other", headers={"Nats-Msg-Id": unique("msg")})
+
+    assert not first.duplicate
+    assert copy.duplicate is True
+    assert copy.seq == first.seq
+    assert not other.duplicate
+    assert other.seq > first.seq
+    assert [m.data for m in await stored(js, subject)] == [b"first", b"other"]

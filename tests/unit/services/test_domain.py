@@ -1,0 +1,181 @@
+"""The pure rules of each service: validation, defaults, ownership, config changes, CLI flags."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import TypeAdapter
+
+from berth.cli import submission as flags
+from berth.cluster_sync.handlers import changed_keys
+from berth.contracts.events import Issue
+from berth.contracts.workload import WorkloadSubmission
+from berth.intake import validation
+from berth.ownership.rules import decide
+from berth.policy.evaluation import evaluate
+
+SUBMISSION: TypeAdapter[WorkloadSubmission] = TypeAdapter(WorkloadSubmission)
+
+
+def _cli(**over: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "project": "team-a",
+        "name": "demo",
+        "name_prefix": False,
+        "image": "busybox",
+        "gpu": None,
+        "gpu_portion": None,
+        "cpu": None,
+        "memory": None,
+        "command": None,
+        "args": None,
+        "env": None,
+        "labels": None,
+        "annotations": None,
+        "node_pools": None,
+        "backoff_limit": None,
+        "auto_delete_seconds": None,
+        "allow_over_quota": None,
+    }
+    base.update(over)
+    return base
+
+
+class TestIntakeValidation:
+    def test_valid_submission_parses(self) -> None:
+        body = flags.build(kind="training", **_cli(gpu=2))  # type: ignore[arg-type]
+        parsed = validation.parse("w-1", {"submission": body})
+        assert not isinstance(parsed, list)
+        assert parsed.submission.spec.compute is not None
+        assert parsed.submission.spec.compute.gpuDevicesRequest == 2
+
+    def test_every_bad_field_is_named_without_the_union_tag(self) -> None:
+        body = flags.build(kind="training", **_cli(gpu=-1, backoff_limit=101))  # type: ignore[arg-type]
+        body["spec"]["colour"] = "blue"
+        issues = validation.parse("w-1", {"submission": body})
+        assert isinstance(issues, list)
+        fields = {i.field for i in issues}
+        assert fields == {"spec.compute.gpuDevicesRequest", "spec.backoffLimit", "spec.colour"}
+        assert Issue(field="spec.colour", details="unknown field") in issues
+
+    def test_unknown_kind_and_bad_workload_id(self) -> None:
+        body = flags.build(kind="training", **_cli())  # type: ignore[arg-type]
+        body["kind"] = "batch"
+        issues = validation.parse("has.dots", {"submission": body})
+        assert isinstance(issues, list)
+        assert [i.field for i in issues] == ["subject", "kind"]
+        assert "workspace, training, distributed, inference" in issues[1].details
+
+    def test_describe_raw_is_best_effort(self) -> None:
+        assert validation.describe_raw({"submission": {"name": "x", "projectId": 3}}) == (
+            "x",
+            None,
+            None,
+        )
+        assert validation.describe_raw({"submission": "nonsense"}) == (None, None, None)
+
+
+class TestPolicyDefaults:
+    def test_training_gets_system_defaults(self) -> None:
+        sub = SUBMISSION.validate_python(
+            {"kind": "training", "name": "t", "projectId": "p", "spec": {"image": "i"}}
+        )
+        effective, issues = evaluate(sub)
+        assert issues == []
+        assert effective.spec.backoffLimit == 6
+        assert effective.spec.autoDeletionTimeAfterCompletionSeconds == 30 * 24 * 3600
+
+    def test_submitted_values_win_over_defaults(self) -> None:
+        sub = SUBMISSION.validate_python(
+            {
+                "kind": "training",
+                "name": "t",
+                "projectId": "p",
+                "spec": {
+                    "image": "i",
+                    "backoffLimit": 0,
+                    "autoDeletionTimeAfterCompletionSeconds": 0,
+                },
+            }
+        )
+        effective, _ = evaluate(sub)
+        assert effective.spec.backoffLimit == 0
+        assert effective.spec.autoDeletionTimeAfterCompletionSeconds == 0
+
+    def test_missing_image_is_a_compliance_issue(self) -> None:
+        sub = SUBMISSION.validate_python(
+            {"kind": "workspace", "name": "w", "projectId": "p", "spec": {}}
+        )
+        _, issues = evaluate(sub)
+        assert [i.field for i in issues] == ["spec.image"]
+
+    def test_inference_gets_no_backoff(self) -> None:
+        sub = SUBMISSION.validate_python(
+            {"kind": "inference", "name": "s", "projectId": "p", "spec": {"image": "i"}}
+        )
+        effective, issues = evaluate(sub)
+        assert issues == []
+        assert not hasattr(effective.spec, "backoffLimit")
+
+
+class TestOwnership:
+    def test_creator_may_always_act(self) -> None:
+        assert (
+            decide(actor="a@x", action="delete", creator="a@x", cluster_id="c", protection=True)
+            is None
+        )
+
+    def test_others_may_act_without_protection(self) -> None:
+        assert (
+            decide(actor="b@x", action="delete", creator="a@x", cluster_id="c", protection=False)
+            is None
+        )
+
+    def test_others_are_denied_with_protection(self) -> None:
+        reason = decide(
+            actor="b@x", action="suspend", creator="a@x", cluster_id="c", protection=True
+        )
+        assert reason == (
+            "workload ownership protection is on in cluster c: only its creator a@x may suspend it"
+        )
+
+    def test_unknown_workload_is_denied(self) -> None:
+        reason = decide(
+            actor="a@x", action="delete", creator=None, cluster_id=None, protection=False
+        )
+        assert reason is not None and reason.startswith("unknown workload")
+
+
+def test_changed_keys() -> None:
+    assert changed_keys(None, {"b": 1, "a": 2}) == ["a", "b"]
+    assert changed_keys({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 0}) == ["b", "c"]
+    assert changed_keys({"a": 1}, {"a": 1}) == []
+
+
+class TestCliFlags:
+    def test_portion_implies_one_device(self) -> None:
+        body = flags.build(kind="workspace", **_cli(gpu_portion=0.5))  # type: ignore[arg-type]
+        assert body["spec"]["compute"] == {
+            "gpuDevicesRequest": 1,
+            "gpuRequestType": "portion",
+            "gpuPortionRequest": 0.5,
+        }
+        assert SUBMISSION.validate_python(body).kind == "workspace"
+
+    def test_workers_make_a_distributed_training(self) -> None:
+        body = flags.build(kind="training", workers=4, framework="pytorch", **_cli())  # type: ignore[arg-type]
+        sub = SUBMISSION.validate_python(body)
+        assert sub.kind == "distributed"
+        assert sub.spec.numWorkers == 4  # type: ignore[union-attr]
+        assert sub.spec.distributedFramework == "PyTorch"  # type: ignore[union-attr]
+
+    def test_key_values(self) -> None:
+        body = flags.build(
+            kind="training", **_cli(env=["A=1", "B=x=y"], node_pools="a100, default")
+        )  # type: ignore[arg-type]
+        assert body["spec"]["environmentVariables"] == [
+            {"name": "A", "value": "1"},
+            {"name": "B", "value": "x=y"},
+        ]
+        assert body["spec"]["nodePools"] == ["a100", "default"]
+        with pytest.raises(ValueError, match="--label takes KEY=VALUE"):
+            flags.build(kind="training", **_cli(labels=["novalue"]))  # type: ignore[arg-type]
