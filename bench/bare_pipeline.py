@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import shutil
 import signal
 import sys
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -311,7 +312,7 @@ def run_bare(
         nats_pid = child_named("nats-server")
         if nats_pid is not None:
             pids["nats-server"] = nats_pid
-        pids["bench"] = multiprocessing.current_process().pid or 0
+        pids["bench"] = os.getpid()
         trees = {}
         if dsn and pg_data_dir is not None and (pg := postmaster_pid(pg_data_dir)) is not None:
             trees["postgres"] = pg
@@ -319,11 +320,11 @@ def run_bare(
         result["batch_size"], result["fetch_gather_seconds"] = batch, gather
         return result
     finally:
-        for proc in procs.values():
-            if proc.is_alive():
-                proc.terminate()
-        for proc in procs.values():
-            proc.join(10)
+        for hop in procs.values():
+            if hop.is_alive():
+                hop.terminate()
+        for hop in procs.values():
+            hop.join(10)
 
 
 def main(argv: list[str] | None = None) -> int:

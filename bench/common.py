@@ -450,8 +450,7 @@ async def _wait(recorder: Recorder, deadline: float, stall: float) -> bool:
             seen, quiet_since = recorder.messages, now
         elif now - quiet_since >= stall:
             return True
-        # Polled rather than awaited: once a second costs nothing, and one loop covers all four
-        # ways out.
+        # Woken at least once a second, to notice a failure, a stall or the deadline too.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(recorder.done.wait(), timeout=min(1.0, deadline - now))
     return False

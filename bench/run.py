@@ -30,6 +30,7 @@ from bench.suite_bench import (
     bench_suite,
     options_from,
     parse_env,
+    print_profiles,
     start_suite,
     stop_services,
 )
@@ -61,7 +62,7 @@ def _git(*args: str) -> str:
 def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     if not a or not b or not b.get("workloads_per_s"):
         return None
-    return round(a["workloads_per_s"] / b["workloads_per_s"], 3)
+    return round(float(a["workloads_per_s"]) / float(b["workloads_per_s"]), 3)
 
 
 def summary(results: dict[str, Any]) -> str:
@@ -101,7 +102,8 @@ def summary(results: dict[str, Any]) -> str:
             )
         lines.append(f"  {label:30}" + "".join(cells))
     for key, label in RUNS.items():
-        if runs[key] and (warning := noise_warning(runs[key])):
+        run = runs[key]
+        if run and (warning := noise_warning(run)):
             lines.append(f"{label}: {warning}")
     berth = runs["berth"]
     if berth:
@@ -157,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             "service_env": env,
             "batch_size": batch,
             "fetch_gather_seconds": gather,
+            # Profiled services run slower: such a run's berth figures are not throughput figures.
+            "profiled": sorted(args.profile or ()),
         },
         "errors": {},
     }
@@ -164,7 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     suite: Suite | None = None
     try:
         print(f"== berth suite, {args.workloads} workloads", flush=True)
-        suite = start_suite(state_dir, args.workloads, sim_speed=args.sim_speed, extra_env=env)
+        suite = start_suite(
+            state_dir,
+            args.workloads,
+            sim_speed=args.sim_speed,
+            extra_env=env,
+            profile=set(args.profile or ()),
+        )
         try:
             results["berth"] = asyncio.run(
                 bench_suite(suite, args.workloads, options, runtime_seconds=args.runtime)
@@ -194,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if suite is not None:
             suite.stop()
+            print_profiles(suite)
         if results["errors"] or args.keep_state:
             print(f"state and service logs kept in {state_dir}", file=sys.stderr)
         else:

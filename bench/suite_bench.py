@@ -275,17 +275,17 @@ async def bench_suite(
         ids = [str(uuid4()) for _ in range(workloads)]
         if not options.quiet:
             print(f"publishing {workloads} submissions…", flush=True)
-        profiled = isinstance(suite, ProfiledSuite)
-        if profiled:
-            suite.profiling(True)
+        profiled = suite if isinstance(suite, ProfiledSuite) else None
+        if profiled is not None:
+            profiled.profiling(True)
         try:
             result = await measure(js, recorder, ids, build, suite_cpu(suite), options)
         except BenchFailure as exc:
             report = await consumer_report(js, WATCHED_STREAMS)
             raise BenchFailure(f"{exc}\nconsumers:\n{report}") from None
         finally:
-            if profiled:
-                suite.profiling(False)
+            if profiled is not None:
+                profiled.profiling(False)
         return result.as_dict()
     finally:
         await nc.close()

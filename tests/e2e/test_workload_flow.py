@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from sqlalchemy import select, text
@@ -181,3 +182,37 @@ async def _until_protected(database_url: str, timeout: float = 30) -> None:
     finally:
         await engine.dispose()
     raise AssertionError("ownership never learned that protection is on")
+
+
+def test_dry_run_creates_nothing(cli: Cli) -> None:
+    done = cli.run(
+        "submit",
+        "training",
+        "-p",
+        "team-a",
+        "--name",
+        "dry",
+        "--workers",
+        "2",
+        "--framework",
+        "pytorch",
+        "--gpu",
+        "1",
+        "-i",
+        "pytorch/pytorch",
+        "--dry-run",
+        "-o",
+        "json",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    reply = json.loads(done.stdout)
+    assert reply["issues"] == []
+    assert reply["effectiveSpec"]["spec"]["backoffLimit"] == 6
+    kinds = [m["kind"] for m in reply["manifests"]]
+    assert "PyTorchJob" in kinds and "PodGroup" in kinds
+    rejected = cli.run("submit", "training", "-p", "team-a", "--name", "dry2", "--dry-run")
+    assert rejected.returncode == 1
+    assert "spec.image" in rejected.stdout
+    names = {w["name"] for w in cli.json("list", "-p", "team-a")}
+    assert "dry" not in names and "dry2" not in names

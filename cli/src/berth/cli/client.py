@@ -11,7 +11,6 @@ from typing import Any
 from uuid import uuid4
 
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
@@ -20,6 +19,7 @@ from berth.contracts.envelope import Actor, Event
 from berth.contracts.queries import WorkloadListReply, WorkloadQuery, WorkloadReply, WorkloadView
 from berth.contracts.subjects import RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST, TELEMETRY_SPANS
 from berth.shared import bus
+from berth.shared.errors import TransientError
 from berth.shared.telemetry import setup_tracing
 
 SOURCE = "/berth/cli"
@@ -46,14 +46,9 @@ class BerthClient:
         self, subject: str, query: BaseModel, reply: type[Any], timeout: float = 10
     ) -> Any:
         try:
-            msg = await self.nc.request(subject, query.model_dump_json().encode(), timeout=timeout)
-        except NoRespondersError:
-            raise BerthUnavailable(
-                f"no service answers {subject}: is berth running? (make run)"
-            ) from None
-        except NatsTimeout:
-            raise BerthUnavailable(f"no answer on {subject} within {timeout:.0f}s") from None
-        return reply.model_validate_json(msg.data)
+            return await bus.ask(self.nc, subject, query, reply, timeout=timeout)
+        except TransientError as exc:
+            raise BerthUnavailable(f"{exc}: is berth running? (make run)") from None
 
     async def workload(self, project: str, name: str) -> WorkloadView:
         reply: WorkloadReply = await self.request(

@@ -26,8 +26,10 @@ def record(nats_url: str, database_url: str) -> None:
 
 
 def forget() -> None:
-    with contextlib.suppress(FileNotFoundError):
-        state_file().unlink()
+    """Remove the record, unless another `berth up` has written its own since."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        if int(json.loads(state_file().read_text())["pid"]) == os.getpid():
+            state_file().unlink()
 
 
 def _alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import yaml
 from rich.console import Console
 
 from berth.cli import endpoints, output
@@ -27,8 +28,8 @@ from berth.contracts.events import (
     WorkloadActionData,
     WorkloadActionRequestedV1,
 )
-from berth.contracts.queries import HealthQuery, HealthReply
-from berth.contracts.subjects import rpc_health
+from berth.contracts.queries import DryRunReply, DryRunRequest, HealthQuery, HealthReply
+from berth.contracts.subjects import RPC_DRY_RUN, rpc_health
 
 app = typer.Typer(
     help="berth: submit, govern and follow GPU workloads.\n\n"
@@ -176,6 +177,30 @@ async def _follow(
                 return 0 if phase in SUCCESS else 1
 
 
+def _dry_run(
+    kind: str, nats_url: str | None, actor: Actor, fields: dict[str, Any], out: str
+) -> None:
+    try:
+        body = submission_flags.build(kind=kind, **fields)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    async def go(client: BerthClient) -> None:
+        reply: DryRunReply = await client.request(
+            RPC_DRY_RUN, DryRunRequest(actor=actor, submission=body), DryRunReply, timeout=20
+        )
+        if out == "json":
+            print(reply.model_dump_json(indent=2))
+        elif out == "yaml" and not reply.issues:
+            print(yaml.safe_dump_all(reply.manifests, sort_keys=False), end="")
+        else:
+            output.dry_run(console, reply)
+        raise typer.Exit(1 if reply.issues else 0)
+
+    _with_client(nats_url, actor, go)
+
+
 def _submit_command(kind: str, doc: str) -> None:
     def command(
         project: ProjectOpt,
@@ -246,6 +271,21 @@ def _submit_command(kind: str, doc: str) -> None:
         timeout: Annotated[
             float, typer.Option("--timeout", help="Seconds --wait waits at most.")
         ] = 600,
+        dry_run: Annotated[
+            bool,
+            typer.Option(
+                "--dry-run",
+                help="Validate, apply policy and render, creating nothing: prints the effective spec and any issues.",
+            ),
+        ] = False,
+        out: Annotated[
+            str,
+            typer.Option(
+                "--output",
+                "-o",
+                help="With --dry-run: text, yaml (the Kubernetes objects) or json.",
+            ),
+        ] = "text",
         nats_url: NatsOpt = None,
     ) -> None:
         fields = {
@@ -269,6 +309,8 @@ def _submit_command(kind: str, doc: str) -> None:
         }
         if kind == "training":
             fields.update(workers=workers, framework=framework)
+        if dry_run:
+            _dry_run(kind, nats_url, _actor(as_email, group), fields, out)
         _submit(kind, nats_url, wait, timeout, _actor(as_email, group), fields)
 
     command.__doc__ = doc

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from berth.contracts.queries import WorkloadView
+from berth.contracts.queries import DryRunReply, WorkloadView
 
 if TYPE_CHECKING:
     from berth.cli.suite import Suite
@@ -80,6 +80,22 @@ def describe(console: Console, view: WorkloadView) -> None:
 
         console.print("  spec:")
         console.print("    " + yaml.safe_dump(view.spec, sort_keys=False).replace("\n", "\n    "))
+
+
+def dry_run(console: Console, reply: DryRunReply) -> None:
+    import yaml
+
+    if reply.issues:
+        console.print("[red]would be rejected:[/red]")
+        issues(console, [i.model_dump() for i in reply.issues])
+    else:
+        kinds = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in reply.manifests)
+        console.print(f"[green]would be accepted[/green]; objects: {kinds}")
+    if reply.effectiveSpec:
+        console.print("effective spec:")
+        console.print(
+            "  " + yaml.safe_dump(reply.effectiveSpec, sort_keys=False).replace("\n", "\n  ")
+        )
 
 
 def trace_tree(console: Console, trace_id: str, spans: list[dict[str, Any]]) -> None:

@@ -7,6 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from berth.contracts.envelope import Actor
+from berth.contracts.events import Issue, WorkloadRef
+from berth.contracts.workload import WorkloadSubmission
+
 
 class Query(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -82,3 +86,36 @@ class HealthReply(Query):
     service: str
     status: str = "ok"
     outboxPending: int = 0
+
+
+class DryRunRequest(Query):
+    """A submission to evaluate without creating anything (``berth submit --dry-run``)."""
+
+    actor: Actor
+    submission: dict[str, Any]
+
+
+class DryRunReply(Query):
+    issues: list[Issue] = Field(default_factory=list)
+    effectiveSpec: dict[str, Any] | None = None
+    manifests: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class EvaluateRequest(Query):
+    workload: WorkloadRef
+    submission: WorkloadSubmission
+
+
+class EvaluateReply(Query):
+    effectiveSpec: WorkloadSubmission
+    complianceIssues: list[Issue] = Field(default_factory=list)
+
+
+class RenderRequest(Query):
+    workload: WorkloadRef
+    submission: WorkloadSubmission
+
+
+class RenderReply(Query):
+    manifests: list[dict[str, Any]] = Field(default_factory=list)
+    error: str | None = None

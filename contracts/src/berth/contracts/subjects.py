@@ -43,6 +43,9 @@ def deadletter(service: str) -> str:
 RPC_CATALOG_PROJECTS_LOOKUP = "rpc.catalog.projects.lookup.v1"
 RPC_WORKLOADS_GET = "rpc.intake.workloads.get.v1"
 RPC_WORKLOADS_LIST = "rpc.intake.workloads.list.v1"
+RPC_DRY_RUN = "rpc.intake.submissions.dry-run.v1"
+RPC_POLICY_EVALUATE = "rpc.policy.evaluate.v1"
+RPC_RENDER = "rpc.scheduler-adapter.render.v1"
 
 
 def rpc_health(service: str) -> str:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from faststream.nats import NatsBroker
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from nats.aio.client import Client
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from opentelemetry.sdk.trace import TracerProvider
+from pydantic import BaseModel
 
 from berth.contracts.envelope import Event
 from berth.contracts.subjects import STREAMS
+from berth.shared.errors import TransientError
 from berth.shared.telemetry import inject
 
 log = logging.getLogger(__name__)
@@ -108,3 +112,19 @@ async def connect(nats_url: str, *, name: str = "berth", **kwargs: Any) -> Clien
     }
     options.update(kwargs)
     return await nats.connect(nats_url, **options)
+
+
+Q = TypeVar("Q", bound=BaseModel)
+
+
+async def ask(nc: Client, subject: str, query: BaseModel, reply: type[Q], *, timeout: float) -> Q:
+    """A request-reply query carrying the current trace context; unavailability is transient."""
+    try:
+        msg = await nc.request(
+            subject, query.model_dump_json().encode(), timeout=timeout, headers=inject()
+        )
+    except NoRespondersError:
+        raise TransientError(f"no service answers {subject}") from None
+    except NatsTimeoutError:
+        raise TransientError(f"no answer on {subject} within {timeout:g}s") from None
+    return reply.model_validate_json(msg.data)

@@ -14,7 +14,7 @@ from berth.contracts.queries import (
     ProjectLookupRequest,
 )
 from berth.contracts.subjects import RPC_CATALOG_PROJECTS_LOOKUP
-from berth.shared.errors import TransientError
+from berth.shared.bus import ask
 from berth.shared.telemetry import context_of, inject
 
 
@@ -40,10 +40,7 @@ class CatalogClient:
                 for project, span in requests
             ]
         )
-        try:
-            reply = await self._nc.request(
-                RPC_CATALOG_PROJECTS_LOOKUP, body.model_dump_json().encode(), timeout=self._timeout
-            )
-        except Exception as exc:  # no responders, timeout, connection lost
-            raise TransientError(f"catalog unavailable: {exc}") from exc
-        return ProjectLookupReply.model_validate_json(reply.data).projects
+        reply = await ask(
+            self._nc, RPC_CATALOG_PROJECTS_LOOKUP, body, ProjectLookupReply, timeout=self._timeout
+        )
+        return reply.projects

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
@@ -22,9 +25,21 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadRef,
 )
+from berth.contracts.queries import (
+    DryRunReply,
+    DryRunRequest,
+    EvaluateReply,
+    EvaluateRequest,
+    ProjectInfo,
+    RenderReply,
+    RenderRequest,
+)
+from berth.contracts.subjects import RPC_POLICY_EVALUATE, RPC_RENDER
+from berth.contracts.workload import WorkloadSubmission
 from berth.intake import validation
 from berth.intake.catalog_client import ProjectDirectory
 from berth.intake.tables import LIVE, phase_history, workloads
+from berth.shared.bus import ask
 from berth.shared.consumer import Incoming, Unit
 from berth.shared.telemetry import trace_id_of
 
@@ -80,8 +95,10 @@ async def accept_submissions(
             valid.append((item, parsed))
 
     projects = await directory.lookup([(d.submission.projectId, i.span) for i, d in valid])
-    taken = await _live_names(unit, [(d.submission.projectId, d.submission.name) for _, d in valid])
-    known = await _known_ids(unit, [i.event.subject for i, _ in valid])
+    taken = await _live_names(
+        unit.conn, [(d.submission.projectId, d.submission.name) for _, d in valid]
+    )
+    known = await _known_ids(unit.conn, [i.event.subject for i, _ in valid])
 
     for item, data in valid:
         sub = data.submission
@@ -90,36 +107,19 @@ async def accept_submissions(
         project = projects.get(sub.projectId)
         issues = []
         if project is None:
-            issues.append(
-                Issue(field="projectId", details=f'project "{sub.projectId}" does not exist')
-            )
+            issues.append(validation.unknown_project(sub.projectId))
         name = sub.name
         if sub.useGivenNameAsPrefix:
             name = _unique_name(sub.name, sub.projectId, taken)
         elif (sub.projectId, name) in taken:
-            issues.append(
-                Issue(
-                    field="name",
-                    details=f'"{name}" already exists in project "{sub.projectId}"',
-                )
-            )
+            issues.append(validation.name_taken(name, sub.projectId))
         if issues or project is None:
             _reject(unit, item, issues, rows)
             continue
         taken.add((sub.projectId, name))
         if name != sub.name:
             sub = sub.model_copy(update={"name": name})
-        ref = WorkloadRef(
-            workloadId=item.event.subject,
-            name=name,
-            kind=sub.kind,
-            project=project.name,
-            department=project.department,
-            clusterId=sub.clusterId or project.clusterId,
-            namespace=project.namespace,
-            queue=project.queue,
-            createdBy=item.event.actor.email,
-        )
+        ref = workload_ref(item.event.subject, sub, project, item.event.actor.email)
         item.span.set_attribute("berth.outcome", "received")
         item.span.set_attribute("berth.workload.name", name)
         rows.append(
@@ -148,19 +148,80 @@ async def accept_submissions(
         await unit.conn.execute(insert(workloads).on_conflict_do_nothing(), rows)
 
 
-async def _live_names(unit: Unit, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+def workload_ref(
+    workload_id: str, sub: WorkloadSubmission, project: ProjectInfo, creator: str
+) -> WorkloadRef:
+    return WorkloadRef(
+        workloadId=workload_id,
+        name=sub.name,
+        kind=sub.kind,
+        project=project.name,
+        department=project.department,
+        clusterId=sub.clusterId or project.clusterId,
+        namespace=project.namespace,
+        queue=project.queue,
+        createdBy=creator,
+    )
+
+
+async def dry_run(
+    request: DryRunRequest,
+    *,
+    engine: AsyncEngine,
+    directory: ProjectDirectory,
+    nc: Callable[[], Any],
+    tracer: trace.Tracer,
+    timeout: float,
+) -> DryRunReply:
+    """Everything a submission would go through, creating nothing: validation, the project,
+    the name, policy (effective spec and issues) and the objects the cluster would get."""
+    with tracer.start_as_current_span("dry run") as span:
+        parsed = validation.parse("dry-run", {"submission": request.submission})
+        if isinstance(parsed, list):
+            return DryRunReply(issues=parsed)
+        sub = parsed.submission
+        project = (await directory.lookup([(sub.projectId, span)])).get(sub.projectId)
+        if project is None:
+            return DryRunReply(issues=[validation.unknown_project(sub.projectId)])
+        async with engine.connect() as conn:
+            taken = await _live_names(conn, [(sub.projectId, sub.name)])
+        if taken and not sub.useGivenNameAsPrefix:
+            return DryRunReply(issues=[validation.name_taken(sub.name, sub.projectId)])
+        ref = workload_ref("dry-run", sub, project, request.actor.email)
+        evaluated = await ask(
+            nc(),
+            RPC_POLICY_EVALUATE,
+            EvaluateRequest(workload=ref, submission=sub),
+            EvaluateReply,
+            timeout=timeout,
+        )
+        effective = evaluated.effectiveSpec.model_dump(mode="json", exclude_none=True)
+        if evaluated.complianceIssues:
+            return DryRunReply(issues=evaluated.complianceIssues, effectiveSpec=effective)
+        rendered = await ask(
+            nc(),
+            RPC_RENDER,
+            RenderRequest(workload=ref, submission=evaluated.effectiveSpec),
+            RenderReply,
+            timeout=timeout,
+        )
+        issues = [Issue(field="spec", details=rendered.error)] if rendered.error else []
+        return DryRunReply(issues=issues, effectiveSpec=effective, manifests=rendered.manifests)
+
+
+async def _live_names(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
     if not keys:
         return set()
     stmt = select(workloads.c.project, workloads.c.name).where(
         tuple_(workloads.c.project, workloads.c.name).in_(keys), LIVE
     )
-    return {(r.project, r.name) for r in await unit.conn.execute(stmt)}
+    return {(r.project, r.name) for r in await conn.execute(stmt)}
 
 
-async def _known_ids(unit: Unit, ids: list[str]) -> set[str]:
+async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    rows = await unit.conn.execute(select(workloads.c.id).where(workloads.c.id.in_(ids)))
+    rows = await conn.execute(select(workloads.c.id).where(workloads.c.id.in_(ids)))
     return set(rows.scalars())
 
 

@@ -13,8 +13,8 @@ from berth.contracts.events import (
     SubmissionRequestedV1,
     WorkloadPhaseChangedV1,
 )
-from berth.contracts.queries import WorkloadQuery
-from berth.contracts.subjects import RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST
+from berth.contracts.queries import DryRunRequest, WorkloadQuery
+from berth.contracts.subjects import RPC_DRY_RUN, RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST
 from berth.intake import handlers, queries
 from berth.intake.catalog_client import ProjectDirectory
 from berth.shared.service import Service, Subscription
@@ -49,6 +49,18 @@ def register(service: Service, directory: ProjectDirectory) -> None:
         Subscription(
             WorkloadPhaseChangedV1, "intake-phases", handlers.record_phases, "record phase"
         )
+    )
+    service.respond(
+        RPC_DRY_RUN,
+        DryRunRequest,
+        partial(
+            handlers.dry_run,
+            engine=service.engine,
+            directory=directory,
+            nc=lambda: service.broker.connection,
+            tracer=service.tracer,
+            timeout=10.0,
+        ),
     )
     service.respond(
         RPC_WORKLOADS_GET, WorkloadQuery, partial(queries.get_workload, engine=service.engine)

@@ -61,3 +61,11 @@ def describe_raw(data: dict[str, Any]) -> tuple[str | None, str | None, str | No
         return value if isinstance(value, str) else None
 
     return text("name"), text("projectId"), text("kind")
+
+
+def unknown_project(project: str) -> Issue:
+    return Issue(field="projectId", details=f'project "{project}" does not exist')
+
+
+def name_taken(name: str, project: str) -> Issue:
+    return Issue(field="name", details=f'"{name}" already exists in project "{project}"')

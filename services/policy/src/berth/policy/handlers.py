@@ -13,6 +13,7 @@ from berth.contracts.events import (
     PolicyRejectedV1,
     SubmissionReceivedV1,
 )
+from berth.contracts.queries import EvaluateReply, EvaluateRequest
 from berth.policy.evaluation import evaluate
 from berth.policy.tables import evaluations
 from berth.shared.consumer import Incoming, Unit
@@ -49,3 +50,9 @@ async def evaluate_submissions(items: list[Incoming[SubmissionReceivedV1]], unit
             )
         unit.emit(event, cause=item)
     await unit.conn.execute(insert(evaluations).on_conflict_do_nothing(), rows)
+
+
+async def evaluate_query(request: EvaluateRequest) -> EvaluateReply:
+    """The same evaluation, for a dry run: nothing is recorded."""
+    effective, issues = evaluate(request.submission)
+    return EvaluateReply(effectiveSpec=effective, complianceIssues=issues)

@@ -28,6 +28,7 @@ from berth.contracts.events import (
     WorkloadScheduledData,
     WorkloadScheduledV1,
 )
+from berth.contracts.queries import RenderReply, RenderRequest
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.render import render
@@ -288,3 +289,11 @@ async def apply_desired_config(
     if mine:
         report = await config_report(backend, cluster_id)
         unit.emit(report.model_copy(update=mine[-1].event.chain()), cause=mine[-1])
+
+
+async def render_query(request: RenderRequest) -> RenderReply:
+    """The objects a workload would become, for a dry run: nothing is applied."""
+    try:
+        return RenderReply(manifests=render(request.workload, request.submission, trace_id=None))
+    except Exception as exc:
+        return RenderReply(error=f"cannot render the workload: {exc}")

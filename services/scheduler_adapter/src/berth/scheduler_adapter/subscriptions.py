@@ -12,6 +12,8 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadScheduledV1,
 )
+from berth.contracts.queries import RenderRequest
+from berth.contracts.subjects import RPC_RENDER
 from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend
 from berth.shared.service import Service, Subscription
@@ -43,4 +45,5 @@ def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None
             "apply cluster config",
         )
     )
+    service.respond(RPC_RENDER, RenderRequest, handlers.render_query)
     service.publishes(WorkloadScheduledV1, WorkloadPhaseChangedV1, ClusterConfigReportedV1)
