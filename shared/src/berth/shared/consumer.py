@@ -287,7 +287,8 @@ class PullLoop:
         while not self._stopping:
             try:
                 msgs = await self._psub.fetch(1, timeout=self.LONG_POLL_SECONDS)
-            except NatsTimeoutError:
+            except (TimeoutError, NatsTimeoutError):
+                # Nothing arrived within the long poll (nats-py raises either kind).
                 continue
             except asyncio.CancelledError:
                 raise
