@@ -13,6 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from berth.shared.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
+
 SERVICES: dict[str, str] = {
     "catalog": "berth.catalog",
     "cluster-sync": "berth.cluster_sync",
@@ -58,7 +60,6 @@ class Suite:
         return self._database_url
 
     def start(self, timeout: float = 60.0) -> Suite:
-        from berth.shared.embedded import EmbeddedNats, EmbeddedPostgres
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if not self._nats_url:
@@ -103,6 +104,8 @@ class Suite:
             # Own process group: Ctrl-C in the terminal reaches berth up, which stops the
             # services in order, instead of every process at once.
             start_new_session=True,
+            # ...and should berth up itself be killed outright, its services go with it.
+            preexec_fn=die_with_parent,
         )
 
     def wait_ready(self, timeout: float) -> None:
@@ -183,7 +186,5 @@ class Suite:
 
 
 def _preferred(port: int) -> int:
-    from berth.shared.embedded import free_port
-
     # The well-known port when free, so other tools find NATS where they expect it.
     return free_port(port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +30,15 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for child processes: on Linux, they get SIGTERM if their parent dies."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def nats_server_binary() -> str:
@@ -72,7 +82,9 @@ class EmbeddedNats:
             str(self.store_dir),
         ]
         out: Any = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        )
         deadline = time.monotonic() + timeout
         while not port_open("127.0.0.1", self.port):
             if self._proc.poll() is not None:
@@ -109,10 +121,11 @@ class EmbeddedPostgres:
         import pgserver
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # cleanup_mode=None: stopping is ours to do, so a crash of this process does not take
-        # the database of the other berth processes down with it.
+        # "stop": the server stops with the last handle of this process, or at its exit, so a
+        # suite that is stopped or dies leaves no PostgreSQL behind. A server still running in
+        # the same directory (from a suite that was killed outright) is taken over, and stopped.
         self._server = pgserver.get_server(  # type: ignore[attr-defined]
-            self.data_dir, cleanup_mode=None
+            self.data_dir, cleanup_mode="stop"
         )
         exists = self._server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "1 row" not in exists:
@@ -124,9 +137,17 @@ class EmbeddedPostgres:
         return f"postgresql+asyncpg://postgres@/{self.database}?host={self.data_dir}"
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.cleanup()
+        # pgserver only stops a server this process started; one taken over from a suite that
+        # was killed outright is stopped here.
+        if (self.data_dir / "postmaster.pid").exists():
+            from pgserver._commands import pg_ctl
+
+            with contextlib.suppress(Exception):
+                pg_ctl(["-w", "stop"], pgdata=self.data_dir, user=server.system_user)
 
 
 def environment_with(**values: str) -> dict[str, str]:
