@@ -10,11 +10,11 @@ from pydantic import TypeAdapter
 
 from berth.contracts.envelope import Actor, Event, event_class
 from berth.contracts.events import (
-    ALL_EVENTS,
     PolicyApprovedV1,
     SubmissionReceivedV1,
     SubmissionRequestedV1,
 )
+from berth.contracts.registry import ALL_EVENTS
 from berth.contracts.workload import WorkloadSubmission
 
 pytestmark = pytest.mark.unit

@@ -13,7 +13,8 @@ from pydantic import BaseModel
 
 from berth.contracts import export
 from berth.contracts.compat import breaking_changes
-from berth.contracts.events import ALL_EVENTS, SubmissionReceivedV1
+from berth.contracts.events import SubmissionReceivedV1
+from berth.contracts.registry import ALL_EVENTS
 from berth.contracts.workload import (
     SYSTEM_DEFAULT_KEY,
     SYSTEM_DEFAULTS,

@@ -18,6 +18,7 @@ from rich.console import Console
 from berth.cli import endpoints, output
 from berth.cli import submission as submission_flags
 from berth.cli.client import BerthClient, BerthUnavailable, connect, new_workload_id
+from berth.cli.policy_commands import policy_app
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import (
     TERMINAL_PHASES,
@@ -44,6 +45,10 @@ submit_app = typer.Typer(
 cluster_app = typer.Typer(help="Clusters and their settings.", no_args_is_help=True)
 app.add_typer(submit_app, name="submit")
 app.add_typer(cluster_app, name="cluster")
+from berth.cli.catalog_commands import register as _register_catalog  # noqa: E402
+
+_register_catalog(app)
+app.add_typer(policy_app, name="policy")
 
 console = Console()
 err = Console(stderr=True)
@@ -252,6 +257,18 @@ def _submit_command(kind: str, doc: str) -> None:
             bool,
             typer.Option("--name-prefix", help="Treat --name as a prefix and add a unique suffix."),
         ] = False,
+        template: Annotated[
+            str | None, typer.Option("--template", help="Start from this workload template.")
+        ] = None,
+        environment: Annotated[
+            str | None, typer.Option("--environment", help="Environment asset.")
+        ] = None,
+        compute: Annotated[
+            str | None, typer.Option("--compute", help="Compute resource asset.")
+        ] = None,
+        datasource: Annotated[
+            list[str] | None, typer.Option("--datasource", help="Data source asset (repeat).")
+        ] = None,
         workers: Annotated[
             int | None, typer.Option("--workers", help="Distributed training: number of workers.")
         ] = None,
@@ -306,6 +323,12 @@ def _submit_command(kind: str, doc: str) -> None:
             "backoff_limit": backoff_limit,
             "auto_delete_seconds": auto_delete,
             "allow_over_quota": allow_over_quota,
+            "assets": {
+                "template": template,
+                "environment": environment,
+                "compute": compute,
+                "dataSources": datasource,
+            },
         }
         if kind == "training":
             fields.update(workers=workers, framework=framework)
@@ -547,8 +570,10 @@ def up(
     cluster. Ctrl-C stops everything."""
     from berth.cli.suite import Suite
 
-    # `kill` (SIGTERM) stops the suite as cleanly as Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # `kill` (SIGTERM) stops the suite as cleanly as Ctrl-C does; SIGINT is set explicitly
+    # because a shell starting berth in the background leaves it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     suite = Suite(
         state_dir.resolve(),
         sim_speed=sim_speed,

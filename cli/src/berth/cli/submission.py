@@ -41,6 +41,7 @@ def build(
     workers: int | None = None,
     framework: str | None = None,
     no_master: bool = False,
+    assets: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if image is not None:
@@ -84,6 +85,8 @@ def build(
         "projectId": project,
         "spec": spec,
     }
+    # Asset names (template, environment, compute, dataSources): intake resolves them.
+    submission.update({k: v for k, v in (assets or {}).items() if v})
     if kind == "training" and (workers is not None or framework is not None):
         submission["kind"] = "distributed"
         spec["distributedFramework"] = _framework(framework or "pytorch")

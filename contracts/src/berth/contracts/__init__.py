@@ -1,0 +1,1 @@
+"""berth contracts: events, queries and the workload spec."""

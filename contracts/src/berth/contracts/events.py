@@ -36,6 +36,13 @@ class WorkloadRef(Data):
     namespace: str
     queue: str = Field(description="Scheduler queue (KAI) of the project.")
     createdBy: str
+    overQuota: bool | None = Field(
+        default=None,
+        description="Over the project's deserved quota at submission; unknown when unset.",
+    )
+    quotaReason: str | None = Field(
+        default=None, description="Why the workload is over quota, in words."
+    )
 
 
 Phase = Literal[
@@ -76,9 +83,20 @@ class SubmissionRequestedV1(Event):
     data: SubmissionRequestedData
 
 
+class UsedAsset(Data):
+    """A catalog asset a submission was built from."""
+
+    kind: str
+    name: str
+    assetId: str
+
+
 class SubmissionReceivedData(Data):
     workload: WorkloadRef
     submission: WorkloadSubmission
+    assets: list[UsedAsset] | None = Field(
+        default=None, description="Catalog assets the submission was resolved from."
+    )
 
 
 class SubmissionReceivedV1(Event):
@@ -115,6 +133,8 @@ class PolicyApprovedData(Data):
 
 
 class PolicyApprovedV1(Event):
+    """Policy approved a workload; ``effectiveSpec`` is what will run."""
+
     TYPE: ClassVar[str] = "berth.policy.approved"
     VERSION: ClassVar[int] = 1
     data: PolicyApprovedData
@@ -126,6 +146,8 @@ class PolicyRejectedData(Data):
 
 
 class PolicyRejectedV1(Event):
+    """Policy refused a workload; every compliance issue is named."""
+
     TYPE: ClassVar[str] = "berth.policy.rejected"
     VERSION: ClassVar[int] = 1
     data: PolicyRejectedData
@@ -179,6 +201,8 @@ class WorkloadActionData(Data):
 
 
 class WorkloadActionRequestedV1(Event):
+    """A user asks to delete, suspend or resume a workload."""
+
     TYPE: ClassVar[str] = "berth.workload.action-requested"
     VERSION: ClassVar[int] = 1
     data: WorkloadActionData
@@ -189,6 +213,8 @@ class WorkloadActionAuthorizedData(WorkloadActionData):
 
 
 class WorkloadActionAuthorizedV1(Event):
+    """Ownership allowed the action; the scheduler-adapter carries it out."""
+
     TYPE: ClassVar[str] = "berth.workload.action-authorized"
     VERSION: ClassVar[int] = 1
     data: WorkloadActionAuthorizedData
@@ -199,6 +225,8 @@ class WorkloadActionDeniedData(WorkloadActionData):
 
 
 class WorkloadActionDeniedV1(Event):
+    """Ownership refused the action, with the reason."""
+
     TYPE: ClassVar[str] = "berth.workload.action-denied"
     VERSION: ClassVar[int] = 1
     data: WorkloadActionDeniedData
@@ -291,9 +319,8 @@ class AssetChangedData(Data):
 
 
 class CatalogAssetChangedV1(Event):
+    """An organisation unit or asset was created, updated or deleted."""
+
     TYPE: ClassVar[str] = "berth.catalog.asset-changed"
     VERSION: ClassVar[int] = 1
     data: AssetChangedData
-
-
-ALL_EVENTS: tuple[type[Event], ...] = tuple(Event.registry.values())

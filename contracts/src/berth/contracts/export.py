@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from berth.contracts.envelope import Event
-from berth.contracts.events import ALL_EVENTS
+from berth.contracts.registry import ALL_EVENTS
 from berth.contracts.workload import WorkloadSubmission
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"

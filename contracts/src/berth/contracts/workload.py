@@ -192,6 +192,9 @@ class SubmissionBase(SpecModel):
     compute: str | None = Field(
         default=None, min_length=1, description="Name of a compute resource asset to use."
     )
+    dataSources: list[str] | None = Field(
+        default=None, description="Names of data source assets to mount."
+    )
 
 
 class WorkspaceSubmission(SubmissionBase):

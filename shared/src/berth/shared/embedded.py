@@ -144,7 +144,7 @@ class EmbeddedPostgres:
         # pgserver only stops a server this process started; one taken over from a suite that
         # was killed outright is stopped here.
         if (self.data_dir / "postmaster.pid").exists():
-            from pgserver._commands import pg_ctl
+            from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
             with contextlib.suppress(Exception):
                 pg_ctl(["-w", "stop"], pgdata=self.data_dir, user=server.system_user)

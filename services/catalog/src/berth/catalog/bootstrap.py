@@ -15,7 +15,7 @@ from berth.shared.service import Service
 
 def build(settings: CatalogSettings, *, engine: AsyncEngine | None = None) -> Service:
     service = Service(settings, metadata, migrations_package="berth.catalog", engine=engine)
-    register(service)
+    register(service, settings.cluster_id)
 
     async def seed() -> None:
         if not settings.seed_demo:

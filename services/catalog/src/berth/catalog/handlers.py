@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from berth.catalog import assets as store
 from berth.catalog import seed
 from berth.catalog.tables import assets, departments, node_pools, projects
+from berth.contracts.catalog import (
+    AssetDeleteRequest,
+    AssetListReply,
+    AssetListRequest,
+    AssetPutRequest,
+    AssetRef,
+    AssetRejectedData,
+    AssetReply,
+    AssetResolveRequest,
+    AssetView,
+    CatalogAssetRejectedV1,
+    CatalogAssetRequestedV1,
+    project_scopes,
+)
 from berth.contracts.envelope import Actor
-from berth.contracts.events import AssetChangedData, CatalogAssetChangedV1
+from berth.contracts.events import (
+    CatalogAssetChangedV1,
+    SubmissionReceivedV1,
+    WorkloadPhaseChangedV1,
+)
 from berth.contracts.queries import ProjectInfo, ProjectLookupReply, ProjectLookupRequest
+from berth.shared import outbox
+from berth.shared.consumer import Incoming, Unit
 from berth.shared.telemetry import extract
 
 SOURCE = "/berth/catalog"
@@ -53,44 +76,189 @@ async def lookup_projects(
 
 async def seed_demo(conn: AsyncConnection, cluster_id: str) -> list[CatalogAssetChangedV1]:
     """Insert the demo catalog where missing; return an event for each thing created."""
-    created: list[tuple[str, str, dict[str, Any]]] = []
+    actor = Actor.system("catalog")
+    created: list[AssetView] = []
 
-    async def add(table: Any, rows: list[dict[str, Any]], key: str, kind: str) -> None:
-        if not rows:
-            return
-        stmt = insert(table).values(rows).on_conflict_do_nothing().returning(table.c[key])
-        new = set((await conn.execute(stmt)).scalars())
-        created.extend((kind, row[key], row) for row in rows if row[key] in new)
+    async def add(table: Any, rows: list[dict[str, Any]], view: Callable[[Any], AssetView]) -> None:
+        if rows:
+            stmt = insert(table).values(rows).on_conflict_do_nothing().returning(table)
+            created.extend(view(r) for r in await conn.execute(stmt))
 
     await add(
         departments,
         [{"name": d["name"], "cluster_id": cluster_id} for d in seed.DEPARTMENTS],
-        "name",
-        "department",
+        store.department_view,
     )
     await add(
-        node_pools, [{**p, "cluster_id": cluster_id} for p in seed.NODE_POOLS], "name", "nodepool"
+        node_pools, [{**p, "cluster_id": cluster_id} for p in seed.NODE_POOLS], store.nodepool_view
     )
-    await add(projects, [seed.project_row(p, cluster_id) for p in seed.PROJECTS], "name", "project")
+    await add(
+        projects, [seed.project_row(p, cluster_id) for p in seed.PROJECTS], store.project_view
+    )
     await add(
         assets,
         [{"id": f"{a['kind']}-{a['name']}", "scope_id": "", **a} for a in seed.ASSETS],
-        "id",
-        "asset",
+        store.asset_view,
     )
-    return [
-        CatalogAssetChangedV1(
-            source=SOURCE,
-            subject=str(key),
-            actor=Actor.system("catalog"),
-            data=AssetChangedData(
-                assetKind=row.get("kind", kind) if kind == "asset" else kind,
-                assetId=str(key),
-                name=row["name"],
-                change="created",
-                scope=row.get("scope", "tenant"),
-                asset={k: v for k, v in row.items() if k not in ("created_at", "updated_at")},
-            ),
-        )
-        for kind, key, row in created
-    ]
+    return [store.changed(view, "created", actor) for view in created]
+
+
+# --- assets by request-reply -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Writer:
+    """What a write needs: the engine, the outbox and a nudge for its relay."""
+
+    engine: AsyncEngine
+    outbox_table: Table
+    wake: Callable[[], None]
+    cluster_id: str
+
+    async def commit(self, conn: AsyncConnection, events: list[CatalogAssetChangedV1]) -> None:
+        await outbox.write(conn, self.outbox_table, [outbox.outbox_row(e) for e in events])
+
+
+async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
+    put = store.Put(
+        kind=request.kind,
+        name=request.name,
+        scope=request.scope,
+        scope_name=request.scopeName,
+        spec=request.spec,
+        status=request.status,
+        status_reason=request.statusReason,
+        update=request.update,
+    )
+    try:
+        async with writer.engine.begin() as conn:
+            view, event = await store.put_asset(
+                conn,
+                put,
+                request.actor,
+                cluster_id=writer.cluster_id,
+                secret_values=request.secretValues,
+            )
+            await writer.commit(conn, [event])
+    except store.AssetError as exc:
+        return AssetReply(error=str(exc), usedBy=exc.used_by)
+    writer.wake()
+    return AssetReply(asset=view)
+
+
+async def delete_asset(request: AssetDeleteRequest, *, writer: Writer) -> AssetReply:
+    try:
+        async with writer.engine.begin() as conn:
+            view, event = await store.delete_asset(conn, request.ref, request.actor)
+            await writer.commit(conn, [event])
+    except store.AssetError as exc:
+        return AssetReply(error=str(exc), usedBy=exc.used_by)
+    writer.wake()
+    return AssetReply(asset=view)
+
+
+async def get_asset(ref: AssetRef, *, engine: AsyncEngine) -> AssetReply:
+    async with engine.connect() as conn:
+        try:
+            view = await store.find_one(conn, ref)
+        except store.AssetError as exc:
+            return AssetReply(error=str(exc))
+        return AssetReply(asset=view, usedBy=await store.users_of(conn, view))
+
+
+async def list_assets(request: AssetListRequest, *, engine: AsyncEngine) -> AssetListReply:
+    async with engine.connect() as conn:
+        scopes = None
+        if request.project:
+            row = (
+                await conn.execute(select(projects).where(projects.c.name == request.project))
+            ).first()
+            if row is None:
+                return AssetListReply()
+            scopes = project_scopes(row.name, row.department, row.cluster_id)
+        views = await store.list_assets(conn, request.kind, request.search, scopes)
+    return AssetListReply(assets=views)
+
+
+async def resolve_assets(
+    request: AssetResolveRequest, *, engine: AsyncEngine, tracer: trace.Tracer
+) -> AssetListReply:
+    """Every candidate for the names a submission uses; the span joins the workload's trace."""
+    context = extract({"traceparent": request.traceparent} if request.traceparent else None)
+    with tracer.start_as_current_span("resolve assets", context=context) as span:
+        span.set_attribute("berth.assets", [f"{r.kind}/{r.name}" for r in request.refs])
+        async with engine.connect() as conn:
+            views: list[AssetView] = []
+            for ref in request.refs:
+                views += await store.find(conn, ref.model_copy(update={"scope": None}))
+    return AssetListReply(assets=views)
+
+
+# --- assets by events --------------------------------------------------------------------------
+
+
+async def apply_requests(
+    items: list[Incoming[CatalogAssetRequestedV1]], unit: Unit, *, cluster_id: str
+) -> None:
+    """Each request in a savepoint of its own, so a refused one does not undo the others."""
+    for item in items:
+        data = item.event.data
+        try:
+            async with unit.conn.begin_nested():
+                if data.operation == "delete":
+                    ref = AssetRef(
+                        kind=data.kind, name=data.name, scope=data.scope, scopeName=data.scopeName
+                    )
+                    _, event = await store.delete_asset(unit.conn, ref, item.event.actor)
+                else:
+                    put = store.Put(
+                        kind=data.kind,
+                        name=data.name,
+                        scope=data.scope,
+                        scope_name=data.scopeName,
+                        spec=data.spec,
+                        status=data.status,
+                        status_reason=data.statusReason,
+                        update=data.operation == "update",
+                    )
+                    _, event = await store.put_asset(
+                        unit.conn, put, item.event.actor, cluster_id=cluster_id
+                    )
+        except store.AssetError as exc:
+            unit.emit(
+                CatalogAssetRejectedV1(
+                    source=SOURCE,
+                    **item.event.chain(),
+                    data=AssetRejectedData(
+                        kind=data.kind, name=data.name, reason=str(exc), usedBy=exc.used_by
+                    ),
+                ),
+                cause=item,
+            )
+            continue
+        unit.emit(event.model_copy(update={"causationid": item.event.id}), cause=item)
+
+
+# --- usage by workloads ------------------------------------------------------------------------
+
+
+async def record_usage(items: list[Incoming[SubmissionReceivedV1]], unit: Unit) -> None:
+    await store.record_usage(
+        unit.conn,
+        [
+            {
+                "asset_id": used.assetId,
+                "workload_id": i.event.subject,
+                "workload": f"{i.event.data.workload.project}/{i.event.data.workload.name}",
+            }
+            for i in items
+            for used in i.event.data.assets or ()
+        ],
+    )
+
+
+async def release_usage(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Unit) -> None:
+    """A deleted workload no longer holds its assets."""
+    await store.release_usage(
+        unit.conn, [i.event.subject for i in items if i.event.data.phase == "Deleted"]
+    )

@@ -5,16 +5,75 @@ from __future__ import annotations
 from functools import partial
 
 from berth.catalog import handlers
-from berth.contracts.events import CatalogAssetChangedV1
+from berth.contracts.catalog import (
+    RPC_CATALOG_ASSETS_DELETE,
+    RPC_CATALOG_ASSETS_GET,
+    RPC_CATALOG_ASSETS_LIST,
+    RPC_CATALOG_ASSETS_PUT,
+    RPC_CATALOG_ASSETS_RESOLVE,
+    AssetDeleteRequest,
+    AssetListRequest,
+    AssetPutRequest,
+    AssetRef,
+    AssetResolveRequest,
+    CatalogAssetRejectedV1,
+    CatalogAssetRequestedV1,
+)
+from berth.contracts.events import (
+    CatalogAssetChangedV1,
+    SubmissionReceivedV1,
+    WorkloadPhaseChangedV1,
+)
 from berth.contracts.queries import ProjectLookupRequest
 from berth.contracts.subjects import RPC_CATALOG_PROJECTS_LOOKUP
-from berth.shared.service import Service
+from berth.shared.service import Service, Subscription
 
 
-def register(service: Service) -> None:
+def register(service: Service, cluster_id: str) -> None:
     service.respond(
         RPC_CATALOG_PROJECTS_LOOKUP,
         ProjectLookupRequest,
         partial(handlers.lookup_projects, engine=service.engine, tracer=service.tracer),
     )
-    service.publishes(CatalogAssetChangedV1)
+    writer = handlers.Writer(
+        engine=service.engine,
+        outbox_table=service.outbox_table,
+        wake=lambda: service.relay.wake(),
+        cluster_id=cluster_id,
+    )
+    service.respond(
+        RPC_CATALOG_ASSETS_PUT, AssetPutRequest, partial(handlers.put_asset, writer=writer)
+    )
+    service.respond(
+        RPC_CATALOG_ASSETS_DELETE, AssetDeleteRequest, partial(handlers.delete_asset, writer=writer)
+    )
+    service.respond(
+        RPC_CATALOG_ASSETS_GET, AssetRef, partial(handlers.get_asset, engine=service.engine)
+    )
+    service.respond(
+        RPC_CATALOG_ASSETS_LIST,
+        AssetListRequest,
+        partial(handlers.list_assets, engine=service.engine),
+    )
+    service.respond(
+        RPC_CATALOG_ASSETS_RESOLVE,
+        AssetResolveRequest,
+        partial(handlers.resolve_assets, engine=service.engine, tracer=service.tracer),
+    )
+    service.subscribe(
+        Subscription(
+            CatalogAssetRequestedV1,
+            "catalog-requests",
+            partial(handlers.apply_requests, cluster_id=cluster_id),
+            "apply asset request",
+        )
+    )
+    service.subscribe(
+        Subscription(SubmissionReceivedV1, "catalog-usage", handlers.record_usage, "record usage")
+    )
+    service.subscribe(
+        Subscription(
+            WorkloadPhaseChangedV1, "catalog-releases", handlers.release_usage, "release usage"
+        )
+    )
+    service.publishes(CatalogAssetChangedV1, CatalogAssetRejectedV1)

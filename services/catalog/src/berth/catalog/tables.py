@@ -1,6 +1,15 @@
 """The catalog's schema: organisation (departments, projects, node pools) and assets."""
 
-from sqlalchemy import Column, DateTime, ForeignKey, Table, Text, UniqueConstraint, func
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from berth.shared.db import service_metadata
@@ -14,6 +23,7 @@ departments = Table(
     Column("name", Text, primary_key=True),
     Column("cluster_id", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("quota", JSONB, nullable=False, server_default="[]"),
 )
 
 projects = Table(
@@ -37,6 +47,7 @@ node_pools = Table(
     Column("label_key", Text, nullable=False),
     Column("label_value", Text, nullable=False),
     Column("placement", Text, nullable=False, server_default="binpack"),
+    Column("node_types", JSONB, nullable=False, server_default="[]"),
 )
 
 assets = Table(
@@ -50,5 +61,29 @@ assets = Table(
     Column("spec", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("status", Text, nullable=True),
+    Column("status_reason", Text, nullable=False, server_default=""),
+    Column("created_by", Text, nullable=False, server_default=""),
     UniqueConstraint("kind", "scope", "scope_id", "name", name="uq_assets_kind_scope_name"),
+)
+
+# Credential values, apart from the assets: only the cluster side that creates the Kubernetes
+# Secret reads this table; no query, answer or event of the catalog ever selects from it.
+credential_values = Table(
+    "credential_values",
+    metadata,
+    Column("asset_id", Text, ForeignKey("catalog.assets.id", ondelete="CASCADE"), primary_key=True),
+    Column("secret_values", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+# Which live workloads use which assets (fed by intake's received events), so that an asset in
+# use cannot be deleted.
+asset_usage = Table(
+    "asset_usage",
+    metadata,
+    Column("asset_id", Text, nullable=False),
+    Column("workload_id", Text, nullable=False),
+    Column("workload", Text, nullable=False),
+    PrimaryKeyConstraint("asset_id", "workload_id"),
 )

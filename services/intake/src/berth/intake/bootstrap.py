@@ -7,7 +7,7 @@ from typing import Any
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from berth.intake.catalog_client import CatalogClient, ProjectDirectory
+from berth.intake.catalog_client import CatalogClient, ProjectDirectory, ResilientCatalog
 from berth.intake.config import IntakeSettings
 from berth.intake.subscriptions import register
 from berth.intake.tables import metadata
@@ -21,9 +21,14 @@ class _LateCatalogClient:
         self._service = service
         self._timeout = timeout
 
+    def _client(self) -> CatalogClient:
+        return CatalogClient(self._service.broker.connection, timeout=self._timeout)
+
     async def lookup(self, requests: Any) -> Any:
-        client = CatalogClient(self._service.broker.connection, timeout=self._timeout)
-        return await client.lookup(requests)
+        return await self._client().lookup(requests)
+
+    async def assets(self, refs: Any, span: Any) -> Any:
+        return await self._client().assets(refs, span)
 
 
 def build(
@@ -33,7 +38,8 @@ def build(
     directory: ProjectDirectory | None = None,
 ) -> Service:
     service = Service(settings, metadata, migrations_package="berth.intake", engine=engine)
-    register(service, directory or _LateCatalogClient(service, settings.catalog_timeout_seconds))
+    primary = directory or _LateCatalogClient(service, settings.catalog_timeout_seconds)
+    register(service, ResilientCatalog(primary, service.engine))
     return service
 
 

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.trace import Span
 from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from berth.contracts.catalog import AssetView, project_scopes
 from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
     TERMINAL_PHASES,
@@ -22,6 +24,7 @@ from berth.contracts.events import (
     SubmissionRejectedData,
     SubmissionRejectedV1,
     SubmissionRequestedData,
+    UsedAsset,
     WorkloadPhaseChangedV1,
     WorkloadRef,
 )
@@ -36,7 +39,7 @@ from berth.contracts.queries import (
 )
 from berth.contracts.subjects import RPC_POLICY_EVALUATE, RPC_RENDER
 from berth.contracts.workload import WorkloadSubmission
-from berth.intake import validation
+from berth.intake import quota, resolution, validation
 from berth.intake.catalog_client import ProjectDirectory
 from berth.intake.tables import LIVE, phase_history, workloads
 from berth.shared.bus import ask
@@ -95,9 +98,14 @@ async def accept_submissions(
             valid.append((item, parsed))
 
     projects = await directory.lookup([(d.submission.projectId, i.span) for i, d in valid])
+    built = await build_from_assets(
+        [(i.event.subject, i.event.data, i.span) for i, _ in valid], projects, directory
+    )
     taken = await _live_names(
         unit.conn, [(d.submission.projectId, d.submission.name) for _, d in valid]
     )
+    limits = await quota.quotas(unit.conn, list(projects))
+    used_gpus = await quota.usage(unit.conn, list(limits))
     known = await _known_ids(unit.conn, [i.event.subject for i, _ in valid])
 
     for item, data in valid:
@@ -106,8 +114,15 @@ async def accept_submissions(
             continue  # the same workload submitted again (a client retry): already handled
         project = projects.get(sub.projectId)
         issues = []
+        used: list[UsedAsset] | None = None
         if project is None:
             issues.append(validation.unknown_project(sub.projectId))
+        elif item.event.subject in built:
+            outcome = built[item.event.subject]
+            if isinstance(outcome, list):
+                issues.extend(outcome)
+            else:
+                sub, used = outcome
         name = sub.name
         if sub.useGivenNameAsPrefix:
             name = _unique_name(sub.name, sub.projectId, taken)
@@ -120,6 +135,14 @@ async def accept_submissions(
         if name != sub.name:
             sub = sub.model_copy(update={"name": name})
         ref = workload_ref(item.event.subject, sub, project, item.event.actor.email)
+        if project.name in limits:
+            requested = quota.gpus(sub.model_dump(mode="json", exclude_none=True))
+            over, reason = quota.assess(
+                project.name, requested, used_gpus.get(project.name, 0.0), limits[project.name]
+            )
+            used_gpus[project.name] = used_gpus.get(project.name, 0.0) + requested
+            ref = ref.model_copy(update={"overQuota": over, "quotaReason": reason})
+            item.span.set_attribute("berth.quota.over", over)
         item.span.set_attribute("berth.outcome", "received")
         item.span.set_attribute("berth.workload.name", name)
         rows.append(
@@ -140,12 +163,57 @@ async def accept_submissions(
             SubmissionReceivedV1(
                 source=SOURCE,
                 **item.event.chain(),
-                data=SubmissionReceivedData(workload=ref, submission=sub),
+                data=SubmissionReceivedData(workload=ref, submission=sub, assets=used),
             ),
             cause=item,
         )
     if rows:
         await unit.conn.execute(insert(workloads).on_conflict_do_nothing(), rows)
+
+
+async def build_from_assets(
+    requests: list[tuple[str, dict[str, Any], Span]],
+    projects: dict[str, ProjectInfo],
+    directory: ProjectDirectory,
+) -> dict[str, tuple[WorkloadSubmission, list[UsedAsset]] | list[Issue]]:
+    """Resolve every submission that names a template or assets, by workload id; one catalog
+    request per round for the whole batch (a template names more assets: a few rounds)."""
+    wanting = [
+        (wid, data, span)
+        for wid, data, span in requests
+        if resolution.names_assets(data.get("submission") or {})
+        and (data.get("submission") or {}).get("projectId") in projects
+    ]
+    if not wanting:
+        return {}
+    candidates: list[AssetView] = []
+    fetched: set[tuple[str, str]] = set()
+    for _ in range(4):
+        refs = {
+            (r.kind, r.name): r
+            for _, data, _ in wanting
+            for r in resolution.wanted(data["submission"], candidates)
+            if (r.kind, r.name) not in fetched
+        }
+        if not refs:
+            break
+        fetched.update(refs)
+        candidates += await directory.assets(list(refs.values()), wanting[0][2])
+    out: dict[str, tuple[WorkloadSubmission, list[UsedAsset]] | list[Issue]] = {}
+    for wid, data, _ in wanting:
+        project = projects[data["submission"]["projectId"]]
+        result = resolution.resolve(
+            data["submission"],
+            project=project.name,
+            scopes=project_scopes(project.name, project.department, project.clusterId),
+            candidates=candidates,
+        )
+        if isinstance(result, list):
+            out[wid] = result
+            continue
+        parsed = validation.parse(wid, {**data, "submission": result.submission})
+        out[wid] = parsed if isinstance(parsed, list) else (parsed.submission, result.used)
+    return out
 
 
 def workload_ref(
@@ -183,6 +251,16 @@ async def dry_run(
         project = (await directory.lookup([(sub.projectId, span)])).get(sub.projectId)
         if project is None:
             return DryRunReply(issues=[validation.unknown_project(sub.projectId)])
+        built = await build_from_assets(
+            [("dry-run", {"submission": request.submission}, span)],
+            {project.name: project},
+            directory,
+        )
+        if "dry-run" in built:
+            outcome = built["dry-run"]
+            if isinstance(outcome, list):
+                return DryRunReply(issues=outcome)
+            sub = outcome[0]
         async with engine.connect() as conn:
             taken = await _live_names(conn, [(sub.projectId, sub.name)])
         if taken and not sub.useGivenNameAsPrefix:

@@ -6,6 +6,7 @@ from functools import partial
 
 from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
+    CatalogAssetChangedV1,
     PolicyApprovedV1,
     PolicyRejectedV1,
     SubmissionReceivedV1,
@@ -15,7 +16,7 @@ from berth.contracts.events import (
 )
 from berth.contracts.queries import DryRunRequest, WorkloadQuery
 from berth.contracts.subjects import RPC_DRY_RUN, RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST
-from berth.intake import handlers, queries
+from berth.intake import handlers, projection, queries
 from berth.intake.catalog_client import ProjectDirectory
 from berth.shared.service import Service, Subscription
 
@@ -48,6 +49,14 @@ def register(service: Service, directory: ProjectDirectory) -> None:
     service.subscribe(
         Subscription(
             WorkloadPhaseChangedV1, "intake-phases", handlers.record_phases, "record phase"
+        )
+    )
+    service.subscribe(
+        Subscription(
+            CatalogAssetChangedV1,
+            "intake-catalog",
+            projection.record_catalog_changes,
+            "record catalog change",
         )
     )
     service.respond(

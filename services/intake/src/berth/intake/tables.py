@@ -1,6 +1,6 @@
 """Intake's schema: every submission and the workload read model served to the CLI and UIs."""
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Table, Text, func, text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 
 from berth.shared.db import service_metadata
@@ -40,4 +40,19 @@ phase_history = Table(
     Column("phase", Text, nullable=False),
     Column("message", Text, nullable=False, server_default=""),
     Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# What intake has seen of the catalog (projects and assets, as CatalogAssetChangedV1 carries them),
+# so that submissions still resolve while the catalog service is down. A deleted entry stays, as
+# a tombstone, so that an older event arriving late cannot bring it back.
+catalog_entries = Table(
+    "catalog_entries",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("asset", JSONB, nullable=False),
+    Column("deleted", Boolean, nullable=False, server_default="false"),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_catalog_entries_kind_name", "kind", "name"),
 )

@@ -1,37 +1,104 @@
-"""Policy handlers."""
+"""Policy handlers: evaluate submissions against the effective policy of their branch, and
+apply, patch and delete policies (from events and from request-reply queries)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from berth.contracts.envelope import Actor
 from berth.contracts.events import (
+    Issue,
     PolicyApprovedData,
     PolicyApprovedV1,
     PolicyRejectedData,
     PolicyRejectedV1,
     SubmissionReceivedV1,
+    WorkloadRef,
+)
+from berth.contracts.policy import (
+    PolicyAction,
+    PolicyApplyRequest,
+    PolicyChange,
+    PolicyChangedData,
+    PolicyChangedV1,
+    PolicyChangeRejectedData,
+    PolicyChangeRejectedV1,
+    PolicyChangeRequestedV1,
+    PolicyDeleteRequest,
+    PolicyDocument,
+    PolicyEffectiveRequest,
+    PolicyGetRequest,
+    PolicyMeta,
+    PolicyPatchRequest,
+    PolicyReply,
+    PolicyType,
+    StoredPolicy,
+    policy_subject,
 )
 from berth.contracts.queries import EvaluateReply, EvaluateRequest
-from berth.policy.evaluation import evaluate
+from berth.policy import engine, store
+from berth.policy.catalog_client import ProjectResolver
+from berth.policy.store import CompiledCache
 from berth.policy.tables import evaluations
+from berth.shared import outbox
 from berth.shared.consumer import Incoming, Unit
+from berth.shared.errors import TransientError
 
 SOURCE = "/berth/policy"
 
+_CHANGES: dict[PolicyAction, PolicyChange] = {
+    "apply": "applied",
+    "patch": "patched",
+    "delete": "deleted",
+}
 
-async def evaluate_submissions(items: list[Incoming[SubmissionReceivedV1]], unit: Unit) -> None:
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+def _branch_keys(workload: WorkloadRef) -> list[store.Key]:
+    refs = engine.branch_of(
+        cluster=workload.clusterId, department=workload.department, project=workload.project
+    )
+    return [(workload.kind, ref.scope, ref.id) for ref in refs]
+
+
+async def _effective_for(
+    conn: AsyncConnection, workloads: list[WorkloadRef], cache: CompiledCache
+) -> list[engine.Effective]:
+    # One read of every branch of the batch, inside its transaction: a policy is either wholly
+    # in this batch's view or not at all.
+    keys = [_branch_keys(w) for w in workloads]
+    rows = await store.rows_for(conn, (k for ks in keys for k in ks))
+    by_key = {(r.policy_type, r.scope, r.scope_id): r for r in rows}
+    return [
+        cache.effective(w.kind, [by_key[k] for k in ks if k in by_key])
+        for w, ks in zip(workloads, keys, strict=True)
+    ]
+
+
+async def evaluate_submissions(
+    items: list[Incoming[SubmissionReceivedV1]], unit: Unit, *, cache: CompiledCache
+) -> None:
+    workloads = [item.event.data.workload for item in items]
+    effective = await _effective_for(unit.conn, workloads, cache)
     rows: list[dict[str, Any]] = []
-    for item in items:
+    for item, eff in zip(items, effective, strict=True):
         workload = item.event.data.workload
-        effective, issues = evaluate(item.event.data.submission)
+        spec, issues = engine.evaluate(item.event.data.submission, eff)
         item.span.set_attribute("berth.outcome", "rejected" if issues else "approved")
+        item.span.set_attribute("berth.policy.version", eff.version)
         rows.append(
             {
                 "workload_id": workload.workloadId,
                 "outcome": "rejected" if issues else "approved",
-                "effective_spec": effective.model_dump(mode="json", exclude_none=True),
+                "effective_spec": spec.model_dump(mode="json", exclude_none=True),
                 "issues": [i.model_dump() for i in issues],
             }
         )
@@ -46,13 +113,302 @@ async def evaluate_submissions(items: list[Incoming[SubmissionReceivedV1]], unit
             event = PolicyApprovedV1(
                 source=SOURCE,
                 **item.event.chain(),
-                data=PolicyApprovedData(workload=workload, effectiveSpec=effective),
+                data=PolicyApprovedData(workload=workload, effectiveSpec=spec),
             )
         unit.emit(event, cause=item)
     await unit.conn.execute(insert(evaluations).on_conflict_do_nothing(), rows)
 
 
-async def evaluate_query(request: EvaluateRequest) -> EvaluateReply:
+async def evaluate_query(
+    request: EvaluateRequest, *, db: AsyncEngine, cache: CompiledCache
+) -> EvaluateReply:
     """The same evaluation, for a dry run: nothing is recorded."""
-    effective, issues = evaluate(request.submission)
-    return EvaluateReply(effectiveSpec=effective, complianceIssues=issues)
+    async with db.connect() as conn:
+        (eff,) = await _effective_for(conn, [request.workload], cache)
+    spec, issues = engine.evaluate(request.submission, eff)
+    return EvaluateReply(effectiveSpec=spec, complianceIssues=issues)
+
+
+# --- changes ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a requested change came to: the stored policy (or its preview) or every problem."""
+
+    meta: PolicyMeta
+    issues: list[Issue] = field(default_factory=list)
+    stored: StoredPolicy | None = None
+    version: int | None = None
+
+
+def _unreachable(exc: Exception) -> Issue:
+    return Issue(field="meta.projectId", details=f"cannot look the project up: {exc}")
+
+
+async def _complete_meta(
+    meta: PolicyMeta, resolve: ProjectResolver
+) -> tuple[PolicyMeta, Issue | None]:
+    """A project policy's department and cluster, looked up when its meta omits them: rule
+    ownership is checked along the project's branch."""
+    if meta.scope != "project" or (meta.departmentId and meta.clusterId):
+        return meta, None
+    # A TransientError (catalog unreachable) propagates: a batch is retried, a query answers it.
+    info = await resolve(meta.scope_id)
+    if info is None:
+        return meta, Issue(field="meta.projectId", details=f'unknown project "{meta.scope_id}"')
+    return (
+        meta.model_copy(
+            update={
+                "departmentId": meta.departmentId or info.department,
+                "clusterId": meta.clusterId or info.clusterId,
+            }
+        ),
+        None,
+    )
+
+
+async def change(
+    conn: AsyncConnection,
+    *,
+    action: PolicyAction,
+    policy_type: PolicyType,
+    meta: PolicyMeta,
+    document: PolicyDocument | None,
+    reset: list[str],
+    actor: str,
+    resolve: ProjectResolver,
+    validate_only: bool = False,
+) -> Outcome:
+    """Check and (unless ``validate_only``) store one change, in the caller's transaction."""
+    meta, problem = await _complete_meta(meta, resolve)
+    if problem is not None:
+        return Outcome(meta, [problem])
+    await store.lock(conn, policy_type)
+    ref = meta.ref
+    if action == "delete":
+        version = None if validate_only else await store.remove(conn, policy_type, ref)
+        if version is None and not validate_only:
+            return Outcome(meta, [Issue(field="meta", details=f"no {policy_type} policy in {ref}")])
+        return Outcome(meta, version=version)
+
+    compiled, issues = engine.compile_policy(policy_type, document or PolicyDocument(), ref)
+    if action == "patch":
+        known = engine.catalog(policy_type)
+        issues.extend(
+            Issue(field=f"reset.{path}", details="unknown field path")
+            for path in reset
+            if path not in known and not path.startswith("imposedAssets.")
+        )
+        current = await store.load(conn, policy_type, ref)
+        if current is not None:
+            before, _ = engine.compile_policy(
+                policy_type, PolicyDocument.model_validate(current.document), ref
+            )
+            compiled = engine.patched(before, compiled, reset)
+    others = [
+        engine.ScopedPolicy(
+            engine_ref,
+            engine.compile_policy(policy_type, PolicyDocument.model_validate(row.document))[0],
+            row.version,
+        )
+        for row in await store.related(conn, policy_type, meta)
+        if (engine_ref := store.meta_of(row).ref) != ref
+    ]
+    issues.extend(engine.ownership_conflicts(engine.ScopedPolicy(ref, compiled), others))
+    if issues:
+        return Outcome(meta, issues)
+    document = engine.canonical(compiled)
+    if validate_only:
+        return Outcome(
+            meta, stored=StoredPolicy(type=policy_type, meta=meta, policy=document, version=0)
+        )
+    version = await store.save(conn, policy_type, meta, document, actor)
+    return Outcome(
+        meta,
+        stored=StoredPolicy(
+            type=policy_type, meta=meta, policy=document, version=version, updatedBy=actor
+        ),
+        version=version,
+    )
+
+
+def _changed_data(
+    action: PolicyAction, policy_type: PolicyType, outcome: Outcome
+) -> PolicyChangedData:
+    assert outcome.version is not None
+    return PolicyChangedData(
+        change=_CHANGES[action],
+        type=policy_type,
+        meta=outcome.meta,
+        version=outcome.version,
+        policy=outcome.stored.policy if outcome.stored else None,
+    )
+
+
+async def change_policies(
+    items: list[Incoming[PolicyChangeRequestedV1]], unit: Unit, *, resolve: ProjectResolver
+) -> None:
+    """Changes requested by events (UIs), in order; each becomes changed or change-rejected."""
+    for item in items:
+        data = item.event.data
+        outcome = await change(
+            unit.conn,
+            action=data.action,
+            policy_type=data.type,
+            meta=data.meta,
+            document=data.policy,
+            reset=data.reset,
+            actor=item.event.actor.email,
+            resolve=resolve,
+        )
+        item.span.set_attribute("berth.outcome", "rejected" if outcome.issues else "changed")
+        if outcome.issues:
+            unit.emit(
+                PolicyChangeRejectedV1(
+                    source=SOURCE,
+                    **item.event.chain(),
+                    data=PolicyChangeRejectedData(
+                        action=data.action, type=data.type, meta=data.meta, issues=outcome.issues
+                    ),
+                ),
+                cause=item,
+            )
+        else:
+            unit.emit(
+                PolicyChangedV1(
+                    source=SOURCE,
+                    **item.event.chain(),
+                    data=_changed_data(data.action, data.type, outcome),
+                ),
+                cause=item,
+            )
+
+
+@dataclass(frozen=True)
+class Writer:
+    """What a query handler needs to change policies: the database and the outbox."""
+
+    db: AsyncEngine
+    outbox_table: Table
+    wake: Callable[[], None]
+    resolve: ProjectResolver
+
+
+async def _change_query(
+    writer: Writer,
+    *,
+    action: PolicyAction,
+    policy_type: PolicyType,
+    meta: PolicyMeta,
+    actor: Actor,
+    document: PolicyDocument | None = None,
+    reset: list[str] | None = None,
+    validate_only: bool = False,
+) -> PolicyReply:
+    async with writer.db.begin() as conn:
+        try:
+            outcome = await change(
+                conn,
+                action=action,
+                policy_type=policy_type,
+                meta=meta,
+                document=document,
+                reset=reset or [],
+                actor=actor.email,
+                resolve=writer.resolve,
+                validate_only=validate_only,
+            )
+        except TransientError as exc:
+            return PolicyReply(ok=False, issues=[_unreachable(exc)])
+        emitted = not outcome.issues and not validate_only
+        if emitted:
+            # Same transaction as the change: the change is stored if and only if it is announced.
+            event = PolicyChangedV1(
+                source=SOURCE,
+                subject=policy_subject(policy_type, outcome.meta),
+                actor=actor,
+                data=_changed_data(action, policy_type, outcome),
+            )
+            await outbox.write(conn, writer.outbox_table, [outbox.outbox_row(event)])
+    if emitted:
+        writer.wake()
+    return PolicyReply(ok=not outcome.issues, issues=outcome.issues, policy=outcome.stored)
+
+
+async def apply_query(request: PolicyApplyRequest, *, writer: Writer) -> PolicyReply:
+    return await _change_query(
+        writer,
+        action="apply",
+        policy_type=request.type,
+        meta=request.meta,
+        actor=request.actor,
+        document=request.policy,
+        validate_only=request.validateOnly,
+    )
+
+
+async def validate_query(request: PolicyApplyRequest, *, writer: Writer) -> PolicyReply:
+    """``validateOnly``: every check of an apply, nothing stored, no event."""
+    return await _change_query(
+        writer,
+        action="apply",
+        policy_type=request.type,
+        meta=request.meta,
+        actor=request.actor,
+        document=request.policy,
+        validate_only=True,
+    )
+
+
+async def patch_query(request: PolicyPatchRequest, *, writer: Writer) -> PolicyReply:
+    return await _change_query(
+        writer,
+        action="patch",
+        policy_type=request.type,
+        meta=request.meta,
+        actor=request.actor,
+        document=request.policy,
+        reset=request.reset,
+    )
+
+
+async def delete_query(request: PolicyDeleteRequest, *, writer: Writer) -> PolicyReply:
+    return await _change_query(
+        writer, action="delete", policy_type=request.type, meta=request.meta, actor=request.actor
+    )
+
+
+async def get_query(request: PolicyGetRequest, *, db: AsyncEngine) -> PolicyReply:
+    async with db.connect() as conn:
+        row = await store.load(conn, request.type, request.meta.ref)
+    if row is None:
+        issue = Issue(field="meta", details=f"no {request.type} policy in {request.meta.ref}")
+        return PolicyReply(ok=False, issues=[issue])
+    return PolicyReply(policy=store.stored(row))
+
+
+async def effective_query(
+    request: PolicyEffectiveRequest,
+    *,
+    db: AsyncEngine,
+    cache: CompiledCache,
+    resolve: ProjectResolver,
+) -> PolicyReply:
+    """A project's effective policy, each default and rule with the scope it comes from."""
+    department, cluster = request.departmentId, request.clusterId
+    if department is None or cluster is None:
+        try:
+            meta, problem = await _complete_meta(
+                PolicyMeta(scope="project", projectId=request.projectId), resolve
+            )
+        except TransientError as exc:
+            return PolicyReply(ok=False, issues=[_unreachable(exc)])
+        if problem is not None:
+            return PolicyReply(ok=False, issues=[problem])
+        department, cluster = department or meta.departmentId, cluster or meta.clusterId
+    refs = engine.branch_of(cluster=cluster, department=department, project=request.projectId)
+    async with db.connect() as conn:
+        rows = await store.rows_for(conn, [(request.type, r.scope, r.id) for r in refs])
+    described = engine.describe(cache.effective(request.type, rows))
+    return PolicyReply(effective=described.model_copy(update={"branch": refs}))

@@ -2,18 +2,80 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from berth.contracts.events import PolicyApprovedV1, PolicyRejectedV1, SubmissionReceivedV1
+from berth.contracts.policy import (
+    RPC_POLICY_APPLY,
+    RPC_POLICY_DELETE,
+    RPC_POLICY_EFFECTIVE,
+    RPC_POLICY_GET,
+    RPC_POLICY_PATCH,
+    RPC_POLICY_VALIDATE,
+    PolicyApplyRequest,
+    PolicyChangedV1,
+    PolicyChangeRejectedV1,
+    PolicyChangeRequestedV1,
+    PolicyDeleteRequest,
+    PolicyEffectiveRequest,
+    PolicyGetRequest,
+    PolicyPatchRequest,
+)
 from berth.contracts.queries import EvaluateRequest
 from berth.contracts.subjects import RPC_POLICY_EVALUATE
 from berth.policy import handlers
+from berth.policy.catalog_client import ProjectResolver
+from berth.policy.store import CompiledCache
 from berth.shared.service import Service, Subscription
 
 
-def register(service: Service) -> None:
+def register(service: Service, resolve: ProjectResolver) -> None:
+    cache = CompiledCache()
+    writer = handlers.Writer(
+        db=service.engine,
+        outbox_table=service.outbox_table,
+        wake=lambda: service.relay.wake(),
+        resolve=resolve,
+    )
     service.subscribe(
         Subscription(
-            SubmissionReceivedV1, "policy-submissions", handlers.evaluate_submissions, "evaluate"
+            SubmissionReceivedV1,
+            "policy-submissions",
+            partial(handlers.evaluate_submissions, cache=cache),
+            "evaluate",
         )
     )
-    service.respond(RPC_POLICY_EVALUATE, EvaluateRequest, handlers.evaluate_query)
-    service.publishes(PolicyApprovedV1, PolicyRejectedV1)
+    service.subscribe(
+        Subscription(
+            PolicyChangeRequestedV1,
+            "policy-changes",
+            partial(handlers.change_policies, resolve=resolve),
+            "change policies",
+        )
+    )
+    service.respond(
+        RPC_POLICY_EVALUATE,
+        EvaluateRequest,
+        partial(handlers.evaluate_query, db=service.engine, cache=cache),
+    )
+    service.respond(
+        RPC_POLICY_APPLY, PolicyApplyRequest, partial(handlers.apply_query, writer=writer)
+    )
+    service.respond(
+        RPC_POLICY_VALIDATE, PolicyApplyRequest, partial(handlers.validate_query, writer=writer)
+    )
+    service.respond(
+        RPC_POLICY_PATCH, PolicyPatchRequest, partial(handlers.patch_query, writer=writer)
+    )
+    service.respond(
+        RPC_POLICY_DELETE, PolicyDeleteRequest, partial(handlers.delete_query, writer=writer)
+    )
+    service.respond(
+        RPC_POLICY_GET, PolicyGetRequest, partial(handlers.get_query, db=service.engine)
+    )
+    service.respond(
+        RPC_POLICY_EFFECTIVE,
+        PolicyEffectiveRequest,
+        partial(handlers.effective_query, db=service.engine, cache=cache, resolve=resolve),
+    )
+    service.publishes(PolicyApprovedV1, PolicyRejectedV1, PolicyChangedV1, PolicyChangeRejectedV1)

@@ -1,0 +1,330 @@
+"""Workload policies: the document administrators store, its events and its queries.
+
+A policy belongs to one workload type (workspace, training, distributed, inference) and one
+scope (tenant, cluster, department, project). It has three parts, as in Run:ai's V2 policies:
+``defaults`` (values filled in when a submission leaves a field unset), ``rules`` (constraints
+checked on every submission) and ``imposedAssets`` (data sources added to every workload).
+
+Field paths mirror the workload spec: ``compute.gpuDevicesRequest``, ``nodePools``,
+``environmentVariables``. Distributed policies put them under ``worker.`` and ``master.``.
+``defaults`` and ``rules`` may be nested (``compute: {gpuDevicesRequest: {max: 2}}``) or use
+dotted keys (``compute.gpuDevicesRequest: {max: 2}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from berth.contracts.envelope import Actor, Event
+from berth.contracts.events import Data, Issue
+
+PolicyType = Literal["workspace", "training", "distributed", "inference"]
+PolicyScope = Literal["tenant", "cluster", "department", "project"]
+PolicyAction = Literal["apply", "patch", "delete"]
+PolicyChange = Literal["applied", "patched", "deleted"]
+
+SCOPES: tuple[PolicyScope, ...] = ("tenant", "cluster", "department", "project")
+"""Broadest first: the order in which policies combine down the organisation tree."""
+
+POLICY_TYPES: tuple[PolicyType, ...] = ("workspace", "training", "distributed", "inference")
+
+# Request-reply subjects of the policy service (the CLI and UIs ask these directly).
+RPC_POLICY_APPLY = "rpc.policy.policies.apply.v1"
+RPC_POLICY_VALIDATE = "rpc.policy.policies.validate.v1"
+RPC_POLICY_PATCH = "rpc.policy.policies.patch.v1"
+RPC_POLICY_DELETE = "rpc.policy.policies.delete.v1"
+RPC_POLICY_GET = "rpc.policy.policies.get.v1"
+RPC_POLICY_EFFECTIVE = "rpc.policy.policies.effective.v1"
+
+
+class ScopeRef(Data):
+    """One node of the organisation tree: ``department research``, ``tenant``."""
+
+    scope: PolicyScope
+    id: str = Field(
+        default="", description="Cluster, department or project name; empty for tenant."
+    )
+
+    def __str__(self) -> str:
+        return self.scope if self.scope == "tenant" else f"{self.scope} {self.id}"
+
+
+class PolicyMeta(Data):
+    """Where a policy applies (Run:ai's ``meta``); only the id of its own scope is required.
+
+    A project policy may also name its department and cluster; otherwise the policy service looks
+    them up in the catalog, because rule ownership is checked along the project's branch."""
+
+    name: str | None = Field(default=None, description="Display name of the policy.")
+    scope: PolicyScope
+    clusterId: str | None = None
+    departmentId: str | None = None
+    projectId: str | None = None
+
+    @model_validator(mode="after")
+    def _scope_id_given(self) -> Self:
+        if self.scope != "tenant" and not self.scope_id:
+            raise ValueError(f"a {self.scope} policy needs {self.scope}Id")
+        return self
+
+    @property
+    def scope_id(self) -> str:
+        ids = {
+            "tenant": "",
+            "cluster": self.clusterId,
+            "department": self.departmentId,
+            "project": self.projectId,
+        }
+        return ids[self.scope] or ""
+
+    @property
+    def ref(self) -> ScopeRef:
+        return ScopeRef(scope=self.scope, id=self.scope_id)
+
+
+def policy_subject(policy_type: PolicyType, meta: PolicyMeta) -> str:
+    """Subject id of a policy's events: one NATS token (``training-project-team-a``)."""
+    return "-".join(p for p in (policy_type, meta.scope, meta.scope_id) if p)
+
+
+# --- rules -------------------------------------------------------------------------------------
+
+
+class Rules(BaseModel):
+    """Base of rule objects: an unknown rule kind is refused by name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OptionItem(Rules):
+    value: Any = Field(description="An allowed value.")
+    displayed: str | None = Field(default=None, description="How a UI shows it.")
+
+
+class DefaultFrom(Rules):
+    field: str = Field(description="Path of the field the default is computed from.")
+    factor: float = Field(default=1.0, description="Multiplier applied to that field's value.")
+
+
+class FieldRule(Rules):
+    """Rules of one field. Which kinds a field accepts depends on its value type:
+
+    boolean ``required``, ``canEdit``; string ``required``, ``canEdit``, ``options``;
+    integer/number ``required``, ``canEdit``, ``min``, ``max``, ``step``, ``defaultFrom``;
+    quantity ``required``, ``canEdit``, ``min``, ``max``, ``defaultFrom``;
+    array ``required`` (at least one item), ``canEdit`` (false by default for arrays).
+    """
+
+    required: bool | None = Field(default=None, description="The workload must end with a value.")
+    canEdit: bool | None = Field(
+        default=None, description="False: a submission may not change the policy default."
+    )
+    options: list[OptionItem] | None = Field(default=None, description="Allowed values.")
+    min: Any = Field(default=None, description="Inclusive lower bound (number or quantity).")
+    max: Any = Field(default=None, description="Inclusive upper bound (number or quantity).")
+    step: float | None = Field(
+        default=None, gt=0, description="Allowed granularity, counted from min (or 0)."
+    )
+    defaultFrom: DefaultFrom | None = Field(
+        default=None, description="Default computed from another field times a factor."
+    )
+    allowOverride: bool | None = Field(
+        default=None,
+        description=(
+            "Tenant, cluster and department rules only: let narrower scopes add their own rule "
+            "on this field. The rules then combine so that the result is never looser."
+        ),
+    )
+
+
+class InstancesRule(Rules):
+    canAdd: bool | None = Field(
+        default=None, description="False: a submission may add no item beyond the defaults."
+    )
+    locked: list[str] | None = Field(
+        default=None,
+        description="Keys of default items a submission may neither change nor exclude.",
+    )
+
+
+class ItemizedRule(Rules):
+    """Rules of an itemized field (environment variables, labels, storage instances...)."""
+
+    instances: InstancesRule | None = None
+    attributes: dict[str, FieldRule] | None = Field(
+        default=None, description="Rules for an attribute of every item, by attribute name."
+    )
+
+
+class ImposedAsset(BaseModel):
+    """A data source added to every workload in scope."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, description="Id of the data-source asset; names the volume.")
+    kind: Literal[
+        "pvc", "git", "nfs", "s3", "hostPath", "configMapVolume", "secretVolume", "dataVolume"
+    ] = Field(description="Which storage list of the spec it joins.")
+    source: dict[str, Any] = Field(
+        description="The data source as the spec writes it, e.g. {claimName: data, path: /data}."
+    )
+
+
+class PolicyDocument(BaseModel):
+    """``defaults`` + ``rules`` + ``imposedAssets``; see the module documentation for paths."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    rules: dict[str, Any] = Field(default_factory=dict)
+    imposedAssets: list[ImposedAsset] = Field(default_factory=list)
+
+
+class StoredPolicy(Data):
+    type: PolicyType
+    meta: PolicyMeta
+    policy: PolicyDocument
+    version: int = Field(description="Increases with every change of any policy.")
+    updatedBy: str | None = None
+
+
+# --- effective policy ----------------------------------------------------------------------------
+
+
+class EffectiveDefault(Data):
+    field: str
+    value: Any
+    source: ScopeRef
+
+
+class EffectiveRule(Data):
+    field: str
+    rule: dict[str, Any]
+    source: ScopeRef = Field(description="The scope owning the rule.")
+    alsoFrom: list[ScopeRef] = Field(
+        default_factory=list, description="Narrower scopes tightening it (allowOverride)."
+    )
+
+
+class EffectiveAsset(Data):
+    asset: ImposedAsset
+    source: ScopeRef
+
+
+class EffectivePolicy(Data):
+    type: PolicyType
+    branch: list[ScopeRef] = Field(description="Scopes combined, broadest first.")
+    defaults: list[EffectiveDefault] = Field(default_factory=list)
+    rules: list[EffectiveRule] = Field(default_factory=list)
+    imposedAssets: list[EffectiveAsset] = Field(default_factory=list)
+    version: int = Field(default=0, description="Highest version among the combined policies.")
+
+
+# --- events --------------------------------------------------------------------------------------
+
+
+class PolicyChangeRequestedData(Data):
+    action: PolicyAction
+    type: PolicyType
+    meta: PolicyMeta
+    policy: PolicyDocument | None = Field(default=None, description="For apply and patch.")
+    reset: list[str] = Field(
+        default_factory=list, description="Patch only: paths whose defaults and rules are cleared."
+    )
+
+
+class PolicyChangeRequestedV1(Event):
+    """A UI asks to apply, patch or delete a policy; subject = the policy's subject id."""
+
+    TYPE: ClassVar[str] = "berth.policy.change-requested"
+    VERSION: ClassVar[int] = 1
+    data: PolicyChangeRequestedData
+
+
+class PolicyChangedData(Data):
+    change: PolicyChange
+    type: PolicyType
+    meta: PolicyMeta
+    version: int
+    policy: PolicyDocument | None = Field(
+        default=None, description="The policy as stored after the change; none once deleted."
+    )
+
+
+class PolicyChangedV1(Event):
+    """A policy was applied, patched or deleted; later evaluations use the new policy."""
+
+    TYPE: ClassVar[str] = "berth.policy.changed"
+    VERSION: ClassVar[int] = 1
+    data: PolicyChangedData
+
+
+class PolicyChangeRejectedData(Data):
+    action: PolicyAction
+    type: PolicyType
+    meta: PolicyMeta
+    issues: list[Issue]
+
+
+class PolicyChangeRejectedV1(Event):
+    """A requested policy change was refused; every problem is named with its path."""
+
+    TYPE: ClassVar[str] = "berth.policy.change-rejected"
+    VERSION: ClassVar[int] = 1
+    data: PolicyChangeRejectedData
+
+
+# --- queries -------------------------------------------------------------------------------------
+
+
+class PolicyQuery(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class PolicyApplyRequest(PolicyQuery):
+    """Replace the policy of a type and scope (or only check it, with validateOnly)."""
+
+    actor: Actor
+    type: PolicyType
+    meta: PolicyMeta
+    policy: PolicyDocument
+    validateOnly: bool = False
+
+
+class PolicyPatchRequest(PolicyQuery):
+    """Merge ``policy`` into the stored one after clearing the ``reset`` paths."""
+
+    actor: Actor
+    type: PolicyType
+    meta: PolicyMeta
+    policy: PolicyDocument = Field(default_factory=PolicyDocument)
+    reset: list[str] = Field(default_factory=list)
+
+
+class PolicyDeleteRequest(PolicyQuery):
+    actor: Actor
+    type: PolicyType
+    meta: PolicyMeta
+
+
+class PolicyGetRequest(PolicyQuery):
+    type: PolicyType
+    meta: PolicyMeta
+
+
+class PolicyEffectiveRequest(PolicyQuery):
+    """The effective policy of a project; department and cluster come from the catalog if unset."""
+
+    type: PolicyType
+    projectId: str
+    departmentId: str | None = None
+    clusterId: str | None = None
+
+
+class PolicyReply(PolicyQuery):
+    ok: bool = True
+    issues: list[Issue] = Field(default_factory=list)
+    policy: StoredPolicy | None = None
+    effective: EffectivePolicy | None = None

@@ -1,0 +1,65 @@
+"""Whether a workload fits its project's deserved GPU quota when it is submitted.
+
+Intake only tells: the workload reference carries ``overQuota`` (and why), and the
+scheduler-adapter holds an over-quota workload that does not allow it. Usage counts the GPUs of
+the project's live workloads that intake has accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from berth.intake import projection
+from berth.intake.tables import LIVE, workloads
+
+
+def gpus(submission: dict[str, Any]) -> float:
+    """GPUs a submission asks for over all its pods (a portion counts as that fraction)."""
+    spec = submission.get("spec") or {}
+    compute = spec.get("compute") or {}
+    devices = float(compute.get("gpuDevicesRequest") or 0)
+    if compute.get("gpuRequestType") == "portion" and compute.get("gpuPortionRequest"):
+        devices *= float(compute["gpuPortionRequest"])
+    pods = 1
+    if submission.get("kind") == "distributed":
+        pods = int(spec.get("numWorkers") or 1) + (0 if submission.get("noMaster") else 1)
+    return devices * pods
+
+
+def deserved(quota: Sequence[dict[str, Any]]) -> float:
+    return sum(float((q.get("gpu") or {}).get("deserved") or 0) for q in quota)
+
+
+def assess(project: str, requested: float, used: float, quota: float) -> tuple[bool, str | None]:
+    if used + requested <= quota:
+        return False, None
+    return True, (
+        f"requests {requested:g} GPU while project {project} uses {used:g} of its deserved "
+        f"{quota:g}"
+    )
+
+
+async def quotas(conn: AsyncConnection, names: Sequence[str]) -> dict[str, float]:
+    """Deserved GPUs of the projects that have a quota; a project without one is unlimited."""
+    found = await projection.entries(conn, [("project", n) for n in set(names)])
+    return {v.name: deserved(v.spec["quota"]) for v in found if v.spec.get("quota")}
+
+
+async def usage(conn: AsyncConnection, names: Sequence[str]) -> dict[str, float]:
+    if not names:
+        return {}
+    rows = await conn.execute(
+        select(workloads.c.project, workloads.c.submission, workloads.c.effective_spec).where(
+            workloads.c.project.in_(set(names)),
+            LIVE,
+            workloads.c.phase.is_(None) | workloads.c.phase.notin_(["Completed", "Failed"]),
+        )
+    )
+    used: dict[str, float] = {}
+    for row in rows:
+        used[row.project] = used.get(row.project, 0.0) + gpus(row.effective_spec or row.submission)
+    return used
