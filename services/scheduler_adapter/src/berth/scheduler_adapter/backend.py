@@ -6,15 +6,26 @@ and a real one report alike and ``phases.derive_phase`` serves both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 # Kinds of the object a workload's status is read from (the "top object"); every other object
-# rendered for a workload (PodGroup, Service, ...) supports it.
+# rendered for a workload (PodGroup, Service, ...) supports it and is owned by it.
 TOP_KINDS: frozenset[str] = frozenset(
     {"Job", "StatefulSet", "Deployment", "PyTorchJob", "TFJob", "XGBoostJob", "MPIJob"}
 )
+KNATIVE_SERVICE = ("serving.knative.dev/v1", "Service")
+
+
+def is_top(obj: Mapping[str, Any]) -> bool:
+    # A Knative Service shares its kind with the core Service, so its group tells them apart.
+    kind = obj.get("kind")
+    return kind in TOP_KINDS or (obj.get("apiVersion"), kind) == KNATIVE_SERVICE
+
+
+def top_object(objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return next((obj for obj in objects if is_top(obj)), None)
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,11 @@ class WorkloadSnapshot:
     pods: tuple[PodStatus, ...]
     expected_pods: int  # pods the top object wants
     suspended: bool = False
+    # The top object's berth.dev/phase-note: how the cluster runs the workload differently
+    # from what was asked; the phase message when there is no more pressing one.
+    note: str = ""
+    # The top object is being deleted (a foreground delete waits for what it owns).
+    deleting: bool = False
 
 
 class ClusterBackend(Protocol):

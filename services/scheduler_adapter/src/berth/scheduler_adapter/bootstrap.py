@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
+from berth.scheduler_adapter.kubernetes import KubernetesCluster
 from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.subscriptions import register
@@ -26,6 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def default_backend(settings: SchedulerAdapterSettings) -> ClusterBackend:
+    if settings.cluster_backend == "kubernetes":
+        return KubernetesCluster(
+            kubeconfig=settings.kubeconfig,
+            context=settings.kube_context,
+            qps=settings.kube_qps,
+            burst=settings.kube_burst,
+            config_namespace=settings.kube_config_namespace,
+            config_map=settings.kube_config_map,
+            resync_seconds=settings.kube_resync_seconds,
+        )
     inventory = (
         Inventory.load(settings.sim_inventory) if settings.sim_inventory else Inventory.default()
     )

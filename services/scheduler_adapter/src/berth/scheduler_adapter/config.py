@@ -1,14 +1,28 @@
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
+
 from berth.shared.settings import Settings
 
 
 class SchedulerAdapterSettings(Settings):
     service_name: str = "scheduler-adapter"
-    # Only the simulated cluster for now; the Kubernetes backend plugs in behind the same port.
-    cluster_backend: Literal["simulated"] = "simulated"
+    # "simulated": the in-process cluster (make run, tests); "kubernetes": a real API server.
+    cluster_backend: Literal["simulated", "kubernetes"] = "simulated"
     # YAML inventory of the simulated cluster; the built-in default when unset.
     sim_inventory: Path | None = None
     # Simulated seconds per wall-clock second (tests and benchmarks run the cluster faster).
     sim_speed: float = 1.0
+    # Kubernetes: kubeconfig file and context (in-cluster service account when both unset and
+    # running in a pod; otherwise ~/.kube/config and its current context).
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
+    # Client-side rate limit of API requests: sustained requests per second and burst.
+    kube_qps: float = Field(default=20.0, gt=0)
+    kube_burst: int = Field(default=30, ge=1)
+    # Where the cluster's public config lives (key "config", YAML).
+    kube_config_namespace: str = "berth"
+    kube_config_map: str = "berth-public"
+    # Seconds between full re-lists of the watched objects.
+    kube_resync_seconds: float = Field(default=300.0, gt=0)

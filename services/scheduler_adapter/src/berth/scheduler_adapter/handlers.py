@@ -31,10 +31,11 @@ from berth.contracts.events import (
 from berth.contracts.queries import RenderReply, RenderRequest
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.render import render
+from berth.scheduler_adapter.render import ClusterCapabilities, render
 from berth.scheduler_adapter.tables import workloads
 from berth.shared import outbox
 from berth.shared.consumer import Incoming, Unit
+from berth.shared.errors import PermanentError
 from berth.shared.telemetry import context_of, extract, inject, trace_id_of
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,16 @@ ACTION_PHASES: dict[str, Phase] = {
     "resume": "Resuming",
 }
 ACTION_DESIRED = {"delete": "Deleted", "suspend": "Stopped", "resume": "Running"}
+# Phases that contradict what the user asked for last: the cluster's watches are not ordered
+# with one another, so e.g. a pod's deletion can be seen before its owner's, which would read
+# as the workload going back to Creating in the middle of a delete.
+STALE: dict[str, frozenset[str]] = {
+    "Deleted": frozenset(
+        {"Creating", "Pending", "Initializing", "Running", "Degraded", "Stopping", "Stopped"}
+    ),
+    "Stopped": frozenset({"Creating", "Pending", "Initializing", "Running", "Degraded"}),
+    "Running": frozenset({"Stopping", "Stopped", "Deleting"}),
+}
 
 
 def _object_ref(obj: dict[str, Any]) -> ObjectRef:
@@ -98,11 +109,17 @@ async def schedule_workloads(
     """Render and apply each approved workload; a workload that cannot be rendered fails alone."""
     rows: list[dict[str, Any]] = []
     to_apply: list[dict[str, Any]] = []
+    capabilities = ClusterCapabilities.from_config(await backend.read_config())
     for item in items:
         ref = item.event.data.workload
         correlation = str(item.event.correlationid or item.event.id)
         try:
-            manifests = render(ref, item.event.data.effectiveSpec, trace_id=trace_id_of(item.span))
+            manifests = render(
+                ref,
+                item.event.data.effectiveSpec,
+                trace_id=trace_id_of(item.span),
+                capabilities=capabilities,
+            )
         except Exception as exc:
             log.exception("cannot render workload %s", ref.workloadId)
             item.span.record_exception(exc)
@@ -143,7 +160,16 @@ async def schedule_workloads(
     if to_apply:
         # After the commit: the cluster reports on a workload at once, and the watch must find
         # the workload's row when it does. A crash in between is repaired by ``resync`` at start.
-        unit.after_commit.append(partial(backend.apply, to_apply))
+        unit.after_commit.append(partial(apply_objects, backend, to_apply))
+
+
+async def apply_objects(backend: ClusterBackend, objects: list[dict[str, Any]]) -> None:
+    """Apply; a permanent failure stops there, as the backend has already reported it as the
+    workload's phase (retrying the event could not fix the manifest)."""
+    try:
+        await backend.apply(objects)
+    except PermanentError as exc:
+        log.warning("some objects were refused by the cluster: %s", exc)
 
 
 async def resync(conn: AsyncConnection, backend: ClusterBackend) -> int:
@@ -158,7 +184,7 @@ async def resync(conn: AsyncConnection, backend: ClusterBackend) -> int:
     ).all()
     objects = [m for r in rows for m in r.manifests]
     if objects:
-        await backend.apply(objects)
+        await apply_objects(backend, objects)
     return len(rows)
 
 
@@ -173,39 +199,62 @@ async def act_on_actions(
         if row is None or row.phase == "Deleted":
             continue  # never scheduled here, or already gone: nothing to act on
         phase = ACTION_PHASES[data.action]
+        # The new intent is recorded before the cluster is asked (same transaction), so what
+        # the watch reports meanwhile is read against it.
         await unit.conn.execute(
             update(workloads)
             .where(workloads.c.workload_id == ref.workloadId)
             .values(desired=ACTION_DESIRED[data.action], phase=phase, phase_message="")
         )
+        try:
+            if data.action == "delete":
+                await backend.delete(ref.namespace, ref.workloadId)
+            elif data.action == "suspend":
+                await backend.suspend(ref.namespace, ref.workloadId)
+            else:
+                await backend.resume(ref.namespace, ref.workloadId)
+        except PermanentError as exc:
+            # The cluster cannot do it (e.g. suspending a Knative service): the workload stays
+            # as it was, and the refusal is its phase message.
+            log.warning("cannot %s workload %s: %s", data.action, ref.workloadId, exc)
+            message = f"cannot {data.action}: {exc}"
+            await unit.conn.execute(
+                update(workloads)
+                .where(workloads.c.workload_id == ref.workloadId)
+                .values(desired=row.desired, phase=row.phase, phase_message=message)
+            )
+            phase = previous = row.phase or "Creating"
+        else:
+            message, previous = "", row.phase
         unit.emit(
             phase_event(
                 ref,
                 phase=phase,
-                previous=row.phase,
+                previous=previous,
+                message=message,
                 actor=item.event.actor,
                 correlation_id=row.correlation_id,
             ),
             cause=item,
         )
-        if data.action == "delete":
-            await backend.delete(ref.namespace, ref.workloadId)
-        elif data.action == "suspend":
-            await backend.suspend(ref.namespace, ref.workloadId)
-        else:
-            await backend.resume(ref.namespace, ref.workloadId)
 
 
-async def _current(conn: AsyncConnection, ids: list[str]) -> dict[str, Any]:
-    rows = await conn.execute(
-        select(
-            workloads.c.workload_id,
-            workloads.c.ref,
-            workloads.c.phase,
-            workloads.c.traceparent,
-            workloads.c.correlation_id,
-        ).where(workloads.c.workload_id.in_(ids))
-    )
+async def _current(conn: AsyncConnection, ids: list[str], *, lock: bool = False) -> dict[str, Any]:
+    query = select(
+        workloads.c.workload_id,
+        workloads.c.ref,
+        workloads.c.phase,
+        workloads.c.desired,
+        workloads.c.phase_message,
+        workloads.c.traceparent,
+        workloads.c.correlation_id,
+    ).where(workloads.c.workload_id.in_(ids))
+    if lock:
+        # Waits for an action being recorded on the same workloads to commit, so a snapshot is
+        # always judged against the latest intent; a fixed order keeps two batches from
+        # deadlocking on each other.
+        query = query.order_by(workloads.c.workload_id).with_for_update()
+    rows = await conn.execute(query)
     return {r.workload_id: r for r in rows}
 
 
@@ -216,8 +265,9 @@ async def record_snapshots(
 
     Returns the outbox rows to write in the caller's transaction.
     """
-    current = await _current(conn, list({s.workload_id for s in snapshots}))
+    current = await _current(conn, list({s.workload_id for s in snapshots}), lock=True)
     phases = {wid: row.phase for wid, row in current.items()}
+    messages = {wid: row.phase_message or "" for wid, row in current.items()}
     out: list[dict[str, Any]] = []
     changes: dict[str, dict[str, Any]] = {}
     # Every snapshot in order, not just the latest per workload: each phase a workload passed
@@ -228,7 +278,12 @@ async def record_snapshots(
         if row is None:
             continue  # not ours (or already forgotten)
         phase, message, reason, running, requested = derive_phase(snapshot)
-        if phase == phases[workload_id]:
+        if phase in STALE.get(row.desired, ()):
+            continue
+        # A workload usually turns Pending before the scheduler has looked at it; the reason it
+        # then gives is news the UIs need, so the first one is reported as well.
+        explained = phase == "Pending" and message and not messages[workload_id]
+        if phase == phases[workload_id] and not explained:
             continue
         span = tracer.start_span(
             f"phase {phase}",
@@ -248,6 +303,7 @@ async def record_snapshots(
         out.append(outbox.outbox_row(event, context_of(span)))
         span.end()
         phases[workload_id] = phase
+        messages[workload_id] = message
         changes[workload_id] = {"wid": workload_id, "phase": phase, "message": message}
     if changes:
         await conn.execute(
@@ -291,9 +347,13 @@ async def apply_desired_config(
         unit.emit(report.model_copy(update=mine[-1].event.chain()), cause=mine[-1])
 
 
-async def render_query(request: RenderRequest) -> RenderReply:
-    """The objects a workload would become, for a dry run: nothing is applied."""
+async def render_query(request: RenderRequest, *, backend: ClusterBackend) -> RenderReply:
+    """The objects a workload would become on this cluster, for a dry run: nothing is applied."""
     try:
-        return RenderReply(manifests=render(request.workload, request.submission, trace_id=None))
+        capabilities = ClusterCapabilities.from_config(await backend.read_config())
+        manifests = render(
+            request.workload, request.submission, trace_id=None, capabilities=capabilities
+        )
+        return RenderReply(manifests=manifests)
     except Exception as exc:
         return RenderReply(error=f"cannot render the workload: {exc}")

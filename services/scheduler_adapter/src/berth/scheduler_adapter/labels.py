@@ -42,3 +42,26 @@ SIM_RUNTIME_ANNOTATION = "berth.dev/sim-runtime-seconds"
 SIM_FAIL_ANNOTATION = "berth.dev/sim-fail"
 # Seconds to pull the image and start the container once a pod is placed (default 1).
 SIM_STARTUP_ANNOTATION = "berth.dev/sim-startup-seconds"
+
+# A workspace tool connection's Service: who may reach it and what serves it.
+ACCESS_ANNOTATION = "berth.dev/access"  # everyone | groups | users
+AUTHORIZED_USERS_ANNOTATION = "berth.dev/authorized-users"  # comma-separated emails
+AUTHORIZED_GROUPS_ANNOTATION = "berth.dev/authorized-groups"  # comma-separated groups
+TOOL_TYPE_ANNOTATION = "berth.dev/tool-type"
+TOOL_NAME_ANNOTATION = "berth.dev/tool-name"
+TOOL_URL_ANNOTATION = "berth.dev/tool-url"
+
+# A line the top object carries for the workload's phase message, when the cluster runs the
+# workload differently from what was asked (e.g. scale-to-zero without Knative).
+PHASE_NOTE_ANNOTATION = "berth.dev/phase-note"
+
+# Knative Serving (serving.knative.dev/v1 Service) autoscaling annotations.
+KNATIVE_API_VERSION = "serving.knative.dev/v1"
+KNATIVE_CLASS = "autoscaling.knative.dev/class"
+KNATIVE_KPA = "kpa.autoscaling.knative.dev"
+KNATIVE_HPA = "hpa.autoscaling.knative.dev"
+KNATIVE_METRIC = "autoscaling.knative.dev/metric"
+KNATIVE_TARGET = "autoscaling.knative.dev/target"
+KNATIVE_MIN_SCALE = "autoscaling.knative.dev/min-scale"
+KNATIVE_MAX_SCALE = "autoscaling.knative.dev/max-scale"
+KNATIVE_RETENTION = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"

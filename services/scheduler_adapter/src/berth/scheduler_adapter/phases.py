@@ -27,11 +27,20 @@ DerivedPhase = tuple[Phase, str, str, int, int]
 
 def derive_phase(s: WorkloadSnapshot) -> DerivedPhase:
     """(phase, message, reason, running_pods, requested_pods) for a snapshot."""
+    phase, message, reason, running, requested = _derive(s)
+    if not message and s.note and phase != "Deleted":
+        message = s.note
+    return phase, message, reason, running, requested
+
+
+def _derive(s: WorkloadSnapshot) -> DerivedPhase:
     requested = s.expected_pods
     active = [pod for pod in s.pods if pod.phase in ACTIVE_POD_PHASES]
     running = sum(1 for pod in active if pod.phase == "Running")
     if not s.exists:
         return "Deleted", "", "", 0, requested
+    if s.deleting:
+        return "Deleting", "", "", running, requested
     for kind, reason, message in s.conditions:
         if kind in FAILED_CONDITIONS:
             return "Failed", message, reason, running, requested
@@ -45,6 +54,12 @@ def derive_phase(s: WorkloadSnapshot) -> DerivedPhase:
     if not active:
         if requested == 0:
             return "Running", "scaled to zero", "", 0, 0
+        if any(pod.phase == "Succeeded" for pod in s.pods) and not any(
+            pod.phase == "Failed" for pod in s.pods
+        ):
+            # Every pod finished well and the controller has not marked the job complete yet:
+            # still running as far as anyone can tell, rather than back to Creating.
+            return "Running", "", "", 0, requested
         if any(pod.phase == "Failed" for pod in s.pods):
             # Between attempts of a retried job: its controller is waiting out the back-off.
             return "Creating", "retrying after a failed attempt", "BackOff", 0, requested

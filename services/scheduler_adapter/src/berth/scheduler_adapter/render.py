@@ -12,16 +12,28 @@ from berth.contracts.workload import (
     WorkloadSubmission,
     WorkspaceSubmission,
 )
+from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities
 from berth.scheduler_adapter.rendering.distributed import render_distributed
 from berth.scheduler_adapter.rendering.inference import render_inference
 from berth.scheduler_adapter.rendering.training import render_training
 from berth.scheduler_adapter.rendering.workspace import render_workspace
 
+__all__ = ["ClusterCapabilities", "render"]
+
 
 def render(
-    workload: WorkloadRef, submission: WorkloadSubmission, *, trace_id: str | None
+    workload: WorkloadRef,
+    submission: WorkloadSubmission,
+    *,
+    trace_id: str | None,
+    capabilities: ClusterCapabilities = ClusterCapabilities(),
 ) -> list[dict[str, Any]]:
-    """Kubernetes objects for ``submission``, as plain dicts, in the order to apply them."""
+    """Kubernetes objects for ``submission``, as plain dicts.
+
+    One of them is the top object (``backend.is_top``): the workload's status is read from it
+    and the others are owned by it, except persistent claims, which outlive the workload. The
+    owner references carry no uid yet; a backend that needs one applies the top object first.
+    ``capabilities`` says what the target cluster offers (Knative changes inference)."""
     if isinstance(submission, TrainingSubmission):
         return render_training(workload, submission, trace_id)
     if isinstance(submission, WorkspaceSubmission):
@@ -29,5 +41,5 @@ def render(
     if isinstance(submission, DistributedSubmission):
         return render_distributed(workload, submission, trace_id)
     if isinstance(submission, InferenceSubmission):
-        return render_inference(workload, submission, trace_id)
+        return render_inference(workload, submission, trace_id, capabilities)
     raise TypeError(f"no renderer for {type(submission).__name__}")

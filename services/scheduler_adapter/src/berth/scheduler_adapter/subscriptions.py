@@ -45,5 +45,5 @@ def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None
             "apply cluster config",
         )
     )
-    service.respond(RPC_RENDER, RenderRequest, handlers.render_query)
+    service.respond(RPC_RENDER, RenderRequest, partial(handlers.render_query, backend=backend))
     service.publishes(WorkloadScheduledV1, WorkloadPhaseChangedV1, ClusterConfigReportedV1)

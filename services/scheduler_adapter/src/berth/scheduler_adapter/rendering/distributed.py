@@ -21,9 +21,10 @@ from berth.contracts.workload import (
     DistributedSubmission,
 )
 from berth.scheduler_adapter import labels as L
-from berth.scheduler_adapter.rendering.metadata import object_meta
+from berth.scheduler_adapter.rendering.metadata import object_meta, owned
 from berth.scheduler_adapter.rendering.pod import pod_template
-from berth.scheduler_adapter.rendering.training import backoff_limit, ttl_seconds
+from berth.scheduler_adapter.rendering.storage import RenderedStorage, render_storage
+from berth.scheduler_adapter.rendering.training import backoff_limit, claims, ttl_seconds
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def render_distributed(
     framework = FRAMEWORKS[spec.distributedFramework]
     group = pod_group_name(workload)
 
-    def replica(role_spec: CommonSpec, count: int) -> dict[str, Any]:
+    def replica(role_spec: CommonSpec, count: int, storage: RenderedStorage) -> dict[str, Any]:
         template = pod_template(
             workload,
             role_spec,
@@ -87,15 +88,23 @@ def render_distributed(
             restart_policy=RESTART_POLICY,
             container_name=framework.container,
             extra_annotations={L.POD_GROUP_ANNOTATION: group},
+            storage=storage,
         )
         return {"replicas": count, "restartPolicy": RESTART_POLICY, "template": template}
 
     replicas: dict[str, Any] = {}
+    worker_storage = render_storage(workload, spec, trace_id)
+    storages = [worker_storage]
     master = master_spec(submission, framework)
     if master is not None:
-        replicas[framework.master_role] = replica(master, 1)
+        # A master with its own spec gets its own claims; otherwise it shares the workers'.
+        master_storage = worker_storage
+        if master is not spec:
+            master_storage = render_storage(workload, master, trace_id, role="master")
+            storages.append(master_storage)
+        replicas[framework.master_role] = replica(master, 1, master_storage)
     workers = spec.numWorkers or DEFAULT_NUM_WORKERS
-    replicas["Worker"] = replica(spec, workers)
+    replicas["Worker"] = replica(spec, workers, worker_storage)
     members = workers + (1 if master is not None else 0)
 
     job_spec: dict[str, Any] = {
@@ -123,4 +132,5 @@ def render_distributed(
         "metadata": object_meta(workload, spec, trace_id),
         "spec": job_spec,
     }
-    return [pod_group, job]
+    owned([pod_group], job)
+    return [pod_group, job, *(c for storage in storages for c in claims(storage, job))]

@@ -1,4 +1,16 @@
-"""Inference → ``apps/v1`` Deployment + ``v1`` Service in front of its serving port."""
+"""Inference → a Knative Service when the cluster has Knative, otherwise Deployment + Service
+(+ HorizontalPodAutoscaler when it may scale).
+
+Knative: the KPA autoscaler scales on requests per second or concurrency and can scale to zero;
+latency is not a KPA metric, so it goes to the HPA class with a custom ``latency`` metric. The
+pod template uses fields Knative only accepts with its ``kubernetes.podspec-schedulername``,
+``kubernetes.podspec-affinity``, ``kubernetes.podspec-tolerations``,
+``kubernetes.podspec-persistent-volume-claim`` and ``kubernetes.podspec-init-containers``
+features enabled (config-features), which a KAI-scheduled cluster needs anyway.
+
+Without Knative nothing can wake a service from zero replicas, so at least one runs and the top
+object says so in ``berth.dev/phase-note``, which becomes the workload's phase message.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +18,38 @@ from typing import Any
 
 from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import (
+    DEFAULT_METRIC_THRESHOLD,
     DEFAULT_MIN_REPLICAS,
     DEFAULT_SERVING_PROTOCOL,
+    InferenceSpec,
     InferenceSubmission,
 )
+from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities
 from berth.scheduler_adapter.rendering.container import container_port
-from berth.scheduler_adapter.rendering.metadata import object_meta, selector
+from berth.scheduler_adapter.rendering.metadata import object_meta, owned, selector
 from berth.scheduler_adapter.rendering.pod import pod_template
+from berth.scheduler_adapter.rendering.storage import render_storage
+from berth.scheduler_adapter.rendering.training import claims
 
 DEFAULT_SERVING_PORT = 8000
+# Environment the serving image reads the model from; the token only ever as a Secret reference.
+MODEL_ENV = "MODEL_NAME"
+HF_TOKEN_ENV = "HF_TOKEN"
+# Key of the access token in a Hugging Face credential's Secret.
+HF_TOKEN_KEY = "token"
+
+# Knative's KPA metric names for the spec's metrics (latency is not one: see the module doc).
+KPA_METRICS = {"throughput": "rps", "concurrency": "concurrency"}
+# Per-pod custom metrics an HPA reads through a metrics adapter (e.g. prometheus-adapter).
+HPA_METRICS = {
+    "throughput": "requests_per_second",
+    "concurrency": "concurrent_requests",
+    "latency": "latency",
+}
+NO_SCALE_TO_ZERO = (
+    "scale-to-zero needs Knative, which this cluster does not report; 1 replica kept running"
+)
 
 
 def serving_port(submission: InferenceSubmission) -> tuple[int, str]:
@@ -24,18 +59,122 @@ def serving_port(submission: InferenceSubmission) -> tuple[int, str]:
     return port.container, port.protocol or DEFAULT_SERVING_PROTOCOL
 
 
+def min_replicas(spec: InferenceSpec) -> int:
+    minimum = spec.autoscaling.minReplicas if spec.autoscaling else None
+    return DEFAULT_MIN_REPLICAS if minimum is None else minimum
+
+
+def max_replicas(spec: InferenceSpec) -> int:
+    maximum = spec.autoscaling.maxReplicas if spec.autoscaling else None
+    return maximum if maximum is not None else max(1, min_replicas(spec))
+
+
 def replicas(submission: InferenceSubmission) -> int:
-    autoscaling = submission.spec.autoscaling
-    minimum = autoscaling.minReplicas if autoscaling else None
     # A plain Deployment has no activator to wake it from zero, so scale-to-zero runs one.
-    return max(1, DEFAULT_MIN_REPLICAS if minimum is None else minimum)
+    return max(1, min_replicas(submission.spec))
 
 
-def render_inference(
+def model_env(spec: InferenceSpec) -> list[dict[str, Any]]:
+    model = spec.model
+    if model is None:
+        return []
+    env: list[dict[str, Any]] = [{"name": MODEL_ENV, "value": model.modelName}]
+    if model.catalog == "huggingface" and model.credential is not None:
+        ref = {"name": model.credential.name, "key": HF_TOKEN_KEY}
+        env.append({"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
+def retention(seconds: int) -> str:
+    return f"{seconds // 60}m" if seconds and seconds % 60 == 0 else f"{seconds}s"
+
+
+def knative_annotations(spec: InferenceSpec) -> dict[str, str]:
+    autoscaling = spec.autoscaling
+    metric = autoscaling.metric if autoscaling else None
+    result = {
+        L.KNATIVE_CLASS: L.KNATIVE_HPA if metric == "latency" else L.KNATIVE_KPA,
+        L.KNATIVE_MIN_SCALE: str(min_replicas(spec)),
+        L.KNATIVE_MAX_SCALE: str(max_replicas(spec)),
+    }
+    if metric is not None:
+        result[L.KNATIVE_METRIC] = KPA_METRICS.get(metric, metric)
+        threshold = autoscaling.metricThreshold if autoscaling else None
+        result[L.KNATIVE_TARGET] = str(threshold or DEFAULT_METRIC_THRESHOLD)
+    seconds = autoscaling.scaleToZeroRetentionSeconds if autoscaling else None
+    if seconds is not None:
+        result[L.KNATIVE_RETENTION] = retention(seconds)
+    return result
+
+
+def _knative(
     workload: WorkloadRef, submission: InferenceSubmission, trace_id: str | None
 ) -> list[dict[str, Any]]:
     spec = submission.spec
     port, protocol = serving_port(submission)
+    storage = render_storage(workload, spec, trace_id)
+    template = pod_template(
+        workload,
+        spec,
+        trace_id=trace_id,
+        restart_policy="Always",
+        container_name=workload.name,
+        # Knative routes to one port and tells HTTP/1 from HTTP/2 (gRPC) by its name.
+        ports=[{"containerPort": port, "name": "h2c" if protocol == "grpc" else "http1"}],
+        extra_annotations=knative_annotations(spec),
+        storage=storage,
+        extra_env=model_env(spec),
+    )
+    # Knative owns the restart policy of its revisions and refuses one in the template.
+    template["spec"].pop("restartPolicy", None)
+    service = {
+        "apiVersion": L.KNATIVE_API_VERSION,
+        "kind": "Service",
+        "metadata": object_meta(workload, spec, trace_id),
+        "spec": {"template": template},
+    }
+    return [service, *claims(storage, service)]
+
+
+def _autoscaler(
+    workload: WorkloadRef, spec: InferenceSpec, trace_id: str | None, deployment: dict[str, Any]
+) -> dict[str, Any] | None:
+    autoscaling = spec.autoscaling
+    low = max(1, min_replicas(spec))
+    high = max(low, max_replicas(spec))
+    if autoscaling is None or (high == low and autoscaling.metric is None):
+        return None
+    hpa_spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": workload.name},
+        "minReplicas": low,
+        "maxReplicas": high,
+    }
+    if autoscaling.metric is not None:
+        target = str(autoscaling.metricThreshold or DEFAULT_METRIC_THRESHOLD)
+        hpa_spec["metrics"] = [
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": HPA_METRICS[autoscaling.metric]},
+                    "target": {"type": "AverageValue", "averageValue": target},
+                },
+            }
+        ]
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": object_meta(workload, spec, trace_id),
+        "spec": hpa_spec,
+    }
+    return owned([hpa], deployment)[0]
+
+
+def _deployment(
+    workload: WorkloadRef, submission: InferenceSubmission, trace_id: str | None
+) -> list[dict[str, Any]]:
+    spec = submission.spec
+    port, protocol = serving_port(submission)
+    storage = render_storage(workload, spec, trace_id)
     template = pod_template(
         workload,
         spec,
@@ -43,11 +182,16 @@ def render_inference(
         restart_policy="Always",
         container_name=workload.name,
         ports=[container_port(port, protocol)],
+        storage=storage,
+        extra_env=model_env(spec),
     )
+    meta = object_meta(workload, spec, trace_id)
+    if min_replicas(spec) == 0:
+        meta["annotations"][L.PHASE_NOTE_ANNOTATION] = NO_SCALE_TO_ZERO
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": object_meta(workload, spec, trace_id),
+        "metadata": meta,
         "spec": {
             "replicas": replicas(submission),
             "selector": selector(workload),
@@ -64,4 +208,17 @@ def render_inference(
             "ports": [{"name": protocol, "port": port, "targetPort": port, "protocol": "TCP"}],
         },
     }
-    return [deployment, service]
+    owned([service], deployment)
+    hpa = _autoscaler(workload, spec, trace_id, deployment)
+    return [deployment, service, *([hpa] if hpa else []), *claims(storage, deployment)]
+
+
+def render_inference(
+    workload: WorkloadRef,
+    submission: InferenceSubmission,
+    trace_id: str | None,
+    capabilities: ClusterCapabilities = ClusterCapabilities(),
+) -> list[dict[str, Any]]:
+    if capabilities.knative:
+        return _knative(workload, submission, trace_id)
+    return _deployment(workload, submission, trace_id)

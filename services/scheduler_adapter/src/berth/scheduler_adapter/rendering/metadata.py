@@ -77,3 +77,29 @@ def object_meta(
         "labels": workload_labels(workload, spec),
         "annotations": workload_annotations(workload, spec, trace_id),
     }
+
+
+def owner_reference(top: dict[str, Any]) -> dict[str, Any]:
+    """A reference making ``top`` the owner, so deleting it garbage-collects the object.
+
+    The owner's uid only exists once the API server has created it: the renderer leaves it
+    empty and the kubernetes backend fills it from the applied top object before applying the
+    objects it owns. ``blockOwnerDeletion`` lets a foreground delete of the top object wait
+    until they are gone.
+    """
+    return {
+        "apiVersion": top["apiVersion"],
+        "kind": top["kind"],
+        "name": top["metadata"]["name"],
+        "uid": "",
+        "controller": False,
+        "blockOwnerDeletion": True,
+    }
+
+
+def owned(objects: list[dict[str, Any]], top: dict[str, Any]) -> list[dict[str, Any]]:
+    """``objects`` with ``top`` as their owner."""
+    reference = owner_reference(top)
+    for obj in objects:
+        obj["metadata"]["ownerReferences"] = [dict(reference)]
+    return objects

@@ -11,6 +11,7 @@ from berth.scheduler_adapter.rendering.container import container
 from berth.scheduler_adapter.rendering.metadata import workload_annotations, workload_labels
 from berth.scheduler_adapter.rendering.placement import placement
 from berth.scheduler_adapter.rendering.resources import gpu_sharing, shared_memory
+from berth.scheduler_adapter.rendering.storage import RenderedStorage
 
 
 def pod_security(spec: BaseSpec) -> dict[str, Any]:
@@ -48,20 +49,33 @@ def pod_template(
     container_name: str,
     ports: list[dict[str, Any]] | None = None,
     extra_annotations: dict[str, str] | None = None,
+    storage: RenderedStorage | None = None,
+    extra_env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     annotations = workload_annotations(workload, spec, trace_id)
     annotations.update(gpu_sharing(spec.compute) or {})
     annotations.update(extra_annotations or {})
+    main = container(spec, container_name, ports)
+    if extra_env:
+        main["env"] = [*main.get("env", ()), *extra_env]
+    volumes: list[dict[str, Any]] = []
+    shm = shared_memory(spec.compute)
+    if shm:
+        volumes.append(shm[0])
+    if storage is not None and storage.volumes:
+        volumes.extend(storage.volumes)
+        main["volumeMounts"] = [*main.get("volumeMounts", ()), *storage.mounts]
     pod_spec: dict[str, Any] = {
         "schedulerName": L.SCHEDULER_NAME,
         "restartPolicy": restart_policy,
-        "containers": [container(spec, container_name, ports)],
     }
+    if storage is not None and storage.init_containers:
+        pod_spec["initContainers"] = storage.init_containers
+    pod_spec["containers"] = [main]
     pod_spec.update(placement(spec))
     pod_spec.update(pod_security(spec))
-    shm = shared_memory(spec.compute)
-    if shm:
-        pod_spec["volumes"] = [shm[0]]
+    if volumes:
+        pod_spec["volumes"] = volumes
     return {
         "metadata": {"labels": workload_labels(workload, spec), "annotations": annotations},
         "spec": pod_spec,

@@ -12,8 +12,9 @@ from berth.contracts.workload import (
     CommonSpec,
     TrainingSubmission,
 )
-from berth.scheduler_adapter.rendering.metadata import object_meta
+from berth.scheduler_adapter.rendering.metadata import object_meta, owned
 from berth.scheduler_adapter.rendering.pod import pod_template
+from berth.scheduler_adapter.rendering.storage import RenderedStorage, render_storage
 
 
 def backoff_limit(spec: CommonSpec) -> int:
@@ -38,8 +39,14 @@ def render_training(
         job_spec["completions"] = spec.completions
     if spec.parallelism is not None:
         job_spec["parallelism"] = spec.parallelism
+    storage = render_storage(workload, spec, trace_id)
     job_spec["template"] = pod_template(
-        workload, spec, trace_id=trace_id, restart_policy="Never", container_name=workload.name
+        workload,
+        spec,
+        trace_id=trace_id,
+        restart_policy="Never",
+        container_name=workload.name,
+        storage=storage,
     )
     job = {
         "apiVersion": "batch/v1",
@@ -47,4 +54,12 @@ def render_training(
         "metadata": object_meta(workload, spec, trace_id),
         "spec": job_spec,
     }
-    return [job]
+    return [job, *claims(storage, job)]
+
+
+def claims(storage: RenderedStorage, top: dict[str, Any]) -> list[dict[str, Any]]:
+    """The claims to create; ephemeral ones are owned by ``top`` and go with it, the others
+    outlive the workload."""
+    ephemeral = [c for c in storage.objects if c["metadata"]["name"] in storage.ephemeral_claims]
+    owned(ephemeral, top)
+    return storage.objects

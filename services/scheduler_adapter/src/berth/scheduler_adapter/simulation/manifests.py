@@ -12,7 +12,7 @@ from typing import Any
 
 from berth.contracts.workload import DEFAULT_BACKOFF_LIMIT
 from berth.scheduler_adapter import labels as L
-from berth.scheduler_adapter.backend import TOP_KINDS
+from berth.scheduler_adapter.backend import TOP_KINDS, top_object
 from berth.scheduler_adapter.simulation.capacity import GPU_MILLI, PodDemand
 from berth.scheduler_adapter.simulation.quantity import millis, parse_quantity, units
 
@@ -41,10 +41,7 @@ class WorkloadShape:
     fail: str | None
     success_condition: str  # what the top object reports on success
     priority: int  # higher goes first in a scheduling pass
-
-
-def top_object(objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    return next((obj for obj in objects if obj.get("kind") in TOP_KINDS), None)
+    note: str = ""  # the top object's phase note
 
 
 def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
@@ -79,6 +76,7 @@ def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
         fail=fail,
         success_condition="Complete" if kind == "Job" else "Succeeded",
         priority=_priority(top, templates),
+        note=str(annotations.get(L.PHASE_NOTE_ANNOTATION, "")),
     )
 
 
@@ -91,6 +89,10 @@ def _templates(
         return [(f"{name}-{index}", template) for index in range(count)]
     if kind in ("StatefulSet", "Deployment"):
         count = int(spec.get("replicas", 1))
+        return [(f"{name}-{index}", template) for index in range(count)]
+    if kind == "Service":  # Knative: no traffic in the simulation, so it idles at min-scale
+        annotations = (template.get("metadata") or {}).get("annotations") or {}
+        count = int(annotations.get(L.KNATIVE_MIN_SCALE, 1))
         return [(f"{name}-{index}", template) for index in range(count)]
     replica_specs = next(
         (value for key, value in spec.items() if key.endswith("ReplicaSpecs")), None

@@ -59,6 +59,7 @@ class SimWorkload:
             pods=tuple(pod.status() for pod in self.pods) if exists else (),
             expected_pods=len(self.shape.pods),
             suspended=self.suspended,
+            note=self.shape.note,
         )
 
     def waiting_pods(self) -> list[SimPod]:

@@ -1,0 +1,679 @@
+"""The kubernetes backend: the ``ClusterBackend`` port over a real API server (kubernetes-asyncio).
+
+- Apply is server-side apply (``application/apply-patch+yaml``, one field manager, forced), so
+  applying the same manifests again is a no-op and a restart never duplicates objects. The top
+  object goes first: the objects it owns need its uid in their ownerReferences, which the
+  renderer cannot know and this backend fills from the apply response.
+- Delete is one foreground delete of the top object; the garbage collector removes what it
+  owns (pods, tool Services, ephemeral claims, the PodGroup). Persistent claims are not owned
+  and stay.
+- Status comes from LIST + WATCH of pods and every top kind, cluster-wide, filtered by berth's
+  workload-id label; a watch that ends or expires (410) is followed by a fresh LIST (a resync),
+  and a kind whose CRD is not installed is retried at the next resync.
+- Every request passes a client-side token bucket (``qps``/``burst``) and API errors become
+  ``TransientError`` (retry later: 429, 5xx, timeouts, connection errors) or ``PermanentError``
+  (the request itself is wrong: 4xx) at this boundary.
+
+Happy path per workload: one call per rendered object (a training: 1, a distributed training:
+2, a workspace: 1 + its tool Services and claims, an inference: 1 with Knative, 2-3 without);
+watches are shared by every workload and cost nothing per workload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, is_top, top_object
+from berth.scheduler_adapter.simulation.feed import SnapshotFeed
+from berth.shared.errors import PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+FIELD_MANAGER = "berth-scheduler-adapter"
+# Set on the top object while the workload is suspended; read back into the snapshot.
+SUSPENDED_ANNOTATION = "berth.dev/suspended"
+# A suspended StatefulSet/Deployment is scaled to zero; its replicas wait here for the resume.
+REPLICAS_ANNOTATION = "berth.dev/replicas-before-suspend"
+CONFIG_DEFAULTS: dict[str, Any] = {"workloadOwnershipProtection": False, "knative": False}
+
+
+@dataclass(frozen=True)
+class Resource:
+    api_version: str
+    kind: str
+    plural: str
+
+    def collection(self, namespace: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        return (
+            f"{base}/namespaces/{namespace}/{self.plural}" if namespace else f"{base}/{self.plural}"
+        )
+
+
+RESOURCES: dict[tuple[str, str], Resource] = {
+    (r.api_version, r.kind): r
+    for r in (
+        Resource("v1", "Pod", "pods"),
+        Resource("v1", "Service", "services"),
+        Resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
+        Resource("v1", "ConfigMap", "configmaps"),
+        Resource("batch/v1", "Job", "jobs"),
+        Resource("apps/v1", "StatefulSet", "statefulsets"),
+        Resource("apps/v1", "Deployment", "deployments"),
+        Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+        Resource("kubeflow.org/v1", "PyTorchJob", "pytorchjobs"),
+        Resource("kubeflow.org/v1", "TFJob", "tfjobs"),
+        Resource("kubeflow.org/v1", "XGBoostJob", "xgboostjobs"),
+        Resource("kubeflow.org/v2beta1", "MPIJob", "mpijobs"),
+        Resource("serving.knative.dev/v1", "Service", "services"),
+        Resource("scheduling.run.ai/v2alpha2", "PodGroup", "podgroups"),
+    )
+}
+POD = RESOURCES[("v1", "Pod")]
+CONFIG_MAP = RESOURCES[("v1", "ConfigMap")]
+WATCHED: tuple[Resource, ...] = (
+    POD,
+    *(r for r in RESOURCES.values() if is_top({"apiVersion": r.api_version, "kind": r.kind})),
+)
+KUBEFLOW = frozenset({"PyTorchJob", "TFJob", "XGBoostJob", "MPIJob"})
+
+
+def resource_of(obj: Mapping[str, Any]) -> Resource:
+    try:
+        return RESOURCES[(str(obj["apiVersion"]), str(obj["kind"]))]
+    except KeyError:
+        raise PermanentError(f"cannot apply {obj.get('apiVersion')} {obj.get('kind')}") from None
+
+
+class TokenBucket:
+    """At most ``burst`` requests at once, refilled at ``qps`` per second (client-go's limiter)."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        if qps <= 0 or burst < 1:
+            raise ValueError("qps must be positive and burst at least 1")
+        self._qps = qps
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._qps)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self._qps)
+
+
+def translate(exc: BaseException, what: str) -> Exception:
+    """An API or transport failure as a berth error."""
+    if isinstance(exc, ApiException):
+        status = int(exc.status or 0)
+        detail = _message(exc)
+        text = f"{what}: {status} {detail}".strip()
+        if status in (408, 429) or status >= 500 or status == 0:
+            return TransientError(text)
+        return PermanentError(text)
+    if isinstance(exc, (aiohttp.ClientError, TimeoutError, OSError)):
+        return TransientError(f"{what}: {exc!r}")
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+def _message(exc: ApiException) -> str:
+    with contextlib.suppress(Exception):
+        return str(json.loads(exc.body or b"{}").get("message", ""))
+    return str(exc.reason or "")
+
+
+def _true_conditions(obj: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    conditions = (obj.get("status") or {}).get("conditions") or ()
+    return tuple(
+        (str(c.get("type", "")), str(c.get("reason") or ""), str(c.get("message") or ""))
+        for c in conditions
+        if c.get("status") == "True"
+    )
+
+
+def pod_status(pod: Mapping[str, Any]) -> PodStatus:
+    status = pod.get("status") or {}
+    conditions = {c.get("type"): c for c in status.get("conditions") or ()}
+    scheduled = (conditions.get("PodScheduled") or {}).get("status") == "True"
+    ready = (conditions.get("Ready") or {}).get("status") == "True"
+    reason = message = ""
+    if not scheduled:
+        condition = conditions.get("PodScheduled") or {}
+        reason, message = str(condition.get("reason") or ""), str(condition.get("message") or "")
+    else:
+        for container in [
+            *(status.get("initContainerStatuses") or ()),
+            *(status.get("containerStatuses") or ()),
+        ]:
+            state = container.get("state") or {}
+            waiting = state.get("waiting") or state.get("terminated")
+            if waiting and waiting.get("reason") not in (None, "Completed"):
+                reason, message = str(waiting.get("reason")), str(waiting.get("message") or "")
+                break
+    return PodStatus(
+        name=str(pod["metadata"]["name"]),
+        phase=str(status.get("phase") or "Pending"),
+        scheduled=scheduled,
+        ready=ready,
+        reason=reason,
+        message=message,
+        node=(pod.get("spec") or {}).get("nodeName"),
+    )
+
+
+def expected_pods(top: Mapping[str, Any]) -> int:
+    kind = top["kind"]
+    spec: Mapping[str, Any] = top.get("spec") or {}
+    if kind == "Job":
+        return int(spec.get("parallelism", 1))
+    if kind in ("StatefulSet", "Deployment"):
+        return int(spec.get("replicas", 1))
+    if kind in KUBEFLOW:
+        replica_specs: Mapping[str, Any] = next(
+            (v for k, v in spec.items() if k.endswith("ReplicaSpecs")), {}
+        )
+        return sum(int(r.get("replicas", 1)) for r in replica_specs.values())
+    annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
+    return int(annotations.get(L.KNATIVE_MIN_SCALE, 1))
+
+
+def suspended(top: Mapping[str, Any]) -> bool:
+    annotations = top["metadata"].get("annotations") or {}
+    return annotations.get(SUSPENDED_ANNOTATION) == "true"
+
+
+def snapshot_of(
+    workload_id: str,
+    namespace: str,
+    top: Mapping[str, Any] | None,
+    pods: Sequence[Mapping[str, Any]],
+) -> WorkloadSnapshot:
+    if top is None:
+        return WorkloadSnapshot(workload_id, namespace, False, (), (), 0)
+    annotations = top["metadata"].get("annotations") or {}
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp") or suspended(top)]
+    return WorkloadSnapshot(
+        workload_id=workload_id,
+        namespace=namespace,
+        exists=True,
+        conditions=_true_conditions(top),
+        pods=tuple(pod_status(p) for p in sorted(live, key=lambda p: p["metadata"]["name"])),
+        expected_pods=expected_pods(top),
+        suspended=suspended(top),
+        note=str(annotations.get(L.PHASE_NOTE_ANNOTATION, "")),
+        deleting=bool(top["metadata"].get("deletionTimestamp")),
+    )
+
+
+class KubernetesCluster:
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        qps: float = 20.0,
+        burst: int = 30,
+        configuration: k8s_client.Configuration | None = None,
+        config_namespace: str = "berth",
+        config_map: str = "berth-public",
+        resync_seconds: float = 300.0,
+        request_timeout: float = 30.0,
+        config_cache_seconds: float = 10.0,
+        retries: int = 3,
+        retry_delay: float = 0.5,
+    ) -> None:
+        self._kubeconfig = kubeconfig
+        self._context = context
+        self._configuration = configuration
+        self._bucket = TokenBucket(qps, burst)
+        self._config_namespace = config_namespace
+        self._config_map = config_map
+        self._resync = resync_seconds
+        self._timeout = request_timeout
+        self._config_ttl = config_cache_seconds
+        # Transient apply failures are retried here: after the commit nobody else retries them
+        # until the next start's resync.
+        self._retries = retries
+        self._retry_delay = retry_delay
+        self._config: tuple[float, dict[str, Any]] | None = None
+        self._api: k8s_client.ApiClient | None = None
+        self._feed = SnapshotFeed(500)
+        # What the watches have seen: per resource, object key → object.
+        self._seen: dict[Resource, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in WATCHED}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._synced = asyncio.Event()
+        self._listed: set[Resource] = set()
+        self.calls = 0  # API requests made, for tests and metrics
+
+    # --- the port -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._api is not None:
+            return
+        configuration = self._configuration
+        if configuration is None:
+            configuration = k8s_client.Configuration()
+            if (
+                self._kubeconfig is None
+                and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
+            ):
+                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            else:
+                await k8s_config.load_kube_config(
+                    config_file=str(self._kubeconfig) if self._kubeconfig else None,
+                    context=self._context,
+                    client_configuration=configuration,
+                )
+        self._api = k8s_client.ApiClient(configuration)
+        self._tasks = [
+            asyncio.create_task(self._watch(r), name=f"watch-{r.plural}") for r in WATCHED
+        ]
+
+    async def close(self) -> None:
+        self._feed.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
+
+    async def apply(self, objects: list[dict[str, Any]]) -> None:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for obj in objects:
+            labels = obj.get("metadata", {}).get("labels") or {}
+            groups.setdefault(str(labels.get(L.WORKLOAD_ID_LABEL, "")), []).append(obj)
+        failures: list[Exception] = []
+        # One workload's bad manifest must not hold back the others applied with it.
+        for workload_id, group in groups.items():
+            try:
+                await self._apply_retrying(group)
+            except PermanentError as exc:
+                log.warning("cannot apply workload %s: %s", workload_id, exc)
+                namespace = str(group[0]["metadata"].get("namespace", ""))
+                # Reported through the snapshot feed, so the workload's phase says why.
+                self._feed.publish(
+                    WorkloadSnapshot(
+                        workload_id, namespace, True, (("Failed", "ApplyError", str(exc)),), (), 0
+                    )
+                )
+                failures.append(exc)
+            except TransientError as exc:
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+
+    async def _apply_retrying(self, objects: list[dict[str, Any]]) -> None:
+        delay = self._retry_delay
+        for attempt in range(self._retries + 1):
+            try:
+                await self._apply_workload(objects)
+                return
+            except TransientError:
+                if attempt == self._retries:
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 2
+
+    async def delete(self, namespace: str, workload_id: str) -> None:
+        top = self._top(namespace, workload_id)
+        if top is None:
+            return
+        path = f"{resource_of(top).collection(namespace)}/{top['metadata']['name']}"
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+        with contextlib.suppress(_Gone):
+            await self._request("DELETE", path, body=body, what=f"delete {workload_id}")
+
+    async def suspend(self, namespace: str, workload_id: str) -> None:
+        await self._set_suspended(namespace, workload_id, True)
+
+    async def resume(self, namespace: str, workload_id: str) -> None:
+        await self._set_suspended(namespace, workload_id, False)
+
+    def snapshots(self) -> AsyncIterator[list[WorkloadSnapshot]]:
+        return self._feed.subscribe(self._all_snapshots)
+
+    async def read_config(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if self._config is not None and now - self._config[0] < self._config_ttl:
+            return dict(self._config[1])
+        stored = await self._stored_config()
+        pools, gpus = await self._inventory()
+        config = {**CONFIG_DEFAULTS, **(stored or {}), "nodePools": pools, "gpus": gpus}
+        self._config = (now, config)
+        return dict(config)
+
+    async def set_config(self, settings: dict[str, Any]) -> None:
+        stored = await self._stored_config()
+        merged = {**(stored or {}), **settings}
+        data = {"config": yaml.safe_dump(merged, sort_keys=True)}
+        path = CONFIG_MAP.collection(self._config_namespace)
+        if stored is None:
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": self._config_map, "namespace": self._config_namespace},
+                "data": data,
+            }
+            await self._request("POST", path, body=body, what="create the cluster config")
+        else:
+            await self._request(
+                "PATCH",
+                f"{path}/{self._config_map}",
+                body={"data": data},
+                content_type="application/merge-patch+json",
+                what="update the cluster config",
+            )
+        self._config = None
+
+    # --- introspection for tests ----------------------------------------------------------------
+
+    async def wait_synced(self) -> None:
+        """Until every watch has listed once."""
+        await self._synced.wait()
+
+    # --- applying -------------------------------------------------------------------------------
+
+    async def _apply_workload(self, objects: list[dict[str, Any]]) -> None:
+        top = top_object(objects)
+        ordered = ([top] if top is not None else []) + [o for o in objects if o is not top]
+        uid = ""
+        for obj in ordered:
+            body: dict[str, Any] = copy.deepcopy(dict(obj))
+            for reference in body["metadata"].get("ownerReferences") or ():
+                if top is not None and reference.get("name") == top["metadata"]["name"]:
+                    reference["uid"] = uid
+            applied = await self._apply_one(body)
+            if obj is top:
+                uid = str(applied.get("metadata", {}).get("uid", ""))
+
+    async def _apply_one(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        path = f"{resource_of(obj).collection(meta['namespace'])}/{meta['name']}"
+        what = f"apply {obj['kind']} {meta['namespace']}/{meta['name']}"
+        try:
+            return await self._request(
+                "PATCH",
+                path,
+                body=obj,
+                query={"fieldManager": FIELD_MANAGER, "force": "true"},
+                content_type="application/apply-patch+yaml",
+                what=what,
+            )
+        except _Gone:
+            # Apply creates missing objects, so a 404 means no namespace or no such kind (CRD).
+            raise PermanentError(f"{what}: namespace or resource kind not found") from None
+
+    async def _set_suspended(self, namespace: str, workload_id: str, value: bool) -> None:
+        top = self._top(namespace, workload_id)
+        if top is None:
+            return
+        kind = top["kind"]
+        annotations: dict[str, Any] = {SUSPENDED_ANNOTATION: "true" if value else None}
+        spec: dict[str, Any] = {}
+        if kind == "Job":
+            spec["suspend"] = value
+        elif kind in KUBEFLOW:
+            spec["runPolicy"] = {"suspend": value}
+        elif kind in ("StatefulSet", "Deployment"):
+            current = top["metadata"].get("annotations") or {}
+            if value:
+                annotations[REPLICAS_ANNOTATION] = str((top.get("spec") or {}).get("replicas", 1))
+                spec["replicas"] = 0
+            else:
+                spec["replicas"] = int(current.get(REPLICAS_ANNOTATION, 1))
+                annotations[REPLICAS_ANNOTATION] = None
+        else:
+            raise PermanentError(f"a {kind} cannot be suspended")
+        # One merge patch sets the spec and the marker the snapshot reads back.
+        body = {"metadata": {"annotations": annotations}, "spec": spec}
+        path = f"{resource_of(top).collection(namespace)}/{top['metadata']['name']}"
+        await self._request(
+            "PATCH",
+            path,
+            body=body,
+            content_type="application/merge-patch+json",
+            what=f"{'suspend' if value else 'resume'} {workload_id}",
+        )
+
+    async def _inventory(self) -> tuple[list[str], int]:
+        """Node pools (KAI's node-pool label; "default" for unlabelled nodes) and allocatable
+        GPUs of the cluster's nodes."""
+        try:
+            nodes = await self._request("GET", "/api/v1/nodes", what="list nodes")
+        except (_Gone, PermanentError):
+            # An agent without RBAC to list nodes still works; it just cannot report capacity.
+            return [], 0
+        pools: set[str] = set()
+        gpus = 0
+        for node in nodes.get("items") or ():
+            labels = (node.get("metadata") or {}).get("labels") or {}
+            pools.add(str(labels.get(L.NODE_POOL_LABEL, "default")))
+            allocatable = (node.get("status") or {}).get("allocatable") or {}
+            with contextlib.suppress(ValueError):
+                gpus += int(str(allocatable.get(L.GPU_RESOURCE, "0")))
+        return sorted(pools), gpus
+
+    async def _stored_config(self) -> dict[str, Any] | None:
+        path = f"{CONFIG_MAP.collection(self._config_namespace)}/{self._config_map}"
+        try:
+            config_map = await self._request("GET", path, what="read the cluster config")
+        except _Gone:
+            return None
+        text = (config_map.get("data") or {}).get("config") or "{}"
+        loaded = yaml.safe_load(text)
+        return loaded if isinstance(loaded, dict) else {}
+
+    # --- requests -------------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        what: str,
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        response = await self._send(
+            method, path, list((query or {}).items()), headers, body, self._timeout, what
+        )
+        async with response:
+            try:
+                data = await response.read()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise translate(exc, what) from exc
+        loaded = json.loads(data) if data else {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: Any,
+        timeout: float | aiohttp.ClientTimeout,
+        what: str,
+    ) -> aiohttp.ClientResponse:
+        """One API request through the rate limit; a 2xx response, or a berth error."""
+        api = self._client()
+        await self._bucket.acquire()
+        self.calls += 1
+        try:
+            response: aiohttp.ClientResponse = await api.call_api(
+                path,
+                method,
+                query_params=query,
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                response_types_map={},
+                _preload_content=False,
+                _request_timeout=timeout,
+                _return_http_data_only=True,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise translate(exc, what) from exc
+        if 200 <= response.status <= 299:
+            return response
+        async with response:
+            text = await response.text()
+        if response.status == 404:
+            raise _Gone(what)
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body = text.encode()
+        raise translate(error, what)
+
+    def _client(self) -> k8s_client.ApiClient:
+        if self._api is None:
+            raise TransientError("the kubernetes backend is not started")
+        return self._api
+
+    # --- watching -------------------------------------------------------------------------------
+
+    async def _watch(self, resource: Resource) -> None:
+        delay = 1.0
+        while True:
+            try:
+                version = await self._list(resource)
+                self._mark_listed(resource)
+                delay = 1.0
+                await self._stream(resource, version)
+            except asyncio.CancelledError:
+                raise
+            except _Gone:
+                # The kind is not installed (no CRD): nothing of it can exist; look again later.
+                self._mark_listed(resource)
+                await asyncio.sleep(self._resync)
+            except Exception:
+                log.warning("watching %s failed; listing again", resource.plural, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _mark_listed(self, resource: Resource) -> None:
+        self._listed.add(resource)
+        if len(self._listed) == len(WATCHED):
+            self._synced.set()
+
+    async def _list(self, resource: Resource) -> str:
+        listing = await self._request(
+            "GET",
+            resource.collection(),
+            query={"labelSelector": L.WORKLOAD_ID_LABEL},
+            what=f"list {resource.plural}",
+        )
+        items = {_key(obj): _typed(obj, resource) for obj in listing.get("items") or ()}
+        seen = self._seen[resource]
+        touched = {_workload(obj) for obj in [*seen.values(), *items.values()]}
+        seen.clear()
+        seen.update(items)
+        self._publish(touched)
+        return str((listing.get("metadata") or {}).get("resourceVersion", ""))
+
+    async def _stream(self, resource: Resource, version: str) -> None:
+        query = [
+            ("labelSelector", L.WORKLOAD_ID_LABEL),
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", version),
+            ("timeoutSeconds", str(int(self._resync))),
+        ]
+        # The server ends the watch after timeoutSeconds; the read timeout only catches a
+        # connection that died silently.
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=self._resync + 30)
+        headers = {"Accept": "application/json"}
+        response = await self._send(
+            "GET", resource.collection(), query, headers, None, timeout, f"watch {resource.plural}"
+        )
+        async with response:
+            async for line in response.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    return  # e.g. 410 Gone: the version is too old; list again
+                if kind == "BOOKMARK":
+                    continue
+                obj = _typed(obj, resource)
+                seen = self._seen[resource]
+                if kind == "DELETED":
+                    seen.pop(_key(obj), None)
+                else:
+                    seen[_key(obj)] = obj
+                self._publish({_workload(obj)})
+
+    # --- snapshots ------------------------------------------------------------------------------
+
+    def _top(self, namespace: str, workload_id: str) -> dict[str, Any] | None:
+        for resource in WATCHED[1:]:
+            for obj in self._seen[resource].values():
+                if _workload(obj) == (namespace, workload_id):
+                    return obj
+        return None
+
+    def _snapshot(self, namespace: str, workload_id: str) -> WorkloadSnapshot:
+        pods = [p for p in self._seen[POD].values() if _workload(p) == (namespace, workload_id)]
+        return snapshot_of(workload_id, namespace, self._top(namespace, workload_id), pods)
+
+    def _publish(self, workloads: set[tuple[str, str]]) -> None:
+        for namespace, workload_id in sorted(workloads):
+            if workload_id:
+                self._feed.publish(self._snapshot(namespace, workload_id))
+
+    def _all_snapshots(self) -> list[WorkloadSnapshot]:
+        known = {_workload(obj) for seen in self._seen.values() for obj in seen.values()}
+        return [self._snapshot(ns, wid) for ns, wid in sorted(known) if wid]
+
+
+class _Gone(Exception):
+    """404: the object (or the kind) does not exist."""
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
+def _typed(obj: dict[str, Any], resource: Resource) -> dict[str, Any]:
+    # List items come without apiVersion and kind; the snapshot code needs them.
+    obj.setdefault("apiVersion", resource.api_version)
+    obj.setdefault("kind", resource.kind)
+    return obj
+
+
+def _workload(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return str(meta.get("namespace", "")), str(labels.get(L.WORKLOAD_ID_LABEL, ""))

@@ -1,0 +1,362 @@
+"""The kubernetes backend against the fake API server: apply, watch → phases, suspend/resume,
+delete, error mapping, rate limit and API calls per workload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from fake_apiserver import FakeApiServer
+from kubernetes_asyncio import client as k8s_client
+from pydantic import TypeAdapter
+
+from berth.contracts.events import WorkloadRef
+from berth.contracts.workload import WorkloadSubmission
+from berth.scheduler_adapter.backend import WorkloadSnapshot
+from berth.scheduler_adapter.kubernetes import KubernetesCluster, TokenBucket
+from berth.scheduler_adapter.phases import derive_phase
+from berth.scheduler_adapter.render import ClusterCapabilities, render
+from berth.shared.errors import PermanentError, TransientError
+
+pytestmark = pytest.mark.integration
+
+NS = "runai-team-b"
+_SUBMISSION: TypeAdapter[Any] = TypeAdapter(WorkloadSubmission)
+
+
+def workload(name: str, kind: str, spec: dict[str, Any], **top: Any) -> list[dict[str, Any]]:
+    ref = WorkloadRef(
+        workloadId=f"wl-{name}",
+        name=name,
+        kind=kind,  # type: ignore[arg-type]
+        project="team-b",
+        clusterId="local",
+        namespace=NS,
+        queue="team-b",
+        createdBy="alice",
+    )
+    submission = _SUBMISSION.validate_python(
+        {"kind": kind, "name": name, "projectId": "team-b", "spec": spec, **top}
+    )
+    return render(ref, submission, trace_id="t-1", capabilities=ClusterCapabilities())
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeApiServer]:
+    fake = FakeApiServer(namespaces={"berth", NS})
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def cluster_for(server: FakeApiServer, **options: Any) -> KubernetesCluster:
+    configuration = k8s_client.Configuration(host=server.url)
+    return KubernetesCluster(configuration=configuration, **options)
+
+
+@pytest.fixture
+async def cluster(server: FakeApiServer) -> AsyncIterator[KubernetesCluster]:
+    backend = cluster_for(server, resync_seconds=5, retries=0)
+    await backend.start()
+    await asyncio.wait_for(backend.wait_synced(), 5)
+    yield backend
+    await backend.close()
+
+
+class Phases:
+    """Phases derived from the backend's snapshots, per workload, as the adapter would."""
+
+    def __init__(self, backend: KubernetesCluster) -> None:
+        self.seen: dict[str, list[str]] = {}
+        self.last: dict[str, WorkloadSnapshot] = {}
+        self._task = asyncio.create_task(self._run(backend))
+
+    async def _run(self, backend: KubernetesCluster) -> None:
+        async for batch in backend.snapshots():
+            for snapshot in batch:
+                phase = derive_phase(snapshot)[0]
+                phases = self.seen.setdefault(snapshot.workload_id, [])
+                self.last[snapshot.workload_id] = snapshot
+                if not phases or phases[-1] != phase:
+                    phases.append(phase)
+
+    async def until(self, workload_id: str, phase: str, timeout: float = 5.0) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while phase not in self.seen.get(workload_id, []):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{workload_id} never {phase}: {self.seen.get(workload_id)}")
+            await asyncio.sleep(0.02)
+        return self.seen[workload_id]
+
+    async def stop(self) -> None:
+        self._task.cancel()
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+TRAINING = {"image": "img:1", "compute": {"gpuDevicesRequest": 1}}
+
+
+async def test_training_applies_once_and_watch_maps_to_phases(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    phases = Phases(cluster)
+    objects = workload("train", "training", TRAINING)
+    before = len(server.calls())
+    await cluster.apply(objects)
+    assert len(server.calls()) - before == 1  # one server-side apply for a training
+    [apply] = server.calls("PATCH")
+    assert apply.content_type == "application/apply-patch+yaml"
+    assert apply.query == {"fieldManager": "berth-scheduler-adapter", "force": "true"}
+    assert apply.path == f"/apis/batch/v1/namespaces/{NS}/jobs/train"
+    job = server.get("batch/v1", "jobs", NS, "train")
+    await phases.until("wl-train", "Creating")
+
+    message = "0/2 nodes are available: 2 Insufficient nvidia.com/gpu."
+    await server.put_pod(NS, "train-x", job, reason="Unschedulable", message=message)
+    await phases.until("wl-train", "Pending")
+    assert derive_phase(phases.last["wl-train"])[1] == message
+    await server.put_pod(NS, "train-x", job, scheduled=True, waiting="ContainerCreating")
+    await phases.until("wl-train", "Initializing")
+    await server.put_pod(NS, "train-x", job, phase="Running", scheduled=True, ready=True)
+    await phases.until("wl-train", "Running")
+    await server.put_pod(NS, "train-x", job, phase="Succeeded", scheduled=True)
+    await server.set_status(
+        "batch/v1", "jobs", NS, "train", {"conditions": [{"type": "Complete", "status": "True"}]}
+    )
+    seen = await phases.until("wl-train", "Completed")
+    assert seen == ["Creating", "Pending", "Initializing", "Running", "Completed"]
+
+    # Applying the same manifests again (a restart's resync) changes nothing on the server.
+    version = job["metadata"]["resourceVersion"]
+    await cluster.apply(objects)
+    assert len(server.find("batch/v1", "jobs")) == 1
+    assert server.get("batch/v1", "jobs", NS, "train")["metadata"]["resourceVersion"] == version
+    await phases.stop()
+
+
+async def test_owned_objects_get_the_top_objects_uid_and_delete_collects_them(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    phases = Phases(cluster)
+    spec = {
+        "image": "img:1",
+        "ports": [{"container": 8888, "toolType": "jupyter-notebook"}],
+        "storage": {
+            "pvc": [
+                {"name": "tmp", "path": "/tmp/x", "ephemeral": True, "claimInfo": {"size": "1Gi"}},
+                {"name": "home", "path": "/home", "claimInfo": {"size": "1Gi"}},
+            ]
+        },
+    }
+    objects = workload("ws", "workspace", spec)
+    before = len(server.calls())
+    await cluster.apply(objects)
+    # StatefulSet + tool Service + two claims: within the five calls of the happy path.
+    assert len(server.calls()) - before == 4 <= 5
+    stateful_set = server.get("apps/v1", "statefulsets", NS, "ws")
+    uid = stateful_set["metadata"]["uid"]
+    [service] = server.find("v1", "services")
+    assert service["metadata"]["ownerReferences"][0]["uid"] == uid
+    ephemeral = server.get("v1", "persistentvolumeclaims", NS, "ws-pvc-tmp")
+    assert ephemeral["metadata"]["ownerReferences"][0]["uid"] == uid
+    await server.put_pod(NS, "ws-0", stateful_set, phase="Running", scheduled=True, ready=True)
+    await phases.until("wl-ws", "Running")
+
+    before = len(server.calls())
+    await cluster.delete(NS, "wl-ws")
+    [delete] = server.calls("DELETE")
+    assert delete.path == f"/apis/apps/v1/namespaces/{NS}/statefulsets/ws"
+    assert len(server.calls()) - before == 1
+    await phases.until("wl-ws", "Deleted")
+    # The garbage collector took the pod, the tool Service and the ephemeral claim; the
+    # persistent claim outlives the workload.
+    assert server.find("v1", "pods") == []
+    assert server.find("v1", "services") == []
+    claims = [c["metadata"]["name"] for c in server.find("v1", "persistentvolumeclaims")]
+    assert claims == ["ws-pvc-home"]
+    await cluster.delete(NS, "wl-ws")  # deleting again is a no-op
+    await phases.stop()
+
+
+async def test_distributed_training_is_two_calls_and_reports_pending_gang(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    phases = Phases(cluster)
+    spec = {
+        "image": "img:1",
+        "distributedFramework": "PyTorch",
+        "numWorkers": 2,
+        "compute": {"gpuDevicesRequest": 8},
+    }
+    before = len(server.calls())
+    await cluster.apply(workload("dist", "distributed", spec))
+    assert len(server.calls()) - before == 2
+    job = server.get("kubeflow.org/v1", "pytorchjobs", NS, "dist")
+    group = server.get("scheduling.run.ai/v2alpha2", "podgroups", NS, "pg-dist")
+    assert group["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    reason = "Unschedulable"
+    message = "no node in pools a100,default has 8 free GPUs"
+    for pod in ("dist-master-0", "dist-worker-0", "dist-worker-1"):
+        await server.put_pod(NS, pod, job, reason=reason, message=message)
+    await phases.until("wl-dist", "Pending")
+    phase, text, why, running, requested = derive_phase(phases.last["wl-dist"])
+    assert (phase, text, why, running, requested) == ("Pending", message, reason, 0, 3)
+    await phases.stop()
+
+
+async def test_suspend_and_resume_patch_the_top_object(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    phases = Phases(cluster)
+    await cluster.apply(workload("ws2", "workspace", {"image": "img:1"}))
+    stateful_set = server.get("apps/v1", "statefulsets", NS, "ws2")
+    await server.put_pod(NS, "ws2-0", stateful_set, phase="Running", scheduled=True, ready=True)
+    await phases.until("wl-ws2", "Running")
+    await eventually(lambda: cluster._top(NS, "wl-ws2") is not None)
+
+    await cluster.suspend(NS, "wl-ws2")
+    patch = server.calls("PATCH")[-1]
+    assert patch.content_type == "application/merge-patch+json"
+    stateful_set = server.get("apps/v1", "statefulsets", NS, "ws2")
+    assert stateful_set["spec"]["replicas"] == 0
+    await phases.until("wl-ws2", "Stopping")
+    await server.remove("v1", "pods", NS, "ws2-0")
+    await phases.until("wl-ws2", "Stopped")
+
+    await eventually(
+        lambda: (cluster._top(NS, "wl-ws2") or {}).get("spec", {}).get("replicas") == 0
+    )
+    await cluster.resume(NS, "wl-ws2")
+    stateful_set = server.get("apps/v1", "statefulsets", NS, "ws2")
+    assert stateful_set["spec"]["replicas"] == 1
+    assert "berth.dev/suspended" not in stateful_set["metadata"]["annotations"]
+    await phases.until("wl-ws2", "Creating")
+
+    # A Job suspends through its own field.
+    await cluster.apply(workload("job2", "training", TRAINING))
+    await eventually(lambda: cluster._top(NS, "wl-job2") is not None)
+    await cluster.suspend(NS, "wl-job2")
+    assert server.get("batch/v1", "jobs", NS, "job2")["spec"]["suspend"] is True
+    await phases.until("wl-job2", "Stopped")
+    await phases.stop()
+
+
+async def test_api_errors_are_translated_at_the_boundary(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    objects = workload("bad", "training", TRAINING)
+    server.fail("PATCH", "/jobs/bad", 429)
+    with pytest.raises(TransientError, match="429"):
+        await cluster.apply(objects)
+    server.fail("PATCH", "/jobs/bad", 503)
+    with pytest.raises(TransientError, match="503"):
+        await cluster.apply(objects)
+    server.fail("PATCH", "/jobs/bad", 422)
+    with pytest.raises(PermanentError, match="422 injected"):
+        await cluster.apply(objects)
+    server.fail("PATCH", "/jobs/bad", 409)
+    with pytest.raises(PermanentError, match="409"):
+        await cluster.apply(objects)
+    # A permanent failure also reaches the workload's phase through the snapshots.
+    phases = Phases(cluster)
+    server.fail("PATCH", "/jobs/bad", 422)
+    with pytest.raises(PermanentError):
+        await cluster.apply(objects)
+    await phases.until("wl-bad", "Failed")
+    assert "422" in derive_phase(phases.last["wl-bad"])[1]
+    await phases.stop()
+    # A namespace that does not exist: apply answers 404, which retrying cannot fix.
+    other = [dict(o, metadata={**o["metadata"], "namespace": "nowhere"}) for o in objects]
+    with pytest.raises(PermanentError, match="namespace or resource kind not found"):
+        await cluster.apply(other)
+    # A kind whose CRD is missing (Knative here) is permanent too.
+    knative = [
+        {
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": "k", "namespace": NS, "labels": {"berth.dev/workload-id": "wl-k"}},
+        }
+    ]
+    with pytest.raises(PermanentError):
+        await cluster.apply(knative)
+    # A transient failure is retried before it reaches the caller.
+    patient = cluster_for(server, retries=2, retry_delay=0.01)
+    await patient.start()
+    server.fail("PATCH", "/jobs/bad", 503, times=2)
+    await patient.apply(objects)
+    await patient.close()
+    # The server going away is transient.
+    await server.stop()
+    with pytest.raises(TransientError):
+        await cluster.apply(objects)
+
+
+async def test_rate_limit_is_respected(server: FakeApiServer) -> None:
+    backend = cluster_for(server, qps=20, burst=2, resync_seconds=30)
+    await backend.start()
+    await asyncio.wait_for(backend.wait_synced(), 10)
+    started = time.monotonic()
+    for index in range(6):
+        await backend.apply(workload(f"r{index}", "training", TRAINING))
+    elapsed = time.monotonic() - started
+    await backend.close()
+    # 6 calls with an empty bucket at 20/s take at least ~0.25 s; unlimited they take ms.
+    assert elapsed >= 0.2
+
+
+async def test_token_bucket_allows_burst_then_paces() -> None:
+    bucket = TokenBucket(qps=50, burst=5)
+    started = time.monotonic()
+    for _ in range(5):
+        await bucket.acquire()
+    assert time.monotonic() - started < 0.05
+    for _ in range(5):
+        await bucket.acquire()
+    assert time.monotonic() - started >= 0.08
+    with pytest.raises(ValueError):
+        TokenBucket(qps=0, burst=1)
+
+
+async def test_config_is_read_from_and_written_to_the_config_map(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    config = await cluster.read_config()
+    assert (config["knative"], config["nodePools"], config["gpus"]) == (False, [], 0)
+    server.add_node("n1", "a100", 8)
+    server.add_node("n2", "a100", 8)
+    server.add_node("n3", None, 4)
+    await cluster.set_config({"workloadOwnershipProtection": True, "knative": True})
+    config_map = server.get("v1", "configmaps", "berth", "berth-public")
+    assert "workloadOwnershipProtection: true" in config_map["data"]["config"]
+    config = await cluster.read_config()
+    assert config["workloadOwnershipProtection"] is True and config["knative"] is True
+    assert (config["nodePools"], config["gpus"]) == (["a100", "default"], 20)
+    await cluster.set_config({"workloadOwnershipProtection": False})
+    assert (await cluster.read_config())["workloadOwnershipProtection"] is False
+    assert (await cluster.read_config())["knative"] is True
+
+
+async def test_watch_resyncs_after_an_expired_version(server: FakeApiServer) -> None:
+    backend = cluster_for(server, resync_seconds=1)
+    await backend.start()
+    await asyncio.wait_for(backend.wait_synced(), 5)
+    phases = Phases(backend)
+    await backend.apply(workload("gone", "training", TRAINING))
+    job = server.get("batch/v1", "jobs", NS, "gone")
+    await phases.until("wl-gone", "Creating")
+    # Everything before now is compacted: the next watch gets 410 and must list again.
+    server.oldest_version = 10**9
+    await server.put_pod(NS, "gone-x", job, phase="Running", scheduled=True, ready=True)
+    await phases.until("wl-gone", "Running", timeout=8)
+    await phases.stop()
+    await backend.close()
