@@ -43,6 +43,11 @@ class WorkloadRef(Data):
     quotaReason: str | None = Field(
         default=None, description="Why the workload is over quota, in words."
     )
+    quotaGpus: float | None = Field(
+        default=None,
+        description="The project's deserved GPUs, when it has a quota; the cluster side admits "
+        "a workload that does not allow over-quota only while the project stays within it.",
+    )
 
 
 Phase = Literal[

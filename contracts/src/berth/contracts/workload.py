@@ -8,7 +8,8 @@ submitter": policies must tell a user's choice from a default, so system default
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -161,6 +162,7 @@ __all__ = [
     "WorkspaceSubmission",
     "applicable_system_defaults",
     "quantity_to_bytes",
+    "requested_gpus",
 ]
 
 
@@ -250,3 +252,17 @@ WorkloadSubmission = Annotated[
     WorkspaceSubmission | TrainingSubmission | DistributedSubmission | InferenceSubmission,
     Field(discriminator="kind"),
 ]
+
+
+def requested_gpus(submission: Mapping[str, Any]) -> float:
+    """GPUs a submission (in its JSON form) asks for over all its pods; a portion counts as
+    that fraction of a device. Quota is reckoned in these units."""
+    spec = submission.get("spec") or {}
+    compute = spec.get("compute") or {}
+    devices = float(compute.get("gpuDevicesRequest") or 0)
+    if compute.get("gpuRequestType") == "portion" and compute.get("gpuPortionRequest"):
+        devices *= float(compute["gpuPortionRequest"])
+    pods = 1
+    if submission.get("kind") == "distributed":
+        pods = int(spec.get("numWorkers") or 1) + (0 if submission.get("noMaster") else 1)
+    return devices * pods

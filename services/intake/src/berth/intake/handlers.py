@@ -141,7 +141,9 @@ async def accept_submissions(
                 project.name, requested, used_gpus.get(project.name, 0.0), limits[project.name]
             )
             used_gpus[project.name] = used_gpus.get(project.name, 0.0) + requested
-            ref = ref.model_copy(update={"overQuota": over, "quotaReason": reason})
+            ref = ref.model_copy(
+                update={"overQuota": over, "quotaReason": reason, "quotaGpus": limits[project.name]}
+            )
             item.span.set_attribute("berth.quota.over", over)
         item.span.set_attribute("berth.outcome", "received")
         item.span.set_attribute("berth.workload.name", name)

@@ -13,21 +13,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.contracts.workload import requested_gpus
 from berth.intake import projection
 from berth.intake.tables import LIVE, workloads
 
 
 def gpus(submission: dict[str, Any]) -> float:
-    """GPUs a submission asks for over all its pods (a portion counts as that fraction)."""
-    spec = submission.get("spec") or {}
-    compute = spec.get("compute") or {}
-    devices = float(compute.get("gpuDevicesRequest") or 0)
-    if compute.get("gpuRequestType") == "portion" and compute.get("gpuPortionRequest"):
-        devices *= float(compute["gpuPortionRequest"])
-    pods = 1
-    if submission.get("kind") == "distributed":
-        pods = int(spec.get("numWorkers") or 1) + (0 if submission.get("noMaster") else 1)
-    return devices * pods
+    return requested_gpus(submission)
 
 
 def deserved(quota: Sequence[dict[str, Any]]) -> float:

@@ -12,7 +12,7 @@ import logging
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from berth.scheduler_adapter import handlers
+from berth.scheduler_adapter import admission, handlers
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
@@ -57,9 +57,14 @@ def build(
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
         async with service.engine.begin() as conn:
-            rows = await handlers.record_snapshots(batch, conn, tracer=service.tracer)
-            await outbox.write(conn, service.outbox_table, rows)
-        if rows:
+            rows, freed = await handlers.record_snapshots(batch, conn, tracer=service.tracer)
+            admitted, objects = await admission.admit_held(
+                conn, freed, source=handlers.SOURCE, actor=handlers.ACTOR, tracer=service.tracer
+            )
+            await outbox.write(conn, service.outbox_table, rows + admitted)
+        if objects:
+            await handlers.apply_objects(cluster, objects)
+        if rows or admitted:
             service.relay.wake()
 
     async def watch() -> None:

@@ -18,7 +18,6 @@ from berth.contracts.events import (
     ClusterConfigDesiredV1,
     ClusterConfigReportedData,
     ClusterConfigReportedV1,
-    ObjectRef,
     Phase,
     PolicyApprovedV1,
     WorkloadActionAuthorizedV1,
@@ -29,9 +28,11 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import RenderReply, RenderRequest
+from berth.contracts.workload import requested_gpus
+from berth.scheduler_adapter import admission
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.render import ClusterCapabilities, render
+from berth.scheduler_adapter.render import ClusterCapabilities, object_refs, render
 from berth.scheduler_adapter.tables import workloads
 from berth.shared import outbox
 from berth.shared.consumer import Incoming, Unit
@@ -62,16 +63,6 @@ STALE: dict[str, frozenset[str]] = {
     "Stopped": frozenset({"Creating", "Pending", "Initializing", "Running", "Degraded"}),
     "Running": frozenset({"Stopping", "Stopped", "Deleting"}),
 }
-
-
-def _object_ref(obj: dict[str, Any]) -> ObjectRef:
-    meta = obj.get("metadata", {})
-    return ObjectRef(
-        apiVersion=obj["apiVersion"],
-        kind=obj["kind"],
-        name=meta.get("name", ""),
-        namespace=meta.get("namespace"),
-    )
 
 
 def phase_event(
@@ -110,6 +101,14 @@ async def schedule_workloads(
     rows: list[dict[str, Any]] = []
     to_apply: list[dict[str, Any]] = []
     capabilities = ClusterCapabilities.from_config(await backend.read_config())
+    used = await admission.usage(
+        unit.conn,
+        [
+            i.event.data.workload.project
+            for i in items
+            if i.event.data.workload.quotaGpus is not None
+        ],
+    )
     for item in items:
         ref = item.event.data.workload
         correlation = str(item.event.correlationid or item.event.id)
@@ -135,6 +134,13 @@ async def schedule_workloads(
                 cause=item,
             )
             continue
+        effective = item.event.data.effectiveSpec
+        gpus = requested_gpus(effective.model_dump(mode="json", exclude_none=True))
+        held = None
+        if ref.quotaGpus is not None and not getattr(effective.spec, "allowOverQuota", False):
+            held = admission.over_quota(
+                ref.project, gpus, used.get(ref.project, 0.0), ref.quotaGpus
+            )
         rows.append(
             {
                 "workload_id": ref.workloadId,
@@ -142,16 +148,34 @@ async def schedule_workloads(
                 "manifests": manifests,
                 "traceparent": inject(context_of(item.span)).get("traceparent"),
                 "correlation_id": correlation,
+                "project": ref.project,
+                "gpus": gpus,
+                "desired": admission.HELD if held else "Running",
+                "phase": "Pending" if held else None,
+                "phase_message": held or "",
             }
         )
+        if held:
+            item.span.set_attribute("berth.quota.held", True)
+            unit.emit(
+                phase_event(
+                    ref,
+                    phase="Pending",
+                    previous=None,
+                    reason="OverQuota",
+                    message=held,
+                    correlation_id=correlation,
+                ),
+                cause=item,
+            )
+            continue
+        used[ref.project] = used.get(ref.project, 0.0) + gpus
         to_apply.extend(manifests)
         unit.emit(
             WorkloadScheduledV1(
                 source=SOURCE,
                 **item.event.chain(),
-                data=WorkloadScheduledData(
-                    workload=ref, objects=[_object_ref(m) for m in manifests]
-                ),
+                data=WorkloadScheduledData(workload=ref, objects=object_refs(manifests)),
             ),
             cause=item,
         )
@@ -198,6 +222,25 @@ async def act_on_actions(
         row = current.get(ref.workloadId)
         if row is None or row.phase == "Deleted":
             continue  # never scheduled here, or already gone: nothing to act on
+        if row.desired == admission.HELD and data.action != "resume":
+            # Never applied: nothing to ask the cluster; the workload just leaves the queue.
+            final: Phase = "Deleted" if data.action == "delete" else "Stopped"
+            await unit.conn.execute(
+                update(workloads)
+                .where(workloads.c.workload_id == ref.workloadId)
+                .values(desired=ACTION_DESIRED[data.action], phase=final, phase_message="")
+            )
+            unit.emit(
+                phase_event(
+                    ref,
+                    phase=final,
+                    previous=row.phase,
+                    actor=item.event.actor,
+                    correlation_id=row.correlation_id,
+                ),
+                cause=item,
+            )
+            continue
         phase = ACTION_PHASES[data.action]
         # The new intent is recorded before the cluster is asked (same transaction), so what
         # the watch reports meanwhile is read against it.
@@ -260,11 +303,13 @@ async def _current(conn: AsyncConnection, ids: list[str], *, lock: bool = False)
 
 async def record_snapshots(
     snapshots: list[WorkloadSnapshot], conn: AsyncConnection, *, tracer: trace.Tracer
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], set[str]]:
     """Turn observed cluster state into phase events, only where the phase changed.
 
-    Returns the outbox rows to write in the caller's transaction.
+    Returns the outbox rows to write in the caller's transaction, and the projects in which a
+    workload gave its quota back (finished, stopped or deleted).
     """
+    freed: set[str] = set()
     current = await _current(conn, list({s.workload_id for s in snapshots}), lock=True)
     phases = {wid: row.phase for wid, row in current.items()}
     messages = {wid: row.phase_message or "" for wid, row in current.items()}
@@ -305,6 +350,8 @@ async def record_snapshots(
         phases[workload_id] = phase
         messages[workload_id] = message
         changes[workload_id] = {"wid": workload_id, "phase": phase, "message": message}
+        if phase in admission.RELEASING:
+            freed.add(str(row.ref.get("project")))
     if changes:
         await conn.execute(
             update(workloads)
@@ -312,7 +359,7 @@ async def record_snapshots(
             .values(phase=bindparam("phase"), phase_message=bindparam("message")),
             list(changes.values()),
         )
-    return out
+    return out, freed
 
 
 async def config_report(backend: ClusterBackend, cluster_id: str) -> ClusterConfigReportedV1:

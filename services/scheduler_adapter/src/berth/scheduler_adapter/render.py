@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from berth.contracts.events import WorkloadRef
+from berth.contracts.events import ObjectRef, WorkloadRef
 from berth.contracts.workload import (
     DistributedSubmission,
     InferenceSubmission,
@@ -43,3 +43,16 @@ def render(
     if isinstance(submission, InferenceSubmission):
         return render_inference(workload, submission, trace_id, capabilities)
     raise TypeError(f"no renderer for {type(submission).__name__}")
+
+
+def object_refs(manifests: list[dict[str, Any]]) -> list[ObjectRef]:
+    """What the objects are, for events: no specs, only kinds and names."""
+    return [
+        ObjectRef(
+            apiVersion=m["apiVersion"],
+            kind=m["kind"],
+            name=m.get("metadata", {}).get("name", ""),
+            namespace=m.get("metadata", {}).get("namespace"),
+        )
+        for m in manifests
+    ]

@@ -1,6 +1,6 @@
 """The scheduler-adapter's schema: what it applied, and the last phase it reported."""
 
-from sqlalchemy import Column, DateTime, Table, Text, func
+from sqlalchemy import Column, DateTime, Float, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
 from berth.shared.db import service_metadata
@@ -21,4 +21,7 @@ workloads = Table(
     Column("traceparent", Text, nullable=True),
     Column("correlation_id", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    # What the workload counts against its project's quota (see admission.py).
+    Column("project", Text, nullable=True, index=True),
+    Column("gpus", Float, nullable=False, server_default="0"),
 )
