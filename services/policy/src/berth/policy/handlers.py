@@ -350,15 +350,7 @@ async def apply_query(request: PolicyApplyRequest, *, writer: Writer) -> PolicyR
 
 async def validate_query(request: PolicyApplyRequest, *, writer: Writer) -> PolicyReply:
     """``validateOnly``: every check of an apply, nothing stored, no event."""
-    return await _change_query(
-        writer,
-        action="apply",
-        policy_type=request.type,
-        meta=request.meta,
-        actor=request.actor,
-        document=request.policy,
-        validate_only=True,
-    )
+    return await apply_query(request.model_copy(update={"validateOnly": True}), writer=writer)
 
 
 async def patch_query(request: PolicyPatchRequest, *, writer: Writer) -> PolicyReply:
