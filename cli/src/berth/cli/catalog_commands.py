@@ -8,18 +8,23 @@ the shell history nor in the process list; they travel only in the create reques
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from berth.cli import endpoints
-from berth.cli.client import BerthClient, BerthUnavailable, connect
+from berth.cli.client import BerthClient
+from berth.cli.common import (
+    AsOpt,
+    NatsOpt,
+    OutputOpt,
+    as_actor,
+    console,
+    err,
+    with_client,
+)
 from berth.cli.submission import key_values
 from berth.contracts.catalog import (
     RPC_CATALOG_ASSETS_DELETE,
@@ -34,19 +39,12 @@ from berth.contracts.catalog import (
     AssetReply,
     AssetView,
 )
-from berth.contracts.envelope import Actor
 
-console = Console()
-err = Console(stderr=True)
-
-NatsOpt = Annotated[str | None, typer.Option("--nats-url", help="NATS to talk to.")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
 ScopeOpt = Annotated[str, typer.Option("--scope", help="tenant, cluster, department or project.")]
 ScopeNameOpt = Annotated[
     str, typer.Option("--scope-name", help="The cluster, department or project of the scope.")
 ]
 UpdateOpt = Annotated[bool, typer.Option("--update", help="Change an existing one.")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="Act as this user (email).")]
 StatusOpt = Annotated[
     str | None,
     typer.Option(
@@ -59,25 +57,6 @@ StatusOpt = Annotated[
 
 def _split(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
-
-
-def _actor(as_email: str | None) -> Actor:
-    who = endpoints.identity(as_email, None)
-    return Actor(email=who.email, groups=who.groups)
-
-
-def _with_client(
-    nats_url: str | None, actor: Actor, body: Callable[[BerthClient], Awaitable[None]]
-) -> None:
-    async def go() -> None:
-        async with connect(endpoints.nats_url(nats_url), actor) as client:
-            await body(client)
-
-    try:
-        asyncio.run(go())
-    except BerthUnavailable as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 def _show(view: AssetView, used_by: list[str], out: str) -> None:
@@ -125,7 +104,7 @@ def _put(
     as_email: str | None = None,
     nats_url: str | None = None,
 ) -> None:
-    actor = _actor(as_email)
+    actor = as_actor(as_email)
     try:
         request = AssetPutRequest(
             actor=actor,
@@ -153,7 +132,7 @@ def _put(
         else:
             console.print(f"{kind} {name} {'updated' if update else 'created'}")
 
-    _with_client(nats_url, actor, go)
+    with_client(nats_url, actor, go)
 
 
 def _ref(kind: str, name: str, scope: str | None, scope_name: str) -> AssetRef:
@@ -190,7 +169,7 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
                 table.add_row(a.name, scope, status, _summary(a))
             console.print(table)
 
-        _with_client(nats_url, _actor(None), go)
+        with_client(nats_url, as_actor(None), go)
 
     list_.__doc__ = f"List {kind}s (search by name; only what a project sees with --project)."
 
@@ -211,7 +190,7 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
                 raise typer.Exit(1)
             _show(reply.asset, reply.usedBy, out)
 
-        _with_client(nats_url, _actor(None), go)
+        with_client(nats_url, as_actor(None), go)
 
     describe.__doc__ = f"Show a {kind} and who uses it."
 
@@ -224,7 +203,7 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
         as_email: AsOpt = None,
         nats_url: NatsOpt = None,
     ) -> None:
-        actor = _actor(as_email)
+        actor = as_actor(as_email)
 
         async def go(client: BerthClient) -> None:
             request = AssetDeleteRequest(actor=actor, ref=_ref(kind, name, scope, scope_name))
@@ -238,7 +217,7 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
             if out != "json":
                 console.print(f"{kind} {name} deleted")
 
-        _with_client(nats_url, actor, go)
+        with_client(nats_url, actor, go)
 
     delete.__doc__ = f"Delete a {kind}; refused while a workload or template uses it."
 

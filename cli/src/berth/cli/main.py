@@ -7,17 +7,26 @@ import json
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 
 from berth.cli import endpoints, output
 from berth.cli import submission as submission_flags
 from berth.cli.client import BerthClient, BerthUnavailable, connect, new_workload_id
+from berth.cli.common import (
+    AsOpt,
+    GroupOpt,
+    NatsOpt,
+    OutputOpt,
+    as_actor,
+    console,
+    err,
+    run_async,
+    with_client,
+)
 from berth.cli.policy_commands import policy_app
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import (
@@ -50,40 +59,9 @@ from berth.cli.catalog_commands import register as _register_catalog  # noqa: E4
 _register_catalog(app)
 app.add_typer(policy_app, name="policy")
 
-console = Console()
-err = Console(stderr=True)
-T = TypeVar("T")
 
-NatsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--nats-url",
-        help="NATS to talk to [env BERTH_NATS_URL; else what `berth up` started; else nats://127.0.0.1:4222]",
-    ),
-]
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project name.")]
-AsOpt = Annotated[
-    str | None, typer.Option("--as", help="Act as this user (email) [env BERTH_USER].")
-]
-GroupOpt = Annotated[list[str] | None, typer.Option("--group", help="The user's groups (repeat).")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or json")]
 SUCCESS = {"Completed", "Running"}
-
-
-def _run(coro: Awaitable[T]) -> T:
-    try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
-    except BerthUnavailable as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    except LookupError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-
-
-def _actor(as_email: str | None, groups: list[str] | None) -> Actor:
-    who = endpoints.identity(as_email, groups)
-    return Actor(email=who.email, groups=who.groups)
 
 
 # --- submit --------------------------------------------------------------------------------
@@ -102,7 +80,7 @@ def _submit(
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    code = _run(_submit_async(endpoints.nats_url(nats_url), actor, body, wait, timeout))
+    code = run_async(_submit_async(endpoints.nats_url(nats_url), actor, body, wait, timeout))
     raise typer.Exit(code)
 
 
@@ -203,7 +181,7 @@ def _dry_run(
             output.dry_run(console, reply)
         raise typer.Exit(1 if reply.issues else 0)
 
-    _with_client(nats_url, actor, go)
+    with_client(nats_url, actor, go)
 
 
 def _submit_command(kind: str, doc: str) -> None:
@@ -333,8 +311,8 @@ def _submit_command(kind: str, doc: str) -> None:
         if kind == "training":
             fields.update(workers=workers, framework=framework)
         if dry_run:
-            _dry_run(kind, nats_url, _actor(as_email, group), fields, out)
-        _submit(kind, nats_url, wait, timeout, _actor(as_email, group), fields)
+            _dry_run(kind, nats_url, as_actor(as_email, group), fields, out)
+        _submit(kind, nats_url, wait, timeout, as_actor(as_email, group), fields)
 
     command.__doc__ = doc
     submit_app.command(kind, help=doc)(command)
@@ -359,7 +337,7 @@ def list_(project: ProjectOpt, out: OutputOpt = "table", nats_url: NatsOpt = Non
         else:
             output.workload_table(console, rows)
 
-    _with_client(nats_url, None, go)
+    with_client(nats_url, None, go)
 
 
 @app.command()
@@ -375,7 +353,7 @@ def describe(
         else:
             output.describe(console, view)
 
-    _with_client(nats_url, None, go)
+    with_client(nats_url, None, go)
 
 
 @app.command()
@@ -396,7 +374,7 @@ def trace(
         else:
             output.trace_tree(console, view.traceId, spans)
 
-    _with_client(nats_url, None, go)
+    with_client(nats_url, None, go)
 
 
 @app.command()
@@ -420,7 +398,7 @@ def status(nats_url: NatsOpt = None) -> None:
         if down:
             raise typer.Exit(1)
 
-    _with_client(nats_url, None, go)
+    with_client(nats_url, None, go)
 
 
 # --- actions -------------------------------------------------------------------------------
@@ -435,7 +413,7 @@ def _action(
     nats_url: str | None,
     wait: bool,
 ) -> None:
-    actor = _actor(as_email, group)
+    actor = as_actor(as_email, group)
 
     async def go(client: BerthClient) -> None:
         view = await client.workload(project, name)
@@ -453,7 +431,7 @@ def _action(
             code = await _follow_action(events, action, wait)
         raise typer.Exit(code)
 
-    _with_client(nats_url, actor, go)
+    with_client(nats_url, actor, go)
 
 
 async def _follow_action(
@@ -520,7 +498,7 @@ def cluster_config(
     if ownership_protection is None:
         err.print("nothing to change: give --ownership-protection or --no-ownership-protection")
         raise typer.Exit(2)
-    actor = _actor(as_email, None)
+    actor = as_actor(as_email, None)
 
     async def go(client: BerthClient) -> None:
         event = ClusterConfigRequestedV1(
@@ -537,17 +515,7 @@ def cluster_config(
             f"requested for cluster {cluster}: workloadOwnershipProtection={ownership_protection}"
         )
 
-    _with_client(nats_url, actor, go)
-
-
-def _with_client(
-    nats_url: str | None, actor: Actor | None, body: Callable[[BerthClient], Awaitable[None]]
-) -> None:
-    async def go() -> None:
-        async with connect(endpoints.nats_url(nats_url), actor or _actor(None, None)) as client:
-            await body(client)
-
-    _run(go())
+    with_client(nats_url, actor, go)
 
 
 # --- the local suite -------------------------------------------------------------------------

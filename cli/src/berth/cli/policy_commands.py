@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from berth.cli import endpoints
-from berth.cli.client import BerthClient, BerthUnavailable, connect
-from berth.contracts.envelope import Actor
+from berth.cli.client import BerthClient
+from berth.cli.common import AsOpt, NatsOpt, as_actor, console, err, with_client
 from berth.contracts.policy import (
     RPC_POLICY_APPLY,
     RPC_POLICY_DELETE,
@@ -42,9 +38,6 @@ policy_app = typer.Typer(
     no_args_is_help=True,
 )
 
-console = Console()
-err = Console(stderr=True)
-
 TypeOpt = Annotated[
     PolicyType, typer.Option("--type", "-t", help="workspace, training, distributed or inference")
 ]
@@ -59,15 +52,6 @@ FileOpt = Annotated[
     Path, typer.Option("--file", "-f", help="YAML or JSON: defaults, rules, imposedAssets.")
 ]
 OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table (or yaml) or json")]
-NatsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--nats-url", help="NATS to talk to [env BERTH_NATS_URL; else what `berth up` started]"
-    ),
-]
-AsOpt = Annotated[
-    str | None, typer.Option("--as", help="Act as this user (email) [env BERTH_USER].")
-]
 
 
 def _meta(
@@ -109,24 +93,6 @@ def _document(path: Path) -> PolicyDocument:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"])
             err.print(f"[red]error:[/red] {path}: {where}: {error['msg']}")
-        raise typer.Exit(2) from None
-
-
-def _ask(
-    nats_url: str | None, as_email: str | None, body: Callable[[BerthClient], Awaitable[None]]
-) -> None:
-    who = endpoints.identity(as_email, None)
-
-    async def go() -> None:
-        async with connect(
-            endpoints.nats_url(nats_url), Actor(email=who.email, groups=who.groups)
-        ) as c:
-            await body(c)
-
-    try:
-        asyncio.run(go())
-    except BerthUnavailable as exc:
-        err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
 
@@ -177,7 +143,7 @@ def apply(
             version = reply.policy.version if reply.policy else "?"
             console.print(f"applied {policy_type} policy for {meta.ref} (version {version})")
 
-    _ask(nats_url, as_email, go)
+    with_client(nats_url, as_actor(as_email), go)
 
 
 @policy_app.command()
@@ -213,7 +179,7 @@ def patch(
             version = reply.policy.version if reply.policy else "?"
             console.print(f"patched {policy_type} policy for {meta.ref} (version {version})")
 
-    _ask(nats_url, as_email, go)
+    with_client(nats_url, as_actor(as_email), go)
 
 
 @policy_app.command()
@@ -240,7 +206,7 @@ def get(
             body = reply.policy.model_dump(mode="json", exclude_none=True)
             print(yaml.safe_dump(body, sort_keys=False), end="")
 
-    _ask(nats_url, None, go)
+    with_client(nats_url, None, go)
 
 
 @policy_app.command()
@@ -266,7 +232,7 @@ def delete(
         else:
             console.print(f"deleted {policy_type} policy for {meta.ref}")
 
-    _ask(nats_url, as_email, go)
+    with_client(nats_url, as_actor(as_email), go)
 
 
 def _show(value: Any) -> str:
@@ -318,4 +284,4 @@ def effective(
             else:
                 console.print(effective_table(reply.effective))
 
-    _ask(nats_url, None, go)
+    with_client(nats_url, None, go)

@@ -4,7 +4,7 @@ with intake's own projection of the catalog as the fallback when the catalog doe
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.trace import Span
@@ -41,7 +41,8 @@ class ProjectDirectory(Protocol):
 class CatalogClient:
     """One request per batch; each item carries its workload's trace context."""
 
-    def __init__(self, nc: Any, *, timeout: float) -> None:
+    def __init__(self, nc: Callable[[], Any], *, timeout: float) -> None:
+        # A getter: the service's NATS connection only exists once the service has started.
         self._nc = nc
         self._timeout = timeout
 
@@ -57,7 +58,7 @@ class CatalogClient:
             ]
         )
         reply = await ask(
-            self._nc, RPC_CATALOG_PROJECTS_LOOKUP, body, ProjectLookupReply, timeout=self._timeout
+            self._nc(), RPC_CATALOG_PROJECTS_LOOKUP, body, ProjectLookupReply, timeout=self._timeout
         )
         return reply.projects
 
@@ -68,7 +69,7 @@ class CatalogClient:
             refs=list(refs), traceparent=inject(context_of(span)).get("traceparent")
         )
         reply = await ask(
-            self._nc, RPC_CATALOG_ASSETS_RESOLVE, body, AssetListReply, timeout=self._timeout
+            self._nc(), RPC_CATALOG_ASSETS_RESOLVE, body, AssetListReply, timeout=self._timeout
         )
         return reply.assets
 
