@@ -27,11 +27,6 @@ def stream_for(subject: str) -> str:
     raise LookupError(f"no stream holds subject {subject}")
 
 
-def all_of(prefix: str) -> str:
-    """Filter subject for every subject id of one event type, e.g. ``submission.received.v1.*``."""
-    return f"{prefix}.*"
-
-
 TELEMETRY_SPANS = "telemetry.spans.v1"  # + .<trace id>
 
 

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -65,6 +66,26 @@ class Unit:
 
 
 BatchHandler = Callable[[list[Incoming[E]], Unit], Awaitable[None]]
+UnitFactory = Callable[[], AbstractAsyncContextManager[Unit]]
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(
+    engine: AsyncEngine, outbox_table: Table, relay: OutboxRelay
+) -> AsyncIterator[Unit]:
+    """One transaction in which state and the events it emits commit together (or neither).
+
+    After the commit, the unit's ``after_commit`` callbacks run and the relay is woken so the
+    events leave at once. Batches run in one; so does any other write of a service.
+    """
+    async with engine.begin() as conn:
+        unit = Unit(conn, outbox_table)
+        yield unit
+        await outbox.write(conn, outbox_table, unit.rows)
+    for callback in unit.after_commit:
+        await callback()
+    if unit.rows:
+        relay.wake()
 
 
 @dataclass(frozen=True)
@@ -172,20 +193,14 @@ class BatchRunner:
                     await self._failed(item, one_exc, limit)
 
     async def _commit(self, items: list[Incoming[E]], handler: BatchHandler[E]) -> None:
-        async with self._engine.begin() as conn:
-            fresh = await claim(conn, self._inbox, [i.event.id for i in items])
+        async with unit_of_work(self._engine, self._outbox, self._relay) as unit:
+            fresh = await claim(unit.conn, self._inbox, [i.event.id for i in items])
             # Two copies of one event can share a batch (a copy sent again once the duplicate
             # window had passed): one claim covers both, so only the first copy is handled.
             first = {i.event.id: i for i in reversed(items)}
             todo = [i for i in items if i.event.id in fresh and first[i.event.id] is i]
-            unit = Unit(conn, self._outbox)
             if todo:
                 await handler(todo, unit)
-            await outbox.write(conn, self._outbox, unit.rows)
-        for callback in unit.after_commit:
-            await callback()
-        if unit.rows:
-            self._relay.wake()
         for item in items:
             if item.event.id not in fresh or first[item.event.id] is not item:
                 item.span.set_attribute("berth.duplicate", True)

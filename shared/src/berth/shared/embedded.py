@@ -7,7 +7,6 @@ Used by ``berth up`` (``make run``) and by the tests; both can also use servers 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -148,9 +147,3 @@ class EmbeddedPostgres:
 
             with contextlib.suppress(Exception):
                 pg_ctl(["-w", "stop"], pgdata=self.data_dir, user=server.system_user)
-
-
-def environment_with(**values: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(values)
-    return env

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
 from faststream import FastStream
@@ -23,7 +24,7 @@ from berth.contracts.envelope import Event
 from berth.contracts.queries import HealthQuery, HealthReply
 from berth.contracts.subjects import rpc_health, stream_for
 from berth.shared.bus import build_broker, ensure_streams
-from berth.shared.consumer import BatchRunner, PullLoop, Subscription
+from berth.shared.consumer import BatchRunner, PullLoop, Subscription, Unit, unit_of_work
 from berth.shared.db import INBOX, OUTBOX, create_engine
 from berth.shared.migrations import upgrade
 from berth.shared.outbox import OutboxRelay
@@ -148,6 +149,10 @@ class Service:
         self._background.append((factory, name))
 
     # -- runtime --------------------------------------------------------------------------------
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[Unit]:
+        """A transaction outside any batch whose emitted events leave through the outbox."""
+        return unit_of_work(self.engine, self.outbox_table, self.relay)
 
     @property
     def js(self) -> JetStreamContext:

@@ -120,11 +120,3 @@ def context_of(span: trace.Span) -> Context:
 
 def trace_id_of(span: trace.Span) -> str:
     return format(span.get_span_context().trace_id, "032x")
-
-
-def traceparent_trace_id(traceparent: str | None) -> str | None:
-    """The trace id inside a ``traceparent`` header value."""
-    if not traceparent:
-        return None
-    parts = traceparent.split("-")
-    return parts[1] if len(parts) >= 4 else None

@@ -9,7 +9,6 @@ from berth.catalog import handlers
 from berth.catalog.config import CatalogSettings
 from berth.catalog.subscriptions import register
 from berth.catalog.tables import metadata
-from berth.shared import outbox
 from berth.shared.service import Service
 
 
@@ -20,10 +19,9 @@ def build(settings: CatalogSettings, *, engine: AsyncEngine | None = None) -> Se
     async def seed() -> None:
         if not settings.seed_demo:
             return
-        async with service.engine.begin() as conn:
-            events = await handlers.seed_demo(conn, settings.cluster_id)
-            await outbox.write(conn, service.outbox_table, [outbox.outbox_row(e) for e in events])
-        service.relay.wake()
+        async with service.unit_of_work() as unit:
+            for event in await handlers.seed_demo(unit.conn, settings.cluster_id):
+                unit.emit(event)
 
     service.on_start(seed)
     return service

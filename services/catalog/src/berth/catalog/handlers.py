@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,8 +35,7 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
 )
 from berth.contracts.queries import ProjectInfo, ProjectLookupReply, ProjectLookupRequest
-from berth.shared import outbox
-from berth.shared.consumer import Incoming, Unit
+from berth.shared.consumer import Incoming, Unit, UnitFactory
 from berth.shared.telemetry import extract
 
 SOURCE = "/berth/catalog"
@@ -108,15 +107,10 @@ async def seed_demo(conn: AsyncConnection, cluster_id: str) -> list[CatalogAsset
 
 @dataclass(frozen=True)
 class Writer:
-    """What a write needs: the engine, the outbox and a nudge for its relay."""
+    """What a write needs: a unit of work (its events go out through the outbox)."""
 
-    engine: AsyncEngine
-    outbox_table: Table
-    wake: Callable[[], None]
+    begin: UnitFactory
     cluster_id: str
-
-    async def commit(self, conn: AsyncConnection, events: list[CatalogAssetChangedV1]) -> None:
-        await outbox.write(conn, self.outbox_table, [outbox.outbox_row(e) for e in events])
 
 
 async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
@@ -131,29 +125,27 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
         update=request.update,
     )
     try:
-        async with writer.engine.begin() as conn:
+        async with writer.begin() as unit:
             view, event = await store.put_asset(
-                conn,
+                unit.conn,
                 put,
                 request.actor,
                 cluster_id=writer.cluster_id,
                 secret_values=request.secretValues,
             )
-            await writer.commit(conn, [event])
+            unit.emit(event)
     except store.AssetError as exc:
         return AssetReply(error=str(exc), usedBy=exc.used_by)
-    writer.wake()
     return AssetReply(asset=view)
 
 
 async def delete_asset(request: AssetDeleteRequest, *, writer: Writer) -> AssetReply:
     try:
-        async with writer.engine.begin() as conn:
-            view, event = await store.delete_asset(conn, request.ref, request.actor)
-            await writer.commit(conn, [event])
+        async with writer.begin() as unit:
+            view, event = await store.delete_asset(unit.conn, request.ref, request.actor)
+            unit.emit(event)
     except store.AssetError as exc:
         return AssetReply(error=str(exc), usedBy=exc.used_by)
-    writer.wake()
     return AssetReply(asset=view)
 
 

@@ -35,12 +35,7 @@ def register(service: Service, cluster_id: str) -> None:
         ProjectLookupRequest,
         partial(handlers.lookup_projects, engine=service.engine, tracer=service.tracer),
     )
-    writer = handlers.Writer(
-        engine=service.engine,
-        outbox_table=service.outbox_table,
-        wake=lambda: service.relay.wake(),
-        cluster_id=cluster_id,
-    )
+    writer = handlers.Writer(begin=service.unit_of_work, cluster_id=cluster_id)
     service.respond(
         RPC_CATALOG_ASSETS_PUT, AssetPutRequest, partial(handlers.put_asset, writer=writer)
     )

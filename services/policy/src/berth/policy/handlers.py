@@ -3,11 +3,9 @@ apply, patch and delete policies (from events and from request-reply queries).""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -46,8 +44,7 @@ from berth.policy import engine, store
 from berth.policy.catalog_client import ProjectResolver
 from berth.policy.store import CompiledCache
 from berth.policy.tables import evaluations
-from berth.shared import outbox
-from berth.shared.consumer import Incoming, Unit
+from berth.shared.consumer import Incoming, Unit, UnitFactory
 from berth.shared.errors import TransientError
 
 SOURCE = "/berth/policy"
@@ -289,9 +286,7 @@ async def change_policies(
 class Writer:
     """What a query handler needs to change policies: the database and the outbox."""
 
-    db: AsyncEngine
-    outbox_table: Table
-    wake: Callable[[], None]
+    begin: UnitFactory
     resolve: ProjectResolver
 
 
@@ -306,10 +301,10 @@ async def _change_query(
     reset: list[str] | None = None,
     validate_only: bool = False,
 ) -> PolicyReply:
-    async with writer.db.begin() as conn:
+    async with writer.begin() as unit:
         try:
             outcome = await change(
-                conn,
+                unit.conn,
                 action=action,
                 policy_type=policy_type,
                 meta=meta,
@@ -321,18 +316,16 @@ async def _change_query(
             )
         except TransientError as exc:
             return PolicyReply(ok=False, issues=[_unreachable(exc)])
-        emitted = not outcome.issues and not validate_only
-        if emitted:
+        if not outcome.issues and not validate_only:
             # Same transaction as the change: the change is stored if and only if it is announced.
-            event = PolicyChangedV1(
-                source=SOURCE,
-                subject=policy_subject(policy_type, outcome.meta),
-                actor=actor,
-                data=_changed_data(action, policy_type, outcome),
+            unit.emit(
+                PolicyChangedV1(
+                    source=SOURCE,
+                    subject=policy_subject(policy_type, outcome.meta),
+                    actor=actor,
+                    data=_changed_data(action, policy_type, outcome),
+                )
             )
-            await outbox.write(conn, writer.outbox_table, [outbox.outbox_row(event)])
-    if emitted:
-        writer.wake()
     return PolicyReply(ok=not outcome.issues, issues=outcome.issues, policy=outcome.stored)
 
 

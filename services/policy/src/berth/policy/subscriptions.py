@@ -31,12 +31,7 @@ from berth.shared.service import Service, Subscription
 
 def register(service: Service, resolve: ProjectResolver) -> None:
     cache = CompiledCache()
-    writer = handlers.Writer(
-        db=service.engine,
-        outbox_table=service.outbox_table,
-        wake=lambda: service.relay.wake(),
-        resolve=resolve,
-    )
+    writer = handlers.Writer(begin=service.unit_of_work, resolve=resolve)
     service.subscribe(
         Subscription(
             SubmissionReceivedV1,

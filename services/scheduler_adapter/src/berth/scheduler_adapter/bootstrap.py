@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +21,6 @@ from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.subscriptions import register
 from berth.scheduler_adapter.tables import metadata
-from berth.shared import outbox
 from berth.shared.service import Service
 
 log = logging.getLogger(__name__)
@@ -56,16 +56,18 @@ def build(
     register(service, cluster, settings.cluster_id)
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
-        async with service.engine.begin() as conn:
-            rows, freed = await handlers.record_snapshots(batch, conn, tracer=service.tracer)
+        async with service.unit_of_work() as unit:
+            rows, freed = await handlers.record_snapshots(batch, unit.conn, tracer=service.tracer)
             admitted, objects = await admission.admit_held(
-                conn, freed, source=handlers.SOURCE, actor=handlers.ACTOR, tracer=service.tracer
+                unit.conn,
+                freed,
+                source=handlers.SOURCE,
+                actor=handlers.ACTOR,
+                tracer=service.tracer,
             )
-            await outbox.write(conn, service.outbox_table, rows + admitted)
-        if objects:
-            await handlers.apply_objects(cluster, objects)
-        if rows or admitted:
-            service.relay.wake()
+            unit.rows.extend(rows + admitted)
+            if objects:
+                unit.after_commit.append(partial(handlers.apply_objects, cluster, objects))
 
     async def watch() -> None:
         async for batch in cluster.snapshots():
@@ -85,10 +87,9 @@ def build(
     async def start() -> None:
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
-        async with service.engine.begin() as conn:
-            resynced = await handlers.resync(conn, cluster)
-            await outbox.write(conn, service.outbox_table, [outbox.outbox_row(report)])
-        service.relay.wake()
+        async with service.unit_of_work() as unit:
+            resynced = await handlers.resync(unit.conn, cluster)
+            unit.emit(report)
         log.info(
             "cluster %s (%s): %d workloads resynced", settings.cluster_id, cluster.name, resynced
         )
