@@ -41,6 +41,7 @@ RPC_WORKLOADS_LIST = "rpc.intake.workloads.list.v1"
 RPC_DRY_RUN = "rpc.intake.submissions.dry-run.v1"
 RPC_POLICY_EVALUATE = "rpc.policy.evaluate.v1"
 RPC_RENDER = "rpc.scheduler-adapter.render.v1"
+RPC_CLUSTERS_GET = "rpc.cluster-sync.clusters.get.v1"
 
 
 def rpc_health(service: str) -> str:

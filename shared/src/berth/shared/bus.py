@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats
-from faststream.nats import NatsBroker
-from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
-from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
 from berth.contracts.envelope import Event
 from berth.contracts.subjects import STREAMS
 from berth.shared.errors import TransientError
 from berth.shared.telemetry import inject
+
+if TYPE_CHECKING:
+    # Imported where a broker is built: clients that only publish and ask (the CLI) skip them.
+    from faststream.nats import NatsBroker
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ def build_broker(
     tracer_provider: TracerProvider | None = None,
     name: str = "berth",
 ) -> NatsBroker:
+    from faststream.nats import NatsBroker
+    from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+
     middlewares = (
         (NatsTelemetryMiddleware(tracer_provider=tracer_provider),) if tracer_provider else ()
     )

@@ -369,6 +369,8 @@ async def record_phases(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Uni
             phase=bindparam("phase"),
             phase_message=bindparam("message"),
             phase_at=bindparam("at"),
+            running_pods=bindparam("running"),
+            requested_pods=bindparam("requested"),
         ),
         [
             {
@@ -376,6 +378,8 @@ async def record_phases(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Uni
                 "phase": i.event.data.phase,
                 "message": i.event.data.message,
                 "at": i.event.time,
+                "running": i.event.data.runningPods,
+                "requested": i.event.data.requestedPods,
             }
             for i in items
         ],

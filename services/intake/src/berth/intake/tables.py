@@ -1,6 +1,17 @@
 """Intake's schema: every submission and the workload read model served to the CLI and UIs."""
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Table, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from berth.shared.db import service_metadata
@@ -29,6 +40,8 @@ workloads = Table(
     Column("effective_spec", JSONB, nullable=True),
     Column("issues", JSONB, nullable=False, server_default="[]"),
     Column("submitted_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("running_pods", Integer, nullable=True),
+    Column("requested_pods", Integer, nullable=True),
     Index("uq_workloads_live_name", "project", "name", unique=True, postgresql_where=LIVE),
 )
 
