@@ -6,7 +6,7 @@ import pytest
 import typer
 
 from berth.cli import catalog_commands
-from berth.cli import submission as flags
+from berth.cli.submission import ComputeFlags, Submission, WorkloadFlags
 
 
 def test_quota_flags_become_node_pool_quotas() -> None:
@@ -34,26 +34,13 @@ def test_tool_flags_name_who_may_connect() -> None:
 
 
 def test_asset_names_go_on_the_submission_only_when_given() -> None:
-    body = flags.build(
+    body = Submission(
         kind="workspace",
         project="p",
         name="n",
-        name_prefix=False,
-        image=None,
-        gpu=None,
-        gpu_portion=None,
-        cpu=3,
-        memory=None,
-        command=None,
-        args=None,
-        env=None,
-        labels=None,
-        annotations=None,
-        node_pools=None,
-        backoff_limit=None,
-        auto_delete_seconds=None,
-        allow_over_quota=None,
-        assets={"template": "t", "environment": None, "compute": None, "dataSources": ["d"]},
-    )
+        flags=WorkloadFlags(compute=ComputeFlags(cpu=3)),
+        template="t",
+        datasources=["d"],
+    ).body()
     assert body["template"] == "t" and body["dataSources"] == ["d"]
     assert "environment" not in body and "image" not in body["spec"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import TypeAdapter
 
-from berth.cli import submission as flags
+from berth.cli.submission import ComputeFlags, Submission, WorkloadFlags
 from berth.cluster_sync.handlers import changed_keys
 from berth.contracts.events import Issue
 from berth.contracts.workload import WorkloadSubmission
@@ -16,40 +18,22 @@ from berth.policy.evaluation import evaluate
 SUBMISSION: TypeAdapter[WorkloadSubmission] = TypeAdapter(WorkloadSubmission)
 
 
-def _cli(**over: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "project": "team-a",
-        "name": "demo",
-        "name_prefix": False,
-        "image": "busybox",
-        "gpu": None,
-        "gpu_portion": None,
-        "cpu": None,
-        "memory": None,
-        "command": None,
-        "args": None,
-        "env": None,
-        "labels": None,
-        "annotations": None,
-        "node_pools": None,
-        "backoff_limit": None,
-        "auto_delete_seconds": None,
-        "allow_over_quota": None,
-    }
-    base.update(over)
-    return base
+def _cli(kind: str = "training", **flags: Any) -> dict[str, Any]:
+    compute = {k: flags.pop(k) for k in ("gpu", "gpu_portion", "cpu") if k in flags}
+    workload = WorkloadFlags(image="busybox", compute=ComputeFlags(**compute), **flags)
+    return Submission(kind=kind, project="team-a", name="demo", flags=workload).body()
 
 
 class TestIntakeValidation:
     def test_valid_submission_parses(self) -> None:
-        body = flags.build(kind="training", **_cli(gpu=2))  # type: ignore[arg-type]
+        body = _cli(gpu=2)
         parsed = validation.parse("w-1", {"submission": body})
         assert not isinstance(parsed, list)
         assert parsed.submission.spec.compute is not None
         assert parsed.submission.spec.compute.gpuDevicesRequest == 2
 
     def test_every_bad_field_is_named_without_the_union_tag(self) -> None:
-        body = flags.build(kind="training", **_cli(gpu=-1, backoff_limit=101))  # type: ignore[arg-type]
+        body = _cli(gpu=-1, backoff_limit=101)
         body["spec"]["colour"] = "blue"
         issues = validation.parse("w-1", {"submission": body})
         assert isinstance(issues, list)
@@ -58,7 +42,7 @@ class TestIntakeValidation:
         assert Issue(field="spec.colour", details="unknown field") in issues
 
     def test_unknown_kind_and_bad_workload_id(self) -> None:
-        body = flags.build(kind="training", **_cli())  # type: ignore[arg-type]
+        body = _cli()
         body["kind"] = "batch"
         issues = validation.parse("has.dots", {"submission": body})
         assert isinstance(issues, list)
@@ -153,7 +137,7 @@ def test_changed_keys() -> None:
 
 class TestCliFlags:
     def test_portion_implies_one_device(self) -> None:
-        body = flags.build(kind="workspace", **_cli(gpu_portion=0.5))  # type: ignore[arg-type]
+        body = _cli("workspace", gpu_portion=0.5)
         assert body["spec"]["compute"] == {
             "gpuDevicesRequest": 1,
             "gpuRequestType": "portion",
@@ -161,21 +145,67 @@ class TestCliFlags:
         }
         assert SUBMISSION.validate_python(body).kind == "workspace"
 
+    def test_a_compute_resource_gets_the_same_portion_as_a_submission(self) -> None:
+        assert ComputeFlags(gpu_portion=0.5).spec() == _cli(gpu_portion=0.5)["spec"]["compute"]
+
     def test_workers_make_a_distributed_training(self) -> None:
-        body = flags.build(kind="training", workers=4, framework="pytorch", **_cli())  # type: ignore[arg-type]
+        body = Submission(
+            kind="distributed",
+            project="p",
+            name="d",
+            flags=WorkloadFlags(image="busybox", workers=4),
+            framework="pytorch",
+        ).body()
         sub = SUBMISSION.validate_python(body)
         assert sub.kind == "distributed"
         assert sub.spec.numWorkers == 4  # type: ignore[union-attr]
         assert sub.spec.distributedFramework == "PyTorch"  # type: ignore[union-attr]
 
+    def test_master_flags_give_the_master_its_own_spec_from_the_workers(self) -> None:
+        body = Submission(
+            kind="distributed",
+            project="p",
+            name="d",
+            flags=WorkloadFlags(image="img", workers=2, compute=ComputeFlags(gpu=1, cpu=4)),
+            master=WorkloadFlags(args="--rank 0", compute=ComputeFlags(cpu=2)),
+            framework="tf",
+        ).body()
+        sub = SUBMISSION.validate_python(body)
+        assert body["masterSpecSameAsWorker"] is False
+        assert body["masterSpec"]["image"] == "img"
+        assert body["masterSpec"]["compute"] == {"gpuDevicesRequest": 1, "cpuCoreRequest": 2}
+        assert sub.spec.distributedFramework == "TF"  # type: ignore[union-attr]
+
+    def test_inference_flags_make_autoscaling_and_scale_to_zero(self) -> None:
+        flags = WorkloadFlags(
+            image="vllm", serving_port=8000, max_replicas=3, metric="concurrency",
+            metric_threshold=50, scale_to_zero_seconds=300,
+        )  # fmt: skip
+        body = Submission(kind="inference", project="p", name="llm", flags=flags).body()
+        assert body["spec"]["servingPort"] == {"container": 8000}
+        assert body["spec"]["autoscaling"] == {
+            "minReplicas": 0,
+            "maxReplicas": 3,
+            "metric": "concurrency",
+            "metricThreshold": 50,
+            "scaleToZeroRetentionSeconds": 300,
+        }
+        assert SUBMISSION.validate_python(body).kind == "inference"
+
+    def test_a_credential_becomes_a_variable_by_reference(self) -> None:
+        body = _cli(env_credential=["HF_TOKEN=hf", "KEY=s3:access"])
+        assert body["spec"]["environmentVariables"] == [
+            {"name": "HF_TOKEN", "credential": {"name": "hf", "key": "HF_TOKEN"}},
+            {"name": "KEY", "credential": {"name": "s3", "key": "access"}},
+        ]
+        SUBMISSION.validate_python(body)
+
     def test_key_values(self) -> None:
-        body = flags.build(
-            kind="training", **_cli(env=["A=1", "B=x=y"], node_pools="a100, default")
-        )  # type: ignore[arg-type]
+        body = _cli(env=["A=1", "B=x=y"], node_pools="a100, default")
         assert body["spec"]["environmentVariables"] == [
             {"name": "A", "value": "1"},
             {"name": "B", "value": "x=y"},
         ]
         assert body["spec"]["nodePools"] == ["a100", "default"]
         with pytest.raises(ValueError, match="--label takes KEY=VALUE"):
-            flags.build(kind="training", **_cli(labels=["novalue"]))  # type: ignore[arg-type]
+            _cli(labels=["novalue"])

@@ -18,7 +18,7 @@ from pydantic_core import ErrorDetails
 from berth.contracts.events import Issue
 
 # Discriminator tags pydantic inserts into error locations of the submission union.
-KIND_TAGS = frozenset({"workspace", "training", "distributed", "inference"})
+KIND_TAGS = ("workspace", "training", "distributed", "inference")
 
 # Fields whose choices are accepted in any case; users (and the CLI) write them in lowercase.
 LOWERCASE_CHOICES = frozenset({"distributedFramework"})
@@ -32,8 +32,8 @@ def field_path(loc: Iterable[int | str], *, drop: tuple[str, ...] = ("submission
     parts = [str(p) for p in loc]
     if drop and parts[: len(drop)] == list(drop):
         parts = parts[len(drop) :]
-        if len(parts) > 1 and parts[0] in KIND_TAGS:
-            parts = parts[1:]
+    if len(parts) > 1 and parts[0] in KIND_TAGS:
+        parts = parts[1:]
     return ".".join(parts) or (drop[-1] if drop else "value")
 
 
@@ -66,7 +66,7 @@ def plain(error: ErrorDetails | Mapping[str, Any], field: str = "") -> str:
         return "unknown field"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = f"; got {shown(ctx['tag'])}" if ctx.get("tag") is not None else ""
-        return f"kind must be one of {', '.join(sorted(KIND_TAGS))}{tag}"
+        return f"must be one of {', '.join(KIND_TAGS)}{tag}"
     if kind in ("literal_error", "enum"):
         return f"must be one of {_choices(str(ctx.get('expected', '')), last)}{got}"
     comparisons = {
