@@ -398,8 +398,9 @@ async def _follow(
     out: str,
     trace_id: str,
 ) -> int:
-    """Print the answer: received (with the name given) or rejected; with --wait, every phase
-    until the workload ends (or runs, for workspaces and inference)."""
+    """Print the answer: received (with the name given) and approved, or rejected by intake or
+    policy; with --wait, every phase until the workload ends (or runs, for workspaces and
+    inference)."""
     import asyncio
     import time
 
@@ -419,9 +420,12 @@ async def _follow(
     start = time.monotonic()
     done = TERMINAL_PHASES | ({"Running"} if body["kind"] in ("workspace", "inference") else set())
     limit = timeout if wait else ANSWER_TIMEOUT
+    received = False
     while True:
         remaining = limit - (time.monotonic() - start)
         if remaining <= 0:
+            if received and not wait:
+                return 0  # intake took it; policy's answer shows in `berth describe`
             if not wait:
                 err.print("[yellow]submitted, but intake has not answered yet[/yellow]")
                 err.print("see `berth describe` for the outcome")
@@ -448,10 +452,12 @@ async def _follow(
                     highlight=False,
                 )
                 if verbosity.verbose or wait:
-                    console.print(f"        workload {ref.workloadId}, trace {trace_id}")
+                    console.print(f"        workload id {ref.workloadId}")
+                    console.print(f"        trace id    {trace_id}")
+            received = True
+        elif isinstance(event, PolicyApprovedV1):
             if not wait:
                 return 0
-        elif isinstance(event, PolicyApprovedV1):
             say(f"{at}approved")
         elif isinstance(event, WorkloadScheduledV1):
             objects = ", ".join(f"{o.kind}/{o.name}" for o in event.data.objects)
@@ -510,6 +516,26 @@ def _submitter(kind: str, framework: str | None = None) -> Any:
     return command(_options(kind, framework), body, doc, f"submit_{framework or kind}")
 
 
+OLD_FRAMEWORK = Opt(
+    "framework", ("--framework",), str | None, "pytorch, tf, mpi or xgboost.", "NAME", hidden=True
+)
+
+
+def _older(kind: str) -> Any:
+    """``berth submit <kind>``: as before, ``training --workers/--framework`` is distributed."""
+    if kind != "training":
+        return _submitter(kind)
+
+    def body(values: dict[str, Any]) -> None:
+        framework = values.pop("framework", None)
+        if values.get("workers") is not None or framework is not None:
+            _run("distributed", values, (framework or "pytorch").lower())
+        _run("training", values)
+
+    opts = [*_options("training"), WORKERS.but(hidden=True), OLD_FRAMEWORK]
+    return command(opts, body, _KINDS["training"], "submit_training")
+
+
 def register(app: typer.Typer) -> None:
     """``berth workspace|training|inference submit``, ``berth training <framework> submit`` and
     the older ``berth submit <kind>``."""
@@ -519,7 +545,7 @@ def register(app: typer.Typer) -> None:
     for kind, doc in _KINDS.items():
         group = typer.Typer(help=f"{kind.capitalize()}s.", no_args_is_help=True)
         group.command("submit", help=doc)(_submitter(kind))
-        older.command(kind, help=doc)(_submitter(kind))
+        older.command(kind, help=doc)(_older(kind))
         if kind == "training":
             for framework in FRAMEWORKS:
                 sub = typer.Typer(

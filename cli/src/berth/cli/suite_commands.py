@@ -151,19 +151,25 @@ def config_get(
         for c in reply.clusters:
             keys = sorted(set(c.config) | set(c.desired))
             for i, key in enumerate(keys):
-                requested = "" if key not in c.desired else str(c.desired[key])
+                requested = "" if key not in c.desired else _plain(c.desired[key])
                 first = i == 0
                 output.row(
                     grid,
                     c.clusterId if first else "",
                     c.backend if first else "",
                     key,
-                    str(c.config.get(key, "")),
+                    _plain(c.config.get(key, "")),
                     requested,
                 )
         output.show(console.get(), grid)
 
     with_client(nats_url, None, go)
+
+
+def _plain(value: object) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def up(
