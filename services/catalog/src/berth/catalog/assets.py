@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -33,6 +34,7 @@ from berth.contracts.catalog import (
 )
 from berth.contracts.envelope import Actor
 from berth.contracts.events import AssetChangedData, CatalogAssetChangedV1
+from berth.contracts.issues import issues_from, sentence
 
 SOURCE = "/berth/catalog"
 ORGANISATION = ("department", "project", "nodepool")
@@ -267,6 +269,9 @@ async def put_asset(
 ) -> tuple[AssetView, CatalogAssetChangedV1]:
     try:
         spec = validate_spec(put.kind, put.spec)
+    except ValidationError as exc:
+        problems = "; ".join(sentence(i) for i in issues_from(exc, drop=()))
+        raise AssetError(f"{put.kind} {put.name}: {problems}") from None
     except ValueError as exc:
         raise AssetError(f"{put.kind} {put.name}: {exc}") from None
     if put.kind in ORGANISATION:

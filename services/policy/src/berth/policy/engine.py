@@ -18,6 +18,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ValidationError
 
 from berth.contracts.events import Issue
+from berth.contracts.issues import plain
 from berth.contracts.policy import (
     SCOPES,
     EffectiveAsset,
@@ -303,9 +304,8 @@ def compile_policy(
         except ValidationError as exc:
             for error in exc.errors():
                 loc = ".".join(str(p) for p in error["loc"])
-                issues.append(
-                    Issue(field=f"rules.{path}" + (f".{loc}" if loc else ""), details=error["msg"])
-                )
+                field = f"rules.{path}" + (f".{loc}" if loc else "")
+                issues.append(Issue(field=field, details=plain(error, field)))
             continue
         _check_rule(cat, path, info, rule, issues)
         if rule.allowOverride and scope is not None and scope.scope == "project":
@@ -334,7 +334,10 @@ def compile_policy(
                 {"name": asset.id, **asset.source} if "name" in model.model_fields else asset.source
             )
         except ValidationError as exc:
-            issues.extend(Issue(field=f"{where}.source", details=e["msg"]) for e in exc.errors())
+            issues.extend(
+                Issue(field=f"{where}.source", details=plain(e, f"{where}.source"))
+                for e in exc.errors()
+            )
     return Compiled(defaults, rules, tuple(doc.imposedAssets)), issues
 
 
@@ -912,13 +915,11 @@ def _with_system_defaults(
 
 
 def _validation_issues(prefix: str, exc: ValidationError) -> list[Issue]:
-    return [
-        Issue(
-            field=prefix + ".".join(str(p) for p in error["loc"] if p != "__root__"),
-            details=error["msg"],
-        )
-        for error in exc.errors()
-    ]
+    issues = []
+    for error in exc.errors():
+        field = prefix + ".".join(str(p) for p in error["loc"] if p != "__root__")
+        issues.append(Issue(field=field, details=plain(error, field)))
+    return issues
 
 
 def evaluate(
