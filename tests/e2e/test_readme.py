@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def test_readme_blocks_parse() -> None:
     )
 
 
+# Some fifty commands, several waiting for workloads to run: far more than one test usually takes.
+@pytest.mark.timeout(1800)
 def test_every_readme_command_runs(
     cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -116,14 +119,18 @@ def test_every_readme_command_runs(
                 name, _, value = command.removeprefix("export ").partition("=")
                 env[name] = shlex.split(value)[0] if value else ""
                 continue
+            started = time.monotonic()
             done = subprocess.run(
                 ["bash", "-c", command],
                 env=env,
                 cwd=tmp_path,
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=180,
             )
+            with capsys.disabled():
+                took = time.monotonic() - started
+                print(f"  {took:5.1f}s  exit {done.returncode}  {command[:90]}", flush=True)
             if (done.returncode != 0) != refused:
                 failures.append(
                     f"README line {block.line}: `{command}` exited {done.returncode}"
