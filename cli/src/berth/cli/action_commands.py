@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 FINAL = {"delete": "Deleted", "suspend": "Stopped", "resume": "Running"}
 DOCS = {
-    "delete": "Delete a workload (only its creator, when ownership protection is on).",
-    "suspend": "Suspend a workload: its pods stop, its storage stays.",
+    "delete": "Delete a workload. Only its creator may, when ownership protection is on.",
+    "suspend": "Suspend a workload. Its pods stop, its storage stays.",
     "resume": "Resume a suspended workload.",
 }
 

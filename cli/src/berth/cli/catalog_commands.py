@@ -295,7 +295,7 @@ KINDS: list[CatalogKind] = [
     ),
     CatalogKind(
         "project",
-        "Projects: namespace, scheduler queue, node pools and quota; `set` chooses the default.",
+        "Projects. `set` chooses the default one.",
         "Create a project.",
         [
             Opt("department", ("--department", "-d"), str | None, "Its department.", "DEPARTMENT"),
@@ -403,8 +403,8 @@ KINDS: list[CatalogKind] = [
     ),
     CatalogKind(
         "datasource",
-        "Data sources: PVC, Git, ConfigMap, S3, NFS, host path, secret.",
-        "Create a data source (e.g. --type pvc --claim-name data --path /data).",
+        "Data sources. PVC, Git, ConfigMap, S3, NFS, host path or secret.",
+        "Create a data source. E.g. --type pvc --claim-name data --path /data.",
         [
             Opt(
                 "type_",
@@ -457,7 +457,7 @@ KINDS: list[CatalogKind] = [
     CatalogKind(
         "credential",
         "Credentials: their values go only to the cluster.",
-        "Create a credential; its values become a Kubernetes Secret on the cluster.",
+        "Create a credential. Its values become a Kubernetes Secret on the cluster.",
         [
             Opt(
                 "type_",
@@ -488,7 +488,7 @@ KINDS: list[CatalogKind] = [
     CatalogKind(
         "template",
         "Workload templates: assets plus specific values.",
-        "Create a workload template: assets plus specific values.",
+        "Create a workload template. Assets plus specific values.",
         [
             Opt(
                 "workload_type",
@@ -754,7 +754,7 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
 
     group.command("list", help=f"List {kind}s (by part of the name; what a project sees).")(list_)
     group.command(help=f"Show a {kind} and who uses it.")(describe)
-    group.command(help=f"Delete a {kind}; refused while a workload or template uses it.")(delete)
+    group.command(help=f"Delete a {kind}. Refused while a workload or template uses it.")(delete)
 
 
 def project_set(
@@ -764,7 +764,7 @@ def project_set(
     ] = None,
     unset: Annotated[bool, typer.Option("--unset", metavar="", help="Forget the default.")] = False,
 ) -> None:
-    """Choose the project commands use when -p is not given (BERTH_PROJECT still wins)."""
+    """Choose the default project. Used when -p is not given; BERTH_PROJECT still wins."""
     from berth.cli import preferences
 
     if unset:
@@ -782,7 +782,7 @@ def project_set(
 def register(app: typer.Typer) -> None:
     """Add every catalog command group to the ``berth`` app."""
     for entry in KINDS:
-        group = typer.Typer(help=entry.help, no_args_is_help=True)
+        group = typer.Typer(rich_markup_mode=None, help=entry.help, no_args_is_help=True)
         options = [NAME, *entry.options, *(SCOPE if entry.scoped else []), *COMMON]
         group.command("create", help=entry.create_help)(
             command(options, _create(entry), entry.create_help, f"{entry.kind}_create")

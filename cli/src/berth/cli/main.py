@@ -26,6 +26,7 @@ from berth.cli.common import verbosity
 from berth.cli.policy_commands import policy_app
 
 app = typer.Typer(
+    rich_markup_mode=None,
     help="berth: submit, govern and follow GPU workloads.\n\n"
     "Start everything locally with `berth up` (what `make run` does), then, from another "
     "shell: `berth project set team-a` and "

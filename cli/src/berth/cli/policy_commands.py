@@ -32,7 +32,8 @@ PolicyType = Literal["workspace", "training", "distributed", "inference"]
 PolicyScope = Literal["tenant", "cluster", "department", "project"]
 
 policy_app = typer.Typer(
-    help="Workload policies: defaults, rules and imposed data sources per type and scope.",
+    rich_markup_mode=None,
+    help="Workload policies. Defaults, rules and imposed data sources per type and scope.",
     no_args_is_help=True,
 )
 
@@ -161,7 +162,7 @@ def apply(
     as_email: AsOpt = None,
     nats_url: NatsOpt = None,
 ) -> None:
-    """Replace the policy of a workload type at a scope (every problem is named by its path)."""
+    """Replace a policy. Of a workload type at a scope; every problem is named by its path."""
     meta = _meta(scope, project, department, cluster, name)
     document = _document(file)
 
@@ -209,7 +210,7 @@ def patch(
     as_email: AsOpt = None,
     nats_url: NatsOpt = None,
 ) -> None:
-    """Merge into a stored policy after clearing the --reset paths."""
+    """Merge into a stored policy. After clearing the --reset paths."""
     from berth.contracts.policy import PolicyDocument
 
     meta = _meta(scope, project, department, cluster)
@@ -244,7 +245,7 @@ def get(
     out: OutputOpt = "yaml",
     nats_url: NatsOpt = None,
 ) -> None:
-    """Show the policy stored at one scope (not what it inherits: see `berth policy effective`)."""
+    """Show a stored policy. Of one scope, not what it inherits (`berth policy effective`)."""
     meta = _meta(scope, project, department, cluster)
 
     async def go(client: BerthClient) -> None:
@@ -329,7 +330,7 @@ def effective(
     out: OutputOpt = "table",
     nats_url: NatsOpt = None,
 ) -> None:
-    """The policy that governs a project's workloads, each default and rule with its source."""
+    """Show a project's effective policy. Each default and rule with its source."""
     from berth.cli.common import project_or_default
 
     chosen = project_or_default(project)

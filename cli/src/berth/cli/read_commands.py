@@ -69,7 +69,7 @@ def list_(
     out: OutputOpt = "table",
     nats_url: NatsOpt = None,
 ) -> None:
-    """List workloads, newest first (rejected and deleted ones last)."""
+    """List workloads. Newest first; rejected and deleted ones come last."""
     from berth.contracts.queries import WorkloadQuery
 
     chosen = None if all_projects else project_or_default(project)
@@ -152,7 +152,7 @@ def describe(
     out: OutputOpt = "table",
     nats_url: NatsOpt = None,
 ) -> None:
-    """Show a workload: its spec, phase history with times, pods, and trace id."""
+    """Show a workload. Its spec, phase history with times, pods and trace id."""
     chosen = project_or_default(project)
 
     async def go(client: BerthClient) -> None:
@@ -212,7 +212,7 @@ def trace(
     out: OutputOpt = "table",
     nats_url: NatsOpt = None,
 ) -> None:
-    """Show the span tree of a workload across every service, with durations."""
+    """Show a workload's trace. Its spans across every service, as a tree with durations."""
     chosen = project_or_default(project)
 
     async def go(client: BerthClient) -> None:
@@ -236,7 +236,7 @@ def trace(
 
 
 def status(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
-    """Ask every service whether it is up, and how many events wait in its outbox."""
+    """Ask every service whether it is up. Also how many events wait in its outbox."""
 
     async def go(client: BerthClient) -> None:
         from berth.cli import output

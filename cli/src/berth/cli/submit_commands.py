@@ -497,12 +497,12 @@ async def _explain(client: BerthClient, body: dict[str, Any], issues: list[dict[
 # --- registering the commands ----------------------------------------------------------------
 
 _KINDS = {
-    "workspace": "Submit an interactive workspace (notebook, IDE) that runs until stopped.",
-    "training": "Submit a single-node training that runs to completion.",
-    "inference": "Submit an inference service, with its serving port and autoscaling.",
+    "workspace": "Submit a workspace. An interactive notebook or IDE that runs until stopped.",
+    "training": "Submit a training. It runs on one node to completion.",
+    "inference": "Submit an inference service. With its serving port and autoscaling.",
 }
 _DISTRIBUTED_DOC = (
-    "Submit a distributed {name} training: a master and --workers workers "
+    "Submit a distributed {name} training. A master and --workers workers "
     "(--no-master: workers only); --master-* flags give the master its own settings."
 )
 _FRAMEWORK_NAMES = {"pytorch": "PyTorch", "tf": "TensorFlow", "mpi": "MPI", "xgboost": "XGBoost"}
@@ -540,15 +540,21 @@ def register(app: typer.Typer) -> None:
     """``berth workspace|training|inference submit``, ``berth training <framework> submit`` and
     the older ``berth submit <kind>``."""
     older = typer.Typer(
-        help="Submit a workload (older spelling of `berth <kind> submit`).", no_args_is_help=True
+        rich_markup_mode=None,
+        help="Submit a workload. The older spelling of `berth <kind> submit`.",
+        no_args_is_help=True,
     )
     for kind, doc in _KINDS.items():
-        group = typer.Typer(help=f"{kind.capitalize()}s.", no_args_is_help=True)
+        what = "submit, or `berth training pytorch submit`" if kind == "training" else "submit"
+        group = typer.Typer(
+            rich_markup_mode=None, help=f"{kind.capitalize()}s: {what}.", no_args_is_help=True
+        )
         group.command("submit", help=doc)(_submitter(kind))
         older.command(kind, help=doc)(_older(kind))
         if kind == "training":
             for framework in FRAMEWORKS:
                 sub = typer.Typer(
+                    rich_markup_mode=None,
                     help=f"Distributed {_FRAMEWORK_NAMES[framework]} trainings.",
                     no_args_is_help=True,
                 )

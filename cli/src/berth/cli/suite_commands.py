@@ -49,9 +49,12 @@ def version_text() -> str:
 def register(app: typer.Typer) -> None:
     app.command()(up)
     app.command("version")(version_)
-    cluster_app = typer.Typer(help="Clusters and their settings.", no_args_is_help=True)
+    cluster_app = typer.Typer(
+        rich_markup_mode=None, help="Clusters and their settings.", no_args_is_help=True
+    )
     config_app = typer.Typer(
-        help="A cluster's settings: `get` reads them back, `set` changes them.",
+        rich_markup_mode=None,
+        help="A cluster's settings. `get` reads them back, `set` changes them.",
         invoke_without_command=True,
     )
     config_app.callback()(config)
@@ -73,7 +76,8 @@ def config(
     as_email: AsOpt = None,
     nats_url: NatsOpt = None,
 ) -> None:
-    """A cluster's settings (`berth cluster config --ownership-protection` is `set`)."""
+    """A cluster's settings. `get` reads them back, `set` changes them (so does
+    `berth cluster config --ownership-protection`)."""
     if ctx.invoked_subcommand is not None:
         return
     if ownership_protection is None:
@@ -88,7 +92,7 @@ def config_set(
     as_email: AsOpt = None,
     nats_url: NatsOpt = None,
 ) -> None:
-    """Change a cluster's settings (sent to its agent through cluster-sync)."""
+    """Change a cluster's settings. Sent to its agent through cluster-sync."""
     if ownership_protection is None:
         raise fail("nothing to change: give --ownership-protection or --no-ownership-protection", 2)
     _request(cluster, ownership_protection, as_email, nats_url)
@@ -127,7 +131,7 @@ def config_get(
     out: OutputOpt = "table",
     nats_url: NatsOpt = None,
 ) -> None:
-    """Show each cluster's reported config, the settings asked of it, and its node pools."""
+    """Show each cluster's settings. As its agent reported them, and as requested."""
 
     async def go(client: BerthClient) -> None:
         from berth.cli import output
@@ -194,7 +198,7 @@ def up(
         ),
     ] = None,
 ) -> None:
-    """Run the whole suite in the foreground: NATS and PostgreSQL (embedded, unless
+    """Run the whole suite locally. In the foreground: NATS and PostgreSQL (embedded, unless
     BERTH_NATS_URL / BERTH_DATABASE_URL point elsewhere), the six services, and a simulated
     cluster. Ctrl-C stops everything."""
     import os
