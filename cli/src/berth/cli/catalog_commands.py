@@ -577,7 +577,7 @@ def _put(kind: str, v: Values, spec: dict[str, Any]) -> None:
         if reply.error or reply.asset is None:
             raise fail(f"refused: {reply.error}", 1)
         if out in (Format.table, Format.wide):
-            say(f"{kind} {v['name']} {'updated' if v['update'] else 'created'}")
+            say(f"{kind} {v['name']} {'updated' if v['update'] else 'created'}", markup=False)
         else:
             _show(reply.asset, [], out)
 
@@ -746,7 +746,7 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
                     raise await _missing(client, kind, name, reply.error)
                 raise fail(f"refused: {reply.error}", 1)
             if out in (Format.table, Format.wide):
-                say(f"{kind} {name} deleted")
+                say(f"{kind} {name} deleted", markup=False)
             elif out == Format.name:
                 print(name)
 
@@ -776,7 +776,7 @@ def project_set(
         print(current or "(none)")
         return
     preferences.save(project=name)
-    say(f"default project: {name}")
+    say(f"default project: {name}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

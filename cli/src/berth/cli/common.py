@@ -61,10 +61,11 @@ class Verbosity:
 verbosity = Verbosity()
 
 
-def say(text: str) -> None:
-    """Progress and confirmations (markup allowed): silent with ``-q``."""
+def say(text: str, *, markup: bool = True) -> None:
+    """Progress and confirmations: silent with ``-q``. Pass ``markup=False`` when the text
+    holds anything a user wrote."""
     if not verbosity.quiet:
-        console.print(text)
+        console.print(text, markup=markup)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

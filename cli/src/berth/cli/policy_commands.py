@@ -185,10 +185,12 @@ def apply(
         elif out == Format.name:
             print(meta.ref)
         elif validate_only:
-            console.print(f"{policy_type} policy for {meta.ref} is valid (not saved)")
+            console.print(f"{policy_type} policy for {meta.ref} is valid (not saved)", markup=False)
         else:
             version = reply.policy.version if reply.policy else "?"
-            console.print(f"applied {policy_type} policy for {meta.ref} (version {version})")
+            console.print(
+                f"applied {policy_type} policy for {meta.ref} (version {version})", markup=False
+            )
 
     with_client(nats_url, as_actor(as_email), go)
 
@@ -230,7 +232,9 @@ def patch(
             print(meta.ref)
         else:
             version = reply.policy.version if reply.policy else "?"
-            console.print(f"patched {policy_type} policy for {meta.ref} (version {version})")
+            console.print(
+                f"patched {policy_type} policy for {meta.ref} (version {version})", markup=False
+            )
 
     with_client(nats_url, as_actor(as_email), go)
 
@@ -290,7 +294,7 @@ def delete(
         elif out == Format.name:
             print(meta.ref)
         else:
-            console.print(f"deleted {policy_type} policy for {meta.ref}")
+            console.print(f"deleted {policy_type} policy for {meta.ref}", markup=False)
 
     with_client(nats_url, as_actor(as_email), go)
 

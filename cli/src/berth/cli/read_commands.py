@@ -228,7 +228,7 @@ def trace(
             for span in spans:
                 print(span["name"])
         elif not spans:
-            err.print(f"no spans recorded for trace {view.traceId} (yet)")
+            err.print(f"no spans recorded for trace {view.traceId} (yet)", markup=False)
         else:
             output.trace_tree(console.get(), view.traceId, spans)
 

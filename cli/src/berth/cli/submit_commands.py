@@ -44,7 +44,13 @@ NAME = Opt(
     argument=True,
 )
 OLD_NAME = Opt("name_option", ("--name",), str | None, "Same as NAME.", "NAME", hidden=True)
-PROJECT = Opt("project", ("--project", "-p"), str | None, "", "PROJECT")
+PROJECT = Opt(
+    "project",
+    ("--project", "-p"),
+    str | None,
+    "Project [env BERTH_PROJECT; else the one `berth project set` chose].",
+    "PROJECT",
+)
 NAME_PREFIX = Opt(
     "name_prefix",
     ("--name-prefix",),
@@ -257,11 +263,9 @@ RUN = [
     Opt("nats_url", ("--nats-url",), str | None, "NATS to talk to [env BERTH_NATS_URL].", "URL"),
 ]
 
-_PROJECT_HELP = "Project [env BERTH_PROJECT; else the one `berth project set` chose]."
-
 
 def _options(kind: str, framework: str | None = None) -> list[Opt]:
-    opts = [NAME, PROJECT.but(help=_PROJECT_HELP), OLD_NAME, NAME_PREFIX, *CONTAINER, *COMPUTE]
+    opts = [NAME, PROJECT, OLD_NAME, NAME_PREFIX, *CONTAINER, *COMPUTE]
     opts += [*ASSETS, QUOTA, AUTO_DELETE]
     if kind in ("workspace", "training", "distributed"):
         opts.append(BACKOFF)

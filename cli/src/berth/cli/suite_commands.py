@@ -118,7 +118,10 @@ def _request(cluster: str, protection: bool, as_email: str | None, nats_url: str
             ),
         )
         await client.publish(event)
-        say(f"requested for cluster {cluster}: workloadOwnershipProtection={protection}")
+        say(
+            f"requested for cluster {cluster}: workloadOwnershipProtection={protection}",
+            markup=False,
+        )
 
     with_client(nats_url, actor, go)
 
