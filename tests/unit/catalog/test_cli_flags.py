@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import typer
 
-from berth.cli import catalog_commands
+from berth.cli import catalog_kinds
 from berth.cli.submission import ComputeFlags, Submission, WorkloadFlags
 
 
 def test_quota_flags_become_node_pool_quotas() -> None:
-    assert catalog_commands._quota(["a100:gpu=2,cpu=8,weight=High"]) == [
+    assert catalog_kinds._quota(["a100:gpu=2,cpu=8,weight=High"]) == [
         {
             "nodePool": "a100",
             "gpu": {"deserved": 2.0, "overQuotaWeight": "High"},
@@ -19,18 +19,18 @@ def test_quota_flags_become_node_pool_quotas() -> None:
         }
     ]
     with pytest.raises(typer.BadParameter):
-        catalog_commands._quota(["a100:gpus=2"])
+        catalog_kinds._quota(["a100:gpus=2"])
 
 
 def test_tool_flags_name_who_may_connect() -> None:
-    assert catalog_commands._tool("lab:jupyter-notebook:8888") == {
+    assert catalog_kinds._tool("lab:jupyter-notebook:8888") == {
         "name": "lab",
         "toolType": "jupyter-notebook",
         "containerPort": 8888,
     }
-    assert catalog_commands._tool("tb:tensorboard:6006:groups=ml,cv")["groups"] == ["ml", "cv"]
+    assert catalog_kinds._tool("tb:tensorboard:6006:groups=ml,cv")["groups"] == ["ml", "cv"]
     with pytest.raises(typer.BadParameter):
-        catalog_commands._tool("lab:jupyter")
+        catalog_kinds._tool("lab:jupyter")
 
 
 def test_asset_names_go_on_the_submission_only_when_given() -> None:

@@ -283,6 +283,7 @@ def _options(kind: str, framework: str | None = None) -> list[Opt]:
 
 
 def _flags(values: dict[str, Any], prefix: str = "") -> WorkloadFlags:
+    """The flags of one pod spec: the workers' (no prefix) or the master's (``master_``)."""
     names = {f for f in WorkloadFlags.__dataclass_fields__ if f != "compute"}
 
     def get(key: str) -> Any:
@@ -300,6 +301,8 @@ def submission_of(kind: str, values: dict[str, Any], framework: str | None = Non
     if not name:
         raise fail("give the workload's NAME", 2)
     master = _flags(values, "master_") if kind == "distributed" else None
+    if master is not None and values.get("no_master") and master.spec():
+        raise fail("--no-master runs no master: drop the --master-* flags", 2)
     return Submission(
         kind=kind,
         project=project_or_default(values.get("project")),
