@@ -200,6 +200,36 @@ class TestCliFlags:
         ]
         SUBMISSION.validate_python(body)
 
+    def test_a_volume_flag_is_a_new_claim(self) -> None:
+        body = _cli(volumes=["/data:50G:class=fast,access=rwx,ephemeral"])
+        assert body["spec"]["storage"] == {
+            "pvc": [
+                {
+                    "path": "/data",
+                    "existingPvc": False,
+                    "claimInfo": {
+                        "size": "50G",
+                        "storageClass": "fast",
+                        "accessModes": {"readWriteMany": True},
+                    },
+                    "ephemeral": True,
+                }
+            ]
+        }
+        SUBMISSION.validate_python(body)
+        with pytest.raises(ValueError, match="--volume options"):
+            _cli(volumes=["/data:1G:colour=red"])
+
+    def test_a_model_from_a_catalog(self) -> None:
+        flags = WorkloadFlags(image="vllm", model="org/model", model_credential="hf")
+        body = Submission(kind="inference", project="p", name="m", flags=flags).body()
+        assert body["spec"]["model"] == {
+            "catalog": "huggingface",
+            "modelName": "org/model",
+            "credential": {"name": "hf"},
+        }
+        SUBMISSION.validate_python(body)
+
     def test_key_values(self) -> None:
         body = _cli(env=["A=1", "B=x=y"], node_pools="a100, default")
         assert body["spec"]["environmentVariables"] == [

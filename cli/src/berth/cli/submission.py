@@ -42,6 +42,36 @@ def credential_variables(items: list[str] | None) -> list[dict[str, Any]]:
     return out
 
 
+_ACCESS = {"rwo": "readWriteOnce", "rox": "readOnlyMany", "rwx": "readWriteMany"}
+
+
+def volume(text: str) -> dict[str, Any]:
+    """``PATH:SIZE[:class=NAME,access=rwo|rox|rwx,block,ephemeral]``: a new claim for the
+    workload, mounted at PATH (the form's *Volume* pane)."""
+    path, _, rest = text.partition(":")
+    size, _, extra = rest.partition(":")
+    if not path or not size:
+        raise ValueError(f"--volume takes PATH:SIZE[:OPTIONS], got {text!r}")
+    claim: dict[str, Any] = {"size": size}
+    item: dict[str, Any] = {"path": path, "existingPvc": False, "claimInfo": claim}
+    for option in split(extra):
+        key, _, value = option.partition("=")
+        if key == "class" and value:
+            claim["storageClass"] = value
+        elif key == "access" and value in _ACCESS:
+            claim["accessModes"] = {_ACCESS[value]: True}
+        elif key == "block" and not value:
+            claim["volumeMode"] = "Block"
+        elif key == "ephemeral" and not value:
+            item["ephemeral"] = True
+        else:
+            raise ValueError(
+                f"--volume options are class=NAME, access=rwo|rox|rwx, block, ephemeral; "
+                f"got {option!r}"
+            )
+    return item
+
+
 @dataclass
 class ComputeFlags:
     gpu: int | None = None
@@ -92,6 +122,7 @@ class WorkloadFlags:
     annotations: list[str] | None = None
     node_pools: str | None = None
     node_type: str | None = None
+    volumes: list[str] | None = None
     compute: ComputeFlags = field(default_factory=ComputeFlags)
     allow_over_quota: bool | None = None
     auto_delete_seconds: int | None = None
@@ -112,6 +143,9 @@ class WorkloadFlags:
     metric: str | None = None
     metric_threshold: int | None = None
     scale_to_zero_seconds: int | None = None
+    model: str | None = None
+    model_catalog: str | None = None
+    model_credential: str | None = None
 
     def spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {}
@@ -157,6 +191,16 @@ class WorkloadFlags:
         autoscaling = self._autoscaling()
         if autoscaling:
             spec["autoscaling"] = autoscaling
+        if self.volumes:
+            spec["storage"] = {"pvc": [volume(v) for v in self.volumes]}
+        if self.model is not None:
+            model: dict[str, Any] = {
+                "catalog": self.model_catalog or "huggingface",
+                "modelName": self.model,
+            }
+            if self.model_credential:
+                model["credential"] = {"name": self.model_credential}
+            spec["model"] = model
         return spec
 
     def _autoscaling(self) -> dict[str, Any]:

@@ -91,6 +91,14 @@ CONTAINER = [
         "POOLS",
     ),
     Opt("node_type", ("--node-type",), str | None, "Node type (node label) to run on.", "TYPE"),
+    Opt(
+        "volumes",
+        ("--volume",),
+        list[str] | None,
+        "A new claim mounted at PATH; OPTIONS: class=NAME, access=rwo|rox|rwx, block, "
+        "ephemeral (repeat).",
+        "PATH:SIZE[:OPTIONS]",
+    ),
 ]
 COMPUTE = [
     Opt("gpu", ("--gpu", "-g"), int | None, "Whole GPU devices per pod.", "N"),
@@ -222,6 +230,27 @@ INFERENCE = [
         int | None,
         "Value of --metric above which a replica is added (default 100).",
         "N",
+    ),
+    Opt(
+        "model",
+        ("--model",),
+        str | None,
+        "Serve this model from a catalog, e.g. meta-llama/Llama-3.1-8B-Instruct.",
+        "NAME",
+    ),
+    Opt(
+        "model_catalog",
+        ("--model-catalog",),
+        str | None,
+        "huggingface (default) or berth.",
+        "CATALOG",
+    ),
+    Opt(
+        "model_credential",
+        ("--model-credential",),
+        str | None,
+        "Credential asset holding the catalog's access token.",
+        "CREDENTIAL",
     ),
     Opt(
         "scale_to_zero_seconds",
