@@ -103,6 +103,14 @@ class TestCommands:
             for typer_word in ("<bool>", "<list[str]>", "<int>", "<float>"):
                 assert typer_word not in "\n".join(ours)
 
+    def test_a_value_typer_cannot_convert_is_worded_like_the_rest(self) -> None:
+        done = runner.invoke(
+            app, ["training", "submit", "t", "-p", "a", "--gpu", "two"], env={"COLUMNS": "200"}
+        )
+        assert done.exit_code == 2
+        assert "must be a whole number; got 'two'" in done.output
+        assert "Input should" not in done.output
+
     def test_a_flag_of_another_kind_is_refused(self) -> None:
         done = runner.invoke(app, ["workspace", "submit", "w", "-p", "a", "--workers", "2"])
         assert done.exit_code == 2

@@ -86,6 +86,27 @@ class Format(StrEnum):
     name = "name"
 
 
+def _typer_in_our_words() -> None:
+    """typer words a value it cannot convert with pydantic's message ("Input should be a valid
+    integer"); the CLI says it as everything else in berth does ("must be a whole number; got
+    'two'"). If a typer release moves its message helper, its own words remain."""
+    import typer._coercion
+    import typer._param_types
+
+    def message(exc: Any) -> str:
+        from berth.contracts.issues import plain
+
+        errors = exc.errors() if hasattr(exc, "errors") else []
+        return plain(errors[0]) if errors else str(exc)
+
+    for module in (typer._coercion, typer._param_types):
+        if hasattr(module, "get_error_msg"):
+            module.get_error_msg = message  # type: ignore[attr-defined]
+
+
+_typer_in_our_words()
+
+
 def choice(*names: str) -> Callable[[Any], Any]:
     """A typer callback that refuses anything but ``names``, in the CLI's words.
 
