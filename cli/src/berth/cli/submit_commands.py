@@ -520,14 +520,27 @@ async def _rejected(
 
 
 async def _explain(client: BerthClient, body: dict[str, Any], issues: list[dict[str, Any]]) -> None:
-    """Add "did you mean" to issues about names that do not exist."""
+    """Add "did you mean" to issues about a project or asset that does not exist."""
+    import re
+
     from berth.cli import suggest
 
     for issue in issues:
-        if issue.get("field") == "projectId" and "does not exist" in str(issue.get("details")):
+        details = str(issue.get("details"))
+        if issue.get("field") == "projectId" and "does not exist" in details:
             hint = await suggest.project_hint(client, body["projectId"])
-            if hint:
-                issue["details"] = f"{issue['details']}{hint}"
+        else:
+            # Intake names a missing asset as: <kind> "<name>" does not exist.
+            missing = re.match(r'^(\w+) "([^"]+)" does not exist$', details)
+            if missing is None or missing.group(1) not in _ASSET_KINDS:
+                continue
+            names = await suggest.asset_names(client, missing.group(1))
+            hint = suggest.closest(missing.group(2), names)
+        if hint:
+            issue["details"] = f"{details}{hint}"
+
+
+_ASSET_KINDS = frozenset({"template", "environment", "compute", "datasource", "credential"})
 
 
 # --- registering the commands ----------------------------------------------------------------
