@@ -100,7 +100,7 @@ class TestCommands:
         assert "--workers" in pytorch.output and "--master-args" in pytorch.output
         for done in (workspace, inference, pytorch):
             ours = [line for line in done.output.splitlines() if "--help" not in line]
-            for typer_word in ("<bool>", "<list[str]>", "<int>", "<float>"):
+            for typer_word in ("<bool>", "<list[str]>", "<int>", "<float>", "<str>", "{NAME}"):
                 assert typer_word not in "\n".join(ours)
 
     def test_a_value_typer_cannot_convert_is_worded_like_the_rest(self) -> None:

@@ -87,11 +87,15 @@ class Format(StrEnum):
 
 
 def _typer_in_our_words() -> None:
-    """typer words a value it cannot convert with pydantic's message ("Input should be a valid
-    integer"); the CLI says it as everything else in berth does ("must be a whole number; got
-    'two'"). If a typer release moves its message helper, its own words remain."""
+    """Three habits of typer that read badly in berth's help and errors, changed in one place:
+    a value it cannot convert is described in pydantic's words ("Input should be a valid
+    integer") where berth says "must be a whole number; got 'two'"; a required argument shows as
+    ``{NAME}`` in the usage line where command lines write ``NAME``; and an argument's Python
+    type (``<str>``) is shown beside its metavar. If a typer release moves these, its own
+    behaviour simply remains."""
     import typer._coercion
     import typer._param_types
+    from typer.core import TyperArgument
 
     def message(exc: Any) -> str:
         from berth.contracts.issues import plain
@@ -102,6 +106,15 @@ def _typer_in_our_words() -> None:
     for module in (typer._coercion, typer._param_types):
         if hasattr(module, "get_error_msg"):
             module.get_error_msg = message  # type: ignore[attr-defined]
+
+    def usage_name(self: TyperArgument) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    if hasattr(TyperArgument, "_usage_display_name"):
+        TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+    if hasattr(TyperArgument, "display_type_rich"):
+        TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign,assignment]
 
 
 _typer_in_our_words()

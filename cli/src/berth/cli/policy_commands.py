@@ -156,7 +156,7 @@ def apply(
     cluster: ClusterOpt = None,
     name: NameOpt = None,
     validate_only: Annotated[
-        bool, typer.Option("--validate-only", help="Check the policy; store nothing.")
+        bool, typer.Option("--validate-only", metavar="", help="Check the policy; store nothing.")
     ] = False,
     out: OutputOpt = "table",
     as_email: AsOpt = None,
@@ -200,10 +200,11 @@ def patch(
     policy_type: TypeOpt,
     scope: ScopeOpt,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Defaults/rules to merge.")
+        Path | None, typer.Option("--file", "-f", metavar="FILE", help="Defaults/rules to merge.")
     ] = None,
     reset: Annotated[
-        list[str] | None, typer.Option("--reset", help="Field path to clear (repeat).")
+        list[str] | None,
+        typer.Option("--reset", metavar="PATH", help="Field path to clear (repeat)."),
     ] = None,
     project: ProjectOpt = None,
     department: DepartmentOpt = None,
