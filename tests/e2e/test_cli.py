@@ -4,11 +4,12 @@ flags say, submissions without --wait still report a rejection, and lists span p
 from __future__ import annotations
 
 import json
+import subprocess
 from typing import Any
 
 import yaml
 
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import BERTH, Cli
 
 
 def objects(cli: Cli, *args: str) -> list[dict[str, Any]]:
@@ -77,3 +78,23 @@ def test_a_name_prefix_prints_the_name_given_and_lists_span_projects(cli: Cli) -
     assert {("team-b", given), ("team-b", "cli-pre")} <= {(w["project"], w["name"]) for w in listed}
     rejected = json.loads(cli.run("list", "-A", "--status", "rejected", "-o", "json").stdout)
     assert rejected and all(w["status"] == "rejected" for w in rejected)
+
+
+def test_describe_watch_follows_a_workload_to_its_end(cli: Cli) -> None:
+    # 400 simulated seconds (20 s at the suite's speed): the watch starts while it runs,
+    # shows its phases as they come, and ends with it.
+    done = cli.run(
+        *("training", "submit", "cli-watched", "-p", "team-a", "-i", "busybox"),
+        *("--annotation", "berth.dev/sim-runtime-seconds=400"),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    watched = subprocess.run(
+        [BERTH, "describe", "cli-watched", "-p", "team-a", "-w"],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert watched.returncode == 0, watched.stdout + watched.stderr
+    lines = watched.stdout.splitlines()
+    assert any("Completed" in line for line in lines[-3:]), watched.stdout
