@@ -1,0 +1,78 @@
+"""The rule-kind table: every kind of the published rule shape has one class, and the table
+decides which kinds a field accepts."""
+
+from __future__ import annotations
+
+from policy_builders import DEPT, PROJECT, effective, problems, run
+
+from berth.contracts.policy import FieldRule
+from berth.policy import engine
+from berth.policy.engine.rules import META_KINDS
+
+
+def test_every_constraint_of_a_field_rule_has_a_kind_in_the_table() -> None:
+    names = [kind.name for kind in engine.RULE_KINDS]
+    assert len(names) == len(set(names))
+    assert set(names) == set(FieldRule.model_fields) - META_KINDS
+
+
+def test_the_table_decides_which_kinds_each_value_type_accepts() -> None:
+    expected = {
+        "boolean": {"required", "canEdit"},
+        "string": {"required", "canEdit", "options"},
+        "integer": {"required", "canEdit", "min", "max", "step", "defaultFrom"},
+        "number": {"required", "canEdit", "min", "max", "step", "defaultFrom"},
+        "quantity": {"required", "canEdit", "min", "max", "defaultFrom"},
+        "array": {"required", "canEdit"},
+    }
+    accepted = engine.ALLOWED_KINDS
+    assert accepted == expected
+
+
+def test_a_malformed_bound_is_named_by_its_kind() -> None:
+    issues = problems({"rules": {"compute": {"cpuMemoryRequest": {"max": "lots"}}}})
+    assert [(i.field, i.details) for i in issues] == [
+        ("rules.compute.cpuMemoryRequest.max", "'lots' is not a quantity")
+    ]
+
+
+def test_tightening_keeps_the_narrower_bound_and_names_the_scope_it_comes_from() -> None:
+    eff = effective(
+        (DEPT, {"rules": {"compute": {"gpuDevicesRequest": {"max": 4, "allowOverride": True}}}}),
+        (PROJECT, {"rules": {"compute": {"gpuDevicesRequest": {"max": 2, "min": 1}}}}),
+    )
+    entry = eff.rules["compute.gpuDevicesRequest"]
+    assert (entry.rule.max, entry.rule.min) == (2, 1)
+    assert entry.owner == DEPT
+    assert entry.sources["max"] == PROJECT
+
+
+def test_a_looser_narrower_bound_changes_nothing() -> None:
+    eff = effective(
+        (DEPT, {"rules": {"compute": {"gpuDevicesRequest": {"max": 2, "allowOverride": True}}}}),
+        (PROJECT, {"rules": {"compute": {"gpuDevicesRequest": {"max": 8}}}}),
+    )
+    entry = eff.rules["compute.gpuDevicesRequest"]
+    assert entry.rule.max == 2
+    assert entry.sources["max"] == DEPT
+
+
+def test_options_narrowed_by_a_narrower_scope_keep_only_the_common_values() -> None:
+    _, issues = run(
+        {"image": "i", "nodeType": "h100"},
+        (
+            DEPT,
+            {
+                "rules": {
+                    "nodeType": {
+                        "options": [{"value": "a100"}, {"value": "h100"}],
+                        "allowOverride": True,
+                    }
+                }
+            },
+        ),
+        (PROJECT, {"rules": {"nodeType": {"options": [{"value": "a100"}]}}}),
+    )
+    assert [(i.field, i.details) for i in issues] == [
+        ("nodeType", "value must be one of: a100 (rule from project team-a)")
+    ]
