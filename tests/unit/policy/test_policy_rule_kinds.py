@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from policy_builders import DEPT, PROJECT, effective, problems, run
 
-from berth.contracts.policy import FieldRule
+from berth.contracts.policy import FieldRule, InstancesRule, ItemizedRule
 from berth.policy import engine
 from berth.policy.engine.rules import META_KINDS
 
@@ -76,3 +76,20 @@ def test_options_narrowed_by_a_narrower_scope_keep_only_the_common_values() -> N
     assert [(i.field, i.details) for i in issues] == [
         ("nodeType", "value must be one of: a100 (rule from project team-a)")
     ]
+
+
+def test_an_itemized_rule_is_the_shape_of_an_itemized_field_in_a_policy() -> None:
+    itemized = ItemizedRule(
+        instances=InstancesRule(locked=["HF_HOME"], canAdd=False),
+        attributes={"value": FieldRule(required=True)},
+    )
+    doc = {
+        "defaults": {"environmentVariables": {"instances": [{"name": "HF_HOME", "value": "/hf"}]}},
+        "rules": {"environmentVariables": itemized.model_dump(mode="json", exclude_none=True)},
+    }
+    assert problems(doc) == []
+
+    _, issues = run(
+        {"image": "i", "environmentVariables": [{"name": "EXTRA", "value": "1"}]}, (DEPT, doc)
+    )
+    assert [i.field for i in issues] == ["environmentVariables[EXTRA]"]

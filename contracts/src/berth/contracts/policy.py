@@ -150,7 +150,13 @@ class InstancesRule(Rules):
 
 
 class ItemizedRule(Rules):
-    """Rules of an itemized field (environment variables, labels, storage instances...)."""
+    """Rules of an itemized field (environment variables, labels, storage instances...).
+
+    The shape an itemized field takes in ``PolicyDocument.rules``, e.g. ``environmentVariables:
+    {instances: {locked: [HF_HOME]}, attributes: {value: {required: true}}}``. The policy service
+    reads it path by path (``<field>.instances``, ``<field>.attributes.<name>``), so no event or
+    request schema refers to this class: it names the shape for producers and documentation.
+    """
 
     instances: InstancesRule | None = None
     attributes: dict[str, FieldRule] | None = Field(
