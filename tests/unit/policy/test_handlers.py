@@ -329,6 +329,31 @@ class TestChangePolicies:
         assert 'already has rules in department: "research"' in issue.details
         assert await policies.store.load("training", PROJECT.ref) is None
 
+    async def test_a_broader_rule_on_a_field_a_narrower_scope_rules_is_rejected_naming_it(
+        self,
+    ) -> None:
+        policies = Policies()
+        await policies.apply(PROJECT, {"rules": {"compute": {"gpuDevicesRequest": {"max": 1}}}})
+
+        uow = await policies.change(requested(DEPARTMENT, GPU_MAX_2))
+
+        (refused,) = uow.events_of(PolicyChangeRejectedV1)
+        assert [(i.field, i.details) for i in refused.data.issues] == [
+            (
+                "compute.gpuDevicesRequest",
+                'Field "compute.gpuDevicesRequest" already has rules in project: "team-a" '
+                "(a narrower scope rules it: remove that rule first)",
+            )
+        ]
+
+    async def test_only_broader_scopes_can_allow_overrides(self) -> None:
+        overridable = {"rules": {"backoffLimit": {"max": 3, "allowOverride": True}}}
+
+        uow = await Policies().change(requested(PROJECT, overridable))
+
+        (refused,) = uow.events_of(PolicyChangeRejectedV1)
+        assert [i.field for i in refused.data.issues] == ["rules.backoffLimit.allowOverride"]
+
     async def test_a_rule_the_owner_allows_to_override_can_only_be_tightened(self) -> None:
         policies = Policies()
         overridable = {
