@@ -3,7 +3,9 @@ decides which kinds a field accepts."""
 
 from __future__ import annotations
 
-from policy_builders import DEPT, PROJECT, effective, problems, run
+from typing import Any
+
+from policy_builders import DEPT, PROJECT, TENANT, effective, problems, run
 
 from berth.contracts.policy import FieldRule, InstancesRule, ItemizedRule
 from berth.policy import engine
@@ -14,6 +16,33 @@ def test_every_constraint_of_a_field_rule_has_a_kind_in_the_table() -> None:
     names = [kind.name for kind in engine.RULE_KINDS]
     assert len(names) == len(set(names))
     assert set(names) == set(FieldRule.model_fields) - META_KINDS
+
+
+def test_every_rule_on_the_items_of_an_itemized_field_has_a_kind_in_the_table() -> None:
+    names = [kind.name for kind in engine.INSTANCES_KINDS]
+    assert len(names) == len(set(names))
+    assert set(names) == set(InstancesRule.model_fields)
+
+
+def test_instances_rules_only_tighten_down_the_branch() -> None:
+    def instances(rule: dict[str, Any]) -> dict[str, Any]:
+        return {"rules": {"environmentVariables": {"instances": rule}}}
+
+    eff = effective(
+        (TENANT, instances({"locked": ["A"]})),
+        (DEPT, instances({"canAdd": False})),
+        (PROJECT, instances({"canAdd": True, "locked": ["A"]})),
+    )
+
+    described = {
+        (r.field, str(r.source), str(r.rule))
+        for r in engine.describe(eff).rules
+        if ".instances." in r.field
+    }
+    assert described == {
+        ("environmentVariables.instances.locked", "tenant", "{'locked': ['A']}"),
+        ("environmentVariables.instances.canAdd", "department research", "{'canAdd': False}"),
+    }
 
 
 def test_the_table_decides_which_kinds_each_value_type_accepts() -> None:

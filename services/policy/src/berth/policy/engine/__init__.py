@@ -25,15 +25,23 @@ from berth.policy.engine.merge import (
     meta_branch,
     ownership_conflicts,
 )
-from berth.policy.engine.rules import ALLOWED_KINDS, RULE_KINDS, RuleKind
+from berth.policy.engine.rules import (
+    ALLOWED_KINDS,
+    INSTANCES_KINDS,
+    RULE_KINDS,
+    InstancesKind,
+    RuleKind,
+)
 
 __all__ = [
     "ALLOWED_KINDS",
+    "INSTANCES_KINDS",
     "RULE_KINDS",
     "Compiled",
     "Effective",
     "FieldInfo",
     "InstancesEntry",
+    "InstancesKind",
     "RuleEntry",
     "RuleKind",
     "RuleValue",

@@ -56,38 +56,30 @@ def _apply_items(eff: Effective, part: _Part, issues: list[Issue]) -> None:
         submitted = get_path(part.submitted, parts) or []
         defaults = eff.items.get(field_path, {})
         inst = eff.instances.get(field_path)
-        locked = inst.locked if inst else {}
         result: dict[str, dict[str, Any]] = {k: dict(v) for k, (v, _s) in defaults.items()}
         for index, item in enumerate(submitted):
             key = item.get(key_name)
             label = f"{field_path}[{key if key is not None else index}]"
             body = {k: v for k, v in item.items() if k != "exclude"}
             if item.get("exclude"):
-                if key in locked and key in defaults:
-                    issues.append(
-                        _issue(label, "cannot be excluded: the item is locked", locked[key])
-                    )
+                objection = inst.excluding(key, key in defaults) if inst else None
+                if objection is not None:
+                    issues.append(_issue(label, *objection))
                 else:
                     result.pop(key, None)
                 continue
             if key is not None and key in defaults:
                 default_item = defaults[key][0]
                 merged = {**default_item, **body}
-                if key in locked and merged != default_item:
-                    issues.append(
-                        _issue(label, "cannot be changed: the item is locked", locked[key])
-                    )
+                objection = inst.changing(key, merged != default_item) if inst else None
+                if objection is not None:
+                    issues.append(_issue(label, *objection))
                     continue
                 result[key] = merged
                 continue
-            if inst is not None and not inst.can_add:
-                issues.append(
-                    _issue(
-                        label if key is not None else field_path,
-                        "cannot be added: the policy allows only its default items",
-                        inst.can_add_source,
-                    )
-                )
+            objection = inst.adding() if inst else None
+            if objection is not None:
+                issues.append(_issue(label if key is not None else field_path, *objection))
                 continue
             result[key if key is not None else f"#{index}"] = body
         attr_defaults = {

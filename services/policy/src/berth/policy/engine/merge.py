@@ -3,7 +3,7 @@ rule, the effective policy a submission is evaluated against, and how it is desc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,15 @@ from berth.contracts.policy import (
 )
 from berth.policy.engine.compile import Compiled, RuleValue
 from berth.policy.engine.fields import FieldInfo, catalog
-from berth.policy.engine.rules import Check, prepare_checks, tighten_rule
+from berth.policy.engine.rules import (
+    INSTANCES_KINDS,
+    Check,
+    InstancesKind,
+    Objection,
+    prepare_checks,
+    tighten_instances,
+    tighten_rule,
+)
 
 
 @dataclass(frozen=True)
@@ -99,19 +107,34 @@ class RuleEntry:
 
 @dataclass
 class InstancesEntry:
-    """The instances rules of an itemized field: may a submission add items, which are locked."""
+    """The effective rules on an itemized field's items: each instances kind's state."""
 
     path: str
     info: FieldInfo
-    can_add: bool = True
-    can_add_source: ScopeRef | None = None
-    locked: dict[str, ScopeRef] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
 
     def tighten(self, rule: InstancesRule, source: ScopeRef) -> None:
-        if rule.canAdd is False and self.can_add:
-            self.can_add, self.can_add_source = False, source
-        for key in rule.locked or ():
-            self.locked.setdefault(key, source)
+        self.state = tighten_instances(self.state, rule, source)
+
+    def excluding(self, key: Any, is_default: bool) -> Objection | None:
+        """Why a submission may not exclude the item ``key``, or None."""
+        return self._first(lambda kind, state: kind.excluding(state, key, is_default))
+
+    def changing(self, key: Any, changed: bool) -> Objection | None:
+        """Why a submission may not change the default item ``key``, or None."""
+        return self._first(lambda kind, state: kind.changing(state, key, changed))
+
+    def adding(self) -> Objection | None:
+        """Why a submission may not add an item, or None."""
+        return self._first(lambda kind, state: kind.adding(state))
+
+    def _first(self, ask: Callable[[InstancesKind, Any], Objection | None]) -> Objection | None:
+        for kind in INSTANCES_KINDS:
+            if kind.name in self.state:
+                objection = ask(kind, self.state[kind.name])
+                if objection is not None:
+                    return objection
+        return None
 
 
 @dataclass
@@ -192,20 +215,14 @@ def describe(eff: Effective) -> EffectivePolicy:
         for path, entry in eff.rules.items()
     ]
     for field_path, inst in eff.instances.items():
-        if inst.can_add_source is not None:
-            rules.append(
-                EffectiveRule(
-                    field=f"{field_path}.instances.canAdd",
-                    rule={"canAdd": False},
-                    source=inst.can_add_source,
+        for kind in INSTANCES_KINDS:
+            if kind.name in inst.state:
+                rules.extend(
+                    EffectiveRule(
+                        field=f"{field_path}.instances.{kind.name}", rule=rule, source=source
+                    )
+                    for rule, source in kind.describe(inst.state[kind.name])
                 )
-            )
-        rules.extend(
-            EffectiveRule(
-                field=f"{field_path}.instances.locked", rule={"locked": [key]}, source=source
-            )
-            for key, source in inst.locked.items()
-        )
     return EffectivePolicy(
         type=eff.policy_type,
         branch=eff.branch,

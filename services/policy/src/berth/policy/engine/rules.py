@@ -10,6 +10,12 @@ Each kind says which value types it applies to and does its part at each stage:
 
 A new rule kind is one class here, registered in ``RULE_KINDS`` (plus its field on
 ``FieldRule``, the published shape of a rule).
+
+Itemized fields (environment variables, labels, storage...) also take rules on their items
+(``<field>.instances``): those kinds are ``INSTANCES_KINDS``, one class each too (plus its field on
+``InstancesRule``). They keep a state per effective policy (tightened scope by scope) and may
+object when a submission excludes, changes or adds an item. Arrays follow Run:ai's ArrayRules:
+see ``array_default_problem``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Final
 
 from berth.contracts.events import Issue
-from berth.contracts.policy import FieldRule, OptionItem, ScopeRef
+from berth.contracts.policy import FieldRule, InstancesRule, OptionItem, ScopeRef
 from berth.policy.engine.fields import NUMERIC, FieldInfo, ValueType
 from berth.policy.engine.values import bound, fmt, is_number, quantity, same, value_problem
 
@@ -365,6 +371,95 @@ def prepare_checks(rule: FieldRule, info: FieldInfo) -> tuple[Check, ...]:
         if prepared is not None:
             checks.append((kind, prepared))
     return tuple(checks)
+
+
+# --- rules on the items of an itemized field --------------------------------------------------
+
+Objection = tuple[str, ScopeRef | None]
+"""Why a submission may not do something to an item, and the scope whose rule says so."""
+
+
+class InstancesKind:
+    """One kind of rule on an itemized field's items; ``name`` is its key in ``InstancesRule``.
+
+    Its state in an effective policy starts as None and is tightened by each scope's rule."""
+
+    name: ClassVar[str]
+
+    def tighten(self, state: Any, param: Any, source: ScopeRef) -> Any:
+        raise NotImplementedError
+
+    def describe(self, state: Any) -> list[tuple[dict[str, Any], ScopeRef]]:
+        """The effective rule, as rule objects with the scope of each."""
+        raise NotImplementedError
+
+    def excluding(self, state: Any, key: Any, is_default: bool) -> Objection | None:
+        return None
+
+    def changing(self, state: Any, key: Any, changed: bool) -> Objection | None:
+        return None
+
+    def adding(self, state: Any) -> Objection | None:
+        return None
+
+
+class CanAdd(InstancesKind):
+    """``canAdd: false``: a submission may add no item beyond the defaults. The state is the
+    scope that said so first (None: items may be added)."""
+
+    name = "canAdd"
+
+    def tighten(self, state: Any, param: Any, source: ScopeRef) -> Any:
+        return source if param is False and state is None else state
+
+    def describe(self, state: Any) -> list[tuple[dict[str, Any], ScopeRef]]:
+        return [] if state is None else [({"canAdd": False}, state)]
+
+    def adding(self, state: Any) -> Objection | None:
+        if state is None:
+            return None
+        return "cannot be added: the policy allows only its default items", state
+
+
+class Locked(InstancesKind):
+    """``locked: [key, ...]``: default items a submission may neither change nor exclude. The
+    state maps each locked key to the scope that locked it first."""
+
+    name = "locked"
+
+    def tighten(self, state: Any, param: Any, source: ScopeRef) -> Any:
+        locked: dict[str, ScopeRef] = dict(state or {})
+        for key in param:
+            locked.setdefault(key, source)
+        return locked
+
+    def describe(self, state: Any) -> list[tuple[dict[str, Any], ScopeRef]]:
+        return [({"locked": [key]}, source) for key, source in (state or {}).items()]
+
+    def excluding(self, state: Any, key: Any, is_default: bool) -> Objection | None:
+        if state and is_default and key in state:
+            return "cannot be excluded: the item is locked", state[key]
+        return None
+
+    def changing(self, state: Any, key: Any, changed: bool) -> Objection | None:
+        if state and changed and key in state:
+            return "cannot be changed: the item is locked", state[key]
+        return None
+
+
+INSTANCES_KINDS: tuple[InstancesKind, ...] = (CanAdd(), Locked())
+
+
+def tighten_instances(
+    state: dict[str, Any], rule: InstancesRule, source: ScopeRef
+) -> dict[str, Any]:
+    """The effective instances rules once ``source``'s rule joins them (they only tighten)."""
+    out = dict(state)
+    for kind in INSTANCES_KINDS:
+        param = getattr(rule, kind.name)
+        if param is not None:
+            out[kind.name] = kind.tighten(state.get(kind.name), param, source)
+    return out
 
 
 def array_default_problem(
