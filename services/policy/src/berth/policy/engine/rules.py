@@ -51,6 +51,8 @@ class RuleKind:
     def validate(
         self, param: Any, rule: FieldRule, info: FieldInfo, where: str, cat: Mapping[str, FieldInfo]
     ) -> list[Issue]:
+        """On save: why ``param`` is not a well-formed rule of this kind for the field (named
+        under ``where``, ``rules.<path>``); only called when the field's type allows the kind."""
         return []
 
     def tighten(self, current: Any, param: Any, info: FieldInfo) -> Any:
