@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from berth.shared.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
 
@@ -140,8 +141,30 @@ class Suite:
                     )
                 if pending:
                     await asyncio.sleep(0.2)
+            if "scheduler-adapter" in self.procs and "intake" in self.procs:
+                await self._wait_registered(nc, deadline)
         finally:
             await nc.close()
+
+    async def _wait_registered(self, nc: Any, deadline: float) -> None:
+        """Until intake knows the agent's cluster: a submission that came earlier would be
+        rejected (its cluster not registered yet)."""
+        from berth.contracts.queries import ClusterListReply
+        from berth.contracts.subjects import RPC_CLUSTERS_LIST
+
+        cluster = self.env("scheduler-adapter").get("BERTH_CLUSTER_ID", "local")
+        while True:
+            try:
+                reply = await nc.request(RPC_CLUSTERS_LIST, b"{}", timeout=0.5)
+                listed = ClusterListReply.model_validate_json(reply.data).clusters
+                if any(c.clusterId == cluster for c in listed):
+                    self.progress(f"  cluster {cluster} registered")
+                    return
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cluster {cluster} not registered with intake")
+            await asyncio.sleep(0.2)
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"

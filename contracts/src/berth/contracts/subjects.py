@@ -41,6 +41,8 @@ RPC_WORKLOADS_LIST = "rpc.intake.workloads.list.v1"
 RPC_DRY_RUN = "rpc.intake.submissions.dry-run.v1"
 RPC_POLICY_EVALUATE = "rpc.policy.evaluate.v1"
 RPC_RENDER = "rpc.scheduler-adapter.render.v1"
+# The clusters intake accepts submissions for (its copy of cluster-sync's registry).
+RPC_CLUSTERS_LIST = "rpc.intake.clusters.list.v1"
 
 
 def rpc_health(service: str) -> str:
