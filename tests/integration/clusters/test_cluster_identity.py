@@ -57,7 +57,7 @@ pytestmark = pytest.mark.integration
 ALICE = Actor(email="alice@example.com")
 BOB = Actor(email="bob@example.com")
 ADMIN = Actor(email="admin@example.com")
-FAST = {"batch_size": 50, "fetch_timeout": 0.05, "outbox_poll_seconds": 0.2}
+FAST: dict[str, Any] = {"batch_size": 50, "fetch_timeout": 0.05, "outbox_poll_seconds": 0.2}
 
 
 @contextlib.asynccontextmanager

@@ -58,12 +58,9 @@ class TestClusterIdCheck:
 
 
 def _submission() -> WorkloadSubmission:
-    return cast(
-        WorkloadSubmission,
-        PolicyApprovedData.model_validate(
-            {"workload": _ref("w", "local").model_dump(), "effectiveSpec": _spec()}
-        ).effectiveSpec,
-    )
+    return PolicyApprovedData.model_validate(
+        {"workload": _ref("w", "local").model_dump(), "effectiveSpec": _spec()}
+    ).effectiveSpec
 
 
 def _spec() -> dict[str, Any]:
