@@ -4,11 +4,13 @@ registered is rejected naming it; ownership protection survives the agent being 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from berth.cli.suite import Suite
@@ -16,16 +18,17 @@ from tests.e2e.conftest import Cli
 
 
 def test_a_submission_for_an_unregistered_cluster_is_rejected_naming_it(cli: Cli) -> None:
-    done = cli.run("project", "create", "edge-lab", "--cluster", "edge")
+    done = cli.run("project", "create", "far-lab", "--cluster", "far")
     assert done.returncode == 0, done.stdout + done.stderr
     done = cli.run(
-        "submit", "training", "-p", "edge-lab", "--name", "to-edge", "-i", "busybox", "--wait"
+        "submit", "training", "-p", "far-lab", "--name", "to-far", "-i", "busybox", "--wait"
     )
     assert done.returncode != 0
     said = " ".join((done.stdout + done.stderr).split())
     assert "clusterId" in said
-    assert 'cluster "edge" is not registered (known: local)' in said
-    assert cli.json("describe", "to-edge", "-p", "edge-lab")["status"] == "rejected"
+    # The known clusters: local, and edge should the test that adds it have run before.
+    assert re.search(r'cluster "far" is not registered \(known: (edge, )?local\)', said), said
+    assert cli.json("describe", "to-far", "-p", "far-lab")["status"] == "rejected"
 
 
 def test_protection_survives_the_agent_killed_and_the_cluster_services_restarted(
@@ -109,3 +112,48 @@ async def _until(database_url: str, read: Any, *, after: datetime | None = None)
     finally:
         await engine.dispose()
     raise AssertionError(f"{read.__name__} not true within 60 s")
+
+
+def test_a_second_cluster_runs_its_own_workloads_and_only_those(cli: Cli, suite: Suite) -> None:
+    """One more agent, for cluster "edge", with its simulated cluster and database of its own."""
+    suite.add_cluster("edge")
+    try:
+        done = cli.run("project", "create", "edge-team", "--cluster", "edge")
+        assert done.returncode == 0, done.stdout + done.stderr
+        for project, workload in (("edge-team", "on-edge"), ("team-a", "on-local")):
+            done = cli.run(
+                "submit", "training", "-p", project, "--name", workload, "-i", "busybox", "--wait"
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "Completed" in done.stdout
+        ids = {
+            w: cli.json("describe", w, "-p", p)["workloadId"]
+            for p, w in (("edge-team", "on-edge"), ("team-a", "on-local"))
+        }
+        local = asyncio.run(_applied(suite.agent_database_url("local")))
+        edge = asyncio.run(_applied(suite.agent_database_url("edge")))
+        assert ids["on-local"] in local and ids["on-local"] not in edge
+        assert ids["on-edge"] in edge and ids["on-edge"] not in local
+    finally:
+        suite.remove_cluster("edge")
+        asyncio.run(_drop(suite.agent_database_url("edge")))
+
+
+async def _drop(database_url: str) -> None:
+    url = make_url(database_url)
+    engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+async def _applied(database_url: str) -> set[str]:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text("SELECT workload_id FROM scheduler_adapter.workloads"))
+            return set(rows.scalars())
+    finally:
+        await engine.dispose()
