@@ -118,6 +118,9 @@ def test_a_second_cluster_runs_its_own_workloads_and_only_those(cli: Cli, suite:
     """One more agent, for cluster "edge", with its simulated cluster and database of its own."""
     suite.add_cluster("edge")
     try:
+        listed = {c["clusterId"]: c for c in cli.json("cluster", "list")}
+        assert {"local", "edge"} <= set(listed)
+        assert listed["edge"]["backend"] == "simulated" and listed["edge"]["gpus"] > 0
         done = cli.run("project", "create", "edge-team", "--cluster", "edge")
         assert done.returncode == 0, done.stdout + done.stderr
         for project, workload in (("edge-team", "on-edge"), ("team-a", "on-local")):

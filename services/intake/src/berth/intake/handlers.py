@@ -37,7 +37,7 @@ from berth.contracts.queries import (
     RenderReply,
     RenderRequest,
 )
-from berth.contracts.subjects import RPC_POLICY_EVALUATE, RPC_RENDER
+from berth.contracts.subjects import RPC_POLICY_EVALUATE, rpc_render
 from berth.contracts.workload import WorkloadSubmission
 from berth.intake import clusters, quota, resolution, validation
 from berth.intake.catalog_client import ProjectDirectory
@@ -294,7 +294,7 @@ async def dry_run(
             return DryRunReply(issues=evaluated.complianceIssues, effectiveSpec=effective)
         rendered = await ask(
             nc(),
-            RPC_RENDER,
+            rpc_render(ref.clusterId),
             RenderRequest(workload=ref, submission=evaluated.effectiveSpec),
             RenderReply,
             timeout=timeout,

@@ -14,7 +14,7 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import RenderRequest
-from berth.contracts.subjects import RPC_RENDER
+from berth.contracts.subjects import rpc_render
 from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend
 from berth.shared.service import Service, Subscription
@@ -64,5 +64,7 @@ def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None
             "apply cluster config",
         )
     )
-    service.respond(RPC_RENDER, RenderRequest, partial(handlers.render_query, backend=backend))
+    service.respond(
+        rpc_render(cluster_id), RenderRequest, partial(handlers.render_query, backend=backend)
+    )
     service.publishes(WorkloadScheduledV1, WorkloadPhaseChangedV1, ClusterConfigReportedV1)
