@@ -89,10 +89,9 @@ async def record_reports(items: list[Incoming[ClusterConfigReportedV1]], unit: U
     matches: nothing depends on a single desired event arriving.
     """
     ids = list({i.event.data.clusterId for i in items})
-    known = {
-        r.cluster_id: stored_record(r)
-        for r in await unit.conn.execute(select(clusters).where(clusters.c.cluster_id.in_(ids)))
-    }
+    stored = (await unit.conn.execute(select(clusters).where(clusters.c.cluster_id.in_(ids)))).all()
+    known = {r.cluster_id: stored_record(r) for r in stored}
+    announced = {r.cluster_id for r in stored if r.announced}
     wanted = {
         r.cluster_id: dict(r.settings)
         for r in await unit.conn.execute(
@@ -118,6 +117,7 @@ async def record_reports(items: list[Incoming[ClusterConfigReportedV1]], unit: U
             capabilities=record.capabilities,
             extra=record.extra,
             last_report_at=record.reportedAt,
+            announced=True,
         )
         await unit.conn.execute(
             stmt.on_conflict_do_update(
@@ -132,12 +132,14 @@ async def record_reports(items: list[Incoming[ClusterConfigReportedV1]], unit: U
                         "capabilities",
                         "extra",
                         "last_report_at",
+                        "announced",
                     )
                 },
             )
         )
         item.span.set_attribute("berth.cluster.changed", ",".join(changed))
-        if not same_state(old, record):
+        if not same_state(old, record) or record.clusterId not in announced:
+            announced.add(record.clusterId)
             unit.emit(
                 ClusterUpdatedV1(source=SOURCE, **_about(item, record.clusterId), data=record),
                 cause=item,

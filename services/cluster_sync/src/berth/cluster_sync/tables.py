@@ -1,7 +1,7 @@
 """cluster-sync's schema: registered clusters with what their agents last reported, the config
 administrators want for each cluster, and placements."""
 
-from sqlalchemy import Column, DateTime, Integer, Table, Text, func
+from sqlalchemy import Boolean, Column, DateTime, Integer, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
 from berth.shared.db import service_metadata
@@ -21,6 +21,8 @@ clusters = Table(
     Column("capabilities", JSONB, nullable=False, server_default="{}"),
     # Whatever else the report carries, kept as reported.
     Column("extra", JSONB, nullable=False, server_default="{}"),
+    # Whether cluster.updated has told the other services of this cluster yet.
+    Column("announced", Boolean, nullable=False, server_default="false"),
     Column("registered_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("last_report_at", DateTime(timezone=True), nullable=False),
 )

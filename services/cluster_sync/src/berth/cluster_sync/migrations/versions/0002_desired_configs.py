@@ -39,9 +39,16 @@ def upgrade() -> None:
     op.add_column(
         "clusters", sa.Column("extra", JSONB, nullable=False, server_default="{}"), schema=S
     )
+    # Clusters registered before cluster.updated existed are announced at their next report.
+    op.add_column(
+        "clusters",
+        sa.Column("announced", sa.Boolean, nullable=False, server_default="false"),
+        schema=S,
+    )
 
 
 def downgrade() -> None:
+    op.drop_column("clusters", "announced", schema=S)
     op.drop_column("clusters", "extra", schema=S)
     op.drop_column("clusters", "capabilities", schema=S)
     op.add_column(
