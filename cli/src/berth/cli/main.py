@@ -57,6 +57,9 @@ app.add_typer(cluster_app, name="cluster")
 from berth.cli.catalog_commands import register as _register_catalog  # noqa: E402
 
 _register_catalog(app)
+from berth.cli.cluster_commands import register as _register_cluster  # noqa: E402
+
+_register_cluster(cluster_app)
 app.add_typer(policy_app, name="policy")
 
 

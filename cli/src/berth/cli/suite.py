@@ -9,9 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from berth.shared.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
 
@@ -23,6 +26,7 @@ SERVICES: dict[str, str] = {
     "intake": "berth.intake",
     "scheduler-adapter": "berth.scheduler_adapter",
 }
+AGENT = "scheduler-adapter"
 
 
 class Suite:
@@ -35,6 +39,7 @@ class Suite:
         sim_speed: float = 1.0,
         inventory: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        clusters: Sequence[str] = ("local",),
         progress: Callable[[str], None] = lambda _line: None,
     ) -> None:
         self.state_dir = state_dir
@@ -48,6 +53,13 @@ class Suite:
         self.nats: object | None = None
         self.postgres: object | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # The cluster each agent process serves, by service name. The first cluster's agent is
+        # "scheduler-adapter", with the suite's database; each further cluster's agent is
+        # "scheduler-adapter-<cluster>" (its health subject and log file), with a database of
+        # its own: an agent's schema holds its cluster's workloads and its inbox, which two
+        # agents must not share (the agent refuses a database another cluster's agent uses).
+        self.agents: dict[str, str] = {AGENT: clusters[0]}
+        self.agents.update({f"{AGENT}-{c}": c for c in clusters[1:]})
 
     @property
     def nats_url(self) -> str:
@@ -74,10 +86,32 @@ class Suite:
             self.progress("starting PostgreSQL (embedded)…")
             pg = EmbeddedPostgres(self.state_dir / "pg").start()
             self.postgres, self._database_url = pg, pg.url
-        for name in SERVICES:
-            self.start_service(name)
+        for name in [*SERVICES, *self.agents]:
+            if name not in self.procs:
+                self.start_service(name)
         self.wait_ready(timeout)
         return self
+
+    def add_cluster(self, cluster: str, timeout: float = 90.0) -> str:
+        """Start an agent (scheduler-adapter) for one more cluster; returns its service name."""
+        name = f"{AGENT}-{cluster}"
+        self.agents[name] = cluster
+        self.start_service(name)
+        self.wait_ready(timeout)
+        return name
+
+    def remove_cluster(self, cluster: str) -> None:
+        """Stop that cluster's agent. The cluster stays registered (with its database)."""
+        name = f"{AGENT}-{cluster}"
+        self.stop_service(name)
+        self.agents.pop(name, None)
+
+    def agent_database_url(self, cluster: str) -> str:
+        """The database of ``cluster``'s agent: the suite's for the first cluster."""
+        if self.agents.get(AGENT) == cluster:
+            return self.database_url
+        url = make_url(self.database_url)
+        return url.set(database=f"{url.database}_{cluster}").render_as_string(hide_password=False)
 
     def env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -91,13 +125,20 @@ class Suite:
         if self.inventory:
             env["BERTH_SIM_INVENTORY"] = str(self.inventory)
         env.update(self.extra_env)
+        if name in self.agents:
+            cluster = self.agents[name]
+            env.update(
+                BERTH_CLUSTER_ID=cluster, BERTH_DATABASE_URL=self.agent_database_url(cluster)
+            )
         return env
 
     def start_service(self, name: str) -> None:
         self.progress(f"starting {name}…")
+        if name in self.agents and self.agent_database_url(self.agents[name]) != self.database_url:
+            _ensure_database(self.agent_database_url(self.agents[name]))
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", SERVICES[name]],
+            [sys.executable, "-m", module_of(name)],
             env=self.env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -140,8 +181,33 @@ class Suite:
                     )
                 if pending:
                     await asyncio.sleep(0.2)
+            if "intake" in self.procs:
+                await self._wait_registered(nc, deadline)
         finally:
             await nc.close()
+
+    async def _wait_registered(self, nc: Any, deadline: float) -> None:
+        """Until intake knows every running agent's cluster: a submission that came earlier
+        would be rejected (its cluster not registered yet)."""
+        from berth.contracts.queries import ClusterListReply
+        from berth.contracts.subjects import RPC_CLUSTERS_LIST
+
+        pending = {c for name, c in self.agents.items() if name in self.procs}
+        while pending:
+            try:
+                reply = await nc.request(RPC_CLUSTERS_LIST, b"{}", timeout=0.5)
+                listed = {
+                    c.clusterId for c in ClusterListReply.model_validate_json(reply.data).clusters
+                }
+                for cluster in sorted(pending & listed):
+                    self.progress(f"  cluster {cluster} registered")
+                pending -= listed
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not registered with intake: {', '.join(sorted(pending))}")
+            if pending:
+                await asyncio.sleep(0.2)
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"
@@ -183,6 +249,35 @@ class Suite:
             if server is not None:
                 server.stop()  # type: ignore[attr-defined]
         self.postgres = self.nats = None
+
+
+def module_of(name: str) -> str:
+    """The module a service runs: an agent of any cluster runs the scheduler-adapter."""
+    return SERVICES[AGENT] if name.startswith(f"{AGENT}-") else SERVICES[name]
+
+
+def _ensure_database(url: str) -> None:
+    """Create the database ``url`` names unless it exists (connecting to the server's
+    ``postgres`` database to do so)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    target = make_url(url)
+
+    async def ensure() -> None:
+        engine = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                exists = await conn.scalar(
+                    text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
+                )
+                if not exists:
+                    await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, ensure()).result()
 
 
 def _preferred(port: int) -> int:

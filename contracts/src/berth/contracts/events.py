@@ -3,6 +3,7 @@ or add a V2 class (and subject) beside the V1 one."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -309,6 +310,34 @@ class ClusterConfigDesiredV1(Event):
     TYPE: ClassVar[str] = "berth.cluster.config-desired"
     VERSION: ClassVar[int] = 1
     data: ClusterConfigRequestedData
+
+
+class ClusterRecord(Data):
+    """What cluster-sync knows of a registered cluster, from its agent's latest reports."""
+
+    clusterId: str
+    backend: str = Field(description="kubernetes or simulated")
+    config: ClusterConfig
+    nodePools: list[str] = Field(default_factory=list)
+    gpus: int = 0
+    capabilities: dict[str, Any] = Field(
+        default_factory=dict, description="What the cluster can run, as its agent reports it."
+    )
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Every other field of the agent's report, kept as reported.",
+    )
+    reportedAt: datetime = Field(description="Time of the report this record comes from.")
+
+
+class ClusterUpdatedV1(Event):
+    """cluster-sync registered a cluster, or a report changed what it knows of one; services
+    that need the cluster registry (intake checks a submission's clusterId) keep a copy."""
+
+    TYPE: ClassVar[str] = "berth.cluster.updated"
+    VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = ("cluster-sync",)
+    data: ClusterRecord
 
 
 # --- catalog ---------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from berth.contracts.events import (
     ClusterConfigDesiredV1,
     ClusterConfigReportedV1,
     ClusterConfigRequestedV1,
+    ClusterUpdatedV1,
     WorkloadScheduledV1,
 )
 from berth.shared.service import Service, Subscription
@@ -38,4 +39,4 @@ def register(service: Service) -> None:
             "record placement",
         )
     )
-    service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1)
+    service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1, ClusterUpdatedV1)

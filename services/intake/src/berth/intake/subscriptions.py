@@ -7,6 +7,7 @@ from functools import partial
 from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
     CatalogAssetChangedV1,
+    ClusterUpdatedV1,
     PolicyApprovedV1,
     PolicyRejectedV1,
     SubmissionReceivedV1,
@@ -14,9 +15,14 @@ from berth.contracts.events import (
     SubmissionRequestedV1,
     WorkloadPhaseChangedV1,
 )
-from berth.contracts.queries import DryRunRequest, WorkloadQuery
-from berth.contracts.subjects import RPC_DRY_RUN, RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST
-from berth.intake import handlers, projection, queries
+from berth.contracts.queries import ClusterListQuery, DryRunRequest, WorkloadQuery
+from berth.contracts.subjects import (
+    RPC_CLUSTERS_LIST,
+    RPC_DRY_RUN,
+    RPC_WORKLOADS_GET,
+    RPC_WORKLOADS_LIST,
+)
+from berth.intake import clusters, handlers, projection, queries
 from berth.intake.catalog_client import ProjectDirectory
 from berth.shared.service import Service, Subscription
 
@@ -58,6 +64,19 @@ def register(service: Service, directory: ProjectDirectory) -> None:
             projection.record_catalog_changes,
             "record catalog change",
         )
+    )
+    service.subscribe(
+        Subscription(
+            ClusterUpdatedV1,
+            "intake-clusters",
+            clusters.record_cluster_updates,
+            "record cluster registry change",
+        )
+    )
+    service.respond(
+        RPC_CLUSTERS_LIST,
+        ClusterListQuery,
+        partial(clusters.list_clusters, engine=service.engine),
     )
     service.respond(
         RPC_DRY_RUN,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from berth.contracts.events import (
     ClusterConfigChangedV1,
+    ClusterConfigDesiredV1,
     SubmissionReceivedV1,
     WorkloadActionAuthorizedV1,
     WorkloadActionDeniedV1,
@@ -25,6 +26,14 @@ def register(service: Service) -> None:
             "ownership-clusters",
             handlers.record_cluster_configs,
             "record cluster config",
+        )
+    )
+    service.subscribe(
+        Subscription(
+            ClusterConfigDesiredV1,
+            "ownership-desired-configs",
+            handlers.record_desired_configs,
+            "record desired cluster config",
         )
     )
     service.subscribe(
