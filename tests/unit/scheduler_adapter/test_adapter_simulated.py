@@ -7,6 +7,7 @@ import pytest
 from adapter_builders import NAMESPACE, manifests
 from adapter_recorder import recording, simulated
 
+from berth.contracts.capabilities import KNATIVE_FEATURES, ClusterCapabilities
 from berth.scheduler_adapter.backend import WorkloadSnapshot
 from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
@@ -331,6 +332,7 @@ async def test_config_reads_and_patches() -> None:
         "clusterVersion": "1.29.0",
         "nodePools": ["a100", "default"],
         "gpus": 32,
+        "capabilities": Inventory.default().default_capabilities().model_dump(mode="json"),
     }
     async with simulated() as (cluster, _):
         assert await cluster.read_config() == cluster_config
@@ -338,6 +340,8 @@ async def test_config_reads_and_patches() -> None:
         assert (await cluster.read_config())["workloadOwnershipProtection"] is True
         with pytest.raises(ValueError, match="gpus"):
             await cluster.set_config({"gpus": 1})
+        with pytest.raises(ValueError, match="capabilities"):
+            await cluster.set_config({"capabilities": {}})
 
 
 def test_inventory_from_yaml_and_sizes() -> None:
@@ -351,12 +355,29 @@ def test_inventory_from_yaml_and_sizes() -> None:
     )
     assert inventory.gpus == 12
     assert [pool.label_value for pool in inventory.node_pools] == ["h100", "cpu-only"]
-    assert inventory.config() == {
+    config = inventory.config()
+    capabilities = ClusterCapabilities.model_validate(config.pop("capabilities"))
+    assert config == {
         "region": "eu",
         "workloadOwnershipProtection": False,
         "knative": True,
         "clusterVersion": "1.31.2",
     }
+    # By default: KAI with a shard per pool (and the default one), Knative with berth's flags.
+    assert capabilities.kai.shards == ["", "h100", "cpu-only"]
+    assert capabilities.knative is not None
+    assert capabilities.knative.features == KNATIVE_FEATURES
+    assert capabilities.workloadApis["MPIJob"] == "kubeflow.org/v2beta1"
+    # A profile without Knative and with the training-operator's MPIJob only.
+    plain = Inventory.from_dict(
+        {
+            "nodePools": [{"name": "a"}],
+            "capabilities": {"workloadApis": {"PyTorchJob": "kubeflow.org/v1"}},
+        }
+    )
+    reported = ClusterCapabilities.model_validate(plain.config()["capabilities"])
+    assert reported.knative is None
+    assert reported.workloadApis == {"PyTorchJob": "kubeflow.org/v1"}
     assert Inventory.default().gpus == 32
     assert Inventory.default(nodes_per_pool=10, gpus_per_node=4).gpus == 80
     with pytest.raises(ValueError, match="gpuPerNode"):

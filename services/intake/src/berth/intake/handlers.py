@@ -285,7 +285,9 @@ async def dry_run(
             RenderReply,
             timeout=timeout,
         )
-        issues = [Issue(field="spec", details=rendered.error)] if rendered.error else []
+        issues = rendered.issues or (
+            [Issue(field="spec", details=rendered.error)] if rendered.error else []
+        )
         return DryRunReply(issues=issues, effectiveSpec=effective, manifests=rendered.manifests)
 
 

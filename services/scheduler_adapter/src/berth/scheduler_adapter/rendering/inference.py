@@ -3,10 +3,10 @@
 
 Knative: the KPA autoscaler scales on requests per second or concurrency and can scale to zero;
 latency is not a KPA metric, so it goes to the HPA class with a custom ``latency`` metric. The
-pod template uses fields Knative only accepts with its ``kubernetes.podspec-schedulername``,
-``kubernetes.podspec-affinity``, ``kubernetes.podspec-tolerations``,
-``kubernetes.podspec-persistent-volume-claim`` and ``kubernetes.podspec-init-containers``
-features enabled (config-features), which a KAI-scheduled cluster needs anyway.
+container exposes the serving port only: Knative admits one port, and refuses its reserved ones.
+The pod template uses fields Knative accepts only with ``config-features`` flags on (the
+scheduler name always); ``berth.contracts.runnable.knative_features`` lists the flags a spec
+needs and ``check`` refuses a spec whose flags the cluster does not enable.
 
 Without Knative nothing can wake a service from zero replicas, so at least one runs and the top
 object says so in ``berth.dev/phase-note``, which becomes the workload's phase message.
@@ -121,6 +121,7 @@ def _knative(
         container_name=workload.name,
         # Knative routes to one port and tells HTTP/1 from HTTP/2 (gRPC) by its name.
         ports=[{"containerPort": port, "name": "h2c" if protocol == "grpc" else "http1"}],
+        spec_ports=False,
         extra_annotations=knative_annotations(spec),
         storage=storage,
         extra_env=model_env(spec),

@@ -8,7 +8,11 @@ from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import BaseSpec, Security
 from berth.scheduler_adapter import labels as L
 from berth.scheduler_adapter.rendering.container import container
-from berth.scheduler_adapter.rendering.metadata import workload_annotations, workload_labels
+from berth.scheduler_adapter.rendering.metadata import (
+    selector,
+    workload_annotations,
+    workload_labels,
+)
 from berth.scheduler_adapter.rendering.placement import placement
 from berth.scheduler_adapter.rendering.resources import gpu_sharing, shared_memory
 from berth.scheduler_adapter.rendering.storage import RenderedStorage
@@ -51,11 +55,12 @@ def pod_template(
     extra_annotations: dict[str, str] | None = None,
     storage: RenderedStorage | None = None,
     extra_env: list[dict[str, Any]] | None = None,
+    spec_ports: bool = True,
 ) -> dict[str, Any]:
     annotations = workload_annotations(workload, spec, trace_id)
     annotations.update(gpu_sharing(spec.compute) or {})
     annotations.update(extra_annotations or {})
-    main = container(spec, container_name, ports)
+    main = container(spec, container_name, ports, spec_ports=spec_ports)
     if extra_env:
         main["env"] = [*main.get("env", ()), *extra_env]
     volumes: list[dict[str, Any]] = []
@@ -72,7 +77,7 @@ def pod_template(
     if storage is not None and storage.init_containers:
         pod_spec["initContainers"] = storage.init_containers
     pod_spec["containers"] = [main]
-    pod_spec.update(placement(spec))
+    pod_spec.update(placement(spec, selector(workload)))
     pod_spec.update(pod_security(spec))
     if volumes:
         pod_spec["volumes"] = volumes

@@ -26,6 +26,19 @@ def ttl_seconds(spec: BaseSpec) -> int:
     return DEFAULT_AUTO_DELETION_SECONDS if seconds is None else seconds
 
 
+def preemption_policy(terminate: bool) -> dict[str, Any]:
+    """What a preempted pod (condition DisruptionTarget) does to the Job: fail it, or be
+    replaced without counting against backoffLimit, as a requeue."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob" if terminate else "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            }
+        ]
+    }
+
+
 def render_training(
     workload: WorkloadRef, submission: TrainingSubmission, trace_id: str | None
 ) -> list[dict[str, Any]]:
@@ -39,6 +52,8 @@ def render_training(
         job_spec["completions"] = spec.completions
     if spec.parallelism is not None:
         job_spec["parallelism"] = spec.parallelism
+    if spec.terminateAfterPreemption is not None:
+        job_spec["podFailurePolicy"] = preemption_policy(spec.terminateAfterPreemption)
     storage = render_storage(workload, spec, trace_id)
     job_spec["template"] = pod_template(
         workload,
