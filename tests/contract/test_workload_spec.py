@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from berth.contracts.spec.base import SYSTEM_DEFAULT_KEY
+from berth.contracts.spec.storage import HostPath
 from berth.contracts.workload import (
     DEFAULT_AUTO_DELETION_SECONDS,
     DEFAULT_BACKOFF_LIMIT,
@@ -523,3 +525,31 @@ def test_workspace_submission_keeps_its_public_envelope() -> None:
         False,
         None,
     )
+
+
+# --- rules of the controllers and webhooks every cluster runs ---------------------------------
+
+
+def test_a_workspace_name_leaves_room_for_the_statefulset_revision_hash() -> None:
+    # Pods of a StatefulSet are labelled <name>-<10-character hash>; a label value holds 63.
+    assert validate("workspace", {}, name="w" * 52).name == "w" * 52
+    assert "at most 52 characters (got 60)" in only_issue("workspace", {}, name="w" * 60)
+    # Intake appends "-" and six hex digits to a prefix.
+    assert "at most 45 characters" in only_issue(
+        "workspace", {}, name="w" * 46, useGivenNameAsPrefix=True
+    )
+    # Other kinds keep the 63 of a DNS label.
+    assert validate("training", {}, name="t" * 63).name == "t" * 63
+
+
+def test_xgboost_needs_a_master() -> None:
+    # The training-operator's webhook requires xgbReplicaSpecs[Master].
+    assert "noMaster: XGBoost needs a master" in only_issue(
+        "distributed", {"distributedFramework": "XGBoost"}, noMaster=True
+    )
+    assert validate("distributed", {"distributedFramework": "PyTorch"}, noMaster=True).noMaster
+
+
+def test_a_host_path_is_read_only_unless_asked_otherwise() -> None:
+    # Run:ai's default, published as berth's system default (the renderer applies it too).
+    assert HostPath.model_fields["readOnly"].json_schema_extra == {SYSTEM_DEFAULT_KEY: True}

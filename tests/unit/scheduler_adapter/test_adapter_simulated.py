@@ -325,6 +325,22 @@ async def test_snapshot_batches_are_bounded() -> None:
         assert max(rec.batches) <= 10
 
 
+async def test_an_elastic_pytorch_gang_is_its_min_replicas_as_kai_groups_it() -> None:
+    # KAI's PyTorch plugin sets the PodGroup's minAvailable to elasticPolicy.minReplicas, so
+    # the job starts once that many pods fit; the rest follow as room frees up.
+    elastic = {"numWorkers": 3, "minReplicas": 1, "maxReplicas": 3}
+    fixed = {"numWorkers": 3}
+    async with simulated(one_node(8)) as (cluster, rec):
+        await cluster.apply(manifests("distributed", "rigid", gpus=4, runtime=LONG, extra=fixed))
+        await rec.wait_until("wl-rigid", unschedulable)
+        assert not any(pod.scheduled for pod in rec.last("wl-rigid").pods)
+        await cluster.delete(NAMESPACE, "wl-rigid")
+        await cluster.apply(manifests("distributed", "el", gpus=4, runtime=LONG, extra=elastic))
+        await rec.wait_until(
+            "wl-el", lambda s: sum(pod.scheduled for pod in s.pods) == 2 and unschedulable(s)
+        )
+
+
 async def test_config_reads_and_patches() -> None:
     cluster_config = {
         "workloadOwnershipProtection": False,
