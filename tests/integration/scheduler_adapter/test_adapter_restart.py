@@ -12,6 +12,7 @@ import pytest
 from fake_apiserver import FakeApiServer
 from kubernetes_asyncio import client as k8s_client
 
+from berth.contracts.capabilities import KNATIVE_FEATURES
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     PolicyApprovedData,
@@ -259,13 +260,7 @@ async def test_restart_on_the_simulated_cluster_reapplies_only_unfinished_worklo
 async def test_knative_inference_is_applied_and_a_refused_suspend_is_reported(
     server: FakeApiServer, nats_url: str, database_url: str
 ) -> None:
-    server.installed.add(("serving.knative.dev/v1", "services"))
-    server.objects[("v1", "configmaps", "berth", "berth-public")] = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "berth-public", "namespace": "berth", "uid": "cm"},
-        "data": {"config": "knative: true\n"},
-    }
+    server.install_knative(KNATIVE_FEATURES)
     workload = ref("restart-infer").model_copy(update={"kind": "inference"})
     service = adapter(server, nats_url, database_url)
     await service.app.start()
