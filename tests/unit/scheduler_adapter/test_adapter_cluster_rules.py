@@ -162,9 +162,11 @@ def test_a_read_write_once_claim_is_not_shared_by_pods_on_several_nodes() -> Non
     assert issues("workspace", {"storage": {"pvc": [claim]}}) == []
 
 
-def test_run_ai_fields_without_a_cluster_mechanism_are_refused_by_name() -> None:
-    (found,) = issues("workspace", {"createHomeDir": True})
-    assert found.startswith("spec.createHomeDir:")
+def test_run_ai_fields_are_rendered_or_refused_by_name() -> None:
+    (job,) = manifests("training", "t", extra={"createHomeDir": True})
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "home", "emptyDir": {}} in pod["volumes"]
+    assert {"name": "HOME", "value": "/home/berth"} in pod["containers"][0]["env"]
     (found,) = issues("workspace", {"terminateAfterPreemption": True})
     assert found.startswith("spec.terminateAfterPreemption: only a training")
     # A training fails its Job on preemption through the Job's podFailurePolicy.

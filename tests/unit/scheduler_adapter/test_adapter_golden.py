@@ -296,6 +296,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], ClusterCapabilities]
         {
             "image": IMAGE,
             "terminateAfterPreemption": True,
+            "createHomeDir": True,
             "podAffinity": {"type": "Required", "key": "topology.kubernetes.io/zone"},
             "relatedUrls": [{"url": "https://wandb.example/run/1", "type": "wandb"}],
             "storage": {"hostPath": [{"name": "data", "path": "/data", "mountPath": "/data"}]},

@@ -109,6 +109,8 @@ def knative_features(spec: InferenceSpec) -> dict[str, str]:
             needed["kubernetes.podspec-volumes-emptydir"] = "spec.storage.git"
     if spec.compute is not None and spec.compute.largeShmRequest:
         needed["kubernetes.podspec-volumes-emptydir"] = "spec.compute.largeShmRequest"
+    if spec.createHomeDir:
+        needed["kubernetes.podspec-volumes-emptydir"] = "spec.createHomeDir"
     return needed
 
 
@@ -146,12 +148,6 @@ def _everywhere(submission: WorkloadSubmission) -> Iterator[Issue]:
             # The API server (and the training-operator webhook) refuse a container without one.
             yield Issue(field=f"{where}.image", details="a container needs an image")
         yield from _compute(where, spec.compute)
-        if spec.createHomeDir:
-            yield Issue(
-                field=f"{where}.createHomeDir",
-                details="berth cannot create a home directory in the container; set it in the "
-                "image or mount a volume at the home directory",
-            )
         if (
             isinstance(spec, CommonSpec)
             and spec.terminateAfterPreemption

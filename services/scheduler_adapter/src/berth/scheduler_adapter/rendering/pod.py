@@ -17,6 +17,9 @@ from berth.scheduler_adapter.rendering.placement import placement
 from berth.scheduler_adapter.rendering.resources import gpu_sharing, shared_memory
 from berth.scheduler_adapter.rendering.storage import RenderedStorage
 
+HOME_VOLUME = "home"
+HOME_DIR = "/home/berth"
+
 
 def pod_security(spec: BaseSpec) -> dict[str, Any]:
     """Pod-level securityContext plus host namespaces."""
@@ -67,6 +70,16 @@ def pod_template(
     shm = shared_memory(spec.compute)
     if shm:
         volumes.append(shm[0])
+    if spec.createHomeDir:
+        # A writable home for whatever user the container runs as (images rarely have one
+        # for an arbitrary uid); it lives as long as the pod, like Run:ai's.
+        volumes.append({"name": HOME_VOLUME, "emptyDir": {}})
+        main["volumeMounts"] = [
+            *main.get("volumeMounts", ()),
+            {"name": HOME_VOLUME, "mountPath": HOME_DIR},
+        ]
+        if not any(item.get("name") == "HOME" for item in main.get("env", ())):
+            main["env"] = [*main.get("env", ()), {"name": "HOME", "value": HOME_DIR}]
     if storage is not None and storage.volumes:
         volumes.extend(storage.volumes)
         main["volumeMounts"] = [*main.get("volumeMounts", ()), *storage.mounts]
