@@ -291,3 +291,28 @@ async def test_knative_inference_is_applied_and_a_refused_suspend_is_reported(
         )
     finally:
         await service.app.stop()
+
+
+async def test_a_workload_the_cluster_cannot_run_fails_and_nothing_is_applied(
+    server: FakeApiServer, nats_url: str, database_url: str
+) -> None:
+    # The training-operator alone: MPIJob only at kubeflow.org/v1, no mpi-operator.
+    server.installed.discard(("kubeflow.org/v2beta1", "mpijobs"))
+    server.installed.add(("kubeflow.org/v1", "mpijobs"))
+    workload = ref("restart-mpi").model_copy(update={"kind": "distributed"})
+    service = adapter(server, nats_url, database_url)
+    await service.app.start()
+    try:
+        spec = {"image": "img:1", "distributedFramework": "MPI", "numWorkers": 2}
+        await publish(service.js, approved(workload, spec))
+        await eventually(lambda: _has(service, workload.workloadId, "Failed"))
+        msgs = await stored(service.js, f"workload.phase-changed.v1.{workload.workloadId}")
+        (failed,) = [WorkloadPhaseChangedV1.model_validate_json(m.data).data for m in msgs]
+        assert failed.reason == "NotRunnable"
+        assert failed.message == (
+            "spec.distributedFramework: MPIJob needs the mpi-operator (kubeflow.org/v2beta1), "
+            "which cluster local does not run (it serves MPIJob only at kubeflow.org/v1)"
+        )
+        assert not [call for call in server.calls() if call.method in ("POST", "PATCH")]
+    finally:
+        await service.app.stop()

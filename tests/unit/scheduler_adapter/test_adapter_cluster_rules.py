@@ -15,9 +15,13 @@ from berth.contracts.capabilities import (
     KaiCapabilities,
     KnativeCapabilities,
 )
+from berth.contracts.queries import RenderRequest
 from berth.contracts.runnable import check, knative_features
 from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter.handlers import render_query
 from berth.scheduler_adapter.render import render
+from berth.scheduler_adapter.simulated import SimulatedCluster
+from berth.scheduler_adapter.simulation import Inventory
 
 pytestmark = pytest.mark.unit
 
@@ -230,3 +234,29 @@ def test_knative_feature_flags_a_spec_needs_must_be_enabled() -> None:
     ]
     allowed = KnativeCapabilities(features={"kubernetes.podspec-schedulername": "Allowed"})
     assert issues("inference", {}, ClusterCapabilities(knative=allowed)) == []
+
+
+# --- where the check runs ------------------------------------------------------------------------
+
+
+async def test_a_dry_run_on_a_knative_cluster_names_the_extra_port() -> None:
+    cluster = SimulatedCluster(
+        Inventory.from_dict({"cluster": {"knative": True}, "nodePools": [{"name": "a100"}]})
+    )
+    spec = {"image": IMAGE, "servingPort": {"container": 8000}, "ports": [{"container": 9000}]}
+    request = RenderRequest(
+        workload=ref("i", "inference"), submission=submission("inference", "i", spec)
+    )
+    reply = await render_query(request, backend=cluster)
+    assert reply.manifests == []
+    assert [(i.field, i.details) for i in reply.issues or ()] == [
+        (
+            "spec.ports[0]",
+            "Knative serves one container port (8000); port 9000 cannot be exposed on cluster "
+            "cluster-1",
+        )
+    ]
+    # The same spec on a cluster without Knative renders a Deployment exposing both ports.
+    plain = SimulatedCluster(Inventory.from_dict({"nodePools": [{"name": "a100"}]}))
+    reply = await render_query(request, backend=plain)
+    assert reply.issues is None and reply.manifests[0]["kind"] == "Deployment"
