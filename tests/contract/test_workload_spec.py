@@ -474,8 +474,8 @@ def test_mpi_takes_slots_per_worker() -> None:
 
 
 def test_system_defaults_for_a_bare_workspace() -> None:
+    # No auto-deletion: a workspace runs until stopped and never completes.
     assert applicable_system_defaults(WorkspaceSpec()) == {
-        "autoDeletionTimeAfterCompletionSeconds": DEFAULT_AUTO_DELETION_SECONDS,
         "backoffLimit": DEFAULT_BACKOFF_LIMIT,
         "terminateAfterPreemption": False,
         "priorityClass": "build",

@@ -171,6 +171,8 @@ def test_run_ai_fields_are_rendered_or_refused_by_name() -> None:
     pod = job["spec"]["template"]["spec"]
     assert {"name": "home", "emptyDir": {}} in pod["volumes"]
     assert {"name": "HOME", "value": "/home/berth"} in pod["containers"][0]["env"]
+    (found,) = issues("workspace", {"autoDeletionTimeAfterCompletionSeconds": 60})
+    assert found.startswith("spec.autoDeletionTimeAfterCompletionSeconds: a workspace runs")
     (found,) = issues("workspace", {"terminateAfterPreemption": True})
     assert found.startswith("spec.terminateAfterPreemption: only a training")
     # A training fails its Job on preemption through the Job's podFailurePolicy.

@@ -149,6 +149,15 @@ def _everywhere(submission: WorkloadSubmission) -> Iterator[Issue]:
             yield Issue(field=f"{where}.image", details="a container needs an image")
         yield from _compute(where, spec.compute)
         if (
+            isinstance(spec, WorkspaceSpec)
+            and spec.autoDeletionTimeAfterCompletionSeconds is not None
+        ):
+            yield Issue(
+                field=f"{where}.autoDeletionTimeAfterCompletionSeconds",
+                details="a workspace runs until it is stopped (its StatefulSet restarts the "
+                "container), so it never completes and cannot be deleted after completion",
+            )
+        if (
             isinstance(spec, CommonSpec)
             and spec.terminateAfterPreemption
             and not isinstance(spec, TrainingSpec)
