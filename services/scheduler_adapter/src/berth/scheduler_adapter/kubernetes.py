@@ -100,6 +100,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
         Resource("kubeflow.org/v1", "XGBoostJob", "xgboostjobs"),
         Resource("kubeflow.org/v2beta1", "MPIJob", "mpijobs"),
         Resource("serving.knative.dev/v1", "Service", "services"),
+        # Rendered by earlier versions (KAI's podgrouper makes them now): re-applied on resync.
         Resource("scheduling.run.ai/v2alpha2", "PodGroup", "podgroups"),
     )
 }

@@ -15,7 +15,6 @@ GPU_FRACTION_DEVICES_ANNOTATION = "gpu-fraction-num-devices"
 GPU_MEMORY_ANNOTATION = "gpu-memory"
 # Set on each pod by KAI's podgrouper, which builds the workload's PodGroup itself.
 POD_GROUP_ANNOTATION = "pod-group-name"
-POD_GROUP_API_VERSION = "scheduling.run.ai/v2alpha2"
 
 # Node label carrying a node's type (Run:ai's ``nodeType`` placement field).
 NODE_TYPE_LABEL = "run.ai/type"
