@@ -147,6 +147,15 @@ def test_mpijob_needs_the_mpi_operator() -> None:
     )
 
 
+def test_mpi_workers_with_a_command_of_their_own_are_refused() -> None:
+    spec = {"distributedFramework": "MPI", "command": "python worker.py"}
+    launcher = {"image": IMAGE, "command": "mpirun python worker.py"}
+    (found,) = issues("distributed", spec, masterSpecSameAsWorker=False, masterSpec=launcher)
+    assert found.startswith("spec.command: MPI workers run the mpi-operator's sshd")
+    # With one spec, the command is the launcher's and the workers keep the entry point.
+    assert issues("distributed", spec) == []
+
+
 def test_a_container_needs_an_image() -> None:
     found = check(submission("training", "t", {}), None, "local")
     assert [(i.field, i.details) for i in found] == [("spec.image", "a container needs an image")]

@@ -143,6 +143,18 @@ def _specs(submission: WorkloadSubmission) -> Iterator[tuple[str, BaseSpec]]:
 
 def _everywhere(submission: WorkloadSubmission) -> Iterator[Issue]:
     pods = pod_count(submission)
+    if (
+        isinstance(submission, DistributedSubmission)
+        and submission.spec.distributedFramework == "MPI"
+        and submission.masterSpec is not None
+        and (submission.spec.command or submission.spec.args)
+    ):
+        # The mpi-operator starts sshd in a worker only when the worker has no command.
+        yield Issue(
+            field="spec.command",
+            details="MPI workers run the mpi-operator's sshd; give the command to the "
+            "launcher (masterSpec)",
+        )
     for where, spec in _specs(submission):
         if not spec.image:
             # The API server (and the training-operator webhook) refuse a container without one.
