@@ -22,6 +22,7 @@ from berth.contracts.workload import (
     WorkspaceSpec,
     WorkspaceSubmission,
     applicable_system_defaults,
+    requested_gpus,
 )
 
 pytestmark = pytest.mark.unit
@@ -553,3 +554,11 @@ def test_xgboost_needs_a_master() -> None:
 def test_a_host_path_is_read_only_unless_asked_otherwise() -> None:
     # Run:ai's default, published as berth's system default (the renderer applies it too).
     assert HostPath.model_fields["readOnly"].json_schema_extra == {SYSTEM_DEFAULT_KEY: True}
+
+
+def test_requested_gpus_count_no_gpu_for_an_mpi_launcher() -> None:
+    compute = {"gpuDevicesRequest": 2}
+    pytorch = {"kind": "distributed", "spec": {"numWorkers": 3, "compute": compute}}
+    mpi = {"kind": "distributed", "spec": {**pytorch["spec"], "distributedFramework": "MPI"}}
+    assert requested_gpus(pytorch) == 8  # the master has the workers' GPUs
+    assert requested_gpus(mpi) == 6  # the launcher only starts mpirun
