@@ -98,7 +98,9 @@ class Inventory:
     def default_capabilities(self) -> ClusterCapabilities:
         """KAI with a scheduling shard per node pool (and the default shard for unlabelled
         nodes), the training-operator v1 and the mpi-operator, and Knative with every flag
-        berth needs when ``knative`` is on."""
+        berth needs when ``knative`` is on. Every simulated node carries its pool's label, yet
+        a workload that names no pool is placed in any pool, as if the default shard saw every
+        node: a real cluster's default shard sees only unlabelled nodes."""
         knative = (
             KnativeCapabilities(version=KNATIVE_VERSION, features=dict(KNATIVE_FEATURES))
             if self.knative
