@@ -208,6 +208,21 @@ def test_knative_serves_a_single_container_port() -> None:
     assert [port["containerPort"] for port in ports] == [8000]
 
 
+def test_ports_of_every_kind_get_a_service() -> None:
+    # Run:ai's ports and exposedUrls are tool connections for every kind, not only workspaces.
+    tensorboard = {"ports": [{"container": 6006, "toolType": "tensorboard"}]}
+    for kind in ("training", "distributed", "inference"):
+        objects = manifests(kind, "k", extra=tensorboard)
+        services = [o for o in objects if (o["apiVersion"], o["kind"]) == ("v1", "Service")]
+        tool = [s for s in services if s["spec"]["ports"][0]["targetPort"] == 6006]
+        assert len(tool) == 1, kind
+        assert tool[0]["metadata"]["annotations"][L.TOOL_TYPE_ANNOTATION] == "tensorboard"
+        assert tool[0]["metadata"]["ownerReferences"][0]["name"] == "k"
+    url = {"exposedUrls": [{"container": 6006}]}
+    (found,) = issues("inference", url, KNATIVE)
+    assert found.startswith("spec.exposedUrls[0]: Knative serves one container port (8000)")
+
+
 @pytest.mark.parametrize("port", [8012, 8013, 8022, 9090, 9091, 8008])
 def test_knative_reserved_ports_are_refused(port: int) -> None:
     assert issues("inference", {"servingPort": {"container": port}}, KNATIVE) == [

@@ -299,6 +299,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], ClusterCapabilities]
             "createHomeDir": True,
             "podAffinity": {"type": "Required", "key": "topology.kubernetes.io/zone"},
             "relatedUrls": [{"url": "https://wandb.example/run/1", "type": "wandb"}],
+            "ports": [{"container": 6006, "toolType": "tensorboard"}],
             "storage": {"hostPath": [{"name": "data", "path": "/data", "mountPath": "/data"}]},
         },
         {},

@@ -298,6 +298,13 @@ def _knative(
                 details=f"Knative serves one container port ({serving}); port "
                 f"{port.container} cannot be exposed on cluster {cluster_id}",
             )
+    for index, url in enumerate(spec.exposedUrls or ()):
+        if url.container != serving:
+            yield Issue(
+                field=f"spec.exposedUrls[{index}]",
+                details=f"Knative serves one container port ({serving}); port "
+                f"{url.container} cannot be exposed on cluster {cluster_id}",
+            )
     for index, variable in enumerate(spec.environmentVariables or ()):
         if variable.name in KNATIVE_RESERVED_ENV and not variable.exclude:
             yield Issue(

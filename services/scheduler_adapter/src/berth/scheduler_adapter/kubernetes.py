@@ -20,8 +20,8 @@
   key of berth's config map overrides what was found (what the API cannot tell: KAI's version,
   GPU sharing, queues per pool).
 
-Happy path per workload: one call per rendered object (a training: 1, a distributed training:
-1, a workspace: 1 + its tool Services and claims, an inference: 1 with Knative, 2-3 without);
+Happy path per workload: one call per rendered object (a training, a distributed training or a
+workspace: 1, an inference: 1 with Knative, 2-3 without; each + its tool Services and claims);
 watches are shared by every workload and cost nothing per workload.
 """
 

@@ -28,6 +28,7 @@ from berth.contracts.workload import (
 from berth.scheduler_adapter.rendering.metadata import object_meta
 from berth.scheduler_adapter.rendering.pod import pod_template
 from berth.scheduler_adapter.rendering.storage import RenderedStorage, render_storage
+from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 from berth.scheduler_adapter.rendering.training import backoff_limit, claims, ttl_seconds
 
 
@@ -116,6 +117,7 @@ def render_distributed(
             trace_id=trace_id,
             restart_policy=RESTART_POLICY,
             container_name=framework.container,
+            ports=tool_ports(connections(role_spec)),
             storage=storage,
         )
         return {"replicas": count, "restartPolicy": RESTART_POLICY, "template": template}
@@ -158,4 +160,6 @@ def render_distributed(
         "metadata": object_meta(workload, spec, trace_id),
         "spec": job_spec,
     }
-    return [job, *(c for storage in storages for c in claims(storage, job))]
+    # The workers' tool connections, served by every pod that exposes the port.
+    services = tool_services(workload, spec, trace_id, job, connections(spec))
+    return [job, *services, *(c for storage in storages for c in claims(storage, job))]

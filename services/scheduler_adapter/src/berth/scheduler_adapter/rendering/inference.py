@@ -30,6 +30,7 @@ from berth.scheduler_adapter.rendering.container import container_port
 from berth.scheduler_adapter.rendering.metadata import object_meta, owned, selector
 from berth.scheduler_adapter.rendering.pod import pod_template
 from berth.scheduler_adapter.rendering.storage import render_storage
+from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 from berth.scheduler_adapter.rendering.training import claims
 
 DEFAULT_SERVING_PORT = 8000
@@ -176,13 +177,15 @@ def _deployment(
     spec = submission.spec
     port, protocol = serving_port(submission)
     storage = render_storage(workload, spec, trace_id)
+    # The serving port has its Service below; other tool connections get their own.
+    tools = [item for item in connections(spec) if item.port != port]
     template = pod_template(
         workload,
         spec,
         trace_id=trace_id,
         restart_policy="Always",
         container_name=workload.name,
-        ports=[container_port(port, protocol)],
+        ports=[container_port(port, protocol), *tool_ports(tools)],
         storage=storage,
         extra_env=model_env(spec),
     )
@@ -211,7 +214,13 @@ def _deployment(
     }
     owned([service], deployment)
     hpa = _autoscaler(workload, spec, trace_id, deployment)
-    return [deployment, service, *([hpa] if hpa else []), *claims(storage, deployment)]
+    return [
+        deployment,
+        service,
+        *([hpa] if hpa else []),
+        *tool_services(workload, spec, trace_id, deployment, tools),
+        *claims(storage, deployment),
+    ]
 
 
 def render_inference(
