@@ -180,6 +180,10 @@ def test_run_ai_fields_are_rendered_or_refused_by_name() -> None:
     pod = job["spec"]["template"]["spec"]
     assert {"name": "home", "emptyDir": {}} in pod["volumes"]
     assert {"name": "HOME", "value": "/home/berth"} in pod["containers"][0]["env"]
+    (found,) = issues("training", {"security": {"uidGidSource": "fromIdpToken"}})
+    assert found.startswith("spec.security.uidGidSource: berth does not read user and group")
+    ids = {"uidGidSource": "fromIdpToken", "runAsUid": 1000, "runAsGid": 100}
+    assert issues("training", {"security": ids}) == []
     (found,) = issues("workspace", {"autoDeletionTimeAfterCompletionSeconds": 60})
     assert found.startswith("spec.autoDeletionTimeAfterCompletionSeconds: a workspace runs")
     (found,) = issues("workspace", {"terminateAfterPreemption": True})

@@ -160,6 +160,18 @@ def _everywhere(submission: WorkloadSubmission) -> Iterator[Issue]:
             # The API server (and the training-operator webhook) refuse a container without one.
             yield Issue(field=f"{where}.image", details="a container needs an image")
         yield from _compute(where, spec.compute)
+        security = spec.security
+        if (
+            security is not None
+            and security.uidGidSource == "fromIdpToken"
+            and security.runAsUid is None
+        ):
+            # The ids would come from the submitter's token, which never reaches berth.
+            yield Issue(
+                field=f"{where}.security.uidGidSource",
+                details="berth does not read user and group ids from identity-provider tokens; "
+                "set runAsUid and runAsGid",
+            )
         if (
             isinstance(spec, WorkspaceSpec)
             and spec.autoDeletionTimeAfterCompletionSeconds is not None
