@@ -180,6 +180,8 @@ def test_run_ai_fields_are_rendered_or_refused_by_name() -> None:
     pod = job["spec"]["template"]["spec"]
     assert {"name": "home", "emptyDir": {}} in pod["volumes"]
     assert {"name": "HOME", "value": "/home/berth"} in pod["containers"][0]["env"]
+    (found,) = issues("training", {"security": {"seccompProfileType": "Localhost"}})
+    assert found.startswith("spec.security.seccompProfileType: a Localhost profile")
     (found,) = issues("training", {"security": {"uidGidSource": "fromIdpToken"}})
     assert found.startswith("spec.security.uidGidSource: berth does not read user and group")
     ids = {"uidGidSource": "fromIdpToken", "runAsUid": 1000, "runAsGid": 100}

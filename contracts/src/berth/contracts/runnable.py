@@ -161,6 +161,12 @@ def _everywhere(submission: WorkloadSubmission) -> Iterator[Issue]:
             yield Issue(field=f"{where}.image", details="a container needs an image")
         yield from _compute(where, spec.compute)
         security = spec.security
+        if security is not None and security.seccompProfileType == "Localhost":
+            yield Issue(
+                field=f"{where}.security.seccompProfileType",
+                details="a Localhost profile needs a profile path on the node, which the spec "
+                "cannot name; use RuntimeDefault or Unconfined",
+            )
         if (
             security is not None
             and security.uidGidSource == "fromIdpToken"
