@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from opentelemetry.trace import INVALID_SPAN
+from pydantic import TypeAdapter
 
 from berth.cluster_sync.handlers import drift, record_of, same_state
+from berth.contracts.capabilities import ClusterCapabilities
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     ClusterConfig,
@@ -23,7 +25,7 @@ from berth.contracts.events import (
 )
 from berth.contracts.queries import ProjectInfo
 from berth.contracts.workload import WorkloadSubmission
-from berth.intake.clusters import unregistered
+from berth.intake.clusters import cluster_issues, unregistered
 from berth.intake.handlers import cluster_of
 from berth.ownership.rules import protection_in_force
 from berth.scheduler_adapter.handlers import mine
@@ -55,6 +57,34 @@ class TestClusterIdCheck:
         sub = _submission()
         assert cluster_of(sub, project) == "local"
         assert cluster_of(sub.model_copy(update={"clusterId": "edge"}), project) == "edge"
+
+
+class TestWhatTheClusterCanRun:
+    """Intake refuses at submission what the workload's cluster could not run, with the same
+    check its agent makes before applying anything."""
+
+    def _mpi(self) -> WorkloadSubmission:
+        return TypeAdapter(WorkloadSubmission).validate_python(
+            {
+                "kind": "distributed",
+                "name": "w",
+                "projectId": "team-a",
+                "spec": {"image": "i", "distributedFramework": "MPI", "numWorkers": 2},
+            }
+        )
+
+    def test_an_unregistered_cluster_is_named(self) -> None:
+        (issue,) = cluster_issues(self._mpi(), "edge", {"local": None})
+        assert issue.field == "clusterId"
+
+    def test_a_cluster_without_the_mpi_operator_refuses_an_mpijob(self) -> None:
+        only_v1 = ClusterCapabilities(workloadApis={"MPIJob": "kubeflow.org/v1"})
+        (issue,) = cluster_issues(self._mpi(), "local", {"local": only_v1})
+        assert "MPIJob needs the mpi-operator" in issue.details
+        assert "cluster local does not run" in issue.details
+
+    def test_a_cluster_that_runs_it_raises_nothing(self) -> None:
+        assert cluster_issues(self._mpi(), "local", {"local": ClusterCapabilities()}) == []
 
 
 def _submission() -> WorkloadSubmission:

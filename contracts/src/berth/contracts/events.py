@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from berth.contracts.capabilities import ClusterCapabilities
 from berth.contracts.envelope import Event
 from berth.contracts.workload import WorkloadKind, WorkloadSubmission
 
@@ -257,6 +258,10 @@ class ClusterConfigReportedData(Data):
     config: ClusterConfig
     nodePools: list[str] = Field(default_factory=list)
     gpus: int = 0
+    capabilities: ClusterCapabilities | None = Field(
+        default=None,
+        description="What the cluster runs beyond core Kubernetes; unset from older agents.",
+    )
 
 
 class ClusterConfigReportedV1(Event):

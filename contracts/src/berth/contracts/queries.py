@@ -119,6 +119,9 @@ class RenderRequest(Query):
 class RenderReply(Query):
     manifests: list[dict[str, Any]] = Field(default_factory=list)
     error: str | None = None
+    issues: list[Issue] | None = Field(
+        default=None, description="Why the cluster cannot run the workload as intended."
+    )
 
 
 class ClusterListQuery(Query):

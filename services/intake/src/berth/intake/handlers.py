@@ -107,7 +107,7 @@ async def accept_submissions(
     limits = await quota.quotas(unit.conn, list(projects))
     used_gpus = await quota.usage(unit.conn, list(limits))
     known = await _known_ids(unit.conn, [i.event.subject for i, _ in valid])
-    registered = await clusters.registered(unit.conn) if valid else set()
+    registry = await clusters.registry(unit.conn) if valid else {}
 
     for item, data in valid:
         sub = data.submission
@@ -125,8 +125,7 @@ async def accept_submissions(
             else:
                 sub, used = outcome
         if project is not None:
-            cluster = clusters.unregistered(cluster_of(sub, project), registered)
-            issues.extend([cluster] if cluster else [])
+            issues.extend(clusters.cluster_issues(sub, cluster_of(sub, project), registry))
         name = sub.name
         if sub.useGivenNameAsPrefix:
             name = _unique_name(sub.name, sub.projectId, taken)
@@ -274,11 +273,11 @@ async def dry_run(
             sub = outcome[0]
         async with engine.connect() as conn:
             taken = await _live_names(conn, [(sub.projectId, sub.name)])
-            cluster = clusters.unregistered(
-                cluster_of(sub, project), await clusters.registered(conn)
+            cluster = clusters.cluster_issues(
+                sub, cluster_of(sub, project), await clusters.registry(conn)
             )
         if cluster:
-            return DryRunReply(issues=[cluster])
+            return DryRunReply(issues=cluster)
         if taken and not sub.useGivenNameAsPrefix:
             return DryRunReply(issues=[validation.name_taken(sub.name, sub.projectId)])
         ref = workload_ref("dry-run", sub, project, request.actor.email)
@@ -299,7 +298,9 @@ async def dry_run(
             RenderReply,
             timeout=timeout,
         )
-        issues = [Issue(field="spec", details=rendered.error)] if rendered.error else []
+        issues = rendered.issues or (
+            [Issue(field="spec", details=rendered.error)] if rendered.error else []
+        )
         return DryRunReply(issues=issues, effectiveSpec=effective, manifests=rendered.manifests)
 
 

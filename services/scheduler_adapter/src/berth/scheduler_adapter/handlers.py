@@ -29,11 +29,12 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import RenderReply, RenderRequest
+from berth.contracts.runnable import check, describe
 from berth.contracts.workload import requested_gpus
 from berth.scheduler_adapter import admission
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.render import ClusterCapabilities, object_refs, render
+from berth.scheduler_adapter.render import from_config, object_refs, render
 from berth.scheduler_adapter.tables import agent, workloads
 from berth.shared import outbox
 from berth.shared.consumer import Incoming, Unit
@@ -127,7 +128,7 @@ async def schedule_workloads(
         return
     rows: list[dict[str, Any]] = []
     to_apply: list[dict[str, Any]] = []
-    capabilities = ClusterCapabilities.from_config(await backend.read_config())
+    capabilities = from_config(await backend.read_config())
     used = await admission.usage(
         unit.conn,
         [
@@ -139,6 +140,21 @@ async def schedule_workloads(
     for item in items:
         ref = item.event.data.workload
         correlation = str(item.event.correlationid or item.event.id)
+        issues = check(item.event.data.effectiveSpec, capabilities, ref.clusterId)
+        if issues:
+            # Nothing is applied: the cluster would refuse it, or run it other than intended.
+            unit.emit(
+                phase_event(
+                    ref,
+                    phase="Failed",
+                    previous=None,
+                    reason="NotRunnable",
+                    message=describe(issues),
+                    correlation_id=correlation,
+                ),
+                cause=item,
+            )
+            continue
         try:
             manifests = render(
                 ref,
@@ -405,9 +421,12 @@ async def config_report(backend: ClusterBackend, cluster_id: str) -> ClusterConf
         data=ClusterConfigReportedData(
             clusterId=cluster_id,
             backend=backend.name,
-            config=ClusterConfig.model_validate(config),
+            config=ClusterConfig.model_validate(
+                {key: value for key, value in config.items() if key != "capabilities"}
+            ),
             nodePools=list(config.get("nodePools", [])),
             gpus=int(config.get("gpus", 0)),
+            capabilities=from_config(config),
         ),
     )
 
@@ -442,7 +461,10 @@ async def apply_desired_config(
 async def render_query(request: RenderRequest, *, backend: ClusterBackend) -> RenderReply:
     """The objects a workload would become on this cluster, for a dry run: nothing is applied."""
     try:
-        capabilities = ClusterCapabilities.from_config(await backend.read_config())
+        capabilities = from_config(await backend.read_config())
+        issues = check(request.submission, capabilities, request.workload.clusterId)
+        if issues:
+            return RenderReply(issues=issues, error=describe(issues))
         manifests = render(
             request.workload, request.submission, trace_id=None, capabilities=capabilities
         )
