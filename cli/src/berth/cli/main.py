@@ -27,6 +27,7 @@ from berth.cli.common import (
     run_async,
     with_client,
 )
+from berth.cli.nats_commands import nats_config
 from berth.cli.policy_commands import policy_app
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import (
@@ -58,6 +59,7 @@ from berth.cli.catalog_commands import register as _register_catalog  # noqa: E4
 
 _register_catalog(app)
 app.add_typer(policy_app, name="policy")
+app.command("nats-config")(nats_config)
 
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project name.")]
@@ -554,7 +556,7 @@ def up(
         err.print(f"[red]could not start berth:[/red] {type(exc).__name__}: {exc}")
         suite.stop()
         raise typer.Exit(1) from None
-    endpoints.record(suite.nats_url, suite.database_url)
+    endpoints.record(suite.nats_url, suite.database_url, suite.credentials_dir)
     console.print(output.welcome(suite))
     try:
         suite.supervise()

@@ -8,6 +8,18 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.contracts.envelope import Event
+from berth.contracts.roles import (
+    AGENT,
+    CATALOG,
+    CLUSTER,
+    CLUSTER_SYNC,
+    INTAKE,
+    OWNERSHIP,
+    POLICY,
+    SCHEDULER_ADAPTER,
+    UI,
+    Consumer,
+)
 from berth.contracts.workload import WorkloadKind, WorkloadSubmission
 
 
@@ -85,6 +97,8 @@ class SubmissionRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.submission.requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((INTAKE,), "intake-submissions"),)
     data: SubmissionRequestedData
 
 
@@ -109,6 +123,13 @@ class SubmissionReceivedV1(Event):
 
     TYPE: ClassVar[str] = "berth.submission.received"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (INTAKE,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((POLICY,), "policy-submissions"),
+        Consumer((OWNERSHIP,), "ownership-owners"),
+        Consumer((CATALOG,), "catalog-usage"),
+        Consumer((UI,)),
+    )
     data: SubmissionReceivedData
 
 
@@ -124,6 +145,8 @@ class SubmissionRejectedV1(Event):
 
     TYPE: ClassVar[str] = "berth.submission.rejected"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (INTAKE,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: SubmissionRejectedData
 
 
@@ -142,6 +165,12 @@ class PolicyApprovedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.approved"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (POLICY,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((INTAKE,), "intake-approvals"),
+        Consumer((SCHEDULER_ADAPTER, AGENT), "scheduler-adapter-approved"),
+        Consumer((UI,)),
+    )
     data: PolicyApprovedData
 
 
@@ -155,6 +184,11 @@ class PolicyRejectedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.rejected"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (POLICY,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((INTAKE,), "intake-rejections"),
+        Consumer((UI,)),
+    )
     data: PolicyRejectedData
 
 
@@ -178,6 +212,11 @@ class WorkloadScheduledV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.scheduled"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((CLUSTER_SYNC,), "cluster-sync-placements"),
+        Consumer((UI,)),
+    )
     data: WorkloadScheduledData
 
 
@@ -196,6 +235,12 @@ class WorkloadPhaseChangedV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.phase-changed"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((INTAKE,), "intake-phases"),
+        Consumer((CATALOG,), "catalog-releases"),
+        Consumer((UI,)),
+    )
     data: WorkloadPhaseChangedData
 
 
@@ -210,6 +255,8 @@ class WorkloadActionRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.action-requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((OWNERSHIP,), "ownership-actions"),)
     data: WorkloadActionData
 
 
@@ -222,6 +269,11 @@ class WorkloadActionAuthorizedV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.action-authorized"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (OWNERSHIP,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((SCHEDULER_ADAPTER, AGENT), "scheduler-adapter-actions"),
+        Consumer((UI,)),
+    )
     data: WorkloadActionAuthorizedData
 
 
@@ -234,6 +286,8 @@ class WorkloadActionDeniedV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.action-denied"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (OWNERSHIP,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: WorkloadActionDeniedData
 
 
@@ -263,6 +317,8 @@ class ClusterConfigReportedV1(Event):
 
     TYPE: ClassVar[str] = "berth.cluster.config-reported"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((CLUSTER_SYNC,), "cluster-sync-reports"),)
     data: ClusterConfigReportedData
 
 
@@ -277,6 +333,8 @@ class ClusterConfigChangedV1(Event):
 
     TYPE: ClassVar[str] = "berth.cluster.config-changed"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CLUSTER_SYNC,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((OWNERSHIP,), "ownership-clusters"),)
     data: ClusterConfigChangedData
 
 
@@ -300,6 +358,10 @@ class ClusterConfigRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.cluster.config-requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((CLUSTER_SYNC,), "cluster-sync-config-requests"),
+    )
     data: ClusterConfigRequestedData
 
 
@@ -308,6 +370,11 @@ class ClusterConfigDesiredV1(Event):
 
     TYPE: ClassVar[str] = "berth.cluster.config-desired"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CLUSTER_SYNC,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        # One durable per cluster: every cluster's agent sees every desired-config event.
+        Consumer((SCHEDULER_ADAPTER, AGENT), f"scheduler-adapter-config-{CLUSTER}"),
+    )
     data: ClusterConfigRequestedData
 
 
@@ -328,4 +395,9 @@ class CatalogAssetChangedV1(Event):
 
     TYPE: ClassVar[str] = "berth.catalog.asset-changed"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CATALOG,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((INTAKE,), "intake-catalog"),
+        Consumer((UI,)),
+    )
     data: AssetChangedData

@@ -56,12 +56,23 @@ def nats_server_binary() -> str:
 
 
 class EmbeddedNats:
-    """A nats-server with JetStream on a free loopback port; can be stopped and restarted."""
+    """A nats-server with JetStream on a free loopback port; can be stopped and restarted.
 
-    def __init__(self, store_dir: Path, *, port: int | None = None, log_file: Path | None = None):
+    With ``config`` (a nats-server configuration file, e.g. the generated accounts and
+    permissions), the server authenticates every connection; without, it accepts anyone."""
+
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        log_file: Path | None = None,
+        config: Path | None = None,
+    ):
         self.store_dir = store_dir
         self.port = port or free_port()
         self.log_file = log_file
+        self.config = config
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -80,6 +91,8 @@ class EmbeddedNats:
             "-sd",
             str(self.store_dir),
         ]
+        if self.config is not None:
+            args += ["-c", str(self.config)]
         out: Any = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(
             args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent

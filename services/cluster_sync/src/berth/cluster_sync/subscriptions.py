@@ -10,6 +10,7 @@ from berth.contracts.events import (
     ClusterConfigRequestedV1,
     WorkloadScheduledV1,
 )
+from berth.contracts.roles import CLUSTER_SYNC
 from berth.shared.service import Service, Subscription
 
 
@@ -17,7 +18,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             ClusterConfigReportedV1,
-            "cluster-sync-reports",
+            ClusterConfigReportedV1.durable(CLUSTER_SYNC),
             handlers.record_reports,
             "record report",
         )
@@ -25,7 +26,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             ClusterConfigRequestedV1,
-            "cluster-sync-config-requests",
+            ClusterConfigRequestedV1.durable(CLUSTER_SYNC),
             handlers.forward_config_requests,
             "forward config request",
         )
@@ -33,7 +34,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             WorkloadScheduledV1,
-            "cluster-sync-placements",
+            WorkloadScheduledV1.durable(CLUSTER_SYNC),
             handlers.record_placements,
             "record placement",
         )

@@ -13,6 +13,7 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import RenderRequest
+from berth.contracts.roles import SCHEDULER_ADAPTER
 from berth.contracts.subjects import RPC_RENDER
 from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend
@@ -23,7 +24,7 @@ def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None
     service.subscribe(
         Subscription(
             PolicyApprovedV1,
-            "scheduler-adapter-approved",
+            PolicyApprovedV1.durable(SCHEDULER_ADAPTER),
             partial(handlers.schedule_workloads, backend=backend),
             "schedule",
         )
@@ -31,7 +32,7 @@ def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None
     service.subscribe(
         Subscription(
             WorkloadActionAuthorizedV1,
-            "scheduler-adapter-actions",
+            WorkloadActionAuthorizedV1.durable(SCHEDULER_ADAPTER),
             partial(handlers.act_on_actions, backend=backend),
             "act",
         )
@@ -40,7 +41,7 @@ def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None
     service.subscribe(
         Subscription(
             ClusterConfigDesiredV1,
-            f"scheduler-adapter-config-{cluster_id}",
+            ClusterConfigDesiredV1.durable(SCHEDULER_ADAPTER, cluster_id),
             partial(handlers.apply_desired_config, backend=backend, cluster_id=cluster_id),
             "apply cluster config",
         )
