@@ -39,6 +39,21 @@ class Permissions:
     allow_responses: bool = False
 
 
+def matches(pattern: str, subject: str) -> bool:
+    """Whether a NATS subject pattern (``*`` one token, ``>`` the rest) covers ``subject``."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(have) > i
+        if i >= len(have) or (token != "*" and token != have[i]):
+            return False
+    return len(want) == len(have)
+
+
+def allows(patterns: Iterable[str], subject: str) -> bool:
+    return any(matches(p, subject) for p in patterns)
+
+
 def credential_file(directory: Path, role: str) -> Path:
     return directory / f"{role}.nk"
 
