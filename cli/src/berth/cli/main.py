@@ -27,7 +27,7 @@ from berth.cli.common import (
     run_async,
     with_client,
 )
-from berth.cli.nats_commands import nats_config
+from berth.cli.nats_commands import nats_config, nats_streams
 from berth.cli.policy_commands import policy_app
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import (
@@ -60,6 +60,7 @@ from berth.cli.catalog_commands import register as _register_catalog  # noqa: E4
 _register_catalog(app)
 app.add_typer(policy_app, name="policy")
 app.command("nats-config")(nats_config)
+app.command("nats-streams")(nats_streams)
 
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project name.")]

@@ -8,9 +8,12 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import nats_auth
-from berth.cli.common import console, err
-from berth.contracts.roles import ROLES
+from berth.cli import endpoints, nats_auth
+from berth.cli.client import BerthUnavailable
+from berth.cli.common import NatsOpt, console, err, run_async
+from berth.contracts.roles import ADMIN, ROLES
+from berth.contracts.subjects import STREAMS
+from berth.shared.bus import connect, ensure_streams
 
 
 def nats_config(
@@ -46,3 +49,31 @@ def nats_config(
         markup=False,
         highlight=False,
     )
+
+
+def nats_streams(nats_url: NatsOpt = None) -> None:
+    """Create or update berth's JetStream streams, as an operator: with the admin credential
+    (BERTH_NATS_ADMIN_CREDENTIALS, or the one `berth up` made). Services never create streams;
+    they wait until these exist."""
+    url = endpoints.nats_url(nats_url)
+    credentials = endpoints.nats_credentials(url, ADMIN)
+
+    async def declare() -> None:
+        try:
+            nc = await connect(
+                url,
+                name="berth-nats-streams",
+                credentials=credentials,
+                role=ADMIN,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+            )
+        except Exception as exc:
+            raise BerthUnavailable(f"cannot reach NATS at {url} as admin: {exc}") from None
+        try:
+            await ensure_streams(nc.jetstream())
+        finally:
+            await nc.close()
+
+    run_async(declare())
+    console.print("streams: " + ", ".join(STREAMS))
