@@ -19,6 +19,7 @@ import pytest
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 from pydantic import TypeAdapter
 
@@ -282,6 +283,35 @@ async def test_no_fake_responder_and_no_reading_everything(
         RPC_CATALOG_PROJECTS_LOOKUP, b'{"items": [{"project": "team-a"}]}', timeout=10
     )
     assert "team-a" in ProjectLookupReply.model_validate_json(reply.data).projects
+
+
+async def test_ui_reads_spans_but_creates_no_consumer(
+    secured_suite: Suite, as_role: OpenSession
+) -> None:
+    ui = await as_role("ui")
+    # A push consumer would deliver the spans a UI may write to any subject it names.
+    with pytest.raises(NatsTimeout):
+        await ui.nc.jetstream().add_consumer(
+            "TELEMETRY",
+            ConsumerConfig(
+                deliver_subject="policy.approved.v1.x", filter_subject="telemetry.spans.v1.x"
+            ),
+            timeout=3,
+        )
+    await ui.violation('publish to "$JS.API.CONSUMER.CREATE.TELEMETRY')
+    # What `berth trace` does instead: the stream's get API.
+    subject = f"telemetry.spans.v1.{uuid.uuid4().hex}"
+    await ui.nc.publish(subject, b'[{"name": "span"}]')
+    await ui.nc.flush()
+
+    async def stored_span() -> Any:
+        try:
+            return await ui.nc.jetstream().get_msg("TELEMETRY", seq=1, subject=subject, next=True)
+        except NotFoundError:
+            return None
+
+    msg = await eventually(stored_span, timeout=10)
+    assert json.loads(msg.data or b"[]") == [{"name": "span"}]
 
 
 async def test_a_service_cannot_forge_another_services_events(

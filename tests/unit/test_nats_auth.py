@@ -188,8 +188,12 @@ def test_ui_publishes_only_requests_and_reads_what_uis_follow() -> None:
     assert not perms.allow_responses
     for rpc in RPCS:
         assert allows(perms.publish, rpc.subject) == (UI in rpc.callers), rpc.subject
-    assert not any(p.startswith("$JS.API.STREAM.CREATE") for p in perms.publish)
-    assert not allows(perms.publish, "$JS.API.CONSUMER.CREATE.WORKLOAD.x")
+    # No stream or consumer management at all: a push consumer would deliver a stream's
+    # messages to any subject.
+    assert not any(
+        p.startswith(("$JS.API.STREAM.CREATE", "$JS.API.CONSUMER")) for p in perms.publish
+    )
+    assert allows(perms.publish, "$JS.API.STREAM.MSG.GET.TELEMETRY")
 
 
 def test_only_admin_may_manage_streams() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import uuid4
 
 from nats.aio.client import Client
-from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
@@ -72,26 +72,23 @@ class BerthClient:
         )
         return reply.workloads
 
-    async def spans(self, trace_id: str, *, settle: float = 1.0) -> list[dict[str, Any]]:
-        """Every recorded span of one trace, read back from the TELEMETRY stream."""
-        sub = await self.js.subscribe(
-            f"{TELEMETRY_SPANS}.{trace_id}",
-            stream=stream_for(TELEMETRY_SPANS),
-            ordered_consumer=True,
-        )
+    async def spans(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every recorded span of one trace, read back from the TELEMETRY stream.
+
+        Message by message with the stream's get API, which is all the ``ui`` role may use
+        there: a consumer could deliver the stream's messages to any subject."""
+        subject = f"{TELEMETRY_SPANS}.{trace_id}"
         spans: list[dict[str, Any]] = []
-        try:
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=settle)
-                except (TimeoutError, NatsTimeout):
-                    break
-                spans.extend(json.loads(msg.data))
-                if msg.metadata.num_pending == 0:
-                    break
-        finally:
-            await sub.unsubscribe()
-        return spans
+        seq = 1
+        while True:
+            try:
+                msg = await self.js.get_msg(
+                    stream_for(TELEMETRY_SPANS), seq=seq, subject=subject, next=True
+                )
+            except NotFoundError:
+                return spans
+            spans.extend(json.loads(msg.data or b"[]"))
+            seq = (msg.seq or seq) + 1
 
     @asynccontextmanager
     async def watch(

@@ -127,13 +127,9 @@ def role_permissions(role: str, clusters: Sequence[str] = DEFAULT_CLUSTERS) -> P
     subscribe += [rpc.subject for rpc in served_by(role)]
     if role == UI:
         subscribe += [f"{event.subject_prefix()}.*" for event in followed_by(role)]
-        # `berth trace`: an ordered (ephemeral) consumer on the TELEMETRY stream.
-        publish += [
-            "$JS.API.STREAM.INFO.TELEMETRY",
-            "$JS.API.CONSUMER.CREATE.TELEMETRY",
-            "$JS.API.CONSUMER.CREATE.TELEMETRY.>",
-            "$JS.FC.TELEMETRY.>",
-        ]
+        # `berth trace` reads a trace's spans message by message. No consumer: one could
+        # deliver the stream's messages (spans a UI wrote) to any subject.
+        publish.append(f"$JS.API.STREAM.MSG.GET.{stream_for(TELEMETRY_SPANS)}")
     return Permissions(
         publish=_unique(publish),
         subscribe=_unique(subscribe),

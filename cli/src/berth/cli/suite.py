@@ -48,7 +48,9 @@ class Suite:
         """``credentials_dir`` holds the role credentials of a NATS given by URL (see
         ``nats_auth.ensure_credentials``); an embedded NATS gets its own under ``nats/``."""
         self.state_dir = state_dir
-        self.credentials_dir = credentials_dir
+        # A NATS given by URL that authenticates: its role keys (berth nats-config --dir).
+        env_dir = os.environ.get("BERTH_NATS_CREDENTIALS_DIR")
+        self.credentials_dir = credentials_dir or (Path(env_dir) if env_dir else None)
         self.log_dir = state_dir / "logs"
         self._nats_url = nats_url or os.environ.get("BERTH_NATS_URL")
         self._database_url = database_url or os.environ.get("BERTH_DATABASE_URL")
@@ -121,6 +123,9 @@ class Suite:
             env[nats_auth.CREDENTIALS_ENV] = str(
                 nats_auth.credential_file(self.credentials_dir, name)
             )
+        else:
+            # The caller's own (ui) key is not a service's.
+            env.pop(nats_auth.CREDENTIALS_ENV, None)
         if self.inventory:
             env["BERTH_SIM_INVENTORY"] = str(self.inventory)
         env.update(self.extra_env)
