@@ -295,7 +295,7 @@ async def test_assets_catalog_and_intake(nats_url: str, database_url: str, nc: A
 
         # A deleted workload no longer holds its assets.
         gone = WorkloadPhaseChangedV1(
-            source="/berth/tests",
+            source="/berth/scheduler-adapter",
             subject=first["workload"]["workloadId"],
             actor=ADMIN,
             data=WorkloadPhaseChangedData(

@@ -76,7 +76,7 @@ def ref(name: str) -> WorkloadRef:
 
 def approved(workload: WorkloadRef, spec: dict[str, Any]) -> PolicyApprovedV1:
     return PolicyApprovedV1(
-        source="/berth/tests",
+        source="/berth/policy",
         subject=workload.workloadId,
         actor=USER,
         data=PolicyApprovedData.model_validate(
@@ -95,7 +95,7 @@ def approved(workload: WorkloadRef, spec: dict[str, Any]) -> PolicyApprovedV1:
 
 def action(workload: WorkloadRef, name: str) -> WorkloadActionAuthorizedV1:
     return WorkloadActionAuthorizedV1(
-        source="/berth/tests",
+        source="/berth/ownership",
         subject=workload.workloadId,
         actor=USER,
         data=WorkloadActionAuthorizedData(

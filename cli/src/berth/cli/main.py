@@ -27,6 +27,7 @@ from berth.cli.common import (
     run_async,
     with_client,
 )
+from berth.cli.nats_commands import nats_config, nats_streams
 from berth.cli.policy_commands import policy_app
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import (
@@ -61,6 +62,8 @@ from berth.cli.cluster_commands import register as _register_cluster  # noqa: E4
 
 _register_cluster(cluster_app)
 app.add_typer(policy_app, name="policy")
+app.command("nats-config")(nats_config)
+app.command("nats-streams")(nats_streams)
 
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project name.")]
@@ -557,7 +560,7 @@ def up(
         err.print(f"[red]could not start berth:[/red] {type(exc).__name__}: {exc}")
         suite.stop()
         raise typer.Exit(1) from None
-    endpoints.record(suite.nats_url, suite.database_url)
+    endpoints.record(suite.nats_url, suite.database_url, suite.credentials_dir)
     console.print(output.welcome(suite))
     try:
         suite.supervise()

@@ -19,6 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import Data, Issue
+from berth.contracts.roles import (
+    POLICY,
+    UI,
+    Consumer,
+)
 
 PolicyType = Literal["workspace", "training", "distributed", "inference"]
 PolicyScope = Literal["tenant", "cluster", "department", "project"]
@@ -246,6 +251,8 @@ class PolicyChangeRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.change-requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((POLICY,), "policy-changes"),)
     data: PolicyChangeRequestedData
 
 
@@ -264,6 +271,8 @@ class PolicyChangedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.changed"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (POLICY,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: PolicyChangedData
 
 
@@ -279,6 +288,8 @@ class PolicyChangeRejectedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.change-rejected"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (POLICY,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: PolicyChangeRejectedData
 
 

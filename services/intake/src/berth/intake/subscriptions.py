@@ -16,6 +16,7 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
 )
 from berth.contracts.queries import ClusterListQuery, DryRunRequest, WorkloadQuery
+from berth.contracts.roles import INTAKE
 from berth.contracts.subjects import (
     RPC_CLUSTERS_LIST,
     RPC_DRY_RUN,
@@ -34,33 +35,39 @@ def register(service: Service, directory: ProjectDirectory) -> None:
             # not an undecodable message.
             event=RawEvent,
             subject_prefix=SubmissionRequestedV1.subject_prefix(),
-            durable="intake-submissions",
+            durable=SubmissionRequestedV1.durable(INTAKE),
             handler=partial(handlers.accept_submissions, directory=directory),
             operation="accept submission",
         )
     )
     service.subscribe(
         Subscription(
-            PolicyApprovedV1, "intake-approvals", handlers.record_approvals, "record approval"
+            PolicyApprovedV1,
+            PolicyApprovedV1.durable(INTAKE),
+            handlers.record_approvals,
+            "record approval",
         )
     )
     service.subscribe(
         Subscription(
             PolicyRejectedV1,
-            "intake-rejections",
+            PolicyRejectedV1.durable(INTAKE),
             handlers.record_policy_rejections,
             "record rejection",
         )
     )
     service.subscribe(
         Subscription(
-            WorkloadPhaseChangedV1, "intake-phases", handlers.record_phases, "record phase"
+            WorkloadPhaseChangedV1,
+            WorkloadPhaseChangedV1.durable(INTAKE),
+            handlers.record_phases,
+            "record phase",
         )
     )
     service.subscribe(
         Subscription(
             CatalogAssetChangedV1,
-            "intake-catalog",
+            CatalogAssetChangedV1.durable(INTAKE),
             projection.record_catalog_changes,
             "record catalog change",
         )
@@ -68,7 +75,7 @@ def register(service: Service, directory: ProjectDirectory) -> None:
     service.subscribe(
         Subscription(
             ClusterUpdatedV1,
-            "intake-clusters",
+            ClusterUpdatedV1.durable(INTAKE),
             clusters.record_cluster_updates,
             "record cluster registry change",
         )

@@ -10,6 +10,7 @@ from berth.contracts.events import (
     WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
 )
+from berth.contracts.roles import OWNERSHIP
 from berth.ownership import handlers
 from berth.shared.service import Service, Subscription
 
@@ -17,13 +18,16 @@ from berth.shared.service import Service, Subscription
 def register(service: Service) -> None:
     service.subscribe(
         Subscription(
-            SubmissionReceivedV1, "ownership-owners", handlers.record_owners, "record owner"
+            SubmissionReceivedV1,
+            SubmissionReceivedV1.durable(OWNERSHIP),
+            handlers.record_owners,
+            "record owner",
         )
     )
     service.subscribe(
         Subscription(
             ClusterConfigChangedV1,
-            "ownership-clusters",
+            ClusterConfigChangedV1.durable(OWNERSHIP),
             handlers.record_cluster_configs,
             "record cluster config",
         )
@@ -31,7 +35,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             ClusterConfigDesiredV1,
-            "ownership-desired-configs",
+            ClusterConfigDesiredV1.durable(OWNERSHIP),
             handlers.record_desired_configs,
             "record desired cluster config",
         )
@@ -39,7 +43,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             WorkloadActionRequestedV1,
-            "ownership-actions",
+            WorkloadActionRequestedV1.durable(OWNERSHIP),
             handlers.authorize_actions,
             "authorize action",
         )

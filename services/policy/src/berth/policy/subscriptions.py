@@ -22,6 +22,7 @@ from berth.contracts.policy import (
     PolicyPatchRequest,
 )
 from berth.contracts.queries import EvaluateRequest
+from berth.contracts.roles import POLICY
 from berth.contracts.subjects import RPC_POLICY_EVALUATE
 from berth.policy import handlers
 from berth.policy.catalog_client import ProjectResolver
@@ -36,7 +37,7 @@ def register(service: Service, resolve: ProjectResolver) -> None:
     service.subscribe(
         Subscription(
             SubmissionReceivedV1,
-            "policy-submissions",
+            SubmissionReceivedV1.durable(POLICY),
             partial(handlers.evaluate_submissions, cache=cache),
             "evaluate",
         )
@@ -44,7 +45,7 @@ def register(service: Service, resolve: ProjectResolver) -> None:
     service.subscribe(
         Subscription(
             PolicyChangeRequestedV1,
-            "policy-changes",
+            PolicyChangeRequestedV1.durable(POLICY),
             partial(handlers.change_policies, resolve=resolve),
             "change policies",
         )

@@ -14,6 +14,7 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import RenderRequest
+from berth.contracts.roles import SCHEDULER_ADAPTER
 from berth.contracts.subjects import rpc_render
 from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend
@@ -31,10 +32,12 @@ class Durables:
 
     @classmethod
     def of(cls, cluster_id: str) -> Durables:
+        # The names are declared with the events (their CONSUMERS), which the NATS
+        # permissions are generated from.
         return cls(
-            approved=f"scheduler-adapter-approved-{cluster_id}",
-            actions=f"scheduler-adapter-actions-{cluster_id}",
-            config=f"scheduler-adapter-config-{cluster_id}",
+            approved=PolicyApprovedV1.durable(SCHEDULER_ADAPTER, cluster_id),
+            actions=WorkloadActionAuthorizedV1.durable(SCHEDULER_ADAPTER, cluster_id),
+            config=ClusterConfigDesiredV1.durable(SCHEDULER_ADAPTER, cluster_id),
         )
 
 
