@@ -9,6 +9,7 @@ from typing import Any
 from berth.contracts.envelope import Actor
 from berth.contracts.events import ClusterConfig, ClusterRecord, ClusterUpdatedV1
 from berth.contracts.queries import ClusterListQuery, ClusterListReply
+from berth.contracts.roles import source_of
 from berth.contracts.subjects import RPC_CLUSTERS_LIST
 from berth.shared.bus import ask, publish
 from tests.integration.shared.helpers import eventually
@@ -25,7 +26,7 @@ async def listed_clusters(nc: Any) -> set[str]:
 async def register(nc: Any, cluster_id: str) -> None:
     """Announce ``cluster_id`` as cluster-sync would, and wait until intake knows it."""
     event = ClusterUpdatedV1(
-        source="/berth/tests",
+        source=source_of("cluster-sync"),
         subject=cluster_id,
         actor=Actor.system("cluster-sync"),
         data=ClusterRecord(

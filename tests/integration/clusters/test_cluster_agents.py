@@ -36,6 +36,7 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadRef,
 )
+from berth.contracts.roles import source_of
 from berth.intake.bootstrap import build as build_intake
 from berth.intake.config import IntakeSettings
 from berth.ownership.bootstrap import build as build_ownership
@@ -103,7 +104,7 @@ def ref(name: str, cluster_id: str) -> WorkloadRef:
 
 def approved(workload: WorkloadRef) -> PolicyApprovedV1:
     return PolicyApprovedV1(
-        source="/berth/tests",
+        source=source_of("policy"),
         subject=workload.workloadId,
         actor=ALICE,
         data=PolicyApprovedData.model_validate(
@@ -127,7 +128,7 @@ def _forever() -> list[dict[str, str]]:
 
 def desired(cluster_id: str, protection: bool) -> ClusterConfigDesiredV1:
     return ClusterConfigDesiredV1(
-        source="/berth/tests",
+        source=source_of("cluster-sync"),
         subject=cluster_id,
         actor=ADMIN,
         data=ClusterConfigRequestedData(
@@ -189,7 +190,7 @@ async def test_each_agent_applies_only_its_clusters_workloads_and_settings(
             await publish(
                 edge.js,
                 WorkloadActionAuthorizedV1(
-                    source="/berth/tests",
+                    source=source_of("ownership"),
                     subject=on_edge.workloadId,
                     actor=ALICE,
                     data=WorkloadActionAuthorizedData(
@@ -241,7 +242,7 @@ async def test_a_cluster_registers_with_intake_and_a_lost_setting_comes_back(
             await publish(
                 nc.jetstream(),
                 ClusterConfigRequestedV1(
-                    source="/berth/tests",
+                    source=source_of("ui"),
                     subject=cluster_id,
                     actor=ADMIN,
                     data=ClusterConfigRequestedData(
@@ -298,7 +299,7 @@ async def test_ownership_enforces_each_clusters_own_protection(
             await publish(
                 js,
                 SubmissionReceivedV1(
-                    source="/berth/tests",
+                    source=source_of("intake"),
                     subject=workload.workloadId,
                     actor=ALICE,
                     data=SubmissionReceivedData.model_validate(
@@ -320,7 +321,7 @@ async def test_ownership_enforces_each_clusters_own_protection(
             await publish(
                 js,
                 ClusterConfigChangedV1(
-                    source="/berth/tests",
+                    source=source_of("cluster-sync"),
                     subject=cluster_id,
                     actor=ADMIN,
                     data=ClusterConfigChangedData(
@@ -371,7 +372,7 @@ async def _decision(nc: Any, workload: WorkloadRef) -> str:
         await publish(
             js,
             WorkloadActionRequestedV1(
-                source="/berth/tests",
+                source=source_of("ui"),
                 subject=workload.workloadId,
                 actor=BOB,
                 data=WorkloadActionData(action="delete", name=workload.name, project="clusters"),

@@ -102,6 +102,7 @@ def build_broker(
     *,
     tracer_provider: TracerProvider | None = None,
     name: str = "berth",
+    role: str | None = None,
     credentials: str | None = None,
 ) -> NatsBroker:
     middlewares = (
@@ -116,7 +117,7 @@ def build_broker(
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=5,
-        **auth_options(credentials, name),
+        **auth_options(credentials, role or name),
     )
 
 

@@ -49,9 +49,13 @@ class Service:
         *,
         migrations_package: str | None = None,
         engine: AsyncEngine | None = None,
+        role: str | None = None,
     ) -> None:
         self.settings = settings
         self.name = settings.service_name
+        # The bus role this process acts as: its service's, also when several processes of one
+        # service have names of their own (each cluster's agent is a scheduler-adapter).
+        self.role = role or self.name
         self.schema = metadata.schema or self.name
         self.provider = setup_tracing(self.name, otlp_endpoint=settings.otlp_endpoint)
         self.tracer = self.provider.get_tracer(f"berth.{self.name}")
@@ -59,6 +63,7 @@ class Service:
             settings.nats_url,
             tracer_provider=self.provider,
             name=self.name,
+            role=self.role,
             credentials=settings.nats_credentials,
         )
         self.engine = engine or create_engine(settings.database_url)

@@ -13,6 +13,7 @@ from functools import partial
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from berth.contracts.roles import SCHEDULER_ADAPTER
 from berth.scheduler_adapter import admission, handlers
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
@@ -50,7 +51,11 @@ def build(
     backend: ClusterBackend | None = None,
 ) -> Service:
     service = Service(
-        settings, metadata, migrations_package="berth.scheduler_adapter", engine=engine
+        settings,
+        metadata,
+        migrations_package="berth.scheduler_adapter",
+        engine=engine,
+        role=SCHEDULER_ADAPTER,
     )
     cluster = backend or default_backend(settings)
     register(service, cluster, settings.cluster_id)
