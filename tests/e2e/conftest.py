@@ -41,7 +41,9 @@ class Cli:
 def e2e_credentials(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One credential per role and the generated server configuration, as `berth up` makes."""
     directory = tmp_path_factory.mktemp("e2e-credentials")
-    ensure_credentials(directory)
+    # The permissions name every cluster whose agent may join, as a deployment's nats-config
+    # does: the cluster tests add an agent for "edge" to the running suite.
+    ensure_credentials(directory, ["local", "edge"])
     return directory
 
 
