@@ -3,7 +3,8 @@ locally.
 
 Commands are grouped by concern, one module each: submitting (``submit_commands``), reading
 (``read_commands``), acting on workloads (``action_commands``), the installation
-(``suite_commands``), the catalog (``catalog_commands``) and policies (``policy_commands``).
+(``suite_commands``, ``nats_commands``), clusters (``cluster_commands``), the catalog
+(``catalog_commands``) and policies (``policy_commands``).
 Those modules import only typer at the top; what a command needs is imported when it runs, so
 ``berth --help`` stays quick.
 """
@@ -18,6 +19,8 @@ import typer
 from berth.cli import (
     action_commands,
     catalog_commands,
+    cluster_commands,
+    nats_commands,
     read_commands,
     submit_commands,
     suite_commands,
@@ -69,8 +72,10 @@ submit_commands.register(app)
 read_commands.register(app)
 action_commands.register(app)
 catalog_commands.register(app)
+cluster_commands.register(app)
 app.add_typer(policy_app, name="policy")
 suite_commands.register(app)
+nats_commands.register(app)
 
 
 def main() -> None:  # pragma: no cover

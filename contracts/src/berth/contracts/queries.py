@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.contracts.envelope import Actor
-from berth.contracts.events import Issue, WorkloadRef
+from berth.contracts.events import ClusterRecord, Issue, WorkloadRef
 from berth.contracts.workload import WorkloadSubmission
 
 
@@ -140,6 +140,9 @@ class RenderRequest(Query):
 class RenderReply(Query):
     manifests: list[dict[str, Any]] = Field(default_factory=list)
     error: str | None = None
+    issues: list[Issue] | None = Field(
+        default=None, description="Why the cluster cannot run the workload as intended."
+    )
 
 
 class ClusterQuery(Query):
@@ -157,8 +160,19 @@ class ClusterInfo(Query):
     )
     nodePools: list[Any] = Field(default_factory=list)
     gpus: int = 0
+    capabilities: dict[str, Any] = Field(
+        default_factory=dict, description="What its agent reported the cluster can run."
+    )
     lastReportAt: datetime | None = None
 
 
 class ClusterReply(Query):
     clusters: list[ClusterInfo] = Field(default_factory=list)
+
+
+class ClusterListQuery(Query):
+    pass
+
+
+class ClusterListReply(Query):
+    clusters: list[ClusterRecord] = Field(default_factory=list)

@@ -162,6 +162,12 @@ class BatchRunner:
             except ValidationError as exc:
                 await self._dead_letter(msg, f"undecodable {event_type.__name__}: {exc}")
                 continue
+            # Defence in depth behind the bus permissions: only the roles declared to emit a
+            # type may be its source (a lenient decoder is checked as the type it carries).
+            declared = Event.registry.get((event.type, event.version), event_type)
+            if problem := declared.source_problem(event.source):
+                await self._dead_letter(msg, problem)
+                continue
             span = self._tracer.start_span(
                 operation,
                 context=extract(msg.headers),

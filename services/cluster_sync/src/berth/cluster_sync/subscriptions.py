@@ -10,9 +10,11 @@ from berth.contracts.events import (
     ClusterConfigDesiredV1,
     ClusterConfigReportedV1,
     ClusterConfigRequestedV1,
+    ClusterUpdatedV1,
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import ClusterQuery
+from berth.contracts.roles import CLUSTER_SYNC
 from berth.contracts.subjects import RPC_CLUSTERS_GET
 from berth.shared.service import Service, Subscription
 
@@ -21,7 +23,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             ClusterConfigReportedV1,
-            "cluster-sync-reports",
+            ClusterConfigReportedV1.durable(CLUSTER_SYNC),
             handlers.record_reports,
             "record report",
         )
@@ -29,7 +31,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             ClusterConfigRequestedV1,
-            "cluster-sync-config-requests",
+            ClusterConfigRequestedV1.durable(CLUSTER_SYNC),
             handlers.forward_config_requests,
             "forward config request",
         )
@@ -37,7 +39,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             WorkloadScheduledV1,
-            "cluster-sync-placements",
+            WorkloadScheduledV1.durable(CLUSTER_SYNC),
             handlers.record_placements,
             "record placement",
         )
@@ -45,4 +47,4 @@ def register(service: Service) -> None:
     service.respond(
         RPC_CLUSTERS_GET, ClusterQuery, partial(queries.get_clusters, engine=service.engine)
     )
-    service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1)
+    service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1, ClusterUpdatedV1)

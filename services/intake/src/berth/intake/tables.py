@@ -69,3 +69,20 @@ catalog_entries = Table(
     Column("changed_at", DateTime(timezone=True), nullable=False),
     Index("ix_catalog_entries_kind_name", "kind", "name"),
 )
+
+# What intake has seen of cluster-sync's registry (ClusterUpdatedV1): a submission's clusterId
+# must name one of these clusters, checked without asking cluster-sync. The rest of the record
+# (node pools, GPUs, config, capabilities, whatever else the agent reports) is kept for checks
+# that depend on the cluster.
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("cluster_id", Text, primary_key=True),
+    Column("backend", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("node_pools", JSONB, nullable=False, server_default="[]"),
+    Column("gpus", Integer, nullable=False, server_default="0"),
+    Column("capabilities", JSONB, nullable=False, server_default="{}"),
+    Column("extra", JSONB, nullable=False, server_default="{}"),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+)

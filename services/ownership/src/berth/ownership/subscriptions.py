@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from berth.contracts.events import (
     ClusterConfigChangedV1,
+    ClusterConfigDesiredV1,
     SubmissionReceivedV1,
     WorkloadActionAuthorizedV1,
     WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
 )
+from berth.contracts.roles import OWNERSHIP
 from berth.ownership import handlers
 from berth.shared.service import Service, Subscription
 
@@ -16,21 +18,32 @@ from berth.shared.service import Service, Subscription
 def register(service: Service) -> None:
     service.subscribe(
         Subscription(
-            SubmissionReceivedV1, "ownership-owners", handlers.record_owners, "record owner"
+            SubmissionReceivedV1,
+            SubmissionReceivedV1.durable(OWNERSHIP),
+            handlers.record_owners,
+            "record owner",
         )
     )
     service.subscribe(
         Subscription(
             ClusterConfigChangedV1,
-            "ownership-clusters",
+            ClusterConfigChangedV1.durable(OWNERSHIP),
             handlers.record_cluster_configs,
             "record cluster config",
         )
     )
     service.subscribe(
         Subscription(
+            ClusterConfigDesiredV1,
+            ClusterConfigDesiredV1.durable(OWNERSHIP),
+            handlers.record_desired_configs,
+            "record desired cluster config",
+        )
+    )
+    service.subscribe(
+        Subscription(
             WorkloadActionRequestedV1,
-            "ownership-actions",
+            WorkloadActionRequestedV1.durable(OWNERSHIP),
             handlers.authorize_actions,
             "authorize action",
         )

@@ -13,6 +13,7 @@ from functools import partial
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from berth.contracts.roles import SCHEDULER_ADAPTER
 from berth.scheduler_adapter import admission, handlers
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
@@ -50,7 +51,11 @@ def build(
     backend: ClusterBackend | None = None,
 ) -> Service:
     service = Service(
-        settings, metadata, migrations_package="berth.scheduler_adapter", engine=engine
+        settings,
+        metadata,
+        migrations_package="berth.scheduler_adapter",
+        engine=engine,
+        role=SCHEDULER_ADAPTER,
     )
     cluster = backend or default_backend(settings)
     register(service, cluster, settings.cluster_id)
@@ -85,6 +90,8 @@ def build(
                     delay = min(delay * 2, 5.0)
 
     async def start() -> None:
+        async with service.unit_of_work() as unit:
+            await handlers.claim_schema(unit.conn, settings.cluster_id)
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
         async with service.unit_of_work() as unit:
@@ -94,8 +101,22 @@ def build(
             "cluster %s (%s): %d workloads resynced", settings.cluster_id, cluster.name, resynced
         )
 
+    async def heartbeat() -> None:
+        # Level-triggered agent: cluster-sync compares each report with the desired config and
+        # sends it down again while they differ, so a setting the cluster lost comes back within
+        # one interval, whatever happened in between.
+        while True:
+            await asyncio.sleep(settings.report_interval_seconds)
+            try:
+                report = await handlers.config_report(cluster, settings.cluster_id)
+                async with service.unit_of_work() as unit:
+                    unit.emit(report)
+            except Exception:
+                log.warning("reporting cluster %s failed", settings.cluster_id, exc_info=True)
+
     service.on_start(start)
     service.background(watch, "cluster-watch")
+    service.background(heartbeat, "cluster-report")
     service.on_stop(cluster.close)
     return service
 
