@@ -116,16 +116,22 @@ async def accept_submissions(
         project = projects.get(sub.projectId)
         issues = []
         used: list[UsedAsset] | None = None
+        resolved = True
         if project is None:
             issues.append(validation.unknown_project(sub.projectId))
         elif item.event.subject in built:
             outcome = built[item.event.subject]
             if isinstance(outcome, list):
                 issues.extend(outcome)
+                resolved = False
             else:
                 sub, used = outcome
         if project is not None:
-            issues.extend(clusters.cluster_issues(sub, cluster_of(sub, project), registry))
+            issues.extend(
+                clusters.cluster_issues(
+                    sub, cluster_of(sub, project), registry, runnable_check=resolved
+                )
+            )
         name = sub.name
         if sub.useGivenNameAsPrefix:
             name = _unique_name(sub.name, sub.projectId, taken)
