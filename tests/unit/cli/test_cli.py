@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from rich.console import Console
@@ -114,6 +116,19 @@ class TestCommands:
     def test_a_flag_of_another_kind_is_refused(self) -> None:
         done = runner.invoke(app, ["workspace", "submit", "w", "-p", "a", "--workers", "2"])
         assert done.exit_code == 2
+
+    @pytest.mark.timeout(60)
+    def test_a_server_that_is_not_there_is_said_once_not_retried_forever(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        # Nothing listens on the port now: the command gives up after its one attempt.
+        done = runner.invoke(
+            app, ["status", "--nats-url", f"nats://127.0.0.1:{port}"], env={"COLUMNS": "200"}
+        )
+        assert done.exit_code == 2
+        assert f"cannot reach NATS at nats://127.0.0.1:{port}" in done.output
+        assert "Traceback" not in done.output
 
     def test_version(self) -> None:
         done = runner.invoke(app, ["--version"])
