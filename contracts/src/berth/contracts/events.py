@@ -240,6 +240,13 @@ class WorkloadActionDeniedV1(Event):
 # --- cluster ---------------------------------------------------------------------------------
 
 
+class PublicKey(Data):
+    """A public key values are sealed to (a libsodium sealed box, X25519), with its id."""
+
+    keyId: str = Field(min_length=1, description="Names the key pair; changes when rotated.")
+    publicKey: str = Field(min_length=1, description="The 32-byte X25519 public key, base64.")
+
+
 class ClusterConfig(Data):
     """The cluster's public self-description, as its agent reads it from the cluster."""
 
@@ -248,6 +255,11 @@ class ClusterConfig(Data):
     workloadOwnershipProtection: bool = False
     knative: bool = False
     clusterVersion: str = ""
+    credentialKey: PublicKey | None = Field(
+        default=None,
+        description="The agent's key: the catalog seals credential values to it, so only "
+        "this cluster's agent can open them to create their Kubernetes Secrets.",
+    )
 
 
 class ClusterConfigReportedData(Data):
