@@ -86,6 +86,7 @@ class Suite:
             BERTH_DATABASE_URL=self.database_url,
             BERTH_SERVICE_NAME=name,
             BERTH_SIM_SPEED=str(self.sim_speed),
+            BERTH_KEYS_DIR=str(self.state_dir / "keys"),
             PYTHONUNBUFFERED="1",
         )
         if self.inventory:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from berth.scheduler_adapter import admission, handlers
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
+from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
 from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
@@ -52,7 +53,13 @@ def build(
     service = Service(
         settings, metadata, migrations_package="berth.scheduler_adapter", engine=engine
     )
-    cluster = backend or default_backend(settings)
+    cluster = CredentialDelivery(
+        backend or default_backend(settings),
+        nc=lambda: service.broker.connection,
+        cluster_id=settings.cluster_id,
+        keys=agent_keys(settings.keys_dir, settings.cluster_id),
+        timeout=settings.catalog_timeout_seconds,
+    )
     register(service, cluster, settings.cluster_id)
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
