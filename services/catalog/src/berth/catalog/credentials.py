@@ -184,8 +184,6 @@ async def record_cluster_key(conn: AsyncConnection, cluster_id: str, key: Public
                 "public_key": stmt.excluded.public_key,
                 "updated_at": func.now(),
             },
-            # A report older than the one on record does not bring an older key back.
-            where=cluster_keys.c.key_id <= stmt.excluded.key_id,
         )
     )
 

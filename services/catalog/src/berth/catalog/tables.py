@@ -78,7 +78,7 @@ credential_values = Table(
     Column("key_id", Text, nullable=True),
     Column("ciphertext", LargeBinary, nullable=True),
     # Values an older install stored in clear; encrypted and emptied when the catalog starts.
-    Column("legacy_values", JSONB, nullable=True),
+    Column("legacy_values", JSONB(none_as_null=True), nullable=True),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 

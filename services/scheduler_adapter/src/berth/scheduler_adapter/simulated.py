@@ -26,7 +26,7 @@ from typing import Any
 
 from berth.contracts.catalog import credential_of_secret
 from berth.scheduler_adapter import labels as L
-from berth.scheduler_adapter.backend import WorkloadSnapshot, referenced_secrets
+from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, referenced_secrets
 from berth.scheduler_adapter.simulation.capacity import Capacity
 from berth.scheduler_adapter.simulation.feed import SnapshotFeed
 from berth.scheduler_adapter.simulation.inventory import Inventory
@@ -197,6 +197,10 @@ class SimulatedCluster:
     @property
     def workload_count(self) -> int:
         return len(self._workloads)
+
+    def pods(self, namespace: str, workload_id: str) -> list[PodStatus]:
+        workload = self._workloads.get((namespace, workload_id))
+        return [pod.status() for pod in workload.pods] if workload is not None else []
 
     def secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's values as its pods would read them; None when it does not exist."""
