@@ -1,8 +1,9 @@
 """Credential values from the CLI's sealed request to a Secret on the cluster, with the catalog,
 cluster-sync and the scheduler-adapter (simulated cluster) on real NATS and PostgreSQL: the
 agent's key reaches the catalog through cluster-sync, a workload's Secret is delivered before it
-starts, again after the agent restarts with an empty cluster, a credential without a value keeps
-its workload from starting, and no message on the bus ever holds a value."""
+starts, again when its value changes and after the agent restarts with an empty cluster, a
+credential without a value keeps its workload from starting until it gets one, and no message
+on the bus ever holds a value."""
 
 from __future__ import annotations
 
@@ -191,6 +192,22 @@ async def test_credentials_reach_the_cluster_sealed_to_its_agent(
             empty = await deliver(nc, "local", ["berth-cred-empty"])
             assert [m.reason for m in empty.missing] == ['credential "empty" has no value']
 
+            # A changed value reaches the Secret already made of it.
+            await put(
+                nc,
+                "credential",
+                "tok",
+                {"type": "generic-secret", "keys": ["token"]},
+                scope="project",
+                scopeName=PROJECT,
+                update=True,
+                **await sealed(nc, {"token": SECRET + "-new"}),
+            )
+            await eventually(
+                lambda: first.secret(NAMESPACE, "berth-cred-tok") == {"token": SECRET + "-new"},
+                timeout=20,
+            )
+
             # Given a value later, the Secret follows and the waiting workload starts.
             await put(
                 nc,
@@ -210,7 +227,7 @@ async def test_credentials_reach_the_cluster_sealed_to_its_agent(
         second = SimulatedCluster(Inventory.default(), speed=50)
         async with running(adapter(nats_url, database_url, tmp_path / "agent", second)):
             await eventually(
-                lambda: second.secret(NAMESPACE, "berth-cred-tok") == {"token": SECRET},
+                lambda: second.secret(NAMESPACE, "berth-cred-tok") == {"token": SECRET + "-new"},
                 timeout=20,
             )
             await eventually(lambda: ("Running", "") in pods_of(second, uses_tok), timeout=20)

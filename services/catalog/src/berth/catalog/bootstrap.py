@@ -25,12 +25,13 @@ def build(
 ) -> Service:
     service = Service(settings, metadata, migrations_package="berth.catalog", engine=engine)
     keys = credentials.Keys(
-        storage=storage_keys or LocalKeyProvider.from_dir(settings.keys_dir),
-        sealing=sealing_keys(settings.keys_dir),
+        lambda: storage_keys or LocalKeyProvider.from_dir(settings.keys_dir),
+        lambda: sealing_keys(settings.keys_dir),
     )
     register(service, settings.cluster_id, keys)
 
     async def encrypt_legacy_values() -> None:
+        keys.load()
         async with service.unit_of_work() as unit:
             count = await credentials.encrypt_legacy(unit.conn, keys.storage)
         if count:

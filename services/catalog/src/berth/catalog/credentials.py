@@ -14,8 +14,7 @@ No function here puts a value, or anything derived from one, in a message or a l
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 from nacl.exceptions import CryptoError
 from sqlalchemy import func, select
@@ -44,12 +43,35 @@ class ValuesRefused(Exception):
     """Values a put request brought cannot be used; the message names the field and why."""
 
 
-@dataclass(frozen=True)
 class Keys:
-    """What the catalog protects values with."""
+    """What the catalog protects values with, read when the service starts (building a service,
+    e.g. to describe it, touches no key file)."""
 
-    storage: KeyProvider
-    sealing: SealingKeys
+    def __init__(
+        self,
+        load_storage: Callable[[], KeyProvider],
+        load_sealing: Callable[[], SealingKeys],
+    ) -> None:
+        self._load = (load_storage, load_sealing)
+        self._storage: KeyProvider | None = None
+        self._sealing: SealingKeys | None = None
+
+    def load(self) -> None:
+        self._storage, self._sealing = self._load[0](), self._load[1]()
+
+    @property
+    def storage(self) -> KeyProvider:
+        if self._storage is None:
+            self.load()
+        assert self._storage is not None
+        return self._storage
+
+    @property
+    def sealing(self) -> SealingKeys:
+        if self._sealing is None:
+            self.load()
+        assert self._sealing is not None
+        return self._sealing
 
     def public_key(self) -> PublicKey:
         return PublicKey(keyId=self.sealing.key_id, publicKey=self.sealing.public_key)

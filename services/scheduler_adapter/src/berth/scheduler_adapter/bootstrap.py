@@ -57,10 +57,10 @@ def build(
         backend or default_backend(settings),
         nc=lambda: service.broker.connection,
         cluster_id=settings.cluster_id,
-        keys=agent_keys(settings.keys_dir, settings.cluster_id),
+        keys=lambda: agent_keys(settings.keys_dir, settings.cluster_id),
         timeout=settings.catalog_timeout_seconds,
     )
-    register(service, cluster, settings.cluster_id)
+    register(service, cluster, settings.cluster_id, cluster)
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
         async with service.unit_of_work() as unit:

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from nacl.exceptions import CryptoError
@@ -49,9 +50,12 @@ CREDENTIAL_ID_LABEL = "berth.dev/credential-id"
 RETRY_FIRST, RETRY_CAP = 1.0, 30.0
 
 
-def agent_keys(keys_dir: Any, cluster_id: str) -> SealingKeys:
-    purpose = "agent-" + "".join(c if c.isalnum() or c == "-" else "-" for c in cluster_id)
-    return SealingKeys.from_files(KeyFiles(keys_dir, purpose))
+def agent_purpose(cluster_id: str) -> str:
+    return "agent-" + "".join(c if c.isalnum() or c == "-" else "-" for c in cluster_id)
+
+
+def agent_keys(keys_dir: Path, cluster_id: str) -> SealingKeys:
+    return SealingKeys.from_files(KeyFiles(keys_dir, agent_purpose(cluster_id)))
 
 
 def secret_object(
@@ -90,19 +94,29 @@ class CredentialDelivery:
         *,
         nc: Callable[[], Any],
         cluster_id: str,
-        keys: SealingKeys,
+        keys: SealingKeys | Callable[[], SealingKeys],
         timeout: float = 2.0,
     ) -> None:
         self.inner = backend
         self.name = backend.name
         self._nc = nc  # a getter: the connection exists only once the service has started
         self._cluster_id = cluster_id
-        self._keys = keys
+        # A loader is called at start, so building the service touches no key file.
+        self._keys_or_loader = keys
         self._timeout = timeout
         self._pending: dict[str, set[str]] = {}
+        # Where each Secret was delivered since start, to bring it up to date when its
+        # credential changes (after a restart, re-applying unfinished workloads refreshes all).
+        self._delivered: dict[str, set[str]] = {}
         self._reasons: dict[tuple[str, str], str] = {}  # last logged, to log each change once
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def _keys(self) -> SealingKeys:
+        if not isinstance(self._keys_or_loader, SealingKeys):
+            self._keys_or_loader = self._keys_or_loader()
+        return self._keys_or_loader
 
     @property
     def public_key(self) -> PublicKey:
@@ -161,10 +175,19 @@ class CredentialDelivery:
                 return names
         for secret in secrets:
             name = secret["metadata"]["name"]
+            self._delivered.setdefault(name, set()).add(namespace)
             if self._reasons.pop((namespace, name), None) is not None:
                 log.info("Secret %s/%s delivered", namespace, name)
         self._reasons.pop((namespace, "*"), None)
         return missing
+
+    def refresh(self, secret_names: set[str]) -> None:
+        """Deliver these Secrets again wherever they were delivered (their values changed)."""
+        for name in secret_names:
+            for namespace in self._delivered.get(name, ()):
+                self._pending.setdefault(namespace, set()).add(name)
+        if self._pending:
+            self._wake.set()
 
     def _note(self, namespace: str, name: str, reason: str) -> None:
         if self._reasons.get((namespace, name)) != reason:
@@ -189,6 +212,8 @@ class CredentialDelivery:
     # --- the port -------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # The keys now (a missing pair is created), before the config report needs them.
+        _ = self._keys
         await self.inner.start()
         if self._task is None:
             self._task = asyncio.create_task(self._retry(), name="credential-delivery")
@@ -230,3 +255,23 @@ class CredentialDelivery:
 
     async def set_config(self, settings: dict[str, Any]) -> None:
         await self.inner.set_config(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m berth.scheduler_adapter.credentials rotate``: a new key pair for the agent,
+    reported (and used by the catalog) from its next start; the old one still opens."""
+    import argparse
+
+    from berth.scheduler_adapter.config import SchedulerAdapterSettings
+
+    parser = argparse.ArgumentParser(prog="python -m berth.scheduler_adapter.credentials")
+    parser.add_argument("command", choices=["rotate"])
+    parser.parse_args(argv)
+    settings = SchedulerAdapterSettings()
+    key_id = KeyFiles(settings.keys_dir, agent_purpose(settings.cluster_id)).add()
+    print(f"new agent key {key_id}; restart the scheduler-adapter to report it")  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
