@@ -19,9 +19,10 @@ from collections.abc import Callable, Mapping
 from nacl.exceptions import CryptoError
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from berth.catalog.keys import KeyProvider, UndecryptableError
+from berth.catalog.config import CatalogSettings
+from berth.catalog.keys import KeyProvider, LocalKeyProvider, UndecryptableError
 from berth.catalog.tables import assets, cluster_keys, credential_values, projects
 from berth.contracts.catalog import (
     CredentialDeliveryReply,
@@ -177,14 +178,8 @@ async def re_encrypt(conn: AsyncConnection, provider: KeyProvider) -> int:
     return len(rows)
 
 
-async def re_encrypt_all(settings: object) -> int:
+async def re_encrypt_all(settings: CatalogSettings) -> int:
     """``python -m berth.catalog.keys re-encrypt``: one transaction over the catalog's database."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from berth.catalog.config import CatalogSettings
-    from berth.catalog.keys import LocalKeyProvider
-
-    assert isinstance(settings, CatalogSettings)
     engine = create_async_engine(settings.database_url)
     try:
         async with engine.begin() as conn:
