@@ -179,14 +179,16 @@ async def test_credentials_reach_the_cluster_sealed_to_its_agent(
             uses_tok, uses_empty = approved("uses-tok", "tok"), approved("uses-empty", "empty")
             await publish(nc.jetstream(), uses_tok)
             await publish(nc.jetstream(), uses_empty)
+            # Beyond ack_wait (30 s): a pull an adapter of an earlier test left open on the same
+            # durable may take an event first, which then comes back after ack_wait.
             await eventually(
-                lambda: first.secret(NAMESPACE, "berth-cred-tok") == {"token": SECRET}, timeout=20
+                lambda: first.secret(NAMESPACE, "berth-cred-tok") == {"token": SECRET}, timeout=60
             )
             await eventually(lambda: ("Running", "") in pods_of(first, uses_tok), timeout=20)
             # No value to deliver: the pods wait, as a kubelet keeps them without their Secret.
             await eventually(
                 lambda: ("Pending", "CreateContainerConfigError") in pods_of(first, uses_empty),
-                timeout=20,
+                timeout=60,
             )
             assert first.secret(NAMESPACE, "berth-cred-empty") is None
             empty = await deliver(nc, "local", ["berth-cred-empty"])

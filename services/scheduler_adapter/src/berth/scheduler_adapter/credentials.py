@@ -173,6 +173,9 @@ class CredentialDelivery:
                 # The message of an API error names the object, never its data.
                 self._note(namespace, "*", f"cannot apply Secrets: {exc}")
                 return names
+        if secrets:
+            applied = ", ".join(sorted(secret["metadata"]["name"] for secret in secrets))
+            log.info("applied Secrets %s in %s", applied, namespace)
         for secret in secrets:
             name = secret["metadata"]["name"]
             self._delivered.setdefault(name, set()).add(namespace)
