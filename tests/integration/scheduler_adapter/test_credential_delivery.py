@@ -169,8 +169,10 @@ async def test_credentials_reach_the_cluster_sealed_to_its_agent(
             async def key_known() -> bool:
                 return (await deliver(nc, "local", [])).keyId == agent_key
 
-            # The agent's report went through cluster-sync to the catalog.
-            await eventually(key_known, timeout=20)
+            # The agent's report went through cluster-sync to the catalog. Beyond ack_wait
+            # (30 s), here and below: the services of an earlier test may have left a pull open
+            # on a durable these share; an event it takes comes back only after ack_wait.
+            await eventually(key_known, timeout=60)
 
             # Values come sealed to the cluster's key only, whoever asks.
             other = await deliver(nc, "elsewhere", ["berth-cred-tok"])
@@ -179,8 +181,6 @@ async def test_credentials_reach_the_cluster_sealed_to_its_agent(
             uses_tok, uses_empty = approved("uses-tok", "tok"), approved("uses-empty", "empty")
             await publish(nc.jetstream(), uses_tok)
             await publish(nc.jetstream(), uses_empty)
-            # Beyond ack_wait (30 s): a pull an adapter of an earlier test left open on the same
-            # durable may take an event first, which then comes back after ack_wait.
             await eventually(
                 lambda: first.secret(NAMESPACE, "berth-cred-tok") == {"token": SECRET}, timeout=60
             )
@@ -207,7 +207,7 @@ async def test_credentials_reach_the_cluster_sealed_to_its_agent(
             )
             await eventually(
                 lambda: first.secret(NAMESPACE, "berth-cred-tok") == {"token": SECRET + "-new"},
-                timeout=20,
+                timeout=60,
             )
 
             # Given a value later, the Secret follows and the waiting workload starts.
@@ -221,7 +221,7 @@ async def test_credentials_reach_the_cluster_sealed_to_its_agent(
             )
             await eventually(
                 lambda: first.secret(NAMESPACE, "berth-cred-empty") == {"token": SECRET + "-2"},
-                timeout=40,
+                timeout=60,
             )
             await eventually(lambda: ("Running", "") in pods_of(first, uses_empty), timeout=20)
 

@@ -201,6 +201,10 @@ async def record_cluster_key(conn: AsyncConnection, cluster_id: str, key: Public
                 "public_key": stmt.excluded.public_key,
                 "updated_at": func.now(),
             },
+            # Key ids sort by creation time: a report replayed or redelivered late does not
+            # bring back a key the agent has since replaced (an agent that lost its newest key
+            # recovers by rotating to a newer one).
+            where=cluster_keys.c.key_id <= stmt.excluded.key_id,
         )
     )
 
