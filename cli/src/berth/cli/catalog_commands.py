@@ -25,6 +25,7 @@ from berth.cli.common import (
     err,
     with_client,
 )
+from berth.cli.sealing import seal_values
 from berth.cli.submission import key_values
 from berth.contracts.catalog import (
     RPC_CATALOG_ASSETS_DELETE,
@@ -116,14 +117,17 @@ def _put(
             status=status,  # type: ignore[arg-type]
             statusReason=status_reason,
             update=update,
-            secretValues=secret_values or {},
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
     async def go(client: BerthClient) -> None:
-        reply: AssetReply = await client.request(RPC_CATALOG_ASSETS_PUT, request, AssetReply)
+        put = request
+        if secret_values:
+            key_id, sealed = await seal_values(client, secret_values)
+            put = request.model_copy(update={"sealedValues": sealed, "keyId": key_id})
+        reply: AssetReply = await client.request(RPC_CATALOG_ASSETS_PUT, put, AssetReply)
         if reply.error or reply.asset is None:
             err.print(f"[red]refused:[/red] {reply.error}")
             raise typer.Exit(1)

@@ -1,7 +1,8 @@
 """The catalog's store: organisation units and assets, read and written over one connection.
 
 Every write returns the ``CatalogAssetChangedV1`` events it caused; the caller puts them in the
-outbox of the same transaction. Nothing here reads ``credential_values`` back.
+outbox of the same transaction. Credential values are stored encrypted (``credentials.py``)
+and never read back here.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.catalog import credentials
+from berth.catalog.keys import KeyProvider
 from berth.catalog.tables import (
     asset_usage,
     assets,
-    credential_values,
     departments,
     node_pools,
     projects,
@@ -193,13 +195,17 @@ async def _put_org(conn: AsyncConnection, put: Put, cluster_id: str) -> AssetVie
 
 
 def asset_view(row: Any) -> AssetView:
+    spec = dict(row.spec or {})
+    if row.kind == "credential":
+        # Whatever an older install stored: the Secret is the one every side derives.
+        spec["secretName"] = credential_secret_name(row.name)
     return AssetView(
         id=row.id,
         kind=row.kind,
         name=row.name,
         scope=row.scope,
         scopeName=row.scope_id,
-        spec=dict(row.spec or {}),
+        spec=spec,
         status=row.status,
         statusReason=row.status_reason,
         createdBy=row.created_by,
@@ -264,6 +270,7 @@ async def put_asset(
     *,
     cluster_id: str,
     secret_values: dict[str, str] | None = None,
+    keys: KeyProvider | None = None,
 ) -> tuple[AssetView, CatalogAssetChangedV1]:
     try:
         spec = validate_spec(put.kind, put.spec)
@@ -275,9 +282,17 @@ async def put_asset(
     await _check_scope(conn, put.scope, put.scope_name)
     await _check_references(conn, put, spec)
     if put.kind == "credential":
-        spec["secretName"] = credential_secret_name(put.name, spec)
+        secret_name = credential_secret_name(put.name)
+        if spec.get("secretName", secret_name) != secret_name:
+            raise AssetError(
+                f"secretName: the Secret of credential {put.name} is always {secret_name} "
+                "(the name workloads refer to); leave secretName unset"
+            )
+        spec["secretName"] = secret_name
         if secret_values:
             _check_secret_values(spec, secret_values)
+    elif secret_values:
+        raise AssetError(f"secret values: only a credential takes them, not a {put.kind}")
     status = put.status
     if put.kind == "datasource" and status is None and not put.update:
         status = "No status"
@@ -318,14 +333,9 @@ async def put_asset(
         if row is None:
             raise AssetError(f'{put.kind} "{put.name}" already exists in {_scope_text(put)}')
     if put.kind == "credential" and secret_values:
-        await conn.execute(
-            insert(credential_values)
-            .values(asset_id=row.id, secret_values=secret_values)
-            .on_conflict_do_update(
-                index_elements=[credential_values.c.asset_id],
-                set_={"secret_values": secret_values, "updated_at": func.now()},
-            )
-        )
+        if keys is None:
+            raise AssetError("credential values cannot be stored here: no key provider")
+        await credentials.store(conn, keys, row.id, secret_values)
     view = asset_view(row)
     return view, changed(view, "updated" if put.update else "created", actor)
 

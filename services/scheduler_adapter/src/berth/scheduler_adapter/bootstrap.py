@@ -17,6 +17,7 @@ from berth.contracts.roles import SCHEDULER_ADAPTER
 from berth.scheduler_adapter import admission, handlers
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
+from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
 from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
@@ -57,8 +58,14 @@ def build(
         engine=engine,
         role=SCHEDULER_ADAPTER,
     )
-    cluster = backend or default_backend(settings)
-    register(service, cluster, settings.cluster_id)
+    cluster = CredentialDelivery(
+        backend or default_backend(settings),
+        nc=lambda: service.broker.connection,
+        cluster_id=settings.cluster_id,
+        keys=lambda: agent_keys(settings.keys_dir, settings.cluster_id),
+        timeout=settings.catalog_timeout_seconds,
+    )
+    register(service, cluster, settings.cluster_id, cluster)
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
         async with service.unit_of_work() as unit:
