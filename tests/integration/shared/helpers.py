@@ -18,7 +18,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -35,7 +35,7 @@ from berth.contracts.events import (
     WorkloadActionRequestedV1,
 )
 from berth.contracts.subjects import stream_for
-from berth.shared.bus import encode, event_headers
+from berth.shared.bus import encode, ensure_streams, event_headers
 from berth.shared.consumer import Incoming, Subscription, Unit
 from berth.shared.db import ensure_schema, service_metadata
 from berth.shared.service import Service
@@ -171,6 +171,15 @@ class Probe:
         return info
 
 
+def register_subject(event_type: str) -> None:
+    """Make ``<event type>.v1.*`` a known subject: streams hold only the subjects of known
+    events, so a probe's own subject needs an event type of its own (never published)."""
+
+    class _Registered(WorkloadActionRequestedV1):
+        TYPE: ClassVar[str] = event_type
+        VERSION: ClassVar[int] = 1
+
+
 def build_probe(
     nats_url: str,
     database_url: str,
@@ -204,6 +213,7 @@ def build_probe(
         metadata,
         migrations_package=None,
     )
+    register_subject(f"berth.workload.{name}")
     probe = Probe(service, table, prefix=f"workload.{name}.v1", durable=name)
     service.subscribe(
         Subscription(
@@ -230,6 +240,9 @@ async def running(probe: Probe) -> AsyncIterator[Probe]:
         await probe.service.app.stop()
 
 
+_declared: set[str] = set()
+
+
 async def publish(
     js: JetStreamContext,
     subject: str,
@@ -238,6 +251,12 @@ async def publish(
     msg_id: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> PubAck:
+    prefix = subject.rsplit(".", 1)[0]
+    if prefix not in _declared:
+        # A probe's subject joins the streams when they are declared; a test may publish
+        # before the probe runs.
+        await ensure_streams(js)
+        _declared.add(prefix)
     hdrs = event_headers(event, headers or {})
     if msg_id is not None:
         hdrs["Nats-Msg-Id"] = msg_id

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
 from berth.contracts.envelope import Event
+from berth.contracts.registry import known_subjects
 from berth.contracts.subjects import STREAMS
 from berth.shared.errors import TransientError
 from berth.shared.telemetry import inject
@@ -33,12 +34,12 @@ DAY = 24 * 3600
 def stream_configs() -> list[StreamConfig]:
     """Every stream berth uses, declared in this one place."""
     configs = []
-    for name, subjects in STREAMS.items():
+    for name in STREAMS:
         telemetry = name == "TELEMETRY"
         configs.append(
             StreamConfig(
                 name=name,
-                subjects=[subjects],
+                subjects=known_subjects(name),
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
