@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, PubAck
 from sqlalchemy import BIGINT, Column, Integer, Table, Text, func, select
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.envelope import Actor
@@ -318,3 +319,68 @@ async def terminations(nc: Any, probe: Probe) -> AsyncIterator[list[dict[str, An
         yield received
     finally:
         await sub.unsubscribe()
+
+
+class TcpProxy:
+    """A TCP forwarder to PostgreSQL that a test can cut and restore: an outage of the database
+    as the service sees it (connections reset, new ones refused), without touching the server
+    other tests use."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        socket_dir = url.query.get("host")
+        self._unix: str | None = None
+        if socket_dir:
+            self._unix = f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
+        self._target = (url.host or "127.0.0.1", url.port or 5432)
+        self._url = url
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        proxied = self._url.set(host="127.0.0.1", port=self.port, query={})
+        return proxied.render_as_string(hide_password=False)
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def cut(self) -> None:
+        """Refuse new connections and reset every open one."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if self._unix:
+                up_reader, up_writer = await asyncio.open_unix_connection(self._unix)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.transport.abort()
+                self._writers.discard(dst)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

@@ -7,9 +7,8 @@ import dataclasses
 from typing import Any
 
 import pytest
-from nats.js.errors import NoStreamResponseError
-
 from nats.js.api import StorageType
+from nats.js.errors import NoStreamResponseError
 
 from berth.contracts.events import WorkloadActionDeniedV1
 from berth.contracts.registry import known_subjects

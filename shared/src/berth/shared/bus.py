@@ -15,12 +15,13 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from berth.contracts.envelope import Event
+from berth.contracts.queries import ErrorReply
 from berth.contracts.registry import known_subjects
 from berth.contracts.subjects import STREAMS
-from berth.shared.errors import TransientError
+from berth.shared.errors import PermanentError, TransientError
 from berth.shared.telemetry import inject
 
 log = logging.getLogger(__name__)
@@ -128,4 +129,20 @@ async def ask(nc: Client, subject: str, query: BaseModel, reply: type[Q], *, tim
         raise TransientError(f"no service answers {subject}") from None
     except NatsTimeoutError:
         raise TransientError(f"no answer on {subject} within {timeout:g}s") from None
-    return reply.model_validate_json(msg.data)
+    return decode_reply(subject, msg.data, reply)
+
+
+def decode_reply(subject: str, data: bytes, reply: type[Q]) -> Q:
+    """The reply, or the ``ErrorReply`` the responder sent instead, raised as an error."""
+    try:
+        return reply.model_validate_json(data)
+    except ValidationError:
+        try:
+            error = ErrorReply.model_validate_json(data).error
+        except ValidationError:
+            raise PermanentError(f"{subject} answered with something unreadable") from None
+        if error.code == "unavailable":
+            raise TransientError(f"{subject}: {error.message}") from None
+        details = "; ".join(f"{i.field}: {i.details}" for i in error.issues)
+        message = f"{subject}: {error.message}" + (f" ({details})" if details else "")
+        raise PermanentError(message) from None
