@@ -423,7 +423,7 @@ def _action(
             source="/berth/cli",
             subject=view.workloadId,
             actor=actor,
-            data=WorkloadActionData(action=action, name=name, project=project),  # type: ignore[arg-type]
+            data=WorkloadActionData(action=action, name=view.name, project=project),  # type: ignore[arg-type]
         )
         async with client.watch(view.workloadId) as events:
             with client.tracer.start_as_current_span(f"berth {action}"):

@@ -249,3 +249,51 @@ def kubernetes_names(submission: Mapping[str, Any]) -> list[Issue]:
                 field = f"{root}.environmentVariables.{index}.name"
                 issues.append(Issue(field=field, details=problem))
     return issues
+
+
+# --- simulated cluster ------------------------------------------------------------------------
+
+SIM_SECONDS_ANNOTATIONS = ("berth.dev/sim-runtime-seconds", "berth.dev/sim-startup-seconds")
+SIM_FAIL_ANNOTATION = "berth.dev/sim-fail"
+SIM_FAIL_MODES = ("crash", "image-pull")
+MAX_SIMULATED_SECONDS = 365 * 24 * 3600
+
+
+def simulation_annotations(submission: Mapping[str, Any]) -> list[Issue]:
+    """The simulated cluster's knobs (README: runtime, start-up time, failure) must make sense:
+    a NaN runtime never ends."""
+    issues: list[Issue] = []
+    for root, spec in _specs(submission):
+        for index, item in enumerate(_items(spec, "annotations")):
+            if not isinstance(item, Mapping):
+                continue
+            name, value = item.get("name"), item.get("value")
+            field = f"{root}.annotations.{index}.value"
+            if name in SIM_SECONDS_ANNOTATIONS and isinstance(value, str):
+                try:
+                    seconds = float(value)
+                except ValueError:
+                    seconds = math.nan
+                if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SIMULATED_SECONDS):
+                    issues.append(
+                        Issue(
+                            field=field,
+                            details=f"{name} must be a number of seconds from 0 to "
+                            f"{MAX_SIMULATED_SECONDS}, not {value!r}",
+                        )
+                    )
+            elif name == SIM_FAIL_ANNOTATION and value and value not in SIM_FAIL_MODES:
+                issues.append(
+                    Issue(field=field, details=f"{name} must be one of {', '.join(SIM_FAIL_MODES)}")
+                )
+    return issues
+
+
+def node_pools(submission: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(field, node pool) of every node pool a submission names."""
+    out: list[tuple[str, str]] = []
+    for root, spec in _specs(submission):
+        for index, pool in enumerate(_items(spec, "nodePools")):
+            if isinstance(pool, str):
+                out.append((f"{root}.nodePools.{index}", pool))
+    return out

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from berth.contracts import boundaries
 from berth.contracts.catalog import AssetView, project_scopes
 from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
@@ -39,7 +40,7 @@ from berth.contracts.queries import (
 )
 from berth.contracts.subjects import RPC_POLICY_EVALUATE, RPC_RENDER
 from berth.contracts.workload import WorkloadSubmission
-from berth.intake import quota, resolution, validation
+from berth.intake import projection, quota, resolution, validation
 from berth.intake.catalog_client import ProjectDirectory
 from berth.intake.tables import LIVE, phase_history, workloads
 from berth.shared.bus import ask
@@ -56,9 +57,20 @@ NOT_TERMINAL = text(
 
 
 def _reject(
-    unit: Unit, item: Incoming[RawEvent], issues: list[Issue], rows: list[dict[str, Any]]
+    unit: Unit,
+    item: Incoming[RawEvent],
+    issues: list[Issue],
+    rows: list[dict[str, Any]],
+    *,
+    oversized: bool = False,
 ) -> None:
-    name, project, kind = validation.describe_raw(item.event.data)
+    # What is recorded must be storable even when the submission was not (NaN, NUL, size).
+    data = (
+        {"omitted": f"{len(item.msg.data)} bytes"}
+        if oversized
+        else boundaries.storable(item.event.data)
+    )
+    name, project, kind = validation.describe_raw(data)
     item.span.set_attribute("berth.outcome", "rejected")
     rows.append(
         {
@@ -67,11 +79,12 @@ def _reject(
             "project": project,
             "kind": kind,
             "cluster_id": None,
-            "created_by": item.event.actor.email,
+            "created_by": boundaries.storable(item.event.actor.email)[:320],
             "status": "rejected",
             "trace_id": trace_id_of(item.span),
-            "submission": item.event.data,
-            "issues": [i.model_dump() for i in issues],
+            "submission": data,
+            "issues": [boundaries.storable(i.model_dump()) for i in issues],
+            "content_hash": None if oversized else validation.content_hash(item.event.data),
         }
     )
     unit.emit(
@@ -91,9 +104,13 @@ async def accept_submissions(
     rows: list[dict[str, Any]] = []
     valid: list[tuple[Incoming[RawEvent], SubmissionRequestedData]] = []
     for item in items:
+        refused = validation.at_the_boundary(item.event.data, len(item.msg.data))
+        if len(item.msg.data) > boundaries.MAX_SUBMISSION_BYTES:
+            _reject(unit, item, refused, rows, oversized=True)
+            continue
         parsed = validation.parse(item.event.subject, item.event.data)
-        if isinstance(parsed, list):
-            _reject(unit, item, parsed, rows)
+        if isinstance(parsed, list) or refused:
+            _reject(unit, item, refused + (parsed if isinstance(parsed, list) else []), rows)
         else:
             valid.append((item, parsed))
 
@@ -107,11 +124,32 @@ async def accept_submissions(
     limits = await quota.quotas(unit.conn, list(projects))
     used_gpus = await quota.usage(unit.conn, list(limits))
     known = await _known_ids(unit.conn, [i.event.subject for i, _ in valid])
+    pools = await projection.node_pools(unit.conn) if valid else set()
 
     for item, data in valid:
         sub = data.submission
+        digest = validation.content_hash(item.event.data)
         if item.event.subject in known:
-            continue  # the same workload submitted again (a client retry): already handled
+            recorded = known[item.event.subject]
+            if recorded is None or recorded == digest:
+                continue  # the same workload submitted again (a client retry): already handled
+            # Another submission under an id already taken: refused by name, never dropped.
+            unit.emit(
+                SubmissionRejectedV1(
+                    source=SOURCE,
+                    **item.event.chain(),
+                    data=SubmissionRejectedData(
+                        name=sub.name,
+                        project=sub.projectId,
+                        kind=sub.kind,
+                        issues=[validation.id_reused(item.event.subject)],
+                    ),
+                ),
+                cause=item,
+            )
+            item.span.set_attribute("berth.outcome", "rejected")
+            continue
+        known[item.event.subject] = digest
         project = projects.get(sub.projectId)
         issues = []
         used: list[UsedAsset] | None = None
@@ -123,6 +161,14 @@ async def accept_submissions(
                 issues.extend(outcome)
             else:
                 sub, used = outcome
+        if pools:
+            # Only against a catalog intake has seen: before its first catalog event it
+            # cannot tell an unknown pool from one it has not heard of yet.
+            issues.extend(
+                validation.unknown_node_pool(field, pool)
+                for field, pool in boundaries.node_pools(sub.model_dump(mode="json"))
+                if pool not in pools
+            )
         name = sub.name
         if sub.useGivenNameAsPrefix:
             name = _unique_name(sub.name, sub.projectId, taken)
@@ -159,6 +205,7 @@ async def accept_submissions(
                 "trace_id": trace_id_of(item.span),
                 "submission": sub.model_dump(mode="json", exclude_none=True),
                 "issues": [],
+                "content_hash": digest,
             }
         )
         unit.emit(
@@ -298,11 +345,14 @@ async def _live_names(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set
     return {(r.project, r.name) for r in await conn.execute(stmt)}
 
 
-async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+async def _known_ids(conn: AsyncConnection, ids: list[str]) -> dict[str, str | None]:
+    """Workload ids already recorded, with the content hash of their submission."""
     if not ids:
-        return set()
-    rows = await conn.execute(select(workloads.c.id).where(workloads.c.id.in_(ids)))
-    return set(rows.scalars())
+        return {}
+    rows = await conn.execute(
+        select(workloads.c.id, workloads.c.content_hash).where(workloads.c.id.in_(ids))
+    )
+    return {r.id: r.content_hash for r in rows}
 
 
 def _unique_name(prefix: str, project: str, taken: set[tuple[str, str]]) -> str:
