@@ -8,6 +8,7 @@ from berth.contracts.events import (
     WorkloadActionAuthorizedV1,
     WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
+    WorkloadPhaseChangedV1,
 )
 from berth.ownership import handlers
 from berth.shared.service import Service, Subscription
@@ -25,6 +26,14 @@ def register(service: Service) -> None:
             "ownership-clusters",
             handlers.record_cluster_configs,
             "record cluster config",
+        )
+    )
+    service.subscribe(
+        Subscription(
+            WorkloadPhaseChangedV1,
+            "ownership-phases",
+            handlers.record_phases,
+            "record phase",
         )
     )
     service.subscribe(
