@@ -11,13 +11,17 @@ same event now is exactly what was missed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import NotFoundError
 
 from berth.contracts.subjects import deadletter
 
@@ -144,3 +148,68 @@ def _loads(raw: str) -> str:
     except ValueError:
         return raw
     return value if isinstance(value, str) else raw
+
+
+# --- operating on dead letters (``berth deadletter``) -------------------------------------------
+
+STREAM = "DEADLETTER"
+
+
+async def list_letters(
+    js: JetStreamContext, service: str | None = None, *, limit: int = 1000
+) -> list[DeadLetter]:
+    """Dead letters, oldest first, of one service or of all."""
+    subject = f"{deadletter(service)}.>" if service else "deadletter.*.v1.>"
+    # A throwaway consumer: the server removes it by itself should we die before we do.
+    sub = await js.pull_subscribe(
+        subject,
+        stream=STREAM,
+        config=ConsumerConfig(ack_policy=AckPolicy.NONE, mem_storage=True, inactive_threshold=5),
+    )
+    try:
+        info = await sub.consumer_info()
+        total = min(info.num_pending or 0, limit)
+        letters: list[DeadLetter] = []
+        while len(letters) < total:
+            msgs = await sub.fetch(min(total - len(letters), 256), timeout=5)
+            letters += [
+                DeadLetter.from_stored(m.metadata.sequence.stream, m.headers, m.data) for m in msgs
+            ]
+        return letters
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+
+async def get(js: JetStreamContext, seq: int) -> DeadLetter:
+    try:
+        msg = await js.get_msg(STREAM, seq)
+    except NotFoundError:
+        raise LookupError(f"no dead letter {seq}") from None
+    if not msg.subject or not msg.subject.startswith("deadletter."):
+        raise LookupError(f"no dead letter {seq}")
+    return DeadLetter.from_stored(seq, msg.headers, msg.data or b"")
+
+
+async def replay(js: JetStreamContext, seq: int) -> DeadLetter:
+    """Publish the dead letter again to its original subject, then remove it."""
+    letter = await get(js, seq)
+    if letter.truncated:
+        raise ValueError(f"dead letter {seq} kept only part of its payload; it cannot be replayed")
+    tokens = letter.original_subject.split(".")
+    if any(not t or any(c.isspace() or c in "*>" for c in t) for t in tokens):
+        raise ValueError(f"dead letter {seq} has no subject to go back to: {letter.reason}")
+    await js.publish(
+        letter.original_subject,
+        letter.payload,
+        headers=letter.replay_headers(uuid.uuid4().hex[:12]),
+        timeout=10,
+    )
+    await js.delete_msg(STREAM, seq)
+    return letter
+
+
+async def discard(js: JetStreamContext, seq: int) -> DeadLetter:
+    letter = await get(js, seq)
+    await js.delete_msg(STREAM, seq)
+    return letter
