@@ -165,3 +165,31 @@ async def test_every_request_gets_an_answer_naming_what_is_wrong(
             await ask(nc, failing, HealthQuery(), HealthReply, timeout=5)
         ok = await ask(nc, rpc_health(probe.name), HealthQuery(), HealthReply, timeout=5)
         assert ok.status == "ok"
+
+
+async def test_a_dead_letter_replayed_is_handled_once_and_leaves_the_dead_letters(
+    nats_url: str, database_url: str, nc: Any
+) -> None:
+    js = nc.jetstream()
+    probe = build_probe(nats_url, database_url, max_deliver=2)
+    poison = request(unique("replayed"))
+    broken = True
+    probe.fail = lambda item: broken and item.event.id == poison.id
+    async with running(probe):
+        await publish(js, probe.subject(poison.subject), poison)
+        [letter] = await eventually(lambda: dead_letters(js, probe.name), timeout=30)
+        assert letter.reason.startswith("gave up after 2 deliveries")
+        assert letter.original_subject == probe.subject(poison.subject)
+        assert await probe.rows() == []
+
+        broken = False  # the bug is fixed: replay
+        await deadletters.replay(js, letter.seq)
+        rows = await eventually(lambda: probe.rows(), timeout=30)
+        assert rows == [(poison.id, poison.subject)]
+        assert await dead_letters(js, probe.name) == []
+        with pytest.raises(LookupError):
+            await deadletters.get(js, letter.seq)
+        # A second replay of the same event (say, from an older copy) is skipped by the inbox.
+        await publish(js, probe.subject(poison.subject), poison, msg_id=unique("again"))
+        await eventually(probe.settled, timeout=30)
+        assert await probe.rows() == [(poison.id, poison.subject)]
