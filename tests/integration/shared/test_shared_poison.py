@@ -193,3 +193,31 @@ async def test_a_dead_letter_replayed_is_handled_once_and_leaves_the_dead_letter
         await publish(js, probe.subject(poison.subject), poison, msg_id=unique("again"))
         await eventually(probe.settled, timeout=30)
         assert await probe.rows() == [(poison.id, poison.subject)]
+
+
+@pytest.mark.parametrize("arrival", ["in separate batches", "in one batch"])
+async def test_an_event_id_reused_for_another_content_is_dead_lettered_not_skipped(
+    nats_url: str, database_url: str, nc: Any, arrival: str
+) -> None:
+    js = nc.jetstream()
+    probe = build_probe(nats_url, database_url)
+    original = request(unique("first"))
+    # Same event id, another workload: not a redelivery.
+    impostor = request(unique("second")).model_copy(update={"id": original.id})
+
+    async def send_impostor() -> None:
+        await publish(js, probe.subject(impostor.subject), impostor, msg_id=unique("m"))
+
+    if arrival == "in one batch":
+        await publish(js, probe.subject(original.subject), original)
+        await send_impostor()
+    async with running(probe):
+        if arrival == "in separate batches":
+            await publish(js, probe.subject(original.subject), original)
+            await eventually(lambda: probe.rows(), timeout=20)
+            await send_impostor()
+        [letter] = await eventually(lambda: dead_letters(js, probe.name), timeout=20)
+        await eventually(probe.settled, timeout=20)
+        assert await probe.rows() == [(original.id, original.subject)]
+    assert "already used for another content" in letter.reason
+    assert letter.original_subject == probe.subject(impostor.subject)

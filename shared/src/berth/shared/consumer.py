@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -32,7 +33,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pydantic import ValidationError
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -112,17 +113,28 @@ class Subscription(Generic[E]):
         return self.subject_prefix or self.event.subject_prefix()
 
 
-async def claim(conn: AsyncConnection, table: Table, ids: Sequence[UUID]) -> set[UUID]:
-    """Record ``ids`` as processed; return those that were not processed before."""
+async def claim(
+    conn: AsyncConnection, table: Table, ids: Sequence[UUID], digests: Sequence[str] | None = None
+) -> tuple[set[UUID], set[UUID]]:
+    """Record ``ids`` as processed. Return those not processed before, and those processed
+    before with another content (a reused event id, when ``digests`` are given and the inbox
+    recorded one): neither a redelivery to skip nor a new event to handle."""
     if not ids:
-        return set()
-    stmt = (
-        insert(table)
-        .values([{"event_id": i} for i in ids])
-        .on_conflict_do_nothing()
-        .returning(table.c.event_id)
-    )
-    return set((await conn.execute(stmt)).scalars().all())
+        return set(), set()
+    rows: list[dict[str, Any]] = [{"event_id": i} for i in ids]
+    if digests is not None:
+        for row, d in zip(rows, digests, strict=True):
+            row["digest"] = d
+    stmt = insert(table).values(rows).on_conflict_do_nothing().returning(table.c.event_id)
+    fresh = set((await conn.execute(stmt)).scalars().all())
+    reused: set[UUID] = set()
+    seen = {i: d for i, d in zip(ids, digests or [], strict=False) if i not in fresh}
+    if seen and "digest" in table.c:
+        recorded = await conn.execute(
+            select(table.c.event_id, table.c.digest).where(table.c.event_id.in_(list(seen)))
+        )
+        reused = {r.event_id for r in recorded if r.digest and r.digest != seen[r.event_id]}
+    return fresh, reused
 
 
 class BatchRunner:
@@ -215,16 +227,33 @@ class BatchRunner:
         return 0.0
 
     async def _commit(self, items: list[Incoming[E]], handler: BatchHandler[E]) -> None:
+        # Two copies of one event can share a batch (a copy sent again once the duplicate
+        # window had passed): one claim covers both, so only the first copy is handled.
+        first = {i.event.id: i for i in reversed(items)}
+        claimed = list(first.values())
         async with unit_of_work(self._engine, self._outbox, self._relay) as unit:
-            fresh = await claim(unit.conn, self._inbox, [i.event.id for i in items])
-            # Two copies of one event can share a batch (a copy sent again once the duplicate
-            # window had passed): one claim covers both, so only the first copy is handled.
-            first = {i.event.id: i for i in reversed(items)}
+            fresh, reused = await claim(
+                unit.conn,
+                self._inbox,
+                [i.event.id for i in claimed],
+                [digest(i.msg.data) for i in claimed],
+            )
             todo = [i for i in items if i.event.id in fresh and first[i.event.id] is i]
             if todo:
                 await handler(todo, unit)
         for item in items:
             self._failures.pop(item.event.id, None)
+            original = first[item.event.id]
+            if item.event.id in reused or (
+                original is not item and digest(item.msg.data) != digest(original.msg.data)
+            ):
+                item.span.end()
+                await self._dead_letter(
+                    item.msg,
+                    f"event id {item.event.id} was already used for another content",
+                    event=item.event,
+                )
+                continue
             if item.event.id not in fresh or first[item.event.id] is not item:
                 item.span.set_attribute("berth.duplicate", True)
             item.span.end()
@@ -307,6 +336,10 @@ class BatchRunner:
 # Pauses of a consumer while the database or NATS is unreachable.
 OUTAGE_FIRST_DELAY = 1.0
 OUTAGE_MAX_DELAY = 15.0
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _cause(exc: BaseException) -> str:
