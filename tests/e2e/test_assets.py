@@ -127,7 +127,7 @@ def _build_catalog(run: Any) -> None:
         "--supports",
         "inference",
     )
-    run(
+    finetune = [
         "template",
         "create",
         "assets-finetune",
@@ -141,7 +141,14 @@ def _build_catalog(run: Any) -> None:
         "assets-data",
         "--command",
         "python train.py",
+    ]
+    # The department's environment is not visible from the tenant: refused when it is made.
+    hidden = cli.run(*finetune)
+    assert hidden.returncode != 0
+    assert 'environment "assets-jupyter" is not visible from the tenant' in (
+        hidden.stdout + hidden.stderr
     )
+    run(*finetune, "--scope", "department", "--scope-name", "assets-dept")
     run(
         "template",
         "create",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +48,8 @@ from berth.shared.bus import ask
 from berth.shared.consumer import Incoming, Unit
 from berth.shared.telemetry import trace_id_of
 
+log = logging.getLogger(__name__)
+
 SOURCE = "/berth/intake"
 # Inlined rather than bound: executemany cannot expand an IN list per row.
 NOT_TERMINAL = text(
@@ -72,6 +75,13 @@ def _reject(
     )
     name, project, kind = validation.describe_raw(data)
     item.span.set_attribute("berth.outcome", "rejected")
+    log.info(
+        "submission %r in project %r rejected: %s",
+        name,
+        project,
+        "; ".join(f"{i.field}: {i.details}" for i in issues)[:500],
+        extra=_log_context(item),
+    )
     rows.append(
         {
             "id": item.event.subject,
@@ -95,6 +105,14 @@ def _reject(
         ),
         cause=item,
     )
+
+
+def _log_context(item: Incoming[RawEvent]) -> dict[str, str]:
+    return {
+        "workload_id": item.event.subject,
+        "event_id": str(item.event.id),
+        "trace_id": trace_id_of(item.span),
+    }
 
 
 async def accept_submissions(
@@ -192,6 +210,9 @@ async def accept_submissions(
             )
             item.span.set_attribute("berth.quota.over", over)
         item.span.set_attribute("berth.outcome", "received")
+        log.info(
+            "submission %r in project %r received", name, ref.project, extra=_log_context(item)
+        )
         item.span.set_attribute("berth.workload.name", name)
         rows.append(
             {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -21,6 +23,8 @@ from berth.ownership import lifecycle
 from berth.ownership.rules import decide
 from berth.ownership.tables import clusters, owners, workload_phases
 from berth.shared.consumer import Incoming, Unit
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/berth/ownership"
 
@@ -114,6 +118,14 @@ async def authorize_actions(items: list[Incoming[WorkloadActionRequestedV1]], un
                 action=data.action,
             )
         item.span.set_attribute("berth.outcome", "denied" if reason else "authorized")
+        log.info(
+            "%s of %r by %s %s",
+            data.action,
+            data.name,
+            item.event.actor.email,
+            f"denied: {reason}" if reason else "authorized",
+            extra={"workload_id": item.event.subject, "event_id": str(item.event.id)},
+        )
         if reason or owner is None:
             unit.emit(
                 WorkloadActionDeniedV1(
