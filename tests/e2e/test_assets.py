@@ -39,7 +39,7 @@ async def test_workloads_from_assets_and_templates(cli: Cli, suite: Suite) -> No
         return ok(cli, *args)
 
     try:
-        await asyncio.to_thread(_build_catalog, run)
+        await asyncio.to_thread(_build_catalog, run, cli)
         await asyncio.to_thread(_submit_and_check, cli)
         await asyncio.sleep(0.5)  # the last spans and events reach the bus
     finally:
@@ -50,7 +50,7 @@ async def test_workloads_from_assets_and_templates(cli: Cli, suite: Suite) -> No
     assert len(seen) > 100  # the scan did see the test's traffic
 
 
-def _build_catalog(run: Any) -> None:
+def _build_catalog(run: Any, cli: Cli) -> None:
     run("department", "create", "assets-dept")
     run(
         "project",
