@@ -42,6 +42,7 @@ def issues(data: dict[str, Any]) -> list[tuple[str, str]]:
         ({"compute": {"cpuCoreRequest": math.inf}}, "spec.compute.cpuCoreRequest", "finite"),
         ({"compute": {"cpuMemoryRequest": "100Pi"}}, "spec.compute.cpuMemoryRequest", "limit"),
         ({"command": "run\x00me"}, "spec.command", "NUL"),
+        ({"args": "x " * 40_000}, "spec.args", "the limit is 65536"),
         ({"labels": [{"name": "Team", "value": "ML Ops"}]}, "spec.labels.0.value", "label value"),
         ({"labels": [{"name": "a b", "value": "x"}]}, "spec.labels.0.name", "label key"),
         ({"annotations": [{"name": "/x", "value": "1"}]}, "spec.annotations.0.name", "prefix"),

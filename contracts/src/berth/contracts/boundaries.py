@@ -170,6 +170,26 @@ def absurd_quantities(submission: Mapping[str, Any]) -> list[Issue]:
     return issues
 
 
+# Command lines are split into words (shlex) when rendered: linear, but slow in pure Python
+# (about 5 s per MiB). No real command line comes near this.
+MAX_COMMAND_BYTES = 64 * 1024
+
+
+def long_command_lines(submission: Mapping[str, Any]) -> list[Issue]:
+    issues: list[Issue] = []
+    for root, spec in _specs(submission):
+        for key in ("command", "args"):
+            value = spec.get(key)
+            if isinstance(value, str) and len(value.encode()) > MAX_COMMAND_BYTES:
+                issues.append(
+                    Issue(
+                        field=f"{root}.{key}",
+                        details=f"{len(value.encode())} bytes; the limit is {MAX_COMMAND_BYTES}",
+                    )
+                )
+    return issues
+
+
 # --- Kubernetes names -------------------------------------------------------------------------
 
 

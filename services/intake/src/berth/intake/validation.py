@@ -69,6 +69,7 @@ def at_the_boundary(data: Any, size: int) -> list[Issue]:
     sub = data.get("submission") if isinstance(data, dict) else None
     if isinstance(sub, dict):
         issues += boundaries.absurd_quantities(sub)
+        issues += boundaries.long_command_lines(sub)
         issues += boundaries.kubernetes_names(sub)
         issues += boundaries.simulation_annotations(sub)
     return issues
