@@ -113,7 +113,18 @@ async def connect(nats_url: str, *, name: str = "berth", **kwargs: Any) -> Clien
         "reconnect_time_wait": 1,
     }
     options.update(kwargs)
+    if options["max_reconnect_attempts"] == 0:
+        # nats-py reads 0 as "unlimited" (even for the first connection): a caller asking for
+        # no reconnection would wait forever for a server that is not there.
+        options["max_reconnect_attempts"] = 1
+    options.setdefault("error_cb", _quiet_error)
     return await nats.connect(nats_url, **options)
+
+
+async def _quiet_error(exc: Exception) -> None:
+    # nats-py's default logs a traceback for every failed attempt; the caller reports the
+    # failure that matters once.
+    log.debug("nats: %s", exc)
 
 
 Q = TypeVar("Q", bound=BaseModel)
