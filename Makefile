@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test test-unit test-integration test-e2e lint format contracts contracts-check bench clean
+.PHONY: help venv run test test-unit test-integration test-e2e test-security lint format contracts contracts-check bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ test-integration: venv  ## Only the tests against a real nats-server and Postgre
 
 test-e2e: venv  ## Only the tests that run the whole suite as separate processes
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
+
+test-security: venv  ## Only the tests of NATS authentication and permissions (real nats-server)
+	$(BIN)/pytest -m security $(PYTEST_ARGS)
 
 lint: venv  ## ruff and mypy
 	$(BIN)/ruff check .

@@ -100,20 +100,38 @@ def _table(role: str) -> str:
 # --- one hop (its own process) -----------------------------------------------------------------
 
 
+async def _connect(nats_url: str, name: str, credentials: str | None) -> Any:
+    # On berth's own NATS, which authenticates, the baselines use the operator's credential.
+    options: dict[str, Any] = {"nkeys_seed": credentials} if credentials else {}
+    return await nats.connect(nats_url, name=name, **options)
+
+
 def hop_process(
-    role: str, nats_url: str, dsn: str | None, batch: int, gather: float, ready: MpEvent
+    role: str,
+    nats_url: str,
+    dsn: str | None,
+    batch: int,
+    gather: float,
+    ready: MpEvent,
+    credentials: str | None = None,
 ) -> None:
     # The parent stops hops with SIGTERM; exit quietly rather than print a traceback.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        asyncio.run(_hop(role, nats_url, dsn, batch, gather, ready))
+        asyncio.run(_hop(role, nats_url, dsn, batch, gather, ready, credentials))
 
 
 async def _hop(
-    role: str, nats_url: str, dsn: str | None, batch: int, gather: float, ready: MpEvent
+    role: str,
+    nats_url: str,
+    dsn: str | None,
+    batch: int,
+    gather: float,
+    ready: MpEvent,
+    credentials: str | None,
 ) -> None:
     source, outputs = CHAIN[role]
-    nc = await nats.connect(nats_url, name=f"bare-{role}")
+    nc = await _connect(nats_url, f"bare-{role}", credentials)
     js = nc.jetstream()
     psub = await js.pull_subscribe(
         f"{PREFIX}{source}.*",
@@ -189,9 +207,9 @@ def asyncpg_dsn(database_url: str) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def _prepare(nats_url: str, dsn: str | None) -> None:
+async def _prepare(nats_url: str, dsn: str | None, credentials: str | None) -> None:
     """A fresh stream (and fresh tables), so that every variant starts from nothing."""
-    nc = await nats.connect(nats_url, name="bare-setup")
+    nc = await _connect(nats_url, "bare-setup", credentials)
     try:
         js = nc.jetstream()
         with contextlib.suppress(NotFoundError):
@@ -261,9 +279,9 @@ def _request(i: int, wid: str, pad: str) -> dict[str, Any]:
 
 
 async def _measure(
-    nats_url: str, workloads: int, cpu: CpuSampler, options: Options
+    nats_url: str, workloads: int, cpu: CpuSampler, options: Options, credentials: str | None
 ) -> dict[str, Any]:
-    nc = await nats.connect(nats_url, name="bare-bench")
+    nc = await _connect(nats_url, "bare-bench", credentials)
     try:
         recorder = Recorder(PREFIX)
         await recorder.start(nc)
@@ -288,9 +306,11 @@ def run_bare(
     batch: int = DEFAULT_BATCH,
     gather: float = DEFAULT_GATHER,
     pg_data_dir: Path | None = None,
+    credentials: str | None = None,
 ) -> dict[str, Any]:
-    """One variant: ``dsn`` None = plain, else each hop writes to that database."""
-    asyncio.run(_prepare(nats_url, dsn))
+    """One variant: ``dsn`` None = plain, else each hop writes to that database.
+    ``credentials``: an nkey seed file, for a NATS that authenticates (berth's ``admin``)."""
+    asyncio.run(_prepare(nats_url, dsn, credentials))
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that runs asyncio
     procs: dict[str, multiprocessing.process.BaseProcess] = {}
     try:
@@ -299,7 +319,7 @@ def run_bare(
             ready = ctx.Event()
             proc = ctx.Process(
                 target=hop_process,
-                args=(role, nats_url, dsn, batch, gather, ready),
+                args=(role, nats_url, dsn, batch, gather, ready, credentials),
                 name=f"bare-{role}",
                 daemon=True,
             )
@@ -316,7 +336,9 @@ def run_bare(
         trees = {}
         if dsn and pg_data_dir is not None and (pg := postmaster_pid(pg_data_dir)) is not None:
             trees["postgres"] = pg
-        result = asyncio.run(_measure(nats_url, workloads, CpuSampler(pids, trees), options))
+        result = asyncio.run(
+            _measure(nats_url, workloads, CpuSampler(pids, trees), options, credentials)
+        )
         result["batch_size"], result["fetch_gather_seconds"] = batch, gather
         return result
     finally:

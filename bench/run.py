@@ -35,6 +35,7 @@ from bench.suite_bench import (
     stop_services,
 )
 from berth.cli.suite import Suite
+from berth.contracts.roles import ADMIN
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Result key -> row label of the final table.
@@ -196,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                     batch=batch,
                     gather=gather,
                     pg_data_dir=state_dir / "pg",
+                    credentials=suite.credentials(ADMIN),
                 )
                 print(format_measurement(RUNS[key], results[key]), flush=True)
             except BenchFailure as exc:

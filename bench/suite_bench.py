@@ -48,8 +48,9 @@ from bench.common import (
 from berth.cli.suite import SERVICES, Suite
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import SubmissionRequestedV1
+from berth.contracts.roles import ADMIN
 from berth.scheduler_adapter.labels import SIM_RUNTIME_ANNOTATION
-from berth.shared.bus import connect, encode, event_headers
+from berth.shared.bus import encode, event_headers
 
 PROJECT = "team-a"  # a project of the catalog's seed, whose default node pools are a100, default
 IMAGE = "bench/train:1"
@@ -256,7 +257,8 @@ async def bench_suite(
     warmup_timeout: float = 120.0,
 ) -> dict[str, Any]:
     """One warm-up workload (every consumer bound, caches filled), then the measured run."""
-    nc = await connect(suite.nats_url, name="berth-bench")
+    # The operator's credential: the bench publishes submissions and watches every stage.
+    nc = await suite.connect(ADMIN, name="berth-bench")
     try:
         js = nc.jetstream()
         recorder = Recorder()

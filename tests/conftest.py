@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,25 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
     server.stop()
 
 
+async def _declare_streams(url: str) -> None:
+    from berth.shared.bus import connect, ensure_streams
+
+    client = await connect(url, name="berth-tests-setup")
+    try:
+        await ensure_streams(client.jetstream())
+    finally:
+        await client.close()
+
+
 @pytest.fixture(scope="session")
 def nats_url(nats_server: EmbeddedNats) -> str:
-    return os.environ.get("BERTH_TEST_NATS_URL") or nats_server.url
+    """An unauthenticated development server (the authenticated configuration is tested in
+    tests/security and used by tests/e2e), with berth's streams declared as an operator would:
+    services only wait for them."""
+    url = os.environ.get("BERTH_TEST_NATS_URL") or nats_server.url
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _declare_streams(url)).result()
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +137,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in ("unit", "contract"):
             item.add_marker(pytest.mark.unit)
-        elif parts and parts[0] in ("integration", "e2e"):
+        elif parts and parts[0] in ("integration", "e2e", "security"):
             item.add_marker(getattr(pytest.mark, parts[0]))
 
 

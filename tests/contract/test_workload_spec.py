@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from berth.contracts.spec.base import SYSTEM_DEFAULT_KEY
+from berth.contracts.spec.storage import HostPath
 from berth.contracts.workload import (
     DEFAULT_AUTO_DELETION_SECONDS,
     DEFAULT_BACKOFF_LIMIT,
@@ -20,6 +22,7 @@ from berth.contracts.workload import (
     WorkspaceSpec,
     WorkspaceSubmission,
     applicable_system_defaults,
+    requested_gpus,
 )
 
 pytestmark = pytest.mark.unit
@@ -472,8 +475,8 @@ def test_mpi_takes_slots_per_worker() -> None:
 
 
 def test_system_defaults_for_a_bare_workspace() -> None:
+    # No auto-deletion: a workspace runs until stopped and never completes.
     assert applicable_system_defaults(WorkspaceSpec()) == {
-        "autoDeletionTimeAfterCompletionSeconds": DEFAULT_AUTO_DELETION_SECONDS,
         "backoffLimit": DEFAULT_BACKOFF_LIMIT,
         "terminateAfterPreemption": False,
         "priorityClass": "build",
@@ -523,3 +526,39 @@ def test_workspace_submission_keeps_its_public_envelope() -> None:
         False,
         None,
     )
+
+
+# --- rules of the controllers and webhooks every cluster runs ---------------------------------
+
+
+def test_a_workspace_name_leaves_room_for_the_statefulset_revision_hash() -> None:
+    # Pods of a StatefulSet are labelled <name>-<10-character hash>; a label value holds 63.
+    assert validate("workspace", {}, name="w" * 52).name == "w" * 52
+    assert "at most 52 characters (got 60)" in only_issue("workspace", {}, name="w" * 60)
+    # Intake appends "-" and six hex digits to a prefix.
+    assert "at most 45 characters" in only_issue(
+        "workspace", {}, name="w" * 46, useGivenNameAsPrefix=True
+    )
+    # Other kinds keep the 63 of a DNS label.
+    assert validate("training", {}, name="t" * 63).name == "t" * 63
+
+
+def test_xgboost_needs_a_master() -> None:
+    # The training-operator's webhook requires xgbReplicaSpecs[Master].
+    assert "noMaster: XGBoost needs a master" in only_issue(
+        "distributed", {"distributedFramework": "XGBoost"}, noMaster=True
+    )
+    assert validate("distributed", {"distributedFramework": "PyTorch"}, noMaster=True).noMaster
+
+
+def test_a_host_path_is_read_only_unless_asked_otherwise() -> None:
+    # Run:ai's default, published as berth's system default (the renderer applies it too).
+    assert HostPath.model_fields["readOnly"].json_schema_extra == {SYSTEM_DEFAULT_KEY: True}
+
+
+def test_requested_gpus_count_no_gpu_for_an_mpi_launcher() -> None:
+    compute = {"gpuDevicesRequest": 2}
+    pytorch = {"kind": "distributed", "spec": {"numWorkers": 3, "compute": compute}}
+    mpi = {"kind": "distributed", "spec": {**pytorch["spec"], "distributedFramework": "MPI"}}
+    assert requested_gpus(pytorch) == 8  # the master has the workers' GPUs
+    assert requested_gpus(mpi) == 6  # the launcher only starts mpirun

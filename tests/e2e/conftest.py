@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from berth.cli.nats_auth import CONFIG_FILE, ensure_credentials
 from berth.cli.suite import Suite
+from berth.contracts.roles import UI
 from berth.shared.embedded import EmbeddedNats
 from tests.conftest import new_database
 
@@ -36,15 +38,30 @@ class Cli:
 
 
 @pytest.fixture(scope="session")
-def e2e_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
-    server = EmbeddedNats(tmp_path_factory.mktemp("e2e-nats")).start()
+def e2e_credentials(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One credential per role and the generated server configuration, as `berth up` makes."""
+    directory = tmp_path_factory.mktemp("e2e-credentials")
+    ensure_credentials(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def e2e_nats(
+    tmp_path_factory: pytest.TempPathFactory, e2e_credentials: Path
+) -> Iterator[EmbeddedNats]:
+    server = EmbeddedNats(
+        tmp_path_factory.mktemp("e2e-nats"), config=e2e_credentials / CONFIG_FILE
+    ).start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
 async def suite(
-    e2e_nats: EmbeddedNats, admin_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    e2e_nats: EmbeddedNats,
+    e2e_credentials: Path,
+    admin_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Suite]:
     async with new_database(admin_database_url) as database_url:
         running = Suite(
@@ -54,6 +71,7 @@ async def suite(
             # 20 simulated seconds per second: a 10 s training completes in half a second.
             sim_speed=20.0,
             extra_env={"BERTH_LOG_LEVEL": "INFO"},
+            credentials_dir=e2e_credentials,
         )
         running.start(timeout=90)
         try:
@@ -70,6 +88,8 @@ def cli(suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Cli:
     env = dict(os.environ)
     env.update(
         BERTH_NATS_URL=suite.nats_url,
+        # The CLI is a UI: it connects with the ui credential.
+        BERTH_NATS_CREDENTIALS=str(suite.credentials(UI)),
         BERTH_HOME=str(tmp_path_factory.mktemp("berth-home")),
         COLUMNS="200",
     )

@@ -12,7 +12,7 @@ from nats.aio.msg import Msg
 
 from berth.cli.suite import Suite
 from berth.contracts.catalog import RPC_CATALOG_ASSETS_PUT
-from berth.shared.bus import connect
+from berth.contracts.roles import ADMIN
 from tests.e2e.conftest import Cli
 
 SECRET = "hf_assets-" + uuid.uuid4().hex
@@ -30,7 +30,8 @@ async def test_workloads_from_assets_and_templates(cli: Cli, suite: Suite) -> No
     async def record(msg: Msg) -> None:
         seen.append(msg)
 
-    nc = await connect(suite.nats_url, name="assets-e2e-scan")
+    # The operator's credential: only admin may read everything on the bus.
+    nc = await suite.connect(ADMIN, name="assets-e2e-scan")
     await nc.subscribe(">", cb=record)
     await nc.flush()
     cli.env["ASSETS_HF_TOKEN"] = SECRET

@@ -93,13 +93,14 @@ def test_a_distributed_training_too_big_for_the_cluster_stays_pending_with_a_rea
     assert message in shown.stdout.replace("\n", " ") or message[:40] in shown.stdout
 
 
-def test_dry_run_prints_a_valid_gang_scheduled_pytorch_job(cli: Cli) -> None:
-    done = cli.run(
-        "submit",
+def dry_run(cli: Cli, kind: str, name: str, *args: str) -> Any:
+    return cli.run("submit", kind, "-p", PROJECT, "--name", name, *args, "--dry-run", "-o", "yaml")
+
+
+def test_dry_run_prints_a_valid_pytorch_job_for_kais_podgrouper(cli: Cli) -> None:
+    done = dry_run(
+        cli,
         "training",
-        "-p",
-        PROJECT,
-        "--name",
         "kinds-dry",
         "--framework",
         "pytorch",
@@ -109,22 +110,41 @@ def test_dry_run_prints_a_valid_gang_scheduled_pytorch_job(cli: Cli) -> None:
         "2",
         "-i",
         "pytorch/pytorch",
-        "--dry-run",
-        "-o",
-        "yaml",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     objects = [o for o in yaml.safe_load_all(done.stdout) if o]
     validate(objects)
-    group, job = objects[0], objects[1]
-    assert job["kind"] == "PyTorchJob" and group["kind"] == "PodGroup"
+    # KAI's podgrouper builds the gang's PodGroup from the job: berth renders the job alone.
+    (job,) = objects
+    assert job["kind"] == "PyTorchJob"
     replicas = job["spec"]["pytorchReplicaSpecs"]
     assert (replicas["Master"]["replicas"], replicas["Worker"]["replicas"]) == (1, 4)
-    assert group["spec"]["minMember"] == 5
     for replica in replicas.values():
         pod = replica["template"]
-        assert pod["metadata"]["annotations"]["pod-group-name"] == group["metadata"]["name"]
+        assert "pod-group-name" not in pod["metadata"]["annotations"]
         assert pod["metadata"]["labels"]["kai.scheduler/queue"] == PROJECT
         assert pod["spec"]["schedulerName"] == "kai-scheduler"
         assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
     assert cli.run("describe", "kinds-dry", "-p", PROJECT).returncode != 0  # nothing submitted
+
+
+def test_dry_runs_follow_the_rules_of_real_clusters(cli: Cli) -> None:
+    # The training-operator's webhook requires an XGBoostJob's Master.
+    done = dry_run(
+        cli, "training", "kinds-xgb", "--framework", "xgboost", "--workers", "2", "-i", "xgb:1"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    objects = [o for o in yaml.safe_load_all(done.stdout) if o]
+    validate(objects)
+    assert set(objects[0]["spec"]["xgbReplicaSpecs"]) == {"Master", "Worker"}
+    # KAI takes gpu-fraction only below 1: all of a GPU is a whole device.
+    done = dry_run(cli, "training", "kinds-portion", "--gpu-portion", "1", "-i", "img:1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (job,) = [o for o in yaml.safe_load_all(done.stdout) if o]
+    pod = job["spec"]["template"]
+    assert "gpu-fraction" not in pod["metadata"]["annotations"]
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    # A StatefulSet's pods carry the name and an 11-character hash in a 63-character label.
+    done = dry_run(cli, "workspace", "w" * 60, "-i", "jupyter/base-notebook")
+    assert done.returncode != 0
+    assert "at most 52 characters" in done.stdout + done.stderr

@@ -165,9 +165,13 @@ def test_named_volumes_for_the_data_of_nats_and_postgres(
 # --- berth services --------------------------------------------------------------------------
 
 
+# One-shot jobs built from the CLI package: the NATS keys and configuration, and the streams.
+NATS_JOBS = ("nats-auth", "nats-streams")
+
+
 def test_compose_runs_every_service_member_and_nothing_else(services: dict[str, Any]) -> None:
     built = {name for name, service in services.items() if "build" in service}
-    assert built == set(SERVICES)
+    assert built == set(SERVICES) | set(NATS_JOBS)
     service_members = {
         name for name, path in _members().items() if path.parent == ROOT / "services"
     }
@@ -192,6 +196,48 @@ def test_service_builds_its_package_and_starts_its_module(
     # The image holds only SERVICE and its dependencies, so MODULE must come from SERVICE itself.
     main = members[package] / "src" / Path(*module.split(".")) / "__main__.py"
     assert main.is_file()
+
+
+def _args(command: Any) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+
+
+def _auth_dir(service: dict[str, Any]) -> str:
+    """Where the service mounts the generated NATS keys (read-only)."""
+    mounts = [_defaults(v).split(":") for v in service.get("volumes", [])]
+    found = [target for source, target, *mode in mounts if source == "nats-auth"]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_nats_authenticates_with_the_generated_configuration(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    from berth.cli.nats_auth import CONFIG_FILE
+
+    job = services["nats-auth"]
+    assert job["build"]["args"] == {"SERVICE": "berth-cli", "MODULE": "berth.cli"}
+    script = " ".join(_args(job["command"]))
+    assert f"nats-config --dir {_auth_dir(job)}" in script
+    assert "nats-auth" in compose["volumes"]
+
+    nats = services["nats"]
+    args = _args(nats["command"])
+    assert args[args.index("-c") + 1] == f"{_auth_dir(nats)}/{CONFIG_FILE}"
+    assert nats["depends_on"]["nats-auth"] == {"condition": "service_completed_successfully"}
+
+    streams = services["nats-streams"]
+    assert "nats-streams" in _args(streams["command"])
+    env = streams["environment"]
+    assert env["BERTH_NATS_ADMIN_CREDENTIALS"] == f"{_auth_dir(streams)}/admin.nk"
+    assert streams["depends_on"]["nats"] == {"condition": "service_healthy"}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_connects_with_its_own_role_key(services: dict[str, Any], name: str) -> None:
+    service = services[name]
+    env = {key: _defaults(value) for key, value in service["environment"].items()}
+    assert env["BERTH_NATS_CREDENTIALS"] == f"{_auth_dir(service)}/{name}.nk"
 
 
 @pytest.mark.parametrize("name", SERVICES)

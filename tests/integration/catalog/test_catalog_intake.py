@@ -45,6 +45,7 @@ from berth.intake.config import IntakeSettings
 from berth.intake.tables import catalog_entries
 from berth.shared.bus import ask, publish
 from berth.shared.service import Service
+from tests.integration.cluster_registry import register
 from tests.integration.shared.helpers import eventually
 
 SUBMISSION: TypeAdapter[WorkloadSubmission] = TypeAdapter(WorkloadSubmission)
@@ -115,6 +116,7 @@ async def test_assets_catalog_and_intake(nats_url: str, database_url: str, nc: A
     )
     cat = catalog(nats_url, database_url)
     async with running(intake), contextlib.AsyncExitStack() as stack:
+        await register(nc, "local")
         await stack.enter_async_context(running(cat))
         await created(nc, "department", "assets-dept", {})
         await created(
@@ -293,7 +295,7 @@ async def test_assets_catalog_and_intake(nats_url: str, database_url: str, nc: A
 
         # A deleted workload no longer holds its assets.
         gone = WorkloadPhaseChangedV1(
-            source="/berth/tests",
+            source="/berth/scheduler-adapter",
             subject=first["workload"]["workloadId"],
             actor=ADMIN,
             data=WorkloadPhaseChangedData(

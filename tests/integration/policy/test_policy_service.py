@@ -108,7 +108,7 @@ def _received(
 ) -> SubmissionReceivedV1:
     workload_id = uuid.uuid4().hex
     return SubmissionReceivedV1(
-        source="/berth/tests",
+        source="/berth/intake",
         subject=workload_id,
         actor=Actor(email="user@example.com"),
         data=SubmissionReceivedData.model_validate(

@@ -82,6 +82,7 @@ class FakeApiServer:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/api/{version}/{rest:.*}", self._core)
+        app.router.add_route("GET", "/apis/{group}/{version}", self._discovery)
         app.router.add_route("*", "/apis/{group}/{version}/{rest:.*}", self._grouped)
         self._runner = web.AppRunner(app, shutdown_timeout=0.1)
         await self._runner.setup()
@@ -185,11 +186,41 @@ class FakeApiServer:
             "status": {"allocatable": {"cpu": "64", "nvidia.com/gpu": str(gpus)}},
         }
 
+    def install_knative(self, features: dict[str, str]) -> None:
+        """Knative Serving 1.23 with ``features`` in its config-features ConfigMap."""
+        self.installed.add(("serving.knative.dev/v1", "services"))
+        self.objects[("v1", "configmaps", "knative-serving", "config-features")] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": "config-features",
+                "namespace": "knative-serving",
+                "labels": {"app.kubernetes.io/version": "1.23.0"},
+            },
+            "data": {"_example": "(documentation)", **features},
+        }
+
     async def remove(self, api_version: str, plural: str, namespace: str, name: str) -> None:
         """Delete an object outright (and what it owns), as the garbage collector would."""
         await self._delete((api_version, plural, namespace, name))
 
     # --- routing --------------------------------------------------------------------------------
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        """The APIResourceList of a group version, as the real server's discovery answers."""
+        info = request.match_info
+        group_version = f"{info['group']}/{info['version']}"
+        self.requests.append(Request(request.method, request.path, {}, ""))
+        plurals = sorted(plural for version, plural in self.installed if version == group_version)
+        if not plurals:
+            return _status(404, "NotFound", f"the server could not find {group_version}")
+        return web.json_response(
+            {
+                "kind": "APIResourceList",
+                "groupVersion": group_version,
+                "resources": [{"name": plural, "namespaced": True} for plural in plurals],
+            }
+        )
 
     async def _core(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, request.match_info["version"])

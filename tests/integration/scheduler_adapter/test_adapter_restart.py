@@ -12,6 +12,7 @@ import pytest
 from fake_apiserver import FakeApiServer
 from kubernetes_asyncio import client as k8s_client
 
+from berth.contracts.capabilities import KNATIVE_FEATURES
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     PolicyApprovedData,
@@ -75,7 +76,7 @@ def ref(name: str) -> WorkloadRef:
 
 def approved(workload: WorkloadRef, spec: dict[str, Any]) -> PolicyApprovedV1:
     return PolicyApprovedV1(
-        source="/berth/tests",
+        source="/berth/policy",
         subject=workload.workloadId,
         actor=USER,
         data=PolicyApprovedData.model_validate(
@@ -94,7 +95,7 @@ def approved(workload: WorkloadRef, spec: dict[str, Any]) -> PolicyApprovedV1:
 
 def action(workload: WorkloadRef, name: str) -> WorkloadActionAuthorizedV1:
     return WorkloadActionAuthorizedV1(
-        source="/berth/tests",
+        source="/berth/ownership",
         subject=workload.workloadId,
         actor=USER,
         data=WorkloadActionAuthorizedData(
@@ -259,13 +260,7 @@ async def test_restart_on_the_simulated_cluster_reapplies_only_unfinished_worklo
 async def test_knative_inference_is_applied_and_a_refused_suspend_is_reported(
     server: FakeApiServer, nats_url: str, database_url: str
 ) -> None:
-    server.installed.add(("serving.knative.dev/v1", "services"))
-    server.objects[("v1", "configmaps", "berth", "berth-public")] = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "berth-public", "namespace": "berth", "uid": "cm"},
-        "data": {"config": "knative: true\n"},
-    }
+    server.install_knative(KNATIVE_FEATURES)
     workload = ref("restart-infer").model_copy(update={"kind": "inference"})
     service = adapter(server, nats_url, database_url)
     await service.app.start()
@@ -294,5 +289,30 @@ async def test_knative_inference_is_applied_and_a_refused_suspend_is_reported(
             server.objects[key]["metadata"].get("annotations", {}).get("berth.dev/suspended")
             is None
         )
+    finally:
+        await service.app.stop()
+
+
+async def test_a_workload_the_cluster_cannot_run_fails_and_nothing_is_applied(
+    server: FakeApiServer, nats_url: str, database_url: str
+) -> None:
+    # The training-operator alone: MPIJob only at kubeflow.org/v1, no mpi-operator.
+    server.installed.discard(("kubeflow.org/v2beta1", "mpijobs"))
+    server.installed.add(("kubeflow.org/v1", "mpijobs"))
+    workload = ref("restart-mpi").model_copy(update={"kind": "distributed"})
+    service = adapter(server, nats_url, database_url)
+    await service.app.start()
+    try:
+        spec = {"image": "img:1", "distributedFramework": "MPI", "numWorkers": 2}
+        await publish(service.js, approved(workload, spec))
+        await eventually(lambda: _has(service, workload.workloadId, "Failed"))
+        msgs = await stored(service.js, f"workload.phase-changed.v1.{workload.workloadId}")
+        (failed,) = [WorkloadPhaseChangedV1.model_validate_json(m.data).data for m in msgs]
+        assert failed.reason == "NotRunnable"
+        assert failed.message == (
+            "spec.distributedFramework: MPIJob needs the mpi-operator (kubeflow.org/v2beta1), "
+            "which cluster local does not run (it serves MPIJob only at kubeflow.org/v1)"
+        )
+        assert not [call for call in server.calls() if call.method in ("POST", "PATCH")]
     finally:
         await service.app.stop()

@@ -13,6 +13,7 @@ from fake_apiserver import FakeApiServer
 from kubernetes_asyncio import client as k8s_client
 from pydantic import TypeAdapter
 
+from berth.contracts.capabilities import MPI_OPERATOR_APIS, TRAINING_OPERATOR_APIS
 from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import WorkloadSubmission
 from berth.scheduler_adapter.backend import WorkloadSnapshot
@@ -188,9 +189,10 @@ async def test_owned_objects_get_the_top_objects_uid_and_delete_collects_them(
     await phases.stop()
 
 
-async def test_distributed_training_is_two_calls_and_reports_pending_gang(
+async def test_distributed_training_is_one_call_and_reports_pending_gang(
     server: FakeApiServer, cluster: KubernetesCluster
 ) -> None:
+    # KAI's podgrouper makes the PodGroup; berth applies the job alone.
     phases = Phases(cluster)
     spec = {
         "image": "img:1",
@@ -200,10 +202,9 @@ async def test_distributed_training_is_two_calls_and_reports_pending_gang(
     }
     before = len(server.calls())
     await cluster.apply(workload("dist", "distributed", spec))
-    assert len(server.calls()) - before == 2
+    assert len(server.calls()) - before == 1
     job = server.get("kubeflow.org/v1", "pytorchjobs", NS, "dist")
-    group = server.get("scheduling.run.ai/v2alpha2", "podgroups", NS, "pg-dist")
-    assert group["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    assert server.find("scheduling.run.ai/v2alpha2", "podgroups") == []
     reason = "Unschedulable"
     message = "no node in pools a100,default has 8 free GPUs"
     for pod in ("dist-master-0", "dist-worker-0", "dist-worker-1"):
@@ -339,11 +340,55 @@ async def test_config_is_read_from_and_written_to_the_config_map(
     config_map = server.get("v1", "configmaps", "berth", "berth-public")
     assert "workloadOwnershipProtection: true" in config_map["data"]["config"]
     config = await cluster.read_config()
-    assert config["workloadOwnershipProtection"] is True and config["knative"] is True
+    assert config["workloadOwnershipProtection"] is True
+    # What the cluster serves wins over what the config map says: no Knative API, no Knative.
+    assert config["knative"] is False
     assert (config["nodePools"], config["gpus"]) == (["a100", "default"], 20)
     await cluster.set_config({"workloadOwnershipProtection": False})
     assert (await cluster.read_config())["workloadOwnershipProtection"] is False
-    assert (await cluster.read_config())["knative"] is True
+    server.install_knative({"kubernetes.podspec-schedulername": "Enabled"})
+    fresh = cluster_for(server)  # past the first one's config cache
+    await fresh.start()
+    try:
+        config = await fresh.read_config()
+    finally:
+        await fresh.close()
+    assert config["knative"] is True
+    knative = ClusterCapabilities.model_validate(config["capabilities"]).knative
+    assert knative is not None and knative.version == "1.23.0"
+    assert knative.allows("kubernetes.podspec-schedulername")
+    assert not knative.allows("kubernetes.podspec-affinity")
+
+
+async def test_capabilities_are_discovered_from_the_api(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    caps = ClusterCapabilities.model_validate((await cluster.read_config())["capabilities"])
+    assert caps.workloadApis == {**TRAINING_OPERATOR_APIS, **MPI_OPERATOR_APIS}
+    assert caps.kai.shards is None and caps.knative is None
+    assert caps.migStrategy == "none"  # no node says otherwise
+    # training-operator 1.x alone: MPIJob at v1 only; KAI sharded per pool; its priorities.
+    server.installed.discard(("kubeflow.org/v2beta1", "mpijobs"))
+    server.installed.add(("kubeflow.org/v1", "mpijobs"))
+    server.installed.add(("kai.scheduler/v1", "schedulingshards"))
+    server.installed.add(("scheduling.k8s.io/v1", "priorityclasses"))
+    for name, pool in (("default", None), ("a100", "a100")):
+        spec = {"partitionLabelValue": pool} if pool else {}
+        server.objects[("kai.scheduler/v1", "schedulingshards", "", name)] = {
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+    for name in ("train", "build", "inference"):
+        server.objects[("scheduling.k8s.io/v1", "priorityclasses", "", name)] = {
+            "metadata": {"name": name}
+        }
+    # The config map may add what the API cannot tell.
+    await cluster.set_config({"capabilities": {"kai": {"version": "v0.17.0"}}})
+    caps = ClusterCapabilities.model_validate((await cluster.read_config())["capabilities"])
+    assert caps.workloadApis["MPIJob"] == "kubeflow.org/v1"
+    assert caps.kai.shards == ["", "a100"]
+    assert caps.kai.priorityClasses == ["build", "inference", "train"]
+    assert caps.kai.version == "v0.17.0"
 
 
 async def test_watch_resyncs_after_an_expired_version(server: FakeApiServer) -> None:

@@ -36,7 +36,7 @@ from berth.contracts.events import (
     WorkloadActionRequestedV1,
 )
 from berth.contracts.subjects import stream_for
-from berth.shared.bus import encode, ensure_streams, event_headers
+from berth.shared.bus import connect, encode, ensure_streams, event_headers
 from berth.shared.consumer import Incoming, Subscription, Unit
 from berth.shared.db import ensure_schema, service_metadata
 from berth.shared.service import Service
@@ -231,6 +231,13 @@ def build_probe(
 
 @contextlib.asynccontextmanager
 async def running(probe: Probe) -> AsyncIterator[Probe]:
+    # Services only wait for the streams: declare them, with the probe's subject, as an
+    # operator would.
+    setup = await connect(probe.service.settings.nats_url, name="probe-setup")
+    try:
+        await ensure_streams(setup.jetstream())
+    finally:
+        await setup.close()
     await ensure_schema(probe.engine, probe.service.schema)
     async with probe.engine.begin() as conn:
         await conn.run_sync(probe.table.metadata.create_all)

@@ -15,7 +15,8 @@ import yaml
 from adapter_builders import ref, submission
 from manifest_schemas import validate
 
-from berth.scheduler_adapter.render import ClusterCapabilities, render
+from berth.contracts.capabilities import KaiCapabilities
+from berth.scheduler_adapter.render import ClusterCapabilities, from_config, render
 
 pytestmark = pytest.mark.unit
 
@@ -66,6 +67,8 @@ STORAGE: dict[str, Any] = {
         }
     ],
 }
+
+KNATIVE = from_config({"knative": True})
 
 # name → (kind, spec, extra submission fields, the cluster's capabilities)
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], ClusterCapabilities]] = {
@@ -257,6 +260,57 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], ClusterCapabilities]
         {},
         ClusterCapabilities(),
     ),
+    "distributed-mpi-launcher-command": (
+        "distributed",
+        {
+            "image": "mpioperator/mpi-pi:openmpi",
+            "command": "mpirun -np 8 python train.py",
+            "distributedFramework": "MPI",
+            "numWorkers": 2,
+            "compute": {"gpuDevicesRequest": 4, "cpuCoreRequest": 8},
+        },
+        {},
+        ClusterCapabilities(),
+    ),
+    "distributed-pytorch-workers-only": (
+        "distributed",
+        {"image": IMAGE, "distributedFramework": "PyTorch", "numWorkers": 3},
+        {"noMaster": True},
+        ClusterCapabilities(),
+    ),
+    "training-whole-gpu-portion": (
+        "training",
+        {
+            "image": IMAGE,
+            "compute": {
+                "gpuDevicesRequest": 1,
+                "gpuRequestType": "portion",
+                "gpuPortionRequest": 1.0,
+            },
+        },
+        {},
+        ClusterCapabilities(),
+    ),
+    "training-runai-extras": (
+        "training",
+        {
+            "image": IMAGE,
+            "terminateAfterPreemption": True,
+            "createHomeDir": True,
+            "podAffinity": {"type": "Required", "key": "topology.kubernetes.io/zone"},
+            "relatedUrls": [{"url": "https://wandb.example/run/1", "type": "wandb"}],
+            "ports": [{"container": 6006, "toolType": "tensorboard"}],
+            "storage": {"hostPath": [{"name": "data", "path": "/data", "mountPath": "/data"}]},
+        },
+        {},
+        ClusterCapabilities(),
+    ),
+    "workspace-queue-per-pool": (
+        "workspace",
+        {"image": "jupyter/base-notebook:2024-05-27", "nodePools": ["a100"]},
+        {},
+        ClusterCapabilities(kai=KaiCapabilities(shards=["", "a100"], queuePerNodePool=True)),
+    ),
     "inference-knative-scale-to-zero": (
         "inference",
         {
@@ -277,7 +331,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], ClusterCapabilities]
             },
         },
         {},
-        ClusterCapabilities(knative=True),
+        KNATIVE,
     ),
     "inference-knative-throughput": (
         "inference",
@@ -287,7 +341,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], ClusterCapabilities]
             "autoscaling": {"minReplicas": 1, "maxReplicas": 5, "metric": "throughput"},
         },
         {},
-        ClusterCapabilities(knative=True),
+        KNATIVE,
     ),
     "inference-knative-latency": (
         "inference",
@@ -301,7 +355,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any], ClusterCapabilities]
             },
         },
         {},
-        ClusterCapabilities(knative=True),
+        KNATIVE,
     ),
     "inference-deployment-hpa": (
         "inference",
@@ -365,7 +419,6 @@ def test_every_kind_and_custom_resource_is_covered() -> None:
         ("kubeflow.org/v1", "TFJob"),
         ("kubeflow.org/v1", "XGBoostJob"),
         ("kubeflow.org/v2beta1", "MPIJob"),
-        ("scheduling.run.ai/v2alpha2", "PodGroup"),
         ("serving.knative.dev/v1", "Service"),
     }
 
@@ -375,7 +428,7 @@ def test_a_schema_violation_is_caught() -> None:
     service["spec"]["template"]["spec"]["restartPolicy"] = "Always"
     with pytest.raises(Exception, match="restartPolicy"):
         validate([service])
-    job = rendered("distributed-pytorch")[1]
+    job = rendered("distributed-pytorch")[0]
     job["spec"]["runPolicy"]["backoffLimit"] = "six"
     with pytest.raises(Exception, match="six"):
         validate([job])

@@ -10,15 +10,16 @@ import pytest
 from adapter_builders import ref, submission
 from adapter_recorder import simulated
 
+from berth.contracts.capabilities import KnativeCapabilities
 from berth.scheduler_adapter import labels as L
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, top_object
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.render import ClusterCapabilities, render
+from berth.scheduler_adapter.render import ClusterCapabilities, from_config, render
 from berth.scheduler_adapter.rendering.inference import NO_SCALE_TO_ZERO
 
 pytestmark = pytest.mark.unit
 
-KNATIVE = ClusterCapabilities(knative=True)
+KNATIVE = from_config({"knative": True})
 
 
 def inference(
@@ -188,5 +189,8 @@ async def test_simulated_cluster_reports_the_scale_to_zero_note() -> None:
 
 
 def test_dry_run_reflects_the_clusters_capabilities() -> None:
-    assert ClusterCapabilities.from_config({"knative": True}) == KNATIVE
-    assert ClusterCapabilities.from_config({}) == ClusterCapabilities()
+    assert KNATIVE.knative is not None
+    assert KNATIVE.knative.allows("kubernetes.podspec-schedulername")
+    assert from_config({}) == ClusterCapabilities()
+    reported = ClusterCapabilities(knative=KnativeCapabilities(features={}))
+    assert from_config({"knative": False, "capabilities": reported.model_dump()}) == reported

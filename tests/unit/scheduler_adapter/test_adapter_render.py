@@ -211,10 +211,11 @@ def test_workspace_is_a_single_replica_stateful_set() -> None:
         ("MPI", "kubeflow.org/v2beta1", "MPIJob", "mpiReplicaSpecs", "Launcher"),
     ],
 )
-def test_distributed_renders_kubeflow_job_and_gang(
+def test_distributed_renders_kubeflow_job_and_leaves_the_gang_to_kai(
     framework: str, api_version: str, kind: str, replica_key: str, master_role: str
 ) -> None:
-    pod_group, job = manifests(
+    # KAI's podgrouper builds the PodGroup and points the pods at it; berth renders neither.
+    (job,) = manifests(
         "distributed", "dist-1", gpus=1, extra={"distributedFramework": framework, "numWorkers": 3}
     )
     assert (job["apiVersion"], job["kind"]) == (api_version, kind)
@@ -222,20 +223,20 @@ def test_distributed_renders_kubeflow_job_and_gang(
     assert replicas[master_role]["replicas"] == 1
     assert replicas["Worker"]["replicas"] == 3
     assert job["spec"]["runPolicy"] == {"backoffLimit": 6, "ttlSecondsAfterFinished": 2592000}
-    assert pod_group["kind"] == "PodGroup"
-    assert pod_group["spec"] == {"minMember": 4, "queue": "vision-queue"}
     for replica in replicas.values():
         annotations = replica["template"]["metadata"]["annotations"]
-        assert annotations[L.POD_GROUP_ANNOTATION] == pod_group["metadata"]["name"]
+        assert L.POD_GROUP_ANNOTATION not in annotations
         assert replica["template"]["spec"]["schedulerName"] == "kai-scheduler"
 
 
 def test_distributed_workers_only_and_own_master_spec() -> None:
-    _, workers_only = manifests(
+    (workers_only,) = manifests(
         "distributed", "dist-2", gpus=1, extra={"numWorkers": 2}, top={"noMaster": True}
     )
     assert list(workers_only["spec"]["pytorchReplicaSpecs"]) == ["Worker"]
-    pod_group, job = manifests(
+    # The training-operator gives a masterless job its rendezvous only through elastic mode.
+    assert workers_only["spec"]["elasticPolicy"] == {"minReplicas": 2, "maxReplicas": 2}
+    (job,) = manifests(
         "distributed",
         "dist-3",
         gpus=2,
@@ -245,7 +246,27 @@ def test_distributed_workers_only_and_own_master_spec() -> None:
     master = job["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]
     assert master["image"] == "master:1"
     assert "limits" not in master["resources"]
-    assert pod_group["spec"]["minMember"] == 3
+    assert "elasticPolicy" not in job["spec"]
+
+
+def test_xgboost_always_has_a_master() -> None:
+    (job,) = manifests("distributed", "xgb", gpus=1, extra={"distributedFramework": "XGBoost"})
+    assert set(job["spec"]["xgbReplicaSpecs"]) == {"Master", "Worker"}
+
+
+def test_mpi_launcher_runs_the_command_without_gpus_and_workers_keep_sshd() -> None:
+    (job,) = manifests(
+        "distributed",
+        "mpi",
+        gpus=2,
+        extra={"distributedFramework": "MPI", "command": "mpirun python x.py", "numWorkers": 2},
+    )
+    launcher = job["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
+    worker = job["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    assert launcher["command"] == ["mpirun", "python", "x.py"]
+    assert L.GPU_RESOURCE not in launcher["resources"].get("limits", {})
+    assert "command" not in worker
+    assert worker["resources"]["limits"][L.GPU_RESOURCE] == "2"
 
 
 def test_inference_is_deployment_and_service_on_the_serving_port() -> None:
@@ -298,7 +319,7 @@ def _distributed_pod_templates() -> list[dict[str, Any]]:
     """Kubeflow jobs are custom resources; their pod templates are core and checked as such."""
     templates = []
     for framework in ("PyTorch", "TF", "MPI", "XGBoost"):
-        _, job = manifests("distributed", "d-2", gpus=1, extra={"distributedFramework": framework})
+        (job,) = manifests("distributed", "d-2", gpus=1, extra={"distributedFramework": framework})
         replica_specs = next(v for k, v in job["spec"].items() if k.endswith("ReplicaSpecs"))
         for replica in replica_specs.values():
             templates.append(

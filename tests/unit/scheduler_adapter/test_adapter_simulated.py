@@ -7,6 +7,7 @@ import pytest
 from adapter_builders import NAMESPACE, manifests
 from adapter_recorder import recording, simulated
 
+from berth.contracts.capabilities import KNATIVE_FEATURES, ClusterCapabilities
 from berth.scheduler_adapter.backend import WorkloadSnapshot
 from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
@@ -324,6 +325,22 @@ async def test_snapshot_batches_are_bounded() -> None:
         assert max(rec.batches) <= 10
 
 
+async def test_an_elastic_pytorch_gang_is_its_min_replicas_as_kai_groups_it() -> None:
+    # KAI's PyTorch plugin sets the PodGroup's minAvailable to elasticPolicy.minReplicas, so
+    # the job starts once that many pods fit; the rest follow as room frees up.
+    elastic = {"numWorkers": 3, "minReplicas": 1, "maxReplicas": 3}
+    fixed = {"numWorkers": 3}
+    async with simulated(one_node(8)) as (cluster, rec):
+        await cluster.apply(manifests("distributed", "rigid", gpus=4, runtime=LONG, extra=fixed))
+        await rec.wait_until("wl-rigid", unschedulable)
+        assert not any(pod.scheduled for pod in rec.last("wl-rigid").pods)
+        await cluster.delete(NAMESPACE, "wl-rigid")
+        await cluster.apply(manifests("distributed", "el", gpus=4, runtime=LONG, extra=elastic))
+        await rec.wait_until(
+            "wl-el", lambda s: sum(pod.scheduled for pod in s.pods) == 2 and unschedulable(s)
+        )
+
+
 async def test_config_reads_and_patches() -> None:
     cluster_config = {
         "workloadOwnershipProtection": False,
@@ -331,6 +348,7 @@ async def test_config_reads_and_patches() -> None:
         "clusterVersion": "1.29.0",
         "nodePools": ["a100", "default"],
         "gpus": 32,
+        "capabilities": Inventory.default().default_capabilities().model_dump(mode="json"),
     }
     async with simulated() as (cluster, _):
         assert await cluster.read_config() == cluster_config
@@ -338,6 +356,8 @@ async def test_config_reads_and_patches() -> None:
         assert (await cluster.read_config())["workloadOwnershipProtection"] is True
         with pytest.raises(ValueError, match="gpus"):
             await cluster.set_config({"gpus": 1})
+        with pytest.raises(ValueError, match="capabilities"):
+            await cluster.set_config({"capabilities": {}})
 
 
 def test_inventory_from_yaml_and_sizes() -> None:
@@ -351,12 +371,29 @@ def test_inventory_from_yaml_and_sizes() -> None:
     )
     assert inventory.gpus == 12
     assert [pool.label_value for pool in inventory.node_pools] == ["h100", "cpu-only"]
-    assert inventory.config() == {
+    config = inventory.config()
+    capabilities = ClusterCapabilities.model_validate(config.pop("capabilities"))
+    assert config == {
         "region": "eu",
         "workloadOwnershipProtection": False,
         "knative": True,
         "clusterVersion": "1.31.2",
     }
+    # By default: KAI with a shard per pool (and the default one), Knative with berth's flags.
+    assert capabilities.kai.shards == ["", "h100", "cpu-only"]
+    assert capabilities.knative is not None
+    assert capabilities.knative.features == KNATIVE_FEATURES
+    assert capabilities.workloadApis["MPIJob"] == "kubeflow.org/v2beta1"
+    # A profile without Knative and with the training-operator's MPIJob only.
+    plain = Inventory.from_dict(
+        {
+            "nodePools": [{"name": "a"}],
+            "capabilities": {"workloadApis": {"PyTorchJob": "kubeflow.org/v1"}},
+        }
+    )
+    reported = ClusterCapabilities.model_validate(plain.config()["capabilities"])
+    assert reported.knative is None
+    assert reported.workloadApis == {"PyTorchJob": "kubeflow.org/v1"}
     assert Inventory.default().gpus == 32
     assert Inventory.default(nodes_per_pool=10, gpus_per_node=4).gpus == 80
     with pytest.raises(ValueError, match="gpuPerNode"):

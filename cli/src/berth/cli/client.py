@@ -11,13 +11,21 @@ from typing import Any
 from uuid import uuid4
 
 from nats.aio.client import Client
-from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel
 
+from berth.cli import endpoints
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.queries import WorkloadListReply, WorkloadQuery, WorkloadReply, WorkloadView
-from berth.contracts.subjects import RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST, TELEMETRY_SPANS
+from berth.contracts.registry import ALL_EVENTS
+from berth.contracts.roles import UI
+from berth.contracts.subjects import (
+    RPC_WORKLOADS_GET,
+    RPC_WORKLOADS_LIST,
+    TELEMETRY_SPANS,
+    stream_for,
+)
 from berth.shared import bus
 from berth.shared.errors import TransientError
 from berth.shared.telemetry import setup_tracing
@@ -64,22 +72,23 @@ class BerthClient:
         )
         return reply.workloads
 
-    async def spans(self, trace_id: str, *, settle: float = 1.0) -> list[dict[str, Any]]:
-        """Every recorded span of one trace, read back from the TELEMETRY stream."""
-        sub = await self.js.subscribe(f"{TELEMETRY_SPANS}.{trace_id}", ordered_consumer=True)
+    async def spans(self, trace_id: str) -> list[dict[str, Any]]:
+        """Every recorded span of one trace, read back from the TELEMETRY stream.
+
+        Message by message with the stream's get API, which is all the ``ui`` role may use
+        there: a consumer could deliver the stream's messages to any subject."""
+        subject = f"{TELEMETRY_SPANS}.{trace_id}"
         spans: list[dict[str, Any]] = []
-        try:
-            while True:
-                try:
-                    msg = await sub.next_msg(timeout=settle)
-                except (TimeoutError, NatsTimeout):
-                    break
-                spans.extend(json.loads(msg.data))
-                if msg.metadata.num_pending == 0:
-                    break
-        finally:
-            await sub.unsubscribe()
-        return spans
+        seq = 1
+        while True:
+            try:
+                msg = await self.js.get_msg(
+                    stream_for(TELEMETRY_SPANS), seq=seq, subject=subject, next=True
+                )
+            except NotFoundError:
+                return spans
+            spans.extend(json.loads(msg.data or b"[]"))
+            seq = (msg.seq or seq) + 1
 
     @asynccontextmanager
     async def watch(
@@ -87,26 +96,41 @@ class BerthClient:
     ) -> AsyncIterator[asyncio.Queue[tuple[str, dict[str, Any]]]]:
         """Every event about ``subject_id`` from now on, as (subject prefix, envelope dict).
 
-        Subscribed on core NATS before anything is published, so nothing can be missed."""
+        Subscribed on core NATS before anything is published, so nothing can be missed; only the
+        event types UIs follow (declared in the contracts, and all the ``ui`` role may read)."""
         queue: asyncio.Queue[Envelope] = asyncio.Queue()
 
         async def on_msg(msg: Any) -> None:
             prefix = msg.subject.rsplit(".", 1)[0]
             queue.put_nowait((prefix, json.loads(msg.data)))
 
-        sub = await self.nc.subscribe(f"*.*.*.{subject_id}", cb=on_msg)
+        subs = [
+            await self.nc.subscribe(f"{event.subject_prefix()}.{subject_id}", cb=on_msg)
+            for event in ALL_EVENTS
+            if any(UI in c.roles and c.durable is None for c in event.CONSUMERS)
+        ]
         await self.nc.flush()
         try:
             yield queue
         finally:
-            await sub.unsubscribe()
+            for sub in subs:
+                await sub.unsubscribe()
 
 
 @asynccontextmanager
-async def connect(nats_url: str, actor: Actor) -> AsyncIterator[BerthClient]:
+async def connect(
+    nats_url: str, actor: Actor, *, credentials: str | None = None, role: str = UI
+) -> AsyncIterator[BerthClient]:
+    """Connect as ``role`` (``ui`` unless told), with ``credentials`` or else the role's
+    credential from the environment or from what `berth up` recorded."""
     try:
         nc = await bus.connect(
-            nats_url, name="berth-cli", max_reconnect_attempts=0, allow_reconnect=False
+            nats_url,
+            name="berth-cli",
+            credentials=credentials or endpoints.nats_credentials(nats_url, role),
+            role=role,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
         )
     except Exception as exc:
         raise BerthUnavailable(

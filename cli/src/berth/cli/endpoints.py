@@ -17,12 +17,18 @@ def state_file() -> Path:
     return Path(base) / "endpoints.json"
 
 
-def record(nats_url: str, database_url: str) -> None:
+# The credential files of the CLI's roles, when set: ``ui`` for everyday commands, ``admin``
+# for operator tools.
+CREDENTIALS_ENV = {"ui": "BERTH_NATS_CREDENTIALS", "admin": "BERTH_NATS_ADMIN_CREDENTIALS"}
+
+
+def record(nats_url: str, database_url: str, credentials_dir: Path | None = None) -> None:
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"nats_url": nats_url, "database_url": database_url, "pid": os.getpid()})
-    )
+    state = {"nats_url": nats_url, "database_url": database_url, "pid": os.getpid()}
+    if credentials_dir is not None:
+        state["nats_credentials_dir"] = str(credentials_dir)
+    path.write_text(json.dumps(state))
 
 
 def forget() -> None:
@@ -42,16 +48,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _running() -> dict[str, str] | None:
+    """What the `berth up` that is still running recorded."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        state = json.loads(state_file().read_text())
+        if _alive(int(state["pid"])):
+            return {k: str(v) for k, v in state.items()}
+    return None
+
+
 def nats_url(explicit: str | None = None) -> str:
     if explicit:
         return explicit
     if os.environ.get("BERTH_NATS_URL"):
         return os.environ["BERTH_NATS_URL"]
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        state = json.loads(state_file().read_text())
-        if _alive(int(state["pid"])):
-            return str(state["nats_url"])
+    state = _running()
+    if state:
+        return state["nats_url"]
     return DEFAULT_NATS_URL
+
+
+def nats_credentials(url: str, role: str = "ui") -> str | None:
+    """The nkey seed file to connect to ``url`` as ``role`` with: the environment's (see
+    CREDENTIALS_ENV), else the one `berth up` generated when ``url`` is the NATS it started."""
+    if os.environ.get(CREDENTIALS_ENV[role]):
+        return os.environ[CREDENTIALS_ENV[role]]
+    state = _running()
+    if state and state["nats_url"] == url and state.get("nats_credentials_dir"):
+        path = Path(state["nats_credentials_dir"]) / f"{role}.nk"
+        if path.exists():
+            return str(path)
+    return None
 
 
 @dataclass(frozen=True)

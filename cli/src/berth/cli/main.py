@@ -27,6 +27,7 @@ from berth.cli.common import (
     run_async,
     with_client,
 )
+from berth.cli.nats_commands import nats_config, nats_streams
 from berth.cli.policy_commands import policy_app
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import (
@@ -57,10 +58,15 @@ app.add_typer(cluster_app, name="cluster")
 from berth.cli.catalog_commands import register as _register_catalog  # noqa: E402
 
 _register_catalog(app)
+from berth.cli.cluster_commands import register as _register_cluster  # noqa: E402
+
+_register_cluster(cluster_app)
 from berth.cli.deadletter_commands import register as _register_deadletter  # noqa: E402
 
 _register_deadletter(app)
 app.add_typer(policy_app, name="policy")
+app.command("nats-config")(nats_config)
+app.command("nats-streams")(nats_streams)
 
 
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="Project name.")]
@@ -563,7 +569,7 @@ def up(
         err.print(f"[red]could not start berth:[/red] {type(exc).__name__}: {exc}")
         suite.stop()
         raise typer.Exit(1) from None
-    endpoints.record(suite.nats_url, suite.database_url)
+    endpoints.record(suite.nats_url, suite.database_url, suite.credentials_dir)
     console.print(output.welcome(suite))
     try:
         suite.supervise()

@@ -91,7 +91,8 @@ def build(
         submission["kind"] = "distributed"
         spec["distributedFramework"] = _framework(framework or "pytorch")
         spec["numWorkers"] = workers if workers is not None else 1
-        submission["masterSpecSameAsWorker"] = not no_master
+        if no_master:
+            submission["noMaster"] = True
     return submission
 
 

@@ -9,11 +9,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
+from nats.aio.client import Client
+from sqlalchemy.engine import make_url
+
+from berth.cli import nats_auth
+from berth.contracts.roles import ADMIN
 from berth.shared.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
+
+T = TypeVar("T")
 
 SERVICES: dict[str, str] = {
     "catalog": "berth.catalog",
@@ -23,6 +31,7 @@ SERVICES: dict[str, str] = {
     "intake": "berth.intake",
     "scheduler-adapter": "berth.scheduler_adapter",
 }
+AGENT = "scheduler-adapter"
 
 
 class Suite:
@@ -35,9 +44,16 @@ class Suite:
         sim_speed: float = 1.0,
         inventory: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        clusters: Sequence[str] = ("local",),
         progress: Callable[[str], None] = lambda _line: None,
+        credentials_dir: Path | None = None,
     ) -> None:
+        """``credentials_dir`` holds the role credentials of a NATS given by URL (see
+        ``nats_auth.ensure_credentials``); an embedded NATS gets its own under ``nats/``."""
         self.state_dir = state_dir
+        # A NATS given by URL that authenticates: its role keys (berth nats-config --dir).
+        env_dir = os.environ.get("BERTH_NATS_CREDENTIALS_DIR")
+        self.credentials_dir = credentials_dir or (Path(env_dir) if env_dir else None)
         self.log_dir = state_dir / "logs"
         self._nats_url = nats_url or os.environ.get("BERTH_NATS_URL")
         self._database_url = database_url or os.environ.get("BERTH_DATABASE_URL")
@@ -48,6 +64,12 @@ class Suite:
         self.nats: object | None = None
         self.postgres: object | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # The cluster each agent process serves, by service name. The first cluster's agent is
+        # "scheduler-adapter", with the suite's database; each further cluster's agent is
+        # "scheduler-adapter-<cluster>" (its health subject and log file), with a database of
+        # its own: an agent's schema holds its cluster's workloads and its inbox, which two
+        # agents must not share (the agent refuses a database another cluster's agent uses).
+        self.agents: dict[str, str] = {nats_auth.agent_service(c, clusters): c for c in clusters}
 
     @property
     def nats_url(self) -> str:
@@ -59,25 +81,73 @@ class Suite:
         assert self._database_url
         return self._database_url
 
+    @property
+    def cluster_id(self) -> str:
+        return (
+            self.extra_env.get("BERTH_CLUSTER_ID") or os.environ.get("BERTH_CLUSTER_ID") or "local"
+        )
+
+    def credentials(self, role: str) -> str | None:
+        """The credential (nkey seed file) of ``role``, when NATS authenticates."""
+        if self.credentials_dir is None:
+            return None
+        return str(nats_auth.credential_file(self.credentials_dir, role))
+
     def start(self, timeout: float = 60.0) -> Suite:
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if not self._nats_url:
-            self.progress("starting NATS with JetStream (embedded)…")
+            self.progress("starting NATS with JetStream (embedded, one credential per role)…")
+            # Keys are kept across restarts; the permissions are generated afresh each time.
+            self.credentials_dir = self.state_dir / "nats"
+            config = nats_auth.ensure_credentials(self.credentials_dir, self.clusters)
             nats = EmbeddedNats(
                 self.state_dir / "nats",
                 port=_preferred(4222),
                 log_file=self.log_dir / "nats-server.log",
+                config=config,
             ).start()
             self.nats, self._nats_url = nats, nats.url
+        self.progress("declaring the JetStream streams (admin credential)…")
+        self.run_async(self._declare_streams())
         if not self._database_url:
             self.progress("starting PostgreSQL (embedded)…")
             pg = EmbeddedPostgres(self.state_dir / "pg").start()
             self.postgres, self._database_url = pg, pg.url
-        for name in SERVICES:
-            self.start_service(name)
+        for name in [*SERVICES, *self.agents]:
+            if name not in self.procs:
+                self.start_service(name)
         self.wait_ready(timeout)
         return self
+
+    @property
+    def clusters(self) -> list[str]:
+        return list(self.agents.values())
+
+    def add_cluster(self, cluster: str, timeout: float = 90.0) -> str:
+        """Start an agent (scheduler-adapter) for one more cluster; returns its service name."""
+        name = nats_auth.agent_service(cluster, [*self.clusters, cluster])
+        self.agents[name] = cluster
+        if isinstance(self.nats, EmbeddedNats) and self.credentials_dir is not None:
+            # The new agent's durables, health subject and dead letters need permissions.
+            nats_auth.ensure_credentials(self.credentials_dir, self.clusters)
+            self.nats.reload()
+        self.start_service(name)
+        self.wait_ready(timeout)
+        return name
+
+    def remove_cluster(self, cluster: str) -> None:
+        """Stop that cluster's agent. The cluster stays registered (with its database)."""
+        for name in [n for n, c in self.agents.items() if c == cluster]:
+            self.stop_service(name)
+            self.agents.pop(name, None)
+
+    def agent_database_url(self, cluster: str) -> str:
+        """The database of ``cluster``'s agent: the suite's for the first cluster."""
+        if self.agents.get(AGENT) == cluster:
+            return self.database_url
+        url = make_url(self.database_url)
+        return url.set(database=f"{url.database}_{cluster}").render_as_string(hide_password=False)
 
     def env(self, name: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -88,16 +158,32 @@ class Suite:
             BERTH_SIM_SPEED=str(self.sim_speed),
             PYTHONUNBUFFERED="1",
         )
+        if self.credentials_dir is not None:
+            # Every cluster's agent connects as the scheduler-adapter role.
+            role = AGENT if name in self.agents else name
+            env[nats_auth.CREDENTIALS_ENV] = str(
+                nats_auth.credential_file(self.credentials_dir, role)
+            )
+        else:
+            # The caller's own (ui) key is not a service's.
+            env.pop(nats_auth.CREDENTIALS_ENV, None)
         if self.inventory:
             env["BERTH_SIM_INVENTORY"] = str(self.inventory)
         env.update(self.extra_env)
+        if name in self.agents:
+            cluster = self.agents[name]
+            env.update(
+                BERTH_CLUSTER_ID=cluster, BERTH_DATABASE_URL=self.agent_database_url(cluster)
+            )
         return env
 
     def start_service(self, name: str) -> None:
         self.progress(f"starting {name}…")
+        if name in self.agents and self.agent_database_url(self.agents[name]) != self.database_url:
+            _ensure_database(self.agent_database_url(self.agents[name]))
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", SERVICES[name]],
+            [sys.executable, "-m", module_of(name)],
             env=self.env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -109,15 +195,35 @@ class Suite:
         )
 
     def wait_ready(self, timeout: float) -> None:
+        self.run_async(self._wait_ready(timeout))
+
+    @staticmethod
+    def run_async(coro: Coroutine[Any, Any, T]) -> T:
         # In a thread of its own, so that a caller that is itself async can start a suite.
         with ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, self._wait_ready(timeout)).result()
+            return pool.submit(asyncio.run, coro).result()
+
+    async def connect(self, role: str = ADMIN, name: str = "berth-up") -> Client:
+        """A connection to the suite's NATS as ``role``."""
+        from berth.shared.bus import connect
+
+        return await connect(
+            self.nats_url, name=name, credentials=self.credentials(role), role=role
+        )
+
+    async def _declare_streams(self) -> None:
+        from berth.shared.bus import ensure_streams
+
+        nc = await self.connect(ADMIN)
+        try:
+            await ensure_streams(nc.jetstream())
+        finally:
+            await nc.close()
 
     async def _wait_ready(self, timeout: float) -> None:
         from berth.contracts.subjects import rpc_health
-        from berth.shared.bus import connect
 
-        nc = await connect(self.nats_url, name="berth-up")
+        nc = await self.connect(ADMIN)
         try:
             deadline = time.monotonic() + timeout
             pending = set(self.procs)
@@ -140,8 +246,33 @@ class Suite:
                     )
                 if pending:
                     await asyncio.sleep(0.2)
+            if "intake" in self.procs:
+                await self._wait_registered(nc, deadline)
         finally:
             await nc.close()
+
+    async def _wait_registered(self, nc: Any, deadline: float) -> None:
+        """Until intake knows every running agent's cluster: a submission that came earlier
+        would be rejected (its cluster not registered yet)."""
+        from berth.contracts.queries import ClusterListReply
+        from berth.contracts.subjects import RPC_CLUSTERS_LIST
+
+        pending = {c for name, c in self.agents.items() if name in self.procs}
+        while pending:
+            try:
+                reply = await nc.request(RPC_CLUSTERS_LIST, b"{}", timeout=0.5)
+                listed = {
+                    c.clusterId for c in ClusterListReply.model_validate_json(reply.data).clusters
+                }
+                for cluster in sorted(pending & listed):
+                    self.progress(f"  cluster {cluster} registered")
+                pending -= listed
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not registered with intake: {', '.join(sorted(pending))}")
+            if pending:
+                await asyncio.sleep(0.2)
 
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.log_dir / f"{name}.log"
@@ -183,6 +314,35 @@ class Suite:
             if server is not None:
                 server.stop()  # type: ignore[attr-defined]
         self.postgres = self.nats = None
+
+
+def module_of(name: str) -> str:
+    """The module a service runs: an agent of any cluster runs the scheduler-adapter."""
+    return SERVICES[AGENT] if name.startswith(f"{AGENT}-") else SERVICES[name]
+
+
+def _ensure_database(url: str) -> None:
+    """Create the database ``url`` names unless it exists (connecting to the server's
+    ``postgres`` database to do so)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    target = make_url(url)
+
+    async def ensure() -> None:
+        engine = create_async_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                exists = await conn.scalar(
+                    text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
+                )
+                if not exists:
+                    await conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, ensure()).result()
 
 
 def _preferred(port: int) -> int:

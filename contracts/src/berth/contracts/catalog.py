@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import Data
+from berth.contracts.roles import (
+    CATALOG,
+    UI,
+    Consumer,
+)
 from berth.contracts.spec.base import DNS_LABEL_PATTERN
 from berth.contracts.spec.compute import Compute
 from berth.contracts.spec.container import EnvironmentVariable, ImagePullPolicy
@@ -335,6 +340,8 @@ class CatalogAssetRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.catalog.asset-requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((CATALOG,), "catalog-requests"),)
     data: AssetRequestedData
 
 
@@ -350,6 +357,8 @@ class CatalogAssetRejectedV1(Event):
 
     TYPE: ClassVar[str] = "berth.catalog.asset-rejected"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CATALOG,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: AssetRejectedData
 
 

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from berth.contracts.roles import FREE_SOURCE, Consumer, role_of_source
 from berth.contracts.subjects import subject_token_problem
 
 
@@ -44,6 +45,10 @@ class Event(BaseModel):
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 0
     registry: ClassVar[dict[tuple[str, int], builtins.type[Event]]] = {}
+    # Who may publish this type and who consumes it (see berth.contracts.roles); the NATS
+    # permissions of every role are generated from these.
+    PRODUCERS: ClassVar[tuple[str, ...]] = ()
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = ()
 
     specversion: str = Field(default="1.0", description="CloudEvents spec version.")
     id: UUID = Field(default_factory=uuid4, description="Unique event id; also Nats-Msg-Id.")
@@ -108,6 +113,28 @@ class Event(BaseModel):
     def subject_name(self) -> str:
         """The NATS subject this event is published on."""
         return self.nats_subject(self.subject)
+
+    @classmethod
+    def durable(cls, role: str, cluster: str | None = None) -> str:
+        """The durable consumer name ``role`` consumes this type under (declared in CONSUMERS)."""
+        for consumer in cls.CONSUMERS:
+            if role in consumer.roles and consumer.durable is not None:
+                return consumer.durable_for(cluster) if cluster else consumer.durable
+        raise LookupError(f"{role} declares no durable consumer of {cls.TYPE} v{cls.VERSION}")
+
+    @classmethod
+    def source_problem(cls, source: str) -> str | None:
+        """Why ``source`` may not have emitted this type, or None when it may.
+
+        Events produced by UIs carry a source of their own choosing: those are not checked."""
+        if not cls.PRODUCERS or FREE_SOURCE.intersection(cls.PRODUCERS):
+            return None
+        if role_of_source(source) in cls.PRODUCERS:
+            return None
+        return (
+            f"source {source!r} may not emit {cls.TYPE} v{cls.VERSION} "
+            f"(emitted by: {', '.join(cls.PRODUCERS)})"
+        )
 
     def chain(self) -> dict[str, Any]:
         """Envelope fields for an event caused by this one: same subject, actor and correlation."""

@@ -3,11 +3,25 @@ or add a V2 class (and subject) beside the V1 one."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from berth.contracts.capabilities import ClusterCapabilities
 from berth.contracts.envelope import Event
+from berth.contracts.roles import (
+    AGENT,
+    CATALOG,
+    CLUSTER,
+    CLUSTER_SYNC,
+    INTAKE,
+    OWNERSHIP,
+    POLICY,
+    SCHEDULER_ADAPTER,
+    UI,
+    Consumer,
+)
 from berth.contracts.workload import WorkloadKind, WorkloadSubmission
 
 
@@ -85,6 +99,8 @@ class SubmissionRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.submission.requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((INTAKE,), "intake-submissions"),)
     data: SubmissionRequestedData
 
 
@@ -109,6 +125,13 @@ class SubmissionReceivedV1(Event):
 
     TYPE: ClassVar[str] = "berth.submission.received"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (INTAKE,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((POLICY,), "policy-submissions"),
+        Consumer((OWNERSHIP,), "ownership-owners"),
+        Consumer((CATALOG,), "catalog-usage"),
+        Consumer((UI,)),
+    )
     data: SubmissionReceivedData
 
 
@@ -124,6 +147,8 @@ class SubmissionRejectedV1(Event):
 
     TYPE: ClassVar[str] = "berth.submission.rejected"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (INTAKE,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: SubmissionRejectedData
 
 
@@ -142,6 +167,13 @@ class PolicyApprovedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.approved"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (POLICY,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((INTAKE,), "intake-approvals"),
+        # One durable per cluster: every cluster's agent sees every approval, applies its own.
+        Consumer((SCHEDULER_ADAPTER, AGENT), f"scheduler-adapter-approved-{CLUSTER}"),
+        Consumer((UI,)),
+    )
     data: PolicyApprovedData
 
 
@@ -155,6 +187,11 @@ class PolicyRejectedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.rejected"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (POLICY,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((INTAKE,), "intake-rejections"),
+        Consumer((UI,)),
+    )
     data: PolicyRejectedData
 
 
@@ -178,6 +215,11 @@ class WorkloadScheduledV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.scheduled"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((CLUSTER_SYNC,), "cluster-sync-placements"),
+        Consumer((UI,)),
+    )
     data: WorkloadScheduledData
 
 
@@ -196,6 +238,14 @@ class WorkloadPhaseChangedV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.phase-changed"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((INTAKE,), "intake-phases"),
+        Consumer((CATALOG,), "catalog-releases"),
+        # Which actions a workload's phase allows.
+        Consumer((OWNERSHIP,), "ownership-phases"),
+        Consumer((UI,)),
+    )
     data: WorkloadPhaseChangedData
 
 
@@ -210,6 +260,8 @@ class WorkloadActionRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.action-requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((OWNERSHIP,), "ownership-actions"),)
     data: WorkloadActionData
 
 
@@ -222,6 +274,11 @@ class WorkloadActionAuthorizedV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.action-authorized"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (OWNERSHIP,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((SCHEDULER_ADAPTER, AGENT), f"scheduler-adapter-actions-{CLUSTER}"),
+        Consumer((UI,)),
+    )
     data: WorkloadActionAuthorizedData
 
 
@@ -234,6 +291,8 @@ class WorkloadActionDeniedV1(Event):
 
     TYPE: ClassVar[str] = "berth.workload.action-denied"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (OWNERSHIP,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: WorkloadActionDeniedData
 
 
@@ -256,6 +315,10 @@ class ClusterConfigReportedData(Data):
     config: ClusterConfig
     nodePools: list[str] = Field(default_factory=list)
     gpus: int = 0
+    capabilities: ClusterCapabilities | None = Field(
+        default=None,
+        description="What the cluster runs beyond core Kubernetes; unset from older agents.",
+    )
 
 
 class ClusterConfigReportedV1(Event):
@@ -263,6 +326,8 @@ class ClusterConfigReportedV1(Event):
 
     TYPE: ClassVar[str] = "berth.cluster.config-reported"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((CLUSTER_SYNC,), "cluster-sync-reports"),)
     data: ClusterConfigReportedData
 
 
@@ -277,6 +342,8 @@ class ClusterConfigChangedV1(Event):
 
     TYPE: ClassVar[str] = "berth.cluster.config-changed"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CLUSTER_SYNC,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((OWNERSHIP,), "ownership-clusters"),)
     data: ClusterConfigChangedData
 
 
@@ -300,6 +367,10 @@ class ClusterConfigRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.cluster.config-requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((CLUSTER_SYNC,), "cluster-sync-config-requests"),
+    )
     data: ClusterConfigRequestedData
 
 
@@ -308,7 +379,43 @@ class ClusterConfigDesiredV1(Event):
 
     TYPE: ClassVar[str] = "berth.cluster.config-desired"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CLUSTER_SYNC,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        # One durable per cluster: every cluster's agent sees every desired-config event.
+        Consumer((SCHEDULER_ADAPTER, AGENT), f"scheduler-adapter-config-{CLUSTER}"),
+        # Ownership enforces the stricter of desired and reported protection.
+        Consumer((OWNERSHIP,), "ownership-desired-configs"),
+    )
     data: ClusterConfigRequestedData
+
+
+class ClusterRecord(Data):
+    """What cluster-sync knows of a registered cluster, from its agent's latest reports."""
+
+    clusterId: str
+    backend: str = Field(description="kubernetes or simulated")
+    config: ClusterConfig
+    nodePools: list[str] = Field(default_factory=list)
+    gpus: int = 0
+    capabilities: dict[str, Any] = Field(
+        default_factory=dict, description="What the cluster can run, as its agent reports it."
+    )
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Every other field of the agent's report, kept as reported.",
+    )
+    reportedAt: datetime = Field(description="Time of the report this record comes from.")
+
+
+class ClusterUpdatedV1(Event):
+    """cluster-sync registered a cluster, or a report changed what it knows of one; services
+    that need the cluster registry (intake checks a submission's clusterId) keep a copy."""
+
+    TYPE: ClassVar[str] = "berth.cluster.updated"
+    VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CLUSTER_SYNC,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((INTAKE,), "intake-clusters"),)
+    data: ClusterRecord
 
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -328,4 +435,9 @@ class CatalogAssetChangedV1(Event):
 
     TYPE: ClassVar[str] = "berth.catalog.asset-changed"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CATALOG,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((INTAKE,), "intake-catalog"),
+        Consumer((UI,)),
+    )
     data: AssetChangedData

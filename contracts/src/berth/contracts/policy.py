@@ -19,6 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import Data, Issue
+from berth.contracts.roles import (
+    POLICY,
+    UI,
+    Consumer,
+)
 
 PolicyType = Literal["workspace", "training", "distributed", "inference"]
 PolicyScope = Literal["tenant", "cluster", "department", "project"]
@@ -150,7 +155,13 @@ class InstancesRule(Rules):
 
 
 class ItemizedRule(Rules):
-    """Rules of an itemized field (environment variables, labels, storage instances...)."""
+    """Rules of an itemized field (environment variables, labels, storage instances...).
+
+    The shape an itemized field takes in ``PolicyDocument.rules``, e.g. ``environmentVariables:
+    {instances: {locked: [HF_HOME]}, attributes: {value: {required: true}}}``. The policy service
+    reads it path by path (``<field>.instances``, ``<field>.attributes.<name>``), so no event or
+    request schema refers to this class: it names the shape for producers and documentation.
+    """
 
     instances: InstancesRule | None = None
     attributes: dict[str, FieldRule] | None = Field(
@@ -240,6 +251,8 @@ class PolicyChangeRequestedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.change-requested"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((POLICY,), "policy-changes"),)
     data: PolicyChangeRequestedData
 
 
@@ -258,6 +271,8 @@ class PolicyChangedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.changed"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (POLICY,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: PolicyChangedData
 
 
@@ -273,6 +288,8 @@ class PolicyChangeRejectedV1(Event):
 
     TYPE: ClassVar[str] = "berth.policy.change-rejected"
     VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (POLICY,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: PolicyChangeRejectedData
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.contracts.envelope import Actor
-from berth.contracts.events import Issue, WorkloadRef
+from berth.contracts.events import ClusterRecord, Issue, WorkloadRef
 from berth.contracts.workload import WorkloadSubmission
 
 
@@ -143,3 +143,14 @@ class RenderRequest(Query):
 class RenderReply(Query):
     manifests: list[dict[str, Any]] = Field(default_factory=list)
     error: str | None = None
+    issues: list[Issue] | None = Field(
+        default=None, description="Why the cluster cannot run the workload as intended."
+    )
+
+
+class ClusterListQuery(Query):
+    pass
+
+
+class ClusterListReply(Query):
+    clusters: list[ClusterRecord] = Field(default_factory=list)

@@ -60,7 +60,15 @@ RPC_WORKLOADS_GET = "rpc.intake.workloads.get.v1"
 RPC_WORKLOADS_LIST = "rpc.intake.workloads.list.v1"
 RPC_DRY_RUN = "rpc.intake.submissions.dry-run.v1"
 RPC_POLICY_EVALUATE = "rpc.policy.evaluate.v1"
-RPC_RENDER = "rpc.scheduler-adapter.render.v1"
+RPC_RENDER = "rpc.scheduler-adapter.render.v1"  # + .<cluster id>: see rpc_render
+# The clusters intake accepts submissions for (its copy of cluster-sync's registry).
+RPC_CLUSTERS_LIST = "rpc.intake.clusters.list.v1"
+
+
+def rpc_render(cluster_id: str) -> str:
+    """The render query of one cluster's agent: what a workload becomes depends on the cluster
+    (its capabilities), so only that cluster's agent may answer."""
+    return f"{RPC_RENDER}.{cluster_id}"
 
 
 def rpc_health(service: str) -> str:

@@ -199,11 +199,30 @@ class SubmissionBase(SpecModel):
     )
 
 
+# The StatefulSet controller labels each pod with its name plus "-" and a 10-character revision
+# hash (controller-revision-hash), and a label value holds at most 63 characters: a longer
+# name leaves the StatefulSet with no pod ever created (kubernetes/kubernetes#64023).
+WORKSPACE_NAME_MAX = 52
+# Intake appends "-" and six hex digits to a name given as a prefix.
+NAME_SUFFIX_LENGTH = 7
+
+
 class WorkspaceSubmission(SubmissionBase):
     """A request for a workspace."""
 
     kind: Literal["workspace"] = "workspace"
     spec: WorkspaceSpec = Field(description="The workspace spec.")
+
+    @model_validator(mode="after")
+    def _check_name_length(self) -> Self:
+        limit = WORKSPACE_NAME_MAX - (NAME_SUFFIX_LENGTH if self.useGivenNameAsPrefix else 0)
+        if len(self.name) > limit:
+            raise ValueError(
+                f"name: a workspace name has at most {limit} characters (got {len(self.name)}): "
+                f"its pods are labelled with the name and an 11-character revision hash, "
+                "and a label value holds 63"
+            )
+        return self
 
 
 class TrainingSubmission(SubmissionBase):
@@ -237,6 +256,9 @@ class DistributedSubmission(SubmissionBase):
             problems.append("masterSpec is required when masterSpecSameAsWorker is false")
         if self.noMaster and (self.masterSpec is not None or not self.masterSpecSameAsWorker):
             problems.append("noMaster excludes a master spec")
+        if self.noMaster and self.spec.distributedFramework == "XGBoost":
+            # The training-operator webhook requires xgbReplicaSpecs[Master].
+            problems.append("noMaster: XGBoost needs a master")
         raise_problems(problems)
         return self
 
@@ -264,5 +286,7 @@ def requested_gpus(submission: Mapping[str, Any]) -> float:
         devices *= float(compute["gpuPortionRequest"])
     pods = 1
     if submission.get("kind") == "distributed":
-        pods = int(spec.get("numWorkers") or 1) + (0 if submission.get("noMaster") else 1)
+        # An MPI launcher only starts mpirun: it gets no GPU.
+        master = not submission.get("noMaster") and spec.get("distributedFramework") != "MPI"
+        pods = int(spec.get("numWorkers") or 1) + (1 if master else 0)
     return devices * pods

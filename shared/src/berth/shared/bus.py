@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import nats
@@ -13,13 +15,14 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
 from berth.contracts.envelope import Event
 from berth.contracts.queries import ErrorReply
 from berth.contracts.registry import known_subjects
+from berth.contracts.roles import inbox_prefix
 from berth.contracts.subjects import STREAMS
 from berth.shared.errors import PermanentError, TransientError
 from berth.shared.telemetry import inject
@@ -54,7 +57,8 @@ def stream_configs() -> list[StreamConfig]:
 
 
 async def ensure_streams(js: JetStreamContext) -> None:
-    """Create or update the streams; safe to call from every process at start."""
+    """Create or update the streams (with the ``admin`` credential when NATS has permissions;
+    ``berth up`` does it before starting the services)."""
     for config in stream_configs():
         try:
             await js.add_stream(config)
@@ -62,11 +66,45 @@ async def ensure_streams(js: JetStreamContext) -> None:
             await js.update_stream(config)
 
 
+async def wait_for_streams(
+    js: JetStreamContext, names: Iterable[str], *, who: str, interval: float = 2.0
+) -> None:
+    """Return once every stream in ``names`` exists; services never create streams themselves
+    (only the ``admin`` role may), so until then they wait, saying what for."""
+    pending = sorted(set(names))
+    while True:
+        missing = []
+        for name in pending:
+            try:
+                await js.stream_info(name)
+            except NotFoundError:
+                missing.append(name)
+        if not missing:
+            return
+        log.warning(
+            "%s: waiting for the JetStream streams %s to exist; they are created by `berth up` "
+            "or by an operator with the admin credential (see the README, Authentication)",
+            who,
+            ", ".join(missing),
+        )
+        pending = missing
+        await asyncio.sleep(interval)
+
+
+def auth_options(credentials: str | None, role: str) -> dict[str, Any]:
+    """nats-py connect options for a role's credential (an nkey seed file): the key, and the
+    role's own reply-subject prefix, the only one its permissions let it read."""
+    if not credentials:
+        return {}
+    return {"nkeys_seed": credentials, "inbox_prefix": inbox_prefix(role)}
+
+
 def build_broker(
     nats_url: str,
     *,
     tracer_provider: TracerProvider | None = None,
     name: str = "berth",
+    credentials: str | None = None,
 ) -> NatsBroker:
     middlewares = (
         (NatsTelemetryMiddleware(tracer_provider=tracer_provider),) if tracer_provider else ()
@@ -80,6 +118,7 @@ def build_broker(
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         connect_timeout=5,
+        **auth_options(credentials, name),
     )
 
 
@@ -104,14 +143,24 @@ async def publish(
     )
 
 
-async def connect(nats_url: str, *, name: str = "berth", **kwargs: Any) -> Client:
-    """A plain nats-py connection (CLI, tests, embedded helpers)."""
+async def connect(
+    nats_url: str,
+    *,
+    name: str = "berth",
+    credentials: str | None = None,
+    role: str | None = None,
+    **kwargs: Any,
+) -> Client:
+    """A plain nats-py connection (CLI, tests, embedded helpers); with ``credentials`` (the nkey
+    seed file of ``role``) it authenticates as that role."""
     options: dict[str, Any] = {
         "name": name,
         "connect_timeout": 5,
         "max_reconnect_attempts": 3,
         "reconnect_time_wait": 1,
     }
+    if credentials:
+        options.update(auth_options(credentials, role or name))
     options.update(kwargs)
     if options["max_reconnect_attempts"] == 0:
         # nats-py reads 0 as "unlimited" (even for the first connection): a caller asking for

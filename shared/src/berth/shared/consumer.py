@@ -185,6 +185,12 @@ class BatchRunner:
             if event is None:
                 await self._dead_letter(msg, problem)
                 continue
+            # Defence in depth behind the bus permissions: only the roles declared to emit a
+            # type may be its source (a lenient decoder is checked as the type it carries).
+            declared = Event.registry.get((event.type, event.version), event_type)
+            if refused := declared.source_problem(event.source):
+                await self._dead_letter(msg, refused)
+                continue
             span = self._tracer.start_span(
                 operation,
                 context=extract(msg.headers),

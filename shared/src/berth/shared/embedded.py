@@ -56,12 +56,23 @@ def nats_server_binary() -> str:
 
 
 class EmbeddedNats:
-    """A nats-server with JetStream on a free loopback port; can be stopped and restarted."""
+    """A nats-server with JetStream on a free loopback port; can be stopped and restarted.
 
-    def __init__(self, store_dir: Path, *, port: int | None = None, log_file: Path | None = None):
+    With ``config`` (a nats-server configuration file, e.g. the generated accounts and
+    permissions), the server authenticates every connection; without, it accepts anyone."""
+
+    def __init__(
+        self,
+        store_dir: Path,
+        *,
+        port: int | None = None,
+        log_file: Path | None = None,
+        config: Path | None = None,
+    ):
         self.store_dir = store_dir
         self.port = port or free_port()
         self.log_file = log_file
+        self.config = config
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -80,6 +91,8 @@ class EmbeddedNats:
             "-sd",
             str(self.store_dir),
         ]
+        if self.config is not None:
+            args += ["-c", str(self.config)]
         out: Any = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(
             args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
@@ -106,6 +119,28 @@ class EmbeddedNats:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def reload(self) -> None:
+        """Re-read the configuration file (e.g. new permissions) without dropping anyone."""
+        if not (self._proc and self._proc.poll() is None):
+            return
+        done = "Reloaded server configuration"
+        before = self._log_text().count(done)
+        self._proc.send_signal(signal.SIGHUP)
+        # The server applies a reload after the signal returns: wait until its log says so
+        # (without a log file there is nothing to wait on but a moment).
+        deadline = time.monotonic() + 10
+        while self.log_file is not None and self._log_text().count(done) <= before:
+            if time.monotonic() > deadline:
+                raise TimeoutError("nats-server did not reload its configuration")
+            time.sleep(0.05)
+        if self.log_file is None:
+            time.sleep(0.5)
+
+    def _log_text(self) -> str:
+        if self.log_file is None or not self.log_file.exists():
+            return ""
+        return self.log_file.read_text(errors="replace")
 
 
 class EmbeddedPostgres:

@@ -26,7 +26,7 @@ from berth.contracts.issues import issues_from_validation_error
 from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
 from berth.shared import deadletters, logs
-from berth.shared.bus import build_broker, ensure_streams
+from berth.shared.bus import build_broker, wait_for_streams
 from berth.shared.consumer import BatchRunner, PullLoop, Subscription, Unit, unit_of_work
 from berth.shared.db import INBOX, OUTBOX, create_engine
 from berth.shared.errors import is_transient
@@ -60,7 +60,10 @@ class Service:
         self.provider = setup_tracing(self.name, otlp_endpoint=settings.otlp_endpoint)
         self.tracer = self.provider.get_tracer(f"berth.{self.name}")
         self.broker: NatsBroker = build_broker(
-            settings.nats_url, tracer_provider=self.provider, name=self.name
+            settings.nats_url,
+            tracer_provider=self.provider,
+            name=self.name,
+            credentials=settings.nats_credentials,
         )
         self.engine = engine or create_engine(settings.database_url)
         self.outbox_table: Table = metadata.tables[f"{self.schema}.{OUTBOX}"]
@@ -89,6 +92,8 @@ class Service:
             specification=AsyncAPI(title=f"berth {self.name}", version="1.0.0"),
         )
         self._subscriptions: list[Subscription[Any]] = []
+        self._publishes: list[type[Event]] = []
+        self._responds: list[str] = []
         self._loops: list[PullLoop] = []
         self.respond(rpc_health(self.name), HealthQuery, self._health)
 
@@ -120,6 +125,7 @@ class Service:
 
     def publishes(self, *events: type[Event]) -> None:
         """Declare the events this service emits (through its outbox), for its AsyncAPI."""
+        self._publishes.extend(events)
         for event in events:
             self.spec_broker.publisher(
                 f"{event.subject_prefix()}.{{subject}}",
@@ -155,6 +161,7 @@ class Service:
                 return ErrorReply.of(code, f"{subject} failed: {type(exc).__name__}: {exc}")
 
         reply.__name__ = subject.replace(".", "_")
+        self._responds.append(subject)
         self.broker.subscriber(subject, queue=self.name, title=subject)(reply)
 
         # The AsyncAPI document describes the request model.
@@ -164,6 +171,24 @@ class Service:
         described.__annotations__ = {"body": request, "return": Any}
         described.__name__ = reply.__name__
         self.spec_broker.subscriber(subject, queue=self.name, title=subject)(described)
+
+    @property
+    def subscriptions(self) -> tuple[Subscription[Any], ...]:
+        return tuple(self._subscriptions)
+
+    @property
+    def published(self) -> tuple[type[Event], ...]:
+        return tuple(self._publishes)
+
+    @property
+    def responds_to(self) -> tuple[str, ...]:
+        return tuple(self._responds)
+
+    def streams(self) -> set[str]:
+        """The streams this service consumes from, emits to, and dead-letters into."""
+        prefixes = [sub.prefix for sub in self._subscriptions]
+        prefixes += [event.subject_prefix() for event in self._publishes]
+        return {stream_for(p) for p in prefixes} | {stream_for(deadletter(self.name))}
 
     def on_start(self, hook: Hook) -> None:
         """Run ``hook`` once connected, before any subscription starts consuming."""
@@ -250,12 +275,18 @@ class Service:
     async def _startup(self) -> None:
         if self._migrations_package:
             await upgrade(self._migrations_package, self.settings.database_url)
+        if not self.settings.nats_credentials:
+            log.warning(
+                "%s connects to NATS without a credential (BERTH_NATS_CREDENTIALS is unset): the "
+                "connection is unauthenticated, which only a development server accepts",
+                self.name,
+            )
         await self.broker.connect()
         nc = self.broker.connection
         self._js = nc.jetstream(publish_async_max_pending=8000)
-        # Every process declares the streams from the one declaration in bus.py: identical
-        # configs, so whichever process starts first creates them and the rest are no-ops.
-        await ensure_streams(self._js)
+        # Streams are created by an operator (the admin role; `berth up` does it), never by a
+        # service: a service's credential does not allow it.
+        await wait_for_streams(self._js, self.streams(), who=self.name)
         if self.settings.local_traces:
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 

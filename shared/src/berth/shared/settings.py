@@ -13,6 +13,9 @@ class Settings(BaseSettings):
 
     service_name: str = "berth"
     nats_url: str = "nats://127.0.0.1:4222"
+    # File holding this process's NATS nkey seed (its role's credential); unset connects
+    # anonymously, which only a development server without authentication accepts.
+    nats_credentials: str | None = None
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/berth"
     cluster_id: str = Field(default="local", description="Cluster this process serves by default.")
 

@@ -271,8 +271,14 @@ def _has_metric(spec: BaseSpec) -> bool:
     )
 
 
+def _completes(spec: BaseSpec) -> bool:
+    # A workspace runs until it is stopped: there is no completion to count from.
+    return not isinstance(spec, WorkspaceSpec)
+
+
 # Defaults that apply only under a condition on the rest of the spec.
 _DEFAULT_CONDITIONS: dict[str, Callable[[BaseSpec], bool]] = {
+    "autoDeletionTimeAfterCompletionSeconds": _completes,
     "priorityClass": _within_quota,
     "slotsPerWorker": _is_mpi,
     "autoscaling.metricThreshold": _has_metric,

@@ -165,7 +165,7 @@ class HostPath(SpecModel):
     path: str = Field(min_length=1, description="Path on the node.")
     mountPath: str = Field(min_length=1, description=_MOUNT_PATH)
     readOnly: bool | None = Field(
-        default=None, description="Mount read-only.", json_schema_extra=system_default(False)
+        default=None, description="Mount read-only.", json_schema_extra=system_default(True)
     )
     mountPropagation: Literal["None", "HostToContainer"] | None = Field(
         default=None, description="Whether later host mounts below path show in the container."

@@ -25,6 +25,7 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
 )
 from berth.contracts.queries import ProjectLookupRequest
+from berth.contracts.roles import CATALOG
 from berth.contracts.subjects import RPC_CATALOG_PROJECTS_LOOKUP
 from berth.shared.service import Service, Subscription
 
@@ -58,17 +59,25 @@ def register(service: Service, cluster_id: str) -> None:
     service.subscribe(
         Subscription(
             CatalogAssetRequestedV1,
-            "catalog-requests",
+            CatalogAssetRequestedV1.durable(CATALOG),
             partial(handlers.apply_requests, cluster_id=cluster_id),
             "apply asset request",
         )
     )
     service.subscribe(
-        Subscription(SubmissionReceivedV1, "catalog-usage", handlers.record_usage, "record usage")
+        Subscription(
+            SubmissionReceivedV1,
+            SubmissionReceivedV1.durable(CATALOG),
+            handlers.record_usage,
+            "record usage",
+        )
     )
     service.subscribe(
         Subscription(
-            WorkloadPhaseChangedV1, "catalog-releases", handlers.release_usage, "release usage"
+            WorkloadPhaseChangedV1,
+            WorkloadPhaseChangedV1.durable(CATALOG),
+            handlers.release_usage,
+            "release usage",
         )
     )
     service.publishes(CatalogAssetChangedV1, CatalogAssetRejectedV1)

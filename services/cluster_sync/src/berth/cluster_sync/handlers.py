@@ -7,19 +7,25 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
-from berth.cluster_sync.tables import clusters, placements
+from berth.cluster_sync.tables import clusters, desired_configs, placements
+from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     ClusterConfig,
     ClusterConfigChangedData,
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
     ClusterConfigReportedV1,
+    ClusterConfigRequestedData,
     ClusterConfigRequestedV1,
+    ClusterRecord,
+    ClusterSettings,
+    ClusterUpdatedV1,
     WorkloadScheduledV1,
 )
 from berth.shared.consumer import Incoming, Unit
 
 SOURCE = "/berth/cluster-sync"
+ACTOR = Actor.system("cluster-sync")
 
 
 def changed_keys(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
@@ -28,73 +34,172 @@ def changed_keys(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+# Fields of a report that the registry keeps in columns of their own; anything else a report
+# carries (fields added to the report later) is kept in ``extra``.
+REPORT_FIELDS = frozenset({"clusterId", "backend", "config", "nodePools", "gpus", "capabilities"})
+
+
+def record_of(event: ClusterConfigReportedV1) -> ClusterRecord:
+    """The registry's record of a cluster, from one report."""
+    reported = event.data.model_dump(mode="json")
+    capabilities = reported.get("capabilities") or {}
+    return ClusterRecord(
+        clusterId=event.data.clusterId,
+        backend=event.data.backend,
+        config=event.data.config,
+        nodePools=event.data.nodePools,
+        gpus=event.data.gpus,
+        capabilities=capabilities if isinstance(capabilities, dict) else {},
+        extra={k: v for k, v in reported.items() if k not in REPORT_FIELDS},
+        reportedAt=event.time,
+    )
+
+
+def stored_record(row: Any) -> ClusterRecord:
+    return ClusterRecord(
+        clusterId=row.cluster_id,
+        backend=row.backend,
+        config=ClusterConfig.model_validate(row.config),
+        nodePools=list(row.node_pools),
+        gpus=row.gpus,
+        capabilities=dict(row.capabilities),
+        extra=dict(row.extra),
+        reportedAt=row.last_report_at,
+    )
+
+
+def same_state(old: ClusterRecord | None, new: ClusterRecord) -> bool:
+    """Whether a report tells nothing new (its time aside)."""
+    return old is not None and old.model_dump(exclude={"reportedAt"}) == new.model_dump(
+        exclude={"reportedAt"}
+    )
+
+
+def drift(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
+    """The desired settings the reported config does not have (yet)."""
+    return {k: v for k, v in desired.items() if reported.get(k) != v}
+
+
 async def record_reports(items: list[Incoming[ClusterConfigReportedV1]], unit: Unit) -> None:
-    ids = [i.event.data.clusterId for i in items]
-    known = {
-        r.cluster_id: dict(r.config)
+    """Register or update each reporting cluster; level-triggered towards the desired config.
+
+    Agents report at start and then periodically. Each report that differs from what
+    administrators asked for (an agent restarted and lost the setting, a cluster edited by
+    hand, a desired event lost) sends the whole desired config down again, until a report
+    matches: nothing depends on a single desired event arriving.
+    """
+    ids = list({i.event.data.clusterId for i in items})
+    stored = (await unit.conn.execute(select(clusters).where(clusters.c.cluster_id.in_(ids)))).all()
+    known = {r.cluster_id: stored_record(r) for r in stored}
+    announced = {r.cluster_id for r in stored if r.announced}
+    wanted = {
+        r.cluster_id: dict(r.settings)
         for r in await unit.conn.execute(
-            select(clusters.c.cluster_id, clusters.c.config).where(clusters.c.cluster_id.in_(ids))
+            select(desired_configs).where(desired_configs.c.cluster_id.in_(ids))
         )
     }
+    latest: dict[str, Incoming[ClusterConfigReportedV1]] = {}
     for item in sorted(items, key=lambda i: i.event.time):
-        data = item.event.data
-        config = data.config.model_dump(mode="json")
-        changed = changed_keys(known.get(data.clusterId), config)
-        known[data.clusterId] = config
+        record = record_of(item.event)
+        old = known.get(record.clusterId)
+        if old is not None and old.reportedAt > record.reportedAt:
+            continue  # a late, older report must not undo a newer one
+        latest[record.clusterId] = item
+        known[record.clusterId] = record
+        config = record.config.model_dump(mode="json")
+        changed = changed_keys(old.config.model_dump(mode="json") if old else None, config)
         stmt = insert(clusters).values(
-            cluster_id=data.clusterId,
-            backend=data.backend,
+            cluster_id=record.clusterId,
+            backend=record.backend,
             config=config,
-            node_pools=data.nodePools,
-            gpus=data.gpus,
-            last_report_at=item.event.time,
+            node_pools=record.nodePools,
+            gpus=record.gpus,
+            capabilities=record.capabilities,
+            extra=record.extra,
+            last_report_at=record.reportedAt,
+            announced=True,
         )
         await unit.conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[clusters.c.cluster_id],
                 set_={
-                    "backend": stmt.excluded.backend,
-                    "config": stmt.excluded.config,
-                    "node_pools": stmt.excluded.node_pools,
-                    "gpus": stmt.excluded.gpus,
-                    "last_report_at": stmt.excluded.last_report_at,
+                    c: stmt.excluded[c]
+                    for c in (
+                        "backend",
+                        "config",
+                        "node_pools",
+                        "gpus",
+                        "capabilities",
+                        "extra",
+                        "last_report_at",
+                        "announced",
+                    )
                 },
             )
         )
         item.span.set_attribute("berth.cluster.changed", ",".join(changed))
+        if not same_state(old, record) or record.clusterId not in announced:
+            announced.add(record.clusterId)
+            unit.emit(
+                ClusterUpdatedV1(source=SOURCE, **_about(item, record.clusterId), data=record),
+                cause=item,
+            )
         if changed:
             unit.emit(
                 ClusterConfigChangedV1(
                     source=SOURCE,
                     **item.event.chain(),
                     data=ClusterConfigChangedData(
-                        clusterId=data.clusterId,
+                        clusterId=record.clusterId,
                         config=ClusterConfig.model_validate(config),
                         changed=changed,
                     ),
                 ),
                 cause=item,
             )
+    for cluster_id, item in latest.items():
+        desired = wanted.get(cluster_id, {})
+        missing = drift(desired, known[cluster_id].config.model_dump(mode="json"))
+        if not missing:
+            continue
+        item.span.set_attribute("berth.cluster.drift", ",".join(sorted(missing)))
+        unit.emit(
+            ClusterConfigDesiredV1(
+                source=SOURCE,
+                **_about(item, cluster_id),
+                data=ClusterConfigRequestedData(
+                    clusterId=cluster_id, settings=ClusterSettings.model_validate(desired)
+                ),
+            ),
+            cause=item,
+        )
+
+
+def _about(item: Incoming[Any], cluster_id: str) -> dict[str, Any]:
+    """Envelope fields of an event about a cluster, caused by ``item``."""
+    return {**item.event.chain(), "subject": cluster_id, "actor": ACTOR}
 
 
 async def forward_config_requests(
     items: list[Incoming[ClusterConfigRequestedV1]], unit: Unit
 ) -> None:
-    """Record what the administrator asked for and send it to the cluster's agent."""
+    """Record what the administrator asked for and send it to the cluster's agent.
+
+    The request is kept whether or not the cluster has registered yet: an agent that reports
+    later gets it then (see ``record_reports``)."""
     for item in items:
         data = item.event.data
         desired = data.settings.model_dump(exclude_none=True)
-        stmt = insert(clusters).values(
-            cluster_id=data.clusterId,
-            backend="unknown",
-            config={},
-            desired=desired,
-            last_report_at=item.event.time,
+        stmt = insert(desired_configs).values(
+            cluster_id=data.clusterId, settings=desired, requested_at=item.event.time
         )
         await unit.conn.execute(
             stmt.on_conflict_do_update(
-                index_elements=[clusters.c.cluster_id],
-                set_={"desired": clusters.c.desired.op("||")(stmt.excluded.desired)},
+                index_elements=[desired_configs.c.cluster_id],
+                set_={
+                    "settings": desired_configs.c.settings.op("||")(stmt.excluded.settings),
+                    "requested_at": stmt.excluded.requested_at,
+                },
             )
         )
         unit.emit(

@@ -8,8 +8,10 @@ from berth.contracts.events import (
     ClusterConfigDesiredV1,
     ClusterConfigReportedV1,
     ClusterConfigRequestedV1,
+    ClusterUpdatedV1,
     WorkloadScheduledV1,
 )
+from berth.contracts.roles import CLUSTER_SYNC
 from berth.shared.service import Service, Subscription
 
 
@@ -17,7 +19,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             ClusterConfigReportedV1,
-            "cluster-sync-reports",
+            ClusterConfigReportedV1.durable(CLUSTER_SYNC),
             handlers.record_reports,
             "record report",
         )
@@ -25,7 +27,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             ClusterConfigRequestedV1,
-            "cluster-sync-config-requests",
+            ClusterConfigRequestedV1.durable(CLUSTER_SYNC),
             handlers.forward_config_requests,
             "forward config request",
         )
@@ -33,9 +35,9 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             WorkloadScheduledV1,
-            "cluster-sync-placements",
+            WorkloadScheduledV1.durable(CLUSTER_SYNC),
             handlers.record_placements,
             "record placement",
         )
     )
-    service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1)
+    service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1, ClusterUpdatedV1)

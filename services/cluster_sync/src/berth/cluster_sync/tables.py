@@ -1,6 +1,7 @@
-"""cluster-sync's schema: registered clusters with their last reported config, and placements."""
+"""cluster-sync's schema: registered clusters with what their agents last reported, the config
+administrators want for each cluster, and placements."""
 
-from sqlalchemy import Column, DateTime, Integer, Table, Text, func
+from sqlalchemy import Boolean, Column, DateTime, Integer, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
 from berth.shared.db import service_metadata
@@ -8,6 +9,7 @@ from berth.shared.db import service_metadata
 SCHEMA = "cluster_sync"
 metadata = service_metadata(SCHEMA)
 
+# A cluster is registered by its agent's first report; nothing else creates a row here.
 clusters = Table(
     "clusters",
     metadata,
@@ -16,9 +18,23 @@ clusters = Table(
     Column("config", JSONB, nullable=False),
     Column("node_pools", JSONB, nullable=False, server_default="[]"),
     Column("gpus", Integer, nullable=False, server_default="0"),
-    Column("desired", JSONB, nullable=False, server_default="{}"),
+    Column("capabilities", JSONB, nullable=False, server_default="{}"),
+    # Whatever else the report carries, kept as reported.
+    Column("extra", JSONB, nullable=False, server_default="{}"),
+    # Whether cluster.updated has told the other services of this cluster yet.
+    Column("announced", Boolean, nullable=False, server_default="false"),
     Column("registered_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("last_report_at", DateTime(timezone=True), nullable=False),
+)
+
+# The desired state: settings accepted from config requests, merged per cluster. It outlives any
+# agent: each report that disagrees with it makes cluster-sync send it down again.
+desired_configs = Table(
+    "desired_configs",
+    metadata,
+    Column("cluster_id", Text, primary_key=True),
+    Column("settings", JSONB, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
 )
 
 placements = Table(

@@ -39,9 +39,9 @@ from berth.contracts.queries import (
     RenderReply,
     RenderRequest,
 )
-from berth.contracts.subjects import RPC_POLICY_EVALUATE, RPC_RENDER
+from berth.contracts.subjects import RPC_POLICY_EVALUATE, rpc_render
 from berth.contracts.workload import WorkloadSubmission
-from berth.intake import projection, quota, resolution, validation
+from berth.intake import clusters, projection, quota, resolution, validation
 from berth.intake.catalog_client import ProjectDirectory
 from berth.intake.tables import LIVE, phase_history, workloads
 from berth.shared.bus import ask
@@ -143,6 +143,7 @@ async def accept_submissions(
     used_gpus = await quota.usage(unit.conn, list(limits))
     known = await _known_ids(unit.conn, [i.event.subject for i, _ in valid])
     pools = await projection.node_pools(unit.conn) if valid else set()
+    registry = await clusters.registry(unit.conn) if valid else {}
 
     for item, data in valid:
         sub = data.submission
@@ -179,6 +180,8 @@ async def accept_submissions(
                 issues.extend(outcome)
             else:
                 sub, used = outcome
+        if project is not None:
+            issues.extend(clusters.cluster_issues(sub, cluster_of(sub, project), registry))
         if pools:
             # Only against a catalog intake has seen: before its first catalog event it
             # cannot tell an unknown pool from one it has not heard of yet.
@@ -286,6 +289,11 @@ async def build_from_assets(
     return out
 
 
+def cluster_of(sub: WorkloadSubmission, project: ProjectInfo) -> str:
+    """The submission's cluster, else its project's."""
+    return sub.clusterId or project.clusterId
+
+
 def workload_ref(
     workload_id: str, sub: WorkloadSubmission, project: ProjectInfo, creator: str
 ) -> WorkloadRef:
@@ -295,7 +303,7 @@ def workload_ref(
         kind=sub.kind,
         project=project.name,
         department=project.department,
-        clusterId=sub.clusterId or project.clusterId,
+        clusterId=cluster_of(sub, project),
         namespace=project.namespace,
         queue=project.queue,
         createdBy=creator,
@@ -333,6 +341,11 @@ async def dry_run(
             sub = outcome[0]
         async with engine.connect() as conn:
             taken = await _live_names(conn, [(sub.projectId, sub.name)])
+            cluster = clusters.cluster_issues(
+                sub, cluster_of(sub, project), await clusters.registry(conn)
+            )
+        if cluster:
+            return DryRunReply(issues=cluster)
         if taken and not sub.useGivenNameAsPrefix:
             return DryRunReply(issues=[validation.name_taken(sub.name, sub.projectId)])
         ref = workload_ref("dry-run", sub, project, request.actor.email)
@@ -348,12 +361,14 @@ async def dry_run(
             return DryRunReply(issues=evaluated.complianceIssues, effectiveSpec=effective)
         rendered = await ask(
             nc(),
-            RPC_RENDER,
+            rpc_render(ref.clusterId),
             RenderRequest(workload=ref, submission=evaluated.effectiveSpec),
             RenderReply,
             timeout=timeout,
         )
-        issues = [Issue(field="spec", details=rendered.error)] if rendered.error else []
+        issues = rendered.issues or (
+            [Issue(field="spec", details=rendered.error)] if rendered.error else []
+        )
         return DryRunReply(issues=issues, effectiveSpec=effective, manifests=rendered.manifests)
 
 

@@ -7,6 +7,7 @@ from functools import partial
 from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
     CatalogAssetChangedV1,
+    ClusterUpdatedV1,
     PolicyApprovedV1,
     PolicyRejectedV1,
     SubmissionReceivedV1,
@@ -14,9 +15,15 @@ from berth.contracts.events import (
     SubmissionRequestedV1,
     WorkloadPhaseChangedV1,
 )
-from berth.contracts.queries import DryRunRequest, WorkloadQuery
-from berth.contracts.subjects import RPC_DRY_RUN, RPC_WORKLOADS_GET, RPC_WORKLOADS_LIST
-from berth.intake import handlers, projection, queries
+from berth.contracts.queries import ClusterListQuery, DryRunRequest, WorkloadQuery
+from berth.contracts.roles import INTAKE
+from berth.contracts.subjects import (
+    RPC_CLUSTERS_LIST,
+    RPC_DRY_RUN,
+    RPC_WORKLOADS_GET,
+    RPC_WORKLOADS_LIST,
+)
+from berth.intake import clusters, handlers, projection, queries
 from berth.intake.catalog_client import ProjectDirectory
 from berth.shared.service import Service, Subscription
 
@@ -28,36 +35,55 @@ def register(service: Service, directory: ProjectDirectory) -> None:
             # not an undecodable message.
             event=RawEvent,
             subject_prefix=SubmissionRequestedV1.subject_prefix(),
-            durable="intake-submissions",
+            durable=SubmissionRequestedV1.durable(INTAKE),
             handler=partial(handlers.accept_submissions, directory=directory),
             operation="accept submission",
         )
     )
     service.subscribe(
         Subscription(
-            PolicyApprovedV1, "intake-approvals", handlers.record_approvals, "record approval"
+            PolicyApprovedV1,
+            PolicyApprovedV1.durable(INTAKE),
+            handlers.record_approvals,
+            "record approval",
         )
     )
     service.subscribe(
         Subscription(
             PolicyRejectedV1,
-            "intake-rejections",
+            PolicyRejectedV1.durable(INTAKE),
             handlers.record_policy_rejections,
             "record rejection",
         )
     )
     service.subscribe(
         Subscription(
-            WorkloadPhaseChangedV1, "intake-phases", handlers.record_phases, "record phase"
+            WorkloadPhaseChangedV1,
+            WorkloadPhaseChangedV1.durable(INTAKE),
+            handlers.record_phases,
+            "record phase",
         )
     )
     service.subscribe(
         Subscription(
             CatalogAssetChangedV1,
-            "intake-catalog",
+            CatalogAssetChangedV1.durable(INTAKE),
             projection.record_catalog_changes,
             "record catalog change",
         )
+    )
+    service.subscribe(
+        Subscription(
+            ClusterUpdatedV1,
+            ClusterUpdatedV1.durable(INTAKE),
+            clusters.record_cluster_updates,
+            "record cluster registry change",
+        )
+    )
+    service.respond(
+        RPC_CLUSTERS_LIST,
+        ClusterListQuery,
+        partial(clusters.list_clusters, engine=service.engine),
     )
     service.respond(
         RPC_DRY_RUN,

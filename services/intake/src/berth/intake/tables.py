@@ -1,6 +1,17 @@
 """Intake's schema: every submission and the workload read model served to the CLI and UIs."""
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, Table, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from berth.shared.db import service_metadata
@@ -58,4 +69,21 @@ catalog_entries = Table(
     Column("deleted", Boolean, nullable=False, server_default="false"),
     Column("changed_at", DateTime(timezone=True), nullable=False),
     Index("ix_catalog_entries_kind_name", "kind", "name"),
+)
+
+# What intake has seen of cluster-sync's registry (ClusterUpdatedV1): a submission's clusterId
+# must name one of these clusters, checked without asking cluster-sync. The rest of the record
+# (node pools, GPUs, config, capabilities, whatever else the agent reports) is kept for checks
+# that depend on the cluster.
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("cluster_id", Text, primary_key=True),
+    Column("backend", Text, nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("node_pools", JSONB, nullable=False, server_default="[]"),
+    Column("gpus", Integer, nullable=False, server_default="0"),
+    Column("capabilities", JSONB, nullable=False, server_default="{}"),
+    Column("extra", JSONB, nullable=False, server_default="{}"),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
 )

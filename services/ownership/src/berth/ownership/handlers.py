@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
 from berth.contracts.events import (
     TERMINAL_PHASES,
     ClusterConfigChangedV1,
+    ClusterConfigDesiredV1,
     SubmissionReceivedV1,
     WorkloadActionAuthorizedData,
     WorkloadActionAuthorizedV1,
@@ -20,7 +21,7 @@ from berth.contracts.events import (
     WorkloadRef,
 )
 from berth.ownership import lifecycle
-from berth.ownership.rules import decide
+from berth.ownership.rules import decide, protection_in_force
 from berth.ownership.tables import clusters, owners, workload_phases
 from berth.shared.consumer import Incoming, Unit
 
@@ -59,7 +60,38 @@ async def record_cluster_configs(items: list[Incoming[ClusterConfigChangedV1]], 
             index_elements=[clusters.c.cluster_id],
             set_={"protection": stmt.excluded.protection, "updated_at": stmt.excluded.updated_at},
             # A late, older report must not undo a newer one.
-            where=clusters.c.updated_at <= stmt.excluded.updated_at,
+            where=or_(
+                clusters.c.updated_at.is_(None), clusters.c.updated_at <= stmt.excluded.updated_at
+            ),
+        ),
+        list(rows.values()),
+    )
+
+
+async def record_desired_configs(items: list[Incoming[ClusterConfigDesiredV1]], unit: Unit) -> None:
+    """What administrators asked for, per cluster (see ``rules.protection_in_force``)."""
+    rows = {
+        i.event.data.clusterId: {
+            "cluster_id": i.event.data.clusterId,
+            "desired_protection": i.event.data.settings.workloadOwnershipProtection,
+            "desired_at": i.event.time,
+        }
+        for i in sorted(items, key=lambda i: i.event.time)
+        if i.event.data.settings.workloadOwnershipProtection is not None
+    }
+    if not rows:
+        return
+    stmt = insert(clusters)
+    await unit.conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[clusters.c.cluster_id],
+            set_={
+                "desired_protection": stmt.excluded.desired_protection,
+                "desired_at": stmt.excluded.desired_at,
+            },
+            where=or_(
+                clusters.c.desired_at.is_(None), clusters.c.desired_at <= stmt.excluded.desired_at
+            ),
         ),
         list(rows.values()),
     )
@@ -99,7 +131,10 @@ async def authorize_actions(items: list[Incoming[WorkloadActionRequestedV1]], un
             select(workload_phases).where(workload_phases.c.workload_id.in_(ids))
         )
     }
-    flags = {r.cluster_id: r.protection for r in await unit.conn.execute(select(clusters))}
+    flags = {
+        r.cluster_id: protection_in_force(r.protection, r.desired_protection)
+        for r in await unit.conn.execute(select(clusters))
+    }
     for item in items:
         data = item.event.data
         owner = known.get(item.event.subject)

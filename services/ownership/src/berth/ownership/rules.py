@@ -15,3 +15,14 @@ def decide(
             f"only its creator {creator} may {action} it"
         )
     return None
+
+
+def protection_in_force(reported: bool | None, desired: bool | None) -> bool:
+    """Whether ownership protection applies in a cluster.
+
+    The stricter of what the cluster's agent last reported and what administrators asked for:
+    an agent that restarted may report protection off until cluster-sync has sent the setting
+    down again, and its cluster must not be unprotected in between. Switching protection off
+    therefore takes effect once the agent reports it off, not when it is asked for.
+    """
+    return bool(reported) or bool(desired)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from berth.contracts.events import (
     ClusterConfigChangedV1,
+    ClusterConfigDesiredV1,
     SubmissionReceivedV1,
     WorkloadActionAuthorizedV1,
     WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
     WorkloadPhaseChangedV1,
 )
+from berth.contracts.roles import OWNERSHIP
 from berth.ownership import handlers
 from berth.shared.service import Service, Subscription
 
@@ -17,21 +19,32 @@ from berth.shared.service import Service, Subscription
 def register(service: Service) -> None:
     service.subscribe(
         Subscription(
-            SubmissionReceivedV1, "ownership-owners", handlers.record_owners, "record owner"
+            SubmissionReceivedV1,
+            SubmissionReceivedV1.durable(OWNERSHIP),
+            handlers.record_owners,
+            "record owner",
         )
     )
     service.subscribe(
         Subscription(
             ClusterConfigChangedV1,
-            "ownership-clusters",
+            ClusterConfigChangedV1.durable(OWNERSHIP),
             handlers.record_cluster_configs,
             "record cluster config",
         )
     )
     service.subscribe(
         Subscription(
+            ClusterConfigDesiredV1,
+            ClusterConfigDesiredV1.durable(OWNERSHIP),
+            handlers.record_desired_configs,
+            "record desired cluster config",
+        )
+    )
+    service.subscribe(
+        Subscription(
             WorkloadPhaseChangedV1,
-            "ownership-phases",
+            WorkloadPhaseChangedV1.durable(OWNERSHIP),
             handlers.record_phases,
             "record phase",
         )
@@ -39,7 +52,7 @@ def register(service: Service) -> None:
     service.subscribe(
         Subscription(
             WorkloadActionRequestedV1,
-            "ownership-actions",
+            WorkloadActionRequestedV1.durable(OWNERSHIP),
             handlers.authorize_actions,
             "authorize action",
         )

@@ -18,12 +18,16 @@ owners = Table(
     Column("recorded_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 
+# Per cluster: the protection its agent last reported (through cluster-sync's config-changed)
+# and the one administrators asked for (cluster-sync's config-desired); either may be unknown.
 clusters = Table(
     "clusters",
     metadata,
     Column("cluster_id", Text, primary_key=True),
-    Column("protection", Boolean, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("protection", Boolean, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("desired_protection", Boolean, nullable=True),
+    Column("desired_at", DateTime(timezone=True), nullable=True),
 )
 
 # Each workload's latest phase as its cluster reported it: which actions make sense now.

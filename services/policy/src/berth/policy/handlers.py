@@ -1,15 +1,18 @@
 """Policy handlers: evaluate submissions against the effective policy of their branch, and
-apply, patch and delete policies (from events and from request-reply queries)."""
+apply, patch and delete policies (from events and from request-reply queries).
+
+Handlers reach storage only through the store port (``store.PolicyStore``) and emit only through
+their unit of work, so the same code runs on PostgreSQL in the service and on in-memory fakes in
+unit tests."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from berth.contracts.envelope import Actor
+from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import (
     Issue,
     PolicyApprovedData,
@@ -42,9 +45,8 @@ from berth.contracts.policy import (
 from berth.contracts.queries import EvaluateReply, EvaluateRequest
 from berth.policy import engine, store
 from berth.policy.catalog_client import ProjectResolver
-from berth.policy.store import CompiledCache
-from berth.policy.tables import evaluations
-from berth.shared.consumer import Incoming, Unit, UnitFactory
+from berth.policy.store import CompiledCache, Evaluation, PolicyStore, Reader, SqlPolicyStore
+from berth.shared.consumer import Incoming
 from berth.shared.errors import TransientError
 
 SOURCE = "/berth/policy"
@@ -54,6 +56,19 @@ _CHANGES: dict[PolicyAction, PolicyChange] = {
     "patch": "patched",
     "delete": "deleted",
 }
+
+
+class Outbox(Protocol):
+    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
+
+    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
+
+
+StoreOf = Callable[[Outbox], PolicyStore]
+"""The policy store inside a unit of work's transaction."""
+
+Begin = Callable[[], AbstractAsyncContextManager[Outbox]]
+"""Opens a unit of work (a transaction whose events commit with it)."""
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -67,13 +82,13 @@ def _branch_keys(workload: WorkloadRef) -> list[store.Key]:
 
 
 async def _effective_for(
-    conn: AsyncConnection, workloads: list[WorkloadRef], cache: CompiledCache
+    policies: PolicyStore, workloads: list[WorkloadRef], cache: CompiledCache
 ) -> list[engine.Effective]:
     # One read of every branch of the batch, inside its transaction: a policy is either wholly
     # in this batch's view or not at all.
     keys = [_branch_keys(w) for w in workloads]
-    rows = await store.rows_for(conn, (k for ks in keys for k in ks))
-    by_key = {(r.policy_type, r.scope, r.scope_id): r for r in rows}
+    rows = await policies.rows_for(k for ks in keys for k in ks)
+    by_key = {r.key: r for r in rows}
     return [
         cache.effective(w.kind, [by_key[k] for k in ks if k in by_key])
         for w, ks in zip(workloads, keys, strict=True)
@@ -81,23 +96,29 @@ async def _effective_for(
 
 
 async def evaluate_submissions(
-    items: list[Incoming[SubmissionReceivedV1]], unit: Unit, *, cache: CompiledCache
+    items: list[Incoming[SubmissionReceivedV1]],
+    unit: Outbox,
+    *,
+    cache: CompiledCache,
+    policies: StoreOf = SqlPolicyStore.of,
 ) -> None:
+    """Each received workload approved (with its effective spec) or rejected (every issue)."""
+    db = policies(unit)
     workloads = [item.event.data.workload for item in items]
-    effective = await _effective_for(unit.conn, workloads, cache)
-    rows: list[dict[str, Any]] = []
+    effective = await _effective_for(db, workloads, cache)
+    outcomes: list[Evaluation] = []
     for item, eff in zip(items, effective, strict=True):
         workload = item.event.data.workload
         spec, issues = engine.evaluate(item.event.data.submission, eff)
         item.span.set_attribute("berth.outcome", "rejected" if issues else "approved")
         item.span.set_attribute("berth.policy.version", eff.version)
-        rows.append(
-            {
-                "workload_id": workload.workloadId,
-                "outcome": "rejected" if issues else "approved",
-                "effective_spec": spec.model_dump(mode="json", exclude_none=True),
-                "issues": [i.model_dump() for i in issues],
-            }
+        outcomes.append(
+            Evaluation(
+                workload_id=workload.workloadId,
+                outcome="rejected" if issues else "approved",
+                effective_spec=spec.model_dump(mode="json", exclude_none=True),
+                issues=[i.model_dump() for i in issues],
+            )
         )
         event: PolicyApprovedV1 | PolicyRejectedV1
         if issues:
@@ -113,15 +134,15 @@ async def evaluate_submissions(
                 data=PolicyApprovedData(workload=workload, effectiveSpec=spec),
             )
         unit.emit(event, cause=item)
-    await unit.conn.execute(insert(evaluations).on_conflict_do_nothing(), rows)
+    await db.record(outcomes)
 
 
 async def evaluate_query(
-    request: EvaluateRequest, *, db: AsyncEngine, cache: CompiledCache
+    request: EvaluateRequest, *, read: Reader, cache: CompiledCache
 ) -> EvaluateReply:
     """The same evaluation, for a dry run: nothing is recorded."""
-    async with db.connect() as conn:
-        (eff,) = await _effective_for(conn, [request.workload], cache)
+    async with read() as db:
+        (eff,) = await _effective_for(db, [request.workload], cache)
     spec, issues = engine.evaluate(request.submission, eff)
     return EvaluateReply(effectiveSpec=spec, complianceIssues=issues)
 
@@ -166,7 +187,7 @@ async def _complete_meta(
 
 
 async def change(
-    conn: AsyncConnection,
+    policies: PolicyStore,
     *,
     action: PolicyAction,
     policy_type: PolicyType,
@@ -181,10 +202,10 @@ async def change(
     meta, problem = await _complete_meta(meta, resolve)
     if problem is not None:
         return Outcome(meta, [problem])
-    await store.lock(conn, policy_type)
+    await policies.lock(policy_type)
     ref = meta.ref
     if action == "delete":
-        version = None if validate_only else await store.remove(conn, policy_type, ref)
+        version = None if validate_only else await policies.remove(policy_type, ref)
         if version is None and not validate_only:
             return Outcome(meta, [Issue(field="meta", details=f"no {policy_type} policy in {ref}")])
         return Outcome(meta, version=version)
@@ -197,7 +218,7 @@ async def change(
             for path in reset
             if path not in known and not path.startswith("imposedAssets.")
         )
-        current = await store.load(conn, policy_type, ref)
+        current = await policies.load(policy_type, ref)
         if current is not None:
             before, _ = engine.compile_policy(
                 policy_type, PolicyDocument.model_validate(current.document), ref
@@ -209,7 +230,7 @@ async def change(
             engine.compile_policy(policy_type, PolicyDocument.model_validate(row.document))[0],
             row.version,
         )
-        for row in await store.related(conn, policy_type, meta)
+        for row in await policies.related(policy_type, meta)
         if (engine_ref := store.meta_of(row).ref) != ref
     ]
     issues.extend(engine.ownership_conflicts(engine.ScopedPolicy(ref, compiled), others))
@@ -220,7 +241,7 @@ async def change(
         return Outcome(
             meta, stored=StoredPolicy(type=policy_type, meta=meta, policy=document, version=0)
         )
-    version = await store.save(conn, policy_type, meta, document, actor)
+    version = await policies.save(policy_type, meta, document, actor)
     return Outcome(
         meta,
         stored=StoredPolicy(
@@ -244,13 +265,18 @@ def _changed_data(
 
 
 async def change_policies(
-    items: list[Incoming[PolicyChangeRequestedV1]], unit: Unit, *, resolve: ProjectResolver
+    items: list[Incoming[PolicyChangeRequestedV1]],
+    unit: Outbox,
+    *,
+    resolve: ProjectResolver,
+    policies: StoreOf = SqlPolicyStore.of,
 ) -> None:
     """Changes requested by events (UIs), in order; each becomes changed or change-rejected."""
+    db = policies(unit)
     for item in items:
         data = item.event.data
         outcome = await change(
-            unit.conn,
+            db,
             action=data.action,
             policy_type=data.type,
             meta=data.meta,
@@ -284,10 +310,11 @@ async def change_policies(
 
 @dataclass(frozen=True)
 class Writer:
-    """What a query handler needs to change policies: the database and the outbox."""
+    """What a query handler needs to change policies: units of work, and the store in each."""
 
-    begin: UnitFactory
+    begin: Begin
     resolve: ProjectResolver
+    policies: StoreOf = SqlPolicyStore.of
 
 
 async def _change_query(
@@ -304,7 +331,7 @@ async def _change_query(
     async with writer.begin() as unit:
         try:
             outcome = await change(
-                unit.conn,
+                writer.policies(unit),
                 action=action,
                 policy_type=policy_type,
                 meta=meta,
@@ -364,9 +391,9 @@ async def delete_query(request: PolicyDeleteRequest, *, writer: Writer) -> Polic
     )
 
 
-async def get_query(request: PolicyGetRequest, *, db: AsyncEngine) -> PolicyReply:
-    async with db.connect() as conn:
-        row = await store.load(conn, request.type, request.meta.ref)
+async def get_query(request: PolicyGetRequest, *, read: Reader) -> PolicyReply:
+    async with read() as db:
+        row = await db.load(request.type, request.meta.ref)
     if row is None:
         issue = Issue(field="meta", details=f"no {request.type} policy in {request.meta.ref}")
         return PolicyReply(ok=False, issues=[issue])
@@ -376,7 +403,7 @@ async def get_query(request: PolicyGetRequest, *, db: AsyncEngine) -> PolicyRepl
 async def effective_query(
     request: PolicyEffectiveRequest,
     *,
-    db: AsyncEngine,
+    read: Reader,
     cache: CompiledCache,
     resolve: ProjectResolver,
 ) -> PolicyReply:
@@ -393,7 +420,7 @@ async def effective_query(
             return PolicyReply(ok=False, issues=[problem])
         department, cluster = department or meta.departmentId, cluster or meta.clusterId
     refs = engine.branch_of(cluster=cluster, department=department, project=request.projectId)
-    async with db.connect() as conn:
-        rows = await store.rows_for(conn, [(request.type, r.scope, r.id) for r in refs])
+    async with read() as db:
+        rows = await db.rows_for([(request.type, r.scope, r.id) for r in refs])
     described = engine.describe(cache.effective(request.type, rows))
     return PolicyReply(effective=described.model_copy(update={"branch": refs}))

@@ -22,20 +22,22 @@ from berth.contracts.policy import (
     PolicyPatchRequest,
 )
 from berth.contracts.queries import EvaluateRequest
+from berth.contracts.roles import POLICY
 from berth.contracts.subjects import RPC_POLICY_EVALUATE
 from berth.policy import handlers
 from berth.policy.catalog_client import ProjectResolver
-from berth.policy.store import CompiledCache
+from berth.policy.store import CompiledCache, reader
 from berth.shared.service import Service, Subscription
 
 
 def register(service: Service, resolve: ProjectResolver) -> None:
     cache = CompiledCache()
+    read = reader(service.engine)
     writer = handlers.Writer(begin=service.unit_of_work, resolve=resolve)
     service.subscribe(
         Subscription(
             SubmissionReceivedV1,
-            "policy-submissions",
+            SubmissionReceivedV1.durable(POLICY),
             partial(handlers.evaluate_submissions, cache=cache),
             "evaluate",
         )
@@ -43,7 +45,7 @@ def register(service: Service, resolve: ProjectResolver) -> None:
     service.subscribe(
         Subscription(
             PolicyChangeRequestedV1,
-            "policy-changes",
+            PolicyChangeRequestedV1.durable(POLICY),
             partial(handlers.change_policies, resolve=resolve),
             "change policies",
         )
@@ -51,7 +53,7 @@ def register(service: Service, resolve: ProjectResolver) -> None:
     service.respond(
         RPC_POLICY_EVALUATE,
         EvaluateRequest,
-        partial(handlers.evaluate_query, db=service.engine, cache=cache),
+        partial(handlers.evaluate_query, read=read, cache=cache),
     )
     service.respond(
         RPC_POLICY_APPLY, PolicyApplyRequest, partial(handlers.apply_query, writer=writer)
@@ -65,12 +67,10 @@ def register(service: Service, resolve: ProjectResolver) -> None:
     service.respond(
         RPC_POLICY_DELETE, PolicyDeleteRequest, partial(handlers.delete_query, writer=writer)
     )
-    service.respond(
-        RPC_POLICY_GET, PolicyGetRequest, partial(handlers.get_query, db=service.engine)
-    )
+    service.respond(RPC_POLICY_GET, PolicyGetRequest, partial(handlers.get_query, read=read))
     service.respond(
         RPC_POLICY_EFFECTIVE,
         PolicyEffectiveRequest,
-        partial(handlers.effective_query, db=service.engine, cache=cache, resolve=resolve),
+        partial(handlers.effective_query, read=read, cache=cache, resolve=resolve),
     )
     service.publishes(PolicyApprovedV1, PolicyRejectedV1, PolicyChangedV1, PolicyChangeRejectedV1)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 # Kinds of the object a workload's status is read from (the "top object"); every other object
-# rendered for a workload (PodGroup, Service, ...) supports it and is owned by it.
+# rendered for a workload (tool Service, claim, autoscaler, ...) supports it and is owned by it.
 TOP_KINDS: frozenset[str] = frozenset(
     {"Job", "StatefulSet", "Deployment", "PyTorchJob", "TFJob", "XGBoostJob", "MPIJob"}
 )

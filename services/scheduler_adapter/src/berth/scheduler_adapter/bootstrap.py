@@ -90,6 +90,8 @@ def build(
                     delay = min(delay * 2, 5.0)
 
     async def start() -> None:
+        async with service.unit_of_work() as unit:
+            await handlers.claim_schema(unit.conn, settings.cluster_id)
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
         feed.append(cluster.snapshots())
@@ -100,8 +102,22 @@ def build(
             "cluster %s (%s): %d workloads resynced", settings.cluster_id, cluster.name, resynced
         )
 
+    async def heartbeat() -> None:
+        # Level-triggered agent: cluster-sync compares each report with the desired config and
+        # sends it down again while they differ, so a setting the cluster lost comes back within
+        # one interval, whatever happened in between.
+        while True:
+            await asyncio.sleep(settings.report_interval_seconds)
+            try:
+                report = await handlers.config_report(cluster, settings.cluster_id)
+                async with service.unit_of_work() as unit:
+                    unit.emit(report)
+            except Exception:
+                log.warning("reporting cluster %s failed", settings.cluster_id, exc_info=True)
+
     service.on_start(start)
     service.background(watch, "cluster-watch")
+    service.background(heartbeat, "cluster-report")
     service.on_stop(cluster.close)
     return service
 

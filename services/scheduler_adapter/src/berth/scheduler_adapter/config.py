@@ -8,6 +8,12 @@ from berth.shared.settings import Settings
 
 class SchedulerAdapterSettings(Settings):
     service_name: str = "scheduler-adapter"
+    # The cluster this agent serves: its identity on the bus (durable names, the render
+    # subject), so a NATS token.
+    cluster_id: str = Field(default="local", pattern=r"^[A-Za-z0-9_-]{1,63}$")
+    # The agent reports its cluster at start and then every so often, so cluster-sync sees it is
+    # alive and sends down again any desired setting the cluster lost (see cluster-sync).
+    report_interval_seconds: float = Field(default=10.0, gt=0)
     # "simulated": the in-process cluster (make run, tests); "kubernetes": a real API server.
     cluster_backend: Literal["simulated", "kubernetes"] = "simulated"
     # YAML inventory of the simulated cluster; the built-in default when unset.

@@ -4,15 +4,16 @@ becomes phase events; authorized actions act on the cluster; the cluster's confi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from berth.contracts.envelope import Actor
+from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import (
     ClusterConfig,
     ClusterConfigDesiredV1,
@@ -28,18 +29,21 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import RenderReply, RenderRequest
+from berth.contracts.runnable import check, describe
 from berth.contracts.workload import requested_gpus
 from berth.scheduler_adapter import admission
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.render import ClusterCapabilities, object_refs, render
-from berth.scheduler_adapter.tables import workloads
+from berth.scheduler_adapter.render import from_config, object_refs, render
+from berth.scheduler_adapter.tables import agent, workloads
 from berth.shared import outbox
 from berth.shared.consumer import Incoming, Unit
 from berth.shared.errors import PermanentError
 from berth.shared.telemetry import context_of, extract, inject, trace_id_of
 
 log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=Event)
 
 SOURCE = "/berth/scheduler-adapter"
 ACTOR = Actor.system("scheduler-adapter")
@@ -94,13 +98,37 @@ def phase_event(
     )
 
 
+def mine(
+    items: list[Incoming[E]], cluster_id: str, cluster_of: Callable[[E], str]
+) -> list[Incoming[E]]:
+    """The events meant for this agent's cluster. Every agent sees every event (each has durables
+    of its own); an event for another cluster is acknowledged and left to that cluster's agent."""
+    return [i for i in items if cluster_of(i.event) == cluster_id]
+
+
+def _workload_cluster(event: PolicyApprovedV1 | WorkloadActionAuthorizedV1) -> str:
+    return event.data.workload.clusterId
+
+
+def _config_cluster(event: ClusterConfigDesiredV1) -> str:
+    return event.data.clusterId
+
+
 async def schedule_workloads(
-    items: list[Incoming[PolicyApprovedV1]], unit: Unit, *, backend: ClusterBackend
+    items: list[Incoming[PolicyApprovedV1]],
+    unit: Unit,
+    *,
+    backend: ClusterBackend,
+    cluster_id: str,
 ) -> None:
-    """Render and apply each approved workload; a workload that cannot be rendered fails alone."""
+    """Render and apply each approved workload of this cluster; a workload that cannot be
+    rendered fails alone."""
+    items = mine(items, cluster_id, _workload_cluster)
+    if not items:
+        return
     rows: list[dict[str, Any]] = []
     to_apply: list[dict[str, Any]] = []
-    capabilities = ClusterCapabilities.from_config(await backend.read_config())
+    capabilities = from_config(await backend.read_config())
     used = await admission.usage(
         unit.conn,
         [
@@ -112,6 +140,21 @@ async def schedule_workloads(
     for item in items:
         ref = item.event.data.workload
         correlation = str(item.event.correlationid or item.event.id)
+        issues = check(item.event.data.effectiveSpec, capabilities, ref.clusterId)
+        if issues:
+            # Nothing is applied: the cluster would refuse it, or run it other than intended.
+            unit.emit(
+                phase_event(
+                    ref,
+                    phase="Failed",
+                    previous=None,
+                    reason="NotRunnable",
+                    message=describe(issues),
+                    correlation_id=correlation,
+                ),
+                cause=item,
+            )
+            continue
         try:
             manifests = render(
                 ref,
@@ -213,8 +256,15 @@ async def resync(conn: AsyncConnection, backend: ClusterBackend) -> int:
 
 
 async def act_on_actions(
-    items: list[Incoming[WorkloadActionAuthorizedV1]], unit: Unit, *, backend: ClusterBackend
+    items: list[Incoming[WorkloadActionAuthorizedV1]],
+    unit: Unit,
+    *,
+    backend: ClusterBackend,
+    cluster_id: str,
 ) -> None:
+    items = mine(items, cluster_id, _workload_cluster)
+    if not items:
+        return
     current = await _current(unit.conn, [i.event.subject for i in items])
     for item in items:
         data = item.event.data
@@ -371,11 +421,25 @@ async def config_report(backend: ClusterBackend, cluster_id: str) -> ClusterConf
         data=ClusterConfigReportedData(
             clusterId=cluster_id,
             backend=backend.name,
-            config=ClusterConfig.model_validate(config),
+            config=ClusterConfig.model_validate(
+                {key: value for key, value in config.items() if key != "capabilities"}
+            ),
             nodePools=list(config.get("nodePools", [])),
             gpus=int(config.get("gpus", 0)),
+            capabilities=from_config(config),
         ),
     )
+
+
+async def claim_schema(conn: AsyncConnection, cluster_id: str) -> None:
+    """Record that this schema holds ``cluster_id``'s agent; refuse another cluster's."""
+    await conn.execute(insert(agent).values(id=1, cluster_id=cluster_id).on_conflict_do_nothing())
+    owner = await conn.scalar(select(agent.c.cluster_id).where(agent.c.id == 1))
+    if owner != cluster_id:
+        raise RuntimeError(
+            f"this database holds the state of cluster {owner}'s agent, not {cluster_id}'s: "
+            "give each cluster's agent a database of its own (BERTH_DATABASE_URL)"
+        )
 
 
 async def apply_desired_config(
@@ -386,18 +450,21 @@ async def apply_desired_config(
     cluster_id: str,
 ) -> None:
     """Apply settings meant for this agent's cluster, then report the cluster's config again."""
-    mine = [i for i in items if i.event.data.clusterId == cluster_id]
-    for item in mine:
+    ours = mine(items, cluster_id, _config_cluster)
+    for item in ours:
         await backend.set_config(item.event.data.settings.model_dump(exclude_none=True))
-    if mine:
+    if ours:
         report = await config_report(backend, cluster_id)
-        unit.emit(report.model_copy(update=mine[-1].event.chain()), cause=mine[-1])
+        unit.emit(report.model_copy(update=ours[-1].event.chain()), cause=ours[-1])
 
 
 async def render_query(request: RenderRequest, *, backend: ClusterBackend) -> RenderReply:
     """The objects a workload would become on this cluster, for a dry run: nothing is applied."""
     try:
-        capabilities = ClusterCapabilities.from_config(await backend.read_config())
+        capabilities = from_config(await backend.read_config())
+        issues = check(request.submission, capabilities, request.workload.clusterId)
+        if issues:
+            return RenderReply(issues=issues, error=describe(issues))
         manifests = render(
             request.workload, request.submission, trace_id=None, capabilities=capabilities
         )

@@ -5,8 +5,8 @@
   object goes first: the objects it owns need its uid in their ownerReferences, which the
   renderer cannot know and this backend fills from the apply response.
 - Delete is one foreground delete of the top object; the garbage collector removes what it
-  owns (pods, tool Services, ephemeral claims, the PodGroup). Persistent claims are not owned
-  and stay.
+  owns (pods, tool Services, ephemeral claims; KAI's PodGroup is owned by the top object too).
+  Persistent claims are not owned and stay.
 - Status comes from LIST + WATCH of pods and every top kind, cluster-wide, filtered by berth's
   workload-id label; a watch that ends or expires (410) is followed by a fresh LIST (a resync),
   and a kind whose CRD is not installed is retried at the next resync.
@@ -14,8 +14,14 @@
   ``TransientError`` (retry later: 429, 5xx, timeouts, connection errors) or ``PermanentError``
   (the request itself is wrong: 4xx) at this boundary.
 
-Happy path per workload: one call per rendered object (a training: 1, a distributed training:
-2, a workspace: 1 + its tool Services and claims, an inference: 1 with Knative, 2-3 without);
+- Capabilities (``read_config()["capabilities"]``) are discovered from the API: the Kubeflow
+  kinds served and at which version, Knative and its ``config-features`` flags, KAI's
+  SchedulingShards and the PriorityClasses, the nodes' MIG strategy label. The ``capabilities``
+  key of berth's config map overrides what was found (what the API cannot tell: KAI's version,
+  GPU sharing, queues per pool).
+
+Happy path per workload: one call per rendered object (a training, a distributed training or a
+workspace: 1, an inference: 1 with Knative, 2-3 without; each + its tool Services and claims);
 watches are shared by every workload and cost nothing per workload.
 """
 
@@ -38,6 +44,12 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from berth.contracts.capabilities import (
+    KNATIVE_FEATURES,
+    MPI_OPERATOR_APIS,
+    TRAINING_OPERATOR_APIS,
+    ClusterCapabilities,
+)
 from berth.scheduler_adapter import labels as L
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, is_top, top_object
 from berth.scheduler_adapter.simulation.feed import SnapshotFeed
@@ -51,6 +63,12 @@ SUSPENDED_ANNOTATION = "berth.dev/suspended"
 # A suspended StatefulSet/Deployment is scaled to zero; its replicas wait here for the resume.
 REPLICAS_ANNOTATION = "berth.dev/replicas-before-suspend"
 CONFIG_DEFAULTS: dict[str, Any] = {"workloadOwnershipProtection": False, "knative": False}
+# Where capabilities are discovered: Knative's feature flags, KAI's shards, priority classes.
+KNATIVE_NAMESPACE = "knative-serving"
+KNATIVE_FEATURES_MAP = "config-features"
+SHARDS_PATH = "/apis/kai.scheduler/v1/schedulingshards"
+PRIORITY_CLASSES_PATH = "/apis/scheduling.k8s.io/v1/priorityclasses"
+MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
         Resource("kubeflow.org/v1", "XGBoostJob", "xgboostjobs"),
         Resource("kubeflow.org/v2beta1", "MPIJob", "mpijobs"),
         Resource("serving.knative.dev/v1", "Service", "services"),
+        # Rendered by earlier versions (KAI's podgrouper makes them now): re-applied on resync.
         Resource("scheduling.run.ai/v2alpha2", "PodGroup", "podgroups"),
     )
 }
@@ -366,8 +385,11 @@ class KubernetesCluster:
         if self._config is not None and now - self._config[0] < self._config_ttl:
             return dict(self._config[1])
         stored = await self._stored_config()
-        pools, gpus = await self._inventory()
+        pools, gpus, mig = await self._inventory()
         config = {**CONFIG_DEFAULTS, **(stored or {}), "nodePools": pools, "gpus": gpus}
+        capabilities = await self._discover(config, mig)
+        config["knative"] = capabilities.knative is not None
+        config["capabilities"] = capabilities.model_dump(mode="json")
         self._config = (now, config)
         return dict(config)
 
@@ -464,23 +486,115 @@ class KubernetesCluster:
             what=f"{'suspend' if value else 'resume'} {workload_id}",
         )
 
-    async def _inventory(self) -> tuple[list[str], int]:
-        """Node pools (KAI's node-pool label; "default" for unlabelled nodes) and allocatable
-        GPUs of the cluster's nodes."""
+    async def _inventory(self) -> tuple[list[str], int, str | None]:
+        """Node pools (KAI's node-pool label; "default" for unlabelled nodes), allocatable
+        GPUs of the cluster's nodes, and the MIG strategy their labels report (None: unknown)."""
         try:
             nodes = await self._request("GET", "/api/v1/nodes", what="list nodes")
         except (_Gone, PermanentError):
             # An agent without RBAC to list nodes still works; it just cannot report capacity.
-            return [], 0
+            return [], 0, None
         pools: set[str] = set()
         gpus = 0
+        mig: str | None = "none"
         for node in nodes.get("items") or ():
             labels = (node.get("metadata") or {}).get("labels") or {}
             pools.add(str(labels.get(L.NODE_POOL_LABEL, "default")))
             allocatable = (node.get("status") or {}).get("allocatable") or {}
             with contextlib.suppress(ValueError):
                 gpus += int(str(allocatable.get(L.GPU_RESOURCE, "0")))
-        return sorted(pools), gpus
+            # The GPU operator labels each node with the device plugin's MIG strategy.
+            if labels.get(MIG_STRATEGY_LABEL) in ("single", "mixed") and mig != "mixed":
+                mig = str(labels[MIG_STRATEGY_LABEL])
+        return sorted(pools), gpus, mig
+
+    # --- capabilities ---------------------------------------------------------------------------
+
+    async def _discover(self, config: Mapping[str, Any], mig: str | None) -> ClusterCapabilities:
+        """What the cluster runs, read from its API; best effort. What cannot be read keeps
+        its default (``ClusterCapabilities``), and the ``capabilities`` key of berth's config
+        map overrides what was found (KAI's version, GPU sharing, queues per pool)."""
+        found: dict[str, Any] = {}
+        try:
+            found["workloadApis"], found["knative"] = await self._discover_apis()
+            found["kai"] = await self._discover_kai()
+        except (TransientError, PermanentError) as exc:
+            log.warning("cannot discover the cluster's capabilities, assuming defaults: %s", exc)
+            found = {}
+        if mig is not None:
+            found["migStrategy"] = mig
+        override = config.get("capabilities")
+        if isinstance(override, Mapping):
+            for key, value in override.items():
+                if isinstance(value, Mapping) and isinstance(found.get(key), Mapping):
+                    found[key] = {**found[key], **value}
+                else:
+                    found[key] = value
+        return ClusterCapabilities.model_validate(found)
+
+    async def _resources(self, group_version: str) -> set[str] | None:
+        """Plural names the API serves at ``group_version``; None when it serves none."""
+        try:
+            listed = await self._request("GET", f"/apis/{group_version}", what="discover APIs")
+        except _Gone:
+            return None
+        return {str(r.get("name")) for r in listed.get("resources") or ()}
+
+    async def _discover_apis(self) -> tuple[dict[str, str], dict[str, Any] | None]:
+        served: dict[str, str] = {}
+        # Every Kubeflow kind berth renders, by the version it renders and any other one
+        # (training-operator 1.x serves MPIJob at v1, the mpi-operator at v2beta1).
+        versions = {
+            version: await self._resources(f"kubeflow.org/{version}")
+            for version in ("v2beta1", "v1")
+        }
+        for kind, api_version in {**TRAINING_OPERATOR_APIS, **MPI_OPERATOR_APIS}.items():
+            plural = f"{kind.lower()}s"
+            wanted = api_version.rsplit("/", 1)[1]
+            for version in (wanted, *(v for v in versions if v != wanted)):
+                if plural in (versions[version] or ()):
+                    served[kind] = f"kubeflow.org/{version}"
+                    break
+        knative: dict[str, Any] | None = None
+        if "services" in (await self._resources(L.KNATIVE_API_VERSION) or ()):
+            knative = await self._knative_features()
+        return served, knative
+
+    async def _knative_features(self) -> dict[str, Any]:
+        path = f"{CONFIG_MAP.collection(KNATIVE_NAMESPACE)}/{KNATIVE_FEATURES_MAP}"
+        try:
+            features = await self._request("GET", path, what="read Knative's config-features")
+        except _Gone:
+            return {"features": {}}  # Knative's own defaults: every podspec flag disabled
+        except PermanentError:
+            # No right to read it: assume the flags berth documents as prerequisites.
+            log.warning("cannot read %s/%s", KNATIVE_NAMESPACE, KNATIVE_FEATURES_MAP)
+            return {"features": dict(KNATIVE_FEATURES)}
+        data = features.get("data") or {}
+        labels = (features.get("metadata") or {}).get("labels") or {}
+        return {
+            "version": str(labels.get("app.kubernetes.io/version", "")),
+            "features": {k: str(v) for k, v in data.items() if not k.startswith("_")},
+        }
+
+    async def _discover_kai(self) -> dict[str, Any]:
+        kai: dict[str, Any] = {}
+        try:
+            shards = await self._request("GET", SHARDS_PATH, what="list KAI's scheduling shards")
+            kai["shards"] = sorted(
+                str((item.get("spec") or {}).get("partitionLabelValue") or "")
+                for item in shards.get("items") or ()
+            )
+        except _Gone:
+            pass  # no SchedulingShard CRD: an unsharded scheduler
+        try:
+            classes = await self._request("GET", PRIORITY_CLASSES_PATH, what="list priorities")
+            kai["priorityClasses"] = sorted(
+                str((item.get("metadata") or {}).get("name")) for item in classes.get("items") or ()
+            )
+        except (_Gone, PermanentError):
+            pass
+        return kai
 
     async def _stored_config(self) -> dict[str, Any] | None:
         path = f"{CONFIG_MAP.collection(self._config_namespace)}/{self._config_map}"

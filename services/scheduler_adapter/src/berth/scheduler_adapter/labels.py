@@ -13,8 +13,8 @@ NODE_POOL_LABEL = "kai.scheduler/node-pool"
 GPU_FRACTION_ANNOTATION = "gpu-fraction"
 GPU_FRACTION_DEVICES_ANNOTATION = "gpu-fraction-num-devices"
 GPU_MEMORY_ANNOTATION = "gpu-memory"
+# Set on each pod by KAI's podgrouper, which builds the workload's PodGroup itself.
 POD_GROUP_ANNOTATION = "pod-group-name"
-POD_GROUP_API_VERSION = "scheduling.run.ai/v2alpha2"
 
 # Node label carrying a node's type (Run:ai's ``nodeType`` placement field).
 NODE_TYPE_LABEL = "run.ai/type"
@@ -50,6 +50,9 @@ AUTHORIZED_GROUPS_ANNOTATION = "berth.dev/authorized-groups"  # comma-separated 
 TOOL_TYPE_ANNOTATION = "berth.dev/tool-type"
 TOOL_NAME_ANNOTATION = "berth.dev/tool-name"
 TOOL_URL_ANNOTATION = "berth.dev/tool-url"
+
+# The spec's related URLs (JSON list of {url, type, name}), on every object of the workload.
+RELATED_URLS_ANNOTATION = "berth.dev/related-urls"
 
 # A line the top object carries for the workload's phase message, when the cluster runs the
 # workload differently from what was asked (e.g. scale-to-zero without Knative).

@@ -12,13 +12,26 @@ from berth.contracts.workload import (
     WorkloadSubmission,
     WorkspaceSubmission,
 )
-from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities
+from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities, from_config
 from berth.scheduler_adapter.rendering.distributed import render_distributed
 from berth.scheduler_adapter.rendering.inference import render_inference
 from berth.scheduler_adapter.rendering.training import render_training
 from berth.scheduler_adapter.rendering.workspace import render_workspace
 
-__all__ = ["ClusterCapabilities", "render"]
+__all__ = ["ClusterCapabilities", "from_config", "render", "scheduling_ref"]
+
+_NO_CAPABILITIES = ClusterCapabilities()
+
+
+def scheduling_ref(
+    workload: WorkloadRef, submission: WorkloadSubmission, caps: ClusterCapabilities
+) -> WorkloadRef:
+    """``workload`` with the queue KAI schedules it in: with queues per node pool (the shard
+    convention), the project queue's one for the workload's pool."""
+    pools = submission.spec.nodePools
+    if not caps.kai.queuePerNodePool or not pools:
+        return workload
+    return workload.model_copy(update={"queue": f"{workload.queue}-{pools[0]}"})
 
 
 def render(
@@ -26,14 +39,17 @@ def render(
     submission: WorkloadSubmission,
     *,
     trace_id: str | None,
-    capabilities: ClusterCapabilities = ClusterCapabilities(),
+    capabilities: ClusterCapabilities = _NO_CAPABILITIES,
 ) -> list[dict[str, Any]]:
     """Kubernetes objects for ``submission``, as plain dicts.
 
     One of them is the top object (``backend.is_top``): the workload's status is read from it
     and the others are owned by it, except persistent claims, which outlive the workload. The
     owner references carry no uid yet; a backend that needs one applies the top object first.
-    ``capabilities`` says what the target cluster offers (Knative changes inference)."""
+    ``capabilities`` says what the target cluster offers (Knative changes inference, queues per
+    node pool change the queue); whether the cluster can run the result at all is
+    ``berth.contracts.runnable.check``'s question."""
+    workload = scheduling_ref(workload, submission, capabilities)
     if isinstance(submission, TrainingSubmission):
         return render_training(workload, submission, trace_id)
     if isinstance(submission, WorkspaceSubmission):

@@ -46,7 +46,7 @@ TERMINATION_GRACE = 1.0  # pods of a stopped workload take this long to go
 PULL_BACKOFF_DELAY = 2.0  # ErrImagePull → ImagePullBackOff
 RETRY_BASE, RETRY_CAP = 10.0, 360.0  # the Job controller's backoff between failed attempts
 RESTART_BASE, RESTART_CAP = 10.0, 300.0  # the kubelet's CrashLoopBackOff
-DERIVED_CONFIG_KEYS = frozenset({"nodePools", "gpus"})
+DERIVED_CONFIG_KEYS = frozenset({"nodePools", "gpus", "capabilities"})
 
 # (due time, tie-breaker, workload, its epoch when queued, action, pods concerned); a
 # scheduling pass concerns no workload and has None there.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 
 from berth.contracts.events import (
@@ -13,37 +14,60 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import RenderRequest
-from berth.contracts.subjects import RPC_RENDER
+from berth.contracts.roles import SCHEDULER_ADAPTER
+from berth.contracts.subjects import rpc_render
 from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend
 from berth.shared.service import Service, Subscription
 
 
+@dataclass(frozen=True)
+class Durables:
+    """The durable consumers of one cluster's agent. Each agent has its own, so that several
+    agents (one per cluster) each see every event and act only on their cluster's."""
+
+    approved: str
+    actions: str
+    config: str
+
+    @classmethod
+    def of(cls, cluster_id: str) -> Durables:
+        # The names are declared with the events (their CONSUMERS), which the NATS
+        # permissions are generated from.
+        return cls(
+            approved=PolicyApprovedV1.durable(SCHEDULER_ADAPTER, cluster_id),
+            actions=WorkloadActionAuthorizedV1.durable(SCHEDULER_ADAPTER, cluster_id),
+            config=ClusterConfigDesiredV1.durable(SCHEDULER_ADAPTER, cluster_id),
+        )
+
+
 def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None:
+    durables = Durables.of(cluster_id)
     service.subscribe(
         Subscription(
             PolicyApprovedV1,
-            "scheduler-adapter-approved",
-            partial(handlers.schedule_workloads, backend=backend),
+            durables.approved,
+            partial(handlers.schedule_workloads, backend=backend, cluster_id=cluster_id),
             "schedule",
         )
     )
     service.subscribe(
         Subscription(
             WorkloadActionAuthorizedV1,
-            "scheduler-adapter-actions",
-            partial(handlers.act_on_actions, backend=backend),
+            durables.actions,
+            partial(handlers.act_on_actions, backend=backend, cluster_id=cluster_id),
             "act",
         )
     )
-    # Each cluster's agent has its own durable, so every agent sees every desired-config event.
     service.subscribe(
         Subscription(
             ClusterConfigDesiredV1,
-            f"scheduler-adapter-config-{cluster_id}",
+            durables.config,
             partial(handlers.apply_desired_config, backend=backend, cluster_id=cluster_id),
             "apply cluster config",
         )
     )
-    service.respond(RPC_RENDER, RenderRequest, partial(handlers.render_query, backend=backend))
+    service.respond(
+        rpc_render(cluster_id), RenderRequest, partial(handlers.render_query, backend=backend)
+    )
     service.publishes(WorkloadScheduledV1, WorkloadPhaseChangedV1, ClusterConfigReportedV1)

@@ -1,6 +1,7 @@
-"""The scheduler-adapter's schema: what it applied, and the last phase it reported."""
+"""The scheduler-adapter's schema: what it applied, the last phase it reported, and which
+cluster's agent the schema belongs to."""
 
-from sqlalchemy import Column, DateTime, Float, Table, Text, func
+from sqlalchemy import Column, DateTime, Float, Integer, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
 from berth.shared.db import service_metadata
@@ -24,4 +25,15 @@ workloads = Table(
     # What the workload counts against its project's quota (see admission.py).
     Column("project", Text, nullable=True, index=True),
     Column("gpus", Float, nullable=False, server_default="0"),
+)
+
+# One row: the cluster whose agent keeps its state here. Two agents must never share a schema
+# (their inboxes would swallow each other's events and a restart would re-apply the other
+# cluster's workloads), so an agent refuses to start on another cluster's database.
+agent = Table(
+    "agent",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("cluster_id", Text, nullable=False),
+    Column("since", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )

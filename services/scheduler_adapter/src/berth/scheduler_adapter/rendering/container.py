@@ -98,8 +98,14 @@ def container_security(spec: BaseSpec) -> dict[str, Any]:
 
 
 def container(
-    spec: BaseSpec, name: str, extra_ports: list[dict[str, Any]] | None = None
+    spec: BaseSpec,
+    name: str,
+    extra_ports: list[dict[str, Any]] | None = None,
+    *,
+    spec_ports: bool = True,
 ) -> dict[str, Any]:
+    """The main container; ``spec_ports`` False exposes only ``extra_ports`` (Knative admits
+    a single container port)."""
     result: dict[str, Any] = {"name": name}
     if spec.image:
         result["image"] = spec.image
@@ -116,7 +122,7 @@ def container(
     env = [env_var(item) for item in spec.environmentVariables or () if not item.exclude]
     if env:
         result["env"] = env
-    exposed = ports(spec, extra_ports)
+    exposed = ports(spec, extra_ports) if spec_ports else list(extra_ports or ())
     if exposed:
         result["ports"] = exposed
     probe = readiness_probe(

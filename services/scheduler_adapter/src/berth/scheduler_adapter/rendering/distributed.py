@@ -1,10 +1,15 @@
-"""Distributed → a Kubeflow job (PyTorchJob, TFJob, XGBoostJob or MPIJob) plus its gang PodGroup.
+"""Distributed → a Kubeflow job (PyTorchJob, TFJob, XGBoostJob or MPIJob).
 
-Gang scheduling: we render the KAI PodGroup ourselves (minMember = every replica) and point each
-pod at it with the ``pod-group-name`` annotation, rather than leaving it to KAI's pod-grouper
-heuristics per framework. The gang size is then part of the desired state we apply, visible to
-any backend (the simulated cluster reads it from the same manifests), and identical whichever
-framework runs the job.
+Gang scheduling is KAI's: its podgrouper builds a PodGroup for every Kubeflow job
+(``pg-<job>-<uid>``) and points each pod at it, with the gang size its framework plugin reads off
+the job: every replica, or for elastic PyTorch ``elasticPolicy.minReplicas``. berth renders no
+PodGroup of its own (the podgrouper would leave it empty, Pending forever).
+
+Upstream rules the job follows: the training-operator refuses an XGBoostJob without a Master
+(its webhook), and sets neither MASTER_ADDR/RANK nor the elastic variables for a PyTorchJob
+with neither a Master nor an elasticPolicy, so a workers-only PyTorch job gets an elastic policy
+of exactly its workers. The mpi-operator runs sshd in a worker only when the worker has no
+command, and the launcher runs mpirun: the command goes to the launcher, which needs no GPU.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ from berth.contracts.workload import (
     DistributedSpec,
     DistributedSubmission,
 )
-from berth.scheduler_adapter import labels as L
-from berth.scheduler_adapter.rendering.metadata import object_meta, owned
+from berth.scheduler_adapter.rendering.metadata import object_meta
 from berth.scheduler_adapter.rendering.pod import pod_template
 from berth.scheduler_adapter.rendering.storage import RenderedStorage, render_storage
+from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 from berth.scheduler_adapter.rendering.training import backoff_limit, claims, ttl_seconds
 
 
@@ -34,7 +39,8 @@ class Framework:
     replica_specs: str
     master_role: str
     container: str
-    # MPI cannot start without its launcher, so "workers only" still gets one.
+    # MPI cannot start without its launcher, nor XGBoost without its master (the operator's
+    # webhook refuses the job); "workers only" still gets one.
     master_required: bool = False
 
 
@@ -43,16 +49,14 @@ FRAMEWORKS: dict[str, Framework] = {
         "kubeflow.org/v1", "PyTorchJob", "pytorchReplicaSpecs", "Master", "pytorch"
     ),
     "TF": Framework("kubeflow.org/v1", "TFJob", "tfReplicaSpecs", "Chief", "tensorflow"),
-    "XGBoost": Framework("kubeflow.org/v1", "XGBoostJob", "xgbReplicaSpecs", "Master", "xgboost"),
+    "XGBoost": Framework(
+        "kubeflow.org/v1", "XGBoostJob", "xgbReplicaSpecs", "Master", "xgboost", True
+    ),
     "MPI": Framework("kubeflow.org/v2beta1", "MPIJob", "mpiReplicaSpecs", "Launcher", "mpi", True),
 }
 
 # The training operator restarts a failed replica in place and counts it against backoffLimit.
 RESTART_POLICY = "OnFailure"
-
-
-def pod_group_name(workload: WorkloadRef) -> str:
-    return f"pg-{workload.name}"
 
 
 def master_spec(submission: DistributedSubmission, framework: Framework) -> CommonSpec | None:
@@ -64,13 +68,39 @@ def master_spec(submission: DistributedSubmission, framework: Framework) -> Comm
     return submission.spec
 
 
-def elastic_policy(spec: DistributedSpec) -> dict[str, int] | None:
+def elastic_policy(spec: DistributedSpec, has_master: bool) -> dict[str, int] | None:
     policy = {
         name: value
         for name, value in (("minReplicas", spec.minReplicas), ("maxReplicas", spec.maxReplicas))
         if value is not None
     }
+    if not policy and not has_master:
+        # Without a master the operator tells the pods how to meet only through elastic
+        # rendezvous (PET_* variables); a fixed-size one is the workers, all of them.
+        workers = spec.numWorkers or DEFAULT_NUM_WORKERS
+        policy = {"minReplicas": workers, "maxReplicas": workers}
     return policy or None
+
+
+def without_gpus(spec: CommonSpec) -> CommonSpec:
+    """``spec`` asking for no GPU (an MPI launcher only starts mpirun)."""
+    compute = spec.compute
+    if compute is None:
+        return spec
+    cpu_only = compute.model_copy(
+        update=dict.fromkeys(
+            (
+                "gpuDevicesRequest",
+                "gpuRequestType",
+                "gpuPortionRequest",
+                "gpuPortionLimit",
+                "gpuMemoryRequest",
+                "gpuMemoryLimit",
+                "migProfile",
+            )
+        )
+    )
+    return spec.model_copy(update={"compute": cpu_only})
 
 
 def render_distributed(
@@ -78,7 +108,7 @@ def render_distributed(
 ) -> list[dict[str, Any]]:
     spec = submission.spec
     framework = FRAMEWORKS[spec.distributedFramework]
-    group = pod_group_name(workload)
+    mpi = framework.kind == "MPIJob"
 
     def replica(role_spec: CommonSpec, count: int, storage: RenderedStorage) -> dict[str, Any]:
         template = pod_template(
@@ -87,7 +117,7 @@ def render_distributed(
             trace_id=trace_id,
             restart_policy=RESTART_POLICY,
             container_name=framework.container,
-            extra_annotations={L.POD_GROUP_ANNOTATION: group},
+            ports=tool_ports(connections(role_spec)),
             storage=storage,
         )
         return {"replicas": count, "restartPolicy": RESTART_POLICY, "template": template}
@@ -102,10 +132,13 @@ def render_distributed(
         if master is not spec:
             master_storage = render_storage(workload, master, trace_id, role="master")
             storages.append(master_storage)
-        replicas[framework.master_role] = replica(master, 1, master_storage)
+        replicas[framework.master_role] = replica(
+            without_gpus(master) if mpi else master, 1, master_storage
+        )
     workers = spec.numWorkers or DEFAULT_NUM_WORKERS
-    replicas["Worker"] = replica(spec, workers, worker_storage)
-    members = workers + (1 if master is not None else 0)
+    # MPI workers keep the image's entry point: the operator starts sshd there for mpirun.
+    worker = spec.model_copy(update={"command": None, "args": None}) if mpi else spec
+    replicas["Worker"] = replica(worker, workers, worker_storage)
 
     job_spec: dict[str, Any] = {
         "runPolicy": {
@@ -114,23 +147,19 @@ def render_distributed(
         },
         framework.replica_specs: replicas,
     }
-    if framework.kind == "MPIJob":
+    if mpi:
         job_spec["slotsPerWorker"] = spec.slotsPerWorker or DEFAULT_SLOTS_PER_WORKER
-    elastic = elastic_policy(spec)
-    if elastic and framework.kind == "PyTorchJob":
-        job_spec["elasticPolicy"] = elastic
+    if framework.kind == "PyTorchJob":
+        elastic = elastic_policy(spec, master is not None)
+        if elastic:
+            job_spec["elasticPolicy"] = elastic
 
-    pod_group = {
-        "apiVersion": L.POD_GROUP_API_VERSION,
-        "kind": "PodGroup",
-        "metadata": object_meta(workload, spec, trace_id, name=group),
-        "spec": {"minMember": members, "queue": workload.queue},
-    }
     job = {
         "apiVersion": framework.api_version,
         "kind": framework.kind,
         "metadata": object_meta(workload, spec, trace_id),
         "spec": job_spec,
     }
-    owned([pod_group], job)
-    return [pod_group, job, *(c for storage in storages for c in claims(storage, job))]
+    # The workers' tool connections, served by every pod that exposes the port.
+    services = tool_services(workload, spec, trace_id, job, connections(spec))
+    return [job, *services, *(c for storage in storages for c in claims(storage, job))]

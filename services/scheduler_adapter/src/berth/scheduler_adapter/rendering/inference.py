@@ -3,10 +3,10 @@
 
 Knative: the KPA autoscaler scales on requests per second or concurrency and can scale to zero;
 latency is not a KPA metric, so it goes to the HPA class with a custom ``latency`` metric. The
-pod template uses fields Knative only accepts with its ``kubernetes.podspec-schedulername``,
-``kubernetes.podspec-affinity``, ``kubernetes.podspec-tolerations``,
-``kubernetes.podspec-persistent-volume-claim`` and ``kubernetes.podspec-init-containers``
-features enabled (config-features), which a KAI-scheduled cluster needs anyway.
+container exposes the serving port only: Knative admits one port, and refuses its reserved ones.
+The pod template uses fields Knative accepts only with ``config-features`` flags on (the
+scheduler name always); ``berth.contracts.runnable.knative_features`` lists the flags a spec
+needs and ``check`` refuses a spec whose flags the cluster does not enable.
 
 Without Knative nothing can wake a service from zero replicas, so at least one runs and the top
 object says so in ``berth.dev/phase-note``, which becomes the workload's phase message.
@@ -30,6 +30,7 @@ from berth.scheduler_adapter.rendering.container import container_port
 from berth.scheduler_adapter.rendering.metadata import object_meta, owned, selector
 from berth.scheduler_adapter.rendering.pod import pod_template
 from berth.scheduler_adapter.rendering.storage import render_storage
+from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 from berth.scheduler_adapter.rendering.training import claims
 
 DEFAULT_SERVING_PORT = 8000
@@ -121,6 +122,7 @@ def _knative(
         container_name=workload.name,
         # Knative routes to one port and tells HTTP/1 from HTTP/2 (gRPC) by its name.
         ports=[{"containerPort": port, "name": "h2c" if protocol == "grpc" else "http1"}],
+        spec_ports=False,
         extra_annotations=knative_annotations(spec),
         storage=storage,
         extra_env=model_env(spec),
@@ -175,13 +177,15 @@ def _deployment(
     spec = submission.spec
     port, protocol = serving_port(submission)
     storage = render_storage(workload, spec, trace_id)
+    # The serving port has its Service below; other tool connections get their own.
+    tools = [item for item in connections(spec) if item.port != port]
     template = pod_template(
         workload,
         spec,
         trace_id=trace_id,
         restart_policy="Always",
         container_name=workload.name,
-        ports=[container_port(port, protocol)],
+        ports=[container_port(port, protocol), *tool_ports(tools)],
         storage=storage,
         extra_env=model_env(spec),
     )
@@ -210,7 +214,13 @@ def _deployment(
     }
     owned([service], deployment)
     hpa = _autoscaler(workload, spec, trace_id, deployment)
-    return [deployment, service, *([hpa] if hpa else []), *claims(storage, deployment)]
+    return [
+        deployment,
+        service,
+        *([hpa] if hpa else []),
+        *tool_services(workload, spec, trace_id, deployment, tools),
+        *claims(storage, deployment),
+    ]
 
 
 def render_inference(

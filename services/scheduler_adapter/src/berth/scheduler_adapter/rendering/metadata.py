@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from berth.contracts.events import WorkloadRef
-from berth.contracts.workload import (
-    DEFAULT_WORKSPACE_PRIORITY_CLASS,
-    BaseSpec,
-    NameValue,
-    TrainingSpec,
-    WorkspaceSpec,
-)
+from berth.contracts.runnable import kai_priority_class
+from berth.contracts.workload import BaseSpec, NameValue
 from berth.scheduler_adapter import labels as L
 
 
@@ -32,16 +28,9 @@ def selector(workload: WorkloadRef) -> dict[str, Any]:
 
 
 def priority_class(spec: BaseSpec) -> str | None:
-    if isinstance(spec, WorkspaceSpec):
-        if spec.priorityClass:
-            return spec.priorityClass
-        # Over-quota workspaces must be preemptible; in quota they default to "build".
-        return (
-            "interactive-preemptible" if spec.allowOverQuota else DEFAULT_WORKSPACE_PRIORITY_CLASS
-        )
-    if isinstance(spec, TrainingSpec):
-        return spec.priorityClass
-    return None
+    # KAI ships train, build-preemptible, build and inference; Run:ai's interactive-preemptible
+    # is KAI's build-preemptible (a missing class would silently fall back to priority 0).
+    return kai_priority_class(spec)
 
 
 def workload_labels(workload: WorkloadRef, spec: BaseSpec) -> dict[str, str]:
@@ -71,11 +60,17 @@ def workload_annotations(
 def object_meta(
     workload: WorkloadRef, spec: BaseSpec, trace_id: str | None, *, name: str | None = None
 ) -> dict[str, Any]:
+    annotations = workload_annotations(workload, spec, trace_id)
+    if spec.relatedUrls:
+        # For consoles and the CLI to link to; no controller reads it.
+        annotations[L.RELATED_URLS_ANNOTATION] = json.dumps(
+            [url.model_dump(exclude_none=True) for url in spec.relatedUrls], sort_keys=True
+        )
     return {
         "name": name or workload.name,
         "namespace": workload.namespace,
         "labels": workload_labels(workload, spec),
-        "annotations": workload_annotations(workload, spec, trace_id),
+        "annotations": annotations,
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from berth.contracts.workload import BaseSpec, Toleration
+from berth.contracts.workload import BaseSpec, PodAffinity, Toleration
 from berth.scheduler_adapter import labels as L
 
 
@@ -45,10 +45,29 @@ def toleration(item: Toleration) -> dict[str, Any]:
     return result
 
 
-def placement(spec: BaseSpec) -> dict[str, Any]:
-    """Pod-spec fields that steer scheduling."""
+def pod_affinity(rule: PodAffinity | None, own_pods: dict[str, Any]) -> dict[str, Any] | None:
+    """Run:ai's pod affinity: the workload's pods together on nodes sharing the value of the
+    topology key ``rule.key`` (the same node, zone, ...). The first pod matches no other, which
+    Kubernetes lets through for a term its own labels satisfy."""
+    if rule is None:
+        return None
+    term = {"labelSelector": own_pods, "topologyKey": rule.key}
+    if rule.type == "Required":
+        return {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    return {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}
+        ]
+    }
+
+
+def placement(spec: BaseSpec, own_pods: dict[str, Any]) -> dict[str, Any]:
+    """Pod-spec fields that steer scheduling; ``own_pods`` selects the workload's pods."""
     result: dict[str, Any] = {}
-    affinity = node_affinity(spec.nodePools)
+    affinity = node_affinity(spec.nodePools) or {}
+    together = pod_affinity(spec.podAffinity, own_pods)
+    if together:
+        affinity["podAffinity"] = together
     if affinity:
         result["affinity"] = affinity
     if spec.nodeType:

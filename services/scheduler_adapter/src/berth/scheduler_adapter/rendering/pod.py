@@ -8,10 +8,17 @@ from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import BaseSpec, Security
 from berth.scheduler_adapter import labels as L
 from berth.scheduler_adapter.rendering.container import container
-from berth.scheduler_adapter.rendering.metadata import workload_annotations, workload_labels
+from berth.scheduler_adapter.rendering.metadata import (
+    selector,
+    workload_annotations,
+    workload_labels,
+)
 from berth.scheduler_adapter.rendering.placement import placement
 from berth.scheduler_adapter.rendering.resources import gpu_sharing, shared_memory
 from berth.scheduler_adapter.rendering.storage import RenderedStorage
+
+HOME_VOLUME = "home"
+HOME_DIR = "/home/berth"
 
 
 def pod_security(spec: BaseSpec) -> dict[str, Any]:
@@ -51,17 +58,28 @@ def pod_template(
     extra_annotations: dict[str, str] | None = None,
     storage: RenderedStorage | None = None,
     extra_env: list[dict[str, Any]] | None = None,
+    spec_ports: bool = True,
 ) -> dict[str, Any]:
     annotations = workload_annotations(workload, spec, trace_id)
     annotations.update(gpu_sharing(spec.compute) or {})
     annotations.update(extra_annotations or {})
-    main = container(spec, container_name, ports)
+    main = container(spec, container_name, ports, spec_ports=spec_ports)
     if extra_env:
         main["env"] = [*main.get("env", ()), *extra_env]
     volumes: list[dict[str, Any]] = []
     shm = shared_memory(spec.compute)
     if shm:
         volumes.append(shm[0])
+    if spec.createHomeDir:
+        # A writable home for whatever user the container runs as (images rarely have one
+        # for an arbitrary uid); it lives as long as the pod, like Run:ai's.
+        volumes.append({"name": HOME_VOLUME, "emptyDir": {}})
+        main["volumeMounts"] = [
+            *main.get("volumeMounts", ()),
+            {"name": HOME_VOLUME, "mountPath": HOME_DIR},
+        ]
+        if not any(item.get("name") == "HOME" for item in main.get("env", ())):
+            main["env"] = [*main.get("env", ()), {"name": "HOME", "value": HOME_DIR}]
     if storage is not None and storage.volumes:
         volumes.extend(storage.volumes)
         main["volumeMounts"] = [*main.get("volumeMounts", ()), *storage.mounts]
@@ -72,7 +90,7 @@ def pod_template(
     if storage is not None and storage.init_containers:
         pod_spec["initContainers"] = storage.init_containers
     pod_spec["containers"] = [main]
-    pod_spec.update(placement(spec))
+    pod_spec.update(placement(spec, selector(workload)))
     pod_spec.update(pod_security(spec))
     if volumes:
         pod_spec["volumes"] = volumes

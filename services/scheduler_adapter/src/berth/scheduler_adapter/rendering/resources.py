@@ -37,6 +37,9 @@ def resources(compute: Compute | None) -> dict[str, Any]:
         limits[f"{L.MIG_RESOURCE_PREFIX}{compute.migProfile}"] = "1"
     elif gpu_sharing(compute) is None and compute.gpuDevicesRequest:
         limits[L.GPU_RESOURCE] = str(compute.gpuDevicesRequest)
+    elif gpu_sharing(compute) is None and compute.gpuPortionRequest:
+        # A portion of 1 whose device count a policy did not fill in: one whole GPU.
+        limits[L.GPU_RESOURCE] = "1"
     for extended in compute.extendedResources or ():
         if not extended.exclude:
             limits[extended.resource] = extended.quantity or "1"
@@ -53,6 +56,10 @@ def gpu_sharing(compute: Compute | None) -> dict[str, str] | None:
     if compute is None or compute.gpuDevicesRequest == 0:
         return None
     if compute.gpuPortionRequest is not None:
+        if compute.gpuPortionRequest >= 1:
+            # KAI's gpu-request validator accepts a fraction only in (0, 1): all of a GPU is
+            # a whole device.
+            return None
         return {L.GPU_FRACTION_ANNOTATION: f"{compute.gpuPortionRequest:g}"}
     if compute.gpuMemoryRequest:
         mebibytes = math.ceil(quantity_to_bytes(compute.gpuMemoryRequest) / MIB)

@@ -175,7 +175,8 @@ def _nfs(out: RenderedStorage, index: int, nfs: Nfs) -> None:
 def _host_path(out: RenderedStorage, index: int, host: HostPath) -> None:
     volume = dns_label(f"host-{host.name or index}")
     out.volumes.append({"name": volume, "hostPath": {"path": host.path}})
-    mount = _mount(volume, host.mountPath, host.readOnly)
+    # Read-only unless asked otherwise, as Run:ai: a writable node directory is the exception.
+    mount = _mount(volume, host.mountPath, True if host.readOnly is None else host.readOnly)
     if host.mountPropagation:
         mount["mountPropagation"] = host.mountPropagation
     out.mounts.append(mount)

@@ -15,6 +15,7 @@ from berth.contracts.workload import (
 from berth.scheduler_adapter.rendering.metadata import object_meta, owned
 from berth.scheduler_adapter.rendering.pod import pod_template
 from berth.scheduler_adapter.rendering.storage import RenderedStorage, render_storage
+from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 
 
 def backoff_limit(spec: CommonSpec) -> int:
@@ -24,6 +25,19 @@ def backoff_limit(spec: CommonSpec) -> int:
 def ttl_seconds(spec: BaseSpec) -> int:
     seconds = spec.autoDeletionTimeAfterCompletionSeconds
     return DEFAULT_AUTO_DELETION_SECONDS if seconds is None else seconds
+
+
+def preemption_policy(terminate: bool) -> dict[str, Any]:
+    """What a preempted pod (condition DisruptionTarget) does to the Job: fail it, or be
+    replaced without counting against backoffLimit, as a requeue."""
+    return {
+        "rules": [
+            {
+                "action": "FailJob" if terminate else "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            }
+        ]
+    }
 
 
 def render_training(
@@ -39,13 +53,17 @@ def render_training(
         job_spec["completions"] = spec.completions
     if spec.parallelism is not None:
         job_spec["parallelism"] = spec.parallelism
+    if spec.terminateAfterPreemption is not None:
+        job_spec["podFailurePolicy"] = preemption_policy(spec.terminateAfterPreemption)
     storage = render_storage(workload, spec, trace_id)
+    tools = connections(spec)
     job_spec["template"] = pod_template(
         workload,
         spec,
         trace_id=trace_id,
         restart_policy="Never",
         container_name=workload.name,
+        ports=tool_ports(tools),
         storage=storage,
     )
     job = {
@@ -54,7 +72,7 @@ def render_training(
         "metadata": object_meta(workload, spec, trace_id),
         "spec": job_spec,
     }
-    return [job, *claims(storage, job)]
+    return [job, *tool_services(workload, spec, trace_id, job, tools), *claims(storage, job)]
 
 
 def claims(storage: RenderedStorage, top: dict[str, Any]) -> list[dict[str, Any]]:

@@ -190,11 +190,12 @@ class Capacity:
         allocation.node.pool.release(allocation)
 
     def place(
-        self, demands: Sequence[PodDemand], *, gang: bool
+        self, demands: Sequence[PodDemand], *, gang: int = 1
     ) -> tuple[list[Allocation | None], str]:
-        """Allocations (None where a pod did not fit) and the reason for the first misfit."""
-        if gang:
-            return self._place_gang(demands)
+        """Allocations (None where a pod did not fit) and the reason for the first misfit;
+        with ``gang`` above 1, at least that many pods are placed together or none is."""
+        if gang > 1:
+            return self._place_gang(demands, min(gang, len(demands)))
         placed: list[Allocation | None] = []
         reason = ""
         for demand in demands:
@@ -206,24 +207,23 @@ class Capacity:
             placed.append(allocation)
         return placed, reason
 
-    def _place_gang(self, demands: Sequence[PodDemand]) -> tuple[list[Allocation | None], str]:
-        # A gang lives in one pool, as KAI schedules a pod group within a single node pool.
+    def _place_gang(
+        self, demands: Sequence[PodDemand], minimum: int
+    ) -> tuple[list[Allocation | None], str]:
+        # A gang lives in one pool, as KAI schedules a pod group within a single node pool;
+        # pods beyond its minimum (an elastic job's) are placed there too when they fit.
         pools = [pool for pool in self.pools_for(demands[0]) if self._allowed(pool, demands)]
-        needed = sum(demand.gpu_total_milli for demand in demands)
+        needed = sum(demand.gpu_total_milli for demand in demands[:minimum])
         for pool in pools:
             if needed > pool.free_milli:
                 continue
-            placed: list[Allocation] = []
-            for demand in demands:
-                allocation = pool.place(demand)
-                if allocation is None:
-                    break
-                placed.append(allocation)
-            else:
-                return list(placed), ""
+            placed: list[Allocation | None] = [pool.place(demand) for demand in demands]
+            if sum(allocation is not None for allocation in placed) >= minimum:
+                return placed, ""
             for allocation in placed:
-                pool.release(allocation)
-        return [None] * len(demands), self._explain_gang(demands, pools, needed)
+                if allocation is not None:
+                    pool.release(allocation)
+        return [None] * len(demands), self._explain_gang(demands[:minimum], pools, needed)
 
     def _allowed(self, pool: Pool, demands: Sequence[PodDemand]) -> bool:
         return all(pool in self.pools_for(demand) for demand in demands[1:])

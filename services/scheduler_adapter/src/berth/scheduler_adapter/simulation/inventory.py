@@ -9,7 +9,17 @@ from typing import Any
 
 import yaml
 
+from berth.contracts.capabilities import (
+    KNATIVE_FEATURES,
+    ClusterCapabilities,
+    KaiCapabilities,
+    KnativeCapabilities,
+)
 from berth.scheduler_adapter.simulation.quantity import millis, units
+
+KAI_VERSION = "v0.17.0"
+TRAINING_OPERATOR_VERSION = "v1.9.0"
+KNATIVE_VERSION = "1.23.0"
 
 
 @dataclass(frozen=True)
@@ -77,11 +87,31 @@ class Inventory:
     knative: bool = False
     version: str = "1.29.0"
     extra_config: Mapping[str, Any] = field(default_factory=dict)
+    # What the cluster reports it runs; None: the default_capabilities of this inventory.
+    capabilities: ClusterCapabilities | None = None
 
     def __post_init__(self) -> None:
         labels = [pool.label_value for pool in self.node_pools]
         if len(set(labels)) != len(labels):
             raise ValueError("node pools must have distinct labels")
+
+    def default_capabilities(self) -> ClusterCapabilities:
+        """KAI with a scheduling shard per node pool (and the default shard for unlabelled
+        nodes), the training-operator v1 and the mpi-operator, and Knative with every flag
+        berth needs when ``knative`` is on. Every simulated node carries its pool's label, yet
+        a workload that names no pool is placed in any pool, as if the default shard saw every
+        node: a real cluster's default shard sees only unlabelled nodes."""
+        knative = (
+            KnativeCapabilities(version=KNATIVE_VERSION, features=dict(KNATIVE_FEATURES))
+            if self.knative
+            else None
+        )
+        shards = ["", *(pool.label_value for pool in self.node_pools)]
+        return ClusterCapabilities(
+            kai=KaiCapabilities(version=KAI_VERSION, shards=shards),
+            trainingOperator=TRAINING_OPERATOR_VERSION,
+            knative=knative,
+        )
 
     @classmethod
     def default(
@@ -109,8 +139,9 @@ class Inventory:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Inventory:
-        """``{"cluster": {...}, "nodePools": [{"name", "nodes", "gpusPerNode", ...}]}``."""
-        unknown = sorted(set(data) - {"cluster", "nodePools"})
+        """``{"cluster": {...}, "nodePools": [{"name", "nodes", "gpusPerNode", ...}],
+        "capabilities": {...}}`` (capabilities as ``ClusterCapabilities``; optional)."""
+        unknown = sorted(set(data) - {"cluster", "nodePools", "capabilities"})
         if unknown:
             raise ValueError(f"unknown inventory setting(s): {', '.join(unknown)}")
         # Cluster settings berth does not know yet are kept: a real cluster's public config can
@@ -121,7 +152,11 @@ class Inventory:
             NodePoolSpec(**_renamed(pool, _POOL_KEYS, "node pool"))
             for pool in data.get("nodePools") or ()
         )
-        return cls(node_pools=pools, extra_config=cluster, **known)
+        capabilities = data.get("capabilities")
+        reported = (
+            None if capabilities is None else ClusterCapabilities.model_validate(capabilities)
+        )
+        return cls(node_pools=pools, extra_config=cluster, capabilities=reported, **known)
 
     @classmethod
     def from_yaml(cls, text: str) -> Inventory:
@@ -145,4 +180,7 @@ class Inventory:
             "workloadOwnershipProtection": self.workload_ownership_protection,
             "knative": self.knative,
             "clusterVersion": self.version,
+            "capabilities": (self.capabilities or self.default_capabilities()).model_dump(
+                mode="json"
+            ),
         }

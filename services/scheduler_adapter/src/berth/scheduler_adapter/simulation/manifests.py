@@ -24,9 +24,9 @@ DEFAULT_STARTUP = 1.0
 FAIL_MODES = frozenset({"crash", "image-pull"})
 # Runtimes and start-up times the simulation accepts: up to a year.
 MAX_SIMULATED_SECONDS = 365 * 24 * 3600.0
-# Values of the PriorityClasses a Run:ai cluster installs. A pod naming none (or one the cluster
-# lacks) gets Kubernetes' default priority, 0.
-PRIORITY_VALUES = {"inference": 125, "build": 100, "interactive-preemptible": 75, "train": 50}
+# Values of the PriorityClasses KAI installs. A pod naming none (or one the cluster lacks)
+# gets Kubernetes' default priority, 0.
+PRIORITY_VALUES = {"inference": 125, "build": 100, "build-preemptible": 75, "train": 50}
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class WorkloadShape:
     name: str
     pods: tuple[tuple[str, PodDemand], ...]  # (pod name, demand) for every pod wanted
     image: str
-    gang: bool
+    gang: int  # pods KAI must place together before any runs (its podgrouper's minAvailable)
     finite: bool  # runs to completion (Job, Kubeflow job) rather than until stopped
     backoff_limit: int
     ttl_seconds: float | None
@@ -70,7 +70,7 @@ def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
         name=name,
         pods=pods,
         image=_first_image(templates),
-        gang=kind in KUBEFLOW_KINDS or _gang_size(objects, templates) > 1,
+        gang=gang_size(kind, spec, len(pods)),
         finite=finite,
         backoff_limit=DEFAULT_BACKOFF_LIMIT if backoff is None else int(backoff),
         ttl_seconds=float(ttl) if finite and ttl is not None else None,
@@ -117,20 +117,19 @@ def _first_image(templates: list[tuple[str, Mapping[str, Any]]]) -> str:
     return ""
 
 
-def _gang_size(
-    objects: Sequence[Mapping[str, Any]], templates: list[tuple[str, Mapping[str, Any]]]
-) -> int:
-    groups = {
-        obj["metadata"]["name"]: int((obj.get("spec") or {}).get("minMember", 1))
-        for obj in objects
-        if obj.get("kind") == "PodGroup"
-    }
-    for _, template in templates:
-        annotations = (template.get("metadata") or {}).get("annotations") or {}
-        group = annotations.get(L.POD_GROUP_ANNOTATION)
-        if group in groups:
-            return groups[group]
-    return 1
+def gang_size(kind: str, spec: Mapping[str, Any], pods: int) -> int:
+    """The minAvailable of the PodGroup KAI's podgrouper builds for the top object: every
+    replica of a Kubeflow job, unless runPolicy.schedulingPolicy.minAvailable or (PyTorch)
+    elasticPolicy.minReplicas says fewer; 1 for the other kinds, whose pods go one by one."""
+    if kind not in KUBEFLOW_KINDS:
+        return 1
+    scheduling = (spec.get("runPolicy") or {}).get("schedulingPolicy") or {}
+    if scheduling.get("minAvailable") is not None:
+        return int(scheduling["minAvailable"])
+    elastic = spec.get("elasticPolicy") or {}
+    if kind == "PyTorchJob" and elastic.get("minReplicas") is not None:
+        return int(elastic["minReplicas"])
+    return pods
 
 
 def _priority(top: Mapping[str, Any], templates: list[tuple[str, Mapping[str, Any]]]) -> int:

@@ -77,10 +77,13 @@ class PlacementQueue:
         self, workload: SimWorkload, pods: list[SimPod], misfits: dict[tuple[Any, ...], str]
     ) -> tuple[list[SimPod], bool]:
         demands = tuple(pod.demand for pod in pods)
-        signature = (demands, workload.shape.gang)
+        # Pods of the gang already bound count toward its minimum: the rest may go one by one.
+        bound = sum(1 for pod in workload.pods if pod.scheduled and pod.active)
+        gang = max(1, workload.shape.gang - bound)
+        signature = (demands, gang)
         reason = misfits.get(signature)
         if reason is None:
-            allocations, reason = self.capacity.place(demands, gang=workload.shape.gang)
+            allocations, reason = self.capacity.place(demands, gang=gang)
         else:
             allocations = [None] * len(pods)
         placed: list[SimPod] = []

@@ -12,7 +12,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-S = "scheduler_adapter"
+S = "cluster_sync"
 
 
 def upgrade() -> None:

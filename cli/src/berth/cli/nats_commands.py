@@ -1,0 +1,79 @@
+"""``berth nats-config``: the NATS accounts, users and permissions of a deployment, generated
+from the contracts (see ``berth.cli.nats_auth``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from berth.cli import endpoints, nats_auth
+from berth.cli.client import BerthUnavailable
+from berth.cli.common import NatsOpt, console, err, run_async
+from berth.contracts.roles import ADMIN, ROLES
+from berth.contracts.subjects import STREAMS
+from berth.shared.bus import connect, ensure_streams
+
+
+def nats_config(
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            help="Where the role keys (<role>.nk, kept when they exist) and nats-server.conf go.",
+        ),
+    ] = Path("nats-auth"),
+    clusters: Annotated[
+        list[str] | None,
+        typer.Option("--cluster", help="Cluster ids whose agents connect (repeat) [local]."),
+    ] = None,
+    table: Annotated[
+        bool, typer.Option("--table", help="Only print the permission table (Markdown).")
+    ] = False,
+) -> None:
+    """Print the nats-server configuration (one nkey user per role, least-privilege
+    permissions generated from the event contracts) and write it with one key per role."""
+    chosen = tuple(clusters or nats_auth.DEFAULT_CLUSTERS)
+    if table:
+        console.print(
+            nats_auth.markdown_table(chosen), markup=False, highlight=False, soft_wrap=True
+        )
+        return
+    config = nats_auth.ensure_credentials(directory, chosen)
+    console.print(config.read_text(), markup=False, highlight=False, soft_wrap=True)
+    err.print(
+        f"written: {config} (include it in the server's configuration) and one seed per role: "
+        + ", ".join(str(nats_auth.credential_file(directory, r)) for r in ROLES)
+        + f". Give each process its role's seed file in {nats_auth.CREDENTIALS_ENV}.",
+        markup=False,
+        highlight=False,
+    )
+
+
+def nats_streams(nats_url: NatsOpt = None) -> None:
+    """Create or update berth's JetStream streams, as an operator: with the admin credential
+    (BERTH_NATS_ADMIN_CREDENTIALS, or the one `berth up` made). Services never create streams;
+    they wait until these exist."""
+    url = endpoints.nats_url(nats_url)
+    credentials = endpoints.nats_credentials(url, ADMIN)
+
+    async def declare() -> None:
+        try:
+            nc = await connect(
+                url,
+                name="berth-nats-streams",
+                credentials=credentials,
+                role=ADMIN,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
+            )
+        except Exception as exc:
+            raise BerthUnavailable(f"cannot reach NATS at {url} as admin: {exc}") from None
+        try:
+            await ensure_streams(nc.jetstream())
+        finally:
+            await nc.close()
+
+    run_async(declare())
+    console.print("streams: " + ", ".join(STREAMS))

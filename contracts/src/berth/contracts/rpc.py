@@ -1,0 +1,90 @@
+"""Who serves each request-reply subject, and who may call it.
+
+With the ``PRODUCERS``/``CONSUMERS`` of every event, this is what the NATS permissions of each
+role are generated from (see ``berth.contracts.roles``).
+
+``ui`` may call the read-only queries and also the write queries UIs act through today
+(catalog assets put/delete, policy apply/validate/patch/delete): they are the request side of
+UI actions, each checked by the serving service and announced by the same events as the
+event-driven path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from berth.contracts.catalog import (
+    RPC_CATALOG_ASSETS_DELETE,
+    RPC_CATALOG_ASSETS_GET,
+    RPC_CATALOG_ASSETS_LIST,
+    RPC_CATALOG_ASSETS_PUT,
+    RPC_CATALOG_ASSETS_RESOLVE,
+)
+from berth.contracts.policy import (
+    RPC_POLICY_APPLY,
+    RPC_POLICY_DELETE,
+    RPC_POLICY_EFFECTIVE,
+    RPC_POLICY_GET,
+    RPC_POLICY_PATCH,
+    RPC_POLICY_VALIDATE,
+)
+from berth.contracts.roles import (
+    ADMIN,
+    CATALOG,
+    INTAKE,
+    POLICY,
+    SCHEDULER_ADAPTER,
+    SERVICES,
+    UI,
+)
+from berth.contracts.subjects import (
+    RPC_CATALOG_PROJECTS_LOOKUP,
+    RPC_CLUSTERS_LIST,
+    RPC_DRY_RUN,
+    RPC_POLICY_EVALUATE,
+    RPC_RENDER,
+    RPC_WORKLOADS_GET,
+    RPC_WORKLOADS_LIST,
+    rpc_health,
+)
+
+
+@dataclass(frozen=True)
+class Rpc:
+    subject: str
+    server: str
+    callers: tuple[str, ...]
+    # Changes state (still answered by the serving service's own checks).
+    writes: bool = False
+
+
+RPCS: tuple[Rpc, ...] = (
+    Rpc(RPC_WORKLOADS_GET, INTAKE, (UI,)),
+    Rpc(RPC_WORKLOADS_LIST, INTAKE, (UI,)),
+    Rpc(RPC_DRY_RUN, INTAKE, (UI,)),
+    Rpc(RPC_POLICY_EVALUATE, POLICY, (INTAKE, UI)),
+    Rpc(RPC_POLICY_GET, POLICY, (UI,)),
+    Rpc(RPC_POLICY_EFFECTIVE, POLICY, (UI,)),
+    Rpc(RPC_POLICY_VALIDATE, POLICY, (UI,)),
+    Rpc(RPC_POLICY_APPLY, POLICY, (UI,), writes=True),
+    Rpc(RPC_POLICY_PATCH, POLICY, (UI,), writes=True),
+    Rpc(RPC_POLICY_DELETE, POLICY, (UI,), writes=True),
+    Rpc(RPC_CLUSTERS_LIST, INTAKE, (UI,)),
+    # One subject per cluster (rpc_render): the workload's own cluster's agent answers.
+    Rpc(f"{RPC_RENDER}.*", SCHEDULER_ADAPTER, (INTAKE,)),
+    Rpc(RPC_CATALOG_PROJECTS_LOOKUP, CATALOG, (INTAKE, POLICY, UI)),
+    Rpc(RPC_CATALOG_ASSETS_GET, CATALOG, (UI,)),
+    Rpc(RPC_CATALOG_ASSETS_LIST, CATALOG, (UI,)),
+    Rpc(RPC_CATALOG_ASSETS_RESOLVE, CATALOG, (INTAKE, UI)),
+    Rpc(RPC_CATALOG_ASSETS_PUT, CATALOG, (UI,), writes=True),
+    Rpc(RPC_CATALOG_ASSETS_DELETE, CATALOG, (UI,), writes=True),
+    *(Rpc(rpc_health(service), service, (UI, ADMIN)) for service in SERVICES),
+)
+
+
+def served_by(role: str) -> tuple[Rpc, ...]:
+    return tuple(rpc for rpc in RPCS if rpc.server == role)
+
+
+def callable_by(role: str) -> tuple[Rpc, ...]:
+    return tuple(rpc for rpc in RPCS if role in rpc.callers)

@@ -1,0 +1,130 @@
+"""Intake's copy of cluster-sync's cluster registry, fed by ``ClusterUpdatedV1``.
+
+A submission's clusterId is checked against it: no round trip, and it works whether cluster-sync
+is up or not. A cluster that has not registered yet is unknown here, so a submission for it is
+rejected until its agent has reported (and cluster-sync has announced it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from berth.contracts import runnable
+from berth.contracts.capabilities import ClusterCapabilities
+from berth.contracts.events import ClusterRecord, ClusterUpdatedV1, Issue
+from berth.contracts.queries import ClusterListQuery, ClusterListReply
+from berth.contracts.workload import WorkloadSubmission
+from berth.intake.tables import clusters
+from berth.shared.consumer import Incoming, Unit
+
+log = logging.getLogger(__name__)
+
+# What intake knows of each registered cluster for its checks: its reported capabilities (None
+# when its agent reports none, which leaves only the rules that hold on every cluster).
+Registry = dict[str, ClusterCapabilities | None]
+
+RECORD_COLUMNS = (
+    "backend",
+    "config",
+    "node_pools",
+    "gpus",
+    "capabilities",
+    "extra",
+    "reported_at",
+)
+
+
+def unregistered(cluster_id: str, known: set[str]) -> Issue | None:
+    """The issue with a workload's cluster when it is not a registered one."""
+    if cluster_id in known:
+        return None
+    listed = ", ".join(sorted(known)) or "none"
+    return Issue(
+        field="clusterId", details=f'cluster "{cluster_id}" is not registered (known: {listed})'
+    )
+
+
+async def record_cluster_updates(items: list[Incoming[ClusterUpdatedV1]], unit: Unit) -> None:
+    """Upsert each cluster's record; a record from an older report than the stored one changes
+    nothing."""
+    latest = {
+        i.event.data.clusterId: i.event.data
+        for i in sorted(items, key=lambda i: i.event.data.reportedAt)
+    }
+    stmt = insert(clusters)
+    await unit.conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[clusters.c.cluster_id],
+            set_={c: stmt.excluded[c] for c in RECORD_COLUMNS},
+            where=clusters.c.reported_at <= stmt.excluded.reported_at,
+        ),
+        [
+            {
+                "cluster_id": r.clusterId,
+                "backend": r.backend,
+                "config": r.config.model_dump(mode="json"),
+                "node_pools": r.nodePools,
+                "gpus": r.gpus,
+                "capabilities": r.capabilities,
+                "extra": r.extra,
+                "reported_at": r.reportedAt,
+            }
+            for r in latest.values()
+        ],
+    )
+
+
+async def registered(conn: AsyncConnection) -> set[str]:
+    return set((await conn.execute(select(clusters.c.cluster_id))).scalars())
+
+
+async def registry(conn: AsyncConnection) -> Registry:
+    rows = await conn.execute(select(clusters.c.cluster_id, clusters.c.capabilities))
+    return {r.cluster_id: _capabilities(r.cluster_id, r.capabilities) for r in rows}
+
+
+def _capabilities(cluster_id: str, raw: dict[str, Any] | None) -> ClusterCapabilities | None:
+    if not raw:
+        return None
+    try:
+        return ClusterCapabilities.model_validate(raw)
+    except ValidationError as exc:
+        # The agent checks again before applying anything; intake must not refuse every
+        # submission for a cluster because of a report it cannot read.
+        log.warning("cluster %s reported capabilities intake cannot read: %s", cluster_id, exc)
+        return None
+
+
+def cluster_issues(submission: WorkloadSubmission, cluster_id: str, known: Registry) -> list[Issue]:
+    """Why ``cluster_id`` cannot run ``submission``: not registered, or not able to run it as
+    asked (the same check its agent makes before applying anything)."""
+    if cluster_id not in known:
+        issue = unregistered(cluster_id, set(known))
+        return [issue] if issue else []
+    return runnable.check(submission, known[cluster_id], cluster_id)
+
+
+async def list_clusters(_query: ClusterListQuery, *, engine: AsyncEngine) -> ClusterListReply:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(clusters).order_by(clusters.c.cluster_id))
+    return ClusterListReply(
+        clusters=[
+            ClusterRecord(
+                clusterId=r.cluster_id,
+                backend=r.backend,
+                config=r.config,
+                nodePools=r.node_pools,
+                gpus=r.gpus,
+                capabilities=r.capabilities,
+                extra=r.extra,
+                reportedAt=r.reported_at,
+            )
+            for r in rows
+        ]
+    )

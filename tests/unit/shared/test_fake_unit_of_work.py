@@ -1,0 +1,100 @@
+"""The fake unit of work handler tests rely on: what it records, and how it rolls back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from berth.contracts.envelope import Actor
+from berth.contracts.events import Issue, PolicyRejectedData, PolicyRejectedV1, WorkloadRef
+from berth.shared.testing import FakeUnitOfWork, InMemoryTable, incoming
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    size: int
+
+
+def _event(name: str) -> PolicyRejectedV1:
+    workload = WorkloadRef(
+        workloadId=name,
+        name=name,
+        kind="training",
+        project="team-a",
+        clusterId="local",
+        namespace="ns",
+        queue="team-a",
+        createdBy="user@example.com",
+    )
+    return PolicyRejectedV1(
+        source="/berth/tests",
+        subject=name,
+        actor=Actor(email="user@example.com"),
+        data=PolicyRejectedData(
+            workload=workload, complianceIssues=[Issue(field="image", details="required")]
+        ),
+    )
+
+
+def test_an_emitted_event_is_recorded_with_the_message_that_caused_it() -> None:
+    uow = FakeUnitOfWork()
+    cause = incoming(_event("w-1"))
+    caused, spontaneous = _event("w-2"), _event("w-3")
+
+    uow.emit(caused, cause=cause)
+    uow.emit(spontaneous)
+
+    assert uow.events == [caused, spontaneous]
+    assert uow.cause_of(caused) is cause
+    assert uow.cause_of(spontaneous) is None
+    assert uow.events_of(PolicyRejectedV1) == [caused, spontaneous]
+    assert cause.msg.subject == "policy.rejected.v1.w-1"
+
+
+async def test_a_unit_commits_and_runs_its_after_commit_callbacks() -> None:
+    table: InMemoryTable[str, Row] = InMemoryTable()
+    uow = FakeUnitOfWork(table)
+    ran: list[str] = []
+
+    async def callback() -> None:
+        ran.append("after commit")
+
+    async with uow() as unit:
+        table.put("a", Row("a", 1))
+        unit.emit(_event("w-1"))
+        unit.after_commit.append(callback)
+
+    assert (uow.commits, uow.rollbacks) == (1, 0)
+    assert ran == ["after commit"]
+    assert table.get("a") == Row("a", 1)
+    assert len(uow.events) == 1
+
+
+async def test_a_failed_unit_leaves_its_stores_and_its_outbox_as_they_were() -> None:
+    table: InMemoryTable[str, Row] = InMemoryTable()
+    table.put("a", Row("a", 1))
+    uow = FakeUnitOfWork(table)
+    uow.emit(_event("before"))
+
+    with pytest.raises(RuntimeError):
+        async with uow:
+            table.put("a", Row("a", 2))
+            assert table.insert_new("b", Row("b", 1))
+            uow.emit(_event("w-1"))
+            raise RuntimeError("the handler failed")
+
+    assert (uow.commits, uow.rollbacks) == (0, 1)
+    assert list(table) == [Row("a", 1)]
+    assert [e.subject for e in uow.events] == ["before"]
+
+
+def test_an_in_memory_table_inserts_new_rows_only_once() -> None:
+    table: InMemoryTable[str, Row] = InMemoryTable()
+
+    assert table.insert_new("a", Row("a", 1))
+    assert not table.insert_new("a", Row("a", 2))
+    assert table.delete("a") == Row("a", 1)
+    assert table.delete("a") is None
+    assert len(table) == 0
