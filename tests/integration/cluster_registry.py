@@ -25,7 +25,8 @@ async def listed_clusters(nc: Any) -> set[str]:
 async def register(nc: Any, cluster_id: str) -> None:
     """Announce ``cluster_id`` as cluster-sync would, and wait until intake knows it."""
     event = ClusterUpdatedV1(
-        source="/berth/tests",
+        # As cluster-sync: consumers dead-letter an event from a source not declared to emit it.
+        source="/berth/cluster-sync",
         subject=cluster_id,
         actor=Actor.system("cluster-sync"),
         data=ClusterRecord(
@@ -42,4 +43,6 @@ async def register(nc: Any, cluster_id: str) -> None:
     async def known() -> bool:
         return cluster_id in await listed_clusters(nc)
 
-    await eventually(known, timeout=30)
+    # Beyond one ack_wait (30 s): an intake stopped by the previous test may have left a long
+    # poll open on the shared durable, and a message delivered to it comes back only then.
+    await eventually(known, timeout=90)

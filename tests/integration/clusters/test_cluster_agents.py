@@ -103,7 +103,7 @@ def ref(name: str, cluster_id: str) -> WorkloadRef:
 
 def approved(workload: WorkloadRef) -> PolicyApprovedV1:
     return PolicyApprovedV1(
-        source="/berth/tests",
+        source="/berth/policy",
         subject=workload.workloadId,
         actor=ALICE,
         data=PolicyApprovedData.model_validate(
@@ -127,7 +127,7 @@ def _forever() -> list[dict[str, str]]:
 
 def desired(cluster_id: str, protection: bool) -> ClusterConfigDesiredV1:
     return ClusterConfigDesiredV1(
-        source="/berth/tests",
+        source="/berth/cluster-sync",
         subject=cluster_id,
         actor=ADMIN,
         data=ClusterConfigRequestedData(
@@ -189,7 +189,7 @@ async def test_each_agent_applies_only_its_clusters_workloads_and_settings(
             await publish(
                 edge.js,
                 WorkloadActionAuthorizedV1(
-                    source="/berth/tests",
+                    source="/berth/ownership",
                     subject=on_edge.workloadId,
                     actor=ALICE,
                     data=WorkloadActionAuthorizedData(
@@ -298,7 +298,7 @@ async def test_ownership_enforces_each_clusters_own_protection(
             await publish(
                 js,
                 SubmissionReceivedV1(
-                    source="/berth/tests",
+                    source="/berth/intake",
                     subject=workload.workloadId,
                     actor=ALICE,
                     data=SubmissionReceivedData.model_validate(
@@ -320,7 +320,7 @@ async def test_ownership_enforces_each_clusters_own_protection(
             await publish(
                 js,
                 ClusterConfigChangedV1(
-                    source="/berth/tests",
+                    source="/berth/cluster-sync",
                     subject=cluster_id,
                     actor=ADMIN,
                     data=ClusterConfigChangedData(

@@ -180,7 +180,9 @@ async def accept_submissions(
                 issues.extend(outcome)
             else:
                 sub, used = outcome
-        if project is not None:
+        if project is not None and not issues:
+            # Only a resolved spec can be judged against its cluster: one whose assets were
+            # refused lacks what they would have given it (an image...).
             issues.extend(clusters.cluster_issues(sub, cluster_of(sub, project), registry))
         if pools:
             # Only against a catalog intake has seen: before its first catalog event it
