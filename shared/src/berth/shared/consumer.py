@@ -23,6 +23,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -166,6 +167,7 @@ class BatchRunner:
         # deliveries that failed only because the database or NATS was down.
         self._failures: dict[UUID, int] = {}
         self._outage_backoff: float | None = None
+        self.last_dead_letter_at: datetime | None = None
 
     async def run(
         self,
@@ -336,6 +338,7 @@ class BatchRunner:
             reason,
             origin="consumer",
         )
+        self.last_dead_letter_at = datetime.now(UTC)
         await msg.term()
 
 

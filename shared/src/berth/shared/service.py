@@ -25,7 +25,7 @@ from berth.contracts.envelope import Event
 from berth.contracts.issues import issues_from_validation_error
 from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
-from berth.shared import deadletters, logs
+from berth.shared import logs
 from berth.shared.bus import build_broker, wait_for_streams
 from berth.shared.consumer import BatchRunner, PullLoop, Subscription, Unit, unit_of_work
 from berth.shared.db import INBOX, OUTBOX, create_engine
@@ -241,8 +241,9 @@ class Service:
         if last_dead is not None:
             age = (datetime.now(UTC) - last_dead).total_seconds()
             if age < self.settings.dead_letter_alert_seconds:
+                count = "" if dead is None else f"{dead} "
                 reasons.append(
-                    f"{dead} dead letters, the last {age:.0f}s ago (berth deadletter list)"
+                    f"{count}dead letters, the last {age:.0f}s ago (berth deadletter list)"
                 )
         return HealthReply(
             service=self.name,
@@ -254,23 +255,22 @@ class Service:
             problems=reasons,
         )
 
-    async def _dead_letters(self) -> tuple[int, datetime | None]:
-        """This service's dead letters in the DEADLETTER stream, and when the last one came."""
-        subjects = f"{deadletter(self.name)}.>"
+    async def _dead_letters(self) -> tuple[int | None, datetime | None]:
+        """How many dead letters of this service the DEADLETTER stream holds (None when that
+        cannot be told at once), and when this process last made one."""
+        latest = [t for t in (self.relay.last_dead_letter_at, self.runner.last_dead_letter_at) if t]
+        last = max(latest) if latest else None
         try:
-            info = await self.js.stream_info("DEADLETTER", subjects_filter=subjects)
-            count = sum((info.state.subjects or {}).values())
-            if not count:
-                return 0, None
-            last = await self.js.get_last_msg("DEADLETTER", subjects)
-        except Exception as exc:  # health must answer even when the stream cannot
-            log.warning("health: dead letters unknown (%s)", exc)
-            return 0, None
-        at = last.headers.get(deadletters.AT) if last.headers else None
-        try:
-            return count, datetime.fromisoformat(at) if at else None
-        except ValueError:
-            return count, None
+            # Health answers at once: a slow or refused stream query must not make a running
+            # service look down.
+            info = await asyncio.wait_for(
+                self.js.stream_info("DEADLETTER", subjects_filter=f"{deadletter(self.name)}.>"),
+                timeout=0.5,
+            )
+        except Exception as exc:
+            log.warning("health: dead letters unknown (%s)", type(exc).__name__)
+            return None, last
+        return sum((info.state.subjects or {}).values()), last
 
     async def _startup(self) -> None:
         if self._migrations_package:
