@@ -46,7 +46,7 @@ async def test_workloads_from_assets_and_templates(cli: Cli, suite: Suite) -> No
         return ok(cli, *args)
 
     try:
-        await asyncio.to_thread(_build_catalog, run)
+        await asyncio.to_thread(_build_catalog, run, cli)
         await asyncio.to_thread(_submit_and_check, cli)
         await asyncio.sleep(0.5)  # the last spans and events reach the bus
     finally:
@@ -68,7 +68,7 @@ async def test_workloads_from_assets_and_templates(cli: Cli, suite: Suite) -> No
         )
 
 
-def _build_catalog(run: Any) -> None:
+def _build_catalog(run: Any, cli: Cli) -> None:
     run("department", "create", "assets-dept")
     run(
         "project",
@@ -171,7 +171,7 @@ def _build_catalog(run: Any) -> None:
         "--supports",
         "inference",
     )
-    run(
+    finetune = [
         "template",
         "create",
         "assets-finetune",
@@ -185,7 +185,14 @@ def _build_catalog(run: Any) -> None:
         "assets-data",
         "--command",
         "python train.py",
+    ]
+    # The department's environment is not visible from the tenant: refused when it is made.
+    hidden = cli.run(*finetune)
+    assert hidden.returncode != 0
+    assert 'environment "assets-jupyter" is not visible from the tenant' in (
+        hidden.stdout + hidden.stderr
     )
+    run(*finetune, "--scope", "department", "--scope-name", "assets-dept")
     run(
         "template",
         "create",

@@ -61,6 +61,9 @@ _register_catalog(app)
 from berth.cli.cluster_commands import register as _register_cluster  # noqa: E402
 
 _register_cluster(cluster_app)
+from berth.cli.deadletter_commands import register as _register_deadletter  # noqa: E402
+
+_register_deadletter(app)
 app.add_typer(policy_app, name="policy")
 app.command("nats-config")(nats_config)
 app.command("nats-streams")(nats_streams)
@@ -389,19 +392,25 @@ def status(nats_url: NatsOpt = None) -> None:
     services = ["intake", "policy", "catalog", "cluster-sync", "ownership", "scheduler-adapter"]
 
     async def go(client: BerthClient) -> None:
-        down = 0
+        down = degraded = 0
         for name in services:
             try:
                 reply: HealthReply = await client.request(
                     rpc_health(name), HealthQuery(), HealthReply, timeout=2
                 )
-                console.print(
-                    f"[green]up[/green]    {name:18} outbox pending {reply.outboxPending}"
-                )
+                if reply.status == "degraded":
+                    degraded += 1
+                    console.print(
+                        f"[yellow]degraded[/yellow] {name:18} {'; '.join(reply.problems)}"
+                    )
+                else:
+                    console.print(
+                        f"[green]up[/green]    {name:18} outbox pending {reply.outboxPending}"
+                    )
             except BerthUnavailable:
                 down += 1
                 console.print(f"[red]down[/red]  {name}")
-        if down:
+        if down or degraded:
             raise typer.Exit(1)
 
     with_client(nats_url, None, go)
@@ -429,7 +438,7 @@ def _action(
             source="/berth/cli",
             subject=view.workloadId,
             actor=actor,
-            data=WorkloadActionData(action=action, name=name, project=project),  # type: ignore[arg-type]
+            data=WorkloadActionData(action=action, name=view.name, project=project),  # type: ignore[arg-type]
         )
         async with client.watch(view.workloadId) as events:
             with client.tracer.start_as_current_span(f"berth {action}"):

@@ -242,6 +242,8 @@ class WorkloadPhaseChangedV1(Event):
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((INTAKE,), "intake-phases"),
         Consumer((CATALOG,), "catalog-releases"),
+        # Which actions a workload's phase allows.
+        Consumer((OWNERSHIP,), "ownership-phases"),
         Consumer((UI,)),
     )
     data: WorkloadPhaseChangedData

@@ -31,7 +31,9 @@ from berth.contracts.catalog import (
     AssetRef,
     AssetView,
     credential_secret_name,
+    project_scopes,
     validate_spec,
+    visible_to,
 )
 from berth.contracts.envelope import Actor
 from berth.contracts.events import AssetChangedData, CatalogAssetChangedV1
@@ -231,16 +233,48 @@ async def _exists(conn: AsyncConnection, kind: str, name: str) -> list[AssetView
     return [asset_view(r) for r in rows]
 
 
-async def _check_references(conn: AsyncConnection, put: Put, spec: dict[str, Any]) -> None:
-    """Referenced assets must exist; a data source's credential must be of the right type."""
+async def scopes_seen_from(
+    conn: AsyncConnection, scope: str, scope_name: str, cluster_id: str
+) -> set[tuple[str, str]]:
+    """The scopes whose assets an asset of ``scope`` may use: itself and its ancestors."""
+    if scope == "tenant":
+        return {("tenant", "")}
+    if scope == "cluster":
+        return {("tenant", ""), ("cluster", scope_name)}
+    if scope == "department":
+        return {("tenant", ""), ("cluster", cluster_id), ("department", scope_name)}
+    row = (
+        await conn.execute(
+            select(projects.c.department, projects.c.cluster_id).where(
+                projects.c.name == scope_name
+            )
+        )
+    ).first()
+    department, cluster = (row.department, row.cluster_id) if row else (None, cluster_id)
+    return project_scopes(scope_name, department, cluster)
+
+
+async def _check_references(
+    conn: AsyncConnection, put: Put, spec: dict[str, Any], cluster_id: str
+) -> None:
+    """Referenced assets must exist, and a template's must be visible from its scope (else
+    every workload built from it would be refused); a data source's credential must be of the
+    right type."""
     wanted: list[tuple[str, str]] = []
     if put.kind == "template":
         wanted += [("environment", spec["environment"])] if spec.get("environment") else []
         wanted += [("compute", spec["compute"])] if spec.get("compute") else []
         wanted += [("datasource", n) for n in spec.get("dataSources", [])]
+    seen = await scopes_seen_from(conn, put.scope, put.scope_name, cluster_id) if wanted else set()
     for kind, name in wanted:
-        if not await _exists(conn, kind, name):
+        found = await _exists(conn, kind, name)
+        if not found:
             raise AssetError(f'{kind} "{name}" does not exist')
+        if not any(visible_to(view, seen) for view in found):
+            where = ", ".join(sorted({f"{v.scope} {v.scopeName}".strip() for v in found}))
+            raise AssetError(
+                f'{kind} "{name}" is not visible from {_scope_text(put)}: it belongs to {where}'
+            )
     if put.kind == "datasource" and spec.get("credential"):
         needed = DATASOURCE_CREDENTIAL[spec["type"]]
         found = await _exists(conn, "credential", spec["credential"])
@@ -280,7 +314,7 @@ async def put_asset(
         view = await _put_org(conn, put.__class__(**{**put.__dict__, "spec": spec}), cluster_id)
         return view, changed(view, "updated" if put.update else "created", actor)
     await _check_scope(conn, put.scope, put.scope_name)
-    await _check_references(conn, put, spec)
+    await _check_references(conn, put, spec, cluster_id)
     if put.kind == "credential":
         secret_name = credential_secret_name(put.name)
         if spec.get("secretName", secret_name) != secret_name:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from functools import partial
 
 from faststream import FastStream
@@ -81,8 +82,12 @@ def build(
             if objects:
                 unit.after_commit.append(partial(handlers.apply_objects, cluster, objects))
 
+    # Opened before the resync applies anything, so that every phase the re-applied workloads
+    # go through is seen; opened later, the first snapshot only shows where they are by then.
+    feed: list[AsyncIterator[list[WorkloadSnapshot]]] = []
+
     async def watch() -> None:
-        async for batch in cluster.snapshots():
+        async for batch in feed.pop() if feed else cluster.snapshots():
             # A snapshot batch is only ever offered once: keep trying rather than lose a phase.
             delay = 0.2
             while True:
@@ -101,6 +106,7 @@ def build(
             await handlers.claim_schema(unit.conn, settings.cluster_id)
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
+        feed.append(cluster.snapshots())
         async with service.unit_of_work() as unit:
             resynced = await handlers.resync(unit.conn, cluster)
             unit.emit(report)

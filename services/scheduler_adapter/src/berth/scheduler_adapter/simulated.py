@@ -38,6 +38,7 @@ from berth.scheduler_adapter.simulation.state import (
     SimWorkload,
     WorkloadKey,
 )
+from berth.shared.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,28 @@ class SimulatedCluster:
         for obj in objects:
             key, object_key = _keys(obj)
             groups.setdefault(key, {})[object_key] = copy.deepcopy(obj)
-        # Read every shape before changing anything: a bad manifest leaves the cluster as it was.
-        shapes = {
-            key: shape_of(list({**self._objects_of(key), **group}.values()))
-            for key, group in groups.items()
-        }
+        # Read every shape before changing anything: a bad manifest leaves its workload as it
+        # was, and never holds back the others applied with it (a resync applies them all).
+        shapes: dict[WorkloadKey, WorkloadShape] = {}
+        refused: dict[WorkloadKey, str] = {}
         for key, group in groups.items():
-            self._apply(key, group, shapes[key])
+            try:
+                shapes[key] = shape_of(list({**self._objects_of(key), **group}.values()))
+            except ValueError as exc:
+                refused[key] = str(exc)
+        for key, group in groups.items():
+            if key in shapes:
+                self._apply(key, group, shapes[key])
         self._changed()
+        for (namespace, workload_id), reason in refused.items():
+            # Reported through the snapshot feed, as a real API server's refusal would be.
+            self._feed.publish(
+                WorkloadSnapshot(
+                    workload_id, namespace, True, (("Failed", "ApplyError", reason),), (), 0
+                )
+            )
+        if refused:
+            raise PermanentError("; ".join(refused.values()))
 
     async def apply_secrets(self, secrets: list[dict[str, Any]]) -> None:
         for secret in secrets:
