@@ -38,6 +38,20 @@ def _docker_available() -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Services a test starts without a keys directory of their own keep their key files here,
+    not in the working directory."""
+    directory = tmp_path_factory.mktemp("keys")
+    previous = os.environ.get("BERTH_KEYS_DIR")
+    os.environ["BERTH_KEYS_DIR"] = str(directory)
+    yield directory
+    if previous is None:
+        os.environ.pop("BERTH_KEYS_DIR", None)
+    else:
+        os.environ["BERTH_KEYS_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     """A nats-server of this test session's own, so tests may stop and restart it."""

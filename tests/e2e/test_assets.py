@@ -1,10 +1,13 @@
 """Assets and templates as a user drives them with the CLI: the catalog filled in, workloads
 submitted from a template with an override, a data source with issues refused with its reason,
-and no credential value anywhere on the bus besides the one request that brings it."""
+and no credential value anywhere on the bus, not even in the request that brings it (the CLI
+seals it to the catalog's key): yet a workload whose data source needs a credential runs, as
+the scheduler-adapter got the value sealed to its own key and made the Secret."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -16,6 +19,7 @@ from berth.contracts.roles import ADMIN
 from tests.e2e.conftest import Cli
 
 SECRET = "hf_assets-" + uuid.uuid4().hex
+PASSWORD = "pw-assets-" + uuid.uuid4().hex
 
 
 def ok(cli: Cli, *args: str) -> str:
@@ -35,23 +39,36 @@ async def test_workloads_from_assets_and_templates(cli: Cli, suite: Suite) -> No
     await nc.subscribe(">", cb=record)
     await nc.flush()
     cli.env["ASSETS_HF_TOKEN"] = SECRET
+    cli.env["ASSETS_GIT_PASSWORD"] = PASSWORD
+    cli.env["ASSETS_GIT_USER"] = "ml-bot"
 
     def run(*args: str) -> str:
         return ok(cli, *args)
 
     try:
-        await asyncio.to_thread(_build_catalog, run)
+        await asyncio.to_thread(_build_catalog, run, cli)
         await asyncio.to_thread(_submit_and_check, cli)
         await asyncio.sleep(0.5)  # the last spans and events reach the bus
     finally:
         await nc.close()
 
-    carrying = [m for m in seen if SECRET.encode() in m.data]
-    assert [m.subject for m in carrying] == [RPC_CATALOG_ASSETS_PUT]
     assert len(seen) > 100  # the scan did see the test's traffic
+    puts = [json.loads(m.data) for m in seen if m.subject == RPC_CATALOG_ASSETS_PUT]
+    credentials = [p for p in puts if p["kind"] == "credential"]
+    # ...including both credentials' create requests, which carry their values sealed.
+    assert [(p["name"], bool(p["sealedValues"]), p["secretValues"]) for p in credentials] == [
+        ("assets-hf", True, {}),
+        ("assets-git", True, {}),
+    ]
+    for value in (SECRET, PASSWORD):
+        assert not [m.subject for m in seen if value.encode() in m.data]
+        assert not any(
+            value.encode() in b"".join(f"{k}{v}".encode() for k, v in (m.headers or {}).items())
+            for m in seen
+        )
 
 
-def _build_catalog(run: Any) -> None:
+def _build_catalog(run: Any, cli: Cli) -> None:
     run("department", "create", "assets-dept")
     run(
         "project",
@@ -120,6 +137,32 @@ def _build_catalog(run: Any) -> None:
         "HF_TOKEN=ASSETS_HF_TOKEN",
     )
     run(
+        "credential",
+        "create",
+        "assets-git",
+        "--type",
+        "password",
+        "--value",
+        "User=ASSETS_GIT_USER",
+        "--value",
+        "Password=ASSETS_GIT_PASSWORD",
+    )
+    run(
+        "datasource",
+        "create",
+        "assets-repo",
+        "--type",
+        "git",
+        "--repository",
+        "https://git.example/ml.git",
+        "--path",
+        "/code",
+        "--credential",
+        "assets-git",
+        "--status",
+        "No issues found",
+    )
+    run(
         "environment",
         "create",
         "assets-vllm",
@@ -128,7 +171,7 @@ def _build_catalog(run: Any) -> None:
         "--supports",
         "inference",
     )
-    run(
+    finetune = [
         "template",
         "create",
         "assets-finetune",
@@ -142,7 +185,14 @@ def _build_catalog(run: Any) -> None:
         "assets-data",
         "--command",
         "python train.py",
+    ]
+    # The department's environment is not visible from the tenant: refused when it is made.
+    hidden = cli.run(*finetune)
+    assert hidden.returncode != 0
+    assert 'environment "assets-jupyter" is not visible from the tenant' in (
+        hidden.stdout + hidden.stderr
     )
+    run(*finetune, "--scope", "department", "--scope-name", "assets-dept")
     run(
         "template",
         "create",
@@ -217,6 +267,26 @@ def _submit_and_check(cli: Cli) -> None:
         "assets-gpu",
         ["assets-data"],
     )
+
+    # The git data source's credential becomes a Secret on the cluster side before the pods
+    # start: without it the simulated cluster would hold them (CreateContainerConfigError).
+    done = cli.run(
+        "submit",
+        "training",
+        "-p",
+        "assets-proj",
+        "--name",
+        "assets-code",
+        "--template",
+        "assets-finetune",
+        "--datasource",
+        "assets-repo",
+        "--wait",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Completed" in done.stdout
+    code = cli.json("describe", "assets-code", "-p", "assets-proj")["spec"]["spec"]
+    assert code["storage"]["git"][0]["passwordSecret"] == "berth-cred-assets-git"
 
     for kind, name, template, final in (
         ("training", "assets-ft", "assets-finetune", "Completed"),

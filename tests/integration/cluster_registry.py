@@ -9,7 +9,6 @@ from typing import Any
 from berth.contracts.envelope import Actor
 from berth.contracts.events import ClusterConfig, ClusterRecord, ClusterUpdatedV1
 from berth.contracts.queries import ClusterListQuery, ClusterListReply
-from berth.contracts.roles import source_of
 from berth.contracts.subjects import RPC_CLUSTERS_LIST
 from berth.shared.bus import ask, publish
 from tests.integration.shared.helpers import eventually
@@ -26,7 +25,8 @@ async def listed_clusters(nc: Any) -> set[str]:
 async def register(nc: Any, cluster_id: str) -> None:
     """Announce ``cluster_id`` as cluster-sync would, and wait until intake knows it."""
     event = ClusterUpdatedV1(
-        source=source_of("cluster-sync"),
+        # As cluster-sync: consumers dead-letter an event from a source not declared to emit it.
+        source="/berth/cluster-sync",
         subject=cluster_id,
         actor=Actor.system("cluster-sync"),
         data=ClusterRecord(
@@ -43,4 +43,6 @@ async def register(nc: Any, cluster_id: str) -> None:
     async def known() -> bool:
         return cluster_id in await listed_clusters(nc)
 
-    await eventually(known, timeout=30)
+    # Beyond one ack_wait (30 s): an intake stopped by the previous test may have left a long
+    # poll open on the shared durable, and a message delivered to it comes back only then.
+    await eventually(known, timeout=90)

@@ -320,6 +320,16 @@ def test_scheduler_adapter_loads_the_mounted_simulated_inventory(
     assert settings.sim_speed == 1.0
 
 
+@pytest.mark.parametrize("name", ["catalog", "scheduler-adapter"])
+def test_key_files_live_in_a_named_volume(compose: dict[str, Any], name: str) -> None:
+    service = compose["services"][name]
+    keys = [v for v in service["volumes"] if _defaults(v).endswith(":/var/lib/berth/keys")]
+    assert [_defaults(v).split(":")[0] for v in keys] in (["catalog-keys"], ["agent-keys"])
+    assert _defaults(keys[0]).split(":")[0] in compose["volumes"]
+    dockerfile = (ROOT / "deploy" / "docker" / "service.Dockerfile").read_text()
+    assert "ENV BERTH_KEYS_DIR=/var/lib/berth/keys" in dockerfile
+
+
 def test_simulated_inventory_is_two_pools_of_two_eight_gpu_nodes() -> None:
     inventory = Inventory.load(INVENTORY_FILE)
     pools = {pool.name: (pool.nodes, pool.gpus_per_node) for pool in inventory.node_pools}

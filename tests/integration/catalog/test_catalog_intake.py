@@ -9,6 +9,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -22,6 +23,7 @@ from berth.contracts.catalog import (
     RPC_CATALOG_ASSETS_GET,
     RPC_CATALOG_ASSETS_LIST,
     RPC_CATALOG_ASSETS_PUT,
+    RPC_CATALOG_KEYS_GET,
     AssetDeleteRequest,
     AssetListReply,
     AssetListRequest,
@@ -30,6 +32,8 @@ from berth.contracts.catalog import (
     AssetReply,
     AssetRequestedData,
     CatalogAssetRequestedV1,
+    CatalogKeyReply,
+    CatalogKeyRequest,
 )
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
@@ -44,6 +48,7 @@ from berth.intake.bootstrap import build as build_intake
 from berth.intake.config import IntakeSettings
 from berth.intake.tables import catalog_entries
 from berth.shared.bus import ask, publish
+from berth.shared.keys import seal
 from berth.shared.service import Service
 from tests.integration.cluster_registry import register
 from tests.integration.shared.helpers import eventually
@@ -62,10 +67,21 @@ async def running(service: Service) -> AsyncIterator[Service]:
         await service.app.stop()
 
 
-def catalog(nats_url: str, database_url: str) -> Service:
+def catalog(nats_url: str, database_url: str, keys_dir: Path) -> Service:
     return build_catalog(
-        CatalogSettings(nats_url=nats_url, database_url=database_url, local_traces=True)
+        CatalogSettings(
+            nats_url=nats_url, database_url=database_url, local_traces=True, keys_dir=keys_dir
+        )
     )
+
+
+async def sealed(nc: Any, values: dict[str, str]) -> dict[str, str]:
+    """The put request's fields for values sealed to the catalog's key, as a client makes them."""
+    reply = await ask(nc, RPC_CATALOG_KEYS_GET, CatalogKeyRequest(), CatalogKeyReply, timeout=10)
+    return {
+        "sealedValues": seal(reply.key.publicKey, json.dumps(values).encode()),
+        "keyId": reply.key.keyId,
+    }
 
 
 async def put(nc: Any, kind: str, name: str, spec: dict[str, Any], **more: Any) -> AssetReply:
@@ -101,7 +117,9 @@ class Outcomes:
         return await eventually(lambda: self.by_id.get(wid), timeout=20)
 
 
-async def test_assets_catalog_and_intake(nats_url: str, database_url: str, nc: Any) -> None:
+async def test_assets_catalog_and_intake(
+    nats_url: str, database_url: str, nc: Any, tmp_path: Path
+) -> None:
     seen: list[Msg] = []
 
     async def scan(msg: Msg) -> None:
@@ -114,7 +132,7 @@ async def test_assets_catalog_and_intake(nats_url: str, database_url: str, nc: A
     intake = build_intake(
         IntakeSettings(nats_url=nats_url, database_url=database_url, catalog_timeout_seconds=2)
     )
-    cat = catalog(nats_url, database_url)
+    cat = catalog(nats_url, database_url, tmp_path)
     async with running(intake), contextlib.AsyncExitStack() as stack:
         await register(nc, "local")
         await stack.enter_async_context(running(cat))
@@ -157,7 +175,7 @@ async def test_assets_catalog_and_intake(nats_url: str, database_url: str, nc: A
             "credential",
             "assets-hf",
             {"type": "huggingface-token"},
-            secretValues={"HF_TOKEN": SECRET},
+            **await sealed(nc, {"HF_TOKEN": SECRET}),
         )
         await created(
             nc,
@@ -333,7 +351,7 @@ async def test_assets_catalog_and_intake(nats_url: str, database_url: str, nc: A
         assert data["workload"]["namespace"] == "berth-assets-proj"
 
         # Back again: what changes now reaches the projection too.
-        async with running(catalog(nats_url, database_url)):
+        async with running(catalog(nats_url, database_url, tmp_path)):
             await created(nc, "compute", "assets-late", {"cpuCoreRequest": 1})
 
             async def caught_up() -> bool:
@@ -347,19 +365,19 @@ async def test_assets_catalog_and_intake(nats_url: str, database_url: str, nc: A
     await asyncio.sleep(0.3)  # let the last spans reach the bus
     await everything.unsubscribe()
 
-    # The value entered only through the one request that carried it: nothing else on the bus
-    # (events, answers, spans) ever shows it.
-    carrying = [m for m in seen if SECRET.encode() in m.data]
-    assert len(carrying) == 1
-    assert carrying[0].subject == RPC_CATALOG_ASSETS_PUT
+    # The value came sealed: nothing on the bus (requests, events, answers, spans) shows it.
+    assert len(seen) > 50
+    assert not [m.subject for m in seen if SECRET.encode() in m.data]
     assert not any(
         SECRET.encode() in b"".join(f"{k}{v}".encode() for k, v in (m.headers or {}).items())
         for m in seen
     )
 
 
-async def test_the_catalog_names_what_is_wrong(nats_url: str, database_url: str, nc: Any) -> None:
-    async with running(catalog(nats_url, database_url)):
+async def test_the_catalog_names_what_is_wrong(
+    nats_url: str, database_url: str, nc: Any, tmp_path: Path
+) -> None:
+    async with running(catalog(nats_url, database_url, tmp_path)):
         await created(nc, "credential", "keys", {"type": "access-key"})
         wrong = await put(
             nc,
@@ -383,9 +401,25 @@ async def test_the_catalog_names_what_is_wrong(nats_url: str, database_url: str,
         bad = await put(nc, "compute", "c", {"gpuDevicesRequest": -1})
         assert bad.error and bad.error.startswith("compute c: gpuDevicesRequest")
         leaked = await put(
-            nc, "credential", "hf", {"type": "huggingface-token"}, secretValues={"TOKEN": SECRET}
+            nc,
+            "credential",
+            "hf",
+            {"type": "huggingface-token"},
+            **await sealed(nc, {"TOKEN": SECRET}),
         )
         assert leaked.error == "unknown credential keys TOKEN; expected HF_TOKEN"
+        clear = await put(
+            nc, "credential", "hf", {"type": "huggingface-token"}, secretValues={"HF_TOKEN": "x"}
+        )
+        assert clear.error is not None
+        assert clear.error.startswith("secretValues: credential values in clear are refused")
+        renamed = await put(
+            nc, "credential", "hf", {"type": "huggingface-token", "secretName": "mine"}
+        )
+        assert renamed.error == (
+            "secretName: the Secret of credential hf is always berth-cred-hf "
+            "(the name workloads refer to); leave secretName unset"
+        )
         # The same name in another scope is another asset.
         await created(nc, "compute", "c", {"cpuCoreRequest": 1})
         await created(

@@ -37,7 +37,6 @@ from berth.contracts.events import (
     WorkloadRef,
 )
 from berth.contracts.queries import ClusterQuery, ClusterReply
-from berth.contracts.roles import source_of
 from berth.contracts.subjects import RPC_CLUSTERS_GET
 from berth.intake.bootstrap import build as build_intake
 from berth.intake.config import IntakeSettings
@@ -106,7 +105,7 @@ def ref(name: str, cluster_id: str) -> WorkloadRef:
 
 def approved(workload: WorkloadRef) -> PolicyApprovedV1:
     return PolicyApprovedV1(
-        source=source_of("policy"),
+        source="/berth/policy",
         subject=workload.workloadId,
         actor=ALICE,
         data=PolicyApprovedData.model_validate(
@@ -130,7 +129,7 @@ def _forever() -> list[dict[str, str]]:
 
 def desired(cluster_id: str, protection: bool) -> ClusterConfigDesiredV1:
     return ClusterConfigDesiredV1(
-        source=source_of("cluster-sync"),
+        source="/berth/cluster-sync",
         subject=cluster_id,
         actor=ADMIN,
         data=ClusterConfigRequestedData(
@@ -192,7 +191,7 @@ async def test_each_agent_applies_only_its_clusters_workloads_and_settings(
             await publish(
                 edge.js,
                 WorkloadActionAuthorizedV1(
-                    source=source_of("ownership"),
+                    source="/berth/ownership",
                     subject=on_edge.workloadId,
                     actor=ALICE,
                     data=WorkloadActionAuthorizedData(
@@ -244,7 +243,7 @@ async def test_a_cluster_registers_with_intake_and_a_lost_setting_comes_back(
             await publish(
                 nc.jetstream(),
                 ClusterConfigRequestedV1(
-                    source=source_of("ui"),
+                    source="/berth/tests",
                     subject=cluster_id,
                     actor=ADMIN,
                     data=ClusterConfigRequestedData(
@@ -311,7 +310,7 @@ async def test_ownership_enforces_each_clusters_own_protection(
             await publish(
                 js,
                 SubmissionReceivedV1(
-                    source=source_of("intake"),
+                    source="/berth/intake",
                     subject=workload.workloadId,
                     actor=ALICE,
                     data=SubmissionReceivedData.model_validate(
@@ -333,7 +332,7 @@ async def test_ownership_enforces_each_clusters_own_protection(
             await publish(
                 js,
                 ClusterConfigChangedV1(
-                    source=source_of("cluster-sync"),
+                    source="/berth/cluster-sync",
                     subject=cluster_id,
                     actor=ADMIN,
                     data=ClusterConfigChangedData(
@@ -384,7 +383,7 @@ async def _decision(nc: Any, workload: WorkloadRef) -> str:
         await publish(
             js,
             WorkloadActionRequestedV1(
-                source=source_of("ui"),
+                source="/berth/tests",
                 subject=workload.workloadId,
                 actor=BOB,
                 data=WorkloadActionData(action="delete", name=workload.name, project="clusters"),

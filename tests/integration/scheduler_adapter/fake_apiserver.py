@@ -51,6 +51,7 @@ class FakeApiServer:
             ("v1", "nodes"),
             ("v1", "services"),
             ("v1", "configmaps"),
+            ("v1", "secrets"),
             ("v1", "persistentvolumeclaims"),
             ("batch/v1", "jobs"),
             ("apps/v1", "statefulsets"),

@@ -4,6 +4,7 @@ delete, error mapping, rate limit and API calls per workload."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,6 +18,7 @@ from berth.contracts.capabilities import MPI_OPERATOR_APIS, TRAINING_OPERATOR_AP
 from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import WorkloadSubmission
 from berth.scheduler_adapter.backend import WorkloadSnapshot
+from berth.scheduler_adapter.credentials import secret_object
 from berth.scheduler_adapter.kubernetes import KubernetesCluster, TokenBucket
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.render import ClusterCapabilities, render
@@ -389,6 +391,47 @@ async def test_capabilities_are_discovered_from_the_api(
     assert caps.kai.shards == ["", "a100"]
     assert caps.kai.priorityClasses == ["build", "inference", "train"]
     assert caps.kai.version == "v0.17.0"
+
+
+async def test_credential_secrets_are_server_side_applied_and_outlive_workloads(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    secret = secret_object(NS, "berth-cred-hf", "credential-1", {"HF_TOKEN": "hf_v1"})
+    await cluster.apply_secrets([secret])
+    stored = server.get("v1", "secrets", NS, "berth-cred-hf")
+    assert stored["type"] == "Opaque"
+    assert stored["data"] == {"HF_TOKEN": base64.b64encode(b"hf_v1").decode()}
+    assert stored["metadata"]["labels"]["berth.dev/credential-id"] == "credential-1"
+    [call] = server.calls("PATCH", "/secrets/berth-cred-hf")
+    assert call.path == f"/api/v1/namespaces/{NS}/secrets/berth-cred-hf"
+    assert call.content_type == "application/apply-patch+yaml"
+    assert call.query["fieldManager"] == "berth-scheduler-adapter"
+    # A new value is applied over the old; the Secret belongs to no workload, so deleting one
+    # that references it leaves it in place.
+    await cluster.apply_secrets(
+        [secret_object(NS, "berth-cred-hf", "credential-1", {"HF_TOKEN": "hf_v2"})]
+    )
+    assert server.get("v1", "secrets", NS, "berth-cred-hf")["data"]["HF_TOKEN"] == (
+        base64.b64encode(b"hf_v2").decode()
+    )
+    objects = workload(
+        "uses-hf",
+        "training",
+        {
+            "image": "busybox",
+            "environmentVariables": [
+                {"name": "HF_TOKEN", "credential": {"name": "hf", "key": "HF_TOKEN"}}
+            ],
+        },
+    )
+    job = objects[0]["spec"]["template"]["spec"]["containers"][0]
+    assert job["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "berth-cred-hf"
+    await cluster.apply(objects)
+    await cluster.delete(NS, "wl-uses-hf")
+    assert server.get("v1", "secrets", NS, "berth-cred-hf")
+    # A namespace that does not exist is the API's 404: a permanent error, named.
+    with pytest.raises(PermanentError, match="apply Secret nowhere/berth-cred-hf"):
+        await cluster.apply_secrets([secret_object("nowhere", "berth-cred-hf", "c", {"k": "v"})])
 
 
 async def test_watch_resyncs_after_an_expired_version(server: FakeApiServer) -> None:

@@ -18,13 +18,14 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, PubAck
 from sqlalchemy import BIGINT, Column, Integer, Table, Text, func, select
 from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.envelope import Actor
@@ -35,7 +36,7 @@ from berth.contracts.events import (
     WorkloadActionRequestedV1,
 )
 from berth.contracts.subjects import stream_for
-from berth.shared.bus import encode, event_headers
+from berth.shared.bus import connect, encode, ensure_streams, event_headers
 from berth.shared.consumer import Incoming, Subscription, Unit
 from berth.shared.db import ensure_schema, service_metadata
 from berth.shared.service import Service
@@ -171,6 +172,15 @@ class Probe:
         return info
 
 
+def register_subject(event_type: str) -> None:
+    """Make ``<event type>.v1.*`` a known subject: streams hold only the subjects of known
+    events, so a probe's own subject needs an event type of its own (never published)."""
+
+    class _Registered(WorkloadActionRequestedV1):
+        TYPE: ClassVar[str] = event_type
+        VERSION: ClassVar[int] = 1
+
+
 def build_probe(
     nats_url: str,
     database_url: str,
@@ -204,6 +214,7 @@ def build_probe(
         metadata,
         migrations_package=None,
     )
+    register_subject(f"berth.workload.{name}")
     probe = Probe(service, table, prefix=f"workload.{name}.v1", durable=name)
     service.subscribe(
         Subscription(
@@ -220,6 +231,13 @@ def build_probe(
 
 @contextlib.asynccontextmanager
 async def running(probe: Probe) -> AsyncIterator[Probe]:
+    # Services only wait for the streams: declare them, with the probe's subject, as an
+    # operator would.
+    setup = await connect(probe.service.settings.nats_url, name="probe-setup")
+    try:
+        await ensure_streams(setup.jetstream())
+    finally:
+        await setup.close()
     await ensure_schema(probe.engine, probe.service.schema)
     async with probe.engine.begin() as conn:
         await conn.run_sync(probe.table.metadata.create_all)
@@ -230,6 +248,9 @@ async def running(probe: Probe) -> AsyncIterator[Probe]:
         await probe.service.app.stop()
 
 
+_declared: set[str] = set()
+
+
 async def publish(
     js: JetStreamContext,
     subject: str,
@@ -238,6 +259,12 @@ async def publish(
     msg_id: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> PubAck:
+    prefix = subject.rsplit(".", 1)[0]
+    if prefix not in _declared:
+        # A probe's subject joins the streams when they are declared; a test may publish
+        # before the probe runs.
+        await ensure_streams(js)
+        _declared.add(prefix)
     hdrs = event_headers(event, headers or {})
     if msg_id is not None:
         hdrs["Nats-Msg-Id"] = msg_id
@@ -247,6 +274,10 @@ async def publish(
 async def stored(js: JetStreamContext, subject: str) -> list[Msg]:
     """Every message the stream holds under ``subject`` (wildcards allowed), oldest first."""
     stream = stream_for(subject)
+    # How many: from the stream's own per-subject count. A new consumer's num_pending was seen
+    # one short of a message stored just before (the last phase of a workload went missing).
+    state = (await js.stream_info(stream, subjects_filter=subject)).state
+    total = sum((state.subjects or {}).values())
     # A throwaway consumer: the server removes it by itself should the test die before we do.
     sub = await js.pull_subscribe(
         subject,
@@ -254,7 +285,6 @@ async def stored(js: JetStreamContext, subject: str) -> list[Msg]:
         config=ConsumerConfig(ack_policy=AckPolicy.NONE, mem_storage=True, inactive_threshold=5),
     )
     info = await sub.consumer_info()
-    total = info.num_pending or 0
     try:
         msgs: list[Msg] = []
         while len(msgs) < total:
@@ -299,3 +329,68 @@ async def terminations(nc: Any, probe: Probe) -> AsyncIterator[list[dict[str, An
         yield received
     finally:
         await sub.unsubscribe()
+
+
+class TcpProxy:
+    """A TCP forwarder to PostgreSQL that a test can cut and restore: an outage of the database
+    as the service sees it (connections reset, new ones refused), without touching the server
+    other tests use."""
+
+    def __init__(self, database_url: str) -> None:
+        url = make_url(database_url)
+        socket_dir = url.query.get("host")
+        self._unix: str | None = None
+        if socket_dir:
+            self._unix = f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
+        self._target = (url.host or "127.0.0.1", url.port or 5432)
+        self._url = url
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        proxied = self._url.set(host="127.0.0.1", port=self.port, query={})
+        return proxied.render_as_string(hide_password=False)
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def cut(self) -> None:
+        """Refuse new connections and reset every open one."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if self._unix:
+                up_reader, up_writer = await asyncio.open_unix_connection(self._unix)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                dst.transport.abort()
+                self._writers.discard(dst)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))

@@ -6,8 +6,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from nats.js.api import StorageType
+from nats.js.errors import NoStreamResponseError
 
+from berth.contracts.events import WorkloadActionDeniedV1
+from berth.contracts.registry import known_subjects
 from berth.contracts.subjects import STREAMS
 from berth.shared.bus import DUPLICATE_WINDOW_SECONDS, ensure_streams
 from tests.integration.shared.helpers import stored, unique
@@ -21,9 +25,9 @@ async def test_declaring_the_streams_again_is_harmless_and_gives_the_declared_co
     await ensure_streams(js)
     await ensure_streams(js)
 
-    for name, subjects in STREAMS.items():
+    for name in STREAMS:
         info = await js.stream_info(name)
-        assert info.config.subjects == [subjects]
+        assert info.config.subjects == known_subjects(name)
         assert info.config.duplicate_window == DUPLICATE_WINDOW_SECONDS == 600
         assert info.config.storage == StorageType.FILE
         # Declaring never recreates a stream: what it holds stays.
@@ -57,3 +61,24 @@ async def test_the_server_drops_a_copy_with_the_same_msg_id_within_the_window(nc
     assert not other.duplicate
     assert other.seq > first.seq
     assert [m.data for m in await stored(js, subject)] == [b"first", b"other"]
+
+
+async def test_a_stream_holds_only_the_subjects_of_known_event_versions(nc: Any) -> None:
+    """An unknown version (or event) is refused at once: nothing would ever consume it."""
+    js = nc.jetstream()
+    assert known_subjects("SUBMISSION") == [
+        "submission.received.v1.*",
+        "submission.rejected.v1.*",
+        "submission.requested.v1.*",
+    ]
+    # No berth service consumes action-denied events: storing one here disturbs nothing.
+    known = WorkloadActionDeniedV1.nats_subject(unique("w"))
+    for subject in (
+        known.replace(".v1.", ".v2."),
+        "workload.bogus.v1.x",
+        "workload.action-denied.v1.x.y",
+    ):
+        with pytest.raises(NoStreamResponseError):
+            await js.publish(subject, b"{}", timeout=2)
+    ack = await js.publish(known, b"{}", timeout=2)
+    assert ack.stream == "WORKLOAD"

@@ -7,6 +7,7 @@ import pytest
 from berth.contracts.catalog import (
     AssetPutRequest,
     AssetView,
+    credential_of_secret,
     credential_secret_name,
     validate_spec,
 )
@@ -79,5 +80,6 @@ def test_credential_values_never_show_in_a_request_repr_nor_in_a_view() -> None:
     )
     assert "hf_topsecret" not in repr(request)
     assert "secretValues" not in AssetView.model_fields
-    assert credential_secret_name("hf", {}) == "berth-cred-hf"
-    assert credential_secret_name("hf", {"secretName": "mine"}) == "mine"
+    assert credential_secret_name("hf") == "berth-cred-hf"
+    assert credential_of_secret("berth-cred-hf") == "hf"
+    assert credential_of_secret("someone-elses") is None

@@ -86,13 +86,6 @@ class TestWhatTheClusterCanRun:
     def test_a_cluster_that_runs_it_raises_nothing(self) -> None:
         assert cluster_issues(self._mpi(), "local", {"local": ClusterCapabilities()}) == []
 
-    def test_a_spec_whose_assets_did_not_resolve_is_checked_only_for_registration(self) -> None:
-        only_v1 = ClusterCapabilities(workloadApis={"MPIJob": "kubeflow.org/v1"})
-        known = {"local": only_v1}
-        assert cluster_issues(self._mpi(), "local", known, runnable_check=False) == []
-        (issue,) = cluster_issues(self._mpi(), "edge", known, runnable_check=False)
-        assert issue.field == "clusterId"
-
 
 def _submission() -> WorkloadSubmission:
     return PolicyApprovedData.model_validate(

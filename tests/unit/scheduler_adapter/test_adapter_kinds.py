@@ -114,7 +114,7 @@ def test_hugging_face_token_is_a_secret_reference_never_a_value() -> None:
         token = next(item for item in env if item["name"] == "HF_TOKEN")
         assert token == {
             "name": "HF_TOKEN",
-            "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}},
+            "valueFrom": {"secretKeyRef": {"name": "berth-cred-hf", "key": "token"}},
         }
 
 

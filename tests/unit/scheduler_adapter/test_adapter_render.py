@@ -174,7 +174,10 @@ def test_credentials_become_secret_references_and_extras_are_rendered() -> None:
     spec = pod_spec(job)
     container = spec["containers"][0]
     assert container["env"] == [
-        {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token"}}}
+        {
+            "name": "HF_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "berth-cred-hf-token", "key": "token"}},
+        }
     ]
     assert container["imagePullPolicy"] == "Always"
     assert container["workingDir"] == "/work"

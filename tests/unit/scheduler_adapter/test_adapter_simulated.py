@@ -413,3 +413,20 @@ async def test_thousands_of_workloads_flow_through_a_large_cluster() -> None:
         assert rec.phases("wl-bulk-4999") == LIFECYCLE
     # 11 simulated seconds per job at 200x is 55 ms; the rest is the simulator's own cost.
     assert time.perf_counter() - started < 15
+
+
+@pytest.mark.parametrize("runtime", [float("nan"), float("inf"), -5.0, 1e300])
+async def test_an_unusable_runtime_fails_its_workload_only(runtime: float) -> None:
+    """A NaN runtime used to never end and spin the scheduling loop; now the workload is
+    refused (Failed, with the reason) and the others applied with it run."""
+    from berth.shared.errors import PermanentError
+
+    async with simulated() as (cluster, rec):
+        good = manifests("training", "fine", gpus=1, runtime=1)
+        bad = manifests("training", "bad-runtime", gpus=1, runtime=runtime)
+        with pytest.raises(PermanentError, match="sim-runtime-seconds"):
+            await cluster.apply([*bad, *good])
+        await rec.wait_for("wl-fine", "Completed")
+        await rec.wait_for("wl-bad-runtime", "Failed")
+        assert "sim-runtime-seconds" in rec.last("wl-bad-runtime").conditions[0][2]
+        assert cluster.workload_count == 1

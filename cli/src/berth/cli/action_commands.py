@@ -70,7 +70,7 @@ def _act(
             source="/berth/cli",
             subject=view.workloadId,
             actor=client.actor,
-            data=WorkloadActionData(action=action, name=name, project=project),  # type: ignore[arg-type]
+            data=WorkloadActionData(action=action, name=view.name, project=project),  # type: ignore[arg-type]
         )
         async with client.watch(view.workloadId) as events:
             with client.tracer.start_as_current_span(f"berth {action}"):

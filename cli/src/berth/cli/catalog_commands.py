@@ -64,15 +64,23 @@ def _put(kind: str, v: Values, spec: dict[str, Any]) -> None:
             status=v.get("status"),
             statusReason=v.get("status_reason", ""),
             update=v["update"],
-            secretValues=secret_values(v) if kind == "credential" else {},
         )
     except ValidationError as exc:
         issue = issues_from(exc, drop=())[0]
         raise fail(f"{issue.field}: {issue.details}", 2) from None
     out: str = v["out"]
 
+    values = secret_values(v) if kind == "credential" else {}
+
     async def go(client: BerthClient) -> None:
-        reply: AssetReply = await client.request(RPC_CATALOG_ASSETS_PUT, request, AssetReply)
+        from berth.cli.sealing import seal_values
+
+        put = request
+        if values:
+            # Values leave the CLI only sealed to the catalog's key.
+            key_id, sealed = await seal_values(client, values)
+            put = request.model_copy(update={"sealedValues": sealed, "keyId": key_id})
+        reply: AssetReply = await client.request(RPC_CATALOG_ASSETS_PUT, put, AssetReply)
         if reply.error or reply.asset is None:
             raise fail(f"refused: {reply.error}", 1)
         if out in (Format.table, Format.wide):

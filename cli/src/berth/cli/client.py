@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,23 +31,6 @@ from berth.shared.errors import TransientError
 from berth.shared.telemetry import setup_tracing
 
 SOURCE = "/berth/cli"
-
-
-async def _connection_errors_said_once(exc: Exception) -> None:
-    # The command says itself that it cannot reach NATS; anything else (a permission refused)
-    # is worth one line, not nats-py's traceback.
-    if not isinstance(exc, (OSError, TimeoutError)):
-        logging.getLogger("berth.cli").error("nats: %s", exc)
-
-
-# A command tries the server once and says so when it is not there. nats-py reads
-# max_reconnect_attempts=0 as "no limit" on the first connect, so one retry is the least it does.
-ONE_ATTEMPT: dict[str, Any] = {
-    "max_reconnect_attempts": 1,
-    "reconnect_time_wait": 0.2,
-    "allow_reconnect": False,
-    "error_cb": _connection_errors_said_once,
-}
 
 
 def decode(data: bytes) -> Event | None:
@@ -163,7 +145,8 @@ async def connect(
             name="berth-cli",
             credentials=credentials or endpoints.nats_credentials(nats_url, role),
             role=role,
-            **ONE_ATTEMPT,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
         )
     except Exception as exc:
         raise BerthUnavailable(

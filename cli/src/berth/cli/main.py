@@ -20,6 +20,7 @@ from berth.cli import (
     action_commands,
     catalog_commands,
     cluster_commands,
+    deadletter_commands,
     nats_commands,
     read_commands,
     submit_commands,
@@ -76,6 +77,7 @@ cluster_commands.register(app)
 app.add_typer(policy_app, name="policy")
 suite_commands.register(app)
 nats_commands.register(app)
+deadletter_commands.register(app)
 
 
 def main() -> None:  # pragma: no cover

@@ -67,7 +67,7 @@ def nats_streams(nats_url: NatsOpt = None) -> None:
     (BERTH_NATS_ADMIN_CREDENTIALS, or the one `berth up` made); services never create streams,
     they wait until these exist."""
     from berth.cli import endpoints
-    from berth.cli.client import ONE_ATTEMPT, BerthUnavailable
+    from berth.cli.client import BerthUnavailable
     from berth.contracts.roles import ADMIN
     from berth.contracts.subjects import STREAMS
     from berth.shared.bus import connect, ensure_streams
@@ -82,7 +82,8 @@ def nats_streams(nats_url: NatsOpt = None) -> None:
                 name="berth-nats-streams",
                 credentials=credentials,
                 role=ADMIN,
-                **ONE_ATTEMPT,
+                max_reconnect_attempts=0,
+                allow_reconnect=False,
             )
         except Exception as exc:
             raise BerthUnavailable(f"cannot reach NATS at {url} as admin: {exc}") from None

@@ -67,7 +67,9 @@ def issues(console: Console, items: Iterable[dict[str, Any]]) -> None:
 
 # Columns of free text: they wrap (at spaces; folding only words longer than the column) so
 # that the identifying columns (names, kinds, statuses) always stay whole on one line.
-FLEXIBLE = frozenset({"MESSAGE", "DETAILS", "CREATED BY", "NODE POOLS", "STATUS REASON"})
+FLEXIBLE = frozenset(
+    {"MESSAGE", "DETAILS", "CREATED BY", "NODE POOLS", "STATUS REASON", "PROBLEMS"}
+)
 
 
 def table(*columns: str) -> Table:

@@ -251,25 +251,32 @@ def status(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
                     rpc_health(name), HealthQuery(), HealthReply, timeout=2
                 )
                 found.append(
-                    {"service": name, "status": "up", "outboxPending": reply.outboxPending}
+                    {
+                        "service": name,
+                        "status": "degraded" if reply.status == "degraded" else "up",
+                        "outboxPending": reply.outboxPending,
+                        "problems": list(reply.problems),
+                    }
                 )
             except BerthUnavailable:
-                found.append({"service": name, "status": "down", "outboxPending": None})
+                found.append(
+                    {"service": name, "status": "down", "outboxPending": None, "problems": []}
+                )
         if out in (Format.json, Format.yaml):
             output.emit(found, out)
         elif out == Format.name:
             for item in found:
                 print(item["service"])
         else:
-            grid = output.table("SERVICE", "STATUS", "OUTBOX PENDING")
+            grid = output.table("SERVICE", "STATUS", "OUTBOX PENDING", "PROBLEMS")
+            styles = {"up": "green", "degraded": "yellow", "down": "red"}
             for item in found:
-                state = output.Text(
-                    item["status"], style="green" if item["status"] == "up" else "red"
-                )
+                state = output.Text(item["status"], style=styles[item["status"]])
                 pending = "" if item["outboxPending"] is None else str(item["outboxPending"])
-                output.row(grid, item["service"], state, pending)
+                output.row(grid, item["service"], state, pending, "; ".join(item["problems"]))
             output.show(console.get(), grid)
-        if any(item["status"] == "down" for item in found):
-            raise fail(f"{sum(i['status'] == 'down' for i in found)} service(s) down", 1)
+        unwell = [i for i in found if i["status"] != "up"]
+        if unwell:
+            raise fail(", ".join(f"{i['service']} {i['status']}" for i in unwell), 1)
 
     with_client(nats_url, None, go)

@@ -156,6 +156,7 @@ class Suite:
             BERTH_DATABASE_URL=self.database_url,
             BERTH_SERVICE_NAME=name,
             BERTH_SIM_SPEED=str(self.sim_speed),
+            BERTH_KEYS_DIR=str(self.state_dir / "keys"),
             PYTHONUNBUFFERED="1",
         )
         if self.credentials_dir is not None:

@@ -5,8 +5,12 @@ Every asset has a scope (tenant, cluster, department or project) and is visible 
 scope's subtree. Assets are created, changed and deleted by request-reply (``RPC_CATALOG_*``) or
 by ``CatalogAssetRequestedV1`` events; every change becomes a ``CatalogAssetChangedV1``.
 
-Credential values are accepted only in ``AssetPutRequest.secretValues`` and are never part of
-any event, answer or error: assets carry the name of the Kubernetes Secret they become.
+Credential values are never in clear on the bus: a client seals them to the catalog's public
+key (``RPC_CATALOG_KEYS_GET``) into ``AssetPutRequest.sealedValues``; the catalog keeps them
+encrypted at rest and hands them, sealed to the cluster agent's own key, only to the cluster
+side that creates their Kubernetes Secret (``RPC_CATALOG_CREDENTIALS_DELIVER``). No event,
+answer or error carries a value: assets carry the name of the Secret they become
+(``credential_secret_name``, the one name the catalog, intake and rendering all use).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from berth.contracts.envelope import Actor, Event
-from berth.contracts.events import Data
+from berth.contracts.events import Data, PublicKey
 from berth.contracts.roles import (
     CATALOG,
     UI,
@@ -41,6 +45,12 @@ RPC_CATALOG_ASSETS_DELETE = "rpc.catalog.assets.delete.v1"
 RPC_CATALOG_ASSETS_GET = "rpc.catalog.assets.get.v1"
 RPC_CATALOG_ASSETS_LIST = "rpc.catalog.assets.list.v1"
 RPC_CATALOG_ASSETS_RESOLVE = "rpc.catalog.assets.resolve.v1"
+# The catalog's public key for sealing credential values (read-only; only the catalog may
+# answer on rpc.catalog.*, so a client cannot be handed someone else's key).
+RPC_CATALOG_KEYS_GET = "rpc.catalog.keys.get.v1"
+# A cluster's agent asks for the credentials a workload's objects reference; the values come
+# sealed to the key the catalog knows for that cluster, never to a key named in the request.
+RPC_CATALOG_CREDENTIALS_DELIVER = "rpc.catalog.credentials.deliver.v1"
 
 AssetKind = Literal[
     "department",
@@ -193,7 +203,8 @@ class CredentialSpec(AssetModel):
     secretName: str | None = Field(
         default=None,
         pattern=DNS_LABEL_PATTERN,
-        description="Kubernetes Secret the cluster side creates; berth-cred-<name> when unset.",
+        description="Kubernetes Secret the cluster side creates: always berth-cred-<name>, "
+        "filled in by the catalog (another value is refused).",
     )
     keys: list[str] = Field(default_factory=list, description="Keys of a generic secret.")
 
@@ -239,8 +250,20 @@ def validate_spec(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(details) from None
 
 
-def credential_secret_name(name: str, spec: dict[str, Any]) -> str:
-    return str(spec.get("secretName") or f"berth-cred-{name}")
+CREDENTIAL_SECRET_PREFIX = "berth-cred-"
+
+
+def credential_secret_name(name: str) -> str:
+    """The Kubernetes Secret a credential becomes: the catalog reports it, intake puts it in
+    data source volumes, rendering puts it in secretKeyRefs, the cluster side creates it."""
+    return f"{CREDENTIAL_SECRET_PREFIX}{name}"
+
+
+def credential_of_secret(secret_name: str) -> str | None:
+    """The credential a Secret name stands for; None for a Secret berth does not manage."""
+    if secret_name.startswith(CREDENTIAL_SECRET_PREFIX):
+        return secret_name[len(CREDENTIAL_SECRET_PREFIX) :] or None
+    return None
 
 
 # --- views and queries -----------------------------------------------------------------------
@@ -287,9 +310,55 @@ class AssetPutRequest(Query):
     update: bool = Field(default=False, description="Change an existing asset, not create one.")
     secretValues: dict[str, str] = Field(
         default_factory=dict,
-        description="Credential values; stored apart, never returned or published.",
+        description="Refused when not empty: values in clear would be readable on the bus; "
+        "seal them into sealedValues.",
         repr=False,
     )
+    sealedValues: str | None = Field(
+        default=None,
+        description="Credential values: a JSON object of key to value, sealed (libsodium "
+        "sealed box, base64) to the catalog's public key from rpc.catalog.keys.get.v1.",
+        repr=False,
+    )
+    keyId: str | None = Field(
+        default=None, description="Id of the catalog key sealedValues is sealed to."
+    )
+
+
+class CatalogKeyRequest(Query):
+    """Asks for the catalog's current public key."""
+
+
+class CatalogKeyReply(Query):
+    key: PublicKey
+
+
+class CredentialDeliveryRequest(Query):
+    """The credentials behind Secrets a cluster's workload objects reference in a namespace."""
+
+    clusterId: str = Field(min_length=1)
+    namespace: str = Field(min_length=1, description="A project's namespace on that cluster.")
+    secretNames: list[str] = Field(description="berth-cred-<credential> names.")
+
+
+class DeliveredCredential(Query):
+    secretName: str
+    credentialId: str
+    sealedValues: str = Field(
+        description="JSON object of key to value, sealed to the cluster's key.", repr=False
+    )
+
+
+class MissingCredential(Query):
+    secretName: str
+    reason: str
+
+
+class CredentialDeliveryReply(Query):
+    keyId: str | None = Field(default=None, description="The cluster key the values are sealed to.")
+    credentials: list[DeliveredCredential] = Field(default_factory=list)
+    missing: list[MissingCredential] = Field(default_factory=list)
+    error: str | None = None
 
 
 class AssetDeleteRequest(Query):

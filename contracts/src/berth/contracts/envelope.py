@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from berth.contracts.roles import FREE_SOURCE, Consumer, role_of_source
+from berth.contracts.subjects import subject_token_problem
 
 
 def utcnow() -> datetime:
@@ -64,6 +65,15 @@ class Event(BaseModel):
     )
     causationid: UUID | None = Field(default=None, description="Id of the event that caused it.")
     data: Any = None
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_is_one_token(cls, value: str) -> str:
+        # The subject id becomes the last token of the NATS subject of this event and of every
+        # event it causes: anything else could never be published.
+        if problem := subject_token_problem(value):
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _type_matches_class(self) -> Event:

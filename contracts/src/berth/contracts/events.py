@@ -242,6 +242,8 @@ class WorkloadPhaseChangedV1(Event):
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((INTAKE,), "intake-phases"),
         Consumer((CATALOG,), "catalog-releases"),
+        # Which actions a workload's phase allows.
+        Consumer((OWNERSHIP,), "ownership-phases"),
         Consumer((UI,)),
     )
     data: WorkloadPhaseChangedData
@@ -297,6 +299,13 @@ class WorkloadActionDeniedV1(Event):
 # --- cluster ---------------------------------------------------------------------------------
 
 
+class PublicKey(Data):
+    """A public key values are sealed to (a libsodium sealed box, X25519), with its id."""
+
+    keyId: str = Field(min_length=1, description="Names the key pair; changes when rotated.")
+    publicKey: str = Field(min_length=1, description="The 32-byte X25519 public key, base64.")
+
+
 class ClusterConfig(Data):
     """The cluster's public self-description, as its agent reads it from the cluster."""
 
@@ -305,6 +314,11 @@ class ClusterConfig(Data):
     workloadOwnershipProtection: bool = False
     knative: bool = False
     clusterVersion: str = ""
+    credentialKey: PublicKey | None = Field(
+        default=None,
+        description="The agent's key: the catalog seals credential values to it, so only "
+        "this cluster's agent can open them to create their Kubernetes Secrets.",
+    )
 
 
 class ClusterConfigReportedData(Data):
@@ -341,7 +355,11 @@ class ClusterConfigChangedV1(Event):
     TYPE: ClassVar[str] = "berth.cluster.config-changed"
     VERSION: ClassVar[int] = 1
     PRODUCERS: ClassVar[tuple[str, ...]] = (CLUSTER_SYNC,)
-    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((OWNERSHIP,), "ownership-clusters"),)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
+        Consumer((OWNERSHIP,), "ownership-clusters"),
+        # The catalog seals credential values to the key each cluster's agent reports.
+        Consumer((CATALOG,), "catalog-cluster-keys"),
+    )
     data: ClusterConfigChangedData
 
 
@@ -436,6 +454,8 @@ class CatalogAssetChangedV1(Event):
     PRODUCERS: ClassVar[tuple[str, ...]] = (CATALOG,)
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((INTAKE,), "intake-catalog"),
+        # Each cluster's agent applies again the Secrets it made of a credential that changed.
+        Consumer((SCHEDULER_ADAPTER, AGENT), f"scheduler-adapter-credentials-{CLUSTER}"),
         Consumer((UI,)),
     )
     data: AssetChangedData

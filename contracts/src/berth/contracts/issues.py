@@ -120,3 +120,17 @@ def issues_from(error: ValidationError, *, drop: tuple[str, ...] = ("submission"
 
 def sentence(issue: Issue) -> str:
     return f"{issue.field}: {issue.details}"
+
+
+def issues_from_validation_error(exc: ValidationError) -> list[Issue]:
+    """What is wrong with a request a service was asked (a query that is not what its subject
+    takes), in the same words. The values given are left out: a request may carry secrets."""
+    issues = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in error["loc"]) or "request"
+        if error["type"] == "json_invalid":
+            details = "not valid JSON: " + str(error["msg"]).removeprefix("Invalid JSON: ")
+        else:
+            details = plain(error, field)
+        issues.append(Issue(field=field, details=details))
+    return issues

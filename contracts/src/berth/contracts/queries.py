@@ -105,8 +105,32 @@ class HealthQuery(Query):
 
 class HealthReply(Query):
     service: str
-    status: str = "ok"
+    status: str = Field(default="ok", description="ok, or degraded (see problems)")
     outboxPending: int = 0
+    outboxOldestSeconds: float | None = Field(
+        default=None, description="How long the oldest unpublished event has waited."
+    )
+    deadLetters: int | None = Field(
+        default=None, description="Messages and events of this service set aside, with reasons."
+    )
+    lastDeadLetterAt: datetime | None = None
+    problems: list[str] = Field(default_factory=list, description="Why it is degraded.")
+
+
+class RpcError(Query):
+    code: str = Field(description="bad-request, unavailable or internal")
+    message: str
+    issues: list[Issue] = Field(default_factory=list)
+
+
+class ErrorReply(Query):
+    """What any request-reply subject answers when it cannot answer the request itself."""
+
+    error: RpcError
+
+    @classmethod
+    def of(cls, code: str, message: str, issues: list[Issue] | None = None) -> ErrorReply:
+        return cls(error=RpcError(code=code, message=message, issues=issues or []))
 
 
 class DryRunRequest(Query):

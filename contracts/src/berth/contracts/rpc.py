@@ -19,6 +19,8 @@ from berth.contracts.catalog import (
     RPC_CATALOG_ASSETS_LIST,
     RPC_CATALOG_ASSETS_PUT,
     RPC_CATALOG_ASSETS_RESOLVE,
+    RPC_CATALOG_CREDENTIALS_DELIVER,
+    RPC_CATALOG_KEYS_GET,
 )
 from berth.contracts.policy import (
     RPC_POLICY_APPLY,
@@ -30,6 +32,7 @@ from berth.contracts.policy import (
 )
 from berth.contracts.roles import (
     ADMIN,
+    AGENT,
     CATALOG,
     CLUSTER_SYNC,
     INTAKE,
@@ -81,6 +84,10 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_CATALOG_ASSETS_RESOLVE, CATALOG, (INTAKE, UI)),
     Rpc(RPC_CATALOG_ASSETS_PUT, CATALOG, (UI,), writes=True),
     Rpc(RPC_CATALOG_ASSETS_DELETE, CATALOG, (UI,), writes=True),
+    # The catalog's public key, to seal credential values to on the way in.
+    Rpc(RPC_CATALOG_KEYS_GET, CATALOG, (UI,)),
+    # Credential values sealed to the asking cluster's registered agent key.
+    Rpc(RPC_CATALOG_CREDENTIALS_DELIVER, CATALOG, (SCHEDULER_ADAPTER, AGENT)),
     *(Rpc(rpc_health(service), service, (UI, ADMIN)) for service in SERVICES),
 )
 

@@ -1,10 +1,25 @@
 """Stream and subject names: strings only, so any client can use them without a NATS import.
 
 Subjects are ``<domain>.<event>.v<major>.<subject id>``; one JetStream stream per domain holds
-``<domain>.>``. Request-reply queries live under ``rpc.`` and are never persisted.
+the subjects of that domain's known events. Request-reply queries live under ``rpc.`` and are
+never persisted.
 """
 
 from __future__ import annotations
+
+import re
+
+# A subject id is one NATS token: no dots, wildcards, whitespace or control characters. Kept to
+# the characters every id berth makes uses (uuid hex, DNS labels joined with dashes).
+SUBJECT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def subject_token_problem(value: str) -> str | None:
+    """Why ``value`` cannot be the subject id of an event (the last token of its subject)."""
+    if not SUBJECT_TOKEN.fullmatch(value):
+        return f"{value!r} is not a subject id: 1-128 of A-Z a-z 0-9 _ -"
+    return None
+
 
 STREAMS: dict[str, str] = {
     "SUBMISSION": "submission.>",
@@ -17,6 +32,11 @@ STREAMS: dict[str, str] = {
     # Messages no consumer could decode; kept for inspection instead of being dropped.
     "DEADLETTER": "deadletter.>",
 }
+
+
+# Streams whose subjects are not events of the registry; every other stream holds only the
+# subjects of known event types and versions (``registry.known_subjects``).
+WILDCARD_STREAMS = frozenset({"TELEMETRY", "DEADLETTER"})
 
 
 def stream_for(subject: str) -> str:

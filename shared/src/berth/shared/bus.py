@@ -14,12 +14,14 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from berth.contracts.envelope import Event
+from berth.contracts.queries import ErrorReply
+from berth.contracts.registry import known_subjects
 from berth.contracts.roles import inbox_prefix
 from berth.contracts.subjects import STREAMS
-from berth.shared.errors import TransientError
+from berth.shared.errors import PermanentError, TransientError
 from berth.shared.telemetry import inject
 
 if TYPE_CHECKING:
@@ -38,12 +40,12 @@ DAY = 24 * 3600
 def stream_configs() -> list[StreamConfig]:
     """Every stream berth uses, declared in this one place."""
     configs = []
-    for name, subjects in STREAMS.items():
+    for name in STREAMS:
         telemetry = name == "TELEMETRY"
         configs.append(
             StreamConfig(
                 name=name,
-                subjects=[subjects],
+                subjects=known_subjects(name),
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
@@ -166,7 +168,18 @@ async def connect(
     if credentials:
         options.update(auth_options(credentials, role or name))
     options.update(kwargs)
+    if options["max_reconnect_attempts"] == 0:
+        # nats-py reads 0 as "unlimited" (even for the first connection): a caller asking for
+        # no reconnection would wait forever for a server that is not there.
+        options["max_reconnect_attempts"] = 1
+    options.setdefault("error_cb", _quiet_error)
     return await nats.connect(nats_url, **options)
+
+
+async def _quiet_error(exc: Exception) -> None:
+    # nats-py's default logs a traceback for every failed attempt; the caller reports the
+    # failure that matters once.
+    log.debug("nats: %s", exc)
 
 
 Q = TypeVar("Q", bound=BaseModel)
@@ -182,4 +195,20 @@ async def ask(nc: Client, subject: str, query: BaseModel, reply: type[Q], *, tim
         raise TransientError(f"no service answers {subject}") from None
     except NatsTimeoutError:
         raise TransientError(f"no answer on {subject} within {timeout:g}s") from None
-    return reply.model_validate_json(msg.data)
+    return decode_reply(subject, msg.data, reply)
+
+
+def decode_reply(subject: str, data: bytes, reply: type[Q]) -> Q:
+    """The reply, or the ``ErrorReply`` the responder sent instead, raised as an error."""
+    try:
+        return reply.model_validate_json(data)
+    except ValidationError:
+        try:
+            error = ErrorReply.model_validate_json(data).error
+        except ValidationError:
+            raise PermanentError(f"{subject} answered with something unreadable") from None
+        if error.code == "unavailable":
+            raise TransientError(f"{subject}: {error.message}") from None
+        details = "; ".join(f"{i.field}: {i.details}" for i in error.issues)
+        message = f"{subject}: {error.message}" + (f" ({details})" if details else "")
+        raise PermanentError(message) from None

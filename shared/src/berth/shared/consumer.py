@@ -6,17 +6,24 @@ sees the batch and writes with batched statements; events it emits are written t
 the same transaction, each carrying the trace context of the message that caused it, so a
 workload's trace stays intact inside a batch. If the batch fails, its messages are retried one by
 one so that a single poison message cannot hold the others back.
+
+Failures are of two kinds. An outage (the database or NATS unreachable, a timeout: see
+``errors.is_transient``) says nothing about the messages: they are put back with a growing delay
+and the loop pauses, for as long as it takes, and the consumer has no delivery limit. A
+handler's own failure on a message counts: after ``max_deliver`` of them the message is
+dead-lettered with the reason (``deadletters``), and the rest carry on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -27,13 +34,14 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pydantic import ValidationError
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.contracts.envelope import Event
-from berth.contracts.subjects import deadletter, stream_for
-from berth.shared import outbox
+from berth.contracts.subjects import stream_for
+from berth.shared import deadletters, outbox
+from berth.shared.errors import is_transient
 from berth.shared.outbox import OutboxRelay
 from berth.shared.telemetry import context_of, extract
 
@@ -106,17 +114,28 @@ class Subscription(Generic[E]):
         return self.subject_prefix or self.event.subject_prefix()
 
 
-async def claim(conn: AsyncConnection, table: Table, ids: Sequence[UUID]) -> set[UUID]:
-    """Record ``ids`` as processed; return those that were not processed before."""
+async def claim(
+    conn: AsyncConnection, table: Table, ids: Sequence[UUID], digests: Sequence[str] | None = None
+) -> tuple[set[UUID], set[UUID]]:
+    """Record ``ids`` as processed. Return those not processed before, and those processed
+    before with another content (a reused event id, when ``digests`` are given and the inbox
+    recorded one): neither a redelivery to skip nor a new event to handle."""
     if not ids:
-        return set()
-    stmt = (
-        insert(table)
-        .values([{"event_id": i} for i in ids])
-        .on_conflict_do_nothing()
-        .returning(table.c.event_id)
-    )
-    return set((await conn.execute(stmt)).scalars().all())
+        return set(), set()
+    rows: list[dict[str, Any]] = [{"event_id": i} for i in ids]
+    if digests is not None:
+        for row, d in zip(rows, digests, strict=True):
+            row["digest"] = d
+    stmt = insert(table).values(rows).on_conflict_do_nothing().returning(table.c.event_id)
+    fresh = set((await conn.execute(stmt)).scalars().all())
+    reused: set[UUID] = set()
+    seen = {i: d for i, d in zip(ids, digests or [], strict=False) if i not in fresh}
+    if seen and "digest" in table.c:
+        recorded = await conn.execute(
+            select(table.c.event_id, table.c.digest).where(table.c.event_id.in_(list(seen)))
+        )
+        reused = {r.event_id for r in recorded if r.digest and r.digest != seen[r.event_id]}
+    return fresh, reused
 
 
 class BatchRunner:
@@ -144,6 +163,11 @@ class BatchRunner:
         self._tracer = tracer
         self._max_deliver = max_deliver
         self._nak_delay = nak_delay
+        # Handler failures per event, counted here: JetStream's delivery count also counts the
+        # deliveries that failed only because the database or NATS was down.
+        self._failures: dict[UUID, int] = {}
+        self._outage_backoff: float | None = None
+        self.last_dead_letter_at: datetime | None = None
 
     async def run(
         self,
@@ -152,21 +176,22 @@ class BatchRunner:
         handler: BatchHandler[E],
         operation: str,
         max_deliver: int | None = None,
-    ) -> None:
-        # A subscription's own limit is the one its consumer was created with.
+    ) -> float:
+        """Handle one fetched batch; returns how long the caller should pause before fetching
+        again (non-zero while the database or NATS is unreachable)."""
+        # A subscription's own limit on handler failures, else the service's.
         limit = max_deliver or self._max_deliver
         items: list[Incoming[E]] = []
         for msg in msgs:
-            try:
-                event = event_type.model_validate_json(msg.data)
-            except ValidationError as exc:
-                await self._dead_letter(msg, f"undecodable {event_type.__name__}: {exc}")
+            event, problem = _decode(msg, event_type)
+            if event is None:
+                await self._dead_letter(msg, problem)
                 continue
             # Defence in depth behind the bus permissions: only the roles declared to emit a
             # type may be its source (a lenient decoder is checked as the type it carries).
             declared = Event.registry.get((event.type, event.version), event_type)
-            if problem := declared.source_problem(event.source):
-                await self._dead_letter(msg, problem)
+            if refused := declared.source_problem(event.source):
+                await self._dead_letter(msg, refused)
                 continue
             span = self._tracer.start_span(
                 operation,
@@ -182,69 +207,181 @@ class BatchRunner:
             )
             items.append(Incoming(event, span, msg))
         if not items:
-            return
+            return 0.0
         try:
             await self._commit(items, handler)
         except Exception as exc:
+            if is_transient(exc):
+                return await self._outage(items, exc, operation)
             if len(items) == 1:
-                await self._failed(items[0], exc, limit)
-                return
+                await self._failed(items[0], exc, limit, operation)
+                return 0.0
             log.warning(
-                "%s: batch of %d failed (%s); retrying one by one", operation, len(items), exc
+                "%s: batch of %d failed (%s); retrying one by one",
+                operation,
+                len(items),
+                _cause(exc),
             )
-            for item in items:
+            for index, item in enumerate(items):
                 try:
                     await self._commit([item], handler)
                 except Exception as one_exc:
-                    await self._failed(item, one_exc, limit)
+                    if is_transient(one_exc):
+                        return await self._outage(items[index:], one_exc, operation)
+                    await self._failed(item, one_exc, limit, operation)
+        if self._outage_backoff is not None:
+            log.info("%s: %s reachable again; consuming", self.service, operation)
+            self._outage_backoff = None
+        return 0.0
 
     async def _commit(self, items: list[Incoming[E]], handler: BatchHandler[E]) -> None:
+        # Two copies of one event can share a batch (a copy sent again once the duplicate
+        # window had passed): one claim covers both, so only the first copy is handled.
+        first = {i.event.id: i for i in reversed(items)}
+        claimed = list(first.values())
         async with unit_of_work(self._engine, self._outbox, self._relay) as unit:
-            fresh = await claim(unit.conn, self._inbox, [i.event.id for i in items])
-            # Two copies of one event can share a batch (a copy sent again once the duplicate
-            # window had passed): one claim covers both, so only the first copy is handled.
-            first = {i.event.id: i for i in reversed(items)}
+            fresh, reused = await claim(
+                unit.conn,
+                self._inbox,
+                [i.event.id for i in claimed],
+                [digest(i.msg.data) for i in claimed],
+            )
             todo = [i for i in items if i.event.id in fresh and first[i.event.id] is i]
             if todo:
                 await handler(todo, unit)
         for item in items:
+            self._failures.pop(item.event.id, None)
+            original = first[item.event.id]
+            if item.event.id in reused or (
+                original is not item and digest(item.msg.data) != digest(original.msg.data)
+            ):
+                item.span.end()
+                await self._dead_letter(
+                    item.msg,
+                    f"event id {item.event.id} was already used for another content",
+                    event=item.event,
+                )
+                continue
             if item.event.id not in fresh or first[item.event.id] is not item:
                 item.span.set_attribute("berth.duplicate", True)
             item.span.end()
             await item.msg.ack()
 
-    async def _failed(self, item: Incoming[Any], exc: Exception, max_deliver: int) -> None:
+    async def _outage(self, items: list[Incoming[Any]], exc: Exception, operation: str) -> float:
+        """The database or NATS is unreachable: nothing is wrong with these messages. They
+        come back after a growing delay, for as long as it takes, and never count as failed
+        (the consumer has no delivery limit; only handler failures lead to a dead letter)."""
+        previous = self._outage_backoff
+        first = previous is None
+        delay = OUTAGE_FIRST_DELAY if previous is None else min(previous * 2, OUTAGE_MAX_DELAY)
+        self._outage_backoff = delay
+        log.warning(
+            "%s: %s unavailable (%s); %d messages retried in %gs",
+            self.service,
+            operation,
+            _cause(exc),
+            len(items),
+            delay,
+            # The traceback once per outage, not at every retry.
+            exc_info=exc if first else None,
+        )
+        for item in items:
+            item.span.set_status(Status(StatusCode.ERROR, f"unavailable: {_cause(exc)}"))
+            item.span.end()
+            await item.msg.nak(delay=delay)
+        return delay
+
+    async def _failed(
+        self, item: Incoming[Any], exc: Exception, max_deliver: int, operation: str
+    ) -> None:
         item.span.record_exception(exc)
         item.span.set_status(Status(StatusCode.ERROR, str(exc)))
         item.span.end()
-        delivered = item.msg.metadata.num_delivered if item.msg.metadata else 1
-        if delivered >= max_deliver:
-            await self._dead_letter(item.msg, f"gave up after {delivered} deliveries: {exc}")
+        event_id = item.event.id
+        failures = self._failures.get(event_id, 0) + 1
+        if failures >= max_deliver:
+            self._failures.pop(event_id, None)
+            await self._dead_letter(
+                item.msg, f"gave up after {failures} deliveries: {_cause(exc)}", event=item.event
+            )
             return
+        self._failures[event_id] = failures
         log.warning(
-            "%s: %s failed (delivery %d), retrying",
+            "%s: %s failed on %s (attempt %d of %d): %s; retrying",
             self.service,
+            operation,
             item.msg.subject,
-            delivered,
-            exc_info=exc,
+            failures,
+            max_deliver,
+            _cause(exc),
+            extra=_context(item.event),
+            # The traceback with the first failure only; later ones repeat it.
+            exc_info=exc if failures == 1 else None,
         )
-        await item.msg.nak(delay=self._nak_delay * delivered)
+        await item.msg.nak(delay=self._nak_delay * failures)
 
-    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+    async def _dead_letter(self, msg: Msg, reason: str, event: Event | None = None) -> None:
         """Keep an unusable message in the DEADLETTER stream with the reason, then terminate it."""
-        log.error("%s: dead-lettering %s: %s", self.service, msg.subject, reason)
-        headers = dict(msg.headers or {})
-        headers.pop("Nats-Msg-Id", None)
-        headers["Berth-Original-Subject"] = msg.subject
-        headers["Berth-Reason"] = json.dumps(reason[:2000])
-        await self._js.publish(
-            deadletter(self.service) + "." + _token(msg.subject), msg.data, headers=headers
+        log.error(
+            "%s: dead-lettering %r: %s",
+            self.service,
+            msg.subject,
+            reason,
+            extra=_context(event) if event else {},
         )
+        await deadletters.publish(
+            self._js,
+            self.service,
+            msg.subject,
+            msg.data,
+            dict(msg.headers or {}),
+            reason,
+            origin="consumer",
+        )
+        self.last_dead_letter_at = datetime.now(UTC)
         await msg.term()
 
 
-def _token(subject: str) -> str:
-    return subject.replace(".", "_")
+# Pauses of a consumer while the database or NATS is unreachable.
+OUTAGE_FIRST_DELAY = 1.0
+OUTAGE_MAX_DELAY = 15.0
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _cause(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+
+
+def _context(event: Event | None) -> dict[str, Any]:
+    if event is None:
+        return {}
+    return {"event_id": str(event.id), "workload_id": event.subject}
+
+
+def _decode(msg: Msg, event_type: type[E]) -> tuple[E | None, str]:
+    """The event, or why the message cannot be one (it is then dead-lettered)."""
+    try:
+        event = event_type.model_validate_json(msg.data)
+    except ValidationError as exc:
+        return None, f"undecodable {event_type.__name__}: {exc}"
+    prefix, _, token = msg.subject.rpartition(".")
+    if event.subject != token:
+        # Neither can be trusted over the other: whichever is used, somebody is misled.
+        return None, (
+            f"envelope subject {event.subject!r} differs from the subject's last token {token!r}"
+        )
+    if not event_type.TYPE:
+        # A lenient decoder takes any envelope: the type and version must be the subject's.
+        known = Event.registry.get((event.type, event.version))
+        if known is None or known.subject_prefix() != prefix:
+            return None, (
+                f"event type {event.type!r} version {event.version} does not belong on {prefix}"
+            )
+    return event, ""
 
 
 class PullLoop:
@@ -271,8 +408,9 @@ class PullLoop:
             durable_name=sub.durable,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=settings.ack_wait_seconds,
-            # One more than ours, so our own give-up (dead letter) always happens first.
-            max_deliver=(sub.max_deliver or settings.max_deliver) + 1,
+            # Unlimited: an outage must never make the server give up on a message. Only
+            # handler failures, counted by the runner, lead to a dead letter.
+            max_deliver=-1,
             max_ack_pending=settings.batch_size * 8,
             filter_subject=f"{sub.prefix}.*",
         )
@@ -282,6 +420,8 @@ class PullLoop:
         self._busy = asyncio.Lock()
 
     async def bind(self) -> None:
+        # Created or updated: a consumer made by an older version keeps its old limits else.
+        await self._js.add_consumer(stream_for(self._sub.prefix), self._config)
         self._psub = await self._js.pull_subscribe(
             f"{self._sub.prefix}.*",
             durable=self._sub.durable,
@@ -313,28 +453,31 @@ class PullLoop:
                 continue
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.warning("fetch for %s failed; retrying", self._sub.durable, exc_info=True)
+            except Exception as exc:
+                log.warning("fetch for %s failed (%s); retrying", self._sub.durable, _cause(exc))
                 await asyncio.sleep(1)
                 continue
             try:
-                await self._handle(msgs)
+                pause = await self._handle(msgs)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 # Whatever went wrong (an ack lost in an outage, a fetch error), the messages
                 # not acknowledged come back after ack_wait; the loop itself must go on.
-                log.exception("batch for %s failed; continuing", self._sub.durable)
-                await asyncio.sleep(0.5)
+                log.warning("batch for %s failed (%s); continuing", self._sub.durable, _cause(exc))
+                pause = 0.5
+            if pause:
+                # The database or NATS is down: fetching more would only fail the same way.
+                await asyncio.sleep(pause)
 
-    async def _handle(self, msgs: list[Msg]) -> None:
+    async def _handle(self, msgs: list[Msg]) -> float:
         if self._batch_size > 1:
             # nats-py raises asyncio's TimeoutError, not its own, when the gathering fetch
             # runs out of time before its second pull request: that must not end the loop.
             with contextlib.suppress(asyncio.TimeoutError):
                 msgs += await self._psub.fetch(self._batch_size - 1, timeout=self._gather_seconds)
         async with self._busy:
-            await self._runner.run(
+            return await self._runner.run(
                 msgs,
                 self._sub.event,
                 self._sub.handler,

@@ -36,6 +36,13 @@ def inbox_columns() -> list[Column[Any]]:
     ]
 
 
+def inbox_digest_column() -> Column[Any]:
+    """sha256 of the message an event id was first handled with: the same id with another
+    content is not a redelivery but a reused id, and is dead-lettered instead of skipped.
+    Added after the first release (``migrations.add_inbox_digest``); empty for older rows."""
+    return Column("digest", Text, nullable=True)
+
+
 OUTBOX = "outbox"
 INBOX = "processed_events"
 
@@ -44,7 +51,7 @@ def service_metadata(schema: str) -> MetaData:
     """Metadata of one service's schema, with the outbox and inbox tables every service has."""
     metadata = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
     Table(OUTBOX, metadata, *outbox_columns())
-    Table(INBOX, metadata, *inbox_columns())
+    Table(INBOX, metadata, *inbox_columns(), inbox_digest_column())
     return metadata
 
 

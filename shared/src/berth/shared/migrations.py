@@ -13,7 +13,7 @@ from sqlalchemy import MetaData, pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from berth.shared.db import INBOX, OUTBOX, inbox_columns, outbox_columns
+from berth.shared.db import INBOX, OUTBOX, inbox_columns, inbox_digest_column, outbox_columns
 
 
 def alembic_config(package: str, database_url: str) -> Config:
@@ -64,3 +64,12 @@ def create_messaging_tables(op: Any, schema: str) -> None:
     ``op`` is alembic's ``op`` proxy module (an ``Operations`` at run time)."""
     op.create_table(OUTBOX, *outbox_columns(), schema=schema)
     op.create_table(INBOX, *inbox_columns(), schema=schema)
+
+
+def add_inbox_digest(op: Any, schema: str) -> None:
+    """The inbox's content digest (see ``db.inbox_digest_column``)."""
+    op.add_column(INBOX, inbox_digest_column(), schema=schema)
+
+
+def drop_inbox_digest(op: Any, schema: str) -> None:
+    op.drop_column(INBOX, "digest", schema=schema)

@@ -10,22 +10,26 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from faststream import FastStream
-from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from faststream.specification import AsyncAPI
 from nats.js import JetStreamContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.envelope import Event
-from berth.contracts.queries import HealthQuery, HealthReply
+from berth.contracts.issues import issues_from_validation_error
+from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
+from berth.shared import logs
 from berth.shared.bus import build_broker, wait_for_streams
 from berth.shared.consumer import BatchRunner, PullLoop, Subscription, Unit, unit_of_work
 from berth.shared.db import INBOX, OUTBOX, create_engine
+from berth.shared.errors import is_transient
 from berth.shared.migrations import upgrade
 from berth.shared.outbox import OutboxRelay
 from berth.shared.settings import Settings
@@ -79,6 +83,7 @@ class Service:
         self._tasks: list[asyncio.Task[Any]] = []
         self.app = FastStream(
             self.broker,
+            logger=logging.getLogger("berth.app"),
             specification=AsyncAPI(title=f"berth {self.name}", version="1.0.0"),
             on_startup=[self._startup],
             after_startup=[self._after_startup],
@@ -135,18 +140,42 @@ class Service:
             )
 
     def respond(self, subject: str, request: type[Q], handler: Callable[[Q], Awaitable[R]]) -> None:
-        """A request-reply query on core NATS, load-balanced over the service's replicas."""
+        """A request-reply query on core NATS, load-balanced over the service's replicas.
 
-        async def reply(body: Any) -> Any:
-            return await handler(body)
+        Every request gets an answer: one that cannot be decoded gets an ``ErrorReply`` naming
+        each problem (code ``bad-request``), one whose handler fails gets an ``ErrorReply``
+        with code ``internal`` (``unavailable`` during an outage); either is logged once."""
 
-        # Set at run time: FastStream reads the annotation to decode the request body.
-        reply.__annotations__ = {"body": request, "return": Any}
+        # ``body`` is what FastStream made of the bytes (anything); ``msg.body`` is decoded here.
+        async def reply(body: Any, msg: NatsMessage) -> Any:  # noqa: ARG001
+            try:
+                query = request.model_validate_json(msg.body or b"{}")
+            except ValidationError as exc:
+                issues = issues_from_validation_error(exc)
+                log.warning(
+                    "%s: bad request: %s",
+                    subject,
+                    "; ".join(f"{i.field}: {i.details}" for i in issues),
+                )
+                return ErrorReply.of("bad-request", f"bad request on {subject}", issues)
+            try:
+                return await handler(query)
+            except Exception as exc:
+                code = "unavailable" if is_transient(exc) else "internal"
+                log.error("%s: %s failed: %s", self.name, subject, exc, exc_info=exc)
+                return ErrorReply.of(code, f"{subject} failed: {type(exc).__name__}: {exc}")
 
         reply.__name__ = subject.replace(".", "_")
         self._responds.append(subject)
         self.broker.subscriber(subject, queue=self.name, title=subject)(reply)
-        self.spec_broker.subscriber(subject, queue=self.name, title=subject)(reply)
+
+        # The AsyncAPI document describes the request model.
+        async def described(body: Any) -> Any:  # documentation only; never called
+            raise NotImplementedError
+
+        described.__annotations__ = {"body": request, "return": Any}
+        described.__name__ = reply.__name__
+        self.spec_broker.subscriber(subject, queue=self.name, title=subject)(described)
 
     @property
     def subscriptions(self) -> tuple[Subscription[Any], ...]:
@@ -200,9 +229,53 @@ class Service:
         return self._relay
 
     async def _health(self, _query: HealthQuery) -> HealthReply:
+        t = self.outbox_table
         async with self.engine.connect() as conn:
-            pending = await conn.scalar(select(func.count()).select_from(self.outbox_table))
-        return HealthReply(service=self.name, outboxPending=int(pending or 0))
+            row = (
+                await conn.execute(
+                    select(
+                        func.count(), func.extract("epoch", func.now() - func.min(t.c.created_at))
+                    )
+                )
+            ).one()
+        pending, oldest = int(row[0] or 0), float(row[1]) if row[1] is not None else None
+        dead, last_dead = await self._dead_letters()
+        reasons = []
+        if oldest is not None and oldest > self.settings.outbox_stuck_seconds:
+            reasons.append(f"outbox stuck: oldest of {pending} rows waits for {oldest:.0f}s")
+        if last_dead is not None:
+            age = (datetime.now(UTC) - last_dead).total_seconds()
+            if age < self.settings.dead_letter_alert_seconds:
+                count = "" if dead is None else f"{dead} "
+                reasons.append(
+                    f"{count}dead letters, the last {age:.0f}s ago (berth deadletter list)"
+                )
+        return HealthReply(
+            service=self.name,
+            status="degraded" if reasons else "ok",
+            outboxPending=pending,
+            outboxOldestSeconds=oldest,
+            deadLetters=dead,
+            lastDeadLetterAt=last_dead,
+            problems=reasons,
+        )
+
+    async def _dead_letters(self) -> tuple[int | None, datetime | None]:
+        """How many dead letters of this service the DEADLETTER stream holds (None when that
+        cannot be told at once), and when this process last made one."""
+        latest = [t for t in (self.relay.last_dead_letter_at, self.runner.last_dead_letter_at) if t]
+        last = max(latest) if latest else None
+        try:
+            # Health answers at once: a slow or refused stream query must not make a running
+            # service look down.
+            info = await asyncio.wait_for(
+                self.js.stream_info("DEADLETTER", subjects_filter=f"{deadletter(self.name)}.>"),
+                timeout=0.5,
+            )
+        except Exception as exc:
+            log.warning("health: dead letters unknown (%s)", type(exc).__name__)
+            return None, last
+        return sum((info.state.subjects or {}).values()), last
 
     async def _startup(self) -> None:
         if self._migrations_package:
@@ -234,6 +307,7 @@ class Service:
             self.outbox_table,
             self._js,
             poll_seconds=self.settings.outbox_poll_seconds,
+            service=self.name,
         )
         self._runner = BatchRunner(
             service=self.name,
@@ -288,10 +362,8 @@ async def _logged(factory: Callable[[], Awaitable[Any]], name: str) -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format=f"%(asctime)s {settings.service_name} %(levelname)s %(name)s: %(message)s",
-    )
+    """Structured logs: one JSON object per line (see ``logs``)."""
+    logs.configure(settings.service_name, settings.log_level)
 
 
 def run(app: FastStream, settings: Settings) -> None:

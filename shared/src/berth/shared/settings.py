@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     max_deliver: int = 20
     nak_delay_seconds: float = 1.0
     outbox_poll_seconds: float = 1.0
+    # Health says "degraded" when the oldest outbox row waits longer than this, or when a
+    # dead letter was made more recently than this.
+    outbox_stuck_seconds: float = 30.0
+    dead_letter_alert_seconds: float = 15 * 60.0
 
     otlp_endpoint: str | None = Field(
         default=None,

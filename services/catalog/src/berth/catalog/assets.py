@@ -1,7 +1,8 @@
 """The catalog's store: organisation units and assets, read and written over one connection.
 
 Every write returns the ``CatalogAssetChangedV1`` events it caused; the caller puts them in the
-outbox of the same transaction. Nothing here reads ``credential_values`` back.
+outbox of the same transaction. Credential values are stored encrypted (``credentials.py``)
+and never read back here.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.catalog import credentials
+from berth.catalog.keys import KeyProvider
 from berth.catalog.tables import (
     asset_usage,
     assets,
-    credential_values,
     departments,
     node_pools,
     projects,
@@ -30,7 +32,9 @@ from berth.contracts.catalog import (
     AssetRef,
     AssetView,
     credential_secret_name,
+    project_scopes,
     validate_spec,
+    visible_to,
 )
 from berth.contracts.envelope import Actor
 from berth.contracts.events import AssetChangedData, CatalogAssetChangedV1
@@ -195,13 +199,17 @@ async def _put_org(conn: AsyncConnection, put: Put, cluster_id: str) -> AssetVie
 
 
 def asset_view(row: Any) -> AssetView:
+    spec = dict(row.spec or {})
+    if row.kind == "credential":
+        # Whatever an older install stored: the Secret is the one every side derives.
+        spec["secretName"] = credential_secret_name(row.name)
     return AssetView(
         id=row.id,
         kind=row.kind,
         name=row.name,
         scope=row.scope,
         scopeName=row.scope_id,
-        spec=dict(row.spec or {}),
+        spec=spec,
         status=row.status,
         statusReason=row.status_reason,
         createdBy=row.created_by,
@@ -227,16 +235,48 @@ async def _exists(conn: AsyncConnection, kind: str, name: str) -> list[AssetView
     return [asset_view(r) for r in rows]
 
 
-async def _check_references(conn: AsyncConnection, put: Put, spec: dict[str, Any]) -> None:
-    """Referenced assets must exist; a data source's credential must be of the right type."""
+async def scopes_seen_from(
+    conn: AsyncConnection, scope: str, scope_name: str, cluster_id: str
+) -> set[tuple[str, str]]:
+    """The scopes whose assets an asset of ``scope`` may use: itself and its ancestors."""
+    if scope == "tenant":
+        return {("tenant", "")}
+    if scope == "cluster":
+        return {("tenant", ""), ("cluster", scope_name)}
+    if scope == "department":
+        return {("tenant", ""), ("cluster", cluster_id), ("department", scope_name)}
+    row = (
+        await conn.execute(
+            select(projects.c.department, projects.c.cluster_id).where(
+                projects.c.name == scope_name
+            )
+        )
+    ).first()
+    department, cluster = (row.department, row.cluster_id) if row else (None, cluster_id)
+    return project_scopes(scope_name, department, cluster)
+
+
+async def _check_references(
+    conn: AsyncConnection, put: Put, spec: dict[str, Any], cluster_id: str
+) -> None:
+    """Referenced assets must exist, and a template's must be visible from its scope (else
+    every workload built from it would be refused); a data source's credential must be of the
+    right type."""
     wanted: list[tuple[str, str]] = []
     if put.kind == "template":
         wanted += [("environment", spec["environment"])] if spec.get("environment") else []
         wanted += [("compute", spec["compute"])] if spec.get("compute") else []
         wanted += [("datasource", n) for n in spec.get("dataSources", [])]
+    seen = await scopes_seen_from(conn, put.scope, put.scope_name, cluster_id) if wanted else set()
     for kind, name in wanted:
-        if not await _exists(conn, kind, name):
+        found = await _exists(conn, kind, name)
+        if not found:
             raise AssetError(f'{kind} "{name}" does not exist')
+        if not any(visible_to(view, seen) for view in found):
+            where = ", ".join(sorted({f"{v.scope} {v.scopeName}".strip() for v in found}))
+            raise AssetError(
+                f'{kind} "{name}" is not visible from {_scope_text(put)}: it belongs to {where}'
+            )
     if put.kind == "datasource" and spec.get("credential"):
         needed = DATASOURCE_CREDENTIAL[spec["type"]]
         found = await _exists(conn, "credential", spec["credential"])
@@ -266,6 +306,7 @@ async def put_asset(
     *,
     cluster_id: str,
     secret_values: dict[str, str] | None = None,
+    keys: KeyProvider | None = None,
 ) -> tuple[AssetView, CatalogAssetChangedV1]:
     try:
         spec = validate_spec(put.kind, put.spec)
@@ -278,11 +319,19 @@ async def put_asset(
         view = await _put_org(conn, put.__class__(**{**put.__dict__, "spec": spec}), cluster_id)
         return view, changed(view, "updated" if put.update else "created", actor)
     await _check_scope(conn, put.scope, put.scope_name)
-    await _check_references(conn, put, spec)
+    await _check_references(conn, put, spec, cluster_id)
     if put.kind == "credential":
-        spec["secretName"] = credential_secret_name(put.name, spec)
+        secret_name = credential_secret_name(put.name)
+        if spec.get("secretName", secret_name) != secret_name:
+            raise AssetError(
+                f"secretName: the Secret of credential {put.name} is always {secret_name} "
+                "(the name workloads refer to); leave secretName unset"
+            )
+        spec["secretName"] = secret_name
         if secret_values:
             _check_secret_values(spec, secret_values)
+    elif secret_values:
+        raise AssetError(f"secret values: only a credential takes them, not a {put.kind}")
     status = put.status
     if put.kind == "datasource" and status is None and not put.update:
         status = "No status"
@@ -323,14 +372,9 @@ async def put_asset(
         if row is None:
             raise AssetError(f'{put.kind} "{put.name}" already exists in {_scope_text(put)}')
     if put.kind == "credential" and secret_values:
-        await conn.execute(
-            insert(credential_values)
-            .values(asset_id=row.id, secret_values=secret_values)
-            .on_conflict_do_update(
-                index_elements=[credential_values.c.asset_id],
-                set_={"secret_values": secret_values, "updated_at": func.now()},
-            )
-        )
+        if keys is None:
+            raise AssetError("credential values cannot be stored here: no key provider")
+        await credentials.store(conn, keys, row.id, secret_values)
     view = asset_view(row)
     return view, changed(view, "updated" if put.update else "created", actor)
 

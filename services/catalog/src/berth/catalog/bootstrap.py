@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import logging
+
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from berth.catalog import handlers
+from berth.catalog import credentials, handlers
 from berth.catalog.config import CatalogSettings
+from berth.catalog.keys import KeyProvider, LocalKeyProvider, sealing_keys
 from berth.catalog.subscriptions import register
 from berth.catalog.tables import metadata
 from berth.shared.service import Service
 
+log = logging.getLogger(__name__)
 
-def build(settings: CatalogSettings, *, engine: AsyncEngine | None = None) -> Service:
+
+def build(
+    settings: CatalogSettings,
+    *,
+    engine: AsyncEngine | None = None,
+    storage_keys: KeyProvider | None = None,
+) -> Service:
     service = Service(settings, metadata, migrations_package="berth.catalog", engine=engine)
-    register(service, settings.cluster_id)
+    keys = credentials.Keys(
+        lambda: storage_keys or LocalKeyProvider.from_dir(settings.keys_dir),
+        lambda: sealing_keys(settings.keys_dir),
+    )
+    register(service, settings.cluster_id, keys)
+
+    async def encrypt_legacy_values() -> None:
+        keys.load()
+        async with service.unit_of_work() as unit:
+            count = await credentials.encrypt_legacy(unit.conn, keys.storage)
+        if count:
+            log.info("encrypted %d credential values stored in clear by an older version", count)
 
     async def seed() -> None:
         if not settings.seed_demo:
@@ -23,6 +44,7 @@ def build(settings: CatalogSettings, *, engine: AsyncEngine | None = None) -> Se
             for event in await handlers.seed_demo(unit.conn, settings.cluster_id):
                 unit.emit(event)
 
+    service.on_start(encrypt_legacy_values)
     service.on_start(seed)
     return service
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from berth.shared.settings import Settings
 
 
@@ -5,3 +7,6 @@ class CatalogSettings(Settings):
     service_name: str = "catalog"
     # A fresh install gets the demo organisation and assets, so a first submission works.
     seed_demo: bool = True
+    # Key files: storage keys (values at rest) and the sealing pair clients seal values to;
+    # created, mode 0600, when missing.
+    keys_dir: Path = Path(".berth/keys")

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.catalog import assets as store
-from berth.catalog import seed
+from berth.catalog import credentials, seed
 from berth.catalog.tables import assets, departments, node_pools, projects
 from berth.contracts.catalog import (
     AssetDeleteRequest,
@@ -26,11 +26,16 @@ from berth.contracts.catalog import (
     AssetView,
     CatalogAssetRejectedV1,
     CatalogAssetRequestedV1,
+    CatalogKeyReply,
+    CatalogKeyRequest,
+    CredentialDeliveryReply,
+    CredentialDeliveryRequest,
     project_scopes,
 )
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     CatalogAssetChangedV1,
+    ClusterConfigChangedV1,
     SubmissionReceivedV1,
     WorkloadPhaseChangedV1,
 )
@@ -107,13 +112,24 @@ async def seed_demo(conn: AsyncConnection, cluster_id: str) -> list[CatalogAsset
 
 @dataclass(frozen=True)
 class Writer:
-    """What a write needs: a unit of work (its events go out through the outbox)."""
+    """What a write needs: a unit of work (its events go out through the outbox), and the keys
+    credential values come sealed to and are encrypted with."""
 
     begin: UnitFactory
     cluster_id: str
+    keys: credentials.Keys
 
 
 async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
+    try:
+        values = credentials.open_values(
+            writer.keys.sealing,
+            clear=request.secretValues,
+            sealed=request.sealedValues,
+            key_id=request.keyId,
+        )
+    except credentials.ValuesRefused as exc:
+        return AssetReply(error=str(exc))
     put = store.Put(
         kind=request.kind,
         name=request.name,
@@ -131,7 +147,8 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
                 put,
                 request.actor,
                 cluster_id=writer.cluster_id,
-                secret_values=request.secretValues,
+                secret_values=values,
+                keys=writer.keys.storage,
             )
             unit.emit(event)
     except store.AssetError as exc:
@@ -184,6 +201,27 @@ async def resolve_assets(
             for ref in request.refs:
                 views += await store.find(conn, ref.model_copy(update={"scope": None}))
     return AssetListReply(assets=views)
+
+
+# --- credential keys and values ---------------------------------------------------------------
+
+
+async def get_key(_request: CatalogKeyRequest, *, keys: credentials.Keys) -> CatalogKeyReply:
+    return CatalogKeyReply(key=keys.public_key())
+
+
+async def deliver_credentials(
+    request: CredentialDeliveryRequest, *, engine: AsyncEngine, keys: credentials.Keys
+) -> CredentialDeliveryReply:
+    async with engine.connect() as conn:
+        return await credentials.deliver(conn, keys.storage, request)
+
+
+async def record_cluster_keys(items: list[Incoming[ClusterConfigChangedV1]], unit: Unit) -> None:
+    for item in sorted(items, key=lambda i: i.event.time):
+        key = item.event.data.config.credentialKey
+        if key is not None:
+            await credentials.record_cluster_key(unit.conn, item.event.data.clusterId, key)
 
 
 # --- assets by events --------------------------------------------------------------------------

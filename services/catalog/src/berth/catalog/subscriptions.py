@@ -5,12 +5,15 @@ from __future__ import annotations
 from functools import partial
 
 from berth.catalog import handlers
+from berth.catalog.credentials import Keys
 from berth.contracts.catalog import (
     RPC_CATALOG_ASSETS_DELETE,
     RPC_CATALOG_ASSETS_GET,
     RPC_CATALOG_ASSETS_LIST,
     RPC_CATALOG_ASSETS_PUT,
     RPC_CATALOG_ASSETS_RESOLVE,
+    RPC_CATALOG_CREDENTIALS_DELIVER,
+    RPC_CATALOG_KEYS_GET,
     AssetDeleteRequest,
     AssetListRequest,
     AssetPutRequest,
@@ -18,9 +21,12 @@ from berth.contracts.catalog import (
     AssetResolveRequest,
     CatalogAssetRejectedV1,
     CatalogAssetRequestedV1,
+    CatalogKeyRequest,
+    CredentialDeliveryRequest,
 )
 from berth.contracts.events import (
     CatalogAssetChangedV1,
+    ClusterConfigChangedV1,
     SubmissionReceivedV1,
     WorkloadPhaseChangedV1,
 )
@@ -30,13 +36,13 @@ from berth.contracts.subjects import RPC_CATALOG_PROJECTS_LOOKUP
 from berth.shared.service import Service, Subscription
 
 
-def register(service: Service, cluster_id: str) -> None:
+def register(service: Service, cluster_id: str, keys: Keys) -> None:
     service.respond(
         RPC_CATALOG_PROJECTS_LOOKUP,
         ProjectLookupRequest,
         partial(handlers.lookup_projects, engine=service.engine, tracer=service.tracer),
     )
-    writer = handlers.Writer(begin=service.unit_of_work, cluster_id=cluster_id)
+    writer = handlers.Writer(begin=service.unit_of_work, cluster_id=cluster_id, keys=keys)
     service.respond(
         RPC_CATALOG_ASSETS_PUT, AssetPutRequest, partial(handlers.put_asset, writer=writer)
     )
@@ -55,6 +61,21 @@ def register(service: Service, cluster_id: str) -> None:
         RPC_CATALOG_ASSETS_RESOLVE,
         AssetResolveRequest,
         partial(handlers.resolve_assets, engine=service.engine, tracer=service.tracer),
+    )
+    service.respond(RPC_CATALOG_KEYS_GET, CatalogKeyRequest, partial(handlers.get_key, keys=keys))
+    service.respond(
+        RPC_CATALOG_CREDENTIALS_DELIVER,
+        CredentialDeliveryRequest,
+        partial(handlers.deliver_credentials, engine=service.engine, keys=keys),
+    )
+    # The key each cluster's agent seals to, as cluster-sync relays it from the agent's report.
+    service.subscribe(
+        Subscription(
+            ClusterConfigChangedV1,
+            ClusterConfigChangedV1.durable(CATALOG),
+            handlers.record_cluster_keys,
+            "record cluster key",
+        )
     )
     service.subscribe(
         Subscription(

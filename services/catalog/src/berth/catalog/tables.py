@@ -4,6 +4,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    LargeBinary,
     PrimaryKeyConstraint,
     Table,
     Text,
@@ -67,13 +68,28 @@ assets = Table(
     UniqueConstraint("kind", "scope", "scope_id", "name", name="uq_assets_kind_scope_name"),
 )
 
-# Credential values, apart from the assets: only the cluster side that creates the Kubernetes
-# Secret reads this table; no query, answer or event of the catalog ever selects from it.
+# Credential values, apart from the assets and encrypted (see keys.py): only their delivery to
+# a cluster's agent reads this table; no query, answer or event of the catalog selects from it.
 credential_values = Table(
     "credential_values",
     metadata,
     Column("asset_id", Text, ForeignKey("catalog.assets.id", ondelete="CASCADE"), primary_key=True),
-    Column("secret_values", JSONB, nullable=False),
+    # The storage key that encrypted the value, and the value (a JSON object of key to value).
+    Column("key_id", Text, nullable=True),
+    Column("ciphertext", LargeBinary, nullable=True),
+    # Values an older install stored in clear; encrypted and emptied when the catalog starts.
+    Column("legacy_values", JSONB(none_as_null=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+# The key each cluster's agent reported (relayed by cluster-sync): credential values for that
+# cluster are sealed to it and to nothing a request names.
+cluster_keys = Table(
+    "cluster_keys",
+    metadata,
+    Column("cluster_id", Text, primary_key=True),
+    Column("key_id", Text, nullable=False),
+    Column("public_key", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 

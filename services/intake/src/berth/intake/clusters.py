@@ -101,22 +101,12 @@ def _capabilities(cluster_id: str, raw: dict[str, Any] | None) -> ClusterCapabil
         return None
 
 
-def cluster_issues(
-    submission: WorkloadSubmission,
-    cluster_id: str,
-    known: Registry,
-    *,
-    runnable_check: bool = True,
-) -> list[Issue]:
+def cluster_issues(submission: WorkloadSubmission, cluster_id: str, known: Registry) -> list[Issue]:
     """Why ``cluster_id`` cannot run ``submission``: not registered, or not able to run it as
-    asked (the same check its agent makes before applying anything). Without
-    ``runnable_check`` (a submission whose assets did not resolve, so its spec is incomplete),
-    only whether the cluster is registered: the missing parts are not the user's mistakes."""
+    asked (the same check its agent makes before applying anything)."""
     if cluster_id not in known:
         issue = unregistered(cluster_id, set(known))
         return [issue] if issue else []
-    if not runnable_check:
-        return []
     return runnable.check(submission, known[cluster_id], cluster_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from berth.contracts import boundaries
 from berth.contracts.catalog import AssetView, project_scopes
 from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
@@ -39,12 +41,14 @@ from berth.contracts.queries import (
 )
 from berth.contracts.subjects import RPC_POLICY_EVALUATE, rpc_render
 from berth.contracts.workload import WorkloadSubmission
-from berth.intake import clusters, quota, resolution, validation
+from berth.intake import clusters, projection, quota, resolution, validation
 from berth.intake.catalog_client import ProjectDirectory
 from berth.intake.tables import LIVE, phase_history, workloads
 from berth.shared.bus import ask
 from berth.shared.consumer import Incoming, Unit
 from berth.shared.telemetry import trace_id_of
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/berth/intake"
 # Inlined rather than bound: executemany cannot expand an IN list per row.
@@ -56,10 +60,28 @@ NOT_TERMINAL = text(
 
 
 def _reject(
-    unit: Unit, item: Incoming[RawEvent], issues: list[Issue], rows: list[dict[str, Any]]
+    unit: Unit,
+    item: Incoming[RawEvent],
+    issues: list[Issue],
+    rows: list[dict[str, Any]],
+    *,
+    oversized: bool = False,
 ) -> None:
-    name, project, kind = validation.describe_raw(item.event.data)
+    # What is recorded must be storable even when the submission was not (NaN, NUL, size).
+    data = (
+        {"omitted": f"{len(item.msg.data)} bytes"}
+        if oversized
+        else boundaries.storable(item.event.data)
+    )
+    name, project, kind = validation.describe_raw(data)
     item.span.set_attribute("berth.outcome", "rejected")
+    log.info(
+        "submission %r in project %r rejected: %s",
+        name,
+        project,
+        "; ".join(f"{i.field}: {i.details}" for i in issues)[:500],
+        extra=_log_context(item),
+    )
     rows.append(
         {
             "id": item.event.subject,
@@ -67,11 +89,12 @@ def _reject(
             "project": project,
             "kind": kind,
             "cluster_id": None,
-            "created_by": item.event.actor.email,
+            "created_by": boundaries.storable(item.event.actor.email)[:320],
             "status": "rejected",
             "trace_id": trace_id_of(item.span),
-            "submission": item.event.data,
-            "issues": [i.model_dump() for i in issues],
+            "submission": data,
+            "issues": [boundaries.storable(i.model_dump()) for i in issues],
+            "content_hash": None if oversized else validation.content_hash(item.event.data),
         }
     )
     unit.emit(
@@ -84,6 +107,14 @@ def _reject(
     )
 
 
+def _log_context(item: Incoming[RawEvent]) -> dict[str, str]:
+    return {
+        "workload_id": item.event.subject,
+        "event_id": str(item.event.id),
+        "trace_id": trace_id_of(item.span),
+    }
+
+
 async def accept_submissions(
     items: list[Incoming[RawEvent]], unit: Unit, *, directory: ProjectDirectory
 ) -> None:
@@ -91,9 +122,13 @@ async def accept_submissions(
     rows: list[dict[str, Any]] = []
     valid: list[tuple[Incoming[RawEvent], SubmissionRequestedData]] = []
     for item in items:
+        refused = validation.at_the_boundary(item.event.data, len(item.msg.data))
+        if len(item.msg.data) > boundaries.MAX_SUBMISSION_BYTES:
+            _reject(unit, item, refused, rows, oversized=True)
+            continue
         parsed = validation.parse(item.event.subject, item.event.data)
-        if isinstance(parsed, list):
-            _reject(unit, item, parsed, rows)
+        if isinstance(parsed, list) or refused:
+            _reject(unit, item, refused + (parsed if isinstance(parsed, list) else []), rows)
         else:
             valid.append((item, parsed))
 
@@ -107,30 +142,55 @@ async def accept_submissions(
     limits = await quota.quotas(unit.conn, list(projects))
     used_gpus = await quota.usage(unit.conn, list(limits))
     known = await _known_ids(unit.conn, [i.event.subject for i, _ in valid])
+    pools = await projection.node_pools(unit.conn) if valid else set()
     registry = await clusters.registry(unit.conn) if valid else {}
 
     for item, data in valid:
         sub = data.submission
+        digest = validation.content_hash(item.event.data)
         if item.event.subject in known:
-            continue  # the same workload submitted again (a client retry): already handled
+            recorded = known[item.event.subject]
+            if recorded is None or recorded == digest:
+                continue  # the same workload submitted again (a client retry): already handled
+            # Another submission under an id already taken: refused by name, never dropped.
+            unit.emit(
+                SubmissionRejectedV1(
+                    source=SOURCE,
+                    **item.event.chain(),
+                    data=SubmissionRejectedData(
+                        name=sub.name,
+                        project=sub.projectId,
+                        kind=sub.kind,
+                        issues=[validation.id_reused(item.event.subject)],
+                    ),
+                ),
+                cause=item,
+            )
+            item.span.set_attribute("berth.outcome", "rejected")
+            continue
+        known[item.event.subject] = digest
         project = projects.get(sub.projectId)
         issues = []
         used: list[UsedAsset] | None = None
-        resolved = True
         if project is None:
             issues.append(validation.unknown_project(sub.projectId))
         elif item.event.subject in built:
             outcome = built[item.event.subject]
             if isinstance(outcome, list):
                 issues.extend(outcome)
-                resolved = False
             else:
                 sub, used = outcome
-        if project is not None:
+        if project is not None and not issues:
+            # Only a resolved spec can be judged against its cluster: one whose assets were
+            # refused lacks what they would have given it (an image...).
+            issues.extend(clusters.cluster_issues(sub, cluster_of(sub, project), registry))
+        if pools:
+            # Only against a catalog intake has seen: before its first catalog event it
+            # cannot tell an unknown pool from one it has not heard of yet.
             issues.extend(
-                clusters.cluster_issues(
-                    sub, cluster_of(sub, project), registry, runnable_check=resolved
-                )
+                validation.unknown_node_pool(field, pool)
+                for field, pool in boundaries.node_pools(sub.model_dump(mode="json"))
+                if pool not in pools
             )
         name = sub.name
         if sub.useGivenNameAsPrefix:
@@ -155,6 +215,9 @@ async def accept_submissions(
             )
             item.span.set_attribute("berth.quota.over", over)
         item.span.set_attribute("berth.outcome", "received")
+        log.info(
+            "submission %r in project %r received", name, ref.project, extra=_log_context(item)
+        )
         item.span.set_attribute("berth.workload.name", name)
         rows.append(
             {
@@ -168,6 +231,7 @@ async def accept_submissions(
                 "trace_id": trace_id_of(item.span),
                 "submission": sub.model_dump(mode="json", exclude_none=True),
                 "issues": [],
+                "content_hash": digest,
             }
         )
         unit.emit(
@@ -319,11 +383,14 @@ async def _live_names(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set
     return {(r.project, r.name) for r in await conn.execute(stmt)}
 
 
-async def _known_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+async def _known_ids(conn: AsyncConnection, ids: list[str]) -> dict[str, str | None]:
+    """Workload ids already recorded, with the content hash of their submission."""
     if not ids:
-        return set()
-    rows = await conn.execute(select(workloads.c.id).where(workloads.c.id.in_(ids)))
-    return set(rows.scalars())
+        return {}
+    rows = await conn.execute(
+        select(workloads.c.id, workloads.c.content_hash).where(workloads.c.id.in_(ids))
+    )
+    return {r.id: r.content_hash for r in rows}
 
 
 def _unique_name(prefix: str, project: str, taken: set[tuple[str, str]]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.queries import (
@@ -14,7 +14,7 @@ from berth.contracts.queries import (
     WorkloadReply,
     WorkloadView,
 )
-from berth.intake.tables import phase_history, workloads
+from berth.intake.tables import LIVE, phase_history, workloads
 
 
 def _view(row: Any, phases: list[PhaseRecord] | None = None) -> WorkloadView:
@@ -39,13 +39,17 @@ def _view(row: Any, phases: list[PhaseRecord] | None = None) -> WorkloadView:
 
 
 async def get_workload(query: WorkloadQuery, *, engine: AsyncEngine) -> WorkloadReply:
-    # A name can be held by one live workload and by rejected or deleted ones: the live one wins.
-    gone = workloads.c.status.in_(("rejected", "Deleted"))
-    stmt = select(workloads).order_by(gone, workloads.c.submitted_at.desc()).limit(1)
+    """By id, or by name within the project, where a workload id is accepted as well. A name
+    belongs to its live workload: a rejected or deleted one of the same name (a duplicate
+    submission, an earlier run) is found only when no live one exists."""
+    live = case((LIVE, 0), else_=1)
+    stmt = select(workloads).order_by(live, workloads.c.submitted_at.desc()).limit(1)
     if query.workloadId:
         stmt = stmt.where(workloads.c.id == query.workloadId)
     elif query.name:
-        stmt = stmt.where(workloads.c.project == query.project, workloads.c.name == query.name)
+        by_name = and_(workloads.c.project == query.project, workloads.c.name == query.name)
+        by_id = and_(workloads.c.id == query.name, workloads.c.project == query.project)
+        stmt = stmt.where(or_(by_name, by_id))
     else:
         return WorkloadReply(error="give a workload name or id")
     async with engine.connect() as conn:

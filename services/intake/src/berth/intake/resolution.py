@@ -246,7 +246,7 @@ def datasource_volume(
                 )
             )
             return None
-        secret = credential_secret_name(credential.name, credential.spec)
+        secret = credential_secret_name(credential.name)
         volume["passwordSecret" if kind == "git" else "accessKeySecret"] = secret
     return {key: [volume]}
 

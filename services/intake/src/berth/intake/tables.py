@@ -42,6 +42,9 @@ workloads = Table(
     Column("submitted_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("running_pods", Integer, nullable=True),
     Column("requested_pods", Integer, nullable=True),
+    # sha256 of the submission as it came: a retry (same content) is skipped, another
+    # submission under the same id is refused.
+    Column("content_hash", Text, nullable=True),
     Index("uq_workloads_live_name", "project", "name", unique=True, postgresql_where=LIVE),
 )
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+import logging
+
+from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
 from berth.contracts.events import (
+    TERMINAL_PHASES,
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
     SubmissionReceivedV1,
@@ -14,11 +17,15 @@ from berth.contracts.events import (
     WorkloadActionDeniedData,
     WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
+    WorkloadPhaseChangedV1,
     WorkloadRef,
 )
+from berth.ownership import lifecycle
 from berth.ownership.rules import decide, protection_in_force
-from berth.ownership.tables import clusters, owners
+from berth.ownership.tables import clusters, owners, workload_phases
 from berth.shared.consumer import Incoming, Unit
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/berth/ownership"
 
@@ -90,11 +97,39 @@ async def record_desired_configs(items: list[Incoming[ClusterConfigDesiredV1]], 
     )
 
 
+async def record_phases(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Unit) -> None:
+    """The latest phase per workload, in event time; a terminal phase is final."""
+    latest: dict[str, Incoming[WorkloadPhaseChangedV1]] = {}
+    for item in sorted(items, key=lambda i: i.event.time):
+        latest[item.event.subject] = item
+    stmt = insert(workload_phases)
+    await unit.conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[workload_phases.c.workload_id],
+            set_={"phase": stmt.excluded.phase, "at": stmt.excluded.at},
+            where=and_(
+                workload_phases.c.at <= stmt.excluded.at,
+                workload_phases.c.phase.not_in(sorted(TERMINAL_PHASES)),
+            ),
+        ),
+        [
+            {"workload_id": wid, "phase": i.event.data.phase, "at": i.event.time}
+            for wid, i in latest.items()
+        ],
+    )
+
+
 async def authorize_actions(items: list[Incoming[WorkloadActionRequestedV1]], unit: Unit) -> None:
     ids = [i.event.subject for i in items]
     known = {
         r.workload_id: r
         for r in await unit.conn.execute(select(owners).where(owners.c.workload_id.in_(ids)))
+    }
+    phases = {
+        r.workload_id: r.phase
+        for r in await unit.conn.execute(
+            select(workload_phases).where(workload_phases.c.workload_id.in_(ids))
+        )
     }
     flags = {
         r.cluster_id: protection_in_force(r.protection, r.desired_protection)
@@ -111,7 +146,21 @@ async def authorize_actions(items: list[Incoming[WorkloadActionRequestedV1]], un
             cluster_id=cluster_id,
             protection=bool(cluster_id and flags.get(cluster_id, False)),
         )
+        if reason is None and owner is not None:
+            reason = lifecycle.refusal(
+                kind=(owner.ref or {}).get("kind"),
+                phase=phases.get(item.event.subject),
+                action=data.action,
+            )
         item.span.set_attribute("berth.outcome", "denied" if reason else "authorized")
+        log.info(
+            "%s of %r by %s %s",
+            data.action,
+            data.name,
+            item.event.actor.email,
+            f"denied: {reason}" if reason else "authorized",
+            extra={"workload_id": item.event.subject, "event_id": str(item.event.id)},
+        )
         if reason or owner is None:
             unit.emit(
                 WorkloadActionDeniedV1(

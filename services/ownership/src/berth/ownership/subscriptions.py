@@ -9,6 +9,7 @@ from berth.contracts.events import (
     WorkloadActionAuthorizedV1,
     WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
+    WorkloadPhaseChangedV1,
 )
 from berth.contracts.roles import OWNERSHIP
 from berth.ownership import handlers
@@ -38,6 +39,14 @@ def register(service: Service) -> None:
             ClusterConfigDesiredV1.durable(OWNERSHIP),
             handlers.record_desired_configs,
             "record desired cluster config",
+        )
+    )
+    service.subscribe(
+        Subscription(
+            WorkloadPhaseChangedV1,
+            WorkloadPhaseChangedV1.durable(OWNERSHIP),
+            handlers.record_phases,
+            "record phase",
         )
     )
     service.subscribe(

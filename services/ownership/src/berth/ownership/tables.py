@@ -29,3 +29,12 @@ clusters = Table(
     Column("desired_protection", Boolean, nullable=True),
     Column("desired_at", DateTime(timezone=True), nullable=True),
 )
+
+# Each workload's latest phase as its cluster reported it: which actions make sense now.
+workload_phases = Table(
+    "workload_phases",
+    metadata,
+    Column("workload_id", Text, primary_key=True),
+    Column("phase", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)

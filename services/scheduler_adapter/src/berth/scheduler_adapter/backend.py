@@ -6,7 +6,7 @@ and a real one report alike and ``phases.derive_phase`` serves both.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +26,31 @@ def is_top(obj: Mapping[str, Any]) -> bool:
 
 def top_object(objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return next((obj for obj in objects if is_top(obj)), None)
+
+
+def referenced_secrets(objects: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Names of the Secrets the objects' pods read: env ``secretKeyRef``, ``envFrom``
+    ``secretRef``, ``secret`` volumes and projected secrets, image pull secrets."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key in ("secretKeyRef", "secretRef") and isinstance(value, Mapping):
+                    found.add(str(value.get("name", "")))
+                elif key == "secret" and isinstance(value, Mapping):
+                    found.add(str(value.get("secretName") or value.get("name") or ""))
+                elif key == "imagePullSecrets" and isinstance(value, list):
+                    found.update(str(v.get("name", "")) for v in value if isinstance(v, Mapping))
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for obj in objects:
+        walk(obj)
+    found.discard("")
+    return found
 
 
 @dataclass(frozen=True)
@@ -65,6 +90,11 @@ class ClusterBackend(Protocol):
 
     async def apply(self, objects: list[dict[str, Any]]) -> None:
         """Create or update each object, keyed by (apiVersion, kind, namespace, name)."""
+        ...
+
+    async def apply_secrets(self, secrets: list[dict[str, Any]]) -> None:
+        """Create or update core/v1 Secrets (credential values for workloads' pods). They
+        belong to no workload: several workloads of a namespace share one."""
         ...
 
     async def delete(self, namespace: str, workload_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from functools import partial
 
 from faststream import FastStream
@@ -17,6 +18,7 @@ from berth.contracts.roles import SCHEDULER_ADAPTER
 from berth.scheduler_adapter import admission, handlers
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
+from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
 from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
@@ -57,8 +59,14 @@ def build(
         engine=engine,
         role=SCHEDULER_ADAPTER,
     )
-    cluster = backend or default_backend(settings)
-    register(service, cluster, settings.cluster_id)
+    cluster = CredentialDelivery(
+        backend or default_backend(settings),
+        nc=lambda: service.broker.connection,
+        cluster_id=settings.cluster_id,
+        keys=lambda: agent_keys(settings.keys_dir, settings.cluster_id),
+        timeout=settings.catalog_timeout_seconds,
+    )
+    register(service, cluster, settings.cluster_id, cluster)
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
         async with service.unit_of_work() as unit:
@@ -74,8 +82,12 @@ def build(
             if objects:
                 unit.after_commit.append(partial(handlers.apply_objects, cluster, objects))
 
+    # Opened before the resync applies anything, so that every phase the re-applied workloads
+    # go through is seen; opened later, the first snapshot only shows where they are by then.
+    feed: list[AsyncIterator[list[WorkloadSnapshot]]] = []
+
     async def watch() -> None:
-        async for batch in cluster.snapshots():
+        async for batch in feed.pop() if feed else cluster.snapshots():
             # A snapshot batch is only ever offered once: keep trying rather than lose a phase.
             delay = 0.2
             while True:
@@ -94,6 +106,7 @@ def build(
             await handlers.claim_schema(unit.conn, settings.cluster_id)
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
+        feed.append(cluster.snapshots())
         async with service.unit_of_work() as unit:
             resynced = await handlers.resync(unit.conn, cluster)
             unit.emit(report)

@@ -32,3 +32,9 @@ class SchedulerAdapterSettings(Settings):
     kube_config_map: str = "berth-public"
     # Seconds between full re-lists of the watched objects.
     kube_resync_seconds: float = Field(default=300.0, gt=0)
+    # Its key pair (agent-<cluster id>.<key id>.key): the catalog seals credential values to
+    # it; created, mode 0600, when missing.
+    keys_dir: Path = Path(".berth/keys")
+    # How long to wait for the catalog to deliver credentials before applying without them
+    # (they are then delivered in the background).
+    catalog_timeout_seconds: float = Field(default=2.0, gt=0)

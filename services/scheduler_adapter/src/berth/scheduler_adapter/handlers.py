@@ -13,8 +13,10 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.contracts.catalog import credential_secret_name
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import (
+    CatalogAssetChangedV1,
     ClusterConfig,
     ClusterConfigDesiredV1,
     ClusterConfigReportedData,
@@ -33,6 +35,7 @@ from berth.contracts.runnable import check, describe
 from berth.contracts.workload import requested_gpus
 from berth.scheduler_adapter import admission
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
+from berth.scheduler_adapter.credentials import CredentialDelivery
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.render import from_config, object_refs, render
 from berth.scheduler_adapter.tables import agent, workloads
@@ -456,6 +459,19 @@ async def apply_desired_config(
     if ours:
         report = await config_report(backend, cluster_id)
         unit.emit(report.model_copy(update=ours[-1].event.chain()), cause=ours[-1])
+
+
+async def refresh_credentials(
+    items: list[Incoming[CatalogAssetChangedV1]], _unit: Unit, *, delivery: CredentialDelivery
+) -> None:
+    """A credential's value may have changed: its Secrets are delivered again."""
+    delivery.refresh(
+        {
+            credential_secret_name(i.event.data.name)
+            for i in items
+            if i.event.data.assetKind == "credential" and i.event.data.change == "updated"
+        }
+    )
 
 
 async def render_query(request: RenderRequest, *, backend: ClusterBackend) -> RenderReply:

@@ -91,6 +91,7 @@ RESOURCES: dict[tuple[str, str], Resource] = {
         Resource("v1", "Service", "services"),
         Resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
         Resource("v1", "ConfigMap", "configmaps"),
+        Resource("v1", "Secret", "secrets"),
         Resource("batch/v1", "Job", "jobs"),
         Resource("apps/v1", "StatefulSet", "statefulsets"),
         Resource("apps/v1", "Deployment", "deployments"),
@@ -350,11 +351,20 @@ class KubernetesCluster:
         if failures:
             raise failures[0]
 
-    async def _apply_retrying(self, objects: list[dict[str, Any]]) -> None:
+    async def apply_secrets(self, secrets: list[dict[str, Any]]) -> None:
+        for secret in secrets:
+            # The applied object the API answers with holds the values: it is dropped unread.
+            await self._apply_retrying([secret], top=False)
+
+    async def _apply_retrying(self, objects: list[dict[str, Any]], *, top: bool = True) -> None:
         delay = self._retry_delay
         for attempt in range(self._retries + 1):
             try:
-                await self._apply_workload(objects)
+                if top:
+                    await self._apply_workload(objects)
+                else:
+                    for obj in objects:
+                        await self._apply_one(obj)
                 return
             except TransientError:
                 if attempt == self._retries:

@@ -13,6 +13,7 @@ Initializing. A pass is one heap entry too, booked only while pods wait for it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import heapq
@@ -23,8 +24,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from berth.contracts.catalog import credential_of_secret
 from berth.scheduler_adapter import labels as L
-from berth.scheduler_adapter.backend import WorkloadSnapshot
+from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, referenced_secrets
 from berth.scheduler_adapter.simulation.capacity import Capacity
 from berth.scheduler_adapter.simulation.feed import SnapshotFeed
 from berth.scheduler_adapter.simulation.inventory import Inventory
@@ -36,6 +38,7 @@ from berth.scheduler_adapter.simulation.state import (
     SimWorkload,
     WorkloadKey,
 )
+from berth.shared.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,10 @@ class SimulatedCluster:
         self._pass_tick = 0
         self._pass_booked = False
         self._feed = SnapshotFeed(batch_size)
+        # Secrets by (namespace, name): key -> value, as a pod would read them.
+        self._secrets: dict[tuple[str, str], dict[str, str]] = {}
+        # Pods that could not start for a missing Secret, by workload: started once it is given.
+        self._blocked: dict[WorkloadKey, tuple[str, ...]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -106,13 +113,43 @@ class SimulatedCluster:
         for obj in objects:
             key, object_key = _keys(obj)
             groups.setdefault(key, {})[object_key] = copy.deepcopy(obj)
-        # Read every shape before changing anything: a bad manifest leaves the cluster as it was.
-        shapes = {
-            key: shape_of(list({**self._objects_of(key), **group}.values()))
-            for key, group in groups.items()
-        }
+        # Read every shape before changing anything: a bad manifest leaves its workload as it
+        # was, and never holds back the others applied with it (a resync applies them all).
+        shapes: dict[WorkloadKey, WorkloadShape] = {}
+        refused: dict[WorkloadKey, str] = {}
         for key, group in groups.items():
-            self._apply(key, group, shapes[key])
+            try:
+                shapes[key] = shape_of(list({**self._objects_of(key), **group}.values()))
+            except ValueError as exc:
+                refused[key] = str(exc)
+        for key, group in groups.items():
+            if key in shapes:
+                self._apply(key, group, shapes[key])
+        self._changed()
+        for (namespace, workload_id), reason in refused.items():
+            # Reported through the snapshot feed, as a real API server's refusal would be.
+            self._feed.publish(
+                WorkloadSnapshot(
+                    workload_id, namespace, True, (("Failed", "ApplyError", reason),), (), 0
+                )
+            )
+        if refused:
+            raise PermanentError("; ".join(refused.values()))
+
+    async def apply_secrets(self, secrets: list[dict[str, Any]]) -> None:
+        for secret in secrets:
+            metadata = secret["metadata"]
+            data = secret.get("data") or {}
+            self._secrets[(metadata["namespace"], metadata["name"])] = {
+                key: base64.b64decode(value).decode() for key, value in data.items()
+            }
+        for key, names in list(self._blocked.items()):
+            workload = self._workloads.get(key)
+            if workload is None:
+                del self._blocked[key]
+            elif not self._missing_secrets(workload):
+                del self._blocked[key]
+                self._after(CONTROLLER_DELAY, workload, "started", names)
         self._changed()
 
     async def delete(self, namespace: str, workload_id: str) -> None:
@@ -175,6 +212,15 @@ class SimulatedCluster:
     @property
     def workload_count(self) -> int:
         return len(self._workloads)
+
+    def pods(self, namespace: str, workload_id: str) -> list[PodStatus]:
+        workload = self._workloads.get((namespace, workload_id))
+        return [pod.status() for pod in workload.pods] if workload is not None else []
+
+    def secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's values as its pods would read them; None when it does not exist."""
+        found = self._secrets.get((namespace, name))
+        return dict(found) if found is not None else None
 
     # --- applying -----------------------------------------------------------------------------
 
@@ -309,6 +355,14 @@ class SimulatedCluster:
         self._emit(workload)
 
     def _started(self, workload: SimWorkload, pods: list[SimPod]) -> None:
+        missing = self._missing_secrets(workload)
+        if missing:
+            # The kubelet's answer to a container whose env or volume names a missing Secret;
+            # it starts the container once the Secret exists.
+            message = f'secret "{missing[0]}" not found'
+            self._set(workload, pods, reason="CreateContainerConfigError", message=message)
+            self._blocked[workload.key] = tuple(pod.name for pod in pods)
+            return
         self._set(workload, pods, phase="Running", ready=True, reason="", message="")
         shape = workload.shape
         if shape.finite or shape.fail == "crash":
@@ -400,6 +454,15 @@ class SimulatedCluster:
         # Every transition gets its own snapshot, so no intermediate phase is ever skipped.
         if self._feed.listened:
             self._feed.publish(workload.snapshot())
+
+    def _missing_secrets(self, workload: SimWorkload) -> list[str]:
+        # Only credentials' Secrets: the simulation knows no other Secret to check against.
+        namespace = workload.key[0]
+        return sorted(
+            name
+            for name in referenced_secrets(workload.objects.values())
+            if credential_of_secret(name) and (namespace, name) not in self._secrets
+        )
 
     def _resync(self) -> list[WorkloadSnapshot]:
         return [workload.snapshot() for workload in self._workloads.values()]

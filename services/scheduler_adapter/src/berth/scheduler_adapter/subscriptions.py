@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from berth.contracts.events import (
+    CatalogAssetChangedV1,
     ClusterConfigDesiredV1,
     ClusterConfigReportedV1,
     PolicyApprovedV1,
@@ -18,6 +19,7 @@ from berth.contracts.roles import SCHEDULER_ADAPTER
 from berth.contracts.subjects import rpc_render
 from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend
+from berth.scheduler_adapter.credentials import CredentialDelivery
 from berth.shared.service import Service, Subscription
 
 
@@ -29,6 +31,7 @@ class Durables:
     approved: str
     actions: str
     config: str
+    credentials: str
 
     @classmethod
     def of(cls, cluster_id: str) -> Durables:
@@ -38,10 +41,16 @@ class Durables:
             approved=PolicyApprovedV1.durable(SCHEDULER_ADAPTER, cluster_id),
             actions=WorkloadActionAuthorizedV1.durable(SCHEDULER_ADAPTER, cluster_id),
             config=ClusterConfigDesiredV1.durable(SCHEDULER_ADAPTER, cluster_id),
+            credentials=CatalogAssetChangedV1.durable(SCHEDULER_ADAPTER, cluster_id),
         )
 
 
-def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None:
+def register(
+    service: Service,
+    backend: ClusterBackend,
+    cluster_id: str,
+    credentials: CredentialDelivery | None = None,
+) -> None:
     durables = Durables.of(cluster_id)
     service.subscribe(
         Subscription(
@@ -67,6 +76,16 @@ def register(service: Service, backend: ClusterBackend, cluster_id: str) -> None
             "apply cluster config",
         )
     )
+    if credentials is not None:
+        # Per cluster as well: every agent refreshes the Secrets it made of a changed credential.
+        service.subscribe(
+            Subscription(
+                CatalogAssetChangedV1,
+                durables.credentials,
+                partial(handlers.refresh_credentials, delivery=credentials),
+                "refresh credentials",
+            )
+        )
     service.respond(
         rpc_render(cluster_id), RenderRequest, partial(handlers.render_query, backend=backend)
     )

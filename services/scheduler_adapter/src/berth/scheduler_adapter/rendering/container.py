@@ -6,6 +6,7 @@ import re
 import shlex
 from typing import Any
 
+from berth.contracts.catalog import credential_secret_name
 from berth.contracts.workload import (
     BaseSpec,
     CommonSpec,
@@ -33,7 +34,7 @@ def split_words(text: str | None) -> list[str] | None:
 
 def env_var(item: EnvironmentVariable) -> dict[str, Any]:
     if item.credential is not None:
-        ref = {"name": item.credential.name, "key": item.credential.key}
+        ref = {"name": credential_secret_name(item.credential.name), "key": item.credential.key}
         return {"name": item.name, "valueFrom": {"secretKeyRef": ref}}
     return {"name": item.name, "value": item.value or ""}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from berth.contracts.catalog import credential_secret_name
 from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import (
     DEFAULT_METRIC_THRESHOLD,
@@ -81,7 +82,7 @@ def model_env(spec: InferenceSpec) -> list[dict[str, Any]]:
         return []
     env: list[dict[str, Any]] = [{"name": MODEL_ENV, "value": model.modelName}]
     if model.catalog == "huggingface" and model.credential is not None:
-        ref = {"name": model.credential.name, "key": HF_TOKEN_KEY}
+        ref = {"name": credential_secret_name(model.credential.name), "key": HF_TOKEN_KEY}
         env.append({"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": ref}})
     return env
 

@@ -39,15 +39,21 @@ class SnapshotFeed:
         for subscriber in self._subscribers:
             subscriber.ready.set()
 
-    async def subscribe(
+    def subscribe(
         self, resync: Callable[[], list[WorkloadSnapshot]]
     ) -> AsyncIterator[list[WorkloadSnapshot]]:
+        """Register a subscriber now (not at its first iteration), so that whatever the caller
+        does before it starts reading (e.g. apply workloads at start) is in its buffer."""
         subscriber = _Subscriber()
         # Registering and taking the resync happen without a suspension point in between, so
         # every later change lands in the buffer and nothing falls between the two.
         self._subscribers.append(subscriber)
+        return self._read(subscriber, resync())
+
+    async def _read(
+        self, subscriber: _Subscriber, known: list[WorkloadSnapshot]
+    ) -> AsyncIterator[list[WorkloadSnapshot]]:
         try:
-            known = resync()
             for start in range(0, len(known), self._batch_size):
                 yield known[start : start + self._batch_size]
             while not self._closed:

@@ -6,6 +6,7 @@ plain Kubernetes fields and KAI annotations, never berth's own submission models
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ FINITE_KINDS = KUBEFLOW_KINDS | {"Job"}
 DEFAULT_FINITE_RUNTIME = 10.0
 DEFAULT_STARTUP = 1.0
 FAIL_MODES = frozenset({"crash", "image-pull"})
+# Runtimes and start-up times the simulation accepts: up to a year.
+MAX_SIMULATED_SECONDS = 365 * 24 * 3600.0
 # Values of the PriorityClasses KAI installs. A pod naming none (or one the cluster lacks)
 # gets Kubernetes' default priority, 0.
 PRIORITY_VALUES = {"inference": 125, "build": 100, "build-preemptible": 75, "train": 50}
@@ -142,9 +145,13 @@ def _seconds(annotations: Mapping[str, str], key: str, default: float | None) ->
     value = annotations.get(key)
     if value is None or value == "":
         return default
-    seconds = float(value)
-    if seconds < 0:
-        raise ValueError(f"{key} must not be negative: {value!r}")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number of seconds: {value!r}") from None
+    # NaN compares false with everything: a NaN runtime never ends and spins the scheduler.
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SIMULATED_SECONDS:
+        raise ValueError(f"{key} must be between 0 and {MAX_SIMULATED_SECONDS:g}: {value!r}")
     return seconds
 
 

@@ -1,13 +1,13 @@
 """Pod counts of the last phase, shown by `berth list`.
 
-Revision ID: 0004
+Revision ID: 0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
