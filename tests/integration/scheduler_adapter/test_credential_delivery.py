@@ -34,6 +34,7 @@ from berth.contracts.catalog import (
 )
 from berth.contracts.envelope import Actor
 from berth.contracts.events import PolicyApprovedData, PolicyApprovedV1, WorkloadRef
+from berth.contracts.roles import POLICY, source_of
 from berth.scheduler_adapter.bootstrap import build as build_adapter
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import agent_keys
@@ -116,7 +117,7 @@ def approved(name: str, credential: str) -> PolicyApprovedV1:
         "annotations": [{"name": "berth.dev/sim-runtime-seconds", "value": "100000"}],
     }
     return PolicyApprovedV1(
-        source="/berth/tests",
+        source=source_of(POLICY),
         subject=workload.workloadId,
         actor=ADMIN,
         data=PolicyApprovedData.model_validate(
