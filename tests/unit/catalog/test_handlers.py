@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from catalog_fakes import InMemoryCatalogStore
 from opentelemetry.sdk.trace import TracerProvider
 
 from berth.catalog import credentials, handlers
@@ -43,6 +42,7 @@ from berth.contracts.events import (
 from berth.contracts.queries import ProjectLookupItem, ProjectLookupRequest
 from berth.shared.keys import KeyFiles, SealingKeys, seal
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.catalog.catalog_fakes import InMemoryCatalogStore
 
 pytestmark = pytest.mark.unit
 

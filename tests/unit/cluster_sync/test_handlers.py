@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from cluster_sync_fakes import InMemoryClusterSyncStore
 
 from berth.cluster_sync import handlers
 from berth.contracts.envelope import Actor
@@ -29,6 +28,7 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.cluster_sync.cluster_sync_fakes import InMemoryClusterSyncStore
 
 pytestmark = pytest.mark.unit
 

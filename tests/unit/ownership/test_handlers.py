@@ -7,7 +7,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ownership_fakes import InMemoryOwnershipStore
 
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
@@ -29,6 +28,7 @@ from berth.contracts.events import (
 )
 from berth.ownership import handlers
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.ownership.ownership_fakes import InMemoryOwnershipStore
 
 pytestmark = pytest.mark.unit
 
