@@ -116,7 +116,7 @@ def approved(name: str, credential: str) -> PolicyApprovedV1:
         "annotations": [{"name": "berth.dev/sim-runtime-seconds", "value": "100000"}],
     }
     return PolicyApprovedV1(
-        source="/berth/tests",
+        source="/berth/policy",
         subject=workload.workloadId,
         actor=ADMIN,
         data=PolicyApprovedData.model_validate(
