@@ -1,5 +1,10 @@
 """Scheduler-adapter handlers: approved workloads become cluster objects; observed cluster state
-becomes phase events; authorized actions act on the cluster; the cluster's config is reported."""
+becomes phase events; authorized actions act on the cluster; the cluster's config is reported.
+
+Handlers decide over typed data, reach the adapter's state only through the store port
+(``store.AdapterStore``, taken through a seam so that tests pass an in-memory one), emit only
+through their unit of work, and leave the cluster calls that must follow the commit to
+``unit.after_commit``."""
 
 from __future__ import annotations
 
