@@ -45,8 +45,8 @@ from berth.ownership.config import OwnershipSettings
 from berth.ownership.tables import clusters as ownership_clusters
 from berth.scheduler_adapter.bootstrap import build as build_adapter
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.scheduler_adapter.tables import workloads
 from berth.shared.bus import ask, publish
 from berth.shared.service import Service

@@ -38,8 +38,8 @@ from berth.contracts.roles import POLICY, source_of
 from berth.scheduler_adapter.bootstrap import build as build_adapter
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import agent_keys
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.shared.bus import ask, publish
 from berth.shared.keys import seal
 from berth.shared.service import Service

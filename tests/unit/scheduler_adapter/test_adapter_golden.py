@@ -16,7 +16,7 @@ from adapter_builders import ref, submission
 from manifest_schemas import validate
 
 from berth.contracts.capabilities import KaiCapabilities
-from berth.scheduler_adapter.render import ClusterCapabilities, from_config, render
+from berth.scheduler_adapter.rendering import ClusterCapabilities, from_config, render
 
 pytestmark = pytest.mark.unit
 

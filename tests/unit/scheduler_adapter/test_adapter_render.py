@@ -7,7 +7,7 @@ import pytest
 from adapter_builders import NAMESPACE, manifests, ref, submission
 
 from berth.scheduler_adapter import labels as L
-from berth.scheduler_adapter.render import render
+from berth.scheduler_adapter.rendering import render
 
 pytestmark = pytest.mark.unit
 

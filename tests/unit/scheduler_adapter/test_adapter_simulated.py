@@ -9,8 +9,8 @@ from adapter_recorder import recording, simulated
 
 from berth.contracts.capabilities import KNATIVE_FEATURES, ClusterCapabilities
 from berth.scheduler_adapter.backend import WorkloadSnapshot
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 
 pytestmark = pytest.mark.unit
 
