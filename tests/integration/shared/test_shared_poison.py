@@ -47,7 +47,7 @@ def denied(subject_id: str) -> WorkloadActionDeniedV1:
 async def dead_letters(js: Any, service: str) -> list[deadletters.DeadLetter]:
     msgs = await stored(js, f"deadletter.{service}.v1.>")
     return [
-        deadletters.DeadLetter.from_stored(m.metadata.sequence.stream, m.headers, m.data)
+        deadletters.DeadLetter.from_stored(m.seq, m.headers, m.data)
         for m in msgs
     ]
 
