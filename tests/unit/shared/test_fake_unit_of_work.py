@@ -7,7 +7,14 @@ from dataclasses import dataclass
 import pytest
 
 from berth.contracts.envelope import Actor
-from berth.contracts.events import Issue, PolicyRejectedData, PolicyRejectedV1, WorkloadRef
+from berth.contracts.events import (
+    Issue,
+    PolicyApprovedV1,
+    PolicyRejectedData,
+    PolicyRejectedV1,
+    WorkloadRef,
+)
+from berth.shared.consumer import Publishes, UndeclaredEventError, Unit
 from berth.shared.testing import FakeUnitOfWork, InMemoryTable, incoming
 
 
@@ -98,3 +105,28 @@ def test_an_in_memory_table_inserts_new_rows_only_once() -> None:
     assert table.delete("a") == Row("a", 1)
     assert table.delete("a") is None
     assert len(table) == 0
+
+
+def test_a_unit_refuses_an_event_type_its_service_does_not_declare() -> None:
+    uow = FakeUnitOfWork(publishes=[PolicyApprovedV1], service="policy")
+
+    with pytest.raises(UndeclaredEventError, match=r"policy may not emit berth\.policy\.rejected"):
+        uow.emit(_event("w-1"))
+
+    assert uow.events == []
+
+
+def test_a_unit_emits_the_event_types_its_service_declares() -> None:
+    uow = FakeUnitOfWork(publishes=[PolicyRejectedV1], service="policy")
+    uow.emit(_event("w-1"))
+    assert [e.type for e in uow.events] == ["berth.policy.rejected"]
+
+
+def test_a_services_unit_refuses_what_the_service_did_not_declare() -> None:
+    declared = Publishes.of("policy", [PolicyApprovedV1])
+    unit = Unit(conn=None, outbox_table=None, publishes=declared)  # type: ignore[arg-type]
+
+    with pytest.raises(UndeclaredEventError, match=r"add it to service\.publishes"):
+        unit.emit(_event("w-1"))
+
+    assert unit.rows == []

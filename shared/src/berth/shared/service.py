@@ -27,7 +27,14 @@ from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
 from berth.shared import logs
 from berth.shared.bus import build_broker, wait_for_streams
-from berth.shared.consumer import BatchRunner, PullLoop, Subscription, Unit, unit_of_work
+from berth.shared.consumer import (
+    BatchRunner,
+    Publishes,
+    PullLoop,
+    Subscription,
+    Unit,
+    unit_of_work,
+)
 from berth.shared.db import INBOX, OUTBOX, create_engine
 from berth.shared.errors import is_transient
 from berth.shared.migrations import upgrade
@@ -186,6 +193,11 @@ class Service:
         return tuple(self._publishes)
 
     @property
+    def declared_publishes(self) -> Publishes:
+        """What units of work of this service may emit (``Unit.emit`` refuses anything else)."""
+        return Publishes.of(self.name, self._publishes)
+
+    @property
     def responds_to(self) -> tuple[str, ...]:
         return tuple(self._responds)
 
@@ -211,7 +223,7 @@ class Service:
 
     def unit_of_work(self) -> AbstractAsyncContextManager[Unit]:
         """A transaction outside any batch whose emitted events leave through the outbox."""
-        return unit_of_work(self.engine, self.outbox_table, self.relay)
+        return unit_of_work(self.engine, self.outbox_table, self.relay, self.declared_publishes)
 
     @property
     def js(self) -> JetStreamContext:
@@ -319,6 +331,7 @@ class Service:
             tracer=self.tracer,
             max_deliver=self.settings.max_deliver,
             nak_delay=self.settings.nak_delay_seconds,
+            publishes=self.declared_publishes,
         )
 
         for hook in self._on_start:
