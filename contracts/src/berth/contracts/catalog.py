@@ -38,7 +38,7 @@ from berth.contracts.spec.storage import (
     Pvc,
     SecretVolume,
 )
-from berth.contracts.workload import WorkloadKind
+from berth.contracts.workload import WORKLOAD_KINDS, WorkloadKind
 
 RPC_CATALOG_ASSETS_PUT = "rpc.catalog.assets.put.v1"
 RPC_CATALOG_ASSETS_DELETE = "rpc.catalog.assets.delete.v1"
@@ -72,7 +72,7 @@ CredentialType = Literal[
 ]
 OverQuotaWeight = Literal["None", "Lowest", "Low", "Medium", "High"]
 ToolAccess = Literal["everyone", "groups", "users"]
-ALL_WORKLOAD_KINDS: tuple[WorkloadKind, ...] = ("workspace", "training", "distributed", "inference")
+ALL_WORKLOAD_KINDS: tuple[WorkloadKind, ...] = WORKLOAD_KINDS
 
 # Data source type -> (key of the workload's storage section, volume model).
 DATASOURCE_STORAGE: dict[str, tuple[str, type[BaseModel]]] = {

@@ -24,8 +24,10 @@ from berth.contracts.roles import (
     UI,
     Consumer,
 )
+from berth.contracts.workload import WORKLOAD_KINDS, WorkloadKind
 
-PolicyType = Literal["workspace", "training", "distributed", "inference"]
+# A policy is per workload kind: the same list as the submission union's.
+PolicyType = WorkloadKind
 PolicyScope = Literal["tenant", "cluster", "department", "project"]
 PolicyAction = Literal["apply", "patch", "delete"]
 PolicyChange = Literal["applied", "patched", "deleted"]
@@ -33,7 +35,7 @@ PolicyChange = Literal["applied", "patched", "deleted"]
 SCOPES: tuple[PolicyScope, ...] = ("tenant", "cluster", "department", "project")
 """Broadest first: the order in which policies combine down the organisation tree."""
 
-POLICY_TYPES: tuple[PolicyType, ...] = ("workspace", "training", "distributed", "inference")
+POLICY_TYPES: tuple[PolicyType, ...] = WORKLOAD_KINDS
 
 # Request-reply subjects of the policy service (the CLI and UIs ask these directly).
 RPC_POLICY_APPLY = "rpc.policy.policies.apply.v1"

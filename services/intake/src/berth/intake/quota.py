@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.contracts.phases import QUOTA_FREE_PHASES
 from berth.contracts.workload import requested_gpus
 from berth.intake import projection
 from berth.intake.tables import LIVE, workloads
@@ -48,7 +49,7 @@ async def usage(conn: AsyncConnection, names: Sequence[str]) -> dict[str, float]
         select(workloads.c.project, workloads.c.submission, workloads.c.effective_spec).where(
             workloads.c.project.in_(set(names)),
             LIVE,
-            workloads.c.phase.is_(None) | workloads.c.phase.notin_(["Completed", "Failed"]),
+            workloads.c.phase.is_(None) | workloads.c.phase.notin_(sorted(QUOTA_FREE_PHASES)),
         )
     )
     used: dict[str, float] = {}

@@ -10,9 +10,10 @@ from pydantic import ValidationError
 
 from berth.contracts import boundaries
 from berth.contracts.events import Issue, SubmissionRequestedData
+from berth.contracts.workload import WORKLOAD_KINDS
 
 # Discriminator tags pydantic inserts into error locations of the submission union.
-_KIND_TAGS = {"workspace", "training", "distributed", "inference"}
+_KIND_TAGS = frozenset(WORKLOAD_KINDS)
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -34,7 +35,7 @@ def issues_from(error: ValidationError) -> list[Issue]:
         elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
             # Reported on the union itself; the field at fault is its discriminator.
             loc = (*loc, "kind")
-            message = "kind must be one of workspace, training, distributed, inference"
+            message = f"kind must be one of {', '.join(WORKLOAD_KINDS)}"
         issues.append(Issue(field=field_path(loc), details=message))
     return issues
 

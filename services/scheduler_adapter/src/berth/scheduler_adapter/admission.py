@@ -18,14 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from berth.contracts.envelope import Actor
 from berth.contracts.events import WorkloadRef, WorkloadScheduledData, WorkloadScheduledV1
+from berth.contracts.phases import QUOTA_FREE_PHASES
 from berth.scheduler_adapter.render import object_refs
 from berth.scheduler_adapter.tables import workloads
 from berth.shared import outbox
 from berth.shared.telemetry import context_of, extract
 
 HELD = "Held"
-# After these phases a workload no longer takes its share of the quota.
-RELEASING = frozenset({"Completed", "Failed", "Deleted", "Stopped"})
 
 
 def over_quota(project: str, requested: float, used: float, quota: float) -> str | None:
@@ -48,7 +47,7 @@ async def usage(conn: AsyncConnection, projects: Iterable[str]) -> dict[str, flo
         .where(
             workloads.c.project.in_(names),
             workloads.c.desired == "Running",
-            or_(workloads.c.phase.is_(None), workloads.c.phase.not_in(sorted(RELEASING))),
+            or_(workloads.c.phase.is_(None), workloads.c.phase.not_in(sorted(QUOTA_FREE_PHASES))),
         )
         .group_by(workloads.c.project)
     )

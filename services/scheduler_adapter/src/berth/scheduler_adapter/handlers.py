@@ -30,6 +30,12 @@ from berth.contracts.events import (
     WorkloadScheduledData,
     WorkloadScheduledV1,
 )
+from berth.contracts.phases import (
+    ACTION_RESULTS,
+    ACTION_TRANSIT,
+    QUOTA_FREE_PHASES,
+    TERMINAL_PHASES,
+)
 from berth.contracts.queries import RenderReply, RenderRequest
 from berth.contracts.runnable import check, describe
 from berth.contracts.workload import requested_gpus
@@ -51,15 +57,6 @@ E = TypeVar("E", bound=Event)
 SOURCE = "/berth/scheduler-adapter"
 ACTOR = Actor.system("scheduler-adapter")
 
-FINISHED = ("Completed", "Failed", "Deleted")
-
-# The phase an action puts a workload in at once, before the cluster confirms the result.
-ACTION_PHASES: dict[str, Phase] = {
-    "delete": "Deleting",
-    "suspend": "Stopping",
-    "resume": "Resuming",
-}
-ACTION_DESIRED = {"delete": "Deleted", "suspend": "Stopped", "resume": "Running"}
 # Phases that contradict what the user asked for last: the cluster's watches are not ordered
 # with one another, so e.g. a pod's deletion can be seen before its owner's, which would read
 # as the workload going back to Creating in the middle of a delete.
@@ -248,7 +245,7 @@ async def resync(conn: AsyncConnection, backend: ClusterBackend) -> int:
         await conn.execute(
             select(workloads.c.manifests).where(
                 workloads.c.desired == "Running",
-                or_(workloads.c.phase.is_(None), workloads.c.phase.not_in(FINISHED)),
+                or_(workloads.c.phase.is_(None), workloads.c.phase.not_in(sorted(TERMINAL_PHASES))),
             )
         )
     ).all()
@@ -281,7 +278,7 @@ async def act_on_actions(
             await unit.conn.execute(
                 update(workloads)
                 .where(workloads.c.workload_id == ref.workloadId)
-                .values(desired=ACTION_DESIRED[data.action], phase=final, phase_message="")
+                .values(desired=ACTION_RESULTS[data.action], phase=final, phase_message="")
             )
             unit.emit(
                 phase_event(
@@ -294,13 +291,13 @@ async def act_on_actions(
                 cause=item,
             )
             continue
-        phase = ACTION_PHASES[data.action]
+        phase = ACTION_TRANSIT[data.action]
         # The new intent is recorded before the cluster is asked (same transaction), so what
         # the watch reports meanwhile is read against it.
         await unit.conn.execute(
             update(workloads)
             .where(workloads.c.workload_id == ref.workloadId)
-            .values(desired=ACTION_DESIRED[data.action], phase=phase, phase_message="")
+            .values(desired=ACTION_RESULTS[data.action], phase=phase, phase_message="")
         )
         try:
             if data.action == "delete":
@@ -403,7 +400,7 @@ async def record_snapshots(
         phases[workload_id] = phase
         messages[workload_id] = message
         changes[workload_id] = {"wid": workload_id, "phase": phase, "message": message}
-        if phase in admission.RELEASING:
+        if phase in QUOTA_FREE_PHASES:
             freed.add(str(row.ref.get("project")))
     if changes:
         await conn.execute(
