@@ -28,10 +28,6 @@ from berth.cli.common import (
 from berth.cli.sealing import seal_values
 from berth.cli.submission import key_values
 from berth.contracts.catalog import (
-    RPC_CATALOG_ASSETS_DELETE,
-    RPC_CATALOG_ASSETS_GET,
-    RPC_CATALOG_ASSETS_LIST,
-    RPC_CATALOG_ASSETS_PUT,
     AssetDeleteRequest,
     AssetListReply,
     AssetListRequest,
@@ -39,6 +35,12 @@ from berth.contracts.catalog import (
     AssetRef,
     AssetReply,
     AssetView,
+)
+from berth.contracts.subjects import (
+    RPC_CATALOG_ASSETS_DELETE,
+    RPC_CATALOG_ASSETS_GET,
+    RPC_CATALOG_ASSETS_LIST,
+    RPC_CATALOG_ASSETS_PUT,
 )
 
 ScopeOpt = Annotated[str, typer.Option("--scope", help="tenant, cluster, department or project.")]

@@ -14,12 +14,6 @@ from rich.table import Table
 from berth.cli.client import BerthClient
 from berth.cli.common import AsOpt, NatsOpt, as_actor, console, err, with_client
 from berth.contracts.policy import (
-    RPC_POLICY_APPLY,
-    RPC_POLICY_DELETE,
-    RPC_POLICY_EFFECTIVE,
-    RPC_POLICY_GET,
-    RPC_POLICY_PATCH,
-    RPC_POLICY_VALIDATE,
     EffectivePolicy,
     PolicyApplyRequest,
     PolicyDeleteRequest,
@@ -31,6 +25,14 @@ from berth.contracts.policy import (
     PolicyReply,
     PolicyScope,
     PolicyType,
+)
+from berth.contracts.subjects import (
+    RPC_POLICY_APPLY,
+    RPC_POLICY_DELETE,
+    RPC_POLICY_EFFECTIVE,
+    RPC_POLICY_GET,
+    RPC_POLICY_PATCH,
+    RPC_POLICY_VALIDATE,
 )
 
 policy_app = typer.Typer(

@@ -4,7 +4,8 @@
     python -m berth.contracts.export --check    # exit 1 and list files that are out of date
 
 Files are ``<domain>/<event>.v<N>.json`` (``berth.submission.received`` v1 ->
-``submission/received.v1.json``) and ``workload-submission.json``; JSON is pretty-printed with
+``submission/received.v1.json``), ``workload-submission.json``, and ``rpc/<Model>.json`` for
+every request and reply model of the request-reply subjects; JSON is pretty-printed with
 sorted keys so that a diff shows only real changes.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from berth.contracts.envelope import Event
+from berth.contracts.queries import Query
 from berth.contracts.registry import ALL_EVENTS
 from berth.contracts.workload import WorkloadSubmission
 
@@ -46,6 +48,36 @@ def event_schema(event: type[Event]) -> dict[str, Any]:
     return schema
 
 
+def all_queries() -> tuple[type[Query], ...]:
+    """Every request and reply model of the contracts (subclasses of ``Query``), by name."""
+    found: dict[str, type[Query]] = {}
+    pending: list[type[Query]] = [Query]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            if sub.__name__ in found and found[sub.__name__] is not sub:
+                raise ValueError(f"two query models are named {sub.__name__}")
+            found[sub.__name__] = sub
+            pending.append(sub)
+    # Models a service defines for itself are not published contracts.
+    return tuple(
+        found[name]
+        for name in sorted(found)
+        if found[name].__module__.startswith("berth.contracts.")
+    )
+
+
+def query_schema_file(query: type[Query]) -> str:
+    """Relative path of a request/reply model's schema, e.g. ``rpc/WorkloadReply.json``."""
+    return f"rpc/{query.__name__}.json"
+
+
+def query_schema(query: type[Query]) -> dict[str, Any]:
+    schema = query.model_json_schema()
+    schema["$schema"] = JSON_SCHEMA_DIALECT
+    return schema
+
+
 def submission_schema() -> dict[str, Any]:
     schema = TypeAdapter(WorkloadSubmission).json_schema()
     schema["$schema"] = JSON_SCHEMA_DIALECT
@@ -59,6 +91,7 @@ def generate() -> dict[str, dict[str, Any]]:
     if len(schemas) != len(ALL_EVENTS):
         raise ValueError("two events map to the same schema file")
     schemas[SUBMISSION_SCHEMA_FILE] = submission_schema()
+    schemas.update({query_schema_file(q): query_schema(q) for q in all_queries()})
     return dict(sorted(schemas.items()))
 
 

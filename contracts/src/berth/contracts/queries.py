@@ -13,6 +13,8 @@ from berth.contracts.workload import WorkloadSubmission
 
 
 class Query(BaseModel):
+    """Base of every request and reply model of the request-reply (core NATS) subjects."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
