@@ -5,7 +5,8 @@
 
 Files are ``<domain>/<event>.v<N>.json`` (``berth.submission.received`` v1 ->
 ``submission/received.v1.json``), ``workload-submission.json``, and ``rpc/<Model>.json`` for
-every request and reply model of the request-reply subjects; JSON is pretty-printed with
+every request and reply model of the request-reply subjects, and ``meta/extensions.json``
+declaring the keywords beyond JSON Schema the others use; JSON is pretty-printed with
 sorted keys so that a diff shows only real changes.
 """
 
@@ -23,13 +24,54 @@ from pydantic import TypeAdapter
 from berth.contracts.envelope import Event
 from berth.contracts.queries import Query
 from berth.contracts.registry import ALL_EVENTS
-from berth.contracts.workload import WorkloadSubmission
+from berth.contracts.workload import SYSTEM_DEFAULT_KEY, WorkloadSubmission
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 """``contracts/schemas`` of the source tree (the package is installed in editable mode)."""
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SUBMISSION_SCHEMA_FILE = "workload-submission.json"
+EXTENSIONS_SCHEMA_FILE = "meta/extensions.json"
+
+
+def extensions_schema() -> dict[str, Any]:
+    """The keywords the published schemas use beyond JSON Schema 2020-12, declared for
+    validators that refuse unknown keywords (ajv in strict mode). Each is an annotation: none
+    changes what a schema accepts."""
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": "https://berth.dev/schemas/meta/extensions.json",
+        "title": "berth schema extensions",
+        "description": (
+            "Keywords of berth's schemas beyond JSON Schema 2020-12; annotations only. A strict "
+            "validator must be told them, e.g. ajv: addVocabulary(Object.keys(properties))."
+        ),
+        "type": "object",
+        "properties": {
+            "x-event-type": {
+                "type": "string",
+                "description": "The CloudEvents type of the event this schema describes.",
+            },
+            "x-event-version": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The major version of the event's data; part of its subject.",
+            },
+            SYSTEM_DEFAULT_KEY: {
+                "description": (
+                    "The value the system fills in when neither the submission nor a policy "
+                    "sets the field (policies may override it)."
+                ),
+            },
+            "discriminator": {
+                "type": "object",
+                "description": (
+                    "OpenAPI 3.1 discriminator of a oneOf: propertyName names the member's "
+                    "tag, mapping its schema; the oneOf alone decides validity."
+                ),
+            },
+        },
+    }
 
 
 def event_schema_file(event: type[Event]) -> str:
@@ -91,6 +133,7 @@ def generate() -> dict[str, dict[str, Any]]:
     if len(schemas) != len(ALL_EVENTS):
         raise ValueError("two events map to the same schema file")
     schemas[SUBMISSION_SCHEMA_FILE] = submission_schema()
+    schemas[EXTENSIONS_SCHEMA_FILE] = extensions_schema()
     schemas.update({query_schema_file(q): query_schema(q) for q in all_queries()})
     return dict(sorted(schemas.items()))
 

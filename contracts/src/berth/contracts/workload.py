@@ -12,7 +12,7 @@ import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self, cast
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from berth.contracts.quantity import Quantity, quantity_to_bytes
 from berth.contracts.spec.base import (
@@ -35,6 +35,7 @@ from berth.contracts.spec.base import (
     NameValue,
     SpecModel,
     raise_problems,
+    require_fields,
 )
 from berth.contracts.spec.compute import Compute, ExtendedResource, GpuRequestType, MigProfile
 from berth.contracts.spec.container import (
@@ -175,6 +176,9 @@ WorkloadKind = Literal["workspace", "training", "distributed", "inference"]
 
 class SubmissionBase(SpecModel):
     """What every submission carries besides its kind and spec."""
+
+    # ``kind`` picks the member of the submission union: a submission without it never decodes.
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=require_fields("kind"))
 
     name: str = Field(
         min_length=1,
