@@ -68,7 +68,13 @@ class WorkloadView(Query):
     issues: list[dict[str, str]] = Field(default_factory=list)
     phases: list[PhaseRecord] = Field(default_factory=list)
     spec: dict[str, Any] | None = None
-    manifests: list[dict[str, Any]] = Field(default_factory=list)
+    # Published before anything filled it; kept (a published field is not removed) and reserved.
+    manifests: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Reserved; always empty. Intake does not hold the objects the cluster "
+        "side rendered (workload.scheduled carries only their references): the dry-run query "
+        "(DryRunReply.manifests) answers what a submission becomes.",
+    )
 
 
 class WorkloadReply(Query):
