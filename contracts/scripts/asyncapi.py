@@ -167,7 +167,20 @@ def _add_schemas(doc: dict[str, Any], models: Iterable[type[BaseModel]]) -> None
     )
     schemas = doc["components"].setdefault("schemas", {})
     for name, schema in top.get("$defs", {}).items():
-        schemas.setdefault(name, schema)
+        schemas.setdefault(name, _asyncapi_schema(schema))
+
+
+def _asyncapi_schema(node: Any) -> Any:
+    """An AsyncAPI Schema Object names its discriminator by the property alone (OpenAPI's,
+    which pydantic writes, is an object with a mapping)."""
+    if isinstance(node, dict):
+        out = {k: _asyncapi_schema(v) for k, v in node.items()}
+        if isinstance(out.get("discriminator"), dict):
+            out["discriminator"] = out["discriminator"]["propertyName"]
+        return out
+    if isinstance(node, list):
+        return [_asyncapi_schema(v) for v in node]
+    return node
 
 
 def _phases() -> dict[str, Any]:
