@@ -54,10 +54,10 @@ async def registered(conn: AsyncConnection) -> set[str]:
 
 async def registry(conn: AsyncConnection) -> Registry:
     rows = await conn.execute(select(clusters.c.cluster_id, clusters.c.capabilities))
-    return {r.cluster_id: _capabilities(r.cluster_id, r.capabilities) for r in rows}
+    return {r.cluster_id: capabilities_of(r.cluster_id, r.capabilities) for r in rows}
 
 
-def _capabilities(cluster_id: str, raw: dict[str, Any] | None) -> ClusterCapabilities | None:
+def capabilities_of(cluster_id: str, raw: dict[str, Any] | None) -> ClusterCapabilities | None:
     if not raw:
         return None
     try:
