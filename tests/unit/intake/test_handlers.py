@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from intake_fakes import InMemoryIntakeStore
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span
 
 from berth.contracts import boundaries
@@ -38,6 +39,7 @@ from berth.contracts.events import (
 from berth.contracts.queries import DryRunRequest, ProjectInfo
 from berth.intake import handlers, validation
 from berth.intake.catalog_client import ResilientCatalog
+from berth.intake.projection import project_info
 from berth.shared.errors import TransientError
 from berth.shared.testing import FakeUnitOfWork, incoming
 
@@ -69,8 +71,6 @@ class Catalog:
     async def lookup(self, requests: Sequence[tuple[str, Span]]) -> dict[str, ProjectInfo]:
         if self.down:
             raise TransientError("no responders on rpc.catalog.projects.lookup.v1")
-        from berth.intake.projection import project_info
-
         wanted = {p for p, _ in requests}
         return {
             v.name: project_info(v) for v in self.views if v.kind == "project" and v.name in wanted
@@ -485,11 +485,9 @@ class TestDryRun:
         def no_bus() -> Any:
             raise AssertionError("a refused dry run asks no one")
 
-        from opentelemetry.sdk.trace import TracerProvider
-
         reply = await handlers.dry_run(
             DryRunRequest(actor=USER, submission=submission("demo")),
-            copy=service.store.read,
+            reader=service.store.read,
             directory=service.directory,
             nc=no_bus,
             tracer=TracerProvider().get_tracer("test"),

@@ -77,9 +77,9 @@ class ResilientCatalog:
     """The catalog service first (its spans join the workload's trace); intake's projection
     of the catalog when it does not answer, so that submissions keep flowing."""
 
-    def __init__(self, primary: ProjectDirectory, copy: Reader) -> None:
+    def __init__(self, primary: ProjectDirectory, reader: Reader) -> None:
         self._primary = primary
-        self._copy = copy
+        self._reader = reader
 
     async def lookup(self, requests: Sequence[tuple[str, Span]]) -> dict[str, ProjectInfo]:
         try:
@@ -88,7 +88,7 @@ class ResilientCatalog:
             log.warning("catalog unavailable (%s): projects from the projection", exc)
             for _, span in requests:
                 span.set_attribute("berth.catalog.source", "projection")
-            async with self._copy() as store:
+            async with self._reader() as store:
                 return await store.projects([p for p, _ in requests])
 
     async def assets(self, refs: Sequence[AssetRef], span: Span) -> list[AssetView]:
@@ -97,5 +97,5 @@ class ResilientCatalog:
         except TransientError as exc:
             log.warning("catalog unavailable (%s): assets from the projection", exc)
             span.set_attribute("berth.catalog.source", "projection")
-            async with self._copy() as store:
+            async with self._reader() as store:
                 return await store.assets(refs)

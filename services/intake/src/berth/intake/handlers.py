@@ -408,7 +408,7 @@ def workload_ref(
 async def dry_run(
     request: DryRunRequest,
     *,
-    copy: Reader,
+    reader: Reader,
     directory: ProjectDirectory,
     nc: Callable[[], Any],
     tracer: trace.Tracer,
@@ -430,7 +430,7 @@ async def dry_run(
             span=span,
             dry_run=True,
         )
-        async with copy() as db:
+        async with reader() as db:
             (verdict,) = await decide([candidate], db, directory)
         if not isinstance(verdict, Accepted):
             return DryRunReply(issues=verdict.issues if verdict else [])

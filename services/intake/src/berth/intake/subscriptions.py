@@ -90,7 +90,7 @@ def register(service: Service, directory: ProjectDirectory) -> None:
         DryRunRequest,
         partial(
             handlers.dry_run,
-            copy=store.reader(service.engine),
+            reader=store.reader(service.engine),
             directory=directory,
             nc=lambda: service.broker.connection,
             tracer=service.tracer,
