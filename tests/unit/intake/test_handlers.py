@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from intake_fakes import InMemoryIntakeStore
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span
 
@@ -42,6 +41,7 @@ from berth.intake.catalog_client import ResilientCatalog
 from berth.intake.projection import project_info
 from berth.shared.errors import TransientError
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.intake.intake_fakes import InMemoryIntakeStore
 
 pytestmark = pytest.mark.unit
 
