@@ -48,7 +48,7 @@ from berth.contracts.subjects import (
 from berth.contracts.workload import WorkloadSubmission
 from berth.intake.bootstrap import build as build_intake
 from berth.intake.config import IntakeSettings
-from berth.intake.tables import catalog_entries
+from berth.intake.tables import catalog_entries, workloads
 from berth.shared.bus import ask, publish
 from berth.shared.keys import seal
 from berth.shared.service import Service
@@ -437,3 +437,47 @@ async def test_the_catalog_names_what_is_wrong(
         assert ambiguous.error == (
             'compute "c" exists in several scopes (project team-a, tenant): give one'
         )
+
+
+async def test_a_dry_run_submission_event_creates_nothing(
+    nats_url: str, database_url: str, nc: Any, tmp_path: Path
+) -> None:
+    outcomes = Outcomes()
+    await nc.subscribe("submission.received.v1.*", cb=outcomes.on_msg)
+    await nc.subscribe("submission.rejected.v1.*", cb=outcomes.on_msg)
+    intake = build_intake(IntakeSettings(nats_url=nats_url, database_url=database_url))
+    async with running(intake), running(catalog(nats_url, database_url, tmp_path)):
+        await register(nc, "local")
+        await created(nc, "project", "dry-proj", {})
+        submission = {
+            "kind": "training",
+            "name": "dry",
+            "projectId": "dry-proj",
+            "spec": {"image": "pytorch/pytorch"},
+        }
+
+        async def submit(dry_run: bool) -> tuple[str, str, dict[str, Any]]:
+            wid = uuid.uuid4().hex
+            event = SubmissionRequestedV1(
+                source="/berth/tests",
+                subject=wid,
+                actor=ADMIN,
+                data=SubmissionRequestedData.model_validate(
+                    {"submission": submission, "dryRun": dry_run}
+                ),
+            )
+            await publish(nc.jetstream(), event)
+            kind, data = await eventually(lambda: outcomes.by_id.get(wid), timeout=20)
+            return wid, kind, data
+
+        wid, kind, data = await submit(dry_run=True)
+        assert kind == "submission.rejected.v1"
+        assert data["dryRun"] is True
+        assert [i["field"] for i in data["issues"]] == ["dryRun"]
+        async with intake.engine.connect() as conn:
+            assert await conn.scalar(select(workloads.c.id).where(workloads.c.id == wid)) is None
+
+        # Nothing was held: the same submission for real is received under its name.
+        _, kind, data = await submit(dry_run=False)
+        assert kind == "submission.received.v1", data
+        assert data["workload"]["name"] == "dry"

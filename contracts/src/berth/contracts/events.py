@@ -73,6 +73,13 @@ class WorkloadRef(Data):
 
 
 class SubmissionRequestedData(Data):
+    """``dryRun``: intake judges the submission as it would any other (validation, project,
+    template and assets, cluster, node pools, name, quota) and creates nothing: nothing is
+    recorded, no *received* follows, and the answer is a ``SubmissionRejectedV1`` with
+    ``dryRun: true`` naming every issue, or, when it would be received, the single issue
+    ``dryRun``. Policy and the objects the cluster would get come from the dry-run query
+    (``rpc.intake.submissions.dry-run.v1``)."""
+
     submission: WorkloadSubmission
     dryRun: bool = Field(default=False, description="Evaluate only; create nothing.")
 
@@ -123,6 +130,11 @@ class SubmissionRejectedData(Data):
     project: str | None = None
     kind: str | None = None
     issues: list[Issue]
+    dryRun: bool = Field(
+        default=False,
+        description="The answer to a dry run: nothing was created. Its only issue is dryRun "
+        "when the submission would have been received.",
+    )
 
 
 class SubmissionRejectedV1(Event):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from berth.intake import store
 from berth.intake.catalog_client import CatalogClient, ProjectDirectory, ResilientCatalog
 from berth.intake.config import IntakeSettings
 from berth.intake.subscriptions import register
@@ -22,7 +23,7 @@ def build(
     primary = directory or CatalogClient(
         lambda: service.broker.connection, timeout=settings.catalog_timeout_seconds
     )
-    register(service, ResilientCatalog(primary, service.engine))
+    register(service, ResilientCatalog(primary, store.reader(service.engine)))
     return service
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from opentelemetry.trace import Span
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.catalog import AssetListReply, AssetRef, AssetResolveRequest, AssetView
 from berth.contracts.queries import (
@@ -18,7 +17,7 @@ from berth.contracts.queries import (
     ProjectLookupRequest,
 )
 from berth.contracts.subjects import RPC_CATALOG_ASSETS_RESOLVE, RPC_CATALOG_PROJECTS_LOOKUP
-from berth.intake import projection
+from berth.intake.store import Reader
 from berth.shared.bus import ask
 from berth.shared.errors import TransientError
 from berth.shared.telemetry import context_of, inject
@@ -72,9 +71,9 @@ class ResilientCatalog:
     """The catalog service first (its spans join the workload's trace); intake's projection
     of the catalog when it does not answer, so that submissions keep flowing."""
 
-    def __init__(self, primary: ProjectDirectory, engine: AsyncEngine) -> None:
+    def __init__(self, primary: ProjectDirectory, reader: Reader) -> None:
         self._primary = primary
-        self._engine = engine
+        self._reader = reader
 
     async def lookup(self, requests: Sequence[tuple[str, Span]]) -> dict[str, ProjectInfo]:
         try:
@@ -83,8 +82,8 @@ class ResilientCatalog:
             log.warning("catalog unavailable (%s): projects from the projection", exc)
             for _, span in requests:
                 span.set_attribute("berth.catalog.source", "projection")
-            async with self._engine.connect() as conn:
-                return await projection.projects(conn, [p for p, _ in requests])
+            async with self._reader() as store:
+                return await store.projects([p for p, _ in requests])
 
     async def assets(self, refs: Sequence[AssetRef], span: Span) -> list[AssetView]:
         try:
@@ -92,5 +91,5 @@ class ResilientCatalog:
         except TransientError as exc:
             log.warning("catalog unavailable (%s): assets from the projection", exc)
             span.set_attribute("berth.catalog.source", "projection")
-            async with self._engine.connect() as conn:
-                return await projection.assets(conn, refs)
+            async with self._reader() as store:
+                return await store.assets(refs)

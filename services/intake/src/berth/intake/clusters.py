@@ -12,16 +12,14 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.contracts import runnable
 from berth.contracts.capabilities import ClusterCapabilities
-from berth.contracts.events import ClusterRecord, ClusterUpdatedV1, Issue
+from berth.contracts.events import ClusterRecord, Issue
 from berth.contracts.queries import ClusterListQuery, ClusterListReply
 from berth.contracts.workload import WorkloadSubmission
 from berth.intake.tables import clusters
-from berth.shared.consumer import Incoming, Unit
 
 log = logging.getLogger(__name__)
 
@@ -50,46 +48,16 @@ def unregistered(cluster_id: str, known: set[str]) -> Issue | None:
     )
 
 
-async def record_cluster_updates(items: list[Incoming[ClusterUpdatedV1]], unit: Unit) -> None:
-    """Upsert each cluster's record; a record from an older report than the stored one changes
-    nothing."""
-    latest = {
-        i.event.data.clusterId: i.event.data
-        for i in sorted(items, key=lambda i: i.event.data.reportedAt)
-    }
-    stmt = insert(clusters)
-    await unit.conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[clusters.c.cluster_id],
-            set_={c: stmt.excluded[c] for c in RECORD_COLUMNS},
-            where=clusters.c.reported_at <= stmt.excluded.reported_at,
-        ),
-        [
-            {
-                "cluster_id": r.clusterId,
-                "backend": r.backend,
-                "config": r.config.model_dump(mode="json"),
-                "node_pools": r.nodePools,
-                "gpus": r.gpus,
-                "capabilities": r.capabilities,
-                "extra": r.extra,
-                "reported_at": r.reportedAt,
-            }
-            for r in latest.values()
-        ],
-    )
-
-
 async def registered(conn: AsyncConnection) -> set[str]:
     return set((await conn.execute(select(clusters.c.cluster_id))).scalars())
 
 
 async def registry(conn: AsyncConnection) -> Registry:
     rows = await conn.execute(select(clusters.c.cluster_id, clusters.c.capabilities))
-    return {r.cluster_id: _capabilities(r.cluster_id, r.capabilities) for r in rows}
+    return {r.cluster_id: capabilities_of(r.cluster_id, r.capabilities) for r in rows}
 
 
-def _capabilities(cluster_id: str, raw: dict[str, Any] | None) -> ClusterCapabilities | None:
+def capabilities_of(cluster_id: str, raw: dict[str, Any] | None) -> ClusterCapabilities | None:
     if not raw:
         return None
     try:

@@ -1,23 +1,24 @@
-"""Intake handlers: accept submissions, and keep the workload read model up to date."""
+"""Intake handlers: accept submissions (one pipeline decides, for real and for a dry run), and
+keep the workload read model and intake's copies of the catalog and cluster registry."""
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
-from sqlalchemy import bindparam, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from pydantic import ValidationError
 
 from berth.contracts import boundaries
 from berth.contracts.catalog import AssetView, project_scopes
-from berth.contracts.envelope import RawEvent
+from berth.contracts.envelope import Event, RawEvent
 from berth.contracts.events import (
-    TERMINAL_PHASES,
+    CatalogAssetChangedV1,
+    ClusterUpdatedV1,
     Issue,
     PolicyApprovedV1,
     PolicyRejectedV1,
@@ -25,7 +26,6 @@ from berth.contracts.events import (
     SubmissionReceivedV1,
     SubmissionRejectedData,
     SubmissionRejectedV1,
-    SubmissionRequestedData,
     UsedAsset,
     WorkloadPhaseChangedV1,
     WorkloadRef,
@@ -41,145 +41,114 @@ from berth.contracts.queries import (
 )
 from berth.contracts.subjects import RPC_POLICY_EVALUATE, rpc_render
 from berth.contracts.workload import WorkloadSubmission
-from berth.intake import clusters, projection, quota, resolution, validation
+from berth.intake import clusters, quota, resolution, validation
 from berth.intake.catalog_client import ProjectDirectory
-from berth.intake.tables import LIVE, phase_history, workloads
+from berth.intake.store import (
+    CatalogEntry,
+    IntakeStore,
+    PhaseChange,
+    Reader,
+    SqlIntakeStore,
+    WorkloadRow,
+)
 from berth.shared.bus import ask
-from berth.shared.consumer import Incoming, Unit
+from berth.shared.consumer import Incoming
 from berth.shared.telemetry import trace_id_of
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/berth/intake"
-# Inlined rather than bound: executemany cannot expand an IN list per row.
-NOT_TERMINAL = text(
-    "(phase IS NULL OR phase NOT IN ({}))".format(
-        ", ".join(f"'{p}'" for p in sorted(TERMINAL_PHASES))
-    )
-)
 
 
-def _reject(
-    unit: Unit,
-    item: Incoming[RawEvent],
-    issues: list[Issue],
-    rows: list[dict[str, Any]],
-    *,
-    oversized: bool = False,
-) -> None:
-    # What is recorded must be storable even when the submission was not (NaN, NUL, size).
-    data = (
-        {"omitted": f"{len(item.msg.data)} bytes"}
-        if oversized
-        else boundaries.storable(item.event.data)
-    )
-    name, project, kind = validation.describe_raw(data)
-    item.span.set_attribute("berth.outcome", "rejected")
-    log.info(
-        "submission %r in project %r rejected: %s",
-        name,
-        project,
-        "; ".join(f"{i.field}: {i.details}" for i in issues)[:500],
-        extra=_log_context(item),
-    )
-    rows.append(
-        {
-            "id": item.event.subject,
-            "name": name,
-            "project": project,
-            "kind": kind,
-            "cluster_id": None,
-            "created_by": boundaries.storable(item.event.actor.email)[:320],
-            "status": "rejected",
-            "trace_id": trace_id_of(item.span),
-            "submission": data,
-            "issues": [boundaries.storable(i.model_dump()) for i in issues],
-            "content_hash": None if oversized else validation.content_hash(item.event.data),
-        }
-    )
-    unit.emit(
-        SubmissionRejectedV1(
-            source=SOURCE,
-            **item.event.chain(),
-            data=SubmissionRejectedData(name=name, project=project, kind=kind, issues=issues),
-        ),
-        cause=item,
-    )
+class Outbox(Protocol):
+    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
+
+    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
 
 
-def _log_context(item: Incoming[RawEvent]) -> dict[str, str]:
-    return {
-        "workload_id": item.event.subject,
-        "event_id": str(item.event.id),
-        "trace_id": trace_id_of(item.span),
-    }
+StoreOf = Callable[[Outbox], IntakeStore]
+"""Intake's store inside a unit of work's transaction."""
 
 
-async def accept_submissions(
-    items: list[Incoming[RawEvent]], unit: Unit, *, directory: ProjectDirectory
-) -> None:
-    """Validate, resolve the project, reserve the name, record, and emit received or rejected."""
-    rows: list[dict[str, Any]] = []
-    valid: list[tuple[Incoming[RawEvent], SubmissionRequestedData]] = []
-    for item in items:
-        refused = validation.at_the_boundary(item.event.data, len(item.msg.data))
-        if len(item.msg.data) > boundaries.MAX_SUBMISSION_BYTES:
-            _reject(unit, item, refused, rows, oversized=True)
-            continue
-        parsed = validation.parse(item.event.subject, item.event.data)
-        if isinstance(parsed, list) or refused:
-            _reject(unit, item, refused + (parsed if isinstance(parsed, list) else []), rows)
-        else:
-            valid.append((item, parsed))
+# --- the pipeline ----------------------------------------------------------------------------
 
-    projects = await directory.lookup([(d.submission.projectId, i.span) for i, d in valid])
+
+@dataclass(frozen=True)
+class Candidate:
+    """A submission that validated, as the pipeline judges it."""
+
+    workload_id: str | None  # None: a dry-run query, which names no workload
+    data: dict[str, Any]  # the event data as it came (its hash; the assets it names)
+    submission: WorkloadSubmission
+    creator: str
+    span: Span
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What would be received: the workload (quota marks included) and its complete spec."""
+
+    ref: WorkloadRef
+    submission: WorkloadSubmission
+    assets: list[UsedAsset] | None
+
+
+@dataclass(frozen=True)
+class Refused:
+    issues: list[Issue]
+    # False when another submission holds the workload id: nothing of this one can be stored.
+    recordable: bool = True
+
+
+# None: the same submission again (a client retry), already handled.
+Verdict = Accepted | Refused | None
+
+
+async def decide(
+    candidates: Sequence[Candidate], db: IntakeStore, directory: ProjectDirectory
+) -> list[Verdict]:
+    """Judge a batch of submissions in order: the project, any template and assets, the
+    cluster, node pools, the name within the project, quota. A dry run is judged like the
+    others but reserves neither its name nor its GPUs for the rest of the batch."""
+    if not candidates:
+        return []
+    projects = await directory.lookup([(c.submission.projectId, c.span) for c in candidates])
+    # Keyed by position: a dry-run query names no workload id.
     built = await build_from_assets(
-        [(i.event.subject, i.event.data, i.span) for i, _ in valid], projects, directory
+        [(str(n), c.data, c.span) for n, c in enumerate(candidates)], projects, directory
     )
-    taken = await _live_names(
-        unit.conn, [(d.submission.projectId, d.submission.name) for _, d in valid]
-    )
-    limits = await quota.quotas(unit.conn, list(projects))
-    used_gpus = await quota.usage(unit.conn, list(limits))
-    known = await _known_ids(unit.conn, [i.event.subject for i, _ in valid])
-    pools = await projection.node_pools(unit.conn) if valid else set()
-    registry = await clusters.registry(unit.conn) if valid else {}
+    taken = await db.live_names([(c.submission.projectId, c.submission.name) for c in candidates])
+    limits = await db.quotas(list(projects))
+    used_gpus = await db.usage(list(limits))
+    known = await db.known_ids([c.workload_id for c in candidates if c.workload_id is not None])
+    pools = await db.node_pools()
+    registry = await db.registry()
 
-    for item, data in valid:
-        sub = data.submission
-        digest = validation.content_hash(item.event.data)
-        if item.event.subject in known:
-            recorded = known[item.event.subject]
+    verdicts: list[Verdict] = []
+    for n, c in enumerate(candidates):
+        sub = c.submission
+        digest = validation.content_hash(c.data)
+        if c.workload_id is not None and c.workload_id in known:
+            recorded = known[c.workload_id]
             if recorded is None or recorded == digest:
-                continue  # the same workload submitted again (a client retry): already handled
-            # Another submission under an id already taken: refused by name, never dropped.
-            unit.emit(
-                SubmissionRejectedV1(
-                    source=SOURCE,
-                    **item.event.chain(),
-                    data=SubmissionRejectedData(
-                        name=sub.name,
-                        project=sub.projectId,
-                        kind=sub.kind,
-                        issues=[validation.id_reused(item.event.subject)],
-                    ),
-                ),
-                cause=item,
-            )
-            item.span.set_attribute("berth.outcome", "rejected")
+                verdicts.append(None)
+            else:
+                # Another submission under an id already taken: refused by name, never dropped.
+                verdicts.append(Refused([validation.id_reused(c.workload_id)], recordable=False))
             continue
-        known[item.event.subject] = digest
+        if c.workload_id is not None and not c.dry_run:
+            known[c.workload_id] = digest
         project = projects.get(sub.projectId)
-        issues = []
+        issues: list[Issue] = []
         used: list[UsedAsset] | None = None
+        outcome = built.get(str(n))
         if project is None:
             issues.append(validation.unknown_project(sub.projectId))
-        elif item.event.subject in built:
-            outcome = built[item.event.subject]
-            if isinstance(outcome, list):
-                issues.extend(outcome)
-            else:
-                sub, used = outcome
+        elif isinstance(outcome, list):
+            issues.extend(outcome)
+        elif outcome is not None:
+            sub, used = outcome
         if project is not None and not issues:
             # Only a resolved spec can be judged against its cluster: one whose assets were
             # refused lacks what they would have given it (an image...).
@@ -198,52 +167,176 @@ async def accept_submissions(
         elif (sub.projectId, name) in taken:
             issues.append(validation.name_taken(name, sub.projectId))
         if issues or project is None:
-            _reject(unit, item, issues, rows)
+            verdicts.append(Refused(issues))
             continue
-        taken.add((sub.projectId, name))
+        if not c.dry_run:
+            taken.add((sub.projectId, name))
         if name != sub.name:
             sub = sub.model_copy(update={"name": name})
-        ref = workload_ref(item.event.subject, sub, project, item.event.actor.email)
+        ref = workload_ref(c.workload_id or "dry-run", sub, project, c.creator)
         if project.name in limits:
             requested = quota.gpus(sub.model_dump(mode="json", exclude_none=True))
             over, reason = quota.assess(
                 project.name, requested, used_gpus.get(project.name, 0.0), limits[project.name]
             )
-            used_gpus[project.name] = used_gpus.get(project.name, 0.0) + requested
+            if not c.dry_run:
+                used_gpus[project.name] = used_gpus.get(project.name, 0.0) + requested
             ref = ref.model_copy(
                 update={"overQuota": over, "quotaReason": reason, "quotaGpus": limits[project.name]}
             )
-            item.span.set_attribute("berth.quota.over", over)
-        item.span.set_attribute("berth.outcome", "received")
-        log.info(
-            "submission %r in project %r received", name, ref.project, extra=_log_context(item)
-        )
-        item.span.set_attribute("berth.workload.name", name)
+            c.span.set_attribute("berth.quota.over", over)
+        verdicts.append(Accepted(ref, sub, used))
+    return verdicts
+
+
+# --- submissions -----------------------------------------------------------------------------
+
+
+def _log_context(item: Incoming[RawEvent]) -> dict[str, str]:
+    return {
+        "workload_id": item.event.subject,
+        "event_id": str(item.event.id),
+        "trace_id": trace_id_of(item.span),
+    }
+
+
+def _is_dry_run(data: dict[str, Any]) -> bool:
+    # Read from the data as it came, so that a dry run that does not validate is not recorded.
+    return data.get("dryRun") is True
+
+
+def _reject(
+    unit: Outbox,
+    item: Incoming[RawEvent],
+    issues: list[Issue],
+    rows: list[WorkloadRow],
+    *,
+    oversized: bool = False,
+    recordable: bool = True,
+) -> None:
+    # What is recorded must be storable even when the submission was not (NaN, NUL, size).
+    data = (
+        {"omitted": f"{len(item.msg.data)} bytes"}
+        if oversized
+        else boundaries.storable(item.event.data)
+    )
+    name, project, kind = validation.describe_raw(data)
+    dry_run = not oversized and _is_dry_run(item.event.data)
+    item.span.set_attribute("berth.outcome", "dry run" if dry_run else "rejected")
+    log.info(
+        "%s %r in project %r rejected: %s",
+        "dry run" if dry_run else "submission",
+        name,
+        project,
+        "; ".join(f"{i.field}: {i.details}" for i in issues)[:500],
+        extra=_log_context(item),
+    )
+    if recordable and not dry_run:
         rows.append(
-            {
-                "id": ref.workloadId,
-                "name": name,
-                "project": ref.project,
-                "kind": ref.kind,
-                "cluster_id": ref.clusterId,
-                "created_by": ref.createdBy,
-                "status": "received",
-                "trace_id": trace_id_of(item.span),
-                "submission": sub.model_dump(mode="json", exclude_none=True),
-                "issues": [],
-                "content_hash": digest,
-            }
+            WorkloadRow(
+                id=item.event.subject,
+                name=name,
+                project=project,
+                kind=kind,
+                cluster_id=None,
+                created_by=boundaries.storable(item.event.actor.email)[:320],
+                status="rejected",
+                trace_id=trace_id_of(item.span),
+                submission=data,
+                issues=[boundaries.storable(i.model_dump()) for i in issues],
+                content_hash=None if oversized else validation.content_hash(item.event.data),
+            )
         )
-        unit.emit(
-            SubmissionReceivedV1(
-                source=SOURCE,
-                **item.event.chain(),
-                data=SubmissionReceivedData(workload=ref, submission=sub, assets=used),
+    unit.emit(
+        SubmissionRejectedV1(
+            source=SOURCE,
+            **item.event.chain(),
+            data=SubmissionRejectedData(
+                name=name, project=project, kind=kind, issues=issues, dryRun=dry_run
             ),
-            cause=item,
+        ),
+        cause=item,
+    )
+
+
+async def accept_submissions(
+    items: list[Incoming[RawEvent]],
+    unit: Outbox,
+    *,
+    directory: ProjectDirectory,
+    store: StoreOf = SqlIntakeStore.of,
+) -> None:
+    """Validate, judge (``decide``), record, and emit received or rejected. A dry run is judged
+    the same way and records nothing: it gets a rejection saying what is wrong, or that it
+    would be received (``SubmissionRejectedData.dryRun``)."""
+    db = store(unit)
+    rows: list[WorkloadRow] = []
+    valid: list[tuple[Incoming[RawEvent], Candidate]] = []
+    for item in items:
+        refused = validation.at_the_boundary(item.event.data, len(item.msg.data))
+        if len(item.msg.data) > boundaries.MAX_SUBMISSION_BYTES:
+            _reject(unit, item, refused, rows, oversized=True)
+            continue
+        parsed = validation.parse(item.event.subject, item.event.data)
+        if isinstance(parsed, list) or refused:
+            _reject(unit, item, refused + (parsed if isinstance(parsed, list) else []), rows)
+            continue
+        candidate = Candidate(
+            workload_id=item.event.subject,
+            data=item.event.data,
+            submission=parsed.submission,
+            creator=item.event.actor.email,
+            span=item.span,
+            dry_run=parsed.dryRun,
         )
-    if rows:
-        await unit.conn.execute(insert(workloads).on_conflict_do_nothing(), rows)
+        valid.append((item, candidate))
+
+    verdicts = await decide([c for _, c in valid], db, directory)
+    for (item, candidate), verdict in zip(valid, verdicts, strict=True):
+        if verdict is None:
+            continue  # the same workload submitted again (a client retry): already handled
+        if isinstance(verdict, Refused):
+            _reject(unit, item, verdict.issues, rows, recordable=verdict.recordable)
+            continue
+        if candidate.dry_run:
+            _reject(unit, item, [validation.dry_run_passed()], rows)
+            continue
+        _receive(unit, item, verdict, rows)
+    await db.record_workloads(rows)
+
+
+def _receive(
+    unit: Outbox, item: Incoming[RawEvent], accepted: Accepted, rows: list[WorkloadRow]
+) -> None:
+    ref, sub = accepted.ref, accepted.submission
+    item.span.set_attribute("berth.outcome", "received")
+    log.info(
+        "submission %r in project %r received", ref.name, ref.project, extra=_log_context(item)
+    )
+    item.span.set_attribute("berth.workload.name", ref.name)
+    rows.append(
+        WorkloadRow(
+            id=ref.workloadId,
+            name=ref.name,
+            project=ref.project,
+            kind=ref.kind,
+            cluster_id=ref.clusterId,
+            created_by=ref.createdBy,
+            status="received",
+            trace_id=trace_id_of(item.span),
+            submission=sub.model_dump(mode="json", exclude_none=True),
+            issues=[],
+            content_hash=validation.content_hash(item.event.data),
+        )
+    )
+    unit.emit(
+        SubmissionReceivedV1(
+            source=SOURCE,
+            **item.event.chain(),
+            data=SubmissionReceivedData(workload=ref, submission=sub, assets=accepted.assets),
+        ),
+        cause=item,
+    )
 
 
 async def build_from_assets(
@@ -315,42 +408,33 @@ def workload_ref(
 async def dry_run(
     request: DryRunRequest,
     *,
-    engine: AsyncEngine,
+    reader: Reader,
     directory: ProjectDirectory,
     nc: Callable[[], Any],
     tracer: trace.Tracer,
     timeout: float,
 ) -> DryRunReply:
-    """Everything a submission would go through, creating nothing: validation, the project,
-    the name, policy (effective spec and issues) and the objects the cluster would get."""
+    """Everything a submission would go through, creating nothing: the same pipeline as
+    ``accept_submissions`` (quota included), then policy (effective spec and issues) and the
+    objects the cluster would get."""
     with tracer.start_as_current_span("dry run") as span:
-        parsed = validation.parse("dry-run", {"submission": request.submission})
+        data = {"submission": request.submission}
+        parsed = validation.parse("dry-run", data)
         if isinstance(parsed, list):
             return DryRunReply(issues=parsed)
-        sub = parsed.submission
-        project = (await directory.lookup([(sub.projectId, span)])).get(sub.projectId)
-        if project is None:
-            return DryRunReply(issues=[validation.unknown_project(sub.projectId)])
-        built = await build_from_assets(
-            [("dry-run", {"submission": request.submission}, span)],
-            {project.name: project},
-            directory,
+        candidate = Candidate(
+            workload_id=None,
+            data=data,
+            submission=parsed.submission,
+            creator=request.actor.email,
+            span=span,
+            dry_run=True,
         )
-        if "dry-run" in built:
-            outcome = built["dry-run"]
-            if isinstance(outcome, list):
-                return DryRunReply(issues=outcome)
-            sub = outcome[0]
-        async with engine.connect() as conn:
-            taken = await _live_names(conn, [(sub.projectId, sub.name)])
-            cluster = clusters.cluster_issues(
-                sub, cluster_of(sub, project), await clusters.registry(conn)
-            )
-        if cluster:
-            return DryRunReply(issues=cluster)
-        if taken and not sub.useGivenNameAsPrefix:
-            return DryRunReply(issues=[validation.name_taken(sub.name, sub.projectId)])
-        ref = workload_ref("dry-run", sub, project, request.actor.email)
+        async with reader() as db:
+            (verdict,) = await decide([candidate], db, directory)
+        if not isinstance(verdict, Accepted):
+            return DryRunReply(issues=verdict.issues if verdict else [])
+        ref, sub = verdict.ref, verdict.submission
         evaluated = await ask(
             nc(),
             RPC_POLICY_EVALUATE,
@@ -374,25 +458,6 @@ async def dry_run(
         return DryRunReply(issues=issues, effectiveSpec=effective, manifests=rendered.manifests)
 
 
-async def _live_names(conn: AsyncConnection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    if not keys:
-        return set()
-    stmt = select(workloads.c.project, workloads.c.name).where(
-        tuple_(workloads.c.project, workloads.c.name).in_(keys), LIVE
-    )
-    return {(r.project, r.name) for r in await conn.execute(stmt)}
-
-
-async def _known_ids(conn: AsyncConnection, ids: list[str]) -> dict[str, str | None]:
-    """Workload ids already recorded, with the content hash of their submission."""
-    if not ids:
-        return {}
-    rows = await conn.execute(
-        select(workloads.c.id, workloads.c.content_hash).where(workloads.c.id.in_(ids))
-    )
-    return {r.id: r.content_hash for r in rows}
-
-
 def _unique_name(prefix: str, project: str, taken: set[tuple[str, str]]) -> str:
     while True:
         name = f"{prefix[:56]}-{secrets.token_hex(3)}"
@@ -400,75 +465,74 @@ def _unique_name(prefix: str, project: str, taken: set[tuple[str, str]]) -> str:
             return name
 
 
-async def record_approvals(items: list[Incoming[PolicyApprovedV1]], unit: Unit) -> None:
-    await unit.conn.execute(
-        update(workloads)
-        .where(workloads.c.id == bindparam("wid"), workloads.c.status == "received")
-        .values(status="approved", effective_spec=bindparam("spec")),
+# --- the read model and intake's copies ------------------------------------------------------
+
+
+async def record_approvals(
+    items: list[Incoming[PolicyApprovedV1]], unit: Outbox, *, store: StoreOf = SqlIntakeStore.of
+) -> None:
+    await store(unit).approve(
         [
-            {
-                "wid": i.event.subject,
-                "spec": i.event.data.effectiveSpec.model_dump(mode="json", exclude_none=True),
-            }
+            (i.event.subject, i.event.data.effectiveSpec.model_dump(mode="json", exclude_none=True))
             for i in items
-        ],
+        ]
     )
 
 
-async def record_policy_rejections(items: list[Incoming[PolicyRejectedV1]], unit: Unit) -> None:
-    await unit.conn.execute(
-        update(workloads)
-        .where(workloads.c.id == bindparam("wid"))
-        .values(status="rejected", issues=bindparam("issues")),
-        [
-            {
-                "wid": i.event.subject,
-                "issues": [x.model_dump() for x in i.event.data.complianceIssues],
-            }
-            for i in items
-        ],
+async def record_policy_rejections(
+    items: list[Incoming[PolicyRejectedV1]], unit: Outbox, *, store: StoreOf = SqlIntakeStore.of
+) -> None:
+    await store(unit).reject(
+        [(i.event.subject, [x.model_dump() for x in i.event.data.complianceIssues]) for i in items]
     )
 
 
-async def record_phases(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Unit) -> None:
+async def record_phases(
+    items: list[Incoming[WorkloadPhaseChangedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlIntakeStore.of,
+) -> None:
     """History keeps every phase; the current phase only moves forward in event time."""
-    await unit.conn.execute(
-        insert(phase_history),
+    await store(unit).record_phases(
         [
-            {
-                "workload_id": i.event.subject,
-                "phase": i.event.data.phase,
-                "message": i.event.data.message,
-                "at": i.event.time,
-            }
+            PhaseChange(
+                workload_id=i.event.subject,
+                phase=i.event.data.phase,
+                message=i.event.data.message,
+                at=i.event.time,
+                running_pods=i.event.data.runningPods,
+                requested_pods=i.event.data.requestedPods,
+            )
             for i in items
-        ],
+        ]
     )
-    await unit.conn.execute(
-        update(workloads)
-        .where(
-            workloads.c.id == bindparam("wid"),
-            or_(workloads.c.phase_at.is_(None), workloads.c.phase_at <= bindparam("at")),
-            # A terminal phase is final, whatever order late events arrive in.
-            NOT_TERMINAL,
-        )
-        .values(
-            status=bindparam("phase"),
-            phase=bindparam("phase"),
-            phase_message=bindparam("message"),
-            phase_at=bindparam("at"),
-            running_pods=bindparam("running"),
-            requested_pods=bindparam("requested"),
-        ),
-        [
-            {
-                "wid": i.event.subject,
-                "phase": i.event.data.phase,
-                "message": i.event.data.message,
-                "at": i.event.time,
-                "running": i.event.data.runningPods,
-                "requested": i.event.data.requestedPods,
-            }
-            for i in items
-        ],
-    )
+
+
+async def record_catalog_changes(
+    items: list[Incoming[CatalogAssetChangedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlIntakeStore.of,
+) -> None:
+    """Keep intake's copy of the catalog; an event older than what is stored changes nothing."""
+    entries: list[CatalogEntry] = []
+    for item in items:
+        try:
+            view = AssetView.model_validate(item.event.data.asset)
+        except ValidationError:
+            log.warning("catalog event %s has no asset view; skipped", item.event.id)
+            continue
+        entries.append(CatalogEntry(view, item.event.data.change == "deleted", item.event.time))
+    await store(unit).record_catalog(entries)
+
+
+async def record_cluster_updates(
+    items: list[Incoming[ClusterUpdatedV1]], unit: Outbox, *, store: StoreOf = SqlIntakeStore.of
+) -> None:
+    """Keep intake's copy of the cluster registry: each cluster's latest record."""
+    latest = {
+        i.event.data.clusterId: i.event.data
+        for i in sorted(items, key=lambda i: i.event.data.reportedAt)
+    }
+    await store(unit).record_clusters(list(latest.values()))

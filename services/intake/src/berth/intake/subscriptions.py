@@ -23,7 +23,7 @@ from berth.contracts.subjects import (
     RPC_WORKLOADS_GET,
     RPC_WORKLOADS_LIST,
 )
-from berth.intake import clusters, handlers, projection, queries
+from berth.intake import clusters, handlers, queries, store
 from berth.intake.catalog_client import ProjectDirectory
 from berth.shared.service import Service, Subscription
 
@@ -68,7 +68,7 @@ def register(service: Service, directory: ProjectDirectory) -> None:
         Subscription(
             CatalogAssetChangedV1,
             CatalogAssetChangedV1.durable(INTAKE),
-            projection.record_catalog_changes,
+            handlers.record_catalog_changes,
             "record catalog change",
         )
     )
@@ -76,7 +76,7 @@ def register(service: Service, directory: ProjectDirectory) -> None:
         Subscription(
             ClusterUpdatedV1,
             ClusterUpdatedV1.durable(INTAKE),
-            clusters.record_cluster_updates,
+            handlers.record_cluster_updates,
             "record cluster registry change",
         )
     )
@@ -90,7 +90,7 @@ def register(service: Service, directory: ProjectDirectory) -> None:
         DryRunRequest,
         partial(
             handlers.dry_run,
-            engine=service.engine,
+            reader=store.reader(service.engine),
             directory=directory,
             nc=lambda: service.broker.connection,
             tracer=service.tracer,

@@ -87,3 +87,10 @@ def unknown_project(project: str) -> Issue:
 
 def name_taken(name: str, project: str) -> Issue:
     return Issue(field="name", details=f'"{name}" already exists in project "{project}"')
+
+
+def dry_run_passed() -> Issue:
+    """Why a dry run that would be received was not: it was a dry run."""
+    return Issue(
+        field="dryRun", details="dry run: the submission would be received; nothing created"
+    )

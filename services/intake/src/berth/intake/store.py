@@ -1,0 +1,316 @@
+"""Intake's state: the store port the handlers use, and its PostgreSQL adapter (batched Core
+statements, on the unit of work's connection so that state and events commit together)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, or_, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from berth.contracts.catalog import AssetRef, AssetView
+from berth.contracts.events import TERMINAL_PHASES, ClusterRecord
+from berth.contracts.queries import ProjectInfo
+from berth.intake import clusters, projection, quota, tables
+from berth.intake.tables import LIVE, catalog_entries, phase_history, workloads
+from berth.shared.consumer import Unit
+
+# Inlined rather than bound: executemany cannot expand an IN list per row.
+NOT_TERMINAL = text(
+    "(phase IS NULL OR phase NOT IN ({}))".format(
+        ", ".join(f"'{p}'" for p in sorted(TERMINAL_PHASES))
+    )
+)
+
+
+@dataclass(frozen=True)
+class WorkloadRow:
+    """A submission as intake records it: received (its complete spec) or rejected (as it came,
+    with its issues)."""
+
+    id: str
+    name: str | None
+    project: str | None
+    kind: str | None
+    cluster_id: str | None
+    created_by: str
+    status: str
+    trace_id: str | None
+    submission: dict[str, Any]
+    issues: list[dict[str, Any]]
+    content_hash: str | None
+
+
+@dataclass(frozen=True)
+class PhaseChange:
+    """A workload's phase as its cluster reported it, at the time of the report."""
+
+    workload_id: str
+    phase: str
+    message: str
+    at: datetime
+    running_pods: int = 0
+    requested_pods: int = 0
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One catalog asset as intake keeps it (a deleted one stays, as a tombstone)."""
+
+    asset: AssetView
+    deleted: bool
+    changed_at: datetime
+
+
+class IntakeStore(Protocol):
+    """What the handlers read and write, inside the transaction of their unit of work."""
+
+    async def live_names(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (project, name) pairs a live workload holds (not rejected, not deleted)."""
+
+    async def known_ids(self, ids: Sequence[str]) -> dict[str, str | None]:
+        """Workload ids already recorded, with the content hash of their submission."""
+
+    async def quotas(self, projects: Sequence[str]) -> dict[str, float]:
+        """Deserved GPUs of the projects that have a quota; a project without one is unlimited."""
+
+    async def usage(self, projects: Sequence[str]) -> dict[str, float]:
+        """GPUs the live, unfinished workloads of each project request."""
+
+    async def node_pools(self) -> set[str]:
+        """The node pools seen in the catalog (none before its first event)."""
+
+    async def registry(self) -> clusters.Registry:
+        """The registered clusters, with what each reported it can run."""
+
+    async def projects(self, names: Sequence[str]) -> dict[str, ProjectInfo]:
+        """Projects from intake's copy of the catalog."""
+
+    async def assets(self, refs: Sequence[AssetRef]) -> list[AssetView]:
+        """Assets from intake's copy of the catalog."""
+
+    async def record_workloads(self, rows: Sequence[WorkloadRow]) -> None:
+        """Record submissions; an id already recorded keeps its first record."""
+
+    async def approve(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Received workloads approved by policy, with their effective spec."""
+
+    async def reject(self, issues: Sequence[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Workloads policy rejected, with its issues."""
+
+    async def record_phases(self, changes: Sequence[PhaseChange]) -> None:
+        """History keeps every phase; the current phase only moves forward in event time, and
+        a terminal phase is final."""
+
+    async def record_catalog(self, entries: Sequence[CatalogEntry]) -> None:
+        """Upsert catalog entries; an entry older than the stored one changes nothing."""
+
+    async def record_clusters(self, records: Sequence[ClusterRecord]) -> None:
+        """Upsert cluster records; one from an older report than the stored one changes
+        nothing."""
+
+
+Reader = Callable[[], AbstractAsyncContextManager[IntakeStore]]
+"""Opens a store for reading (queries and fallbacks that change nothing)."""
+
+
+class SqlIntakeStore:
+    """Intake's store in PostgreSQL, on one connection (one transaction)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def of(cls, unit: object) -> SqlIntakeStore:
+        """The store of a unit of work: its connection, so state and events commit together."""
+        if not isinstance(unit, Unit):
+            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
+        return cls(unit.conn)
+
+    async def live_names(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        if not keys:
+            return set()
+        stmt = select(workloads.c.project, workloads.c.name).where(
+            tuple_(workloads.c.project, workloads.c.name).in_(list(keys)), LIVE
+        )
+        return {(r.project, r.name) for r in await self._conn.execute(stmt)}
+
+    async def known_ids(self, ids: Sequence[str]) -> dict[str, str | None]:
+        if not ids:
+            return {}
+        rows = await self._conn.execute(
+            select(workloads.c.id, workloads.c.content_hash).where(workloads.c.id.in_(list(ids)))
+        )
+        return {r.id: r.content_hash for r in rows}
+
+    async def quotas(self, projects: Sequence[str]) -> dict[str, float]:
+        return await quota.quotas(self._conn, projects)
+
+    async def usage(self, projects: Sequence[str]) -> dict[str, float]:
+        return await quota.usage(self._conn, projects)
+
+    async def node_pools(self) -> set[str]:
+        return await projection.node_pools(self._conn)
+
+    async def registry(self) -> clusters.Registry:
+        return await clusters.registry(self._conn)
+
+    async def projects(self, names: Sequence[str]) -> dict[str, ProjectInfo]:
+        return await projection.projects(self._conn, names)
+
+    async def assets(self, refs: Sequence[AssetRef]) -> list[AssetView]:
+        return await projection.assets(self._conn, refs)
+
+    async def record_workloads(self, rows: Sequence[WorkloadRow]) -> None:
+        if not rows:
+            return
+        await self._conn.execute(
+            insert(workloads).on_conflict_do_nothing(),
+            [
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "project": r.project,
+                    "kind": r.kind,
+                    "cluster_id": r.cluster_id,
+                    "created_by": r.created_by,
+                    "status": r.status,
+                    "trace_id": r.trace_id,
+                    "submission": r.submission,
+                    "issues": r.issues,
+                    "content_hash": r.content_hash,
+                }
+                for r in rows
+            ],
+        )
+
+    async def approve(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        if not specs:
+            return
+        await self._conn.execute(
+            update(workloads)
+            .where(workloads.c.id == bindparam("wid"), workloads.c.status == "received")
+            .values(status="approved", effective_spec=bindparam("spec")),
+            [{"wid": wid, "spec": spec} for wid, spec in specs],
+        )
+
+    async def reject(self, issues: Sequence[tuple[str, list[dict[str, Any]]]]) -> None:
+        if not issues:
+            return
+        await self._conn.execute(
+            update(workloads)
+            .where(workloads.c.id == bindparam("wid"))
+            .values(status="rejected", issues=bindparam("issues")),
+            [{"wid": wid, "issues": found} for wid, found in issues],
+        )
+
+    async def record_phases(self, changes: Sequence[PhaseChange]) -> None:
+        if not changes:
+            return
+        await self._conn.execute(
+            insert(phase_history),
+            [
+                {"workload_id": c.workload_id, "phase": c.phase, "message": c.message, "at": c.at}
+                for c in changes
+            ],
+        )
+        await self._conn.execute(
+            update(workloads)
+            .where(
+                workloads.c.id == bindparam("wid"),
+                or_(workloads.c.phase_at.is_(None), workloads.c.phase_at <= bindparam("at")),
+                # A terminal phase is final, whatever order late events arrive in.
+                NOT_TERMINAL,
+            )
+            .values(
+                status=bindparam("phase"),
+                phase=bindparam("phase"),
+                phase_message=bindparam("message"),
+                phase_at=bindparam("at"),
+                running_pods=bindparam("running"),
+                requested_pods=bindparam("requested"),
+            ),
+            [
+                {
+                    "wid": c.workload_id,
+                    "phase": c.phase,
+                    "message": c.message,
+                    "at": c.at,
+                    "running": c.running_pods,
+                    "requested": c.requested_pods,
+                }
+                for c in changes
+            ],
+        )
+
+    async def record_catalog(self, entries: Sequence[CatalogEntry]) -> None:
+        if not entries:
+            return
+        stmt = insert(catalog_entries)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[catalog_entries.c.id],
+                set_={
+                    "kind": stmt.excluded.kind,
+                    "name": stmt.excluded.name,
+                    "asset": stmt.excluded.asset,
+                    "deleted": stmt.excluded.deleted,
+                    "changed_at": stmt.excluded.changed_at,
+                },
+                where=catalog_entries.c.changed_at <= stmt.excluded.changed_at,
+            ),
+            [
+                {
+                    "id": e.asset.id,
+                    "kind": e.asset.kind,
+                    "name": e.asset.name,
+                    "asset": e.asset.model_dump(mode="json"),
+                    "deleted": e.deleted,
+                    "changed_at": e.changed_at,
+                }
+                for e in entries
+            ],
+        )
+
+    async def record_clusters(self, records: Sequence[ClusterRecord]) -> None:
+        if not records:
+            return
+        table = tables.clusters
+        stmt = insert(table)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[table.c.cluster_id],
+                set_={c: stmt.excluded[c] for c in clusters.RECORD_COLUMNS},
+                where=table.c.reported_at <= stmt.excluded.reported_at,
+            ),
+            [
+                {
+                    "cluster_id": r.clusterId,
+                    "backend": r.backend,
+                    "config": r.config.model_dump(mode="json"),
+                    "node_pools": r.nodePools,
+                    "gpus": r.gpus,
+                    "capabilities": r.capabilities,
+                    "extra": r.extra,
+                    "reported_at": r.reportedAt,
+                }
+                for r in records
+            ],
+        )
+
+
+def reader(db: AsyncEngine) -> Reader:
+    """Read-only stores on connections of ``db``."""
+
+    @contextlib.asynccontextmanager
+    async def read() -> AsyncIterator[IntakeStore]:
+        async with db.connect() as conn:
+            yield SqlIntakeStore(conn)
+
+    return read

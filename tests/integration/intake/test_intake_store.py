@@ -1,0 +1,239 @@
+"""Intake's store port, on PostgreSQL and in memory: the same answers, so that handler unit tests
+on the in-memory store say what the service does on the real one."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from berth.contracts.catalog import AssetRef, AssetView
+from berth.contracts.events import ClusterConfig, ClusterRecord
+from berth.intake.store import CatalogEntry, IntakeStore, PhaseChange, SqlIntakeStore, WorkloadRow
+from berth.intake.tables import workloads
+from berth.shared.db import create_engine
+from berth.shared.migrations import upgrade
+from tests.conftest import new_database
+from tests.unit.intake.intake_fakes import InMemoryIntakeStore
+
+Scenario = Callable[[IntakeStore], Awaitable[Any]]
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Backend:
+    """One store implementation: runs a scenario in one transaction, reads a workload's phase."""
+
+    def __init__(
+        self,
+        run: Callable[[Scenario], Awaitable[Any]],
+        phase: Callable[[str], Awaitable[tuple[str, str | None] | None]],
+    ) -> None:
+        self.run = run
+        self.phase = phase
+
+
+@pytest.fixture(params=["postgres", "memory"])
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+    if request.param == "memory":
+        memory = InMemoryIntakeStore()
+
+        async def in_memory(scenario: Scenario) -> Any:
+            return await scenario(memory)
+
+        async def memory_phase(workload_id: str) -> tuple[str, str | None] | None:
+            w = memory.workload(workload_id)
+            return None if w is None else (w.status, w.phase)
+
+        yield Backend(in_memory, memory_phase)
+        return
+    admin_url: str = request.getfixturevalue("admin_database_url")
+    async with contextlib.AsyncExitStack() as stack:
+        database_url = await stack.enter_async_context(new_database(admin_url))
+        await upgrade("berth.intake", database_url)
+        db = create_engine(database_url)
+        stack.push_async_callback(db.dispose)
+        yield Backend(*_postgres(db))
+
+
+def _postgres(
+    db: AsyncEngine,
+) -> tuple[
+    Callable[[Scenario], Awaitable[Any]],
+    Callable[[str], Awaitable[tuple[str, str | None] | None]],
+]:
+    async def in_postgres(scenario: Scenario) -> Any:
+        async with db.begin() as conn:
+            return await scenario(SqlIntakeStore(conn))
+
+    async def sql_phase(workload_id: str) -> tuple[str, str | None] | None:
+        async with db.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(workloads.c.status, workloads.c.phase).where(
+                        workloads.c.id == workload_id
+                    )
+                )
+            ).first()
+        return None if row is None else (row.status, row.phase)
+
+    return in_postgres, sql_phase
+
+
+def row(
+    workload_id: str, name: str, *, status: str = "received", gpus: int = 1, digest: str = "h"
+) -> WorkloadRow:
+    return WorkloadRow(
+        id=workload_id,
+        name=name,
+        project="team-a",
+        kind="training",
+        cluster_id="local",
+        created_by="user@example.com",
+        status=status,
+        trace_id=None,
+        submission={
+            "kind": "training",
+            "name": name,
+            "projectId": "team-a",
+            "spec": {"image": "pytorch/pytorch", "compute": {"gpuDevicesRequest": gpus}},
+        },
+        issues=[],
+        content_hash=digest,
+    )
+
+
+def project(quota_gpus: float, *, name: str = "team-a") -> AssetView:
+    return AssetView(
+        id=f"project-{name}",
+        kind="project",
+        name=name,
+        spec={
+            "clusterId": "local",
+            "namespace": f"ns-{name}",
+            "quota": [{"nodePool": "a100", "gpu": {"deserved": quota_gpus}}],
+        },
+    )
+
+
+async def test_a_workload_keeps_its_first_record_and_a_live_name_is_held_once(
+    backend: Backend,
+) -> None:
+    async def record(store: IntakeStore) -> Any:
+        await store.record_workloads([row("w-1", "demo", digest="first")])
+        await store.record_workloads([row("w-1", "other", digest="second")])
+        await store.record_workloads([row("w-2", "demo")])  # the live name is taken
+        await store.record_workloads([row("w-3", "demo", status="rejected")])
+        await store.record_workloads([])
+        return (
+            await store.known_ids(["w-1", "w-2", "w-3", "w-4"]),
+            await store.live_names([("team-a", "demo"), ("team-a", "other")]),
+        )
+
+    known, live = await backend.run(record)
+    assert known == {"w-1": "first", "w-3": "h"}
+    assert live == {("team-a", "demo")}
+
+
+async def test_approval_and_policy_rejection_update_the_read_model(backend: Backend) -> None:
+    async def decide(store: IntakeStore) -> Any:
+        await store.record_workloads([row("w-1", "a"), row("w-2", "b"), row("w-3", "c")])
+        await store.approve([("w-1", {**row("w-1", "a").submission, "spec": {"image": "x"}})])
+        await store.approve([("w-1", {"image": "late"}), ("w-9", {"image": "none"})])
+        await store.reject([("w-2", [{"field": "image", "details": "no"}])])
+        return (
+            await store.live_names([("team-a", n) for n in "abc"]),
+            await store.usage(["team-a"]),
+        )
+
+    live, used = await backend.run(decide)
+    assert live == {("team-a", "a"), ("team-a", "c")}
+    # The approved workload counts by its effective spec (no GPUs), w-3 by its submission.
+    assert used == {"team-a": 1.0}
+    assert await backend.phase("w-1") == ("approved", None)
+    assert await backend.phase("w-2") == ("rejected", None)
+
+
+async def test_phases_move_forward_in_time_and_a_terminal_one_is_final(backend: Backend) -> None:
+    def change(wid: str, phase: str, seconds: int) -> PhaseChange:
+        return PhaseChange(wid, phase, "", NOW + timedelta(seconds=seconds))
+
+    async def phases(store: IntakeStore) -> Any:
+        await store.record_workloads([row("w-1", "a"), row("w-2", "b"), row("w-3", "c")])
+        await store.record_phases([change("w-1", "Running", 2), change("w-1", "Pending", 1)])
+        await store.record_phases([change("w-2", "Completed", 1)])
+        await store.record_phases([change("w-2", "Running", 5)])
+        await store.record_phases([change("w-3", "Deleted", 1)])
+        await store.record_phases([])
+        return (
+            await store.usage(["team-a"]),
+            await store.live_names([("team-a", n) for n in "abc"]),
+        )
+
+    used, live = await backend.run(phases)
+    assert used == {"team-a": 1.0}
+    assert live == {("team-a", "a"), ("team-a", "b")}
+    assert await backend.phase("w-1") == ("Running", "Running")
+    assert await backend.phase("w-2") == ("Completed", "Completed")
+
+
+async def test_the_catalog_copy_keeps_the_newest_entry_and_deleted_ones_as_tombstones(
+    backend: Backend,
+) -> None:
+    pool = AssetView(id="np-a100", kind="nodepool", name="a100")
+    gone = AssetView(id="np-old", kind="nodepool", name="old")
+
+    async def catalog(store: IntakeStore) -> Any:
+        await store.record_catalog(
+            [
+                CatalogEntry(project(4), False, NOW + timedelta(seconds=1)),
+                CatalogEntry(pool, False, NOW),
+                CatalogEntry(gone, False, NOW),
+            ]
+        )
+        await store.record_catalog(
+            [
+                CatalogEntry(project(8), False, NOW),  # older: changes nothing
+                CatalogEntry(gone, True, NOW + timedelta(seconds=1)),
+            ]
+        )
+        await store.record_catalog([CatalogEntry(gone, False, NOW)])  # late: stays deleted
+        projects = await store.projects(["team-a", "team-b"])
+        return (
+            {name: (p.namespace, p.clusterId) for name, p in projects.items()},
+            await store.quotas(["team-a", "team-b"]),
+            await store.node_pools(),
+            [a.name for a in await store.assets([AssetRef(kind="nodepool", name="a100")])],
+        )
+
+    projects, quotas, pools, assets = await backend.run(catalog)
+    assert projects == {"team-a": ("ns-team-a", "local")}
+    assert quotas == {"team-a": 4.0}
+    assert pools == {"a100"}
+    assert assets == ["a100"]
+
+
+async def test_the_cluster_registry_keeps_each_clusters_latest_report(backend: Backend) -> None:
+    def record(cluster_id: str, seconds: int, mig: str | None) -> ClusterRecord:
+        return ClusterRecord(
+            clusterId=cluster_id,
+            backend="simulated",
+            config=ClusterConfig(),
+            capabilities={} if mig is None else {"migStrategy": mig},
+            reportedAt=NOW + timedelta(seconds=seconds),
+        )
+
+    async def clusters(store: IntakeStore) -> Any:
+        await store.record_clusters([record("local", 2, "single"), record("edge", 0, None)])
+        await store.record_clusters([record("local", 1, "mixed")])  # older: changes nothing
+        await store.record_clusters([])
+        return await store.registry()
+
+    registry = await backend.run(clusters)
+    assert set(registry) == {"local", "edge"}
+    assert registry["edge"] is None
+    assert registry["local"] is not None and registry["local"].migStrategy == "single"

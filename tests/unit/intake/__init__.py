@@ -1,0 +1,1 @@
+"""Intake unit tests (a package, so that its test modules need no prefix)."""
