@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fake_apiserver import FakeApiServer
 from kubernetes_asyncio import client as k8s_client
 
 from berth.contracts.capabilities import KNATIVE_FEATURES
@@ -29,6 +28,7 @@ from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
 from berth.shared.bus import publish
 from berth.shared.service import Service
+from tests.integration.scheduler_adapter.fake_apiserver import FakeApiServer
 from tests.integration.shared.helpers import eventually, stored
 
 pytestmark = pytest.mark.integration

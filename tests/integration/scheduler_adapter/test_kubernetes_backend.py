@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from fake_apiserver import FakeApiServer
 from kubernetes_asyncio import client as k8s_client
 from pydantic import TypeAdapter
 
@@ -23,6 +22,7 @@ from berth.scheduler_adapter.kubernetes import KubernetesCluster, TokenBucket
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.render import ClusterCapabilities, render
 from berth.shared.errors import PermanentError, TransientError
+from tests.integration.scheduler_adapter.fake_apiserver import FakeApiServer
 
 pytestmark = pytest.mark.integration
 

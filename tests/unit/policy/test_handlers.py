@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 import pytest
-from policy_fakes import InMemoryPolicyStore
 
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
@@ -41,6 +40,7 @@ from berth.policy import handlers
 from berth.policy.store import CompiledCache
 from berth.shared.errors import TransientError
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.policy.policy_fakes import InMemoryPolicyStore
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from policy_builders import (
+
+from berth.contracts.events import Issue
+from berth.contracts.policy import PolicyDocument
+from berth.policy import engine
+from tests.unit.policy.policy_builders import (
     CLUSTER,
     DEPT,
     PROJECT,
@@ -17,10 +21,6 @@ from policy_builders import (
     run,
     scoped,
 )
-
-from berth.contracts.events import Issue
-from berth.contracts.policy import PolicyDocument
-from berth.policy import engine
 
 IMAGE = {"image": "pytorch/pytorch"}
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from policy_builders import DEPT, PROJECT, TENANT, compiled, submission
 
 from berth.contracts.policy import ScopeRef
 from berth.policy import engine
+from tests.unit.policy.policy_builders import DEPT, PROJECT, TENANT, compiled, submission
 
 # Numeric fields whose values no cross-field validator of the spec constrains.
 INT_FIELDS = {

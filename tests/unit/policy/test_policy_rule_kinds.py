@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy_builders import DEPT, PROJECT, TENANT, effective, problems, run
-
 from berth.contracts.policy import FieldRule, InstancesRule, ItemizedRule
 from berth.policy import engine
 from berth.policy.engine.rules import META_KINDS
+from tests.unit.policy.policy_builders import DEPT, PROJECT, TENANT, effective, problems, run
 
 
 def test_every_constraint_of_a_field_rule_has_a_kind_in_the_table() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from adapter_builders import manifests, ref, submission
 
 from berth.contracts.capabilities import (
     KNATIVE_FEATURES,
@@ -22,6 +21,7 @@ from berth.scheduler_adapter.handlers import render_query
 from berth.scheduler_adapter.render import render
 from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from tests.unit.scheduler_adapter.adapter_builders import manifests, ref, submission
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from adapter_builders import ref, submission
-from adapter_recorder import simulated
 
 from berth.contracts.capabilities import KnativeCapabilities
 from berth.scheduler_adapter import labels as L
@@ -16,6 +14,8 @@ from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, top_obj
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.render import ClusterCapabilities, from_config, render
 from berth.scheduler_adapter.rendering.inference import NO_SCALE_TO_ZERO
+from tests.unit.scheduler_adapter.adapter_builders import ref, submission
+from tests.unit.scheduler_adapter.adapter_recorder import simulated
 
 pytestmark = pytest.mark.unit
 

@@ -4,10 +4,10 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from adapter_builders import NAMESPACE, manifests, ref, submission
 
 from berth.scheduler_adapter import labels as L
 from berth.scheduler_adapter.render import render
+from tests.unit.scheduler_adapter.adapter_builders import NAMESPACE, manifests, ref, submission
 
 pytestmark = pytest.mark.unit
 

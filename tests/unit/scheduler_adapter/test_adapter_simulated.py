@@ -4,13 +4,13 @@ import asyncio
 import time
 
 import pytest
-from adapter_builders import NAMESPACE, manifests
-from adapter_recorder import recording, simulated
 
 from berth.contracts.capabilities import KNATIVE_FEATURES, ClusterCapabilities
 from berth.scheduler_adapter.backend import WorkloadSnapshot
 from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from tests.unit.scheduler_adapter.adapter_builders import NAMESPACE, manifests
+from tests.unit.scheduler_adapter.adapter_recorder import recording, simulated
 
 pytestmark = pytest.mark.unit
 
