@@ -56,9 +56,10 @@ contracts-check: venv  ## Fail if the generated contracts are out of date
 	$(BIN)/python -m berth.contracts.export --check
 	$(BIN)/python contracts/scripts/asyncapi.py --check
 
-bench: venv  ## Whole suite vs bare nats-py pipelines; in-process policy evaluation
+bench: venv  ## Whole suite vs bare nats-py pipelines; in-process policy evaluation; the simulated cluster
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.policy_bench
+	$(BIN)/python -m bench.simulator_bench
 
 clean:  ## Remove the virtualenvs and local state
 	rm -rf $(VENV) $(TOOLS) .berth .pytest_cache .mypy_cache .ruff_cache

@@ -288,11 +288,6 @@ def test_inference_is_deployment_and_service_on_the_serving_port() -> None:
     assert default_port["spec"]["ports"][0]["port"] == 8000
 
 
-def test_render_is_deterministic() -> None:
-    first = manifests("distributed", "dist-4", gpus=1, pools=["a100", "default"])
-    assert first == manifests("distributed", "dist-4", gpus=1, pools=["a100", "default"])
-
-
 def _core_objects() -> list[dict[str, Any]]:
     rich = {
         "command": "python serve.py",
