@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio.client import Configuration
 from pydantic import TypeAdapter
 
 from berth.contracts.capabilities import MPI_OPERATOR_APIS, TRAINING_OPERATOR_APIS
@@ -56,7 +56,7 @@ async def server() -> AsyncIterator[FakeApiServer]:
 
 
 def cluster_for(server: FakeApiServer, **options: Any) -> KubernetesCluster:
-    configuration = k8s_client.Configuration(host=server.url)
+    configuration = Configuration(host=server.url)
     return KubernetesCluster(configuration=configuration, **options)
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import typer
 
-from berth.cli import catalog_commands
-from berth.cli import submission as flags
+from berth.cli import catalog_commands, submission
 
 
 def test_quota_flags_become_node_pool_quotas() -> None:
@@ -34,7 +33,7 @@ def test_tool_flags_name_who_may_connect() -> None:
 
 
 def test_asset_names_go_on_the_submission_only_when_given() -> None:
-    body = flags.build(
+    body = submission.build(
         kind="workspace",
         project="p",
         name="n",

@@ -11,9 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from berth.catalog import assets as store
-from berth.catalog import credentials, seed
-from berth.catalog.tables import assets, departments, node_pools, projects
+from berth.catalog import assets, credentials, seed, tables
 from berth.contracts.catalog import (
     AssetDeleteRequest,
     AssetListReply,
@@ -60,7 +58,9 @@ async def lookup_projects(
         for item in request.items
     ]
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(projects).where(projects.c.name.in_(names)))).all()
+        rows = (
+            await conn.execute(select(tables.projects).where(tables.projects.c.name.in_(names)))
+        ).all()
     found = {
         r.name: ProjectInfo(
             name=r.name,
@@ -89,22 +89,26 @@ async def seed_demo(conn: AsyncConnection, cluster_id: str) -> list[CatalogAsset
             created.extend(view(r) for r in await conn.execute(stmt))
 
     await add(
-        departments,
+        tables.departments,
         [{"name": d["name"], "cluster_id": cluster_id} for d in seed.DEPARTMENTS],
-        store.department_view,
+        assets.department_view,
     )
     await add(
-        node_pools, [{**p, "cluster_id": cluster_id} for p in seed.NODE_POOLS], store.nodepool_view
+        tables.node_pools,
+        [{**p, "cluster_id": cluster_id} for p in seed.NODE_POOLS],
+        assets.nodepool_view,
     )
     await add(
-        projects, [seed.project_row(p, cluster_id) for p in seed.PROJECTS], store.project_view
+        tables.projects,
+        [seed.project_row(p, cluster_id) for p in seed.PROJECTS],
+        assets.project_view,
     )
     await add(
-        assets,
+        tables.assets,
         [{"id": f"{a['kind']}-{a['name']}", "scope_id": "", **a} for a in seed.ASSETS],
-        store.asset_view,
+        assets.asset_view,
     )
-    return [store.changed(view, "created", actor) for view in created]
+    return [assets.changed(view, "created", actor) for view in created]
 
 
 # --- assets by request-reply -------------------------------------------------------------------
@@ -130,7 +134,7 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
         )
     except credentials.ValuesRefused as exc:
         return AssetReply(error=str(exc))
-    put = store.Put(
+    put = assets.Put(
         kind=request.kind,
         name=request.name,
         scope=request.scope,
@@ -142,7 +146,7 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
     )
     try:
         async with writer.begin() as unit:
-            view, event = await store.put_asset(
+            view, event = await assets.put_asset(
                 unit.conn,
                 put,
                 request.actor,
@@ -151,7 +155,7 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
                 keys=writer.keys.storage,
             )
             unit.emit(event)
-    except store.AssetError as exc:
+    except assets.AssetError as exc:
         return AssetReply(error=str(exc), usedBy=exc.used_by)
     return AssetReply(asset=view)
 
@@ -159,9 +163,9 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
 async def delete_asset(request: AssetDeleteRequest, *, writer: Writer) -> AssetReply:
     try:
         async with writer.begin() as unit:
-            view, event = await store.delete_asset(unit.conn, request.ref, request.actor)
+            view, event = await assets.delete_asset(unit.conn, request.ref, request.actor)
             unit.emit(event)
-    except store.AssetError as exc:
+    except assets.AssetError as exc:
         return AssetReply(error=str(exc), usedBy=exc.used_by)
     return AssetReply(asset=view)
 
@@ -169,10 +173,10 @@ async def delete_asset(request: AssetDeleteRequest, *, writer: Writer) -> AssetR
 async def get_asset(ref: AssetRef, *, engine: AsyncEngine) -> AssetReply:
     async with engine.connect() as conn:
         try:
-            view = await store.find_one(conn, ref)
-        except store.AssetError as exc:
+            view = await assets.find_one(conn, ref)
+        except assets.AssetError as exc:
             return AssetReply(error=str(exc))
-        return AssetReply(asset=view, usedBy=await store.users_of(conn, view))
+        return AssetReply(asset=view, usedBy=await assets.users_of(conn, view))
 
 
 async def list_assets(request: AssetListRequest, *, engine: AsyncEngine) -> AssetListReply:
@@ -180,12 +184,14 @@ async def list_assets(request: AssetListRequest, *, engine: AsyncEngine) -> Asse
         scopes = None
         if request.project:
             row = (
-                await conn.execute(select(projects).where(projects.c.name == request.project))
+                await conn.execute(
+                    select(tables.projects).where(tables.projects.c.name == request.project)
+                )
             ).first()
             if row is None:
                 return AssetListReply()
             scopes = project_scopes(row.name, row.department, row.cluster_id)
-        views = await store.list_assets(conn, request.kind, request.search, scopes)
+        views = await assets.list_assets(conn, request.kind, request.search, scopes)
     return AssetListReply(assets=views)
 
 
@@ -199,7 +205,7 @@ async def resolve_assets(
         async with engine.connect() as conn:
             views: list[AssetView] = []
             for ref in request.refs:
-                views += await store.find(conn, ref.model_copy(update={"scope": None}))
+                views += await assets.find(conn, ref.model_copy(update={"scope": None}))
     return AssetListReply(assets=views)
 
 
@@ -239,9 +245,9 @@ async def apply_requests(
                     ref = AssetRef(
                         kind=data.kind, name=data.name, scope=data.scope, scopeName=data.scopeName
                     )
-                    _, event = await store.delete_asset(unit.conn, ref, item.event.actor)
+                    _, event = await assets.delete_asset(unit.conn, ref, item.event.actor)
                 else:
-                    put = store.Put(
+                    put = assets.Put(
                         kind=data.kind,
                         name=data.name,
                         scope=data.scope,
@@ -251,10 +257,10 @@ async def apply_requests(
                         status_reason=data.statusReason,
                         update=data.operation == "update",
                     )
-                    _, event = await store.put_asset(
+                    _, event = await assets.put_asset(
                         unit.conn, put, item.event.actor, cluster_id=cluster_id
                     )
-        except store.AssetError as exc:
+        except assets.AssetError as exc:
             unit.emit(
                 CatalogAssetRejectedV1(
                     source=SOURCE,
@@ -273,7 +279,7 @@ async def apply_requests(
 
 
 async def record_usage(items: list[Incoming[SubmissionReceivedV1]], unit: Unit) -> None:
-    await store.record_usage(
+    await assets.record_usage(
         unit.conn,
         [
             {
@@ -289,6 +295,6 @@ async def record_usage(items: list[Incoming[SubmissionReceivedV1]], unit: Unit) 
 
 async def release_usage(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Unit) -> None:
     """A deleted workload no longer holds its assets."""
-    await store.release_usage(
+    await assets.release_usage(
         unit.conn, [i.event.subject for i in items if i.event.data.phase == "Deleted"]
     )
