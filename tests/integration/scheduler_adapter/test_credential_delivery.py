@@ -116,7 +116,8 @@ def approved(name: str, credential: str) -> PolicyApprovedV1:
         "annotations": [{"name": "berth.dev/sim-runtime-seconds", "value": "100000"}],
     }
     return PolicyApprovedV1(
-        source="/berth/tests",
+        # As the policy service: an event from a source not declared to emit it is dead-lettered.
+        source="/berth/policy",
         subject=workload.workloadId,
         actor=ADMIN,
         data=PolicyApprovedData.model_validate(
