@@ -1,5 +1,6 @@
 # berth: two commands matter: `make run` (the whole suite locally) and `make test`.
-# Everything installs itself into .venv on first use; only Python 3.11+ is needed.
+# Everything installs itself into .venv on first use; Python 3.11+ and a reachable package index
+# (PyPI or a mirror) are needed.
 
 PYTHON ?= python3
 UV_VERSION ?= 0.13.9
@@ -9,19 +10,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test test-unit test-integration test-e2e test-security lint format contracts contracts-check bench clean
+.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security lint format contracts contracts-check bench clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-venv: $(UV)  ## Create .venv with every package of the workspace (locked versions)
+venv: $(UV)  ## Create .venv with every package and the development tools (locked versions)
 	$(UV) sync --all-packages --frozen --python $(PYTHON)
 
-run: venv  ## Run NATS, PostgreSQL, the six services and a simulated cluster (Ctrl-C stops)
+venv-run: $(UV)  ## Create .venv with only what running berth needs (no test or lint tools)
+	$(UV) sync --all-packages --frozen --no-dev --inexact --python $(PYTHON)
+
+run: venv-run  ## Run NATS, PostgreSQL, the six services and a simulated cluster (Ctrl-C stops)
 	$(BIN)/berth up
 
 test: venv  ## The whole test suite: unit, contract, integration and end-to-end
@@ -56,10 +60,11 @@ contracts-check: venv  ## Fail if the generated contracts are out of date
 	$(BIN)/python -m berth.contracts.export --check
 	$(BIN)/python contracts/scripts/asyncapi.py --check
 
-bench: venv  ## Whole suite vs bare nats-py pipelines; in-process policy evaluation; the simulated cluster
+bench: venv  ## Whole suite vs bare nats-py pipelines; policy evaluation; the simulated cluster; CLI start-up CPU
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.policy_bench
 	$(BIN)/python -m bench.simulator_bench
+	$(BIN)/python -m bench.cli_startup
 
 clean:  ## Remove the virtualenvs and local state
 	rm -rf $(VENV) $(TOOLS) .berth .pytest_cache .mypy_cache .ruff_cache

@@ -314,7 +314,7 @@ def _submit_and_check(cli: Cli) -> None:
     )
     assert wrong.returncode == 1
     assert 'environment "assets-jupyter" does not support inference' in " ".join(
-        wrong.stdout.split()
+        (wrong.stdout + wrong.stderr).split()
     )
 
     refused = cli.run(

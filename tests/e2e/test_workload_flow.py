@@ -125,8 +125,9 @@ def test_bad_submissions_are_rejected_naming_the_field(cli: Cli) -> None:
     for args, field in cases:
         done = cli.run("submit", "training", *args, "--wait", "--timeout", "60")
         assert done.returncode == 1, done.stdout + done.stderr
-        assert "Rejected" in done.stdout
-        assert field in done.stdout, done.stdout
+        shown = done.stdout + done.stderr
+        assert "rejected" in shown
+        assert field in shown, shown
     listed = cli.json("list", "-p", "team-a")
     statuses = {w["name"]: w["status"] for w in listed}
     assert statuses["no-image"] == "rejected"

@@ -16,6 +16,7 @@ from berth.catalog.bootstrap import build as build_catalog
 from berth.catalog.config import CatalogSettings
 from berth.catalog.credentials import load, re_encrypt
 from berth.catalog.keys import STORAGE, LocalKeyProvider
+from berth.catalog.store import SqlCatalogStore
 from berth.catalog.tables import credential_values
 from berth.shared.keys import KeyFiles
 from berth.shared.migrations import upgrade
@@ -67,18 +68,30 @@ async def test_clear_values_of_an_older_install_are_encrypted_then_rotated(
         assert CLEAR not in everything.scalar_one()
         first = LocalKeyProvider.from_dir(tmp_path)
         assert row.key_id == first.current_key_id
-        assert json.loads(await load(conn, first, "credential-old") or b"") == {"HF_TOKEN": CLEAR}
+        assert json.loads(await load(SqlCatalogStore(conn), first, "credential-old") or b"") == {
+            "HF_TOKEN": CLEAR
+        }
 
     # Rotation: a new key encrypts from now on; the old one still decrypts until re-encryption.
     KeyFiles(tmp_path, STORAGE).add()
     rotated = LocalKeyProvider.from_dir(tmp_path)
     assert rotated.current_key_id != row.key_id
     async with engine.begin() as conn:
-        assert json.loads(await load(conn, rotated, "credential-old") or b"")["HF_TOKEN"] == CLEAR
-        assert await re_encrypt(conn, rotated) == 1
-        assert await re_encrypt(conn, rotated) == 0
+        assert (
+            json.loads(await load(SqlCatalogStore(conn), rotated, "credential-old") or b"")[
+                "HF_TOKEN"
+            ]
+            == CLEAR
+        )
+        assert await re_encrypt(SqlCatalogStore(conn), rotated) == 1
+        assert await re_encrypt(SqlCatalogStore(conn), rotated) == 0
     row = await stored()
     assert row.key_id == rotated.current_key_id
     async with engine.connect() as conn:
-        assert json.loads(await load(conn, rotated, "credential-old") or b"")["HF_TOKEN"] == CLEAR
+        assert (
+            json.loads(await load(SqlCatalogStore(conn), rotated, "credential-old") or b"")[
+                "HF_TOKEN"
+            ]
+            == CLEAR
+        )
     await engine.dispose()

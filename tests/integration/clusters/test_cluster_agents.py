@@ -36,6 +36,8 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadRef,
 )
+from berth.contracts.queries import ClusterQuery, ClusterReply
+from berth.contracts.subjects import RPC_CLUSTERS_GET
 from berth.intake.bootstrap import build as build_intake
 from berth.intake.config import IntakeSettings
 from berth.ownership.bootstrap import build as build_ownership
@@ -43,10 +45,10 @@ from berth.ownership.config import OwnershipSettings
 from berth.ownership.tables import clusters as ownership_clusters
 from berth.scheduler_adapter.bootstrap import build as build_adapter
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.scheduler_adapter.tables import workloads
-from berth.shared.bus import publish
+from berth.shared.bus import ask, publish
 from berth.shared.service import Service
 from tests.conftest import new_database
 from tests.integration.cluster_registry import listed_clusters
@@ -273,6 +275,16 @@ async def test_a_cluster_registers_with_intake_and_a_lost_setting_comes_back(
 
             # cluster-sync saw it registered (off), switched on, lost, and back on.
             await eventually(lambda: _endswith(recorded(), [False, True, False, True]), timeout=30)
+
+            # `berth cluster config get` reads both back from cluster-sync: reported and desired.
+            reply = await ask(
+                nc, RPC_CLUSTERS_GET, ClusterQuery(clusterId=cluster_id), ClusterReply, timeout=10
+            )
+            (info,) = reply.clusters
+            assert info.clusterId == cluster_id
+            assert info.desired == {"workloadOwnershipProtection": True}
+            assert info.config["workloadOwnershipProtection"] is True
+            assert info.capabilities
 
 
 async def _endswith(values: Any, tail: list[bool]) -> bool:

@@ -24,8 +24,8 @@ from berth.contracts.events import (
 from berth.scheduler_adapter.bootstrap import build
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.shared.bus import publish
 from berth.shared.service import Service
 from tests.integration.scheduler_adapter.fake_apiserver import FakeApiServer

@@ -34,11 +34,12 @@ from berth.contracts.catalog import (
 )
 from berth.contracts.envelope import Actor
 from berth.contracts.events import PolicyApprovedData, PolicyApprovedV1, WorkloadRef
+from berth.contracts.roles import POLICY, source_of
 from berth.scheduler_adapter.bootstrap import build as build_adapter
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import agent_keys
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.shared.bus import ask, publish
 from berth.shared.keys import seal
 from berth.shared.service import Service
@@ -116,8 +117,7 @@ def approved(name: str, credential: str) -> PolicyApprovedV1:
         "annotations": [{"name": "berth.dev/sim-runtime-seconds", "value": "100000"}],
     }
     return PolicyApprovedV1(
-        # As the policy service: an event from a source not declared to emit it is dead-lettered.
-        source="/berth/policy",
+        source=source_of(POLICY),
         subject=workload.workloadId,
         actor=ADMIN,
         data=PolicyApprovedData.model_validate(

@@ -20,7 +20,7 @@ from berth.scheduler_adapter.backend import WorkloadSnapshot
 from berth.scheduler_adapter.credentials import secret_object
 from berth.scheduler_adapter.kubernetes import KubernetesCluster, TokenBucket
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.render import ClusterCapabilities, render
+from berth.scheduler_adapter.rendering import ClusterCapabilities, render
 from berth.shared.errors import PermanentError, TransientError
 from tests.integration.scheduler_adapter.fake_apiserver import FakeApiServer
 

@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, ConsumerInfo, PubAck
+from nats.js.api import ConsumerInfo, PubAck
+from nats.js.errors import NotFoundError
 from sqlalchemy import BIGINT, Column, Integer, Table, Text, func, select
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.engine import make_url
@@ -271,28 +272,22 @@ async def publish(
     return await js.publish(subject, encode(event), headers=hdrs)
 
 
-async def stored(js: JetStreamContext, subject: str) -> list[Msg]:
-    """Every message the stream holds under ``subject`` (wildcards allowed), oldest first."""
+async def stored(js: JetStreamContext, subject: str) -> list[Any]:
+    """Every message the stream holds under ``subject`` (wildcards allowed), oldest first.
+
+    Read message by message from the stream itself (next message on the subject after a
+    sequence): no consumer, so nothing depends on a consumer's view of the stream's tail, which
+    was seen one message short right after a publish."""
     stream = stream_for(subject)
-    # How many: from the stream's own per-subject count. A new consumer's num_pending was seen
-    # one short of a message stored just before (the last phase of a workload went missing).
-    state = (await js.stream_info(stream, subjects_filter=subject)).state
-    total = sum((state.subjects or {}).values())
-    # A throwaway consumer: the server removes it by itself should the test die before we do.
-    sub = await js.pull_subscribe(
-        subject,
-        stream=stream,
-        config=ConsumerConfig(ack_policy=AckPolicy.NONE, mem_storage=True, inactive_threshold=5),
-    )
-    info = await sub.consumer_info()
-    try:
-        msgs: list[Msg] = []
-        while len(msgs) < total:
-            msgs += await sub.fetch(min(total - len(msgs), 1000), timeout=5)
-        return msgs
-    finally:
-        await sub.unsubscribe()
-        await js.delete_consumer(stream, info.name)
+    msgs: list[Any] = []
+    seq = 0
+    while True:
+        try:
+            msg = await js.get_msg(stream, seq=seq + 1, subject=subject, next=True)
+        except NotFoundError:
+            return msgs
+        msgs.append(msg)
+        seq = msg.seq
 
 
 def deadletter_subject(probe: Probe, subject: str) -> str:

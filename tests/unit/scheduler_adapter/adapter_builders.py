@@ -8,7 +8,7 @@ from pydantic import TypeAdapter
 
 from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import WorkloadSubmission
-from berth.scheduler_adapter.render import render
+from berth.scheduler_adapter.rendering import render
 
 _SUBMISSION: TypeAdapter[Any] = TypeAdapter(WorkloadSubmission)
 NAMESPACE = "runai-vision"

@@ -10,8 +10,8 @@ from typing import Any
 
 from berth.scheduler_adapter.backend import WorkloadSnapshot
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 
 
 class Recorder:

@@ -18,9 +18,9 @@ from berth.contracts.queries import RenderRequest
 from berth.contracts.runnable import check, knative_features
 from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.handlers import render_query
-from berth.scheduler_adapter.render import render
-from berth.scheduler_adapter.simulated import SimulatedCluster
+from berth.scheduler_adapter.rendering import render
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from tests.unit.scheduler_adapter.adapter_builders import manifests, ref, submission
 
 pytestmark = pytest.mark.unit

@@ -20,8 +20,8 @@ from berth.contracts.catalog import (
 )
 from berth.scheduler_adapter.backend import referenced_secrets
 from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys, secret_object
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.shared.keys import SealingKeys, seal
 from tests.unit.scheduler_adapter.adapter_builders import NAMESPACE, manifests
 from tests.unit.scheduler_adapter.adapter_recorder import simulated

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from berth.contracts.capabilities import KaiCapabilities
-from berth.scheduler_adapter.render import ClusterCapabilities, from_config, render
+from berth.scheduler_adapter.rendering import ClusterCapabilities, from_config, render
 from tests.unit.scheduler_adapter.adapter_builders import ref, submission
 from tests.unit.scheduler_adapter.manifest_schemas import validate
 

@@ -12,7 +12,7 @@ from berth.contracts.capabilities import KnativeCapabilities
 from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, top_object
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.render import ClusterCapabilities, from_config, render
+from berth.scheduler_adapter.rendering import ClusterCapabilities, from_config, render
 from berth.scheduler_adapter.rendering.inference import NO_SCALE_TO_ZERO
 from tests.unit.scheduler_adapter.adapter_builders import ref, submission
 from tests.unit.scheduler_adapter.adapter_recorder import simulated

@@ -9,13 +9,9 @@ import aiohttp
 import pytest
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from berth.scheduler_adapter.kubernetes import (
-    expected_pods,
-    pod_status,
-    snapshot_of,
-    translate,
-)
+from berth.scheduler_adapter.kubernetes import pod_status, snapshot_of, translate
 from berth.scheduler_adapter.phases import derive_phase
+from berth.scheduler_adapter.top_kinds import expected_pods
 from berth.shared.errors import PermanentError, TransientError
 
 pytestmark = pytest.mark.unit
@@ -89,14 +85,19 @@ def test_snapshot_of_reads_conditions_suspension_and_deletion() -> None:
 
 
 def test_expected_pods_per_kind() -> None:
-    assert expected_pods({"kind": "Job", "spec": {}}) == 1
-    assert expected_pods({"kind": "StatefulSet", "spec": {"replicas": 1}}) == 1
+    assert expected_pods({"apiVersion": "batch/v1", "kind": "Job", "spec": {}}) == 1
+    assert (
+        expected_pods({"apiVersion": "apps/v1", "kind": "StatefulSet", "spec": {"replicas": 1}})
+        == 1
+    )
     kubeflow = {
+        "apiVersion": "kubeflow.org/v1",
         "kind": "PyTorchJob",
         "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1}, "Worker": {"replicas": 4}}},
     }
     assert expected_pods(kubeflow) == 5
     knative = {
+        "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
         "spec": {
             "template": {"metadata": {"annotations": {"autoscaling.knative.dev/min-scale": "0"}}}

@@ -6,7 +6,7 @@ import kubernetes_validate
 import pytest
 
 from berth.scheduler_adapter import labels
-from berth.scheduler_adapter.render import render
+from berth.scheduler_adapter.rendering import render
 from tests.unit.scheduler_adapter.adapter_builders import NAMESPACE, manifests, ref, submission
 
 pytestmark = pytest.mark.unit

@@ -6,8 +6,8 @@ import pytest
 
 from berth.contracts.capabilities import KNATIVE_FEATURES, ClusterCapabilities
 from berth.scheduler_adapter.backend import WorkloadSnapshot
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from tests.unit.scheduler_adapter.adapter_builders import NAMESPACE, manifests
 from tests.unit.scheduler_adapter.adapter_recorder import recording, simulated
 

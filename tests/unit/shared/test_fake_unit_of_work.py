@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from opentelemetry import trace as otel_trace
+from opentelemetry.sdk.trace import TracerProvider
 
 from berth.contracts.envelope import Actor
 from berth.contracts.events import Issue, PolicyRejectedData, PolicyRejectedV1, WorkloadRef
+from berth.shared.consumer import trace_context
 from berth.shared.testing import FakeUnitOfWork, InMemoryTable, incoming
 
 
@@ -98,3 +101,14 @@ def test_an_in_memory_table_inserts_new_rows_only_once() -> None:
     assert table.delete("a") == Row("a", 1)
     assert table.delete("a") is None
     assert len(table) == 0
+
+
+def test_an_event_may_follow_a_trace_context_instead_of_a_message() -> None:
+    span = TracerProvider().get_tracer("t").start_span("phase")
+    by_span_context = trace_context(span.get_span_context())
+    by_context = trace_context(otel_trace.set_span_in_context(span))
+    for context in (by_span_context, by_context):
+        assert context is not None
+        found = otel_trace.get_current_span(context).get_span_context()
+        assert found.trace_id == span.get_span_context().trace_id
+    assert trace_context(None) is None

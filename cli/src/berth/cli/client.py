@@ -13,7 +13,7 @@ from uuid import uuid4
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from berth.cli import endpoints
 from berth.contracts.envelope import Actor, Event
@@ -31,8 +31,19 @@ from berth.shared.errors import TransientError
 from berth.shared.telemetry import setup_tracing
 
 SOURCE = "/berth/cli"
-# (subject prefix such as "workload.phase-changed.v1", decoded envelope)
-Envelope = tuple[str, dict[str, Any]]
+
+
+def decode(data: bytes) -> Event | None:
+    """An event as its own class (SubmissionRejectedV1, WorkloadPhaseChangedV1, ...); None for
+    what is not a berth event this CLI knows."""
+    import berth.contracts.registry  # noqa: F401  (registers every event class)
+
+    try:
+        raw = json.loads(data)
+        cls = Event.registry.get((raw.get("type"), raw.get("version")))
+        return cls.model_validate(raw) if cls is not None else None
+    except (ValueError, AttributeError, ValidationError):
+        return None
 
 
 class BerthUnavailable(Exception):
@@ -66,11 +77,17 @@ class BerthClient:
             raise LookupError(reply.error or f'no workload "{name}" in project "{project}"')
         return reply.workload
 
-    async def workloads(self, project: str) -> list[WorkloadView]:
-        reply: WorkloadListReply = await self.request(
-            RPC_WORKLOADS_LIST, WorkloadQuery(project=project), WorkloadListReply
-        )
-        return reply.workloads
+    async def workloads(self, query: WorkloadQuery) -> list[WorkloadView]:
+        """Every workload the query selects, page after page."""
+        found: list[WorkloadView] = []
+        offset: int | None = 0
+        while offset is not None:
+            reply: WorkloadListReply = await self.request(
+                RPC_WORKLOADS_LIST, query.model_copy(update={"offset": offset}), WorkloadListReply
+            )
+            found.extend(reply.workloads)
+            offset = reply.nextOffset
+        return found
 
     async def spans(self, trace_id: str) -> list[dict[str, Any]]:
         """Every recorded span of one trace, read back from the TELEMETRY stream.
@@ -91,18 +108,17 @@ class BerthClient:
             seq = (msg.seq or seq) + 1
 
     @asynccontextmanager
-    async def watch(
-        self, subject_id: str
-    ) -> AsyncIterator[asyncio.Queue[tuple[str, dict[str, Any]]]]:
-        """Every event about ``subject_id`` from now on, as (subject prefix, envelope dict).
+    async def watch(self, subject_id: str = "*") -> AsyncIterator[asyncio.Queue[Event]]:
+        """Every event about ``subject_id`` (every workload with "*") from now on, decoded.
 
         Subscribed on core NATS before anything is published, so nothing can be missed; only the
         event types UIs follow (declared in the contracts, and all the ``ui`` role may read)."""
-        queue: asyncio.Queue[Envelope] = asyncio.Queue()
+        queue: asyncio.Queue[Event] = asyncio.Queue()
 
         async def on_msg(msg: Any) -> None:
-            prefix = msg.subject.rsplit(".", 1)[0]
-            queue.put_nowait((prefix, json.loads(msg.data)))
+            event = decode(msg.data)
+            if event is not None:
+                queue.put_nowait(event)
 
         subs = [
             await self.nc.subscribe(f"{event.subject_prefix()}.{subject_id}", cb=on_msg)

@@ -1,41 +1,200 @@
-"""``berth cluster list``: the registered clusters, as intake knows them (the clusters a
-submission may name)."""
+"""``berth cluster``: the registered clusters (``list``, as intake knows them: the clusters a
+submission may name) and their settings (``config get|set``, through cluster-sync)."""
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from berth.cli.client import BerthClient
-from berth.cli.common import NatsOpt, OutputOpt, console, with_client
-from berth.contracts.queries import ClusterListQuery, ClusterListReply
-from berth.contracts.subjects import RPC_CLUSTERS_LIST
+from berth.cli.common import (
+    AsOpt,
+    Format,
+    NatsOpt,
+    OutputOpt,
+    as_actor,
+    console,
+    fail,
+    say,
+    with_client,
+)
+
+if TYPE_CHECKING:
+    from berth.cli.client import BerthClient
+
+ClusterOpt = Annotated[
+    str, typer.Option("--cluster", metavar="CLUSTER", help="Cluster id.", show_default=True)
+]
+ProtectionOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--ownership-protection/--no-ownership-protection",
+        metavar="",
+        help="Only a workload's creator may delete, suspend or resume it.",
+    ),
+]
 
 
-def register(cluster_app: typer.Typer) -> None:
-    @cluster_app.command("list")
-    def cluster_list(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
-        """The registered clusters: backend, node pools, GPUs, settings, last report."""
+def register(app: typer.Typer) -> None:
+    cluster_app = typer.Typer(
+        rich_markup_mode=None, help="Clusters and their settings.", no_args_is_help=True
+    )
+    cluster_app.command("list")(list_)
+    config_app = typer.Typer(
+        rich_markup_mode=None,
+        help="A cluster's settings. `get` reads them back, `set` changes them.",
+        invoke_without_command=True,
+    )
+    config_app.callback()(config)
+    config_app.command("get")(config_get)
+    config_app.command("set")(config_set)
+    cluster_app.add_typer(config_app, name="config")
+    app.add_typer(cluster_app, name="cluster")
 
-        async def go(client: BerthClient) -> None:
-            reply: ClusterListReply = await client.request(
-                RPC_CLUSTERS_LIST, ClusterListQuery(), ClusterListReply
-            )
-            if out == "json":
-                print(json.dumps([c.model_dump(mode="json") for c in reply.clusters], indent=2))
-                return
-            table = Table("CLUSTER", "BACKEND", "NODE POOLS", "GPUS", "PROTECTION", "REPORTED")
+
+def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
+    """List the registered clusters. Backend, node pools, GPUs, protection, last report."""
+
+    async def go(client: BerthClient) -> None:
+        from berth.cli import output
+        from berth.contracts.queries import ClusterListQuery, ClusterListReply
+        from berth.contracts.subjects import RPC_CLUSTERS_LIST
+
+        reply: ClusterListReply = await client.request(
+            RPC_CLUSTERS_LIST, ClusterListQuery(), ClusterListReply
+        )
+        if out in (Format.json, Format.yaml):
+            output.emit([c.model_dump(mode="json") for c in reply.clusters], out)
+            return
+        if out == Format.name:
             for c in reply.clusters:
-                table.add_row(
-                    c.clusterId,
-                    c.backend,
-                    ", ".join(c.nodePools),
-                    str(c.gpus),
-                    "on" if c.config.workloadOwnershipProtection else "off",
-                    c.reportedAt.strftime("%Y-%m-%d %H:%M:%S"),
-                )
-            console.print(table)
+                print(c.clusterId)
+            return
+        wide = out == Format.wide
+        columns = ["CLUSTER", "BACKEND", "NODE POOLS", "GPUS", "PROTECTION", "REPORTED"]
+        grid = output.table(*columns, *(["CAPABILITIES"] if wide else []))
+        for c in reply.clusters:
+            cells = [
+                c.clusterId,
+                c.backend,
+                ",".join(c.nodePools) or "-",
+                str(c.gpus),
+                "on" if c.config.workloadOwnershipProtection else "off",
+                output.age(c.reportedAt) + " ago",
+            ]
+            if wide:
+                cells.append(", ".join(sorted(c.capabilities)) or "-")
+            output.row(grid, *cells)
+        output.show(console.get(), grid)
 
-        with_client(nats_url, None, go)
+    with_client(nats_url, None, go)
+
+
+def config(
+    ctx: typer.Context,
+    ownership_protection: ProtectionOpt = None,
+    cluster: ClusterOpt = "local",
+    as_email: AsOpt = None,
+    nats_url: NatsOpt = None,
+) -> None:
+    """A cluster's settings. `get` reads them back, `set` changes them (so does
+    `berth cluster config --ownership-protection`)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if ownership_protection is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(0)
+    _request(cluster, ownership_protection, as_email, nats_url)
+
+
+def config_set(
+    ownership_protection: ProtectionOpt = None,
+    cluster: ClusterOpt = "local",
+    as_email: AsOpt = None,
+    nats_url: NatsOpt = None,
+) -> None:
+    """Change a cluster's settings. cluster-sync keeps them and sends them down to its agent."""
+    if ownership_protection is None:
+        raise fail("nothing to change: give --ownership-protection or --no-ownership-protection", 2)
+    _request(cluster, ownership_protection, as_email, nats_url)
+
+
+def _request(cluster: str, protection: bool, as_email: str | None, nats_url: str | None) -> None:
+    actor = as_actor(as_email, None)
+
+    async def go(client: BerthClient) -> None:
+        from berth.contracts.events import (
+            ClusterConfigRequestedData,
+            ClusterConfigRequestedV1,
+            ClusterSettings,
+        )
+
+        event = ClusterConfigRequestedV1(
+            source="/berth/cli",
+            subject=cluster,
+            actor=actor,
+            data=ClusterConfigRequestedData(
+                clusterId=cluster,
+                settings=ClusterSettings(workloadOwnershipProtection=protection),
+            ),
+        )
+        await client.publish(event)
+        say(
+            f"requested for cluster {cluster}: workloadOwnershipProtection={protection}",
+            markup=False,
+        )
+
+    with_client(nats_url, actor, go)
+
+
+def config_get(
+    cluster: Annotated[
+        str | None,
+        typer.Option("--cluster", metavar="CLUSTER", help="Cluster id (default: every cluster)."),
+    ] = None,
+    out: OutputOpt = "table",
+    nats_url: NatsOpt = None,
+) -> None:
+    """Show each cluster's settings. As its agent reported them, and as requested."""
+
+    async def go(client: BerthClient) -> None:
+        from berth.cli import output
+        from berth.contracts.queries import ClusterQuery, ClusterReply
+        from berth.contracts.subjects import RPC_CLUSTERS_GET
+
+        reply: ClusterReply = await client.request(
+            RPC_CLUSTERS_GET, ClusterQuery(clusterId=cluster), ClusterReply
+        )
+        if cluster and not reply.clusters:
+            raise LookupError(f'no cluster "{cluster}" has reported to cluster-sync')
+        found = [c.model_dump(mode="json") for c in reply.clusters]
+        if out in (Format.json, Format.yaml):
+            output.emit(found, out)
+            return
+        if out == Format.name:
+            for c in reply.clusters:
+                print(c.clusterId)
+            return
+        grid = output.table("CLUSTER", "BACKEND", "SETTING", "REPORTED", "REQUESTED")
+        for c in reply.clusters:
+            keys = sorted(set(c.config) | set(c.desired))
+            for i, key in enumerate(keys):
+                requested = "" if key not in c.desired else _plain(c.desired[key])
+                first = i == 0
+                output.row(
+                    grid,
+                    c.clusterId if first else "",
+                    c.backend if first else "",
+                    key,
+                    _plain(c.config.get(key, "")),
+                    requested,
+                )
+        output.show(console.get(), grid)
+
+    with_client(nats_url, None, go)
+
+
+def _plain(value: object) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value)

@@ -4,14 +4,14 @@ could not publish), with the reason, the original subject and when; replay or di
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from berth.cli.client import BerthClient
 from berth.cli.common import NatsOpt, OutputOpt, console, err, with_client
-from berth.shared import deadletters
+
+if TYPE_CHECKING:
+    from berth.cli.client import BerthClient
 
 deadletter_app = typer.Typer(
     help="Dead letters: messages and events set aside with a reason; list, show, replay, discard.",
@@ -38,6 +38,8 @@ def list_(
     """Every dead letter, oldest first."""
 
     async def go(client: BerthClient) -> None:
+        from berth.shared import deadletters
+
         letters = await deadletters.list_letters(client.js, service)
         if out == "json":
             console.print_json(json.dumps([d.summary() for d in letters]))
@@ -45,6 +47,8 @@ def list_(
         if not letters:
             console.print("no dead letters")
             return
+        from rich.table import Table
+
         table = Table("#", "service", "at", "subject", "reason")
         for d in letters:
             table.add_row(str(d.seq), d.service, d.at[:19], d.original_subject, d.reason[:120])
@@ -58,6 +62,8 @@ def show(seq: SeqArg, out: OutputOpt = "table", nats_url: NatsOpt = None) -> Non
     """One dead letter: reason, original subject, time, headers and payload."""
 
     async def go(client: BerthClient) -> None:
+        from berth.shared import deadletters
+
         d = await deadletters.get(client.js, seq)
         payload = d.payload.decode(errors="replace")
         if out == "json":
@@ -80,6 +86,8 @@ def replay(seq: SeqArg, nats_url: NatsOpt = None) -> None:
     The event id stays: a consumer that did handle it skips it."""
 
     async def go(client: BerthClient) -> None:
+        from berth.shared import deadletters
+
         try:
             d = await deadletters.replay(client.js, seq)
         except ValueError as exc:
@@ -95,6 +103,8 @@ def discard(seq: SeqArg, nats_url: NatsOpt = None) -> None:
     """Remove it for good."""
 
     async def go(client: BerthClient) -> None:
+        from berth.shared import deadletters
+
         d = await deadletters.discard(client.js, seq)
         console.print(f"discarded {seq} ({d.original_subject}: {d.reason[:80]})")
 

@@ -1,5 +1,6 @@
 """``berth nats-config``: the NATS accounts, users and permissions of a deployment, generated
-from the contracts (see ``berth.cli.nats_auth``)."""
+from the contracts (see ``berth.cli.nats_auth``); ``berth nats-streams``: berth's streams,
+created as the operator."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from berth.cli import endpoints, nats_auth
-from berth.cli.client import BerthUnavailable
 from berth.cli.common import NatsOpt, console, err, run_async
-from berth.contracts.roles import ADMIN, ROLES
-from berth.contracts.subjects import STREAMS
-from berth.shared.bus import connect, ensure_streams
+
+
+def register(app: typer.Typer) -> None:
+    app.command("nats-config")(nats_config)
+    app.command("nats-streams")(nats_streams)
 
 
 def nats_config(
@@ -21,19 +22,29 @@ def nats_config(
         Path,
         typer.Option(
             "--dir",
+            metavar="DIR",
             help="Where the role keys (<role>.nk, kept when they exist) and nats-server.conf go.",
         ),
     ] = Path("nats-auth"),
     clusters: Annotated[
         list[str] | None,
-        typer.Option("--cluster", help="Cluster ids whose agents connect (repeat) [local]."),
+        typer.Option(
+            "--cluster",
+            metavar="CLUSTER",
+            help="Cluster ids whose agents connect (repeat) [local].",
+        ),
     ] = None,
     table: Annotated[
-        bool, typer.Option("--table", help="Only print the permission table (Markdown).")
+        bool,
+        typer.Option("--table", metavar="", help="Only print the permission table (Markdown)."),
     ] = False,
 ) -> None:
-    """Print the nats-server configuration (one nkey user per role, least-privilege
-    permissions generated from the event contracts) and write it with one key per role."""
+    """Write the NATS server configuration and a key per role. One nkey user per role, with
+    least-privilege permissions generated from the event contracts; the configuration is also
+    printed."""
+    from berth.cli import nats_auth
+    from berth.contracts.roles import ROLES
+
     chosen = tuple(clusters or nats_auth.DEFAULT_CLUSTERS)
     if table:
         console.print(
@@ -52,9 +63,15 @@ def nats_config(
 
 
 def nats_streams(nats_url: NatsOpt = None) -> None:
-    """Create or update berth's JetStream streams, as an operator: with the admin credential
-    (BERTH_NATS_ADMIN_CREDENTIALS, or the one `berth up` made). Services never create streams;
+    """Create or update berth's JetStream streams, as the operator. With the admin credential
+    (BERTH_NATS_ADMIN_CREDENTIALS, or the one `berth up` made); services never create streams,
     they wait until these exist."""
+    from berth.cli import endpoints
+    from berth.cli.client import BerthUnavailable
+    from berth.contracts.roles import ADMIN
+    from berth.contracts.subjects import STREAMS
+    from berth.shared.bus import connect, ensure_streams
+
     url = endpoints.nats_url(nats_url)
     credentials = endpoints.nats_credentials(url, ADMIN)
 
@@ -76,4 +93,4 @@ def nats_streams(nats_url: NatsOpt = None) -> None:
             await nc.close()
 
     run_async(declare())
-    console.print("streams: " + ", ".join(STREAMS))
+    console.print("streams: " + ", ".join(STREAMS), markup=False)

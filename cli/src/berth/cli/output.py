@@ -1,18 +1,30 @@
-"""How the CLI shows things."""
+"""How the CLI shows things.
+
+Everything that comes from users or services (names, messages, patterns, annotation values) is
+shown as plain text, never read as rich markup: ``[bold]`` in a label or ``^[a-z]`` in a message
+must come out exactly as written. Tables fold long values instead of cutting them, so they stay
+whole at 80 columns (pipes, CI logs).
+"""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape as escape
 from rich.table import Table
+from rich.text import Text as Text
 from rich.tree import Tree
 
-from berth.contracts.queries import DryRunReply, WorkloadView
+from berth.cli.common import Format
 
 if TYPE_CHECKING:
     from berth.cli.suite import Suite
+    from berth.contracts.queries import DryRunReply, WorkloadView
 
 PHASE_STYLE = {
     "Completed": "green",
@@ -23,11 +35,17 @@ PHASE_STYLE = {
     "Degraded": "yellow",
     "Deleted": "dim",
 }
+# Rows that are no longer (or never were) workloads on a cluster: listed after the others.
+GONE = {"rejected", "Deleted"}
 
 
 def phase(name: str) -> str:
     style = PHASE_STYLE.get(name)
-    return f"[{style}]{name}[/{style}]" if style else name
+    return f"[{style}]{escape(name)}[/{style}]" if style else escape(name)
+
+
+def phase_text(name: str) -> Text:
+    return Text(name, style=PHASE_STYLE.get(name, ""))
 
 
 def detail(data: dict[str, Any]) -> str:
@@ -38,48 +56,167 @@ def detail(data: dict[str, Any]) -> str:
         parts.append(f"reason: {data['reason']}")
     if data.get("requestedPods"):
         parts.append(f"pods {data.get('runningPods', 0)}/{data['requestedPods']} running")
-    return f"  ({'; '.join(parts)})" if parts else ""
+    return escape(f"  ({'; '.join(parts)})") if parts else ""
 
 
-def issues(console: Console, items: list[dict[str, Any]]) -> None:
+def issues(console: Console, items: Iterable[dict[str, Any]]) -> None:
     for issue in items:
-        console.print(f"  - [bold]{issue.get('field')}[/bold]: {issue.get('details')}")
+        field, details = escape(str(issue.get("field"))), escape(str(issue.get("details")))
+        console.print(f"  - [bold]{field}[/bold]: {details}")
 
 
-def workload_table(console: Console, rows: list[WorkloadView]) -> None:
-    table = Table("NAME", "KIND", "STATUS", "CREATED BY", "SUBMITTED", "MESSAGE")
-    for r in rows:
-        table.add_row(
-            r.name,
-            r.kind,
-            phase(r.status),
-            r.createdBy,
-            r.submittedAt.strftime("%Y-%m-%d %H:%M:%S"),
-            r.phaseMessage,
-        )
-    console.print(table)
+# Columns of free text: they wrap (at spaces; folding only words longer than the column) so
+# that the identifying columns (names, kinds, statuses) always stay whole on one line.
+FLEXIBLE = frozenset(
+    {"MESSAGE", "DETAILS", "CREATED BY", "NODE POOLS", "STATUS REASON", "PROBLEMS"}
+)
+
+
+def table(*columns: str) -> Table:
+    """A table whose identifying cells are never cut and whose free text wraps."""
+    grid = Table(box=None, pad_edge=False, header_style="bold")
+    for column in columns:
+        flexible = column in FLEXIBLE
+        grid.add_column(column, overflow="fold", no_wrap=not flexible, min_width=len(column))
+    return grid
+
+
+def show(console: Console, grid: Table) -> None:
+    """Print a table at the console's width, or wider when its whole columns need more (as
+    ``kubectl -o wide`` does): free text gets at least a readable width, never one letter."""
+    needed = sum(c.min_width or 0 for c in grid.columns if c.no_wrap)
+    needed += sum(24 for c in grid.columns if not c.no_wrap) + 2 * (len(grid.columns) - 1)
+    width = console.width
+    # Console.print clamps its width argument to the console's: widen the console itself.
+    console.width = max(width, needed)
+    try:
+        console.print(grid)
+    finally:
+        console.width = width
+
+
+def row(grid: Table, *cells: str | Text) -> None:
+    texts = [c if isinstance(c, Text) else Text(c) for c in cells]
+    for column, text in zip(grid.columns, texts, strict=False):
+        if not column.no_wrap:
+            continue
+        # A fixed column is as wide as its widest cell: rich may shrink the others, not this.
+        column.min_width = max(column.min_width or 0, text.cell_len)
+    grid.add_row(*texts)
+
+
+def emit(data: Any, fmt: str) -> None:
+    """Machine-readable output: JSON or YAML on stdout, never wrapped or coloured."""
+    if fmt == Format.yaml:
+        import yaml
+
+        print(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), end="")
+    else:
+        print(json.dumps(data, indent=2, default=str))
+
+
+def emit_all(documents: Sequence[Any]) -> None:
+    import yaml
+
+    print(yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True), end="")
+
+
+def age(when: datetime, now: datetime | None = None) -> str:
+    seconds = int(((now or datetime.now(UTC)) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * (2 if unit != "m" else 1):
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def submission_of(view: WorkloadView) -> dict[str, Any]:
+    spec = view.spec or {}
+    inner = spec.get("submission")
+    return inner if isinstance(inner, dict) else spec
+
+
+def gpus(view: WorkloadView) -> str:
+    from berth.contracts.workload import requested_gpus
+
+    try:
+        total = requested_gpus(submission_of(view))
+    except (TypeError, ValueError, AttributeError):
+        return ""
+    return f"{total:g}" if total else "0"
+
+
+def pods(view: WorkloadView) -> str:
+    if not view.requestedPods:
+        return ""
+    return f"{view.runningPods or 0}/{view.requestedPods}"
+
+
+def node_pools(view: WorkloadView) -> str:
+    pools = (submission_of(view).get("spec") or {}).get("nodePools") or []
+    return ",".join(str(p) for p in pools)
+
+
+def ordered(rows: Sequence[WorkloadView]) -> list[WorkloadView]:
+    """Live workloads first (newest first, as listed), then rejected and deleted ones."""
+    return [r for r in rows if r.status not in GONE] + [r for r in rows if r.status in GONE]
+
+
+def workload_table(
+    console: Console, rows: Sequence[WorkloadView], *, wide: bool, projects: bool
+) -> None:
+    columns = ["NAME", "KIND", "STATUS", "GPU", "PODS", "AGE"]
+    if projects:
+        columns.insert(0, "PROJECT")
+    if wide:
+        columns += ["CLUSTER", "NODE POOLS", "CREATED BY", "MESSAGE"]
+    grid = table(*columns)
+    for r in ordered(rows):
+        cells: list[str | Text] = [r.name, r.kind, phase_text(r.status), gpus(r), pods(r)]
+        cells.append(age(r.submittedAt))
+        if projects:
+            cells.insert(0, r.project)
+        if wide:
+            cells += [r.clusterId or "", node_pools(r), r.createdBy, r.phaseMessage]
+        row(grid, *cells)
+    show(console, grid)
+
+
+def workload_line(view: WorkloadView, *, projects: bool) -> str:
+    """One row of ``list -w`` after the table: what changed, plainly."""
+    where = f"{view.project}/" if projects else ""
+    message = f"  {view.phaseMessage}" if view.phaseMessage else ""
+    return f"{where}{view.name}  {view.kind}  {view.status}  {pods(view)}{message}"
 
 
 def describe(console: Console, view: WorkloadView) -> None:
-    console.print(f"[bold]{view.name}[/bold]  ({view.kind} in project {view.project})")
-    console.print(f"  id:          {view.workloadId}")
-    console.print(f"  status:      {phase(view.status)}  {view.phaseMessage}")
-    console.print(f"  created by:  {view.createdBy}")
-    console.print(f"  submitted:   {view.submittedAt.isoformat()}")
-    console.print(f"  trace id:    {view.traceId}")
+    console.print(Text.assemble((view.name, "bold"), f"  ({view.kind} in project {view.project})"))
+    fields: list[tuple[str, str | Text]] = [
+        ("id", view.workloadId),
+        ("status", Text.assemble(phase_text(view.status), f"  {view.phaseMessage}")),
+        ("pods", pods(view)),
+        ("cluster", view.clusterId or ""),
+        ("created by", view.createdBy),
+        ("submitted", view.submittedAt.isoformat()),
+        ("trace id", view.traceId or ""),
+    ]
+    for label, value in fields:
+        if value:
+            console.print(Text.assemble(f"  {label + ':':12} ", value))
     if view.issues:
         console.print("  issues:")
         issues(console, view.issues)
     if view.phases:
-        table = Table("TIME", "PHASE", "MESSAGE", title="phase history", title_justify="left")
+        grid = table("TIME", "PHASE", "MESSAGE")
         for p in view.phases:
-            table.add_row(p.at.strftime("%H:%M:%S.%f")[:-3], phase(p.phase), p.message)
-        console.print(table)
+            row(grid, p.at.strftime("%H:%M:%S.%f")[:-3], phase_text(p.phase), p.message)
+        console.print("  phase history:")
+        show(console, grid)
     if view.spec:
         import yaml
 
         console.print("  spec:")
-        console.print("    " + yaml.safe_dump(view.spec, sort_keys=False).replace("\n", "\n    "))
+        body = yaml.safe_dump(view.spec, sort_keys=False, allow_unicode=True)
+        console.print(Text("    " + body.rstrip("\n").replace("\n", "\n    ")))
 
 
 def dry_run(console: Console, reply: DryRunReply) -> None:
@@ -90,12 +227,11 @@ def dry_run(console: Console, reply: DryRunReply) -> None:
         issues(console, [i.model_dump() for i in reply.issues])
     else:
         kinds = ", ".join(f"{m['kind']}/{m['metadata']['name']}" for m in reply.manifests)
-        console.print(f"[green]would be accepted[/green]; objects: {kinds}")
+        console.print(Text.assemble(("would be accepted", "green"), f"; objects: {kinds}"))
     if reply.effectiveSpec:
         console.print("effective spec:")
-        console.print(
-            "  " + yaml.safe_dump(reply.effectiveSpec, sort_keys=False).replace("\n", "\n  ")
-        )
+        body = yaml.safe_dump(reply.effectiveSpec, sort_keys=False, allow_unicode=True)
+        console.print(Text("  " + body.rstrip("\n").replace("\n", "\n  ")))
 
 
 def trace_tree(console: Console, trace_id: str, spans: list[dict[str, Any]]) -> None:
@@ -107,18 +243,21 @@ def trace_tree(console: Console, trace_id: str, spans: list[dict[str, Any]]) -> 
     start = min(s["start"] for s in spans)
     services = sorted({str(s.get("service")) for s in spans})
     root = Tree(
-        f"trace [bold]{trace_id}[/bold]  ({len(spans)} spans; services: {', '.join(services)})"
+        Text.assemble(
+            "trace ", (trace_id, "bold"), f"  ({len(spans)} spans; services: {', '.join(services)})"
+        )
     )
 
     def add(node: Tree, span: dict[str, Any]) -> None:
         duration = ((span.get("end") or span["start"]) - span["start"]) / 1e6
         offset = (span["start"] - start) / 1e6
-        label = (
-            f"[cyan]{span.get('service')}[/cyan] {span['name']}  "
-            f"[dim]+{offset:.1f}ms, {duration:.2f}ms[/dim]"
+        label = Text.assemble(
+            (str(span.get("service")), "cyan"),
+            f" {span['name']}  ",
+            (f"+{offset:.1f}ms, {duration:.2f}ms", "dim"),
         )
         if span.get("status") == "ERROR":
-            label += " [red]error[/red]"
+            label.append(" error", style="red")
         branch = node.add(label)
         for child in sorted(children.get(span["spanId"], []), key=lambda s: s["start"]):
             add(branch, child)
@@ -131,13 +270,14 @@ def trace_tree(console: Console, trace_id: str, spans: list[dict[str, Any]]) -> 
 def welcome(suite: Suite) -> str:
     return (
         "\n[bold green]berth is up.[/bold green]\n"
-        f"  NATS:        {suite.nats_url}\n"
-        f"  PostgreSQL:  {suite.database_url}\n"
-        f"  logs:        {suite.log_dir}\n\n"
+        f"  NATS:        {escape(suite.nats_url)}\n"
+        f"  PostgreSQL:  {escape(suite.database_url)}\n"
+        f"  logs:        {escape(str(suite.log_dir))}\n\n"
         "In another shell (with the virtualenv active: source .venv/bin/activate), try:\n"
-        "  berth submit training -p team-a --name demo -i pytorch/pytorch --gpu 1 --wait\n"
-        "  berth describe demo -p team-a\n"
-        "  berth trace demo -p team-a\n"
+        "  berth project set team-a\n"
+        "  berth training submit demo -i pytorch/pytorch --gpu 1 --wait\n"
+        "  berth describe demo\n"
+        "  berth trace demo\n"
         "  berth status\n\n"
         "Ctrl-C stops everything."
     )

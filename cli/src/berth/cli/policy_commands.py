@@ -4,108 +4,146 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 import typer
-import yaml
-from pydantic import ValidationError
-from rich.table import Table
 
-from berth.cli.client import BerthClient
-from berth.cli.common import AsOpt, NatsOpt, as_actor, console, err, with_client
-from berth.contracts.policy import (
-    RPC_POLICY_APPLY,
-    RPC_POLICY_DELETE,
-    RPC_POLICY_EFFECTIVE,
-    RPC_POLICY_GET,
-    RPC_POLICY_PATCH,
-    RPC_POLICY_VALIDATE,
-    EffectivePolicy,
-    PolicyApplyRequest,
-    PolicyDeleteRequest,
-    PolicyDocument,
-    PolicyEffectiveRequest,
-    PolicyGetRequest,
-    PolicyMeta,
-    PolicyPatchRequest,
-    PolicyReply,
-    PolicyScope,
-    PolicyType,
+from berth.cli.common import (
+    AsOpt,
+    Format,
+    NatsOpt,
+    OutputOpt,
+    as_actor,
+    choice,
+    console,
+    err,
+    fail,
+    with_client,
 )
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from berth.cli.client import BerthClient
+    from berth.contracts.policy import EffectivePolicy, PolicyDocument, PolicyMeta, PolicyReply
+
+# The same choices as berth.contracts.policy's, spelled here so that parsing needs no pydantic.
+PolicyType = Literal["workspace", "training", "distributed", "inference"]
+PolicyScope = Literal["tenant", "cluster", "department", "project"]
+
 policy_app = typer.Typer(
-    help="Workload policies: defaults, rules and imposed data sources per type and scope.",
+    rich_markup_mode=None,
+    help="Workload policies. Defaults, rules and imposed data sources per type and scope.",
     no_args_is_help=True,
 )
 
 TypeOpt = Annotated[
-    PolicyType, typer.Option("--type", "-t", help="workspace, training, distributed or inference")
+    str,
+    typer.Option(
+        "--type",
+        "-t",
+        metavar="TYPE",
+        help="workspace, training, distributed or inference.",
+        callback=choice(*get_args(PolicyType)),
+    ),
 ]
 ScopeOpt = Annotated[
-    PolicyScope, typer.Option("--scope", "-s", help="tenant, cluster, department or project")
+    str,
+    typer.Option(
+        "--scope",
+        "-s",
+        metavar="SCOPE",
+        help="tenant, cluster, department or project.",
+        callback=choice(*get_args(PolicyScope)),
+    ),
 ]
-ProjectOpt = Annotated[str | None, typer.Option("--project", "-p", help="Project name.")]
-DepartmentOpt = Annotated[str | None, typer.Option("--department", help="Department name.")]
-ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="Cluster id.")]
-NameOpt = Annotated[str | None, typer.Option("--name", help="Display name of the policy.")]
+ProjectOpt = Annotated[
+    str | None, typer.Option("--project", "-p", metavar="PROJECT", help="Project name.")
+]
+DepartmentOpt = Annotated[
+    str | None, typer.Option("--department", metavar="DEPARTMENT", help="Department name.")
+]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", metavar="CLUSTER", help="Cluster id.")]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", metavar="NAME", help="Display name of the policy.")
+]
 FileOpt = Annotated[
-    Path, typer.Option("--file", "-f", help="YAML or JSON: defaults, rules, imposedAssets.")
+    Path,
+    typer.Option(
+        "--file", "-f", metavar="FILE", help="YAML or JSON: defaults, rules, imposedAssets."
+    ),
 ]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table (or yaml) or json")]
 
 
 def _meta(
-    scope: PolicyScope,
+    scope: str,
     project: str | None,
     department: str | None,
     cluster: str | None,
     name: str | None = None,
 ) -> PolicyMeta:
+    from pydantic import ValidationError
+
+    from berth.contracts.issues import issues_from
+    from berth.contracts.policy import PolicyMeta
+
     needed = {"project": project, "department": department, "cluster": cluster}
     if scope != "tenant" and not needed[scope]:
-        err.print(f"[red]error:[/red] --scope {scope} needs --{scope}")
-        raise typer.Exit(2)
+        raise fail(f"--scope {scope} needs --{scope}", 2)
     try:
         return PolicyMeta(
             name=name,
-            scope=scope,
+            scope=scope,  # type: ignore[arg-type]
             projectId=project if scope == "project" else None,
             departmentId=department if scope in ("project", "department") else None,
             clusterId=cluster,
         )
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {exc.errors()[0]['msg']}")
-        raise typer.Exit(2) from None
+        issue = issues_from(exc, drop=())[0]
+        raise fail(f"{issue.field}: {issue.details}", 2) from None
 
 
 def _document(path: Path) -> PolicyDocument:
+    import yaml
+    from pydantic import ValidationError
+
+    from berth.contracts.issues import issues_from
+    from berth.contracts.policy import PolicyDocument
+
     try:
         raw = yaml.safe_load(path.read_text("utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
-        err.print(f"[red]error:[/red] cannot read {path}: {exc}")
-        raise typer.Exit(2) from None
+        raise fail(f"cannot read {path}: {exc}", 2) from None
     # A Run:ai-style envelope ({meta, policy}) is accepted too; the flags give the scope.
     if isinstance(raw, dict) and "policy" in raw:
         raw = raw["policy"]
     try:
         return PolicyDocument.model_validate(raw)
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"])
-            err.print(f"[red]error:[/red] {path}: {where}: {error['msg']}")
+        from rich.markup import escape
+
+        for issue in issues_from(exc, drop=()):
+            err.print(f"[red]error:[/red] {escape(f'{path}: {issue.field}: {issue.details}')}")
         raise typer.Exit(2) from None
 
 
 def _fail_on_issues(reply: PolicyReply, out: str, what: str) -> None:
     if reply.ok:
         return
-    if out == "json":
-        print(reply.model_dump_json(indent=2))
+    if out in (Format.json, Format.yaml):
+        _emit(reply.model_dump(mode="json", exclude_none=True), out)
     else:
+        from berth.cli import output
+
         err.print(f"[red]{what}:[/red]")
-        for issue in reply.issues:
-            err.print(f"  - [bold]{issue.field}[/bold]: {issue.details}")
+        output.issues(err.get(), [i.model_dump() for i in reply.issues])
     raise typer.Exit(1)
+
+
+def _emit(data: Any, out: str) -> None:
+    from berth.cli import output
+
+    output.emit(data, out)
 
 
 @policy_app.command()
@@ -118,30 +156,41 @@ def apply(
     cluster: ClusterOpt = None,
     name: NameOpt = None,
     validate_only: Annotated[
-        bool, typer.Option("--validate-only", help="Check the policy; store nothing.")
+        bool, typer.Option("--validate-only", metavar="", help="Check the policy; store nothing.")
     ] = False,
     out: OutputOpt = "table",
     as_email: AsOpt = None,
     nats_url: NatsOpt = None,
 ) -> None:
-    """Replace the policy of a workload type at a scope (every problem is named by its path)."""
+    """Replace a policy. Of a workload type at a scope; every problem is named by its path."""
     meta = _meta(scope, project, department, cluster, name)
     document = _document(file)
 
     async def go(client: BerthClient) -> None:
+        from berth.contracts.policy import (
+            RPC_POLICY_APPLY,
+            RPC_POLICY_VALIDATE,
+            PolicyApplyRequest,
+            PolicyReply,
+        )
+
         request = PolicyApplyRequest(
             actor=client.actor, type=policy_type, meta=meta, policy=document
         )
         subject = RPC_POLICY_VALIDATE if validate_only else RPC_POLICY_APPLY
         reply: PolicyReply = await client.request(subject, request, PolicyReply)
         _fail_on_issues(reply, out, "policy refused")
-        if out == "json":
-            print(reply.model_dump_json(indent=2))
+        if out in (Format.json, Format.yaml):
+            _emit(reply.model_dump(mode="json", exclude_none=True), out)
+        elif out == Format.name:
+            print(meta.ref)
         elif validate_only:
-            console.print(f"{policy_type} policy for {meta.ref} is valid (not saved)")
+            console.print(f"{policy_type} policy for {meta.ref} is valid (not saved)", markup=False)
         else:
             version = reply.policy.version if reply.policy else "?"
-            console.print(f"applied {policy_type} policy for {meta.ref} (version {version})")
+            console.print(
+                f"applied {policy_type} policy for {meta.ref} (version {version})", markup=False
+            )
 
     with_client(nats_url, as_actor(as_email), go)
 
@@ -151,10 +200,11 @@ def patch(
     policy_type: TypeOpt,
     scope: ScopeOpt,
     file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="Defaults/rules to merge.")
+        Path | None, typer.Option("--file", "-f", metavar="FILE", help="Defaults/rules to merge.")
     ] = None,
     reset: Annotated[
-        list[str] | None, typer.Option("--reset", help="Field path to clear (repeat).")
+        list[str] | None,
+        typer.Option("--reset", metavar="PATH", help="Field path to clear (repeat)."),
     ] = None,
     project: ProjectOpt = None,
     department: DepartmentOpt = None,
@@ -163,21 +213,29 @@ def patch(
     as_email: AsOpt = None,
     nats_url: NatsOpt = None,
 ) -> None:
-    """Merge into a stored policy after clearing the --reset paths."""
+    """Merge into a stored policy. After clearing the --reset paths."""
+    from berth.contracts.policy import PolicyDocument
+
     meta = _meta(scope, project, department, cluster)
     document = _document(file) if file else PolicyDocument()
 
     async def go(client: BerthClient) -> None:
+        from berth.contracts.policy import RPC_POLICY_PATCH, PolicyPatchRequest, PolicyReply
+
         request = PolicyPatchRequest(
             actor=client.actor, type=policy_type, meta=meta, policy=document, reset=reset or []
         )
         reply: PolicyReply = await client.request(RPC_POLICY_PATCH, request, PolicyReply)
         _fail_on_issues(reply, out, "patch refused")
-        if out == "json":
-            print(reply.model_dump_json(indent=2))
+        if out in (Format.json, Format.yaml):
+            _emit(reply.model_dump(mode="json", exclude_none=True), out)
+        elif out == Format.name:
+            print(meta.ref)
         else:
             version = reply.policy.version if reply.policy else "?"
-            console.print(f"patched {policy_type} policy for {meta.ref} (version {version})")
+            console.print(
+                f"patched {policy_type} policy for {meta.ref} (version {version})", markup=False
+            )
 
     with_client(nats_url, as_actor(as_email), go)
 
@@ -192,19 +250,22 @@ def get(
     out: OutputOpt = "yaml",
     nats_url: NatsOpt = None,
 ) -> None:
-    """Show the policy stored at one scope (not what it inherits: see `berth policy effective`)."""
+    """Show a stored policy. Of one scope, not what it inherits (`berth policy effective`)."""
     meta = _meta(scope, project, department, cluster)
 
     async def go(client: BerthClient) -> None:
+        from berth.contracts.policy import RPC_POLICY_GET, PolicyGetRequest, PolicyReply
+
         request = PolicyGetRequest(type=policy_type, meta=meta)
         reply: PolicyReply = await client.request(RPC_POLICY_GET, request, PolicyReply)
         _fail_on_issues(reply, out, "not found")
         assert reply.policy is not None
-        if out == "json":
-            print(reply.policy.model_dump_json(indent=2))
+        body = reply.policy.model_dump(mode="json", exclude_none=True)
+        if out == Format.name:
+            print(meta.ref)
         else:
-            body = reply.policy.model_dump(mode="json", exclude_none=True)
-            print(yaml.safe_dump(body, sort_keys=False), end="")
+            # A policy is a document: the table form is its YAML.
+            _emit(body, Format.json if out == Format.json else Format.yaml)
 
     with_client(nats_url, None, go)
 
@@ -224,13 +285,17 @@ def delete(
     meta = _meta(scope, project, department, cluster)
 
     async def go(client: BerthClient) -> None:
+        from berth.contracts.policy import RPC_POLICY_DELETE, PolicyDeleteRequest, PolicyReply
+
         request = PolicyDeleteRequest(actor=client.actor, type=policy_type, meta=meta)
         reply: PolicyReply = await client.request(RPC_POLICY_DELETE, request, PolicyReply)
         _fail_on_issues(reply, out, "not deleted")
-        if out == "json":
-            print(reply.model_dump_json(indent=2))
+        if out in (Format.json, Format.yaml):
+            _emit(reply.model_dump(mode="json", exclude_none=True), out)
+        elif out == Format.name:
+            print(meta.ref)
         else:
-            console.print(f"deleted {policy_type} policy for {meta.ref}")
+            console.print(f"deleted {policy_type} policy for {meta.ref}", markup=False)
 
     with_client(nats_url, as_actor(as_email), go)
 
@@ -240,6 +305,9 @@ def _show(value: Any) -> str:
 
 
 def effective_table(effective: EffectivePolicy) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table("FIELD", "DEFAULT", "RULE", "SOURCE", title=f"effective {effective.type} policy")
     by_field: dict[str, list[tuple[str, str, str]]] = {}
     for d in effective.defaults:
@@ -249,36 +317,48 @@ def effective_table(effective: EffectivePolicy) -> Table:
         by_field.setdefault(r.field, []).append(("", _show(r.rule), source))
     for name in sorted(by_field):
         for default, rule, source in by_field[name]:
-            table.add_row(name, default, rule, source)
+            table.add_row(Text(name), Text(default), Text(rule), Text(source))
     for asset in effective.imposedAssets:
         table.add_row(
-            f"imposedAssets[{asset.asset.id}]",
-            _show(asset.asset.source),
+            Text(f"imposedAssets[{asset.asset.id}]"),
+            Text(_show(asset.asset.source)),
             "imposed",
-            str(asset.source),
+            Text(str(asset.source)),
         )
     return table
 
 
 @policy_app.command()
 def effective(
-    project: Annotated[str, typer.Option("--project", "-p", help="Project name.")],
     policy_type: TypeOpt,
+    project: ProjectOpt = None,
     out: OutputOpt = "table",
     nats_url: NatsOpt = None,
 ) -> None:
-    """The policy that governs a project's workloads, each default and rule with its source."""
+    """Show a project's effective policy. Each default and rule with its source."""
+    from berth.cli.common import project_or_default
+
+    chosen = project_or_default(project)
 
     async def go(client: BerthClient) -> None:
-        request = PolicyEffectiveRequest(type=policy_type, projectId=project)
+        from berth.contracts.policy import (
+            RPC_POLICY_EFFECTIVE,
+            PolicyEffectiveRequest,
+            PolicyReply,
+        )
+
+        request = PolicyEffectiveRequest(type=policy_type, projectId=chosen)
         reply: PolicyReply = await client.request(RPC_POLICY_EFFECTIVE, request, PolicyReply)
         _fail_on_issues(reply, out, "no effective policy")
         assert reply.effective is not None
-        if out == "json":
-            print(reply.effective.model_dump_json(indent=2))
+        if out in (Format.json, Format.yaml):
+            _emit(reply.effective.model_dump(mode="json", exclude_none=True), out)
+        elif out == Format.name:
+            for rule in reply.effective.rules:
+                print(rule.field)
         else:
             branch = " → ".join(str(ref) for ref in reply.effective.branch)
-            console.print(f"scopes: {branch}")
+            console.print(f"scopes: {branch}", markup=False)
             if not reply.effective.defaults and not reply.effective.rules:
                 console.print("no policy applies (system defaults only)")
             else:

@@ -41,9 +41,24 @@ class ProjectLookupReply(Query):
 
 
 class WorkloadQuery(Query):
-    project: str
+    """One workload (by name in a project, or by id), or a filtered page of workloads."""
+
+    project: str | None = Field(
+        default=None, description="The project; a list without one spans every project."
+    )
     name: str | None = None
     workloadId: str | None = None
+    status: list[str] | None = Field(
+        default=None, description="List only workloads in one of these statuses or phases."
+    )
+    kind: list[str] | None = Field(
+        default=None, description="List only these kinds (workspace, training, ...)."
+    )
+    clusterId: str | None = Field(default=None, description="List only this cluster's.")
+    limit: int | None = Field(
+        default=None, ge=1, le=1000, description="Page size (newest first); 500 when unset."
+    )
+    offset: int | None = Field(default=None, ge=0, description="Rows to skip, for paging.")
 
 
 class PhaseRecord(Query):
@@ -67,6 +82,9 @@ class WorkloadView(Query):
     phases: list[PhaseRecord] = Field(default_factory=list)
     spec: dict[str, Any] | None = None
     manifests: list[dict[str, Any]] = Field(default_factory=list)
+    clusterId: str | None = None
+    runningPods: int | None = Field(default=None, description="Pods running at the last phase.")
+    requestedPods: int | None = Field(default=None, description="Pods the workload asks for.")
 
 
 class WorkloadReply(Query):
@@ -76,6 +94,9 @@ class WorkloadReply(Query):
 
 class WorkloadListReply(Query):
     workloads: list[WorkloadView]
+    nextOffset: int | None = Field(
+        default=None, description="Offset of the next page; unset on the last page."
+    )
 
 
 class HealthQuery(Query):
@@ -146,6 +167,31 @@ class RenderReply(Query):
     issues: list[Issue] | None = Field(
         default=None, description="Why the cluster cannot run the workload as intended."
     )
+
+
+class ClusterQuery(Query):
+    """The registered clusters (one, with clusterId), as cluster-sync last heard of them."""
+
+    clusterId: str | None = None
+
+
+class ClusterInfo(Query):
+    clusterId: str
+    backend: str
+    config: dict[str, Any] = Field(description="The config its agent last reported.")
+    desired: dict[str, Any] = Field(
+        default_factory=dict, description="Settings requested and sent down to its agent."
+    )
+    nodePools: list[Any] = Field(default_factory=list)
+    gpus: int = 0
+    capabilities: dict[str, Any] = Field(
+        default_factory=dict, description="What its agent reported the cluster can run."
+    )
+    lastReportAt: datetime | None = None
+
+
+class ClusterReply(Query):
+    clusters: list[ClusterInfo] = Field(default_factory=list)
 
 
 class ClusterListQuery(Query):

@@ -34,6 +34,7 @@ from berth.contracts.roles import (
     ADMIN,
     AGENT,
     CATALOG,
+    CLUSTER_SYNC,
     INTAKE,
     POLICY,
     SCHEDULER_ADAPTER,
@@ -42,6 +43,7 @@ from berth.contracts.roles import (
 )
 from berth.contracts.subjects import (
     RPC_CATALOG_PROJECTS_LOOKUP,
+    RPC_CLUSTERS_GET,
     RPC_CLUSTERS_LIST,
     RPC_DRY_RUN,
     RPC_POLICY_EVALUATE,
@@ -73,6 +75,7 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_POLICY_PATCH, POLICY, (UI,), writes=True),
     Rpc(RPC_POLICY_DELETE, POLICY, (UI,), writes=True),
     Rpc(RPC_CLUSTERS_LIST, INTAKE, (UI,)),
+    Rpc(RPC_CLUSTERS_GET, CLUSTER_SYNC, (UI,)),
     # One subject per cluster (rpc_render): the workload's own cluster's agent answers.
     Rpc(f"{RPC_RENDER}.*", SCHEDULER_ADAPTER, (INTAKE,)),
     Rpc(RPC_CATALOG_PROJECTS_LOOKUP, CATALOG, (INTAKE, POLICY, UI)),

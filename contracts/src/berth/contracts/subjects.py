@@ -63,6 +63,8 @@ RPC_POLICY_EVALUATE = "rpc.policy.evaluate.v1"
 RPC_RENDER = "rpc.scheduler-adapter.render.v1"  # + .<cluster id>: see rpc_render
 # The clusters intake accepts submissions for (its copy of cluster-sync's registry).
 RPC_CLUSTERS_LIST = "rpc.intake.clusters.list.v1"
+# A cluster's reported and desired config, as cluster-sync holds them.
+RPC_CLUSTERS_GET = "rpc.cluster-sync.clusters.get.v1"
 
 
 def rpc_render(cluster_id: str) -> str:

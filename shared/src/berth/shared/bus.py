@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats
-from faststream.nats import NatsBroker
-from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
-from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
 from berth.contracts.envelope import Event
@@ -26,6 +23,11 @@ from berth.contracts.roles import inbox_prefix
 from berth.contracts.subjects import STREAMS
 from berth.shared.errors import PermanentError, TransientError
 from berth.shared.telemetry import inject
+
+if TYPE_CHECKING:
+    # Imported where a broker is built: clients that only publish and ask (the CLI) skip them.
+    from faststream.nats import NatsBroker
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,9 @@ def build_broker(
     role: str | None = None,
     credentials: str | None = None,
 ) -> NatsBroker:
+    from faststream.nats import NatsBroker
+    from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+
     middlewares = (
         (NatsTelemetryMiddleware(tracer_provider=tracer_provider),) if tracer_provider else ()
     )

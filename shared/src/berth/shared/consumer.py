@@ -32,7 +32,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.context import Context
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
@@ -68,9 +69,23 @@ class Unit:
     rows: list[dict[str, Any]] = field(default_factory=list)
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
-    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None:
+    def emit(self, event: Event, cause: Cause = None) -> None:
         """Queue ``event`` for publication; it joins the trace of ``cause`` (or the current one)."""
-        self.rows.append(outbox.outbox_row(event, context_of(cause.span) if cause else None))
+        self.rows.append(outbox.outbox_row(event, trace_context(cause)))
+
+
+Cause = Incoming[Any] | SpanContext | Context | None
+"""What an emitted event follows: the message that caused it, or a trace context when there is
+no message (an event caused by something the cluster reported, say, continuing a stored trace)."""
+
+
+def trace_context(cause: Cause) -> Context | None:
+    """The context an event caused by ``cause`` is published in (None: the current one)."""
+    if cause is None or isinstance(cause, Context):
+        return cause
+    if isinstance(cause, SpanContext):
+        return trace.set_span_in_context(NonRecordingSpan(cause))
+    return context_of(cause.span)
 
 
 BatchHandler = Callable[[list[Incoming[E]], Unit], Awaitable[None]]

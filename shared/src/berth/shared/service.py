@@ -243,7 +243,8 @@ class Service:
         reasons = []
         if oldest is not None and oldest > self.settings.outbox_stuck_seconds:
             reasons.append(f"outbox stuck: oldest of {pending} rows waits for {oldest:.0f}s")
-        if last_dead is not None:
+        # Once an operator has discarded or replayed every dead letter, none is left to look at.
+        if last_dead is not None and dead != 0:
             age = (datetime.now(UTC) - last_dead).total_seconds()
             if age < self.settings.dead_letter_alert_seconds:
                 count = "" if dead is None else f"{dead} "

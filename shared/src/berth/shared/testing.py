@@ -29,8 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from berth.contracts.envelope import Event
 from berth.shared import outbox
 from berth.shared.bus import encode
-from berth.shared.consumer import Incoming
-from berth.shared.telemetry import context_of
+from berth.shared.consumer import Cause, Incoming, trace_context
 
 E = TypeVar("E", bound=Event)
 K = TypeVar("K")
@@ -52,7 +51,7 @@ class Emitted:
     """An event a handler emitted, and the message that caused it (whose trace it joins)."""
 
     event: Event
-    cause: Incoming[Any] | None
+    cause: Cause
 
 
 class Transactional(Protocol):
@@ -80,9 +79,9 @@ class FakeUnitOfWork:
         self._mark = 0
         self._snapshots: list[Any] = []
 
-    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None:
+    def emit(self, event: Event, cause: Cause = None) -> None:
         # Encoded as the outbox would, so an event that cannot be published fails here too.
-        outbox.outbox_row(event, context_of(cause.span) if cause else None)
+        outbox.outbox_row(event, trace_context(cause))
         self.emitted.append(Emitted(event, cause))
 
     @property
@@ -93,7 +92,7 @@ class FakeUnitOfWork:
         """The emitted events of one type, in order."""
         return [e.event for e in self.emitted if isinstance(e.event, kind)]
 
-    def cause_of(self, event: Event) -> Incoming[Any] | None:
+    def cause_of(self, event: Event) -> Cause:
         return next(e.cause for e in self.emitted if e.event is event)
 
     def __call__(self) -> FakeUnitOfWork:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from berth.contracts.spec.base import (
     DEFAULT_AUTO_DELETION_SECONDS,
@@ -43,6 +43,13 @@ from berth.contracts.spec.placement import PodAffinity, Toleration
 from berth.contracts.spec.storage import BaseStorage, Storage
 
 DistributedFramework = Literal["PyTorch", "TF", "MPI", "XGBoost"]
+_FRAMEWORK_SPELLINGS: dict[str, str] = {
+    "pytorch": "PyTorch",
+    "tf": "TF",
+    "tensorflow": "TF",
+    "mpi": "MPI",
+    "xgboost": "XGBoost",
+}
 
 SYSTEM_DEFAULTS: dict[str, object] = {
     "backoffLimit": DEFAULT_BACKOFF_LIMIT,
@@ -219,6 +226,14 @@ class DistributedSpec(CommonSpec):
     maxReplicas: int | None = Field(
         default=None, ge=1, description="Most workers of an elastic job; PyTorch only."
     )
+
+    @field_validator("distributedFramework", mode="before")
+    @classmethod
+    def _framework_in_any_case(cls, value: object) -> object:
+        # Users write pytorch, tf, mpi or xgboost; the wire keeps Run:ai's spelling.
+        if isinstance(value, str):
+            return _FRAMEWORK_SPELLINGS.get(value.lower(), value)
+        return value
 
     @model_validator(mode="after")
     def _check_framework(self) -> Self:

@@ -1,30 +1,24 @@
-"""The catalog's store: organisation units and assets, read and written over one connection.
+"""The catalog's rules for organisation units and assets: what a create, update or delete may
+do, decided over typed data; every read and write goes through the store port
+(``store.CatalogStore``).
 
-Every write returns the ``CatalogAssetChangedV1`` events it caused; the caller puts them in the
-outbox of the same transaction. Credential values are stored encrypted (``credentials.py``)
-and never read back here.
+Every write returns the ``CatalogAssetChangedV1`` event it caused; the caller emits it in the
+same transaction. Credential values are stored encrypted (``credentials.py``) and never read
+back here.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Table, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from pydantic import ValidationError
 
 from berth.catalog import credentials
 from berth.catalog.keys import KeyProvider
-from berth.catalog.tables import (
-    asset_usage,
-    assets,
-    departments,
-    node_pools,
-    projects,
-)
+from berth.catalog.store import ORGANISATION, CatalogStore, NewAsset
 from berth.contracts.catalog import (
     CREDENTIAL_KEYS,
     DATASOURCE_CREDENTIAL,
@@ -37,9 +31,9 @@ from berth.contracts.catalog import (
 )
 from berth.contracts.envelope import Actor
 from berth.contracts.events import AssetChangedData, CatalogAssetChangedV1
+from berth.contracts.issues import issues_from, sentence
 
 SOURCE = "/berth/catalog"
-ORGANISATION = ("department", "project", "nodepool")
 
 
 class AssetError(Exception):
@@ -83,59 +77,6 @@ def changed(view: AssetView, change: str, actor: Actor) -> CatalogAssetChangedV1
 # --- organisation ----------------------------------------------------------------------------
 
 
-def department_view(row: Any) -> AssetView:
-    return AssetView(
-        id=f"department-{row.name}",
-        kind="department",
-        name=row.name,
-        scope="cluster",
-        scopeName=row.cluster_id,
-        spec={"clusterId": row.cluster_id, "quota": list(row.quota or [])},
-    )
-
-
-def project_view(row: Any) -> AssetView:
-    parent = ("department", row.department) if row.department else ("cluster", row.cluster_id)
-    return AssetView(
-        id=f"project-{row.name}",
-        kind="project",
-        name=row.name,
-        scope=parent[0],  # type: ignore[arg-type]
-        scopeName=parent[1],
-        spec={
-            "department": row.department,
-            "clusterId": row.cluster_id,
-            "namespace": row.namespace,
-            "queue": row.queue,
-            "defaultNodePools": list(row.default_node_pools or []),
-            "quota": list(row.quota or []),
-        },
-    )
-
-
-def nodepool_view(row: Any) -> AssetView:
-    return AssetView(
-        id=f"nodepool-{row.name}",
-        kind="nodepool",
-        name=row.name,
-        scope="cluster",
-        scopeName=row.cluster_id,
-        spec={
-            "labelKey": row.label_key,
-            "labelValue": row.label_value,
-            "placement": row.placement,
-            "nodeTypes": list(row.node_types or []),
-        },
-    )
-
-
-_ORG: dict[str, tuple[Table, Any]] = {
-    "department": (departments, department_view),
-    "project": (projects, project_view),
-    "nodepool": (node_pools, nodepool_view),
-}
-
-
 def _org_row(kind: str, name: str, spec: dict[str, Any], cluster_id: str) -> dict[str, Any]:
     cluster = spec.get("clusterId") or cluster_id
     if kind == "department":
@@ -160,81 +101,51 @@ def _org_row(kind: str, name: str, spec: dict[str, Any], cluster_id: str) -> dic
     }
 
 
-async def _put_org(conn: AsyncConnection, put: Put, cluster_id: str) -> AssetView:
-    table, view = _ORG[put.kind]
+async def _put_org(db: CatalogStore, put: Put, cluster_id: str) -> AssetView:
     row = _org_row(put.kind, put.name, put.spec, cluster_id)
-    if put.kind == "project" and row["department"]:
-        found = await conn.scalar(
-            select(departments.c.name).where(departments.c.name == row["department"])
-        )
-        if found is None:
-            raise AssetError(f'department "{row["department"]}" does not exist')
+    if (
+        put.kind == "project"
+        and row["department"]
+        and not await db.org_exists("department", row["department"])
+    ):
+        raise AssetError(f'department "{row["department"]}" does not exist')
     if put.update:
-        values = {k: v for k, v in row.items() if k != "name"}
-        result = (
-            await conn.execute(
-                update(table).where(table.c.name == put.name).values(**values).returning(table)
-            )
-        ).first()
-        if result is None:
-            raise AssetError(f'{put.kind} "{put.name}" does not exist')
-        return view(result)  # type: ignore[no-any-return]
-    if put.kind == "project":
-        taken = await conn.scalar(
-            select(projects.c.name).where(projects.c.namespace == row["namespace"])
+        updated = await db.update_org(
+            put.kind, put.name, {k: v for k, v in row.items() if k != "name"}
         )
+        if updated is None:
+            raise AssetError(f'{put.kind} "{put.name}" does not exist')
+        return updated
+    if put.kind == "project":
+        taken = await db.project_in(row["namespace"])
         if taken is not None:
-            raise AssetError(f'namespace "{row["namespace"]}" is taken by project "{taken}"')
-    result = (
-        await conn.execute(insert(table).values(row).on_conflict_do_nothing().returning(table))
-    ).first()
-    if result is None:
+            raise AssetError(f'namespace "{row["namespace"]}" is taken by project "{taken.name}"')
+    created = await db.insert_org(put.kind, row)
+    if created is None:
         raise AssetError(f'{put.kind} "{put.name}" already exists')
-    return view(result)  # type: ignore[no-any-return]
+    return created
 
 
 # --- assets ----------------------------------------------------------------------------------
 
 
-def asset_view(row: Any) -> AssetView:
-    spec = dict(row.spec or {})
-    if row.kind == "credential":
-        # Whatever an older install stored: the Secret is the one every side derives.
-        spec["secretName"] = credential_secret_name(row.name)
-    return AssetView(
-        id=row.id,
-        kind=row.kind,
-        name=row.name,
-        scope=row.scope,
-        scopeName=row.scope_id,
-        spec=spec,
-        status=row.status,
-        statusReason=row.status_reason,
-        createdBy=row.created_by,
-    )
-
-
-async def _check_scope(conn: AsyncConnection, scope: str, scope_name: str) -> None:
+async def _check_scope(db: CatalogStore, scope: str, scope_name: str) -> None:
     if scope == "tenant":
         if scope_name:
             raise AssetError("the tenant scope takes no scope name")
         return
     if not scope_name:
         raise AssetError(f"a {scope} scope needs a name")
-    table = {"department": departments, "project": projects}.get(scope)
-    if table is not None:
-        found = await conn.scalar(select(table.c.name).where(table.c.name == scope_name))
-        if found is None:
-            raise AssetError(f'{scope} "{scope_name}" does not exist')
+    if scope in ("department", "project") and not await db.org_exists(scope, scope_name):
+        raise AssetError(f'{scope} "{scope_name}" does not exist')
 
 
-async def _exists(conn: AsyncConnection, kind: str, name: str) -> list[AssetView]:
-    rows = await conn.execute(select(assets).where(assets.c.kind == kind, assets.c.name == name))
-    return [asset_view(r) for r in rows]
+async def _exists(db: CatalogStore, kind: str, name: str) -> list[AssetView]:
+    return await db.find(AssetRef.model_validate({"kind": kind, "name": name}))
 
 
 async def scopes_seen_from(
-    conn: AsyncConnection, scope: str, scope_name: str, cluster_id: str
+    db: CatalogStore, scope: str, scope_name: str, cluster_id: str
 ) -> set[tuple[str, str]]:
     """The scopes whose assets an asset of ``scope`` may use: itself and its ancestors."""
     if scope == "tenant":
@@ -243,19 +154,13 @@ async def scopes_seen_from(
         return {("tenant", ""), ("cluster", scope_name)}
     if scope == "department":
         return {("tenant", ""), ("cluster", cluster_id), ("department", scope_name)}
-    row = (
-        await conn.execute(
-            select(projects.c.department, projects.c.cluster_id).where(
-                projects.c.name == scope_name
-            )
-        )
-    ).first()
-    department, cluster = (row.department, row.cluster_id) if row else (None, cluster_id)
+    row = (await db.projects([scope_name])).get(scope_name)
+    department, cluster = (row.department, row.clusterId) if row else (None, cluster_id)
     return project_scopes(scope_name, department, cluster)
 
 
 async def _check_references(
-    conn: AsyncConnection, put: Put, spec: dict[str, Any], cluster_id: str
+    db: CatalogStore, put: Put, spec: dict[str, Any], cluster_id: str
 ) -> None:
     """Referenced assets must exist, and a template's must be visible from its scope (else
     every workload built from it would be refused); a data source's credential must be of the
@@ -265,9 +170,9 @@ async def _check_references(
         wanted += [("environment", spec["environment"])] if spec.get("environment") else []
         wanted += [("compute", spec["compute"])] if spec.get("compute") else []
         wanted += [("datasource", n) for n in spec.get("dataSources", [])]
-    seen = await scopes_seen_from(conn, put.scope, put.scope_name, cluster_id) if wanted else set()
+    seen = await scopes_seen_from(db, put.scope, put.scope_name, cluster_id) if wanted else set()
     for kind, name in wanted:
-        found = await _exists(conn, kind, name)
+        found = await _exists(db, kind, name)
         if not found:
             raise AssetError(f'{kind} "{name}" does not exist')
         if not any(visible_to(view, seen) for view in found):
@@ -277,7 +182,7 @@ async def _check_references(
             )
     if put.kind == "datasource" and spec.get("credential"):
         needed = DATASOURCE_CREDENTIAL[spec["type"]]
-        found = await _exists(conn, "credential", spec["credential"])
+        found = await _exists(db, "credential", spec["credential"])
         if not found:
             raise AssetError(f'credential "{spec["credential"]}" does not exist')
         if all(c.spec.get("type") != needed for c in found):
@@ -298,7 +203,7 @@ def _check_secret_values(spec: dict[str, Any], values: dict[str, str]) -> None:
 
 
 async def put_asset(
-    conn: AsyncConnection,
+    db: CatalogStore,
     put: Put,
     actor: Actor,
     *,
@@ -308,13 +213,16 @@ async def put_asset(
 ) -> tuple[AssetView, CatalogAssetChangedV1]:
     try:
         spec = validate_spec(put.kind, put.spec)
+    except ValidationError as exc:
+        problems = "; ".join(sentence(i) for i in issues_from(exc, drop=()))
+        raise AssetError(f"{put.kind} {put.name}: {problems}") from None
     except ValueError as exc:
         raise AssetError(f"{put.kind} {put.name}: {exc}") from None
     if put.kind in ORGANISATION:
-        view = await _put_org(conn, put.__class__(**{**put.__dict__, "spec": spec}), cluster_id)
+        view = await _put_org(db, replace(put, spec=spec), cluster_id)
         return view, changed(view, "updated" if put.update else "created", actor)
-    await _check_scope(conn, put.scope, put.scope_name)
-    await _check_references(conn, put, spec, cluster_id)
+    await _check_scope(db, put.scope, put.scope_name)
+    await _check_references(db, put, spec, cluster_id)
     if put.kind == "credential":
         secret_name = credential_secret_name(put.name)
         if spec.get("secretName", secret_name) != secret_name:
@@ -330,47 +238,35 @@ async def put_asset(
     status = put.status
     if put.kind == "datasource" and status is None and not put.update:
         status = "No status"
-    key = (
-        assets.c.kind == put.kind,
-        assets.c.scope == put.scope,
-        assets.c.scope_id == put.scope_name,
-        assets.c.name == put.name,
-    )
     if put.update:
-        values: dict[str, Any] = {"spec": spec, "updated_at": func.now()}
-        if status is not None:
-            values.update(status=status, status_reason=put.status_reason)
-        row = (
-            await conn.execute(update(assets).where(*key).values(values).returning(assets))
-        ).first()
-        if row is None:
+        ref = AssetRef.model_validate(
+            {"kind": put.kind, "name": put.name, "scope": put.scope, "scopeName": put.scope_name}
+        )
+        updated = await db.update_asset(ref, spec, status, put.status_reason)
+        if updated is None:
             raise AssetError(f'{put.kind} "{put.name}" does not exist in {_scope_text(put)}')
+        view = updated
     else:
-        row = (
-            await conn.execute(
-                insert(assets)
-                .values(
-                    id=f"{put.kind}-{uuid.uuid4().hex[:12]}",
-                    kind=put.kind,
-                    name=put.name,
-                    scope=put.scope,
-                    scope_id=put.scope_name,
-                    spec=spec,
-                    status=status,
-                    status_reason=put.status_reason,
-                    created_by=actor.email,
-                )
-                .on_conflict_do_nothing()
-                .returning(assets)
+        created = await db.insert_asset(
+            NewAsset(
+                id=f"{put.kind}-{uuid.uuid4().hex[:12]}",
+                kind=put.kind,
+                name=put.name,
+                scope=put.scope,
+                scope_name=put.scope_name,
+                spec=spec,
+                status=status,
+                status_reason=put.status_reason,
+                created_by=actor.email,
             )
-        ).first()
-        if row is None:
+        )
+        if created is None:
             raise AssetError(f'{put.kind} "{put.name}" already exists in {_scope_text(put)}')
+        view = created
     if put.kind == "credential" and secret_values:
         if keys is None:
             raise AssetError("credential values cannot be stored here: no key provider")
-        await credentials.store(conn, keys, row.id, secret_values)
-    view = asset_view(row)
+        await credentials.store(db, keys, view.id, secret_values)
     return view, changed(view, "updated" if put.update else "created", actor)
 
 
@@ -378,19 +274,8 @@ def _scope_text(put: Put) -> str:
     return "the tenant" if put.scope == "tenant" else f'{put.scope} "{put.scope_name}"'
 
 
-async def find(conn: AsyncConnection, ref: AssetRef) -> list[AssetView]:
-    if ref.kind in ORGANISATION:
-        table, view = _ORG[ref.kind]
-        rows = await conn.execute(select(table).where(table.c.name == ref.name))
-        return [view(r) for r in rows]
-    stmt = select(assets).where(assets.c.kind == ref.kind, assets.c.name == ref.name)
-    if ref.scope is not None:
-        stmt = stmt.where(assets.c.scope == ref.scope, assets.c.scope_id == ref.scopeName)
-    return [asset_view(r) for r in await conn.execute(stmt)]
-
-
-async def find_one(conn: AsyncConnection, ref: AssetRef) -> AssetView:
-    found = await find(conn, ref)
+async def find_one(db: CatalogStore, ref: AssetRef) -> AssetView:
+    found = await db.find(ref)
     if not found:
         raise AssetError(f'{ref.kind} "{ref.name}" does not exist')
     if len(found) > 1:
@@ -399,100 +284,14 @@ async def find_one(conn: AsyncConnection, ref: AssetRef) -> AssetView:
     return found[0]
 
 
-async def users_of(conn: AsyncConnection, view: AssetView) -> list[str]:
-    """Who uses an asset: templates, data sources (of a credential), projects and workloads."""
-    users: list[str] = []
-    name = view.name
-    if view.kind in ("environment", "compute", "datasource"):
-        field = {"environment": "environment", "compute": "compute"}.get(view.kind)
-        condition = (
-            assets.c.spec["dataSources"].contains([name])
-            if field is None
-            else assets.c.spec[field].astext == name
-        )
-        rows = await conn.execute(
-            select(assets.c.name).where(assets.c.kind == "template", condition)
-        )
-        users += [f"template {n}" for n in rows.scalars()]
-    if view.kind == "credential":
-        rows = await conn.execute(
-            select(assets.c.name).where(
-                assets.c.kind == "datasource", assets.c.spec["credential"].astext == name
-            )
-        )
-        users += [f"datasource {n}" for n in rows.scalars()]
-    if view.kind == "department":
-        rows = await conn.execute(select(projects.c.name).where(projects.c.department == name))
-        users += [f"project {n}" for n in rows.scalars()]
-    if view.kind in ("department", "project"):
-        rows = await conn.execute(
-            select(assets.c.kind, assets.c.name).where(
-                assets.c.scope == view.kind, assets.c.scope_id == name
-            )
-        )
-        users += [f"{r.kind} {r.name}" for r in rows]
-    workloads = await conn.execute(
-        select(asset_usage.c.workload).where(asset_usage.c.asset_id == view.id)
-    )
-    users += [f"workload {w}" for w in workloads.scalars()]
-    return sorted(users)
-
-
 async def delete_asset(
-    conn: AsyncConnection, ref: AssetRef, actor: Actor
+    db: CatalogStore, ref: AssetRef, actor: Actor
 ) -> tuple[AssetView, CatalogAssetChangedV1]:
-    view = await find_one(conn, ref)
-    users = await users_of(conn, view)
+    view = await find_one(db, ref)
+    users = await db.users_of(view)
     if users:
         raise AssetError(
             f'{view.kind} "{view.name}" is in use by {", ".join(users)}', used_by=users
         )
-    if view.kind in ORGANISATION:
-        table, _ = _ORG[view.kind]
-        await conn.execute(delete(table).where(table.c.name == view.name))
-    else:
-        await conn.execute(delete(assets).where(assets.c.id == view.id))
+    await db.delete(view)
     return view, changed(view, "deleted", actor)
-
-
-async def list_assets(
-    conn: AsyncConnection,
-    kind: str | None,
-    search: str | None,
-    scopes: set[tuple[str, str]] | None,
-) -> list[AssetView]:
-    views: list[AssetView] = []
-    for org_kind, (table, view) in _ORG.items():
-        if kind not in (None, org_kind):
-            continue
-        stmt = select(table).order_by(table.c.name)
-        if search:
-            stmt = stmt.where(table.c.name.contains(search, autoescape=True))
-        views += [view(r) for r in await conn.execute(stmt)]
-    if kind is None or kind not in ORGANISATION:
-        stmt = select(assets).order_by(assets.c.kind, assets.c.name)
-        if kind:
-            stmt = stmt.where(assets.c.kind == kind)
-        if search:
-            stmt = stmt.where(assets.c.name.contains(search, autoescape=True))
-        if scopes is not None:
-            stmt = stmt.where(
-                or_(
-                    *(
-                        (assets.c.scope == scope) & (assets.c.scope_id == name)
-                        for scope, name in sorted(scopes)
-                    )
-                )
-            )
-        views += [asset_view(r) for r in await conn.execute(stmt)]
-    return views
-
-
-async def record_usage(conn: AsyncConnection, rows: list[dict[str, str]]) -> None:
-    if rows:
-        await conn.execute(insert(asset_usage).on_conflict_do_nothing(), rows)
-
-
-async def release_usage(conn: AsyncConnection, workload_ids: list[str]) -> None:
-    if workload_ids:
-        await conn.execute(delete(asset_usage).where(asset_usage.c.workload_id.in_(workload_ids)))

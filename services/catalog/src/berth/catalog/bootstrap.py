@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from berth.catalog import credentials, handlers
 from berth.catalog.config import CatalogSettings
 from berth.catalog.keys import KeyProvider, LocalKeyProvider, sealing_keys
+from berth.catalog.store import SqlCatalogStore
 from berth.catalog.subscriptions import register
 from berth.catalog.tables import metadata
 from berth.shared.service import Service
@@ -33,7 +34,7 @@ def build(
     async def encrypt_legacy_values() -> None:
         keys.load()
         async with service.unit_of_work() as unit:
-            count = await credentials.encrypt_legacy(unit.conn, keys.storage)
+            count = await credentials.encrypt_legacy(SqlCatalogStore.of(unit), keys.storage)
         if count:
             log.info("encrypted %d credential values stored in clear by an older version", count)
 
@@ -41,7 +42,7 @@ def build(
         if not settings.seed_demo:
             return
         async with service.unit_of_work() as unit:
-            for event in await handlers.seed_demo(unit.conn, settings.cluster_id):
+            for event in await handlers.seed_demo(SqlCatalogStore.of(unit), settings.cluster_id):
                 unit.emit(event)
 
     service.on_start(encrypt_legacy_values)

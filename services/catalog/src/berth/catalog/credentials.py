@@ -17,20 +17,20 @@ import json
 from collections.abc import Callable, Mapping
 
 from nacl.exceptions import CryptoError
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from berth.catalog.config import CatalogSettings
 from berth.catalog.keys import KeyProvider, LocalKeyProvider, UndecryptableError
-from berth.catalog.tables import assets, cluster_keys, credential_values, projects
+from berth.catalog.store import CatalogStore, Ciphertext, SqlCatalogStore
 from berth.contracts.catalog import (
+    AssetRef,
     CredentialDeliveryReply,
     CredentialDeliveryRequest,
     DeliveredCredential,
     MissingCredential,
     credential_of_secret,
     project_scopes,
+    visible_to,
 )
 from berth.contracts.events import PublicKey
 from berth.shared.keys import SealingKeys, seal
@@ -116,66 +116,37 @@ def open_values(
 
 
 async def store(
-    conn: AsyncConnection, provider: KeyProvider, asset_id: str, values: dict[str, str]
+    db: CatalogStore, provider: KeyProvider, asset_id: str, values: dict[str, str]
 ) -> None:
     key_id, ciphertext = await provider.encrypt(
         json.dumps(values).encode(), context=asset_id.encode()
     )
-    row = {"key_id": key_id, "ciphertext": ciphertext, "legacy_values": None}
-    await conn.execute(
-        insert(credential_values)
-        .values(asset_id=asset_id, **row)
-        .on_conflict_do_update(
-            index_elements=[credential_values.c.asset_id], set_={**row, "updated_at": func.now()}
-        )
-    )
+    await db.save_values(asset_id, Ciphertext(key_id, ciphertext))
 
 
-async def load(conn: AsyncConnection, provider: KeyProvider, asset_id: str) -> bytes | None:
-    row = (
-        await conn.execute(
-            select(credential_values.c.key_id, credential_values.c.ciphertext).where(
-                credential_values.c.asset_id == asset_id,
-                credential_values.c.ciphertext.is_not(None),
-            )
-        )
-    ).first()
-    if row is None:
+async def load(db: CatalogStore, provider: KeyProvider, asset_id: str) -> bytes | None:
+    value = await db.values_of(asset_id)
+    if value is None:
         return None
-    return await provider.decrypt(row.key_id, row.ciphertext, context=asset_id.encode())
+    return await provider.decrypt(value.key_id, value.ciphertext, context=asset_id.encode())
 
 
-async def encrypt_legacy(conn: AsyncConnection, provider: KeyProvider) -> int:
+async def encrypt_legacy(db: CatalogStore, provider: KeyProvider) -> int:
     """Encrypt the values an older install kept in clear; returns how many."""
-    rows = (
-        await conn.execute(
-            select(credential_values.c.asset_id, credential_values.c.legacy_values)
-            .where(credential_values.c.legacy_values.is_not(None))
-            .with_for_update()
-        )
-    ).all()
-    for row in rows:
-        await store(conn, provider, row.asset_id, dict(row.legacy_values))
-    return len(rows)
+    legacy = await db.legacy_values()
+    for asset_id, values in legacy.items():
+        await store(db, provider, asset_id, values)
+    return len(legacy)
 
 
-async def re_encrypt(conn: AsyncConnection, provider: KeyProvider) -> int:
+async def re_encrypt(db: CatalogStore, provider: KeyProvider) -> int:
     """Move every value to the provider's current key (after a rotation); returns how many."""
-    rows = (
-        await conn.execute(
-            select(credential_values.c.asset_id)
-            .where(
-                credential_values.c.ciphertext.is_not(None),
-                credential_values.c.key_id != provider.current_key_id,
-            )
-            .with_for_update()
-        )
-    ).all()
-    for row in rows:
-        plaintext = await load(conn, provider, row.asset_id)
+    stale = await db.values_not_under(provider.current_key_id)
+    for asset_id in stale:
+        plaintext = await load(db, provider, asset_id)
         if plaintext is not None:
-            await store(conn, provider, row.asset_id, json.loads(plaintext))
-    return len(rows)
+            await store(db, provider, asset_id, json.loads(plaintext))
+    return len(stale)
 
 
 async def re_encrypt_all(settings: CatalogSettings) -> int:
@@ -184,53 +155,28 @@ async def re_encrypt_all(settings: CatalogSettings) -> int:
     try:
         async with engine.begin() as conn:
             provider = LocalKeyProvider.from_dir(settings.keys_dir)
-            return await encrypt_legacy(conn, provider) + await re_encrypt(conn, provider)
+            db = SqlCatalogStore(conn)
+            return await encrypt_legacy(db, provider) + await re_encrypt(db, provider)
     finally:
         await engine.dispose()
 
 
-async def record_cluster_key(conn: AsyncConnection, cluster_id: str, key: PublicKey) -> None:
-    stmt = insert(cluster_keys).values(
-        cluster_id=cluster_id, key_id=key.keyId, public_key=key.publicKey
-    )
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[cluster_keys.c.cluster_id],
-            set_={
-                "key_id": stmt.excluded.key_id,
-                "public_key": stmt.excluded.public_key,
-                "updated_at": func.now(),
-            },
-            # Key ids sort by creation time: a report replayed or redelivered late does not
-            # bring back a key the agent has since replaced (an agent that lost its newest key
-            # recovers by rotating to a newer one).
-            where=cluster_keys.c.key_id <= stmt.excluded.key_id,
-        )
-    )
-
-
 async def deliver(
-    conn: AsyncConnection, provider: KeyProvider, request: CredentialDeliveryRequest
+    db: CatalogStore, provider: KeyProvider, request: CredentialDeliveryRequest
 ) -> CredentialDeliveryReply:
-    key = (
-        await conn.execute(
-            select(cluster_keys).where(cluster_keys.c.cluster_id == request.clusterId)
-        )
-    ).first()
+    key = await db.cluster_key(request.clusterId)
     if key is None:
         return CredentialDeliveryReply(
             error=f'cluster "{request.clusterId}" has not reported a credential key yet'
         )
-    project = (
-        await conn.execute(select(projects).where(projects.c.namespace == request.namespace))
-    ).first()
+    project = await db.project_in(request.namespace)
     if project is None:
         return CredentialDeliveryReply(error=f'no project has namespace "{request.namespace}"')
-    if project.cluster_id != request.clusterId:
+    if project.clusterId != request.clusterId:
         return CredentialDeliveryReply(
             error=f'namespace "{request.namespace}" is not on cluster "{request.clusterId}"'
         )
-    scopes = project_scopes(project.name, project.department, project.cluster_id)
+    scopes = project_scopes(project.name, project.department, project.clusterId)
     delivered: list[DeliveredCredential] = []
     missing: list[MissingCredential] = []
     for secret_name in sorted(set(request.secretNames)):
@@ -240,19 +186,9 @@ async def deliver(
                 MissingCredential(secretName=secret_name, reason="not a credential's Secret")
             )
             continue
-        candidates = (
-            await conn.execute(
-                select(assets.c.id, assets.c.scope, assets.c.scope_id).where(
-                    assets.c.kind == "credential", assets.c.name == name
-                )
-            )
-        ).all()
+        candidates = await db.find(AssetRef(kind="credential", name=name))
         visible = sorted(
-            (
-                c
-                for c in candidates
-                if (c.scope, c.scope_id if c.scope != "tenant" else "") in scopes
-            ),
+            (c for c in candidates if visible_to(c, scopes)),
             key=lambda c: SCOPE_RANK[c.scope],
         )
         if not visible:
@@ -261,7 +197,7 @@ async def deliver(
             continue
         asset_id = visible[0].id
         try:
-            plaintext = await load(conn, provider, asset_id)
+            plaintext = await load(db, provider, asset_id)
         except UndecryptableError as exc:
             missing.append(MissingCredential(secretName=secret_name, reason=str(exc)))
             continue
@@ -273,7 +209,7 @@ async def deliver(
             DeliveredCredential(
                 secretName=secret_name,
                 credentialId=asset_id,
-                sealedValues=seal(key.public_key, plaintext),
+                sealedValues=seal(key.publicKey, plaintext),
             )
         )
-    return CredentialDeliveryReply(keyId=key.key_id, credentials=delivered, missing=missing)
+    return CredentialDeliveryReply(keyId=key.keyId, credentials=delivered, missing=missing)

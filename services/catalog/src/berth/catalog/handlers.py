@@ -1,17 +1,21 @@
-"""Catalog handlers: plain functions over a connection; no framework imports."""
+"""Catalog handlers: the organisation, assets, their usage by workloads and credential values,
+by events and by request-reply.
+
+Handlers reach storage only through the store port (``store.CatalogStore``; the rules of what a
+change may do are in ``assets.py``) and emit only through their unit of work, so the same code
+runs on PostgreSQL in the service and on in-memory fakes in unit tests."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from berth.catalog import assets, credentials, seed, tables
+from berth.catalog import assets, credentials, seed
+from berth.catalog.store import CatalogStore, NewAsset, Reader, SqlCatalogStore, Usage
 from berth.contracts.catalog import (
     AssetDeleteRequest,
     AssetListReply,
@@ -30,25 +34,37 @@ from berth.contracts.catalog import (
     CredentialDeliveryRequest,
     project_scopes,
 )
-from berth.contracts.envelope import Actor
+from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import (
     CatalogAssetChangedV1,
     ClusterConfigChangedV1,
     SubmissionReceivedV1,
     WorkloadPhaseChangedV1,
 )
-from berth.contracts.queries import ProjectInfo, ProjectLookupReply, ProjectLookupRequest
-from berth.shared.consumer import Incoming, Unit, UnitFactory
+from berth.contracts.queries import ProjectLookupReply, ProjectLookupRequest
+from berth.shared.consumer import Incoming
 from berth.shared.telemetry import extract
 
 SOURCE = "/berth/catalog"
 
 
+class Outbox(Protocol):
+    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
+
+    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
+
+
+StoreOf = Callable[[Outbox], CatalogStore]
+"""The catalog store inside a unit of work's transaction."""
+
+Begin = Callable[[], AbstractAsyncContextManager[Outbox]]
+"""Opens a unit of work (a transaction whose events commit with it)."""
+
+
 async def lookup_projects(
-    request: ProjectLookupRequest, *, engine: AsyncEngine, tracer: trace.Tracer
+    request: ProjectLookupRequest, *, read: Reader, tracer: trace.Tracer
 ) -> ProjectLookupReply:
     """One query for a batch of look-ups; each look-up joins its own workload's trace."""
-    names = sorted({item.project for item in request.items})
     spans = [
         tracer.start_span(
             "lookup project",
@@ -57,58 +73,42 @@ async def lookup_projects(
         )
         for item in request.items
     ]
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(select(tables.projects).where(tables.projects.c.name.in_(names)))
-        ).all()
-    found = {
-        r.name: ProjectInfo(
-            name=r.name,
-            department=r.department,
-            clusterId=r.cluster_id,
-            namespace=r.namespace,
-            queue=r.queue,
-            defaultNodePools=list(r.default_node_pools),
-        )
-        for r in rows
-    }
+    async with read() as db:
+        found = await db.projects(item.project for item in request.items)
     for span, item in zip(spans, request.items, strict=True):
         span.set_attribute("berth.project.found", item.project in found)
         span.end()
     return ProjectLookupReply(projects=found)
 
 
-async def seed_demo(conn: AsyncConnection, cluster_id: str) -> list[CatalogAssetChangedV1]:
+async def seed_demo(db: CatalogStore, cluster_id: str) -> list[CatalogAssetChangedV1]:
     """Insert the demo catalog where missing; return an event for each thing created."""
     actor = Actor.system("catalog")
-    created: list[AssetView] = []
-
-    async def add(table: Any, rows: list[dict[str, Any]], view: Callable[[Any], AssetView]) -> None:
-        if rows:
-            stmt = insert(table).values(rows).on_conflict_do_nothing().returning(table)
-            created.extend(view(r) for r in await conn.execute(stmt))
-
-    await add(
-        tables.departments,
-        [{"name": d["name"], "cluster_id": cluster_id} for d in seed.DEPARTMENTS],
-        assets.department_view,
-    )
-    await add(
-        tables.node_pools,
-        [{**p, "cluster_id": cluster_id} for p in seed.NODE_POOLS],
-        assets.nodepool_view,
-    )
-    await add(
-        tables.projects,
-        [seed.project_row(p, cluster_id) for p in seed.PROJECTS],
-        assets.project_view,
-    )
-    await add(
-        tables.assets,
-        [{"id": f"{a['kind']}-{a['name']}", "scope_id": "", **a} for a in seed.ASSETS],
-        assets.asset_view,
-    )
-    return [assets.changed(view, "created", actor) for view in created]
+    created: list[AssetView | None] = []
+    for department in seed.DEPARTMENTS:
+        row = {"name": department["name"], "cluster_id": cluster_id}
+        created.append(await db.insert_org("department", row))
+    for pool in seed.NODE_POOLS:
+        created.append(await db.insert_org("nodepool", {**pool, "cluster_id": cluster_id}))
+    for project in seed.PROJECTS:
+        created.append(await db.insert_org("project", seed.project_row(project, cluster_id)))
+    for asset in seed.ASSETS:
+        created.append(
+            await db.insert_asset(
+                NewAsset(
+                    id=f"{asset['kind']}-{asset['name']}",
+                    kind=asset["kind"],
+                    name=asset["name"],
+                    scope=asset["scope"],
+                    scope_name="",
+                    spec=asset["spec"],
+                    status=None,
+                    status_reason="",
+                    created_by="",
+                )
+            )
+        )
+    return [assets.changed(view, "created", actor) for view in created if view is not None]
 
 
 # --- assets by request-reply -------------------------------------------------------------------
@@ -119,9 +119,10 @@ class Writer:
     """What a write needs: a unit of work (its events go out through the outbox), and the keys
     credential values come sealed to and are encrypted with."""
 
-    begin: UnitFactory
+    begin: Begin
     cluster_id: str
     keys: credentials.Keys
+    store: StoreOf = SqlCatalogStore.of
 
 
 async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
@@ -147,7 +148,7 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
     try:
         async with writer.begin() as unit:
             view, event = await assets.put_asset(
-                unit.conn,
+                writer.store(unit),
                 put,
                 request.actor,
                 cluster_id=writer.cluster_id,
@@ -163,49 +164,45 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
 async def delete_asset(request: AssetDeleteRequest, *, writer: Writer) -> AssetReply:
     try:
         async with writer.begin() as unit:
-            view, event = await assets.delete_asset(unit.conn, request.ref, request.actor)
+            view, event = await assets.delete_asset(writer.store(unit), request.ref, request.actor)
             unit.emit(event)
     except assets.AssetError as exc:
         return AssetReply(error=str(exc), usedBy=exc.used_by)
     return AssetReply(asset=view)
 
 
-async def get_asset(ref: AssetRef, *, engine: AsyncEngine) -> AssetReply:
-    async with engine.connect() as conn:
+async def get_asset(ref: AssetRef, *, read: Reader) -> AssetReply:
+    async with read() as db:
         try:
-            view = await assets.find_one(conn, ref)
+            view = await assets.find_one(db, ref)
         except assets.AssetError as exc:
             return AssetReply(error=str(exc))
-        return AssetReply(asset=view, usedBy=await assets.users_of(conn, view))
+        return AssetReply(asset=view, usedBy=await db.users_of(view))
 
 
-async def list_assets(request: AssetListRequest, *, engine: AsyncEngine) -> AssetListReply:
-    async with engine.connect() as conn:
+async def list_assets(request: AssetListRequest, *, read: Reader) -> AssetListReply:
+    async with read() as db:
         scopes = None
         if request.project:
-            row = (
-                await conn.execute(
-                    select(tables.projects).where(tables.projects.c.name == request.project)
-                )
-            ).first()
-            if row is None:
+            project = (await db.projects([request.project])).get(request.project)
+            if project is None:
                 return AssetListReply()
-            scopes = project_scopes(row.name, row.department, row.cluster_id)
-        views = await assets.list_assets(conn, request.kind, request.search, scopes)
+            scopes = project_scopes(project.name, project.department, project.clusterId)
+        views = await db.list_assets(request.kind, request.search, scopes)
     return AssetListReply(assets=views)
 
 
 async def resolve_assets(
-    request: AssetResolveRequest, *, engine: AsyncEngine, tracer: trace.Tracer
+    request: AssetResolveRequest, *, read: Reader, tracer: trace.Tracer
 ) -> AssetListReply:
     """Every candidate for the names a submission uses; the span joins the workload's trace."""
     context = extract({"traceparent": request.traceparent} if request.traceparent else None)
     with tracer.start_as_current_span("resolve assets", context=context) as span:
         span.set_attribute("berth.assets", [f"{r.kind}/{r.name}" for r in request.refs])
-        async with engine.connect() as conn:
+        async with read() as db:
             views: list[AssetView] = []
             for ref in request.refs:
-                views += await assets.find(conn, ref.model_copy(update={"scope": None}))
+                views += await db.find(ref.model_copy(update={"scope": None}))
     return AssetListReply(assets=views)
 
 
@@ -217,35 +214,46 @@ async def get_key(_request: CatalogKeyRequest, *, keys: credentials.Keys) -> Cat
 
 
 async def deliver_credentials(
-    request: CredentialDeliveryRequest, *, engine: AsyncEngine, keys: credentials.Keys
+    request: CredentialDeliveryRequest, *, read: Reader, keys: credentials.Keys
 ) -> CredentialDeliveryReply:
-    async with engine.connect() as conn:
-        return await credentials.deliver(conn, keys.storage, request)
+    async with read() as db:
+        return await credentials.deliver(db, keys.storage, request)
 
 
-async def record_cluster_keys(items: list[Incoming[ClusterConfigChangedV1]], unit: Unit) -> None:
+async def record_cluster_keys(
+    items: list[Incoming[ClusterConfigChangedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlCatalogStore.of,
+) -> None:
+    db = store(unit)
     for item in sorted(items, key=lambda i: i.event.time):
         key = item.event.data.config.credentialKey
         if key is not None:
-            await credentials.record_cluster_key(unit.conn, item.event.data.clusterId, key)
+            await db.record_cluster_key(item.event.data.clusterId, key)
 
 
 # --- assets by events --------------------------------------------------------------------------
 
 
 async def apply_requests(
-    items: list[Incoming[CatalogAssetRequestedV1]], unit: Unit, *, cluster_id: str
+    items: list[Incoming[CatalogAssetRequestedV1]],
+    unit: Outbox,
+    *,
+    cluster_id: str,
+    store: StoreOf = SqlCatalogStore.of,
 ) -> None:
     """Each request in a savepoint of its own, so a refused one does not undo the others."""
+    db = store(unit)
     for item in items:
         data = item.event.data
         try:
-            async with unit.conn.begin_nested():
+            async with db.savepoint():
                 if data.operation == "delete":
                     ref = AssetRef(
                         kind=data.kind, name=data.name, scope=data.scope, scopeName=data.scopeName
                     )
-                    _, event = await assets.delete_asset(unit.conn, ref, item.event.actor)
+                    _, event = await assets.delete_asset(db, ref, item.event.actor)
                 else:
                     put = assets.Put(
                         kind=data.kind,
@@ -258,7 +266,7 @@ async def apply_requests(
                         update=data.operation == "update",
                     )
                     _, event = await assets.put_asset(
-                        unit.conn, put, item.event.actor, cluster_id=cluster_id
+                        db, put, item.event.actor, cluster_id=cluster_id
                     )
         except assets.AssetError as exc:
             unit.emit(
@@ -278,23 +286,32 @@ async def apply_requests(
 # --- usage by workloads ------------------------------------------------------------------------
 
 
-async def record_usage(items: list[Incoming[SubmissionReceivedV1]], unit: Unit) -> None:
-    await assets.record_usage(
-        unit.conn,
+async def record_usage(
+    items: list[Incoming[SubmissionReceivedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlCatalogStore.of,
+) -> None:
+    await store(unit).record_usage(
         [
-            {
-                "asset_id": used.assetId,
-                "workload_id": i.event.subject,
-                "workload": f"{i.event.data.workload.project}/{i.event.data.workload.name}",
-            }
+            Usage(
+                asset_id=used.assetId,
+                workload_id=i.event.subject,
+                workload=f"{i.event.data.workload.project}/{i.event.data.workload.name}",
+            )
             for i in items
             for used in i.event.data.assets or ()
-        ],
+        ]
     )
 
 
-async def release_usage(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Unit) -> None:
+async def release_usage(
+    items: list[Incoming[WorkloadPhaseChangedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlCatalogStore.of,
+) -> None:
     """A deleted workload no longer holds its assets."""
-    await assets.release_usage(
-        unit.conn, [i.event.subject for i in items if i.event.data.phase == "Deleted"]
+    await store(unit).release_usage(
+        [i.event.subject for i in items if i.event.data.phase == "Deleted"]
     )

@@ -6,6 +6,7 @@ from functools import partial
 
 from berth.catalog import handlers
 from berth.catalog.credentials import Keys
+from berth.catalog.store import reader
 from berth.contracts.catalog import (
     RPC_CATALOG_ASSETS_DELETE,
     RPC_CATALOG_ASSETS_GET,
@@ -37,10 +38,11 @@ from berth.shared.service import Service, Subscription
 
 
 def register(service: Service, cluster_id: str, keys: Keys) -> None:
+    read = reader(service.engine)
     service.respond(
         RPC_CATALOG_PROJECTS_LOOKUP,
         ProjectLookupRequest,
-        partial(handlers.lookup_projects, engine=service.engine, tracer=service.tracer),
+        partial(handlers.lookup_projects, read=read, tracer=service.tracer),
     )
     writer = handlers.Writer(begin=service.unit_of_work, cluster_id=cluster_id, keys=keys)
     service.respond(
@@ -49,24 +51,22 @@ def register(service: Service, cluster_id: str, keys: Keys) -> None:
     service.respond(
         RPC_CATALOG_ASSETS_DELETE, AssetDeleteRequest, partial(handlers.delete_asset, writer=writer)
     )
-    service.respond(
-        RPC_CATALOG_ASSETS_GET, AssetRef, partial(handlers.get_asset, engine=service.engine)
-    )
+    service.respond(RPC_CATALOG_ASSETS_GET, AssetRef, partial(handlers.get_asset, read=read))
     service.respond(
         RPC_CATALOG_ASSETS_LIST,
         AssetListRequest,
-        partial(handlers.list_assets, engine=service.engine),
+        partial(handlers.list_assets, read=read),
     )
     service.respond(
         RPC_CATALOG_ASSETS_RESOLVE,
         AssetResolveRequest,
-        partial(handlers.resolve_assets, engine=service.engine, tracer=service.tracer),
+        partial(handlers.resolve_assets, read=read, tracer=service.tracer),
     )
     service.respond(RPC_CATALOG_KEYS_GET, CatalogKeyRequest, partial(handlers.get_key, keys=keys))
     service.respond(
         RPC_CATALOG_CREDENTIALS_DELIVER,
         CredentialDeliveryRequest,
-        partial(handlers.deliver_credentials, engine=service.engine, keys=keys),
+        partial(handlers.deliver_credentials, read=read, keys=keys),
     )
     # The key each cluster's agent seals to, as cluster-sync relays it from the agent's report.
     service.subscribe(

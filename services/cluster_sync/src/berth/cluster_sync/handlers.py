@@ -1,14 +1,21 @@
-"""cluster-sync handlers: reported state in, desired state out."""
+"""cluster-sync handlers: reported state in, desired state out.
+
+Handlers reach storage only through the store port (``store.ClusterSyncStore``) and emit only
+through their unit of work, so the same code runs on PostgreSQL in the service and on in-memory
+fakes in unit tests."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-
-from berth.cluster_sync.tables import clusters, desired_configs, placements
-from berth.contracts.envelope import Actor
+from berth.cluster_sync.store import (
+    ClusterSyncStore,
+    DesiredChange,
+    Placement,
+    SqlClusterSyncStore,
+)
+from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import (
     ClusterConfig,
     ClusterConfigChangedData,
@@ -22,10 +29,20 @@ from berth.contracts.events import (
     ClusterUpdatedV1,
     WorkloadScheduledV1,
 )
-from berth.shared.consumer import Incoming, Unit
+from berth.shared.consumer import Incoming
 
 SOURCE = "/berth/cluster-sync"
 ACTOR = Actor.system("cluster-sync")
+
+
+class Outbox(Protocol):
+    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
+
+    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
+
+
+StoreOf = Callable[[Outbox], ClusterSyncStore]
+"""The registry inside a unit of work's transaction."""
 
 
 def changed_keys(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
@@ -55,19 +72,6 @@ def record_of(event: ClusterConfigReportedV1) -> ClusterRecord:
     )
 
 
-def stored_record(row: Any) -> ClusterRecord:
-    return ClusterRecord(
-        clusterId=row.cluster_id,
-        backend=row.backend,
-        config=ClusterConfig.model_validate(row.config),
-        nodePools=list(row.node_pools),
-        gpus=row.gpus,
-        capabilities=dict(row.capabilities),
-        extra=dict(row.extra),
-        reportedAt=row.last_report_at,
-    )
-
-
 def same_state(old: ClusterRecord | None, new: ClusterRecord) -> bool:
     """Whether a report tells nothing new (its time aside)."""
     return old is not None and old.model_dump(exclude={"reportedAt"}) == new.model_dump(
@@ -80,7 +84,12 @@ def drift(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in desired.items() if reported.get(k) != v}
 
 
-async def record_reports(items: list[Incoming[ClusterConfigReportedV1]], unit: Unit) -> None:
+async def record_reports(
+    items: list[Incoming[ClusterConfigReportedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlClusterSyncStore.of,
+) -> None:
     """Register or update each reporting cluster; level-triggered towards the desired config.
 
     Agents report at start and then periodically. Each report that differs from what
@@ -88,16 +97,12 @@ async def record_reports(items: list[Incoming[ClusterConfigReportedV1]], unit: U
     hand, a desired event lost) sends the whole desired config down again, until a report
     matches: nothing depends on a single desired event arriving.
     """
+    db = store(unit)
     ids = list({i.event.data.clusterId for i in items})
-    stored = (await unit.conn.execute(select(clusters).where(clusters.c.cluster_id.in_(ids)))).all()
-    known = {r.cluster_id: stored_record(r) for r in stored}
-    announced = {r.cluster_id for r in stored if r.announced}
-    wanted = {
-        r.cluster_id: dict(r.settings)
-        for r in await unit.conn.execute(
-            select(desired_configs).where(desired_configs.c.cluster_id.in_(ids))
-        )
-    }
+    stored = await db.clusters(ids)
+    known = {cluster_id: r.record for cluster_id, r in stored.items()}
+    announced = {cluster_id for cluster_id, r in stored.items() if r.announced}
+    wanted = await db.desired(ids)
     latest: dict[str, Incoming[ClusterConfigReportedV1]] = {}
     for item in sorted(items, key=lambda i: i.event.time):
         record = record_of(item.event)
@@ -108,35 +113,6 @@ async def record_reports(items: list[Incoming[ClusterConfigReportedV1]], unit: U
         known[record.clusterId] = record
         config = record.config.model_dump(mode="json")
         changed = changed_keys(old.config.model_dump(mode="json") if old else None, config)
-        stmt = insert(clusters).values(
-            cluster_id=record.clusterId,
-            backend=record.backend,
-            config=config,
-            node_pools=record.nodePools,
-            gpus=record.gpus,
-            capabilities=record.capabilities,
-            extra=record.extra,
-            last_report_at=record.reportedAt,
-            announced=True,
-        )
-        await unit.conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[clusters.c.cluster_id],
-                set_={
-                    c: stmt.excluded[c]
-                    for c in (
-                        "backend",
-                        "config",
-                        "node_pools",
-                        "gpus",
-                        "capabilities",
-                        "extra",
-                        "last_report_at",
-                        "announced",
-                    )
-                },
-            )
-        )
         item.span.set_attribute("berth.cluster.changed", ",".join(changed))
         if not same_state(old, record) or record.clusterId not in announced:
             announced.add(record.clusterId)
@@ -157,6 +133,7 @@ async def record_reports(items: list[Incoming[ClusterConfigReportedV1]], unit: U
                 ),
                 cause=item,
             )
+    await db.save_clusters([known[cluster_id] for cluster_id in latest])
     for cluster_id, item in latest.items():
         desired = wanted.get(cluster_id, {})
         missing = drift(desired, known[cluster_id].config.model_dump(mode="json"))
@@ -181,43 +158,47 @@ def _about(item: Incoming[Any], cluster_id: str) -> dict[str, Any]:
 
 
 async def forward_config_requests(
-    items: list[Incoming[ClusterConfigRequestedV1]], unit: Unit
+    items: list[Incoming[ClusterConfigRequestedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlClusterSyncStore.of,
 ) -> None:
     """Record what the administrator asked for and send it to the cluster's agent.
 
     The request is kept whether or not the cluster has registered yet: an agent that reports
     later gets it then (see ``record_reports``)."""
-    for item in items:
-        data = item.event.data
-        desired = data.settings.model_dump(exclude_none=True)
-        stmt = insert(desired_configs).values(
-            cluster_id=data.clusterId, settings=desired, requested_at=item.event.time
-        )
-        await unit.conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[desired_configs.c.cluster_id],
-                set_={
-                    "settings": desired_configs.c.settings.op("||")(stmt.excluded.settings),
-                    "requested_at": stmt.excluded.requested_at,
-                },
-            )
-        )
-        unit.emit(
-            ClusterConfigDesiredV1(source=SOURCE, **item.event.chain(), data=data), cause=item
-        )
-
-
-async def record_placements(items: list[Incoming[WorkloadScheduledV1]], unit: Unit) -> None:
-    await unit.conn.execute(
-        insert(placements).on_conflict_do_nothing(),
+    await store(unit).merge_desired(
         [
-            {
-                "workload_id": i.event.subject,
-                "cluster_id": i.event.data.workload.clusterId,
-                "namespace": i.event.data.workload.namespace,
-                "objects": [o.model_dump(mode="json") for o in i.event.data.objects],
-                "scheduled_at": i.event.time,
-            }
+            DesiredChange(
+                cluster_id=i.event.data.clusterId,
+                settings=i.event.data.settings.model_dump(exclude_none=True),
+                at=i.event.time,
+            )
             for i in items
-        ],
+        ]
+    )
+    for item in items:
+        unit.emit(
+            ClusterConfigDesiredV1(source=SOURCE, **item.event.chain(), data=item.event.data),
+            cause=item,
+        )
+
+
+async def record_placements(
+    items: list[Incoming[WorkloadScheduledV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlClusterSyncStore.of,
+) -> None:
+    await store(unit).add_placements(
+        [
+            Placement(
+                workload_id=i.event.subject,
+                cluster_id=i.event.data.workload.clusterId,
+                namespace=i.event.data.workload.namespace,
+                objects=[o.model_dump(mode="json") for o in i.event.data.objects],
+                at=i.event.time,
+            )
+            for i in items
+        ]
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from berth.cluster_sync import handlers
+from functools import partial
+
+from berth.cluster_sync import handlers, queries
 from berth.contracts.events import (
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
@@ -11,7 +13,9 @@ from berth.contracts.events import (
     ClusterUpdatedV1,
     WorkloadScheduledV1,
 )
+from berth.contracts.queries import ClusterQuery
 from berth.contracts.roles import CLUSTER_SYNC
+from berth.contracts.subjects import RPC_CLUSTERS_GET
 from berth.shared.service import Service, Subscription
 
 
@@ -39,5 +43,8 @@ def register(service: Service) -> None:
             handlers.record_placements,
             "record placement",
         )
+    )
+    service.respond(
+        RPC_CLUSTERS_GET, ClusterQuery, partial(queries.get_clusters, engine=service.engine)
     )
     service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1, ClusterUpdatedV1)

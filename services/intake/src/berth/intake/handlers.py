@@ -457,6 +457,8 @@ async def record_phases(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Uni
             phase=bindparam("phase"),
             phase_message=bindparam("message"),
             phase_at=bindparam("at"),
+            running_pods=bindparam("running"),
+            requested_pods=bindparam("requested"),
         ),
         [
             {
@@ -464,6 +466,8 @@ async def record_phases(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Uni
                 "phase": i.event.data.phase,
                 "message": i.event.data.message,
                 "at": i.event.time,
+                "running": i.event.data.runningPods,
+                "requested": i.event.data.requestedPods,
             }
             for i in items
         ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.queries import (
@@ -32,6 +32,9 @@ def _view(row: Any, phases: list[PhaseRecord] | None = None) -> WorkloadView:
         issues=list(row.issues or []),
         phases=phases or [],
         spec=row.effective_spec or row.submission,
+        clusterId=row.cluster_id,
+        runningPods=row.running_pods,
+        requestedPods=row.requested_pods,
     )
 
 
@@ -63,13 +66,29 @@ async def get_workload(query: WorkloadQuery, *, engine: AsyncEngine) -> Workload
     return WorkloadReply(workload=_view(row, phases))
 
 
+DEFAULT_PAGE = 500
+
+
 async def list_workloads(query: WorkloadQuery, *, engine: AsyncEngine) -> WorkloadListReply:
-    stmt = (
-        select(workloads)
-        .where(workloads.c.project == query.project)
-        .order_by(workloads.c.submitted_at.desc())
-        .limit(500)
-    )
+    """Newest first, filtered by project, status, kind and cluster when given; one page."""
+    limit = query.limit or DEFAULT_PAGE
+    offset = query.offset or 0
+    stmt = select(workloads).order_by(workloads.c.submitted_at.desc(), workloads.c.id)
+    if query.project:
+        stmt = stmt.where(workloads.c.project == query.project)
+    if query.status:
+        # Statuses are matched without case: users write "running", the read model "Running".
+        wanted = [s.lower() for s in query.status]
+        stmt = stmt.where(func.lower(workloads.c.status).in_(wanted))
+    if query.kind:
+        stmt = stmt.where(workloads.c.kind.in_(query.kind))
+    if query.clusterId:
+        stmt = stmt.where(workloads.c.cluster_id == query.clusterId)
+    # One row more than the page tells whether another page follows.
+    stmt = stmt.limit(limit + 1).offset(offset)
     async with engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()
-    return WorkloadListReply(workloads=[_view(r) for r in rows])
+    more = len(rows) > limit
+    return WorkloadListReply(
+        workloads=[_view(r) for r in rows[:limit]], nextOffset=offset + limit if more else None
+    )

@@ -2,7 +2,8 @@
 
 Intake only tells: the workload reference carries ``overQuota`` (and why), and the
 scheduler-adapter holds an over-quota workload that does not allow it. Usage counts the GPUs of
-the project's live workloads that intake has accepted.
+the project's live workloads that intake has accepted and that hold quota
+(``contracts.quota``: the rule the scheduler-adapter admits by).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.contracts.quota import QUOTA_HOLDING_PHASES, exceeds
 from berth.contracts.workload import requested_gpus
 from berth.intake import projection
 from berth.intake.tables import LIVE, workloads
@@ -27,12 +29,8 @@ def deserved(quota: Sequence[dict[str, Any]]) -> float:
 
 
 def assess(project: str, requested: float, used: float, quota: float) -> tuple[bool, str | None]:
-    if used + requested <= quota:
-        return False, None
-    return True, (
-        f"requests {requested:g} GPU while project {project} uses {used:g} of its deserved "
-        f"{quota:g}"
-    )
+    reason = exceeds(project, requested, used, quota)
+    return reason is not None, reason
 
 
 async def quotas(conn: AsyncConnection, names: Sequence[str]) -> dict[str, float]:
@@ -48,7 +46,7 @@ async def usage(conn: AsyncConnection, names: Sequence[str]) -> dict[str, float]
         select(workloads.c.project, workloads.c.submission, workloads.c.effective_spec).where(
             workloads.c.project.in_(set(names)),
             LIVE,
-            workloads.c.phase.is_(None) | workloads.c.phase.notin_(["Completed", "Failed"]),
+            workloads.c.phase.is_(None) | workloads.c.phase.in_(sorted(QUOTA_HOLDING_PHASES)),
         )
     )
     used: dict[str, float] = {}

@@ -40,6 +40,8 @@ workloads = Table(
     Column("effective_spec", JSONB, nullable=True),
     Column("issues", JSONB, nullable=False, server_default="[]"),
     Column("submitted_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("running_pods", Integer, nullable=True),
+    Column("requested_pods", Integer, nullable=True),
     # sha256 of the submission as it came: a retry (same content) is skipped, another
     # submission under the same id is refused.
     Column("content_hash", Text, nullable=True),

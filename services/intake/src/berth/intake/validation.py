@@ -10,33 +10,7 @@ from pydantic import ValidationError
 
 from berth.contracts import boundaries
 from berth.contracts.events import Issue, SubmissionRequestedData
-
-# Discriminator tags pydantic inserts into error locations of the submission union.
-_KIND_TAGS = {"workspace", "training", "distributed", "inference"}
-
-
-def field_path(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc]
-    if parts[:1] == ["submission"]:
-        parts = parts[1:]
-        if len(parts) > 1 and parts[0] in _KIND_TAGS:
-            parts = parts[1:]
-    return ".".join(parts) or "submission"
-
-
-def issues_from(error: ValidationError) -> list[Issue]:
-    issues = []
-    for e in error.errors(include_url=False, include_input=False):
-        message = e["msg"].removeprefix("Value error, ")
-        loc = tuple(e["loc"])
-        if e["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            # Reported on the union itself; the field at fault is its discriminator.
-            loc = (*loc, "kind")
-            message = "kind must be one of workspace, training, distributed, inference"
-        issues.append(Issue(field=field_path(loc), details=message))
-    return issues
+from berth.contracts.issues import issues_from
 
 
 def parse(workload_id: str, data: dict[str, Any]) -> SubmissionRequestedData | list[Issue]:

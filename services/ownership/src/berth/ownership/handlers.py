@@ -1,14 +1,18 @@
-"""Ownership handlers."""
+"""Ownership handlers: who created each workload, which clusters protect ownership, and whether
+a requested action is authorized.
+
+Handlers reach storage only through the store port (``store.OwnershipStore``) and emit only
+through their unit of work, so the same code runs on PostgreSQL in the service and on in-memory
+fakes in unit tests."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.dialects.postgresql import insert
-
+from berth.contracts.envelope import Event
 from berth.contracts.events import (
-    TERMINAL_PHASES,
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
     SubmissionReceivedV1,
@@ -22,118 +26,101 @@ from berth.contracts.events import (
 )
 from berth.ownership import lifecycle
 from berth.ownership.rules import decide, protection_in_force
-from berth.ownership.tables import clusters, owners, workload_phases
-from berth.shared.consumer import Incoming, Unit
+from berth.ownership.store import Owner, OwnershipStore, Phase, Said, SqlOwnershipStore
+from berth.shared.consumer import Incoming
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/berth/ownership"
 
 
-async def record_owners(items: list[Incoming[SubmissionReceivedV1]], unit: Unit) -> None:
-    await unit.conn.execute(
-        insert(owners).on_conflict_do_nothing(),
+class Outbox(Protocol):
+    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
+
+    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
+
+
+StoreOf = Callable[[Outbox], OwnershipStore]
+"""The ownership store inside a unit of work's transaction."""
+
+
+async def record_owners(
+    items: list[Incoming[SubmissionReceivedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlOwnershipStore.of,
+) -> None:
+    await store(unit).add_owners(
         [
-            {
-                "workload_id": i.event.subject,
-                "cluster_id": i.event.data.workload.clusterId,
-                "created_by": i.event.data.workload.createdBy,
-                "ref": i.event.data.workload.model_dump(mode="json"),
-            }
+            Owner(
+                workload_id=i.event.subject,
+                cluster_id=i.event.data.workload.clusterId,
+                created_by=i.event.data.workload.createdBy,
+                ref=i.event.data.workload.model_dump(mode="json"),
+            )
             for i in items
-        ],
+        ]
     )
 
 
-async def record_cluster_configs(items: list[Incoming[ClusterConfigChangedV1]], unit: Unit) -> None:
-    rows = {
-        i.event.data.clusterId: {
-            "cluster_id": i.event.data.clusterId,
-            "protection": i.event.data.config.workloadOwnershipProtection,
-            "updated_at": i.event.time,
-        }
-        for i in sorted(items, key=lambda i: i.event.time)
-    }
-    stmt = insert(clusters)
-    await unit.conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[clusters.c.cluster_id],
-            set_={"protection": stmt.excluded.protection, "updated_at": stmt.excluded.updated_at},
-            # A late, older report must not undo a newer one.
-            where=or_(
-                clusters.c.updated_at.is_(None), clusters.c.updated_at <= stmt.excluded.updated_at
-            ),
-        ),
-        list(rows.values()),
-    )
-
-
-async def record_desired_configs(items: list[Incoming[ClusterConfigDesiredV1]], unit: Unit) -> None:
-    """What administrators asked for, per cluster (see ``rules.protection_in_force``)."""
-    rows = {
-        i.event.data.clusterId: {
-            "cluster_id": i.event.data.clusterId,
-            "desired_protection": i.event.data.settings.workloadOwnershipProtection,
-            "desired_at": i.event.time,
-        }
-        for i in sorted(items, key=lambda i: i.event.time)
-        if i.event.data.settings.workloadOwnershipProtection is not None
-    }
-    if not rows:
-        return
-    stmt = insert(clusters)
-    await unit.conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[clusters.c.cluster_id],
-            set_={
-                "desired_protection": stmt.excluded.desired_protection,
-                "desired_at": stmt.excluded.desired_at,
-            },
-            where=or_(
-                clusters.c.desired_at.is_(None), clusters.c.desired_at <= stmt.excluded.desired_at
-            ),
-        ),
-        list(rows.values()),
-    )
-
-
-async def record_phases(items: list[Incoming[WorkloadPhaseChangedV1]], unit: Unit) -> None:
-    """The latest phase per workload, in event time; a terminal phase is final."""
-    latest: dict[str, Incoming[WorkloadPhaseChangedV1]] = {}
-    for item in sorted(items, key=lambda i: i.event.time):
-        latest[item.event.subject] = item
-    stmt = insert(workload_phases)
-    await unit.conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[workload_phases.c.workload_id],
-            set_={"phase": stmt.excluded.phase, "at": stmt.excluded.at},
-            where=and_(
-                workload_phases.c.at <= stmt.excluded.at,
-                workload_phases.c.phase.not_in(sorted(TERMINAL_PHASES)),
-            ),
-        ),
-        [
-            {"workload_id": wid, "phase": i.event.data.phase, "at": i.event.time}
-            for wid, i in latest.items()
-        ],
-    )
-
-
-async def authorize_actions(items: list[Incoming[WorkloadActionRequestedV1]], unit: Unit) -> None:
-    ids = [i.event.subject for i in items]
-    known = {
-        r.workload_id: r
-        for r in await unit.conn.execute(select(owners).where(owners.c.workload_id.in_(ids)))
-    }
-    phases = {
-        r.workload_id: r.phase
-        for r in await unit.conn.execute(
-            select(workload_phases).where(workload_phases.c.workload_id.in_(ids))
+async def record_cluster_configs(
+    items: list[Incoming[ClusterConfigChangedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlOwnershipStore.of,
+) -> None:
+    latest = {
+        i.event.data.clusterId: Said(
+            i.event.data.clusterId, i.event.data.config.workloadOwnershipProtection, i.event.time
         )
+        for i in sorted(items, key=lambda i: i.event.time)
     }
+    await store(unit).record_reported(list(latest.values()))
+
+
+async def record_desired_configs(
+    items: list[Incoming[ClusterConfigDesiredV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlOwnershipStore.of,
+) -> None:
+    """What administrators asked for, per cluster (see ``rules.protection_in_force``); a desired
+    config that does not mention protection leaves it as it was."""
+    latest = {
+        i.event.data.clusterId: Said(i.event.data.clusterId, protection, i.event.time)
+        for i in sorted(items, key=lambda i: i.event.time)
+        if (protection := i.event.data.settings.workloadOwnershipProtection) is not None
+    }
+    await store(unit).record_desired(list(latest.values()))
+
+
+async def record_phases(
+    items: list[Incoming[WorkloadPhaseChangedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlOwnershipStore.of,
+) -> None:
+    """The latest phase per workload, in event time; a terminal phase is final."""
+    latest = {
+        i.event.subject: Phase(i.event.subject, i.event.data.phase, i.event.time)
+        for i in sorted(items, key=lambda i: i.event.time)
+    }
+    await store(unit).record_phases(list(latest.values()))
+
+
+async def authorize_actions(
+    items: list[Incoming[WorkloadActionRequestedV1]],
+    unit: Outbox,
+    *,
+    store: StoreOf = SqlOwnershipStore.of,
+) -> None:
+    db = store(unit)
+    ids = [i.event.subject for i in items]
+    known = await db.owners(ids)
+    phases = await db.phases(ids)
     flags = {
-        r.cluster_id: protection_in_force(r.protection, r.desired_protection)
-        for r in await unit.conn.execute(select(clusters))
+        cluster_id: protection_in_force(p.reported, p.desired)
+        for cluster_id, p in (await db.protections()).items()
     }
     for item in items:
         data = item.event.data
@@ -148,7 +135,7 @@ async def authorize_actions(items: list[Incoming[WorkloadActionRequestedV1]], un
         )
         if reason is None and owner is not None:
             reason = lifecycle.refusal(
-                kind=(owner.ref or {}).get("kind"),
+                kind=owner.ref.get("kind"),
                 phase=phases.get(item.event.subject),
                 action=data.action,
             )

@@ -10,18 +10,14 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# Kinds of the object a workload's status is read from (the "top object"); every other object
-# rendered for a workload (tool Service, claim, autoscaler, ...) supports it and is owned by it.
-TOP_KINDS: frozenset[str] = frozenset(
-    {"Job", "StatefulSet", "Deployment", "PyTorchJob", "TFJob", "XGBoostJob", "MPIJob"}
-)
-KNATIVE_SERVICE = ("serving.knative.dev/v1", "Service")
+from berth.scheduler_adapter.top_kinds import top_kind
 
 
 def is_top(obj: Mapping[str, Any]) -> bool:
-    # A Knative Service shares its kind with the core Service, so its group tells them apart.
-    kind = obj.get("kind")
-    return kind in TOP_KINDS or (obj.get("apiVersion"), kind) == KNATIVE_SERVICE
+    """Whether ``obj`` is the object a workload's status is read from (``top_kinds``); every
+    other object rendered for a workload (tool Service, claim, autoscaler, ...) supports it and
+    is owned by it."""
+    return top_kind(obj) is not None
 
 
 def top_object(objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

@@ -9,19 +9,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from functools import partial
 
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.roles import SCHEDULER_ADAPTER
-from berth.scheduler_adapter import admission, handlers
+from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
-from berth.scheduler_adapter.simulated import SimulatedCluster
 from berth.scheduler_adapter.simulation import Inventory
+from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.scheduler_adapter.subscriptions import register
 from berth.scheduler_adapter.tables import metadata
 from berth.shared.service import Service
@@ -70,17 +69,7 @@ def build(
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
         async with service.unit_of_work() as unit:
-            rows, freed = await handlers.record_snapshots(batch, unit.conn, tracer=service.tracer)
-            admitted, objects = await admission.admit_held(
-                unit.conn,
-                freed,
-                source=handlers.SOURCE,
-                actor=handlers.ACTOR,
-                tracer=service.tracer,
-            )
-            unit.rows.extend(rows + admitted)
-            if objects:
-                unit.after_commit.append(partial(handlers.apply_objects, cluster, objects))
+            await handlers.record_snapshots(batch, unit, backend=cluster, tracer=service.tracer)
 
     # Opened before the resync applies anything, so that every phase the re-applied workloads
     # go through is seen; opened later, the first snapshot only shows where they are by then.
@@ -103,12 +92,12 @@ def build(
 
     async def start() -> None:
         async with service.unit_of_work() as unit:
-            await handlers.claim_schema(unit.conn, settings.cluster_id)
+            await handlers.claim_schema(unit, settings.cluster_id)
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
         feed.append(cluster.snapshots())
         async with service.unit_of_work() as unit:
-            resynced = await handlers.resync(unit.conn, cluster)
+            resynced = await handlers.resync(unit, backend=cluster)
             unit.emit(report)
         log.info(
             "cluster %s (%s): %d workloads resynced", settings.cluster_id, cluster.name, resynced

@@ -1,17 +1,19 @@
 """Scheduler-adapter handlers: approved workloads become cluster objects; observed cluster state
-becomes phase events; authorized actions act on the cluster; the cluster's config is reported."""
+becomes phase events; authorized actions act on the cluster; the cluster's config is reported.
+
+Handlers decide over typed data, reach the adapter's state only through the store port
+(``store.AdapterStore``, taken through a seam so that tests pass an in-memory one), emit only
+through their unit of work, and leave the cluster calls that must follow the commit to
+``unit.after_commit``."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from opentelemetry import trace
-from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from berth.contracts.catalog import credential_secret_name
 from berth.contracts.envelope import Actor, Event
@@ -31,16 +33,22 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.contracts.queries import RenderReply, RenderRequest
+from berth.contracts.quota import holds_quota
 from berth.contracts.runnable import check, describe
 from berth.contracts.workload import requested_gpus
 from berth.scheduler_adapter import admission
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.credentials import CredentialDelivery
 from berth.scheduler_adapter.phases import derive_phase
-from berth.scheduler_adapter.render import from_config, object_refs, render
-from berth.scheduler_adapter.tables import agent, workloads
-from berth.shared import outbox
-from berth.shared.consumer import Incoming, Unit
+from berth.scheduler_adapter.rendering import from_config, object_refs, render
+from berth.scheduler_adapter.store import (
+    HELD,
+    AdapterStore,
+    AppliedWorkload,
+    PhaseChange,
+    SqlAdapterStore,
+)
+from berth.shared.consumer import Cause, Incoming
 from berth.shared.errors import PermanentError
 from berth.shared.telemetry import context_of, extract, inject, trace_id_of
 
@@ -50,8 +58,6 @@ E = TypeVar("E", bound=Event)
 
 SOURCE = "/berth/scheduler-adapter"
 ACTOR = Actor.system("scheduler-adapter")
-
-FINISHED = ("Completed", "Failed", "Deleted")
 
 # The phase an action puts a workload in at once, before the cluster confirms the result.
 ACTION_PHASES: dict[str, Phase] = {
@@ -117,28 +123,42 @@ def _config_cluster(event: ClusterConfigDesiredV1) -> str:
     return event.data.clusterId
 
 
+class UnitOfWork(Protocol):
+    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake):
+    ``emit`` into the outbox, and work to do once the transaction commits."""
+
+    after_commit: list[Callable[[], Awaitable[None]]]
+
+    def emit(self, event: Event, cause: Cause = None) -> None: ...
+
+
+StoreOf = Callable[[UnitOfWork], AdapterStore]
+"""The adapter's store inside a unit of work's transaction."""
+
+
+def _sql_store(unit: UnitOfWork) -> AdapterStore:
+    return SqlAdapterStore.of(unit)
+
+
 async def schedule_workloads(
     items: list[Incoming[PolicyApprovedV1]],
-    unit: Unit,
+    unit: UnitOfWork,
     *,
     backend: ClusterBackend,
     cluster_id: str,
+    store: StoreOf = _sql_store,
 ) -> None:
     """Render and apply each approved workload of this cluster; a workload that cannot be
     rendered fails alone."""
     items = mine(items, cluster_id, _workload_cluster)
     if not items:
         return
-    rows: list[dict[str, Any]] = []
+    db = store(unit)
+    rows: list[AppliedWorkload] = []
     to_apply: list[dict[str, Any]] = []
     capabilities = from_config(await backend.read_config())
-    used = await admission.usage(
-        unit.conn,
-        [
-            i.event.data.workload.project
-            for i in items
-            if i.event.data.workload.quotaGpus is not None
-        ],
+    used = await db.usage(
+        i.event.data.workload.project for i in items if i.event.data.workload.quotaGpus is not None
     )
     for item in items:
         ref = item.event.data.workload
@@ -188,18 +208,18 @@ async def schedule_workloads(
                 ref.project, gpus, used.get(ref.project, 0.0), ref.quotaGpus
             )
         rows.append(
-            {
-                "workload_id": ref.workloadId,
-                "ref": ref.model_dump(mode="json"),
-                "manifests": manifests,
-                "traceparent": inject(context_of(item.span)).get("traceparent"),
-                "correlation_id": correlation,
-                "project": ref.project,
-                "gpus": gpus,
-                "desired": admission.HELD if held else "Running",
-                "phase": "Pending" if held else None,
-                "phase_message": held or "",
-            }
+            AppliedWorkload(
+                workload_id=ref.workloadId,
+                ref=ref.model_dump(mode="json"),
+                manifests=manifests,
+                traceparent=inject(context_of(item.span)).get("traceparent"),
+                correlation_id=correlation,
+                project=ref.project,
+                gpus=gpus,
+                desired=HELD if held else "Running",
+                phase="Pending" if held else None,
+                phase_message=held or "",
+            )
         )
         if held:
             item.span.set_attribute("berth.quota.held", True)
@@ -225,8 +245,7 @@ async def schedule_workloads(
             ),
             cause=item,
         )
-    if rows:
-        await unit.conn.execute(insert(workloads).on_conflict_do_nothing(), rows)
+    await db.add(rows)
     if to_apply:
         # After the commit: the cluster reports on a workload at once, and the watch must find
         # the workload's row when it does. A crash in between is repaired by ``resync`` at start.
@@ -242,16 +261,9 @@ async def apply_objects(backend: ClusterBackend, objects: list[dict[str, Any]]) 
         log.warning("some objects were refused by the cluster: %s", exc)
 
 
-async def resync(conn: AsyncConnection, backend: ClusterBackend) -> int:
+async def resync(unit: UnitOfWork, *, backend: ClusterBackend, store: StoreOf = _sql_store) -> int:
     """Apply again every workload that should run and has not finished (apply is idempotent)."""
-    rows = (
-        await conn.execute(
-            select(workloads.c.manifests).where(
-                workloads.c.desired == "Running",
-                or_(workloads.c.phase.is_(None), workloads.c.phase.not_in(FINISHED)),
-            )
-        )
-    ).all()
+    rows = await store(unit).unfinished()
     objects = [m for r in rows for m in r.manifests]
     if objects:
         await apply_objects(backend, objects)
@@ -260,28 +272,28 @@ async def resync(conn: AsyncConnection, backend: ClusterBackend) -> int:
 
 async def act_on_actions(
     items: list[Incoming[WorkloadActionAuthorizedV1]],
-    unit: Unit,
+    unit: UnitOfWork,
     *,
     backend: ClusterBackend,
     cluster_id: str,
+    store: StoreOf = _sql_store,
 ) -> None:
     items = mine(items, cluster_id, _workload_cluster)
     if not items:
         return
-    current = await _current(unit.conn, [i.event.subject for i in items])
+    db = store(unit)
+    current = await db.current([i.event.subject for i in items])
     for item in items:
         data = item.event.data
         ref = data.workload
         row = current.get(ref.workloadId)
         if row is None or row.phase == "Deleted":
             continue  # never scheduled here, or already gone: nothing to act on
-        if row.desired == admission.HELD and data.action != "resume":
+        if row.desired == HELD and data.action != "resume":
             # Never applied: nothing to ask the cluster; the workload just leaves the queue.
             final: Phase = "Deleted" if data.action == "delete" else "Stopped"
-            await unit.conn.execute(
-                update(workloads)
-                .where(workloads.c.workload_id == ref.workloadId)
-                .values(desired=ACTION_DESIRED[data.action], phase=final, phase_message="")
+            await db.set_phases(
+                [PhaseChange(ref.workloadId, final, desired=ACTION_DESIRED[data.action])]
             )
             unit.emit(
                 phase_event(
@@ -295,12 +307,11 @@ async def act_on_actions(
             )
             continue
         phase = ACTION_PHASES[data.action]
+        previous: Phase | None
         # The new intent is recorded before the cluster is asked (same transaction), so what
         # the watch reports meanwhile is read against it.
-        await unit.conn.execute(
-            update(workloads)
-            .where(workloads.c.workload_id == ref.workloadId)
-            .values(desired=ACTION_DESIRED[data.action], phase=phase, phase_message="")
+        await db.set_phases(
+            [PhaseChange(ref.workloadId, phase, desired=ACTION_DESIRED[data.action])]
         )
         try:
             if data.action == "delete":
@@ -314,14 +325,13 @@ async def act_on_actions(
             # as it was, and the refusal is its phase message.
             log.warning("cannot %s workload %s: %s", data.action, ref.workloadId, exc)
             message = f"cannot {data.action}: {exc}"
-            await unit.conn.execute(
-                update(workloads)
-                .where(workloads.c.workload_id == ref.workloadId)
-                .values(desired=row.desired, phase=row.phase, phase_message=message)
+            await db.set_phases(
+                [PhaseChange(ref.workloadId, row.phase, message, desired=row.desired)]
             )
-            phase = previous = row.phase or "Creating"
+            phase = cast(Phase, row.phase or "Creating")
+            previous = phase
         else:
-            message, previous = "", row.phase
+            message, previous = "", cast(Phase | None, row.phase)
         unit.emit(
             phase_event(
                 ref,
@@ -335,39 +345,23 @@ async def act_on_actions(
         )
 
 
-async def _current(conn: AsyncConnection, ids: list[str], *, lock: bool = False) -> dict[str, Any]:
-    query = select(
-        workloads.c.workload_id,
-        workloads.c.ref,
-        workloads.c.phase,
-        workloads.c.desired,
-        workloads.c.phase_message,
-        workloads.c.traceparent,
-        workloads.c.correlation_id,
-    ).where(workloads.c.workload_id.in_(ids))
-    if lock:
-        # Waits for an action being recorded on the same workloads to commit, so a snapshot is
-        # always judged against the latest intent; a fixed order keeps two batches from
-        # deadlocking on each other.
-        query = query.order_by(workloads.c.workload_id).with_for_update()
-    rows = await conn.execute(query)
-    return {r.workload_id: r for r in rows}
-
-
 async def record_snapshots(
-    snapshots: list[WorkloadSnapshot], conn: AsyncConnection, *, tracer: trace.Tracer
-) -> tuple[list[dict[str, Any]], set[str]]:
-    """Turn observed cluster state into phase events, only where the phase changed.
-
-    Returns the outbox rows to write in the caller's transaction, and the projects in which a
-    workload gave its quota back (finished, stopped or deleted).
-    """
+    snapshots: list[WorkloadSnapshot],
+    unit: UnitOfWork,
+    *,
+    backend: ClusterBackend,
+    tracer: trace.Tracer,
+    store: StoreOf = _sql_store,
+) -> None:
+    """Turn observed cluster state into phase events, only where the phase changed; then admit
+    the held workloads that fit in the quota the finished, stopped or deleted ones gave back
+    (applied once committed)."""
+    db = store(unit)
     freed: set[str] = set()
-    current = await _current(conn, list({s.workload_id for s in snapshots}), lock=True)
+    current = await db.current({s.workload_id for s in snapshots}, lock=True)
     phases = {wid: row.phase for wid, row in current.items()}
-    messages = {wid: row.phase_message or "" for wid, row in current.items()}
-    out: list[dict[str, Any]] = []
-    changes: dict[str, dict[str, Any]] = {}
+    messages = {wid: row.phase_message for wid, row in current.items()}
+    changes: dict[str, PhaseChange] = {}
     # Every snapshot in order, not just the latest per workload: each phase a workload passed
     # through is reported, even when several arrive in one batch.
     for snapshot in snapshots:
@@ -383,36 +377,35 @@ async def record_snapshots(
         explained = phase == "Pending" and message and not messages[workload_id]
         if phase == phases[workload_id] and not explained:
             continue
+        # No message caused it: the phase event continues the trace stored with the workload.
         span = tracer.start_span(
             f"phase {phase}",
             context=extract({"traceparent": row.traceparent} if row.traceparent else None),
             attributes={"berth.subject": workload_id, "berth.phase": phase},
         )
-        event = phase_event(
-            WorkloadRef.model_validate(row.ref),
-            phase=phase,
-            previous=phases[workload_id],
-            message=message,
-            reason=reason,
-            running=running,
-            requested=requested,
-            correlation_id=row.correlation_id,
+        unit.emit(
+            phase_event(
+                WorkloadRef.model_validate(row.ref),
+                phase=phase,
+                previous=phases[workload_id],
+                message=message,
+                reason=reason,
+                running=running,
+                requested=requested,
+                correlation_id=row.correlation_id,
+            ),
+            cause=context_of(span),
         )
-        out.append(outbox.outbox_row(event, context_of(span)))
         span.end()
         phases[workload_id] = phase
         messages[workload_id] = message
-        changes[workload_id] = {"wid": workload_id, "phase": phase, "message": message}
-        if phase in admission.RELEASING:
+        changes[workload_id] = PhaseChange(workload_id, phase, message)
+        if not holds_quota(phase):
             freed.add(str(row.ref.get("project")))
-    if changes:
-        await conn.execute(
-            update(workloads)
-            .where(workloads.c.workload_id == bindparam("wid"))
-            .values(phase=bindparam("phase"), phase_message=bindparam("message")),
-            list(changes.values()),
-        )
-    return out, freed
+    await db.set_phases(list(changes.values()))
+    objects = await admission.admit_held(db, unit, freed, source=SOURCE, actor=ACTOR, tracer=tracer)
+    if objects:
+        unit.after_commit.append(partial(apply_objects, backend, objects))
 
 
 async def config_report(backend: ClusterBackend, cluster_id: str) -> ClusterConfigReportedV1:
@@ -434,10 +427,9 @@ async def config_report(backend: ClusterBackend, cluster_id: str) -> ClusterConf
     )
 
 
-async def claim_schema(conn: AsyncConnection, cluster_id: str) -> None:
+async def claim_schema(unit: UnitOfWork, cluster_id: str, *, store: StoreOf = _sql_store) -> None:
     """Record that this schema holds ``cluster_id``'s agent; refuse another cluster's."""
-    await conn.execute(insert(agent).values(id=1, cluster_id=cluster_id).on_conflict_do_nothing())
-    owner = await conn.scalar(select(agent.c.cluster_id).where(agent.c.id == 1))
+    owner = await store(unit).claim_cluster(cluster_id)
     if owner != cluster_id:
         raise RuntimeError(
             f"this database holds the state of cluster {owner}'s agent, not {cluster_id}'s: "
@@ -447,7 +439,7 @@ async def claim_schema(conn: AsyncConnection, cluster_id: str) -> None:
 
 async def apply_desired_config(
     items: list[Incoming[ClusterConfigDesiredV1]],
-    unit: Unit,
+    unit: UnitOfWork,
     *,
     backend: ClusterBackend,
     cluster_id: str,
@@ -462,7 +454,7 @@ async def apply_desired_config(
 
 
 async def refresh_credentials(
-    items: list[Incoming[CatalogAssetChangedV1]], _unit: Unit, *, delivery: CredentialDelivery
+    items: list[Incoming[CatalogAssetChangedV1]], _unit: UnitOfWork, *, delivery: CredentialDelivery
 ) -> None:
     """A credential's value may have changed: its Secrets are delivered again."""
     delivery.refresh(

@@ -53,6 +53,7 @@ from berth.contracts.capabilities import (
 from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, is_top, top_object
 from berth.scheduler_adapter.simulation.feed import SnapshotFeed
+from berth.scheduler_adapter.top_kinds import expected_pods, top_kind
 from berth.shared.errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,6 @@ WATCHED: tuple[Resource, ...] = (
     POD,
     *(r for r in RESOURCES.values() if is_top({"apiVersion": r.api_version, "kind": r.kind})),
 )
-KUBEFLOW = frozenset({"PyTorchJob", "TFJob", "XGBoostJob", "MPIJob"})
 
 
 def resource_of(obj: Mapping[str, Any]) -> Resource:
@@ -202,22 +202,6 @@ def pod_status(pod: Mapping[str, Any]) -> PodStatus:
         message=message,
         node=(pod.get("spec") or {}).get("nodeName"),
     )
-
-
-def expected_pods(top: Mapping[str, Any]) -> int:
-    kind = top["kind"]
-    spec: Mapping[str, Any] = top.get("spec") or {}
-    if kind == "Job":
-        return int(spec.get("parallelism", 1))
-    if kind in ("StatefulSet", "Deployment"):
-        return int(spec.get("replicas", 1))
-    if kind in KUBEFLOW:
-        replica_specs: Mapping[str, Any] = next(
-            (v for k, v in spec.items() if k.endswith("ReplicaSpecs")), {}
-        )
-        return sum(int(r.get("replicas", 1)) for r in replica_specs.values())
-    annotations = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
-    return int(annotations.get(labels.KNATIVE_MIN_SCALE, 1))
 
 
 def suspended(top: Mapping[str, Any]) -> bool:
@@ -469,13 +453,14 @@ class KubernetesCluster:
         if top is None:
             return
         kind = top["kind"]
+        suspend_at = getattr(top_kind(top), "suspend", None)
         annotations: dict[str, Any] = {SUSPENDED_ANNOTATION: "true" if value else None}
         spec: dict[str, Any] = {}
-        if kind == "Job":
+        if suspend_at == "spec.suspend":
             spec["suspend"] = value
-        elif kind in KUBEFLOW:
+        elif suspend_at == "spec.runPolicy.suspend":
             spec["runPolicy"] = {"suspend": value}
-        elif kind in ("StatefulSet", "Deployment"):
+        elif suspend_at == "spec.replicas":
             current = top["metadata"].get("annotations") or {}
             if value:
                 annotations[REPLICAS_ANNOTATION] = str((top.get("spec") or {}).get("replicas", 1))

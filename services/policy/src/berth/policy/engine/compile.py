@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from berth.contracts.events import Issue
+from berth.contracts.issues import plain
 from berth.contracts.policy import (
     FieldRule,
     ImposedAsset,
@@ -93,9 +94,8 @@ def compile_policy(
         except ValidationError as exc:
             for error in exc.errors():
                 loc = ".".join(str(p) for p in error["loc"])
-                issues.append(
-                    Issue(field=f"rules.{path}" + (f".{loc}" if loc else ""), details=error["msg"])
-                )
+                field = f"rules.{path}" + (f".{loc}" if loc else "")
+                issues.append(Issue(field=field, details=plain(error, field)))
             continue
         issues.extend(validate_rule(cat, path, info, rule))
         if rule.allowOverride and scope is not None and scope.scope == "project":
@@ -132,7 +132,10 @@ def _asset_issues(
                 {"name": asset.id, **asset.source} if "name" in model.model_fields else asset.source
             )
         except ValidationError as exc:
-            issues.extend(Issue(field=f"{where}.source", details=e["msg"]) for e in exc.errors())
+            issues.extend(
+                Issue(field=f"{where}.source", details=plain(e, f"{where}.source"))
+                for e in exc.errors()
+            )
     return issues
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from berth.contracts.events import Issue
+from berth.contracts.issues import plain
 from berth.contracts.policy import ScopeRef
 from berth.contracts.workload import MasterSpec, WorkloadSubmission, applicable_system_defaults
 from berth.policy.engine.fields import catalog
@@ -226,13 +227,11 @@ def _with_system_defaults(
 
 
 def _validation_issues(prefix: str, exc: ValidationError) -> list[Issue]:
-    return [
-        Issue(
-            field=prefix + ".".join(str(p) for p in error["loc"] if p != "__root__"),
-            details=error["msg"],
-        )
-        for error in exc.errors()
-    ]
+    issues = []
+    for error in exc.errors():
+        field = prefix + ".".join(str(p) for p in error["loc"] if p != "__root__")
+        issues.append(Issue(field=field, details=plain(error, field)))
+    return issues
 
 
 def evaluate(

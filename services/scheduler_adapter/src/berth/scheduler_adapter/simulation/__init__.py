@@ -1,4 +1,4 @@
-"""Building blocks of the in-process simulated cluster (``berth.scheduler_adapter.simulated``)."""
+"""Building blocks of the in-process simulated cluster (``simulation.cluster``)."""
 
 from berth.scheduler_adapter.simulation.inventory import Inventory, NodePoolSpec
 

@@ -13,12 +13,17 @@ from typing import Any
 
 from berth.contracts.workload import DEFAULT_BACKOFF_LIMIT
 from berth.scheduler_adapter import labels
-from berth.scheduler_adapter.backend import TOP_KINDS, top_object
+from berth.scheduler_adapter.backend import top_object
 from berth.scheduler_adapter.simulation.capacity import GPU_MILLI, PodDemand
 from berth.scheduler_adapter.simulation.quantity import millis, parse_quantity, units
+from berth.scheduler_adapter.top_kinds import (
+    KUBEFLOW_KINDS,
+    pod_templates,
+    replica_specs,
+    top_kind,
+    top_kind_names,
+)
 
-KUBEFLOW_KINDS = frozenset({"PyTorchJob", "TFJob", "XGBoostJob", "MPIJob"})
-FINITE_KINDS = KUBEFLOW_KINDS | {"Job"}
 DEFAULT_FINITE_RUNTIME = 10.0
 DEFAULT_STARTUP = 1.0
 FAIL_MODES = frozenset({"crash", "image-pull"})
@@ -49,15 +54,18 @@ class WorkloadShape:
 
 def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
     top = top_object(objects)
-    if top is None:
-        raise ValueError(f"none of {', '.join(sorted(TOP_KINDS))} among the workload's objects")
+    described = top_kind(top) if top is not None else None
+    if top is None or described is None:
+        raise ValueError(f"none of {', '.join(top_kind_names())} among the workload's objects")
     kind = str(top["kind"])
     name = str(top["metadata"]["name"])
     spec: Mapping[str, Any] = top.get("spec") or {}
-    templates = _templates(kind, name, spec)
+    if described.kubeflow and replica_specs(spec) is None:
+        raise ValueError(f"{kind} {name} has no replica specs")
+    templates = pod_templates(top)
     pods = tuple((pod_name, pod_demand(template)) for pod_name, template in templates)
     annotations: Mapping[str, str] = top["metadata"].get("annotations") or {}
-    finite = kind in FINITE_KINDS
+    finite = described.finite
     lifecycle = (spec.get("runPolicy") or {}) if kind in KUBEFLOW_KINDS else spec
     fail = annotations.get(labels.SIM_FAIL_ANNOTATION) or None
     if fail is not None and fail not in FAIL_MODES:
@@ -79,36 +87,12 @@ def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
         runtime=_seconds(annotations, labels.SIM_RUNTIME_ANNOTATION, default_runtime),
         startup=_seconds(annotations, labels.SIM_STARTUP_ANNOTATION, DEFAULT_STARTUP) or 0.0,
         fail=fail,
-        success_condition="Complete" if kind == "Job" else "Succeeded",
+        # A kind that runs until stopped has no success condition of its own; its pods can
+        # still all exit in the simulation (an injected runtime), which reads as success.
+        success_condition=described.success_condition or "Succeeded",
         priority=_priority(top, templates),
         note=str(annotations.get(labels.PHASE_NOTE_ANNOTATION, "")),
     )
-
-
-def _templates(
-    kind: str, name: str, spec: Mapping[str, Any]
-) -> list[tuple[str, Mapping[str, Any]]]:
-    template: Mapping[str, Any] = spec.get("template") or {}
-    if kind == "Job":
-        count = int(spec.get("parallelism", 1))
-        return [(f"{name}-{index}", template) for index in range(count)]
-    if kind in ("StatefulSet", "Deployment"):
-        count = int(spec.get("replicas", 1))
-        return [(f"{name}-{index}", template) for index in range(count)]
-    if kind == "Service":  # Knative: no traffic in the simulation, so it idles at min-scale
-        annotations = (template.get("metadata") or {}).get("annotations") or {}
-        count = int(annotations.get(labels.KNATIVE_MIN_SCALE, 1))
-        return [(f"{name}-{index}", template) for index in range(count)]
-    replica_specs = next(
-        (value for key, value in spec.items() if key.endswith("ReplicaSpecs")), None
-    )
-    if not isinstance(replica_specs, Mapping):
-        raise ValueError(f"{kind} {name} has no replica specs")
-    result: list[tuple[str, Mapping[str, Any]]] = []
-    for role, replica in replica_specs.items():
-        for index in range(int(replica.get("replicas", 1))):
-            result.append((f"{name}-{role.lower()}-{index}", replica.get("template") or {}))
-    return result
 
 
 def _first_image(templates: list[tuple[str, Mapping[str, Any]]]) -> str:

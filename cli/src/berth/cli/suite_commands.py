@@ -1,0 +1,91 @@
+"""The installation itself: ``berth up`` (the local suite) and ``berth version``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from berth.cli.common import console, err
+
+
+def version_text() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"berth {version('berth-cli')}"
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "berth (unknown version)"
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)
+    app.command("version")(version_)
+
+
+def version_() -> None:
+    """Print berth's version."""
+    print(version_text())
+
+
+def up(
+    state_dir: Annotated[
+        Path,
+        typer.Option(
+            "--state-dir", metavar="DIR", help="Where embedded servers keep data and logs."
+        ),
+    ] = Path(".berth"),
+    sim_speed: Annotated[
+        float,
+        typer.Option(
+            "--sim-speed",
+            metavar="FACTOR",
+            help="Simulated cluster seconds per real second [env BERTH_SIM_SPEED].",
+        ),
+    ] = 1.0,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory", metavar="FILE", help="YAML inventory of the simulated cluster."
+        ),
+    ] = None,
+) -> None:
+    """Run the whole suite locally. In the foreground: NATS and PostgreSQL (embedded, unless
+    BERTH_NATS_URL / BERTH_DATABASE_URL point elsewhere), the six services, and a simulated
+    cluster. Ctrl-C stops everything."""
+    import os
+    import signal
+
+    from berth.cli import endpoints, output
+    from berth.cli.suite import Suite
+
+    if "BERTH_SIM_SPEED" in os.environ and sim_speed == 1.0:
+        sim_speed = float(os.environ["BERTH_SIM_SPEED"])
+    # `kill` (SIGTERM) stops the suite as cleanly as Ctrl-C does; SIGINT is set explicitly
+    # because a shell starting berth in the background leaves it ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    suite = Suite(
+        state_dir.resolve(),
+        sim_speed=sim_speed,
+        inventory=inventory,
+        progress=lambda line: console.print(line),
+    )
+    try:
+        suite.start()
+    except Exception as exc:
+        err.print(f"could not start berth: {type(exc).__name__}: {exc}", markup=False, style="red")
+        suite.stop()
+        raise typer.Exit(1) from None
+    endpoints.record(suite.nats_url, suite.database_url, suite.credentials_dir)
+    console.print(output.welcome(suite))
+    try:
+        suite.supervise()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping…")
+        suite.stop()
+        endpoints.forget()
+        console.print("stopped.")

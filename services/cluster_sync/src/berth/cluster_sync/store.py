@@ -1,0 +1,180 @@
+"""cluster-sync's registry: the store port the handlers use and its PostgreSQL adapter (batched
+Core statements)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from berth.cluster_sync.tables import clusters, desired_configs, placements
+from berth.contracts.events import ClusterConfig, ClusterRecord
+from berth.shared.consumer import Unit
+
+
+@dataclass(frozen=True)
+class Registered:
+    """A registered cluster: the record of its latest report, and whether cluster.updated has
+    told the other services of it yet."""
+
+    record: ClusterRecord
+    announced: bool
+
+
+@dataclass(frozen=True)
+class DesiredChange:
+    """Settings an administrator asked for: merged into the cluster's desired config."""
+
+    cluster_id: str
+    settings: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Placement:
+    workload_id: str
+    cluster_id: str
+    namespace: str
+    objects: list[dict[str, Any]]
+    at: datetime
+
+
+class ClusterSyncStore(Protocol):
+    """What the handlers read and write, inside the transaction of their unit of work."""
+
+    async def clusters(self, cluster_ids: Iterable[str]) -> dict[str, Registered]: ...
+
+    async def save_clusters(self, records: Sequence[ClusterRecord]) -> None:
+        """Register or replace each cluster's record (one per cluster), as announced."""
+
+    async def desired(self, cluster_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The desired config of each cluster that has one."""
+
+    async def merge_desired(self, changes: Sequence[DesiredChange]) -> None:
+        """Merge settings into the desired configs, in order (a later setting of the same
+        cluster wins); a cluster that has not registered yet keeps them for when it does."""
+
+    async def add_placements(self, records: Sequence[Placement]) -> None:
+        """Record where workloads run; a workload keeps its first placement."""
+
+
+class SqlClusterSyncStore:
+    """The cluster-sync store in PostgreSQL, on one connection (one transaction)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def of(cls, unit: object) -> SqlClusterSyncStore:
+        """The store of a unit of work: its connection, so state and events commit together."""
+        if not isinstance(unit, Unit):
+            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
+        return cls(unit.conn)
+
+    async def clusters(self, cluster_ids: Iterable[str]) -> dict[str, Registered]:
+        ids = list(set(cluster_ids))
+        if not ids:
+            return {}
+        rows = await self._conn.execute(select(clusters).where(clusters.c.cluster_id.in_(ids)))
+        return {r.cluster_id: Registered(_record(r), r.announced) for r in rows}
+
+    async def save_clusters(self, records: Sequence[ClusterRecord]) -> None:
+        if not records:
+            return
+        stmt = insert(clusters)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[clusters.c.cluster_id],
+                set_={
+                    c: stmt.excluded[c]
+                    for c in (
+                        "backend",
+                        "config",
+                        "node_pools",
+                        "gpus",
+                        "capabilities",
+                        "extra",
+                        "last_report_at",
+                        "announced",
+                    )
+                },
+            ),
+            [
+                {
+                    "cluster_id": r.clusterId,
+                    "backend": r.backend,
+                    "config": r.config.model_dump(mode="json"),
+                    "node_pools": r.nodePools,
+                    "gpus": r.gpus,
+                    "capabilities": r.capabilities,
+                    "extra": r.extra,
+                    "last_report_at": r.reportedAt,
+                    "announced": True,
+                }
+                for r in records
+            ],
+        )
+
+    async def desired(self, cluster_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(set(cluster_ids))
+        if not ids:
+            return {}
+        rows = await self._conn.execute(
+            select(desired_configs).where(desired_configs.c.cluster_id.in_(ids))
+        )
+        return {r.cluster_id: dict(r.settings) for r in rows}
+
+    async def merge_desired(self, changes: Sequence[DesiredChange]) -> None:
+        if not changes:
+            return
+        stmt = insert(desired_configs)
+        # executemany runs one statement per row, in order: two changes of one cluster in a batch
+        # merge one after the other.
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[desired_configs.c.cluster_id],
+                set_={
+                    "settings": desired_configs.c.settings.op("||")(stmt.excluded.settings),
+                    "requested_at": stmt.excluded.requested_at,
+                },
+            ),
+            [
+                {"cluster_id": c.cluster_id, "settings": c.settings, "requested_at": c.at}
+                for c in changes
+            ],
+        )
+
+    async def add_placements(self, records: Sequence[Placement]) -> None:
+        if not records:
+            return
+        await self._conn.execute(
+            insert(placements).on_conflict_do_nothing(),
+            [
+                {
+                    "workload_id": p.workload_id,
+                    "cluster_id": p.cluster_id,
+                    "namespace": p.namespace,
+                    "objects": p.objects,
+                    "scheduled_at": p.at,
+                }
+                for p in records
+            ],
+        )
+
+
+def _record(row: Any) -> ClusterRecord:
+    return ClusterRecord(
+        clusterId=row.cluster_id,
+        backend=row.backend,
+        config=ClusterConfig.model_validate(row.config),
+        nodePools=list(row.node_pools),
+        gpus=row.gpus,
+        capabilities=dict(row.capabilities),
+        extra=dict(row.extra),
+        reportedAt=row.last_report_at,
+    )

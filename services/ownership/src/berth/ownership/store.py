@@ -1,0 +1,201 @@
+"""Ownership's records: the store port the handlers use and its PostgreSQL adapter (batched
+Core statements)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from berth.contracts.events import TERMINAL_PHASES
+from berth.ownership.tables import clusters, owners, workload_phases
+from berth.shared.consumer import Unit
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who created a workload, in which cluster, and the workload as it was accepted."""
+
+    workload_id: str
+    cluster_id: str
+    created_by: str
+    ref: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Protection:
+    """A cluster's ownership protection: as its agent last reported it and as administrators
+    asked for it (either unknown until its first event), each with the time it was said."""
+
+    cluster_id: str
+    reported: bool | None = None
+    reported_at: datetime | None = None
+    desired: bool | None = None
+    desired_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Said:
+    """One cluster's protection setting as one event says it, at that event's time."""
+
+    cluster_id: str
+    protection: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Phase:
+    workload_id: str
+    phase: str
+    at: datetime
+
+
+class OwnershipStore(Protocol):
+    """What the handlers read and write, inside the transaction of their unit of work."""
+
+    async def add_owners(self, records: Sequence[Owner]) -> None:
+        """Record creators; a workload keeps its first record (redeliveries change nothing)."""
+
+    async def owners(self, workload_ids: Iterable[str]) -> dict[str, Owner]: ...
+
+    async def record_reported(self, reports: Sequence[Said]) -> None:
+        """The protection clusters report, one per cluster; an older one never replaces a
+        newer."""
+
+    async def record_desired(self, requests: Sequence[Said]) -> None:
+        """The protection administrators asked for, one per cluster; an older one never
+        replaces a newer."""
+
+    async def protections(self) -> dict[str, Protection]:
+        """Every cluster's protection, by cluster id."""
+
+    async def record_phases(self, phases: Sequence[Phase]) -> None:
+        """The latest phase of each workload (one per workload): an older phase never replaces
+        a newer one, and a terminal phase is final."""
+
+    async def phases(self, workload_ids: Iterable[str]) -> dict[str, str]: ...
+
+
+class SqlOwnershipStore:
+    """The ownership store in PostgreSQL, on one connection (one transaction)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def of(cls, unit: object) -> SqlOwnershipStore:
+        """The store of a unit of work: its connection, so state and events commit together."""
+        if not isinstance(unit, Unit):
+            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
+        return cls(unit.conn)
+
+    async def add_owners(self, records: Sequence[Owner]) -> None:
+        if not records:
+            return
+        await self._conn.execute(
+            insert(owners).on_conflict_do_nothing(),
+            [
+                {
+                    "workload_id": r.workload_id,
+                    "cluster_id": r.cluster_id,
+                    "created_by": r.created_by,
+                    "ref": r.ref,
+                }
+                for r in records
+            ],
+        )
+
+    async def owners(self, workload_ids: Iterable[str]) -> dict[str, Owner]:
+        ids = list(set(workload_ids))
+        if not ids:
+            return {}
+        rows = await self._conn.execute(select(owners).where(owners.c.workload_id.in_(ids)))
+        return {
+            r.workload_id: Owner(r.workload_id, r.cluster_id, r.created_by, dict(r.ref or {}))
+            for r in rows
+        }
+
+    async def record_reported(self, reports: Sequence[Said]) -> None:
+        if not reports:
+            return
+        stmt = insert(clusters)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[clusters.c.cluster_id],
+                set_={
+                    "protection": stmt.excluded.protection,
+                    "updated_at": stmt.excluded.updated_at,
+                },
+                # A late, older report must not undo a newer one.
+                where=or_(
+                    clusters.c.updated_at.is_(None),
+                    clusters.c.updated_at <= stmt.excluded.updated_at,
+                ),
+            ),
+            [
+                {"cluster_id": r.cluster_id, "protection": r.protection, "updated_at": r.at}
+                for r in reports
+            ],
+        )
+
+    async def record_desired(self, requests: Sequence[Said]) -> None:
+        if not requests:
+            return
+        stmt = insert(clusters)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[clusters.c.cluster_id],
+                set_={
+                    "desired_protection": stmt.excluded.desired_protection,
+                    "desired_at": stmt.excluded.desired_at,
+                },
+                where=or_(
+                    clusters.c.desired_at.is_(None),
+                    clusters.c.desired_at <= stmt.excluded.desired_at,
+                ),
+            ),
+            [
+                {"cluster_id": r.cluster_id, "desired_protection": r.protection, "desired_at": r.at}
+                for r in requests
+            ],
+        )
+
+    async def protections(self) -> dict[str, Protection]:
+        return {
+            r.cluster_id: Protection(
+                r.cluster_id, r.protection, r.updated_at, r.desired_protection, r.desired_at
+            )
+            for r in await self._conn.execute(select(clusters))
+        }
+
+    async def record_phases(self, phases: Sequence[Phase]) -> None:
+        if not phases:
+            return
+        stmt = insert(workload_phases)
+        await self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[workload_phases.c.workload_id],
+                set_={"phase": stmt.excluded.phase, "at": stmt.excluded.at},
+                # One comparison per terminal phase, not NOT IN: an expanding IN parameter
+                # cannot be used with executemany (a batch of several workloads).
+                where=and_(
+                    workload_phases.c.at <= stmt.excluded.at,
+                    *(workload_phases.c.phase != p for p in sorted(TERMINAL_PHASES)),
+                ),
+            ),
+            [{"workload_id": p.workload_id, "phase": p.phase, "at": p.at} for p in phases],
+        )
+
+    async def phases(self, workload_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(set(workload_ids))
+        if not ids:
+            return {}
+        rows = await self._conn.execute(
+            select(workload_phases).where(workload_phases.c.workload_id.in_(ids))
+        )
+        return {r.workload_id: r.phase for r in rows}

@@ -1,0 +1,253 @@
+"""The scheduler-adapter's state: the store port its handlers use, and its PostgreSQL adapter
+(batched Core statements in the unit of work's transaction).
+
+A workload's row is what was rendered for it (applied, or held until its project has room), the
+intent last asked for (``desired``), and the phase last reported, with what its phase events
+join: the trace and the causal chain of its approval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from berth.contracts.quota import QUOTA_HOLDING_PHASES
+from berth.scheduler_adapter.tables import agent, workloads
+from berth.shared.consumer import Unit
+
+HELD = "Held"
+"""The intent of a workload held over its project's quota: nothing applied yet."""
+
+FINISHED = ("Completed", "Failed", "Deleted")
+
+
+@dataclass(frozen=True)
+class AppliedWorkload:
+    """One workload this agent rendered: its objects, intent and last reported phase."""
+
+    workload_id: str
+    ref: dict[str, Any]
+    manifests: list[dict[str, Any]]
+    desired: str = "Running"
+    phase: str | None = None
+    phase_message: str = ""
+    traceparent: str | None = None
+    correlation_id: str | None = None
+    project: str | None = None
+    gpus: float = 0.0
+
+    @property
+    def holds_quota(self) -> bool:
+        """Admitted and not in a phase that gives the quota back."""
+        return self.desired == "Running" and (
+            self.phase is None or self.phase in QUOTA_HOLDING_PHASES
+        )
+
+    @property
+    def unfinished(self) -> bool:
+        """Should run and has not finished: what a restarted agent applies again."""
+        return self.desired == "Running" and self.phase not in FINISHED
+
+
+@dataclass(frozen=True)
+class PhaseChange:
+    workload_id: str
+    phase: str | None
+    message: str = ""
+    desired: str | None = field(default=None)
+    """The new intent, when it changes with the phase (an action)."""
+
+
+class AdapterStore(Protocol):
+    """What the handlers read and write, inside the transaction of their unit of work."""
+
+    async def usage(self, projects: Iterable[str]) -> dict[str, float]:
+        """GPUs of each project's admitted workloads that hold quota."""
+
+    async def add(self, rows: Sequence[AppliedWorkload]) -> None:
+        """Record newly rendered workloads; a workload already recorded keeps its row."""
+
+    async def current(
+        self, ids: Iterable[str], *, lock: bool = False
+    ) -> dict[str, AppliedWorkload]:
+        """The rows of ``ids`` that exist; ``lock`` waits for (and blocks) concurrent intents."""
+
+    async def set_phases(self, changes: Sequence[PhaseChange]) -> None:
+        """Record phases (and intents, where given)."""
+
+    async def held(self, projects: Iterable[str]) -> list[AppliedWorkload]:
+        """The held workloads of ``projects``, oldest first (skipping those another transaction
+        is admitting)."""
+
+    async def admit(self, ids: Sequence[str]) -> None:
+        """Held workloads become admitted: they should run."""
+
+    async def unfinished(self) -> list[AppliedWorkload]:
+        """Every workload that should run and has not finished."""
+
+    async def claim_cluster(self, cluster_id: str) -> str:
+        """Record ``cluster_id`` as this state's owner unless one is; the owner."""
+
+
+def _row(row: Any) -> AppliedWorkload:
+    return AppliedWorkload(
+        workload_id=row.workload_id,
+        ref=row.ref,
+        manifests=row.manifests,
+        desired=row.desired,
+        phase=row.phase,
+        phase_message=row.phase_message or "",
+        traceparent=row.traceparent,
+        correlation_id=row.correlation_id,
+        project=row.project,
+        gpus=float(row.gpus or 0),
+    )
+
+
+_COLUMNS = (
+    workloads.c.workload_id,
+    workloads.c.ref,
+    workloads.c.manifests,
+    workloads.c.desired,
+    workloads.c.phase,
+    workloads.c.phase_message,
+    workloads.c.traceparent,
+    workloads.c.correlation_id,
+    workloads.c.project,
+    workloads.c.gpus,
+)
+
+
+class SqlAdapterStore:
+    """The scheduler-adapter's store in PostgreSQL, on one connection (one transaction)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def of(cls, unit: object) -> SqlAdapterStore:
+        """The store of a unit of work: its connection, so state and events commit together."""
+        if not isinstance(unit, Unit):
+            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
+        return cls(unit.conn)
+
+    async def usage(self, projects: Iterable[str]) -> dict[str, float]:
+        names = sorted(set(projects))
+        if not names:
+            return {}
+        rows = await self._conn.execute(
+            select(workloads.c.project, func.sum(workloads.c.gpus))
+            .where(
+                workloads.c.project.in_(names),
+                workloads.c.desired == "Running",
+                or_(
+                    workloads.c.phase.is_(None),
+                    workloads.c.phase.in_(sorted(QUOTA_HOLDING_PHASES)),
+                ),
+            )
+            .group_by(workloads.c.project)
+        )
+        return {project: float(total or 0) for project, total in rows}
+
+    async def add(self, rows: Sequence[AppliedWorkload]) -> None:
+        if rows:
+            await self._conn.execute(
+                insert(workloads).on_conflict_do_nothing(),
+                [
+                    {
+                        "workload_id": r.workload_id,
+                        "ref": r.ref,
+                        "manifests": r.manifests,
+                        "desired": r.desired,
+                        "phase": r.phase,
+                        "phase_message": r.phase_message,
+                        "traceparent": r.traceparent,
+                        "correlation_id": r.correlation_id,
+                        "project": r.project,
+                        "gpus": r.gpus,
+                    }
+                    for r in rows
+                ],
+            )
+
+    async def current(
+        self, ids: Iterable[str], *, lock: bool = False
+    ) -> dict[str, AppliedWorkload]:
+        query = select(*_COLUMNS).where(workloads.c.workload_id.in_(list(ids)))
+        if lock:
+            # Waits for an action being recorded on the same workloads to commit, so a snapshot
+            # is always judged against the latest intent; a fixed order keeps two batches from
+            # deadlocking on each other.
+            query = query.order_by(workloads.c.workload_id).with_for_update()
+        rows = await self._conn.execute(query)
+        return {r.workload_id: _row(r) for r in rows}
+
+    async def set_phases(self, changes: Sequence[PhaseChange]) -> None:
+        plain = [
+            {"wid": c.workload_id, "phase": c.phase, "message": c.message}
+            for c in changes
+            if c.desired is None
+        ]
+        if plain:
+            await self._conn.execute(
+                update(workloads)
+                .where(workloads.c.workload_id == bindparam("wid"))
+                .values(phase=bindparam("phase"), phase_message=bindparam("message")),
+                plain,
+            )
+        intents = [
+            {"wid": c.workload_id, "phase": c.phase, "message": c.message, "intent": c.desired}
+            for c in changes
+            if c.desired is not None
+        ]
+        if intents:
+            await self._conn.execute(
+                update(workloads)
+                .where(workloads.c.workload_id == bindparam("wid"))
+                .values(
+                    desired=bindparam("intent"),
+                    phase=bindparam("phase"),
+                    phase_message=bindparam("message"),
+                ),
+                intents,
+            )
+
+    async def held(self, projects: Iterable[str]) -> list[AppliedWorkload]:
+        names = sorted(set(projects))
+        if not names:
+            return []
+        rows = await self._conn.execute(
+            select(*_COLUMNS)
+            .where(workloads.c.project.in_(names), workloads.c.desired == HELD)
+            .order_by(workloads.c.updated_at, workloads.c.workload_id)
+            .with_for_update(skip_locked=True)
+        )
+        return [_row(r) for r in rows]
+
+    async def admit(self, ids: Sequence[str]) -> None:
+        if ids:
+            await self._conn.execute(
+                update(workloads)
+                .where(workloads.c.workload_id.in_(list(ids)))
+                .values(desired="Running", phase_message="")
+            )
+
+    async def unfinished(self) -> list[AppliedWorkload]:
+        rows = await self._conn.execute(
+            select(*_COLUMNS).where(
+                workloads.c.desired == "Running",
+                or_(workloads.c.phase.is_(None), workloads.c.phase.not_in(FINISHED)),
+            )
+        )
+        return [_row(r) for r in rows]
+
+    async def claim_cluster(self, cluster_id: str) -> str:
+        await self._conn.execute(
+            insert(agent).values(id=1, cluster_id=cluster_id).on_conflict_do_nothing()
+        )
+        return str(await self._conn.scalar(select(agent.c.cluster_id).where(agent.c.id == 1)))

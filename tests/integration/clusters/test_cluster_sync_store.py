@@ -1,0 +1,114 @@
+"""The cluster-sync store port, on PostgreSQL and in memory: the same answers, so that handler
+unit tests on the in-memory registry say what the service does on the real one."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from berth.cluster_sync.store import ClusterSyncStore, DesiredChange, Placement, SqlClusterSyncStore
+from berth.cluster_sync.tables import placements
+from berth.contracts.events import ClusterConfig, ClusterRecord
+from berth.shared.db import create_engine
+from berth.shared.migrations import upgrade
+from tests.conftest import new_database
+from tests.unit.cluster_sync.cluster_sync_fakes import InMemoryClusterSyncStore
+
+Scenario = Callable[[ClusterSyncStore], Awaitable[Any]]
+Run = Callable[[Scenario], Awaitable[Any]]
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["postgres", "memory"])
+async def run(request: pytest.FixtureRequest) -> AsyncIterator[Run]:
+    """Runs a scenario against one store implementation, in one transaction."""
+    if request.param == "memory":
+        memory = InMemoryClusterSyncStore()
+
+        async def in_memory(scenario: Scenario) -> Any:
+            return await scenario(memory)
+
+        yield in_memory
+        return
+    admin_url: str = request.getfixturevalue("admin_database_url")
+    async with contextlib.AsyncExitStack() as stack:
+        database_url = await stack.enter_async_context(new_database(admin_url))
+        await upgrade("berth.cluster_sync", database_url)
+        db = create_engine(database_url)
+        stack.push_async_callback(db.dispose)
+
+        async def in_postgres(scenario: Scenario) -> Any:
+            async with db.begin() as conn:
+                return await scenario(SqlClusterSyncStore(conn))
+
+        yield in_postgres
+
+
+def record(cluster: str, at: datetime, **config: Any) -> ClusterRecord:
+    return ClusterRecord(
+        clusterId=cluster,
+        backend="simulated",
+        config=ClusterConfig(**config),
+        nodePools=["a100"],
+        gpus=8,
+        capabilities={"knative": {"installed": False}},
+        extra={"region": "eu"},
+        reportedAt=at,
+    )
+
+
+async def test_saved_records_read_back_whole_and_announced(run: Run) -> None:
+    first, second = record("local", T0), record("local", T0 + timedelta(seconds=1), knative=True)
+
+    async def scenario(store: ClusterSyncStore) -> Any:
+        before = await store.clusters(["local"])
+        await store.save_clusters([first, record("edge", T0)])
+        await store.save_clusters([second])
+        await store.save_clusters([])
+        return before, await store.clusters(["local", "edge", "gone"])
+
+    before, after = await run(scenario)
+    assert before == {}
+    assert sorted(after) == ["edge", "local"]
+    assert after["local"].record == second and after["local"].announced
+
+
+async def test_desired_settings_merge_in_order(run: Run) -> None:
+    async def scenario(store: ClusterSyncStore) -> Any:
+        await store.merge_desired(
+            [
+                DesiredChange("local", {"workloadOwnershipProtection": True, "a": 1}, T0),
+                DesiredChange("local", {"workloadOwnershipProtection": False}, T0),
+                DesiredChange("edge", {}, T0),
+            ]
+        )
+        await store.merge_desired([])
+        return await store.desired(["local", "edge", "other"])
+
+    assert await run(scenario) == {
+        "local": {"workloadOwnershipProtection": False, "a": 1},
+        "edge": {},
+    }
+
+
+async def test_a_workload_keeps_its_first_placement(run: Run) -> None:
+    job = [{"apiVersion": "batch/v1", "kind": "Job", "name": "w"}]
+
+    async def scenario(store: ClusterSyncStore) -> Any:
+        await store.add_placements([Placement("w-1", "local", "ns", job, T0)])
+        await store.add_placements(
+            [Placement("w-1", "edge", "other", [], T0), Placement("w-2", "edge", "ns", [], T0)]
+        )
+        await store.add_placements([])
+        if isinstance(store, InMemoryClusterSyncStore):
+            return {p.workload_id: (p.cluster_id, p.objects) for p in store.placements}
+        assert isinstance(store, SqlClusterSyncStore)
+        rows = await store._conn.execute(placements.select())
+        return {r.workload_id: (r.cluster_id, r.objects) for r in rows}
+
+    assert await run(scenario) == {"w-1": ("local", job), "w-2": ("edge", [])}

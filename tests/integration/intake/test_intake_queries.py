@@ -1,0 +1,82 @@
+"""Intake's workload list against PostgreSQL: every project or one, filters, and paging."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from berth.contracts.queries import WorkloadQuery
+from berth.intake.queries import get_workload, list_workloads
+from berth.intake.tables import workloads
+from berth.shared.db import create_engine
+from berth.shared.migrations import upgrade
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+ROWS = [
+    # id, project, name, kind, status, cluster
+    ("w1", "team-a", "one", "training", "Running", "local"),
+    ("w2", "team-a", "two", "workspace", "Pending", "local"),
+    ("w3", "team-b", "three", "training", "rejected", None),
+    ("w4", "team-b", "four", "distributed", "Completed", "other"),
+    ("w5", "team-a", "one", "training", "rejected", None),
+]
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    await upgrade("berth.intake", database_url)
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(workloads),
+            [
+                {
+                    "id": wid,
+                    "project": project,
+                    "name": name,
+                    "kind": kind,
+                    "status": status,
+                    "cluster_id": cluster,
+                    "created_by": "a@example.com",
+                    "submission": {},
+                    "submitted_at": START + timedelta(minutes=i),
+                }
+                for i, (wid, project, name, kind, status, cluster) in enumerate(ROWS)
+            ],
+        )
+    yield engine
+    await engine.dispose()
+
+
+async def ids(engine: AsyncEngine, **query: object) -> list[str]:
+    reply = await list_workloads(WorkloadQuery(**query), engine=engine)  # type: ignore[arg-type]
+    return [w.workloadId for w in reply.workloads]
+
+
+async def test_without_a_project_every_project_is_listed_newest_first(engine: AsyncEngine) -> None:
+    assert await ids(engine) == ["w5", "w4", "w3", "w2", "w1"]
+    assert await ids(engine, project="team-b") == ["w4", "w3"]
+
+
+async def test_filters_combine(engine: AsyncEngine) -> None:
+    assert await ids(engine, status=["running", "pending"]) == ["w2", "w1"]
+    assert await ids(engine, kind=["training"], project="team-a") == ["w5", "w1"]
+    assert await ids(engine, clusterId="other") == ["w4"]
+
+
+async def test_pages_follow_each_other(engine: AsyncEngine) -> None:
+    first = await list_workloads(WorkloadQuery(limit=2), engine=engine)
+    assert [w.workloadId for w in first.workloads] == ["w5", "w4"] and first.nextOffset == 2
+    last = await list_workloads(WorkloadQuery(limit=2, offset=4), engine=engine)
+    assert [w.workloadId for w in last.workloads] == ["w1"] and last.nextOffset is None
+
+
+async def test_a_live_workload_wins_over_a_rejected_one_of_the_same_name(
+    engine: AsyncEngine,
+) -> None:
+    reply = await get_workload(WorkloadQuery(project="team-a", name="one"), engine=engine)
+    assert reply.workload is not None and reply.workload.workloadId == "w1"

@@ -1,0 +1,244 @@
+"""The catalog store in memory, for handler tests: same port as the PostgreSQL store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+from berth.catalog.store import (
+    ORG_VIEWS,
+    ORGANISATION,
+    Ciphertext,
+    NewAsset,
+    Usage,
+    asset_view,
+    project_info,
+)
+from berth.contracts.catalog import AssetRef, AssetView
+from berth.contracts.events import PublicKey
+from berth.contracts.queries import ProjectInfo
+from berth.shared.testing import InMemoryTable
+
+# Column defaults of the organisation tables, as the schema has them.
+_ORG_DEFAULTS: dict[str, dict[str, Any]] = {
+    "department": {"quota": []},
+    "project": {"department": None, "default_node_pools": [], "quota": []},
+    "nodepool": {"placement": "binpack", "node_types": []},
+}
+
+
+def _row(asset: NewAsset) -> SimpleNamespace:
+    return SimpleNamespace(
+        id=asset.id,
+        kind=asset.kind,
+        name=asset.name,
+        scope=asset.scope,
+        scope_id=asset.scope_name,
+        spec=asset.spec,
+        status=asset.status,
+        status_reason=asset.status_reason,
+        created_by=asset.created_by,
+    )
+
+
+class InMemoryCatalogStore:
+    def __init__(self) -> None:
+        # Organisation units by (kind, name), as their columns; assets by id.
+        self.org: InMemoryTable[tuple[str, str], tuple[tuple[str, Any], ...]] = InMemoryTable()
+        self.assets: InMemoryTable[str, NewAsset] = InMemoryTable()
+        self.usage: InMemoryTable[tuple[str, str], Usage] = InMemoryTable()
+        self.values: InMemoryTable[str, Ciphertext] = InMemoryTable()
+        self.legacy: InMemoryTable[str, tuple[tuple[str, str], ...]] = InMemoryTable()
+        self.cluster_keys: InMemoryTable[str, PublicKey] = InMemoryTable()
+
+    # --- helpers
+
+    def _org_rows(self, kind: str) -> list[SimpleNamespace]:
+        return sorted(
+            (SimpleNamespace(**dict(r)) for (k, _), r in self.org.rows.items() if k == kind),
+            key=lambda r: r.name,
+        )
+
+    def _org_row(self, kind: str, name: str) -> SimpleNamespace | None:
+        row = self.org.get((kind, name))
+        return None if row is None else SimpleNamespace(**dict(row))
+
+    # --- the port
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        saved = self.snapshot()
+        try:
+            yield
+        except BaseException:
+            self.restore(saved)
+            raise
+
+    async def org_exists(self, kind: str, name: str) -> bool:
+        return self.org.get((kind, name)) is not None
+
+    async def projects(self, names: Iterable[str]) -> dict[str, ProjectInfo]:
+        return {n: project_info(row) for n in set(names) if (row := self._org_row("project", n))}
+
+    async def project_in(self, namespace: str) -> ProjectInfo | None:
+        found = [r for r in self._org_rows("project") if r.namespace == namespace]
+        return project_info(found[0]) if found else None
+
+    async def insert_org(self, kind: str, row: dict[str, Any]) -> AssetView | None:
+        if kind == "project" and any(
+            r.namespace == row["namespace"] for r in self._org_rows("project")
+        ):
+            raise ValueError(f"unique violation: namespace {row['namespace']}")
+        full = {**_ORG_DEFAULTS[kind], **row}
+        if not self.org.insert_new((kind, row["name"]), tuple(sorted(full.items()))):
+            return None
+        return ORG_VIEWS[kind](SimpleNamespace(**full))
+
+    async def update_org(self, kind: str, name: str, values: dict[str, Any]) -> AssetView | None:
+        old = self.org.get((kind, name))
+        if old is None:
+            return None
+        full = {**dict(old), **values}
+        self.org.put((kind, name), tuple(sorted(full.items())))
+        return ORG_VIEWS[kind](SimpleNamespace(**full))
+
+    async def find(self, ref: AssetRef) -> list[AssetView]:
+        if ref.kind in ORGANISATION:
+            row = self._org_row(ref.kind, ref.name)
+            return [] if row is None else [ORG_VIEWS[ref.kind](row)]
+        return [
+            asset_view(_row(a))
+            for a in self.assets
+            if a.kind == ref.kind
+            and a.name == ref.name
+            and (ref.scope is None or (a.scope, a.scope_name) == (ref.scope, ref.scopeName))
+        ]
+
+    async def insert_asset(self, asset: NewAsset) -> AssetView | None:
+        taken = any(
+            (a.kind, a.scope, a.scope_name, a.name)
+            == (asset.kind, asset.scope, asset.scope_name, asset.name)
+            for a in self.assets
+        )
+        if taken or not self.assets.insert_new(asset.id, asset):
+            return None
+        return asset_view(_row(asset))
+
+    async def update_asset(
+        self,
+        asset: AssetRef,
+        spec: dict[str, Any],
+        status: str | None,
+        status_reason: str,
+    ) -> AssetView | None:
+        for a in self.assets:
+            if (a.kind, a.scope, a.scope_name, a.name) == (
+                asset.kind,
+                asset.scope,
+                asset.scopeName,
+                asset.name,
+            ):
+                new = replace(a, spec=spec)
+                if status is not None:
+                    new = replace(new, status=status, status_reason=status_reason)
+                self.assets.put(a.id, new)
+                return asset_view(_row(new))
+        return None
+
+    async def delete(self, view: AssetView) -> None:
+        if view.kind in ORGANISATION:
+            self.org.delete((view.kind, view.name))
+            return
+        self.assets.delete(view.id)
+        self.values.delete(view.id)  # ON DELETE CASCADE
+
+    async def users_of(self, view: AssetView) -> list[str]:
+        users: list[str] = []
+        name = view.name
+        templates = [a for a in self.assets if a.kind == "template"]
+        if view.kind in ("environment", "compute"):
+            users += [f"template {t.name}" for t in templates if t.spec.get(view.kind) == name]
+        if view.kind == "datasource":
+            users += [
+                f"template {t.name}" for t in templates if name in t.spec.get("dataSources", [])
+            ]
+        if view.kind == "credential":
+            users += [
+                f"datasource {a.name}"
+                for a in self.assets
+                if a.kind == "datasource" and a.spec.get("credential") == name
+            ]
+        if view.kind == "department":
+            users += [
+                f"project {p.name}" for p in self._org_rows("project") if p.department == name
+            ]
+        if view.kind in ("department", "project"):
+            users += [
+                f"{a.kind} {a.name}"
+                for a in self.assets
+                if a.scope == view.kind and a.scope_name == name
+            ]
+        users += [f"workload {u.workload}" for u in self.usage if u.asset_id == view.id]
+        return sorted(users)
+
+    async def list_assets(
+        self, kind: str | None, search: str | None, scopes: set[tuple[str, str]] | None
+    ) -> list[AssetView]:
+        views: list[AssetView] = []
+        for org_kind in ("department", "project", "nodepool"):
+            if kind in (None, org_kind):
+                views += [
+                    ORG_VIEWS[org_kind](r)
+                    for r in self._org_rows(org_kind)
+                    if not search or search in r.name
+                ]
+        if kind is None or kind not in ORGANISATION:
+            views += [
+                asset_view(_row(a))
+                for a in sorted(self.assets, key=lambda a: (a.kind, a.name))
+                if (not kind or a.kind == kind)
+                and (not search or search in a.name)
+                and (scopes is None or (a.scope, a.scope_name) in scopes)
+            ]
+        return views
+
+    async def record_usage(self, uses: Sequence[Usage]) -> None:
+        for use in uses:
+            self.usage.insert_new((use.asset_id, use.workload_id), use)
+
+    async def release_usage(self, workload_ids: Sequence[str]) -> None:
+        for key in [k for k, u in self.usage.rows.items() if u.workload_id in workload_ids]:
+            self.usage.delete(key)
+
+    async def save_values(self, asset_id: str, value: Ciphertext) -> None:
+        self.values.put(asset_id, value)
+        self.legacy.delete(asset_id)
+
+    async def values_of(self, asset_id: str) -> Ciphertext | None:
+        return self.values.get(asset_id)
+
+    async def legacy_values(self) -> dict[str, dict[str, str]]:
+        return {k: dict(v) for k, v in self.legacy.rows.items()}
+
+    async def values_not_under(self, key_id: str) -> list[str]:
+        return [k for k, v in self.values.rows.items() if v.key_id != key_id]
+
+    async def cluster_key(self, cluster_id: str) -> PublicKey | None:
+        return self.cluster_keys.get(cluster_id)
+
+    async def record_cluster_key(self, cluster_id: str, key: PublicKey) -> None:
+        old = self.cluster_keys.get(cluster_id)
+        if old is None or old.keyId <= key.keyId:
+            self.cluster_keys.put(cluster_id, key)
+
+    def snapshot(self) -> Any:
+        tables = (self.org, self.assets, self.usage, self.values, self.legacy, self.cluster_keys)
+        return tuple(t.snapshot() for t in tables)
+
+    def restore(self, snapshot: Any) -> None:
+        tables = (self.org, self.assets, self.usage, self.values, self.legacy, self.cluster_keys)
+        for table, saved in zip(tables, snapshot, strict=True):
+            table.restore(saved)  # type: ignore[attr-defined]

@@ -1,0 +1,336 @@
+"""The ownership handlers as specifications: a fake unit of work and the in-memory store, no
+server. The same handlers run in the service on PostgreSQL and NATS (tests/e2e)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from berth.contracts.envelope import Actor
+from berth.contracts.events import (
+    ClusterConfig,
+    ClusterConfigChangedData,
+    ClusterConfigChangedV1,
+    ClusterConfigDesiredV1,
+    ClusterConfigRequestedData,
+    ClusterSettings,
+    SubmissionReceivedData,
+    SubmissionReceivedV1,
+    WorkloadActionAuthorizedV1,
+    WorkloadActionData,
+    WorkloadActionDeniedV1,
+    WorkloadActionRequestedV1,
+    WorkloadPhaseChangedData,
+    WorkloadPhaseChangedV1,
+    WorkloadRef,
+)
+from berth.ownership import handlers
+from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.ownership.ownership_fakes import InMemoryOwnershipStore
+
+pytestmark = pytest.mark.unit
+
+ALICE = Actor(email="alice@example.com")
+BOB = Actor(email="bob@example.com")
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ref(kind: str = "training", cluster: str = "local") -> WorkloadRef:
+    workload_id = uuid.uuid4().hex
+    return WorkloadRef(
+        workloadId=workload_id,
+        name=f"w-{workload_id[:6]}",
+        kind=kind,  # type: ignore[arg-type]
+        project="team-a",
+        clusterId=cluster,
+        namespace="berth-team-a",
+        queue="team-a",
+        createdBy=ALICE.email,
+    )
+
+
+class Ownership:
+    """The ownership service's handlers over one in-memory store."""
+
+    def __init__(self) -> None:
+        self.store = InMemoryOwnershipStore()
+        self.uow = FakeUnitOfWork(self.store)
+
+    def _of(self, _unit: object) -> InMemoryOwnershipStore:
+        return self.store
+
+    async def created(self, workload: WorkloadRef) -> None:
+        event = SubmissionReceivedV1(
+            source="/berth/intake",
+            subject=workload.workloadId,
+            actor=ALICE,
+            data=SubmissionReceivedData.model_validate(
+                {
+                    "workload": workload,
+                    "submission": {
+                        "kind": workload.kind,
+                        "name": workload.name,
+                        "projectId": workload.project,
+                        "spec": {"image": "pytorch/pytorch"},
+                    },
+                }
+            ),
+        )
+        async with self.uow:
+            await handlers.record_owners([incoming(event)], self.uow, store=self._of)
+
+    async def reported(self, cluster: str, protection: bool, at: datetime = T0) -> None:
+        event = ClusterConfigChangedV1(
+            source="/berth/cluster-sync",
+            subject=cluster,
+            actor=Actor.system("cluster-sync"),
+            time=at,
+            data=ClusterConfigChangedData(
+                clusterId=cluster,
+                config=ClusterConfig(workloadOwnershipProtection=protection),
+                changed=["workloadOwnershipProtection"],
+            ),
+        )
+        async with self.uow:
+            await handlers.record_cluster_configs([incoming(event)], self.uow, store=self._of)
+
+    async def desired(self, cluster: str, protection: bool | None, at: datetime = T0) -> None:
+        event = ClusterConfigDesiredV1(
+            source="/berth/cluster-sync",
+            subject=cluster,
+            actor=Actor.system("cluster-sync"),
+            time=at,
+            data=ClusterConfigRequestedData(
+                clusterId=cluster,
+                settings=ClusterSettings(workloadOwnershipProtection=protection),
+            ),
+        )
+        async with self.uow:
+            await handlers.record_desired_configs([incoming(event)], self.uow, store=self._of)
+
+    async def phase(self, workload: WorkloadRef, phase: str, at: datetime = T0) -> None:
+        event = WorkloadPhaseChangedV1(
+            source="/berth/scheduler-adapter",
+            subject=workload.workloadId,
+            actor=Actor.system("scheduler-adapter"),
+            time=at,
+            data=WorkloadPhaseChangedData(workload=workload, phase=phase),  # type: ignore[arg-type]
+        )
+        async with self.uow:
+            await handlers.record_phases([incoming(event)], self.uow, store=self._of)
+
+    async def ask(
+        self, workload: WorkloadRef, action: str, actor: Actor = ALICE
+    ) -> WorkloadActionAuthorizedV1 | WorkloadActionDeniedV1:
+        event = WorkloadActionRequestedV1(
+            source="/berth/ui",
+            subject=workload.workloadId,
+            actor=actor,
+            data=WorkloadActionData(
+                action=action,  # type: ignore[arg-type]
+                name=workload.name,
+                project=workload.project,
+            ),
+        )
+        mark = len(self.uow.events)
+        async with self.uow:
+            await handlers.authorize_actions([incoming(event)], self.uow, store=self._of)
+        (answer,) = self.uow.events[mark:]
+        assert isinstance(answer, WorkloadActionAuthorizedV1 | WorkloadActionDeniedV1)
+        assert answer.causationid == event.id
+        return answer
+
+
+def reason(answer: WorkloadActionAuthorizedV1 | WorkloadActionDeniedV1) -> str:
+    assert isinstance(answer, WorkloadActionDeniedV1), f"authorized: {answer.data}"
+    return answer.data.reason
+
+
+# --- who may act -------------------------------------------------------------------------------
+
+
+async def test_without_protection_anyone_may_act_and_the_authorization_carries_the_workload() -> (
+    None
+):
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    answer = await service.ask(workload, "suspend", actor=BOB)
+    assert isinstance(answer, WorkloadActionAuthorizedV1)
+    assert answer.data.workload == workload
+    assert answer.data.action == "suspend"
+
+
+async def test_with_protection_only_the_creator_may_act_and_others_are_told_why() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    await service.reported("local", True)
+    assert isinstance(await service.ask(workload, "delete"), WorkloadActionAuthorizedV1)
+    assert reason(await service.ask(workload, "delete", actor=BOB)) == (
+        "workload ownership protection is on in cluster local: "
+        "only its creator alice@example.com may delete it"
+    )
+
+
+async def test_protection_is_per_cluster() -> None:
+    service, here, there = Ownership(), ref(cluster="local"), ref(cluster="edge")
+    await service.created(here)
+    await service.created(there)
+    await service.reported("edge", True)
+    assert isinstance(await service.ask(here, "delete", actor=BOB), WorkloadActionAuthorizedV1)
+    assert "cluster edge" in reason(await service.ask(there, "delete", actor=BOB))
+
+
+async def test_the_stricter_of_desired_and_reported_protection_applies() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    # Asked for but not yet reported (an agent that restarted): protected already.
+    await service.desired("local", True)
+    await service.reported("local", False)
+    assert "only its creator" in reason(await service.ask(workload, "delete", actor=BOB))
+    # Asked off: still on until the cluster reports it off.
+    await service.desired("local", False, at=T0 + timedelta(seconds=1))
+    await service.reported("local", True, at=T0 + timedelta(seconds=1))
+    assert "only its creator" in reason(await service.ask(workload, "delete", actor=BOB))
+    await service.reported("local", False, at=T0 + timedelta(seconds=2))
+    assert isinstance(await service.ask(workload, "delete", actor=BOB), WorkloadActionAuthorizedV1)
+
+
+async def test_a_late_older_report_does_not_undo_a_newer_one() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    await service.reported("local", True, at=T0 + timedelta(seconds=5))
+    await service.reported("local", False, at=T0)
+    assert "only its creator" in reason(await service.ask(workload, "delete", actor=BOB))
+
+
+async def test_a_desired_config_without_protection_leaves_it_as_it_was() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    await service.desired("local", True)
+    await service.desired("local", None, at=T0 + timedelta(seconds=1))
+    assert "only its creator" in reason(await service.ask(workload, "delete", actor=BOB))
+
+
+async def test_the_first_record_of_a_creator_stays() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    await service.created(workload.model_copy(update={"createdBy": BOB.email}))
+    await service.reported("local", True)
+    assert isinstance(
+        await service.ask(workload, "delete", actor=ALICE), WorkloadActionAuthorizedV1
+    )
+
+
+async def test_an_unknown_workload_is_denied_with_the_reason() -> None:
+    service = Ownership()
+    assert reason(await service.ask(ref(), "delete")) == (
+        "unknown workload: it was never accepted, or its record has not arrived yet"
+    )
+
+
+# --- what the lifecycle allows -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("phase", "action", "refusal"),
+    [
+        ("Completed", "suspend", "cannot suspend a workload that is Completed"),
+        (
+            "Running",
+            "resume",
+            "cannot resume a workload that is Running: only a Stopped workload can be resumed",
+        ),
+        (
+            None,
+            "resume",
+            "cannot resume a workload that is being created: "
+            "only a Stopped workload can be resumed",
+        ),
+        ("Deleting", "delete", "cannot delete a workload that is Deleting"),
+    ],
+)
+async def test_the_lifecycle_table_refuses_in_one_line(
+    phase: str | None, action: str, refusal: str
+) -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    if phase is not None:
+        await service.phase(workload, phase)
+    assert reason(await service.ask(workload, action)) == refusal
+
+
+@pytest.mark.parametrize(
+    ("phase", "action"),
+    [(None, "delete"), ("Running", "suspend"), ("Stopped", "resume"), ("Stopping", "resume")],
+)
+async def test_the_lifecycle_table_allows(phase: str | None, action: str) -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    if phase is not None:
+        await service.phase(workload, phase)
+    assert isinstance(await service.ask(workload, action), WorkloadActionAuthorizedV1)
+
+
+async def test_an_inference_cannot_be_suspended_whatever_its_phase() -> None:
+    service, workload = Ownership(), ref(kind="inference")
+    await service.created(workload)
+    await service.phase(workload, "Running")
+    assert reason(await service.ask(workload, "suspend")) == (
+        "inference workloads cannot be suspended"
+    )
+
+
+async def test_a_terminal_phase_is_final_and_an_older_phase_does_not_replace_a_newer() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    await service.phase(workload, "Completed", at=T0 + timedelta(seconds=2))
+    await service.phase(workload, "Running", at=T0 + timedelta(seconds=3))
+    await service.phase(workload, "Pending", at=T0 + timedelta(seconds=1))
+    assert reason(await service.ask(workload, "suspend")) == (
+        "cannot suspend a workload that is Completed"
+    )
+
+
+async def test_a_batch_keeps_the_latest_phase_of_each_workload() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    events = [
+        WorkloadPhaseChangedV1(
+            source="/berth/scheduler-adapter",
+            subject=workload.workloadId,
+            actor=Actor.system("scheduler-adapter"),
+            time=T0 + timedelta(seconds=s),
+            data=WorkloadPhaseChangedData(workload=workload, phase=p),  # type: ignore[arg-type]
+        )
+        for s, p in [(2, "Stopped"), (1, "Running")]
+    ]
+    async with service.uow:
+        await handlers.record_phases([incoming(e) for e in events], service.uow, store=service._of)
+    assert isinstance(await service.ask(workload, "resume"), WorkloadActionAuthorizedV1)
+
+
+async def test_authorizing_writes_nothing_and_a_batch_answers_each_request() -> None:
+    service, mine, unknown = Ownership(), ref(), ref()
+    await service.created(mine)
+    before = service.store.snapshot()
+    requests = [
+        WorkloadActionRequestedV1(
+            source="/berth/ui",
+            subject=w.workloadId,
+            actor=ALICE,
+            data=WorkloadActionData(action="delete", name=w.name, project=w.project),
+        )
+        for w in (mine, unknown)
+    ]
+    async with service.uow:
+        await handlers.authorize_actions(
+            [incoming(e) for e in requests], service.uow, store=service._of
+        )
+    authorized, denied = service.uow.events
+    assert isinstance(authorized, WorkloadActionAuthorizedV1)
+    assert authorized.subject == mine.workloadId
+    assert isinstance(denied, WorkloadActionDeniedV1)
+    assert denied.subject == unknown.workloadId
+    assert service.store.snapshot() == before
