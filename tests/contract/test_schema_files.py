@@ -12,8 +12,10 @@ import pytest
 from pydantic import BaseModel
 
 from berth.contracts import export
-from berth.contracts.compat import breaking_changes
+from berth.contracts.compat import ALWAYS_SENT, breaking_changes
+from berth.contracts.envelope import Event
 from berth.contracts.events import SubmissionReceivedV1
+from berth.contracts.queries import Query
 from berth.contracts.registry import ALL_EVENTS
 from berth.contracts.workload import (
     SYSTEM_DEFAULT_KEY,
@@ -44,7 +46,7 @@ def test_export_writes_into_the_repository_schema_dir() -> None:
 
 @pytest.mark.parametrize("path", sorted(GENERATED))
 def test_published_schema_has_no_breaking_change(path: str) -> None:
-    problems = breaking_changes(committed(path), GENERATED[path])
+    problems = breaking_changes(committed(path), GENERATED[path], always_sent=ALWAYS_SENT)
 
     advice = f"{path} changed incompatibly; add a new event version instead"
     assert problems == [], "\n".join([advice, *problems])
@@ -67,7 +69,9 @@ def test_every_event_has_its_own_schema_file() -> None:
 
     assert len(files) == len(ALL_EVENTS)
     assert export.event_schema_file(SubmissionReceivedV1) == "submission/received.v1.json"
-    assert files | {export.SUBMISSION_SCHEMA_FILE} == set(GENERATED)
+    queries = {export.query_schema_file(q) for q in export.all_queries()}
+    fixed = {export.SUBMISSION_SCHEMA_FILE, export.EXTENSIONS_SCHEMA_FILE}
+    assert files | fixed | queries == set(GENERATED)
 
 
 def test_check_lists_a_changed_file(tmp_path: Path) -> None:
@@ -118,3 +122,38 @@ def test_system_defaults_match_the_schema_annotations() -> None:
     assert declared == SYSTEM_DEFAULTS
     assert SYSTEM_DEFAULTS["backoffLimit"] == 6
     assert SYSTEM_DEFAULTS["autoDeletionTimeAfterCompletionSeconds"] == 30 * 24 * 3600
+
+
+def _subclasses(base: type[Any]) -> list[type[Any]]:
+    found, pending = [], [base]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            found.append(sub)
+            pending.append(sub)
+    return found
+
+
+def test_every_event_class_has_a_committed_schema() -> None:
+    # Registration is automatic (the registry walks the contracts package): an event class in
+    # any contracts module, including one added later, gets its schema.
+    events = [
+        c for c in _subclasses(Event) if c.TYPE and c.__module__.startswith("berth.contracts")
+    ]
+    assert events, "no event class found"
+    for event in events:
+        assert event in ALL_EVENTS, f"{event.__name__} is not in the registry"
+        committed(export.event_schema_file(event))
+
+
+def test_every_request_and_reply_model_has_a_committed_schema() -> None:
+    queries = [c for c in _subclasses(Query) if c.__module__.startswith("berth.contracts")]
+    assert {q.__name__ for q in queries} >= {"WorkloadReply", "ErrorReply", "PolicyReply"}
+    for query in queries:
+        committed(export.query_schema_file(query))
+
+
+def test_one_query_base() -> None:
+    from berth.contracts import catalog, policy, queries
+
+    assert catalog.AssetReply.__mro__[1] is queries.Query
+    assert policy.PolicyReply.__mro__[1] is queries.Query

@@ -14,8 +14,8 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from berth.cli.suite import Suite
-from berth.contracts.catalog import RPC_CATALOG_ASSETS_PUT
 from berth.contracts.roles import ADMIN
+from berth.contracts.subjects import RPC_CATALOG_ASSETS_PUT
 from tests.e2e.conftest import Cli
 
 SECRET = "hf_assets-" + uuid.uuid4().hex

@@ -21,11 +21,6 @@ from sqlalchemy import select
 from berth.catalog.bootstrap import build as build_catalog
 from berth.catalog.config import CatalogSettings
 from berth.contracts.catalog import (
-    RPC_CATALOG_ASSETS_DELETE,
-    RPC_CATALOG_ASSETS_GET,
-    RPC_CATALOG_ASSETS_LIST,
-    RPC_CATALOG_ASSETS_PUT,
-    RPC_CATALOG_KEYS_GET,
     AssetDeleteRequest,
     AssetListReply,
     AssetListRequest,
@@ -44,6 +39,13 @@ from berth.contracts.events import (
     WorkloadPhaseChangedData,
     WorkloadPhaseChangedV1,
     WorkloadRef,
+)
+from berth.contracts.subjects import (
+    RPC_CATALOG_ASSETS_DELETE,
+    RPC_CATALOG_ASSETS_GET,
+    RPC_CATALOG_ASSETS_LIST,
+    RPC_CATALOG_ASSETS_PUT,
+    RPC_CATALOG_KEYS_GET,
 )
 from berth.contracts.workload import WorkloadSubmission
 from berth.intake.bootstrap import build as build_intake

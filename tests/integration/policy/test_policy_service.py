@@ -18,9 +18,6 @@ from berth.contracts.events import (
     WorkloadRef,
 )
 from berth.contracts.policy import (
-    RPC_POLICY_APPLY,
-    RPC_POLICY_EFFECTIVE,
-    RPC_POLICY_VALIDATE,
     PolicyApplyRequest,
     PolicyChangedV1,
     PolicyChangeRejectedV1,
@@ -33,6 +30,7 @@ from berth.contracts.policy import (
     policy_subject,
 )
 from berth.contracts.queries import ProjectInfo
+from berth.contracts.subjects import RPC_POLICY_APPLY, RPC_POLICY_EFFECTIVE, RPC_POLICY_VALIDATE
 from berth.policy.bootstrap import build
 from berth.policy.config import PolicySettings
 from berth.shared.bus import ask, publish

@@ -22,9 +22,6 @@ from berth.catalog.config import CatalogSettings
 from berth.cluster_sync.bootstrap import build as build_cluster_sync
 from berth.cluster_sync.config import ClusterSyncSettings
 from berth.contracts.catalog import (
-    RPC_CATALOG_ASSETS_PUT,
-    RPC_CATALOG_CREDENTIALS_DELIVER,
-    RPC_CATALOG_KEYS_GET,
     AssetPutRequest,
     AssetReply,
     CatalogKeyReply,
@@ -35,6 +32,11 @@ from berth.contracts.catalog import (
 from berth.contracts.envelope import Actor
 from berth.contracts.events import PolicyApprovedData, PolicyApprovedV1, WorkloadRef
 from berth.contracts.roles import POLICY, source_of
+from berth.contracts.subjects import (
+    RPC_CATALOG_ASSETS_PUT,
+    RPC_CATALOG_CREDENTIALS_DELIVER,
+    RPC_CATALOG_KEYS_GET,
+)
 from berth.scheduler_adapter.bootstrap import build as build_adapter
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import agent_keys

@@ -217,6 +217,8 @@ def build_probe(
     )
     register_subject(f"berth.workload.{name}")
     probe = Probe(service, table, prefix=f"workload.{name}.v1", durable=name)
+    # A unit of work emits only what its service declares.
+    service.publishes(WorkloadActionDeniedV1)
     service.subscribe(
         Subscription(
             WorkloadActionRequestedV1,

@@ -46,10 +46,7 @@ def denied(subject_id: str) -> WorkloadActionDeniedV1:
 
 async def dead_letters(js: Any, service: str) -> list[deadletters.DeadLetter]:
     msgs = await stored(js, f"deadletter.{service}.v1.>")
-    return [
-        deadletters.DeadLetter.from_stored(m.metadata.sequence.stream, m.headers, m.data)
-        for m in msgs
-    ]
+    return [deadletters.DeadLetter.from_stored(m.seq, m.headers, m.data) for m in msgs]
 
 
 async def test_rows_that_cannot_be_published_are_set_aside_and_later_events_still_leave(

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from berth.contracts.catalog import (
-    RPC_CATALOG_CREDENTIALS_DELIVER,
     CredentialDeliveryReply,
     CredentialDeliveryRequest,
     DeliveredCredential,
     MissingCredential,
 )
+from berth.contracts.subjects import RPC_CATALOG_CREDENTIALS_DELIVER
 from berth.scheduler_adapter.backend import referenced_secrets
 from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys, secret_object
 from berth.scheduler_adapter.simulation import Inventory

@@ -9,8 +9,14 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from berth.contracts.envelope import Actor
-from berth.contracts.events import Issue, PolicyRejectedData, PolicyRejectedV1, WorkloadRef
-from berth.shared.consumer import trace_context
+from berth.contracts.events import (
+    Issue,
+    PolicyApprovedV1,
+    PolicyRejectedData,
+    PolicyRejectedV1,
+    WorkloadRef,
+)
+from berth.shared.consumer import Publishes, UndeclaredEventError, Unit, trace_context
 from berth.shared.testing import FakeUnitOfWork, InMemoryTable, incoming
 
 
@@ -112,3 +118,28 @@ def test_an_event_may_follow_a_trace_context_instead_of_a_message() -> None:
         found = otel_trace.get_current_span(context).get_span_context()
         assert found.trace_id == span.get_span_context().trace_id
     assert trace_context(None) is None
+
+
+def test_a_unit_refuses_an_event_type_its_service_does_not_declare() -> None:
+    uow = FakeUnitOfWork(publishes=[PolicyApprovedV1], service="policy")
+
+    with pytest.raises(UndeclaredEventError, match=r"policy may not emit berth\.policy\.rejected"):
+        uow.emit(_event("w-1"))
+
+    assert uow.events == []
+
+
+def test_a_unit_emits_the_event_types_its_service_declares() -> None:
+    uow = FakeUnitOfWork(publishes=[PolicyRejectedV1], service="policy")
+    uow.emit(_event("w-1"))
+    assert [e.type for e in uow.events] == ["berth.policy.rejected"]
+
+
+def test_a_services_unit_refuses_what_the_service_did_not_declare() -> None:
+    declared = Publishes.of("policy", [PolicyApprovedV1])
+    unit = Unit(conn=None, outbox_table=None, publishes=declared)  # type: ignore[arg-type]
+
+    with pytest.raises(UndeclaredEventError, match=r"add it to service\.publishes"):
+        unit.emit(_event("w-1"))
+
+    assert unit.rows == []

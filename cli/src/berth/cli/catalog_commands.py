@@ -49,8 +49,9 @@ def _create(entry: CatalogKind) -> Callable[[Values], None]:
 def _put(kind: str, v: Values, spec: dict[str, Any]) -> None:
     from pydantic import ValidationError
 
-    from berth.contracts.catalog import RPC_CATALOG_ASSETS_PUT, AssetPutRequest, AssetReply
+    from berth.contracts.catalog import AssetPutRequest, AssetReply
     from berth.contracts.issues import issues_from
+    from berth.contracts.subjects import RPC_CATALOG_ASSETS_PUT
 
     actor = as_actor(v.get("as_email"))
     try:
@@ -172,11 +173,8 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
     ) -> None:
         async def go(client: BerthClient) -> None:
             from berth.cli import output
-            from berth.contracts.catalog import (
-                RPC_CATALOG_ASSETS_LIST,
-                AssetListReply,
-                AssetListRequest,
-            )
+            from berth.contracts.catalog import AssetListReply, AssetListRequest
+            from berth.contracts.subjects import RPC_CATALOG_ASSETS_LIST
 
             reply: AssetListReply = await client.request(
                 RPC_CATALOG_ASSETS_LIST,
@@ -215,7 +213,8 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
         nats_url: NatsOpt = None,
     ) -> None:
         async def go(client: BerthClient) -> None:
-            from berth.contracts.catalog import RPC_CATALOG_ASSETS_GET, AssetReply
+            from berth.contracts.catalog import AssetReply
+            from berth.contracts.subjects import RPC_CATALOG_ASSETS_GET
 
             reply: AssetReply = await client.request(
                 RPC_CATALOG_ASSETS_GET, _ref(kind, name, scope, scope_name), AssetReply
@@ -238,11 +237,8 @@ def _read_commands(group: typer.Typer, kind: str) -> None:
 
         async def go(client: BerthClient) -> None:
             from berth.cli import output
-            from berth.contracts.catalog import (
-                RPC_CATALOG_ASSETS_DELETE,
-                AssetDeleteRequest,
-                AssetReply,
-            )
+            from berth.contracts.catalog import AssetDeleteRequest, AssetReply
+            from berth.contracts.subjects import RPC_CATALOG_ASSETS_DELETE
 
             request = AssetDeleteRequest(actor=actor, ref=_ref(kind, name, scope, scope_name))
             reply: AssetReply = await client.request(RPC_CATALOG_ASSETS_DELETE, request, AssetReply)

@@ -20,6 +20,14 @@ from berth.cli.common import (
     fail,
     with_client,
 )
+from berth.contracts.subjects import (
+    RPC_POLICY_APPLY,
+    RPC_POLICY_DELETE,
+    RPC_POLICY_EFFECTIVE,
+    RPC_POLICY_GET,
+    RPC_POLICY_PATCH,
+    RPC_POLICY_VALIDATE,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -167,12 +175,7 @@ def apply(
     document = _document(file)
 
     async def go(client: BerthClient) -> None:
-        from berth.contracts.policy import (
-            RPC_POLICY_APPLY,
-            RPC_POLICY_VALIDATE,
-            PolicyApplyRequest,
-            PolicyReply,
-        )
+        from berth.contracts.policy import PolicyApplyRequest, PolicyReply
 
         request = PolicyApplyRequest(
             actor=client.actor, type=policy_type, meta=meta, policy=document
@@ -220,7 +223,7 @@ def patch(
     document = _document(file) if file else PolicyDocument()
 
     async def go(client: BerthClient) -> None:
-        from berth.contracts.policy import RPC_POLICY_PATCH, PolicyPatchRequest, PolicyReply
+        from berth.contracts.policy import PolicyPatchRequest, PolicyReply
 
         request = PolicyPatchRequest(
             actor=client.actor, type=policy_type, meta=meta, policy=document, reset=reset or []
@@ -254,7 +257,7 @@ def get(
     meta = _meta(scope, project, department, cluster)
 
     async def go(client: BerthClient) -> None:
-        from berth.contracts.policy import RPC_POLICY_GET, PolicyGetRequest, PolicyReply
+        from berth.contracts.policy import PolicyGetRequest, PolicyReply
 
         request = PolicyGetRequest(type=policy_type, meta=meta)
         reply: PolicyReply = await client.request(RPC_POLICY_GET, request, PolicyReply)
@@ -285,7 +288,7 @@ def delete(
     meta = _meta(scope, project, department, cluster)
 
     async def go(client: BerthClient) -> None:
-        from berth.contracts.policy import RPC_POLICY_DELETE, PolicyDeleteRequest, PolicyReply
+        from berth.contracts.policy import PolicyDeleteRequest, PolicyReply
 
         request = PolicyDeleteRequest(actor=client.actor, type=policy_type, meta=meta)
         reply: PolicyReply = await client.request(RPC_POLICY_DELETE, request, PolicyReply)
@@ -341,11 +344,7 @@ def effective(
     chosen = project_or_default(project)
 
     async def go(client: BerthClient) -> None:
-        from berth.contracts.policy import (
-            RPC_POLICY_EFFECTIVE,
-            PolicyEffectiveRequest,
-            PolicyReply,
-        )
+        from berth.contracts.policy import PolicyEffectiveRequest, PolicyReply
 
         request = PolicyEffectiveRequest(type=policy_type, projectId=chosen)
         reply: PolicyReply = await client.request(RPC_POLICY_EFFECTIVE, request, PolicyReply)

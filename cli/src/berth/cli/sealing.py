@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 
 from berth.cli.client import BerthClient
-from berth.contracts.catalog import RPC_CATALOG_KEYS_GET, CatalogKeyReply, CatalogKeyRequest
+from berth.contracts.catalog import CatalogKeyReply, CatalogKeyRequest
+from berth.contracts.subjects import RPC_CATALOG_KEYS_GET
 from berth.shared.keys import seal
 
 

@@ -20,7 +20,8 @@ def closest(name: str, candidates: list[str]) -> str:
 
 
 async def asset_names(client: BerthClient, kind: str) -> list[str]:
-    from berth.contracts.catalog import RPC_CATALOG_ASSETS_LIST, AssetListReply, AssetListRequest
+    from berth.contracts.catalog import AssetListReply, AssetListRequest
+    from berth.contracts.subjects import RPC_CATALOG_ASSETS_LIST
 
     reply: AssetListReply = await client.request(
         RPC_CATALOG_ASSETS_LIST,

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import Data, PublicKey
+from berth.contracts.queries import Query
 from berth.contracts.roles import (
     CATALOG,
     UI,
@@ -38,19 +39,7 @@ from berth.contracts.spec.storage import (
     Pvc,
     SecretVolume,
 )
-from berth.contracts.workload import WorkloadKind
-
-RPC_CATALOG_ASSETS_PUT = "rpc.catalog.assets.put.v1"
-RPC_CATALOG_ASSETS_DELETE = "rpc.catalog.assets.delete.v1"
-RPC_CATALOG_ASSETS_GET = "rpc.catalog.assets.get.v1"
-RPC_CATALOG_ASSETS_LIST = "rpc.catalog.assets.list.v1"
-RPC_CATALOG_ASSETS_RESOLVE = "rpc.catalog.assets.resolve.v1"
-# The catalog's public key for sealing credential values (read-only; only the catalog may
-# answer on rpc.catalog.*, so a client cannot be handed someone else's key).
-RPC_CATALOG_KEYS_GET = "rpc.catalog.keys.get.v1"
-# A cluster's agent asks for the credentials a workload's objects reference; the values come
-# sealed to the key the catalog knows for that cluster, never to a key named in the request.
-RPC_CATALOG_CREDENTIALS_DELIVER = "rpc.catalog.credentials.deliver.v1"
+from berth.contracts.workload import WORKLOAD_KINDS, WorkloadKind
 
 AssetKind = Literal[
     "department",
@@ -72,7 +61,7 @@ CredentialType = Literal[
 ]
 OverQuotaWeight = Literal["None", "Lowest", "Low", "Medium", "High"]
 ToolAccess = Literal["everyone", "groups", "users"]
-ALL_WORKLOAD_KINDS: tuple[WorkloadKind, ...] = ("workspace", "training", "distributed", "inference")
+ALL_WORKLOAD_KINDS: tuple[WorkloadKind, ...] = WORKLOAD_KINDS
 
 # Data source type -> (key of the workload's storage section, volume model).
 DATASOURCE_STORAGE: dict[str, tuple[str, type[BaseModel]]] = {
@@ -267,10 +256,6 @@ def credential_of_secret(secret_name: str) -> str | None:
 
 
 # --- views and queries -----------------------------------------------------------------------
-
-
-class Query(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class AssetView(Query):

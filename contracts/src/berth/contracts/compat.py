@@ -8,6 +8,7 @@ Adding an optional property, or widening anything, is compatible.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 Schema = dict[str, Any]
@@ -17,15 +18,28 @@ _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minPro
 _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 
 
-def breaking_changes(old_schema: Schema, new_schema: Schema) -> list[str]:
-    """Every incompatible change from ``old_schema`` to ``new_schema``, one line each."""
-    return _Comparison(old_schema, new_schema).run()
+ALWAYS_SENT = frozenset({"type", "version", "kind"})
+"""Properties every producer has always sent and every consumer has always required when
+decoding, though the schemas once left them optional (they have defaults in the models): the
+envelope's ``type`` and ``version`` (a message without them never decoded) and a submission's
+``kind`` (the union's discriminator: without it pydantic cannot pick a member). Declaring them
+required describes what was already true, so no message that was valid becomes invalid."""
+
+
+def breaking_changes(
+    old_schema: Schema, new_schema: Schema, *, always_sent: Collection[str] = ()
+) -> list[str]:
+    """Every incompatible change from ``old_schema`` to ``new_schema``, one line each.
+
+    A property in ``always_sent`` may become required (see ``ALWAYS_SENT``)."""
+    return _Comparison(old_schema, new_schema, always_sent).run()
 
 
 class _Comparison:
-    def __init__(self, old_root: Schema, new_root: Schema) -> None:
+    def __init__(self, old_root: Schema, new_root: Schema, always_sent: Collection[str]) -> None:
         self.old_root = old_root
         self.new_root = new_root
+        self.always_sent = frozenset(always_sent)
         self.problems: list[str] = []
         # Recursive models would loop forever without remembering pairs already compared.
         self.seen: set[tuple[int, int]] = set()
@@ -140,7 +154,8 @@ class _Comparison:
                 self.report(f"{prefix}{name}", "property removed")
             else:
                 self.compare(old_prop, new_props[name], f"{prefix}{name}")
-        for name in sorted(set(new.get("required", ())) - set(old.get("required", ()))):
+        newly_required = set(new.get("required", ())) - set(old.get("required", ()))
+        for name in sorted(newly_required - self.always_sent):
             self.report(f"{prefix}{name}", "new required property")
         old_extra, new_extra = old.get("additionalProperties"), new.get("additionalProperties")
         if new_extra is False and old_extra is not False:

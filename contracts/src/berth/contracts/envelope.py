@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from berth.contracts.roles import FREE_SOURCE, Consumer, role_of_source
+from berth.contracts.spec.base import require_fields
 from berth.contracts.subjects import subject_token_problem
 
 
@@ -39,7 +40,11 @@ class Actor(BaseModel):
 class Event(BaseModel):
     """Base of every event; concrete events fix ``type``, ``version`` and ``data``."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # ``type`` and ``version`` have defaults so producers need not pass them, but every message
+    # carries them and none decodes without them: the schemas say they are required.
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", json_schema_extra=require_fields("type", "version")
+    )
 
     # Filled by each concrete class; registry key and NATS subject are derived from them.
     TYPE: ClassVar[str] = ""

@@ -10,6 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from berth.contracts.capabilities import ClusterCapabilities
 from berth.contracts.envelope import Event
+
+# Re-exported for existing importers; the phase facts live in berth.contracts.phases.
+from berth.contracts.phases import TERMINAL_PHASES as TERMINAL_PHASES
+from berth.contracts.phases import Phase as Phase
+from berth.contracts.phases import WorkloadAction as WorkloadAction
 from berth.contracts.roles import (
     AGENT,
     CATALOG,
@@ -62,28 +67,6 @@ class WorkloadRef(Data):
         description="The project's deserved GPUs, when it has a quota; the cluster side admits "
         "a workload that does not allow over-quota only while the project stays within it.",
     )
-
-
-Phase = Literal[
-    "Creating",
-    "Pending",
-    "Initializing",
-    "Running",
-    "Degraded",
-    "Updating",
-    "Completed",
-    "Failed",
-    "Stopping",
-    "Stopped",
-    "Resuming",
-    "Deleting",
-    "Deleted",
-    "Terminating",
-    "Unknown",
-]
-TERMINAL_PHASES: frozenset[str] = frozenset({"Completed", "Failed", "Deleted"})
-
-WorkloadAction = Literal["delete", "suspend", "resume"]
 
 
 # --- submission ------------------------------------------------------------------------------

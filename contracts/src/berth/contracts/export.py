@@ -4,7 +4,9 @@
     python -m berth.contracts.export --check    # exit 1 and list files that are out of date
 
 Files are ``<domain>/<event>.v<N>.json`` (``berth.submission.received`` v1 ->
-``submission/received.v1.json``) and ``workload-submission.json``; JSON is pretty-printed with
+``submission/received.v1.json``), ``workload-submission.json``, and ``rpc/<Model>.json`` for
+every request and reply model of the request-reply subjects, and ``meta/extensions.json``
+declaring the keywords beyond JSON Schema the others use; JSON is pretty-printed with
 sorted keys so that a diff shows only real changes.
 """
 
@@ -20,14 +22,56 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from berth.contracts.envelope import Event
+from berth.contracts.queries import Query
 from berth.contracts.registry import ALL_EVENTS
-from berth.contracts.workload import WorkloadSubmission
+from berth.contracts.workload import SYSTEM_DEFAULT_KEY, WorkloadSubmission
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 """``contracts/schemas`` of the source tree (the package is installed in editable mode)."""
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SUBMISSION_SCHEMA_FILE = "workload-submission.json"
+EXTENSIONS_SCHEMA_FILE = "meta/extensions.json"
+
+
+def extensions_schema() -> dict[str, Any]:
+    """The keywords the published schemas use beyond JSON Schema 2020-12, declared for
+    validators that refuse unknown keywords (ajv in strict mode). Each is an annotation: none
+    changes what a schema accepts."""
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": "https://berth.dev/schemas/meta/extensions.json",
+        "title": "berth schema extensions",
+        "description": (
+            "Keywords of berth's schemas beyond JSON Schema 2020-12; annotations only. A strict "
+            "validator must be told them, e.g. ajv: addVocabulary(Object.keys(properties))."
+        ),
+        "type": "object",
+        "properties": {
+            "x-event-type": {
+                "type": "string",
+                "description": "The CloudEvents type of the event this schema describes.",
+            },
+            "x-event-version": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The major version of the event's data; part of its subject.",
+            },
+            SYSTEM_DEFAULT_KEY: {
+                "description": (
+                    "The value the system fills in when neither the submission nor a policy "
+                    "sets the field (policies may override it)."
+                ),
+            },
+            "discriminator": {
+                "type": "object",
+                "description": (
+                    "OpenAPI 3.1 discriminator of a oneOf: propertyName names the member's "
+                    "tag, mapping its schema; the oneOf alone decides validity."
+                ),
+            },
+        },
+    }
 
 
 def event_schema_file(event: type[Event]) -> str:
@@ -46,6 +90,36 @@ def event_schema(event: type[Event]) -> dict[str, Any]:
     return schema
 
 
+def all_queries() -> tuple[type[Query], ...]:
+    """Every request and reply model of the contracts (subclasses of ``Query``), by name."""
+    found: dict[str, type[Query]] = {}
+    pending: list[type[Query]] = [Query]
+    while pending:
+        cls = pending.pop()
+        for sub in cls.__subclasses__():
+            if sub.__name__ in found and found[sub.__name__] is not sub:
+                raise ValueError(f"two query models are named {sub.__name__}")
+            found[sub.__name__] = sub
+            pending.append(sub)
+    # Models a service defines for itself are not published contracts.
+    return tuple(
+        found[name]
+        for name in sorted(found)
+        if found[name].__module__.startswith("berth.contracts.")
+    )
+
+
+def query_schema_file(query: type[Query]) -> str:
+    """Relative path of a request/reply model's schema, e.g. ``rpc/WorkloadReply.json``."""
+    return f"rpc/{query.__name__}.json"
+
+
+def query_schema(query: type[Query]) -> dict[str, Any]:
+    schema = query.model_json_schema()
+    schema["$schema"] = JSON_SCHEMA_DIALECT
+    return schema
+
+
 def submission_schema() -> dict[str, Any]:
     schema = TypeAdapter(WorkloadSubmission).json_schema()
     schema["$schema"] = JSON_SCHEMA_DIALECT
@@ -59,6 +133,8 @@ def generate() -> dict[str, dict[str, Any]]:
     if len(schemas) != len(ALL_EVENTS):
         raise ValueError("two events map to the same schema file")
     schemas[SUBMISSION_SCHEMA_FILE] = submission_schema()
+    schemas[EXTENSIONS_SCHEMA_FILE] = extensions_schema()
+    schemas.update({query_schema_file(q): query_schema(q) for q in all_queries()})
     return dict(sorted(schemas.items()))
 
 

@@ -19,13 +19,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import Data, Issue
+from berth.contracts.queries import Query
 from berth.contracts.roles import (
     POLICY,
     UI,
     Consumer,
 )
+from berth.contracts.workload import WORKLOAD_KINDS, WorkloadKind
 
-PolicyType = Literal["workspace", "training", "distributed", "inference"]
+# A policy is per workload kind: the same list as the submission union's.
+PolicyType = WorkloadKind
 PolicyScope = Literal["tenant", "cluster", "department", "project"]
 PolicyAction = Literal["apply", "patch", "delete"]
 PolicyChange = Literal["applied", "patched", "deleted"]
@@ -33,15 +36,7 @@ PolicyChange = Literal["applied", "patched", "deleted"]
 SCOPES: tuple[PolicyScope, ...] = ("tenant", "cluster", "department", "project")
 """Broadest first: the order in which policies combine down the organisation tree."""
 
-POLICY_TYPES: tuple[PolicyType, ...] = ("workspace", "training", "distributed", "inference")
-
-# Request-reply subjects of the policy service (the CLI and UIs ask these directly).
-RPC_POLICY_APPLY = "rpc.policy.policies.apply.v1"
-RPC_POLICY_VALIDATE = "rpc.policy.policies.validate.v1"
-RPC_POLICY_PATCH = "rpc.policy.policies.patch.v1"
-RPC_POLICY_DELETE = "rpc.policy.policies.delete.v1"
-RPC_POLICY_GET = "rpc.policy.policies.get.v1"
-RPC_POLICY_EFFECTIVE = "rpc.policy.policies.effective.v1"
+POLICY_TYPES: tuple[PolicyType, ...] = WORKLOAD_KINDS
 
 
 class ScopeRef(Data):
@@ -296,11 +291,7 @@ class PolicyChangeRejectedV1(Event):
 # --- queries -------------------------------------------------------------------------------------
 
 
-class PolicyQuery(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class PolicyApplyRequest(PolicyQuery):
+class PolicyApplyRequest(Query):
     """Replace the policy of a type and scope (or only check it, with validateOnly)."""
 
     actor: Actor
@@ -310,7 +301,7 @@ class PolicyApplyRequest(PolicyQuery):
     validateOnly: bool = False
 
 
-class PolicyPatchRequest(PolicyQuery):
+class PolicyPatchRequest(Query):
     """Merge ``policy`` into the stored one after clearing the ``reset`` paths."""
 
     actor: Actor
@@ -320,18 +311,18 @@ class PolicyPatchRequest(PolicyQuery):
     reset: list[str] = Field(default_factory=list)
 
 
-class PolicyDeleteRequest(PolicyQuery):
+class PolicyDeleteRequest(Query):
     actor: Actor
     type: PolicyType
     meta: PolicyMeta
 
 
-class PolicyGetRequest(PolicyQuery):
+class PolicyGetRequest(Query):
     type: PolicyType
     meta: PolicyMeta
 
 
-class PolicyEffectiveRequest(PolicyQuery):
+class PolicyEffectiveRequest(Query):
     """The effective policy of a project; department and cluster come from the catalog if unset."""
 
     type: PolicyType
@@ -340,7 +331,7 @@ class PolicyEffectiveRequest(PolicyQuery):
     clusterId: str | None = None
 
 
-class PolicyReply(PolicyQuery):
+class PolicyReply(Query):
     ok: bool = True
     issues: list[Issue] = Field(default_factory=list)
     policy: StoredPolicy | None = None

@@ -13,6 +13,8 @@ from berth.contracts.workload import WorkloadSubmission
 
 
 class Query(BaseModel):
+    """Base of every request and reply model of the request-reply (core NATS) subjects."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
@@ -81,7 +83,13 @@ class WorkloadView(Query):
     issues: list[dict[str, str]] = Field(default_factory=list)
     phases: list[PhaseRecord] = Field(default_factory=list)
     spec: dict[str, Any] | None = None
-    manifests: list[dict[str, Any]] = Field(default_factory=list)
+    # Published before anything filled it; kept (a published field is not removed) and reserved.
+    manifests: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Reserved; always empty. Intake does not hold the objects the cluster "
+        "side rendered (workload.scheduled carries only their references): the dry-run query "
+        "(DryRunReply.manifests) answers what a submission becomes.",
+    )
     clusterId: str | None = None
     runningPods: int | None = Field(default=None, description="Pods running at the last phase.")
     requestedPods: int | None = Field(default=None, description="Pods the workload asks for.")

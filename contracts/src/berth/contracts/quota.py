@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from typing import get_args
 
-from berth.contracts.events import Phase
+from berth.contracts.phases import QUOTA_FREE_PHASES, Phase, holds_quota
 
-# The phases after which a workload no longer takes its share of the quota.
-QUOTA_RELEASING_PHASES: frozenset[str] = frozenset({"Completed", "Failed", "Deleted", "Stopped"})
-QUOTA_HOLDING_PHASES: frozenset[str] = frozenset(get_args(Phase)) - QUOTA_RELEASING_PHASES
+__all__ = ["QUOTA_HOLDING_PHASES", "exceeds", "holds_quota"]
 
-
-def holds_quota(phase: str | None) -> bool:
-    """Whether a workload in ``phase`` (None: no phase reported yet) counts against its quota."""
-    return phase is None or phase not in QUOTA_RELEASING_PHASES
+# Which phases hold quota is a phase fact (berth.contracts.phases); the queries need the list.
+QUOTA_HOLDING_PHASES: frozenset[str] = frozenset(get_args(Phase)) - QUOTA_FREE_PHASES
 
 
 def exceeds(project: str, requested: float, used: float, deserved: float) -> str | None:

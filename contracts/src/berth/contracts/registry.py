@@ -1,16 +1,33 @@
 """Every event type berth publishes, in one list.
 
-Event classes register themselves when their module is imported; importing every module that
-defines events here makes the list complete wherever it is used (schema export, tests).
+Event classes register themselves when their module is imported. Every module of the contracts
+package is imported here (found by walking the package, not listed by hand), so a new module's
+events are in the list wherever it is used (schema export, permissions, tests).
 """
 
 from __future__ import annotations
 
-from berth.contracts import catalog, events, policy
+import importlib
+import pkgutil
+from types import ModuleType
+
+import berth.contracts
 from berth.contracts.envelope import Event
 from berth.contracts.subjects import STREAMS, WILDCARD_STREAMS
 
-MODULES = (events, catalog, policy)
+# Tooling that itself reads the registry: importing it from here would be circular.
+_NOT_CONTRACTS = frozenset({"berth.contracts.export", "berth.contracts.registry"})
+
+
+def _contract_modules() -> tuple[ModuleType, ...]:
+    return tuple(
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(berth.contracts.__path__, "berth.contracts.")
+        if info.name not in _NOT_CONTRACTS
+    )
+
+
+MODULES: tuple[ModuleType, ...] = _contract_modules()
 ALL_EVENTS: tuple[type[Event], ...] = tuple(Event.registry.values())
 
 

@@ -13,23 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from berth.contracts.catalog import (
-    RPC_CATALOG_ASSETS_DELETE,
-    RPC_CATALOG_ASSETS_GET,
-    RPC_CATALOG_ASSETS_LIST,
-    RPC_CATALOG_ASSETS_PUT,
-    RPC_CATALOG_ASSETS_RESOLVE,
-    RPC_CATALOG_CREDENTIALS_DELIVER,
-    RPC_CATALOG_KEYS_GET,
-)
-from berth.contracts.policy import (
-    RPC_POLICY_APPLY,
-    RPC_POLICY_DELETE,
-    RPC_POLICY_EFFECTIVE,
-    RPC_POLICY_GET,
-    RPC_POLICY_PATCH,
-    RPC_POLICY_VALIDATE,
-)
 from berth.contracts.roles import (
     ADMIN,
     AGENT,
@@ -42,11 +25,24 @@ from berth.contracts.roles import (
     UI,
 )
 from berth.contracts.subjects import (
+    RPC_CATALOG_ASSETS_DELETE,
+    RPC_CATALOG_ASSETS_GET,
+    RPC_CATALOG_ASSETS_LIST,
+    RPC_CATALOG_ASSETS_PUT,
+    RPC_CATALOG_ASSETS_RESOLVE,
+    RPC_CATALOG_CREDENTIALS_DELIVER,
+    RPC_CATALOG_KEYS_GET,
     RPC_CATALOG_PROJECTS_LOOKUP,
     RPC_CLUSTERS_GET,
     RPC_CLUSTERS_LIST,
     RPC_DRY_RUN,
+    RPC_POLICY_APPLY,
+    RPC_POLICY_DELETE,
+    RPC_POLICY_EFFECTIVE,
     RPC_POLICY_EVALUATE,
+    RPC_POLICY_GET,
+    RPC_POLICY_PATCH,
+    RPC_POLICY_VALIDATE,
     RPC_RENDER,
     RPC_WORKLOADS_GET,
     RPC_WORKLOADS_LIST,

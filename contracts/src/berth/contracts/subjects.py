@@ -66,6 +66,27 @@ RPC_CLUSTERS_LIST = "rpc.intake.clusters.list.v1"
 # A cluster's reported and desired config, as cluster-sync holds them.
 RPC_CLUSTERS_GET = "rpc.cluster-sync.clusters.get.v1"
 
+# The catalog's assets (UIs put and delete through these; intake resolves submissions).
+RPC_CATALOG_ASSETS_PUT = "rpc.catalog.assets.put.v1"
+RPC_CATALOG_ASSETS_DELETE = "rpc.catalog.assets.delete.v1"
+RPC_CATALOG_ASSETS_GET = "rpc.catalog.assets.get.v1"
+RPC_CATALOG_ASSETS_LIST = "rpc.catalog.assets.list.v1"
+RPC_CATALOG_ASSETS_RESOLVE = "rpc.catalog.assets.resolve.v1"
+# The catalog's public key for sealing credential values (read-only; only the catalog may
+# answer on rpc.catalog.*, so a client cannot be handed someone else's key).
+RPC_CATALOG_KEYS_GET = "rpc.catalog.keys.get.v1"
+# A cluster's agent asks for the credentials a workload's objects reference; the values come
+# sealed to the key the catalog knows for that cluster, never to a key named in the request.
+RPC_CATALOG_CREDENTIALS_DELIVER = "rpc.catalog.credentials.deliver.v1"
+
+# Request-reply subjects of the policy service (the CLI and UIs ask these directly).
+RPC_POLICY_APPLY = "rpc.policy.policies.apply.v1"
+RPC_POLICY_VALIDATE = "rpc.policy.policies.validate.v1"
+RPC_POLICY_PATCH = "rpc.policy.policies.patch.v1"
+RPC_POLICY_DELETE = "rpc.policy.policies.delete.v1"
+RPC_POLICY_GET = "rpc.policy.policies.get.v1"
+RPC_POLICY_EFFECTIVE = "rpc.policy.policies.effective.v1"
+
 
 def rpc_render(cluster_id: str) -> str:
     """The render query of one cluster's agent: what a workload becomes depends on the cluster

@@ -8,10 +8,11 @@ submitter": policies must tell a user's choice from a default, so system default
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, cast
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from berth.contracts.quantity import Quantity, quantity_to_bytes
 from berth.contracts.spec.base import (
@@ -34,6 +35,7 @@ from berth.contracts.spec.base import (
     NameValue,
     SpecModel,
     raise_problems,
+    require_fields,
 )
 from berth.contracts.spec.compute import Compute, ExtendedResource, GpuRequestType, MigProfile
 from berth.contracts.spec.container import (
@@ -103,9 +105,12 @@ __all__ = [
     "S3",
     "SCALE_TO_ZERO_METRICS",
     "SCALE_TO_ZERO_RETENTION_CHOICES",
+    "SPEC_MODELS",
+    "SUBMISSION_CLASSES",
     "SYSTEM_DEFAULTS",
     "SYSTEM_DEFAULT_KEY",
     "TOOL_TYPES",
+    "WORKLOAD_KINDS",
     "AccessModes",
     "Autoscaling",
     "AutoscalingMetric",
@@ -171,6 +176,9 @@ WorkloadKind = Literal["workspace", "training", "distributed", "inference"]
 
 class SubmissionBase(SpecModel):
     """What every submission carries besides its kind and spec."""
+
+    # ``kind`` picks the member of the submission union: a submission without it never decodes.
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=require_fields("kind"))
 
     name: str = Field(
         min_length=1,
@@ -274,6 +282,34 @@ WorkloadSubmission = Annotated[
     WorkspaceSubmission | TrainingSubmission | DistributedSubmission | InferenceSubmission,
     Field(discriminator="kind"),
 ]
+
+SUBMISSION_CLASSES: tuple[type[SubmissionBase], ...] = typing.get_args(
+    typing.get_args(WorkloadSubmission)[0]
+)
+"""The members of the submission union: the one place a workload kind is added."""
+
+
+def _kind_of(submission: type[SubmissionBase]) -> WorkloadKind:
+    (kind,) = typing.get_args(submission.model_fields["kind"].annotation)
+    return cast(WorkloadKind, kind)
+
+
+WORKLOAD_KINDS: tuple[WorkloadKind, ...] = tuple(_kind_of(c) for c in SUBMISSION_CLASSES)
+"""Every workload kind, in the union's order; derived from the submission union."""
+
+SPEC_MODELS: dict[WorkloadKind, type[SpecModel]] = {
+    _kind_of(c): cast(type[SpecModel], c.model_fields["spec"].annotation)
+    for c in SUBMISSION_CLASSES
+}
+"""The spec model of each kind (a distributed training's workers; its master has MasterSpec)."""
+
+# WorkloadKind is the static (typing) spelling of the same list: a kind added to the union and
+# not to the Literal (or the reverse) fails at import, not in a service.
+if set(typing.get_args(WorkloadKind)) != set(WORKLOAD_KINDS):
+    raise TypeError(
+        f"WorkloadKind {typing.get_args(WorkloadKind)} differs from the submission union's "
+        f"kinds {WORKLOAD_KINDS}"
+    )
 
 
 def requested_gpus(submission: Mapping[str, Any]) -> float:

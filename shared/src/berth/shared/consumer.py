@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,6 +60,31 @@ class Incoming(Generic[E]):
     msg: Msg
 
 
+class UndeclaredEventError(TypeError):
+    """A service emitted an event type it did not declare it publishes (``Service.publishes``):
+    its AsyncAPI document and its NATS permissions would not match what it sends."""
+
+
+@dataclass(frozen=True)
+class Publishes:
+    """The event types (type, version) a service declared it publishes, and the service's name."""
+
+    service: str
+    types: frozenset[tuple[str, int]]
+
+    @classmethod
+    def of(cls, service: str, events: Iterable[type[Event]]) -> Publishes:
+        return cls(service, frozenset((e.TYPE, e.VERSION) for e in events))
+
+    def check(self, event: Event) -> None:
+        if (event.type, event.version) not in self.types:
+            declared = ", ".join(f"{t} v{v}" for t, v in sorted(self.types)) or "nothing"
+            raise UndeclaredEventError(
+                f"{self.service} may not emit {event.type} v{event.version}: it declares it "
+                f"publishes {declared} (add it to service.publishes(...))"
+            )
+
+
 @dataclass
 class Unit:
     """What a batch handler may touch: the batch's connection, and ``emit`` into the outbox."""
@@ -68,9 +93,15 @@ class Unit:
     outbox_table: Table
     rows: list[dict[str, Any]] = field(default_factory=list)
     after_commit: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # What the service declared it publishes; None only where no service is involved.
+    publishes: Publishes | None = None
 
     def emit(self, event: Event, cause: Cause = None) -> None:
-        """Queue ``event`` for publication; it joins the trace of ``cause`` (or the current one)."""
+        """Queue ``event`` for publication; it joins the trace of ``cause`` (or the current one).
+
+        Raises ``UndeclaredEventError`` for a type the service did not declare it publishes."""
+        if self.publishes is not None:
+            self.publishes.check(event)
         self.rows.append(outbox.outbox_row(event, trace_context(cause)))
 
 
@@ -94,7 +125,10 @@ UnitFactory = Callable[[], AbstractAsyncContextManager[Unit]]
 
 @contextlib.asynccontextmanager
 async def unit_of_work(
-    engine: AsyncEngine, outbox_table: Table, relay: OutboxRelay
+    engine: AsyncEngine,
+    outbox_table: Table,
+    relay: OutboxRelay,
+    publishes: Publishes | None = None,
 ) -> AsyncIterator[Unit]:
     """One transaction in which state and the events it emits commit together (or neither).
 
@@ -102,7 +136,7 @@ async def unit_of_work(
     events leave at once. Batches run in one; so does any other write of a service.
     """
     async with engine.begin() as conn:
-        unit = Unit(conn, outbox_table)
+        unit = Unit(conn, outbox_table, publishes=publishes)
         yield unit
         await outbox.write(conn, outbox_table, unit.rows)
     for callback in unit.after_commit:
@@ -168,8 +202,10 @@ class BatchRunner:
         tracer: trace.Tracer,
         max_deliver: int,
         nak_delay: float,
+        publishes: Publishes | None = None,
     ) -> None:
         self.service = service
+        self._publishes = publishes
         self._engine = engine
         self._outbox = outbox_table
         self._inbox = inbox_table
@@ -254,7 +290,7 @@ class BatchRunner:
         # window had passed): one claim covers both, so only the first copy is handled.
         first = {i.event.id: i for i in reversed(items)}
         claimed = list(first.values())
-        async with unit_of_work(self._engine, self._outbox, self._relay) as unit:
+        async with unit_of_work(self._engine, self._outbox, self._relay, self._publishes) as unit:
             fresh, reused = await claim(
                 unit.conn,
                 self._inbox,

@@ -7,7 +7,9 @@ responders, and returns ``service.app`` (a FastStream app) to run.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import typing
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -27,7 +29,14 @@ from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
 from berth.shared import logs
 from berth.shared.bus import build_broker, wait_for_streams
-from berth.shared.consumer import BatchRunner, PullLoop, Subscription, Unit, unit_of_work
+from berth.shared.consumer import (
+    BatchRunner,
+    Publishes,
+    PullLoop,
+    Subscription,
+    Unit,
+    unit_of_work,
+)
 from berth.shared.db import INBOX, OUTBOX, create_engine
 from berth.shared.errors import is_transient
 from berth.shared.migrations import upgrade
@@ -99,6 +108,7 @@ class Service:
         self._subscriptions: list[Subscription[Any]] = []
         self._publishes: list[type[Event]] = []
         self._responds: list[str] = []
+        self._rpc_models: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {}
         self._loops: list[PullLoop] = []
         self.respond(rpc_health(self.name), HealthQuery, self._health)
 
@@ -167,6 +177,7 @@ class Service:
 
         reply.__name__ = subject.replace(".", "_")
         self._responds.append(subject)
+        self._rpc_models[subject] = (request, _reply_model(handler))
         self.broker.subscriber(subject, queue=self.name, title=subject)(reply)
 
         # The AsyncAPI document describes the request model.
@@ -184,6 +195,18 @@ class Service:
     @property
     def published(self) -> tuple[type[Event], ...]:
         return tuple(self._publishes)
+
+    @property
+    def rpc_models(self) -> dict[str, tuple[type[BaseModel], type[BaseModel] | None]]:
+        """Request and reply model of each subject this service answers (the reply model as
+        its handler declares it; None when it declares none). Any of them may also answer an
+        ``ErrorReply``."""
+        return dict(self._rpc_models)
+
+    @property
+    def declared_publishes(self) -> Publishes:
+        """What units of work of this service may emit (``Unit.emit`` refuses anything else)."""
+        return Publishes.of(self.name, self._publishes)
 
     @property
     def responds_to(self) -> tuple[str, ...]:
@@ -211,7 +234,7 @@ class Service:
 
     def unit_of_work(self) -> AbstractAsyncContextManager[Unit]:
         """A transaction outside any batch whose emitted events leave through the outbox."""
-        return unit_of_work(self.engine, self.outbox_table, self.relay)
+        return unit_of_work(self.engine, self.outbox_table, self.relay, self.declared_publishes)
 
     @property
     def js(self) -> JetStreamContext:
@@ -320,6 +343,7 @@ class Service:
             tracer=self.tracer,
             max_deliver=self.settings.max_deliver,
             nak_delay=self.settings.nak_delay_seconds,
+            publishes=self.declared_publishes,
         )
 
         for hook in self._on_start:
@@ -371,3 +395,15 @@ def run(app: FastStream, settings: Settings) -> None:
     """Entry point of a service process: runs until SIGINT/SIGTERM, then drains."""
     configure_logging(settings)
     asyncio.run(app.run())
+
+
+def _reply_model(handler: Callable[..., Any]) -> type[BaseModel] | None:
+    """The model a query handler returns, from its annotations (through ``functools.partial``)."""
+    target: Any = handler
+    while isinstance(target, functools.partial):
+        target = target.func
+    try:
+        returned = typing.get_type_hints(target).get("return")
+    except (NameError, TypeError):
+        return None
+    return returned if isinstance(returned, type) and issubclass(returned, BaseModel) else None

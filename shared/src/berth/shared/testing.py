@@ -18,7 +18,7 @@ Nothing here is used by a running service.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from berth.contracts.envelope import Event
 from berth.shared import outbox
 from berth.shared.bus import encode
-from berth.shared.consumer import Cause, Incoming, trace_context
+from berth.shared.consumer import Cause, Incoming, Publishes, trace_context
 
 E = TypeVar("E", bound=Event)
 K = TypeVar("K")
@@ -68,10 +68,19 @@ class FakeUnitOfWork:
     Pass it where a handler takes a ``Unit``, or where code opens units of work (a
     ``UnitFactory``): calling it returns itself, and ``async with`` it commits on success or rolls
     back the stores given to it (and the events emitted inside) on an exception. Not reentrant.
+
+    ``publishes`` (the service's declared event types, as given to ``Service.publishes``) makes
+    ``emit`` refuse any other type, as a running service's unit of work does.
     """
 
-    def __init__(self, *stores: Transactional) -> None:
+    def __init__(
+        self,
+        *stores: Transactional,
+        publishes: Iterable[type[Event]] | None = None,
+        service: str = "service",
+    ) -> None:
         self.stores = stores
+        self.publishes = Publishes.of(service, publishes) if publishes is not None else None
         self.emitted: list[Emitted] = []
         self.after_commit: list[Callable[[], Awaitable[None]]] = []
         self.commits = 0
@@ -80,6 +89,8 @@ class FakeUnitOfWork:
         self._snapshots: list[Any] = []
 
     def emit(self, event: Event, cause: Cause = None) -> None:
+        if self.publishes is not None:
+            self.publishes.check(event)
         # Encoded as the outbox would, so an event that cannot be published fails here too.
         outbox.outbox_row(event, trace_context(cause))
         self.emitted.append(Emitted(event, cause))

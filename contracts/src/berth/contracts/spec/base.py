@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +51,19 @@ def duplicates(values: Iterable[str | None]) -> list[str]:
             repeated.append(value)
         seen.add(value)
     return repeated
+
+
+def require_fields(*names: str) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` that lists ``names`` as required in the schema, though the model
+    gives them defaults (fixed values a producer always sends and a consumer always needs)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        props = schema.get("properties", {})
+        wanted = set(schema.get("required", ())) | {n for n in names if n in props}
+        if wanted:
+            schema["required"] = [n for n in props if n in wanted]
+
+    return extra
 
 
 class SpecModel(BaseModel):

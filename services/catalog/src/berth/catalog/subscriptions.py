@@ -8,13 +8,6 @@ from berth.catalog import handlers
 from berth.catalog.credentials import Keys
 from berth.catalog.store import reader
 from berth.contracts.catalog import (
-    RPC_CATALOG_ASSETS_DELETE,
-    RPC_CATALOG_ASSETS_GET,
-    RPC_CATALOG_ASSETS_LIST,
-    RPC_CATALOG_ASSETS_PUT,
-    RPC_CATALOG_ASSETS_RESOLVE,
-    RPC_CATALOG_CREDENTIALS_DELIVER,
-    RPC_CATALOG_KEYS_GET,
     AssetDeleteRequest,
     AssetListRequest,
     AssetPutRequest,
@@ -33,7 +26,16 @@ from berth.contracts.events import (
 )
 from berth.contracts.queries import ProjectLookupRequest
 from berth.contracts.roles import CATALOG
-from berth.contracts.subjects import RPC_CATALOG_PROJECTS_LOOKUP
+from berth.contracts.subjects import (
+    RPC_CATALOG_ASSETS_DELETE,
+    RPC_CATALOG_ASSETS_GET,
+    RPC_CATALOG_ASSETS_LIST,
+    RPC_CATALOG_ASSETS_PUT,
+    RPC_CATALOG_ASSETS_RESOLVE,
+    RPC_CATALOG_CREDENTIALS_DELIVER,
+    RPC_CATALOG_KEYS_GET,
+    RPC_CATALOG_PROJECTS_LOOKUP,
+)
 from berth.shared.service import Service, Subscription
 
 

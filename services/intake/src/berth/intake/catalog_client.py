@@ -10,20 +10,14 @@ from typing import Any, Protocol
 from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from berth.contracts.catalog import (
-    RPC_CATALOG_ASSETS_RESOLVE,
-    AssetListReply,
-    AssetRef,
-    AssetResolveRequest,
-    AssetView,
-)
+from berth.contracts.catalog import AssetListReply, AssetRef, AssetResolveRequest, AssetView
 from berth.contracts.queries import (
     ProjectInfo,
     ProjectLookupItem,
     ProjectLookupReply,
     ProjectLookupRequest,
 )
-from berth.contracts.subjects import RPC_CATALOG_PROJECTS_LOOKUP
+from berth.contracts.subjects import RPC_CATALOG_ASSETS_RESOLVE, RPC_CATALOG_PROJECTS_LOOKUP
 from berth.intake import projection
 from berth.shared.bus import ask
 from berth.shared.errors import TransientError

@@ -6,12 +6,6 @@ from functools import partial
 
 from berth.contracts.events import PolicyApprovedV1, PolicyRejectedV1, SubmissionReceivedV1
 from berth.contracts.policy import (
-    RPC_POLICY_APPLY,
-    RPC_POLICY_DELETE,
-    RPC_POLICY_EFFECTIVE,
-    RPC_POLICY_GET,
-    RPC_POLICY_PATCH,
-    RPC_POLICY_VALIDATE,
     PolicyApplyRequest,
     PolicyChangedV1,
     PolicyChangeRejectedV1,
@@ -23,7 +17,15 @@ from berth.contracts.policy import (
 )
 from berth.contracts.queries import EvaluateRequest
 from berth.contracts.roles import POLICY
-from berth.contracts.subjects import RPC_POLICY_EVALUATE
+from berth.contracts.subjects import (
+    RPC_POLICY_APPLY,
+    RPC_POLICY_DELETE,
+    RPC_POLICY_EFFECTIVE,
+    RPC_POLICY_EVALUATE,
+    RPC_POLICY_GET,
+    RPC_POLICY_PATCH,
+    RPC_POLICY_VALIDATE,
+)
 from berth.policy import handlers
 from berth.policy.catalog_client import ProjectResolver
 from berth.policy.store import CompiledCache, reader

@@ -32,12 +32,12 @@ from typing import Any
 from nacl.exceptions import CryptoError
 
 from berth.contracts.catalog import (
-    RPC_CATALOG_CREDENTIALS_DELIVER,
     CredentialDeliveryReply,
     CredentialDeliveryRequest,
     credential_of_secret,
 )
 from berth.contracts.events import PublicKey
+from berth.contracts.subjects import RPC_CATALOG_CREDENTIALS_DELIVER
 from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot, referenced_secrets
 from berth.shared.bus import ask
 from berth.shared.errors import TransientError

@@ -32,6 +32,10 @@ from berth.contracts.events import (
     WorkloadScheduledData,
     WorkloadScheduledV1,
 )
+from berth.contracts.phases import (
+    ACTION_RESULTS,
+    ACTION_TRANSIT,
+)
 from berth.contracts.queries import RenderReply, RenderRequest
 from berth.contracts.quota import holds_quota
 from berth.contracts.runnable import check, describe
@@ -59,13 +63,6 @@ E = TypeVar("E", bound=Event)
 SOURCE = "/berth/scheduler-adapter"
 ACTOR = Actor.system("scheduler-adapter")
 
-# The phase an action puts a workload in at once, before the cluster confirms the result.
-ACTION_PHASES: dict[str, Phase] = {
-    "delete": "Deleting",
-    "suspend": "Stopping",
-    "resume": "Resuming",
-}
-ACTION_DESIRED = {"delete": "Deleted", "suspend": "Stopped", "resume": "Running"}
 # Phases that contradict what the user asked for last: the cluster's watches are not ordered
 # with one another, so e.g. a pod's deletion can be seen before its owner's, which would read
 # as the workload going back to Creating in the middle of a delete.
@@ -293,7 +290,7 @@ async def act_on_actions(
             # Never applied: nothing to ask the cluster; the workload just leaves the queue.
             final: Phase = "Deleted" if data.action == "delete" else "Stopped"
             await db.set_phases(
-                [PhaseChange(ref.workloadId, final, desired=ACTION_DESIRED[data.action])]
+                [PhaseChange(ref.workloadId, final, desired=ACTION_RESULTS[data.action])]
             )
             unit.emit(
                 phase_event(
@@ -306,12 +303,12 @@ async def act_on_actions(
                 cause=item,
             )
             continue
-        phase = ACTION_PHASES[data.action]
+        phase = ACTION_TRANSIT[data.action]
         previous: Phase | None
         # The new intent is recorded before the cluster is asked (same transaction), so what
         # the watch reports meanwhile is read against it.
         await db.set_phases(
-            [PhaseChange(ref.workloadId, phase, desired=ACTION_DESIRED[data.action])]
+            [PhaseChange(ref.workloadId, phase, desired=ACTION_RESULTS[data.action])]
         )
         try:
             if data.action == "delete":

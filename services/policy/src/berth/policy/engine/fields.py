@@ -16,25 +16,19 @@ from pydantic import BaseModel
 
 from berth.contracts.policy import PolicyType
 from berth.contracts.quantity import Quantity
-from berth.contracts.workload import (
-    DistributedSpec,
-    InferenceSpec,
-    MasterSpec,
-    TrainingSpec,
-    WorkspaceSpec,
-)
+from berth.contracts.workload import SPEC_MODELS, MasterSpec
 
 ValueType = Literal[
     "boolean", "string", "integer", "number", "quantity", "array", "instances", "section"
 ]
 NUMERIC: frozenset[ValueType] = frozenset({"integer", "number", "quantity"})
 
+# Field paths per kind, from the spec models of the submission union; a distributed training's
+# fields are its workers' and its master's.
 _SPECS: dict[str, dict[str, type[BaseModel]]] = {
-    "workspace": {"": WorkspaceSpec},
-    "training": {"": TrainingSpec},
-    "inference": {"": InferenceSpec},
-    "distributed": {"worker.": DistributedSpec, "master.": MasterSpec},
+    kind: {"": spec} for kind, spec in SPEC_MODELS.items()
 }
+_SPECS["distributed"] = {"worker.": SPEC_MODELS["distributed"], "master.": MasterSpec}
 
 
 @dataclass(frozen=True)
