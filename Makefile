@@ -60,9 +60,10 @@ contracts-check: venv  ## Fail if the generated contracts are out of date
 	$(BIN)/python -m berth.contracts.export --check
 	$(BIN)/python contracts/scripts/asyncapi.py --check
 
-bench: venv  ## Whole suite vs bare nats-py pipelines; policy evaluation; CLI start-up CPU
+bench: venv  ## Whole suite vs bare nats-py pipelines; policy evaluation; the simulated cluster; CLI start-up CPU
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.policy_bench
+	$(BIN)/python -m bench.simulator_bench
 	$(BIN)/python -m bench.cli_startup
 
 clean:  ## Remove the virtualenvs and local state

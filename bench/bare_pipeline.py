@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variant(s): {', '.join(unknown)}")
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
-    from berth.shared.embedded import EmbeddedNats, EmbeddedPostgres
+    from berth.cli.embedded import EmbeddedNats, EmbeddedPostgres
 
     state = Path(tempfile.mkdtemp(prefix="berth-bare-"))
     servers: list[Any] = []

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from berth.shared.embedded import EmbeddedNats, EmbeddedPostgres, port_open
+from berth.cli.embedded import EmbeddedNats, EmbeddedPostgres, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 

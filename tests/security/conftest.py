@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
+from berth.cli.embedded import EmbeddedNats
 from berth.cli.nats_auth import CONFIG_FILE, credential_file, ensure_credentials
 from berth.cli.suite import Suite
 from berth.shared.bus import connect
-from berth.shared.embedded import EmbeddedNats
 from tests.conftest import new_database
 
 

@@ -23,6 +23,7 @@ from nats.js.api import ConsumerConfig
 from nats.js.errors import NotFoundError
 from pydantic import TypeAdapter
 
+from berth.cli.embedded import EmbeddedNats
 from berth.cli.suite import Suite
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import (
@@ -52,7 +53,6 @@ from berth.contracts.subjects import (
 )
 from berth.contracts.workload import WorkloadSubmission
 from berth.shared.bus import encode, event_headers
-from berth.shared.embedded import EmbeddedNats
 from tests.integration.shared.helpers import eventually
 from tests.security.conftest import Session
 

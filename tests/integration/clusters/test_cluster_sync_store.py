@@ -39,11 +39,11 @@ async def run(request: pytest.FixtureRequest) -> AsyncIterator[Run]:
     async with contextlib.AsyncExitStack() as stack:
         database_url = await stack.enter_async_context(new_database(admin_url))
         await upgrade("berth.cluster_sync", database_url)
-        db = create_engine(database_url)
-        stack.push_async_callback(db.dispose)
+        engine = create_engine(database_url)
+        stack.push_async_callback(engine.dispose)
 
         async def in_postgres(scenario: Scenario) -> Any:
-            async with db.begin() as conn:
+            async with engine.begin() as conn:
                 return await scenario(SqlClusterSyncStore(conn))
 
         yield in_postgres

@@ -60,20 +60,20 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     async with contextlib.AsyncExitStack() as stack:
         database_url = await stack.enter_async_context(new_database(admin_url))
         await upgrade("berth.policy", database_url)
-        db = create_engine(database_url)
-        stack.push_async_callback(db.dispose)
-        yield Backend(*_postgres(db))
+        engine = create_engine(database_url)
+        stack.push_async_callback(engine.dispose)
+        yield Backend(*_postgres(engine))
 
 
 def _postgres(
-    db: AsyncEngine,
+    engine: AsyncEngine,
 ) -> tuple[Callable[[Scenario], Awaitable[Any]], Callable[[str], Awaitable[str | None]]]:
     async def in_postgres(scenario: Scenario) -> Any:
-        async with db.begin() as conn:
+        async with engine.begin() as conn:
             return await scenario(SqlPolicyStore(conn))
 
     async def sql_outcome(workload_id: str) -> str | None:
-        async with db.connect() as conn:
+        async with engine.connect() as conn:
             query = select(evaluations.c.outcome).where(evaluations.c.workload_id == workload_id)
             return await conn.scalar(query)
 

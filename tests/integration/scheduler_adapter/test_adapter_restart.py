@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from fake_apiserver import FakeApiServer
-from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio.client import Configuration
 
 from berth.contracts.capabilities import KNATIVE_FEATURES
 from berth.contracts.envelope import Actor
@@ -29,6 +28,7 @@ from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.shared.bus import publish
 from berth.shared.service import Service
+from tests.integration.scheduler_adapter.fake_apiserver import FakeApiServer
 from tests.integration.shared.helpers import eventually, stored
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def adapter(server: FakeApiServer, nats_url: str, database_url: str) -> Service:
         cluster_backend="kubernetes",
     )
     backend = KubernetesCluster(
-        configuration=k8s_client.Configuration(host=server.url), resync_seconds=5, retries=0
+        configuration=Configuration(host=server.url), resync_seconds=5, retries=0
     )
     return build(settings, backend=backend)
 

@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from fake_apiserver import FakeApiServer
-from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio.client import Configuration
 from pydantic import TypeAdapter
 
 from berth.contracts.capabilities import MPI_OPERATOR_APIS, TRAINING_OPERATOR_APIS
@@ -23,6 +22,7 @@ from berth.scheduler_adapter.kubernetes import KubernetesCluster, TokenBucket
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.rendering import ClusterCapabilities, render
 from berth.shared.errors import PermanentError, TransientError
+from tests.integration.scheduler_adapter.fake_apiserver import FakeApiServer
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ async def server() -> AsyncIterator[FakeApiServer]:
 
 
 def cluster_for(server: FakeApiServer, **options: Any) -> KubernetesCluster:
-    configuration = k8s_client.Configuration(host=server.url)
+    configuration = Configuration(host=server.url)
     return KubernetesCluster(configuration=configuration, **options)
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from berth.cli.embedded import EmbeddedNats, port_open
 from berth.contracts.envelope import Actor
 from berth.contracts.events import WorkloadActionDeniedData, WorkloadActionDeniedV1
 from berth.shared import outbox
 from berth.shared.bus import encode
-from berth.shared.embedded import EmbeddedNats, port_open
 from tests.integration.shared.helpers import (
     Probe,
     build_probe,

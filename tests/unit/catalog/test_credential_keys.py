@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 from nacl.exceptions import CryptoError
 
-from berth.catalog import keys as catalog_keys
 from berth.catalog.credentials import ValuesRefused, open_values
-from berth.catalog.keys import LocalKeyProvider, UndecryptableError, sealing_keys
+from berth.catalog.keys import (
+    SEALING,
+    STORAGE,
+    LocalKeyProvider,
+    UndecryptableError,
+    main,
+    sealing_keys,
+)
 from berth.shared.keys import KeyFiles, SealingKeys, seal
 
 pytestmark = pytest.mark.unit
@@ -71,7 +77,7 @@ async def test_values_at_rest_are_bound_to_their_key_and_asset(tmp_path: Path) -
 async def test_after_a_rotation_old_key_ids_still_decrypt(tmp_path: Path) -> None:
     before = LocalKeyProvider.from_dir(tmp_path)
     old_id, old_ciphertext = await before.encrypt(b"old", context=b"c")
-    KeyFiles(tmp_path, catalog_keys.STORAGE).add()
+    KeyFiles(tmp_path, STORAGE).add()
     after = LocalKeyProvider.from_dir(tmp_path)
     assert after.current_key_id != old_id
     new_id, _ = await after.encrypt(b"new", context=b"c")
@@ -82,10 +88,10 @@ async def test_after_a_rotation_old_key_ids_still_decrypt(tmp_path: Path) -> Non
 def test_the_rotate_command_adds_a_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BERTH_KEYS_DIR", str(tmp_path))
     LocalKeyProvider.from_dir(tmp_path)
-    assert catalog_keys.main(["rotate"]) == 0
-    assert len(KeyFiles(tmp_path, catalog_keys.STORAGE).load()) == 2
-    assert catalog_keys.main(["rotate", "--sealing"]) == 0
-    assert len(KeyFiles(tmp_path, catalog_keys.SEALING).load()) == 1
+    assert main(["rotate"]) == 0
+    assert len(KeyFiles(tmp_path, STORAGE).load()) == 2
+    assert main(["rotate", "--sealing"]) == 0
+    assert len(KeyFiles(tmp_path, SEALING).load()) == 1
 
 
 def test_values_in_clear_are_refused_with_the_reason(tmp_path: Path) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies
 
 from berth.contracts.policy import ScopeRef
 from berth.policy import engine
@@ -29,28 +28,28 @@ def _put(spec: dict[str, Any], path: str, value: Any) -> None:
     node[leaf] = value
 
 
-@st.composite
-def bounds(draw: st.DrawFn, path: str) -> dict[str, Any]:
+@strategies.composite
+def bounds(draw: strategies.DrawFn, path: str) -> dict[str, Any]:
     low, high = INT_FIELDS[path]
-    a = draw(st.integers(low, high))
-    b = draw(st.integers(a, high))
+    a = draw(strategies.integers(low, high))
+    b = draw(strategies.integers(a, high))
     rule: dict[str, Any] = {}
-    if draw(st.booleans()):
+    if draw(strategies.booleans()):
         rule["min"] = a
-    if draw(st.booleans()) or not rule:
+    if draw(strategies.booleans()) or not rule:
         rule["max"] = b
     return rule
 
 
 @given(
-    path=st.sampled_from(sorted(INT_FIELDS)),
-    data=st.data(),
-    override=st.booleans(),
-    value=st.integers(0, 1000),
+    path=strategies.sampled_from(sorted(INT_FIELDS)),
+    data=strategies.data(),
+    override=strategies.booleans(),
+    value=strategies.integers(0, 1000),
 )
 @settings(max_examples=300, deadline=None)
 def test_a_narrower_scope_never_loosens_a_rule_it_does_not_own(
-    path: str, data: st.DataObject, override: bool, value: int
+    path: str, data: strategies.DataObject, override: bool, value: int
 ) -> None:
     broad_rule = {**data.draw(bounds(path)), **({"allowOverride": True} if override else {})}
     narrow_rule = data.draw(bounds(path))
@@ -77,31 +76,31 @@ def test_a_narrower_scope_never_loosens_a_rule_it_does_not_own(
         assert path in [i.field for i in issues]
 
 
-@st.composite
-def satisfiable_policy(draw: st.DrawFn) -> dict[str, Any]:
+@strategies.composite
+def satisfiable_policy(draw: strategies.DrawFn) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     rules: dict[str, Any] = {}
-    for path in draw(st.sets(st.sampled_from(sorted(INT_FIELDS)), min_size=1)):
+    for path in draw(strategies.sets(strategies.sampled_from(sorted(INT_FIELDS)), min_size=1)):
         low, high = INT_FIELDS[path]
-        a = draw(st.integers(low, high))
-        b = draw(st.integers(a, high))
-        default = draw(st.integers(a, b))
-        step = draw(st.sampled_from([None, 1, 2, 5]))
+        a = draw(strategies.integers(low, high))
+        b = draw(strategies.integers(a, high))
+        default = draw(strategies.integers(a, b))
+        step = draw(strategies.sampled_from([None, 1, 2, 5]))
         if step is not None:
             default = a + ((default - a) // step) * step
-        rule: dict[str, Any] = {"min": a, "max": b, "required": draw(st.booleans())}
+        rule: dict[str, Any] = {"min": a, "max": b, "required": draw(strategies.booleans())}
         if step is not None:
             rule["step"] = step
-        if draw(st.booleans()):
+        if draw(strategies.booleans()):
             rule["canEdit"] = False
         defaults[path] = default
         rules[path] = rule
-    gib = draw(st.integers(1, 64))
-    unit = draw(st.sampled_from(QUANTITY_UNITS))
+    gib = draw(strategies.integers(1, 64))
+    unit = draw(strategies.sampled_from(QUANTITY_UNITS))
     defaults["compute.cpuMemoryRequest"] = f"{gib}{unit}"
     rules["compute.cpuMemoryRequest"] = {"min": f"1{unit}", "max": f"64{unit}"}
     defaults["nodePools"] = draw(
-        st.lists(st.sampled_from(["a", "b", "c"]), unique=True, min_size=1)
+        strategies.lists(strategies.sampled_from(["a", "b", "c"]), unique=True, min_size=1)
     )
     rules["nodePools"] = {"required": True}
     return {"defaults": defaults, "rules": rules}
@@ -121,12 +120,12 @@ def test_defaults_applied_to_an_empty_submission_pass_their_own_policy(
 
 
 @given(
-    policies=st.lists(
-        st.tuples(st.sampled_from([TENANT, DEPT, PROJECT]), satisfiable_policy()),
+    policies=strategies.lists(
+        strategies.tuples(strategies.sampled_from([TENANT, DEPT, PROJECT]), satisfiable_policy()),
         max_size=3,
         unique_by=lambda p: p[0].scope,
     ),
-    value=st.integers(0, 200),
+    value=strategies.integers(0, 200),
 )
 @settings(max_examples=100, deadline=None)
 def test_evaluation_is_deterministic(

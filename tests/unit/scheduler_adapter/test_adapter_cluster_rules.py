@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from adapter_builders import manifests, ref, submission
 
 from berth.contracts.capabilities import (
     KNATIVE_FEATURES,
@@ -17,11 +16,12 @@ from berth.contracts.capabilities import (
 )
 from berth.contracts.queries import RenderRequest
 from berth.contracts.runnable import check, knative_features
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.handlers import render_query
 from berth.scheduler_adapter.rendering import render
 from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
+from tests.unit.scheduler_adapter.adapter_builders import manifests, ref, submission
 
 pytestmark = pytest.mark.unit
 
@@ -52,14 +52,14 @@ def test_gpu_fraction_is_always_strictly_between_zero_and_one(portion: float) ->
     # 0 < gpu-fraction < 1; a portion of 1 is a whole device.
     (job,) = manifests("training", "t", portion=portion)
     pod = job["spec"]["template"]
-    fraction = pod["metadata"]["annotations"].get(L.GPU_FRACTION_ANNOTATION)
+    fraction = pod["metadata"]["annotations"].get(labels.GPU_FRACTION_ANNOTATION)
     limits = pod["spec"]["containers"][0]["resources"].get("limits", {})
     if portion < 1:
         assert fraction is not None and 0 < float(fraction) < 1
-        assert L.GPU_RESOURCE not in limits
+        assert labels.GPU_RESOURCE not in limits
     else:
         assert fraction is None
-        assert limits[L.GPU_RESOURCE] == "1"
+        assert limits[labels.GPU_RESOURCE] == "1"
 
 
 def test_kai_has_no_gpu_limit_above_the_request() -> None:
@@ -74,7 +74,7 @@ def test_kai_has_no_gpu_limit_above_the_request() -> None:
 
 def test_interactive_preemptible_is_kais_build_preemptible() -> None:
     (sts, *_) = manifests("workspace", "w", extra={"allowOverQuota": True})
-    assert sts["metadata"]["labels"][L.PRIORITY_CLASS_LABEL] == "build-preemptible"
+    assert sts["metadata"]["labels"][labels.PRIORITY_CLASS_LABEL] == "build-preemptible"
     assert issues("workspace", {"allowOverQuota": True}) == []
     lacking = ClusterCapabilities(kai=KaiCapabilities(priorityClasses=["train"]))
     assert issues("workspace", {}, lacking) == [
@@ -98,9 +98,9 @@ def test_queues_per_pool_follow_kais_shard_convention() -> None:
     caps = ClusterCapabilities(kai=KaiCapabilities(shards=["a100"], queuePerNodePool=True))
     sub = submission("training", "t", {"image": IMAGE, "nodePools": ["a100"]})
     (job,) = render(ref("t"), sub, trace_id=None, capabilities=caps)
-    for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
-        assert labels[L.QUEUE_LABEL] == "vision-queue-a100"
-        assert labels[L.NODE_POOL_LABEL] == "a100"
+    for found in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
+        assert found[labels.QUEUE_LABEL] == "vision-queue-a100"
+        assert found[labels.NODE_POOL_LABEL] == "a100"
 
 
 def test_gpu_sharing_and_mig_need_the_cluster_to_offer_them() -> None:
@@ -222,7 +222,7 @@ def test_ports_of_every_kind_get_a_service() -> None:
         services = [o for o in objects if (o["apiVersion"], o["kind"]) == ("v1", "Service")]
         tool = [s for s in services if s["spec"]["ports"][0]["targetPort"] == 6006]
         assert len(tool) == 1, kind
-        assert tool[0]["metadata"]["annotations"][L.TOOL_TYPE_ANNOTATION] == "tensorboard"
+        assert tool[0]["metadata"]["annotations"][labels.TOOL_TYPE_ANNOTATION] == "tensorboard"
         assert tool[0]["metadata"]["ownerReferences"][0]["name"] == "k"
     url = {"exposedUrls": [{"container": 6006}]}
     (found,) = issues("inference", url, KNATIVE)

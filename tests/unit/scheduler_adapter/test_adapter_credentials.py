@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from adapter_builders import NAMESPACE, manifests
-from adapter_recorder import simulated
 
 from berth.contracts.catalog import (
     CredentialDeliveryReply,
@@ -25,6 +23,8 @@ from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys, 
 from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.shared.keys import SealingKeys, seal
+from tests.unit.scheduler_adapter.adapter_builders import NAMESPACE, manifests
+from tests.unit.scheduler_adapter.adapter_recorder import simulated
 
 pytestmark = pytest.mark.unit
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 import yaml
-from adapter_builders import ref, submission
-from manifest_schemas import validate
 
 from berth.contracts.capabilities import KaiCapabilities
 from berth.scheduler_adapter.rendering import ClusterCapabilities, from_config, render
+from tests.unit.scheduler_adapter.adapter_builders import ref, submission
+from tests.unit.scheduler_adapter.manifest_schemas import validate
 
 pytestmark = pytest.mark.unit
 

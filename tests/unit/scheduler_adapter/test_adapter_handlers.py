@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from adapter_builders import ref, submission
-from adapter_fakes import InMemoryAdapterStore, RecordingCluster
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -30,6 +28,8 @@ from berth.scheduler_adapter import handlers
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot
 from berth.scheduler_adapter.store import HELD, AppliedWorkload
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.scheduler_adapter.adapter_builders import ref, submission
+from tests.unit.scheduler_adapter.adapter_fakes import InMemoryAdapterStore, RecordingCluster
 
 pytestmark = pytest.mark.unit
 

@@ -7,15 +7,15 @@ import json
 from typing import Any
 
 import pytest
-from adapter_builders import ref, submission
-from adapter_recorder import simulated
 
 from berth.contracts.capabilities import KnativeCapabilities
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, top_object
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.rendering import ClusterCapabilities, from_config, render
 from berth.scheduler_adapter.rendering.inference import NO_SCALE_TO_ZERO
+from tests.unit.scheduler_adapter.adapter_builders import ref, submission
+from tests.unit.scheduler_adapter.adapter_recorder import simulated
 
 pytestmark = pytest.mark.unit
 
@@ -43,9 +43,9 @@ def template_annotations(service: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("metric", "knative_class", "knative_metric"),
     [
-        ("throughput", L.KNATIVE_KPA, "rps"),
-        ("concurrency", L.KNATIVE_KPA, "concurrency"),
-        ("latency", L.KNATIVE_HPA, "latency"),
+        ("throughput", labels.KNATIVE_KPA, "rps"),
+        ("concurrency", labels.KNATIVE_KPA, "concurrency"),
+        ("latency", labels.KNATIVE_HPA, "latency"),
     ],
 )
 def test_each_metric_picks_its_autoscaler_class(
@@ -54,10 +54,13 @@ def test_each_metric_picks_its_autoscaler_class(
     autoscaling = {"minReplicas": 1, "maxReplicas": 4, "metric": metric, "metricThreshold": 7}
     [service] = inference("inf", autoscaling, KNATIVE)
     annotations = template_annotations(service)
-    assert annotations[L.KNATIVE_CLASS] == knative_class
-    assert annotations[L.KNATIVE_METRIC] == knative_metric
-    assert annotations[L.KNATIVE_TARGET] == "7"
-    assert (annotations[L.KNATIVE_MIN_SCALE], annotations[L.KNATIVE_MAX_SCALE]) == ("1", "4")
+    assert annotations[labels.KNATIVE_CLASS] == knative_class
+    assert annotations[labels.KNATIVE_METRIC] == knative_metric
+    assert annotations[labels.KNATIVE_TARGET] == "7"
+    assert (annotations[labels.KNATIVE_MIN_SCALE], annotations[labels.KNATIVE_MAX_SCALE]) == (
+        "1",
+        "4",
+    )
 
 
 @pytest.mark.parametrize(
@@ -67,9 +70,9 @@ def test_scale_to_zero_retention_is_a_knative_duration(seconds: int, period: str
     autoscaling = {"minReplicas": 0, "scaleToZeroRetentionSeconds": seconds}
     [service] = inference("inf", autoscaling, KNATIVE)
     annotations = template_annotations(service)
-    assert annotations[L.KNATIVE_RETENTION] == period
-    assert annotations[L.KNATIVE_MIN_SCALE] == "0"
-    assert annotations[L.KNATIVE_MAX_SCALE] == "1"
+    assert annotations[labels.KNATIVE_RETENTION] == period
+    assert annotations[labels.KNATIVE_MIN_SCALE] == "0"
+    assert annotations[labels.KNATIVE_MAX_SCALE] == "1"
 
 
 def test_without_knative_scale_to_zero_runs_one_replica_and_says_so() -> None:
@@ -77,7 +80,7 @@ def test_without_knative_scale_to_zero_runs_one_replica_and_says_so() -> None:
         "inf", {"minReplicas": 0, "maxReplicas": 3, "metric": "concurrency"}, ClusterCapabilities()
     )
     assert deployment["kind"] == "Deployment" and deployment["spec"]["replicas"] == 1
-    assert deployment["metadata"]["annotations"][L.PHASE_NOTE_ANNOTATION] == NO_SCALE_TO_ZERO
+    assert deployment["metadata"]["annotations"][labels.PHASE_NOTE_ANNOTATION] == NO_SCALE_TO_ZERO
     assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == 3
     assert service["kind"] == "Service"
     # The note is the phase message while nothing more pressing is going on.
@@ -100,7 +103,7 @@ def test_without_knative_scale_to_zero_runs_one_replica_and_says_so() -> None:
 def test_a_fixed_size_deployment_gets_no_autoscaler_nor_note() -> None:
     objects = inference("inf", {"minReplicas": 2}, ClusterCapabilities())
     assert [o["kind"] for o in objects] == ["Deployment", "Service"]
-    assert L.PHASE_NOTE_ANNOTATION not in objects[0]["metadata"]["annotations"]
+    assert labels.PHASE_NOTE_ANNOTATION not in objects[0]["metadata"]["annotations"]
 
 
 def test_hugging_face_token_is_a_secret_reference_never_a_value() -> None:

@@ -4,10 +4,10 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from adapter_builders import NAMESPACE, manifests, ref, submission
 
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.rendering import render
+from tests.unit.scheduler_adapter.adapter_builders import NAMESPACE, manifests, ref, submission
 
 pytestmark = pytest.mark.unit
 
@@ -41,23 +41,25 @@ def test_training_job_golden() -> None:
             "annotations": [{"name": "note", "value": "hello"}],
         }
     )
-    labels = {
+    expected_labels = {
         "team": "vision",
-        L.QUEUE_LABEL: "vision-queue",
-        L.NODE_POOL_LABEL: "a100",
-        L.WORKLOAD_ID_LABEL: "wl-train-1",
-        L.WORKLOAD_NAME_LABEL: "train-1",
-        L.PROJECT_LABEL: "vision",
+        labels.QUEUE_LABEL: "vision-queue",
+        labels.NODE_POOL_LABEL: "a100",
+        labels.WORKLOAD_ID_LABEL: "wl-train-1",
+        labels.WORKLOAD_NAME_LABEL: "train-1",
+        labels.PROJECT_LABEL: "vision",
     }
     annotations = {
         "note": "hello",
-        L.WORKLOAD_ID_ANNOTATION: "wl-train-1",
-        L.TRACE_ID_ANNOTATION: "trace-123",
+        labels.WORKLOAD_ID_ANNOTATION: "wl-train-1",
+        labels.TRACE_ID_ANNOTATION: "trace-123",
     }
 
     def pool(values: list[str]) -> dict[str, Any]:
         return {
-            "matchExpressions": [{"key": L.NODE_POOL_LABEL, "operator": "In", "values": values}]
+            "matchExpressions": [
+                {"key": labels.NODE_POOL_LABEL, "operator": "In", "values": values}
+            ]
         }
 
     assert job == {
@@ -66,14 +68,14 @@ def test_training_job_golden() -> None:
         "metadata": {
             "name": "train-1",
             "namespace": NAMESPACE,
-            "labels": labels,
+            "labels": expected_labels,
             "annotations": annotations,
         },
         "spec": {
             "backoffLimit": 6,
             "ttlSecondsAfterFinished": 2592000,
             "template": {
-                "metadata": {"labels": labels, "annotations": annotations},
+                "metadata": {"labels": expected_labels, "annotations": annotations},
                 "spec": {
                     "schedulerName": "kai-scheduler",
                     "restartPolicy": "Never",
@@ -121,23 +123,25 @@ def test_gpu_portion_is_a_kai_annotation_not_a_device_limit() -> None:
         {"image": "busybox", "compute": {"gpuDevicesRequest": 1, "gpuPortionRequest": 0.5}}
     )
     annotations = job["spec"]["template"]["metadata"]["annotations"]
-    assert annotations[L.GPU_FRACTION_ANNOTATION] == "0.5"
-    assert L.GPU_RESOURCE not in pod_spec(job)["containers"][0]["resources"].get("limits", {})
+    assert annotations[labels.GPU_FRACTION_ANNOTATION] == "0.5"
+    assert labels.GPU_RESOURCE not in pod_spec(job)["containers"][0]["resources"].get("limits", {})
 
 
 def test_gpu_memory_is_a_kai_annotation_in_mebibytes() -> None:
     job = training_job(
         {"image": "busybox", "compute": {"gpuDevicesRequest": 1, "gpuMemoryRequest": "4Gi"}}
     )
-    assert job["spec"]["template"]["metadata"]["annotations"][L.GPU_MEMORY_ANNOTATION] == "4096"
+    assert (
+        job["spec"]["template"]["metadata"]["annotations"][labels.GPU_MEMORY_ANNOTATION] == "4096"
+    )
 
 
 def test_no_trace_id_no_annotation_and_no_pools_no_affinity() -> None:
     job = training_job({"image": "busybox"}, trace_id=None)
-    assert L.TRACE_ID_ANNOTATION not in job["metadata"]["annotations"]
-    assert L.TRACE_ID_ANNOTATION not in job["spec"]["template"]["metadata"]["annotations"]
+    assert labels.TRACE_ID_ANNOTATION not in job["metadata"]["annotations"]
+    assert labels.TRACE_ID_ANNOTATION not in job["spec"]["template"]["metadata"]["annotations"]
     assert "affinity" not in pod_spec(job)
-    assert L.NODE_POOL_LABEL not in job["metadata"]["labels"]
+    assert labels.NODE_POOL_LABEL not in job["metadata"]["labels"]
 
 
 def test_user_labels_cannot_overwrite_identity_or_queue() -> None:
@@ -145,13 +149,13 @@ def test_user_labels_cannot_overwrite_identity_or_queue() -> None:
         {
             "image": "busybox",
             "labels": [
-                {"name": L.WORKLOAD_ID_LABEL, "value": "spoofed"},
-                {"name": L.QUEUE_LABEL, "value": "someone-elses"},
+                {"name": labels.WORKLOAD_ID_LABEL, "value": "spoofed"},
+                {"name": labels.QUEUE_LABEL, "value": "someone-elses"},
             ],
         }
     )
-    assert job["metadata"]["labels"][L.WORKLOAD_ID_LABEL] == "wl-train-1"
-    assert job["metadata"]["labels"][L.QUEUE_LABEL] == "vision-queue"
+    assert job["metadata"]["labels"][labels.WORKLOAD_ID_LABEL] == "wl-train-1"
+    assert job["metadata"]["labels"][labels.QUEUE_LABEL] == "vision-queue"
 
 
 def test_credentials_become_secret_references_and_extras_are_rendered() -> None:
@@ -184,9 +188,9 @@ def test_credentials_become_secret_references_and_extras_are_rendered() -> None:
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "16G"}
     assert container["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
     assert spec["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
-    assert spec["nodeSelector"] == {L.NODE_TYPE_LABEL: "dgx"}
+    assert spec["nodeSelector"] == {labels.NODE_TYPE_LABEL: "dgx"}
     assert spec["tolerations"] == [{"operator": "Exists", "key": "nvidia.com/gpu"}]
-    assert job["metadata"]["labels"][L.PRIORITY_CLASS_LABEL] == "train"
+    assert job["metadata"]["labels"][labels.PRIORITY_CLASS_LABEL] == "train"
     assert (job["spec"]["completions"], job["spec"]["parallelism"]) == (4, 2)
 
 
@@ -199,10 +203,10 @@ def test_workspace_is_a_single_replica_stateful_set() -> None:
     [sts] = manifests("workspace", "nb-1", gpus=1)
     assert (sts["apiVersion"], sts["kind"]) == ("apps/v1", "StatefulSet")
     assert sts["spec"]["replicas"] == 1
-    assert sts["spec"]["selector"] == {"matchLabels": {L.WORKLOAD_ID_LABEL: "wl-nb-1"}}
+    assert sts["spec"]["selector"] == {"matchLabels": {labels.WORKLOAD_ID_LABEL: "wl-nb-1"}}
     assert pod_spec(sts)["restartPolicy"] == "Always"
     assert pod_spec(sts)["schedulerName"] == "kai-scheduler"
-    assert sts["metadata"]["labels"][L.PRIORITY_CLASS_LABEL] == "build"
+    assert sts["metadata"]["labels"][labels.PRIORITY_CLASS_LABEL] == "build"
 
 
 @pytest.mark.parametrize(
@@ -228,7 +232,7 @@ def test_distributed_renders_kubeflow_job_and_leaves_the_gang_to_kai(
     assert job["spec"]["runPolicy"] == {"backoffLimit": 6, "ttlSecondsAfterFinished": 2592000}
     for replica in replicas.values():
         annotations = replica["template"]["metadata"]["annotations"]
-        assert L.POD_GROUP_ANNOTATION not in annotations
+        assert labels.POD_GROUP_ANNOTATION not in annotations
         assert replica["template"]["spec"]["schedulerName"] == "kai-scheduler"
 
 
@@ -267,9 +271,9 @@ def test_mpi_launcher_runs_the_command_without_gpus_and_workers_keep_sshd() -> N
     launcher = job["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]
     worker = job["spec"]["mpiReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
     assert launcher["command"] == ["mpirun", "python", "x.py"]
-    assert L.GPU_RESOURCE not in launcher["resources"].get("limits", {})
+    assert labels.GPU_RESOURCE not in launcher["resources"].get("limits", {})
     assert "command" not in worker
-    assert worker["resources"]["limits"][L.GPU_RESOURCE] == "2"
+    assert worker["resources"]["limits"][labels.GPU_RESOURCE] == "2"
 
 
 def test_inference_is_deployment_and_service_on_the_serving_port() -> None:
@@ -283,14 +287,9 @@ def test_inference_is_deployment_and_service_on_the_serving_port() -> None:
     container = pod_spec(deployment)["containers"][0]
     assert container["ports"] == [{"containerPort": 9000, "protocol": "TCP", "name": "grpc"}]
     assert service["spec"]["ports"][0]["port"] == 9000
-    assert service["spec"]["selector"] == {L.WORKLOAD_ID_LABEL: "wl-llm-1"}
+    assert service["spec"]["selector"] == {labels.WORKLOAD_ID_LABEL: "wl-llm-1"}
     _, default_port = manifests("inference", "llm-2")
     assert default_port["spec"]["ports"][0]["port"] == 8000
-
-
-def test_render_is_deterministic() -> None:
-    first = manifests("distributed", "dist-4", gpus=1, pools=["a100", "default"])
-    assert first == manifests("distributed", "dist-4", gpus=1, pools=["a100", "default"])
 
 
 def _core_objects() -> list[dict[str, Any]]:

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
-from adapter_builders import NAMESPACE, manifests
-from adapter_recorder import recording, simulated
 
 from berth.contracts.capabilities import KNATIVE_FEATURES, ClusterCapabilities
 from berth.scheduler_adapter.backend import WorkloadSnapshot
 from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
+from tests.unit.scheduler_adapter.adapter_builders import NAMESPACE, manifests
+from tests.unit.scheduler_adapter.adapter_recorder import recording, simulated
 
 pytestmark = pytest.mark.unit
 
@@ -403,7 +402,6 @@ def test_inventory_from_yaml_and_sizes() -> None:
 async def test_thousands_of_workloads_flow_through_a_large_cluster() -> None:
     count = 5000
     objects = [manifests("training", f"bulk-{i}", gpus=1, runtime=10) for i in range(count)]
-    started = time.perf_counter()
     async with simulated(Inventory.default(nodes_per_pool=200), speed=200) as (cluster, rec):
         for index in range(0, count, 500):
             await cluster.apply([obj for batch in objects[index : index + 500] for obj in batch])
@@ -411,8 +409,7 @@ async def test_thousands_of_workloads_flow_through_a_large_cluster() -> None:
         for index in range(count):
             await rec.wait_for(f"wl-bulk-{index}", "Completed", timeout=30)
         assert rec.phases("wl-bulk-4999") == LIFECYCLE
-    # 11 simulated seconds per job at 200x is 55 ms; the rest is the simulator's own cost.
-    assert time.perf_counter() - started < 15
+    # How long this takes is measured by bench/simulator_bench.py, not asserted here.
 
 
 @pytest.mark.parametrize("runtime", [float("nan"), float("inf"), -5.0, 1e300])

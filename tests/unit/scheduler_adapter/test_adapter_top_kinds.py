@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from adapter_builders import manifests
 
 from berth.scheduler_adapter.backend import top_object
 from berth.scheduler_adapter.top_kinds import KUBEFLOW_KINDS, expected_pods, top_kind
+from tests.unit.scheduler_adapter.adapter_builders import manifests
 
 pytestmark = pytest.mark.unit
 

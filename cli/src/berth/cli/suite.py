@@ -18,8 +18,8 @@ from nats.aio.client import Client
 from sqlalchemy.engine import make_url
 
 from berth.cli import nats_auth
+from berth.cli.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
 from berth.contracts.roles import ADMIN
-from berth.shared.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
 
 T = TypeVar("T")
 

@@ -31,15 +31,15 @@ def is_transient(exc: BaseException) -> bool:
     import asyncpg  # type: ignore[import-untyped]
     import nats.errors
     import nats.js.errors
-    from sqlalchemy import exc as sa_exc
+    import sqlalchemy.exc
 
     transient: tuple[type[BaseException], ...] = (
         TransientError,
         OSError,  # ConnectionRefusedError, ConnectionResetError, socket errors
         TimeoutError,  # asyncio.TimeoutError too
-        sa_exc.OperationalError,
-        sa_exc.InterfaceError,
-        sa_exc.DisconnectionError,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        sqlalchemy.exc.DisconnectionError,
         asyncpg.exceptions.PostgresConnectionError,
         asyncpg.exceptions.InterfaceError,
         asyncpg.exceptions.CannotConnectNowError,
@@ -64,7 +64,7 @@ def is_transient(exc: BaseException) -> bool:
             return False
         if isinstance(current, transient) and not isinstance(current, _LOCAL_OS_ERRORS):
             return True
-        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+        if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
             return True
         current = current.__cause__ or (
             None if current.__suppress_context__ else current.__context__

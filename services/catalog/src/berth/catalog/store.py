@@ -493,12 +493,12 @@ class SqlCatalogStore:
         )
 
 
-def reader(db: AsyncEngine) -> Reader:
-    """Read-only stores on connections of ``db``."""
+def reader(engine: AsyncEngine) -> Reader:
+    """Read-only stores on connections of ``engine``."""
 
     @contextlib.asynccontextmanager
     async def read() -> AsyncIterator[CatalogStore]:
-        async with db.connect() as conn:
+        async with engine.connect() as conn:
             yield SqlCatalogStore(conn)
 
     return read

@@ -22,7 +22,7 @@ from berth.contracts.policy import (
     ScopeRef,
     StoredPolicy,
 )
-from berth.policy import engine
+from berth.policy.engine import Effective, ScopedPolicy, compile_policy, merge, meta_branch
 from berth.policy.tables import evaluations, policies, version_seq
 from berth.shared.consumer import Unit
 
@@ -146,7 +146,7 @@ class SqlPolicyStore:
     async def related(self, policy_type: PolicyType, meta: PolicyMeta) -> list[PolicyRow]:
         above = [
             and_(policies.c.scope == ref.scope, policies.c.scope_id == ref.id)
-            for ref in engine.meta_branch(meta)
+            for ref in meta_branch(meta)
         ]
         below = {
             "tenant": policies.c.scope != "tenant",
@@ -215,12 +215,12 @@ class SqlPolicyStore:
         await self._conn.execute(insert(evaluations).on_conflict_do_nothing(), rows)
 
 
-def reader(db: AsyncEngine) -> Reader:
-    """Read-only stores on connections of ``db``."""
+def reader(engine: AsyncEngine) -> Reader:
+    """Read-only stores on connections of ``engine``."""
 
     @contextlib.asynccontextmanager
     async def read() -> AsyncIterator[PolicyStore]:
-        async with db.connect() as conn:
+        async with engine.connect() as conn:
             yield SqlPolicyStore(conn)
 
     return read
@@ -253,18 +253,18 @@ class CompiledCache:
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
-        self._compiled: OrderedDict[tuple[str, int], engine.ScopedPolicy] = OrderedDict()
-        self._merged: OrderedDict[tuple[Any, ...], engine.Effective] = OrderedDict()
+        self._compiled: OrderedDict[tuple[str, int], ScopedPolicy] = OrderedDict()
+        self._merged: OrderedDict[tuple[Any, ...], Effective] = OrderedDict()
 
-    def scoped(self, row: PolicyRow) -> engine.ScopedPolicy:
+    def scoped(self, row: PolicyRow) -> ScopedPolicy:
         key = (row.policy_type, row.version)
         hit = self._compiled.get(key)
         if hit is None:
-            compiled, _issues = engine.compile_policy(
+            compiled, _issues = compile_policy(
                 row.policy_type,
                 PolicyDocument.model_validate(row.document),
             )
-            hit = engine.ScopedPolicy(
+            hit = ScopedPolicy(
                 ScopeRef(scope=row.scope, id=row.scope_id),
                 compiled,
                 row.version,
@@ -272,11 +272,11 @@ class CompiledCache:
             self._put(self._compiled, key, hit)
         return hit
 
-    def effective(self, policy_type: PolicyType, rows: Sequence[PolicyRow]) -> engine.Effective:
+    def effective(self, policy_type: PolicyType, rows: Sequence[PolicyRow]) -> Effective:
         key = (policy_type, *sorted((r.scope, r.scope_id, r.version) for r in rows))
         hit = self._merged.get(key)
         if hit is None:
-            hit = engine.merge(policy_type, [self.scoped(r) for r in rows])
+            hit = merge(policy_type, [self.scoped(r) for r in rows])
             self._put(self._merged, key, hit)
         return hit
 

@@ -40,9 +40,9 @@ from typing import Any
 
 import aiohttp
 import yaml
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import load_incluster_config, load_kube_config
 
 from berth.contracts.capabilities import (
     KNATIVE_FEATURES,
@@ -50,7 +50,7 @@ from berth.contracts.capabilities import (
     TRAINING_OPERATOR_APIS,
     ClusterCapabilities,
 )
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, is_top, top_object
 from berth.scheduler_adapter.simulation.feed import SnapshotFeed
 from berth.scheduler_adapter.top_kinds import expected_pods, top_kind
@@ -227,7 +227,7 @@ def snapshot_of(
         pods=tuple(pod_status(p) for p in sorted(live, key=lambda p: p["metadata"]["name"])),
         expected_pods=expected_pods(top),
         suspended=suspended(top),
-        note=str(annotations.get(L.PHASE_NOTE_ANNOTATION, "")),
+        note=str(annotations.get(labels.PHASE_NOTE_ANNOTATION, "")),
         deleting=bool(top["metadata"].get("deletionTimestamp")),
     )
 
@@ -242,7 +242,7 @@ class KubernetesCluster:
         context: str | None = None,
         qps: float = 20.0,
         burst: int = 30,
-        configuration: k8s_client.Configuration | None = None,
+        configuration: Configuration | None = None,
         config_namespace: str = "berth",
         config_map: str = "berth-public",
         resync_seconds: float = 300.0,
@@ -265,7 +265,7 @@ class KubernetesCluster:
         self._retries = retries
         self._retry_delay = retry_delay
         self._config: tuple[float, dict[str, Any]] | None = None
-        self._api: k8s_client.ApiClient | None = None
+        self._api: ApiClient | None = None
         self._feed = SnapshotFeed(500)
         # What the watches have seen: per resource, object key → object.
         self._seen: dict[Resource, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in WATCHED}
@@ -281,19 +281,19 @@ class KubernetesCluster:
             return
         configuration = self._configuration
         if configuration is None:
-            configuration = k8s_client.Configuration()
+            configuration = Configuration()
             if (
                 self._kubeconfig is None
                 and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
             ):
-                k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+                load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
-                await k8s_config.load_kube_config(
+                await load_kube_config(
                     config_file=str(self._kubeconfig) if self._kubeconfig else None,
                     context=self._context,
                     client_configuration=configuration,
                 )
-        self._api = k8s_client.ApiClient(configuration)
+        self._api = ApiClient(configuration)
         self._tasks = [
             asyncio.create_task(self._watch(r), name=f"watch-{r.plural}") for r in WATCHED
         ]
@@ -313,8 +313,8 @@ class KubernetesCluster:
     async def apply(self, objects: list[dict[str, Any]]) -> None:
         groups: dict[str, list[dict[str, Any]]] = {}
         for obj in objects:
-            labels = obj.get("metadata", {}).get("labels") or {}
-            groups.setdefault(str(labels.get(L.WORKLOAD_ID_LABEL, "")), []).append(obj)
+            found = obj.get("metadata", {}).get("labels") or {}
+            groups.setdefault(str(found.get(labels.WORKLOAD_ID_LABEL, "")), []).append(obj)
         failures: list[Exception] = []
         # One workload's bad manifest must not hold back the others applied with it.
         for workload_id, group in groups.items():
@@ -493,14 +493,14 @@ class KubernetesCluster:
         gpus = 0
         mig: str | None = "none"
         for node in nodes.get("items") or ():
-            labels = (node.get("metadata") or {}).get("labels") or {}
-            pools.add(str(labels.get(L.NODE_POOL_LABEL, "default")))
+            node_labels = (node.get("metadata") or {}).get("labels") or {}
+            pools.add(str(node_labels.get(labels.NODE_POOL_LABEL, "default")))
             allocatable = (node.get("status") or {}).get("allocatable") or {}
             with contextlib.suppress(ValueError):
-                gpus += int(str(allocatable.get(L.GPU_RESOURCE, "0")))
+                gpus += int(str(allocatable.get(labels.GPU_RESOURCE, "0")))
             # The GPU operator labels each node with the device plugin's MIG strategy.
-            if labels.get(MIG_STRATEGY_LABEL) in ("single", "mixed") and mig != "mixed":
-                mig = str(labels[MIG_STRATEGY_LABEL])
+            if node_labels.get(MIG_STRATEGY_LABEL) in ("single", "mixed") and mig != "mixed":
+                mig = str(node_labels[MIG_STRATEGY_LABEL])
         return sorted(pools), gpus, mig
 
     # --- capabilities ---------------------------------------------------------------------------
@@ -551,7 +551,7 @@ class KubernetesCluster:
                     served[kind] = f"kubeflow.org/{version}"
                     break
         knative: dict[str, Any] | None = None
-        if "services" in (await self._resources(L.KNATIVE_API_VERSION) or ()):
+        if "services" in (await self._resources(labels.KNATIVE_API_VERSION) or ()):
             knative = await self._knative_features()
         return served, knative
 
@@ -566,9 +566,9 @@ class KubernetesCluster:
             log.warning("cannot read %s/%s", KNATIVE_NAMESPACE, KNATIVE_FEATURES_MAP)
             return {"features": dict(KNATIVE_FEATURES)}
         data = features.get("data") or {}
-        labels = (features.get("metadata") or {}).get("labels") or {}
+        found = (features.get("metadata") or {}).get("labels") or {}
         return {
-            "version": str(labels.get("app.kubernetes.io/version", "")),
+            "version": str(found.get("app.kubernetes.io/version", "")),
             "features": {k: str(v) for k, v in data.items() if not k.startswith("_")},
         }
 
@@ -664,7 +664,7 @@ class KubernetesCluster:
         error.body = text.encode()
         raise translate(error, what)
 
-    def _client(self) -> k8s_client.ApiClient:
+    def _client(self) -> ApiClient:
         if self._api is None:
             raise TransientError("the kubernetes backend is not started")
         return self._api
@@ -699,7 +699,7 @@ class KubernetesCluster:
         listing = await self._request(
             "GET",
             resource.collection(),
-            query={"labelSelector": L.WORKLOAD_ID_LABEL},
+            query={"labelSelector": labels.WORKLOAD_ID_LABEL},
             what=f"list {resource.plural}",
         )
         items = {_key(obj): _typed(obj, resource) for obj in listing.get("items") or ()}
@@ -712,7 +712,7 @@ class KubernetesCluster:
 
     async def _stream(self, resource: Resource, version: str) -> None:
         query = [
-            ("labelSelector", L.WORKLOAD_ID_LABEL),
+            ("labelSelector", labels.WORKLOAD_ID_LABEL),
             ("watch", "true"),
             ("allowWatchBookmarks", "true"),
             ("resourceVersion", version),
@@ -784,5 +784,5 @@ def _typed(obj: dict[str, Any], resource: Resource) -> dict[str, Any]:
 
 def _workload(obj: Mapping[str, Any]) -> tuple[str, str]:
     meta = obj.get("metadata") or {}
-    labels = meta.get("labels") or {}
-    return str(meta.get("namespace", "")), str(labels.get(L.WORKLOAD_ID_LABEL, ""))
+    found = meta.get("labels") or {}
+    return str(meta.get("namespace", "")), str(found.get(labels.WORKLOAD_ID_LABEL, ""))

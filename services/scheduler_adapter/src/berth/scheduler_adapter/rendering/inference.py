@@ -25,7 +25,7 @@ from berth.contracts.workload import (
     InferenceSpec,
     InferenceSubmission,
 )
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities
 from berth.scheduler_adapter.rendering.container import container_port
 from berth.scheduler_adapter.rendering.metadata import object_meta, owned, selector
@@ -95,17 +95,17 @@ def knative_annotations(spec: InferenceSpec) -> dict[str, str]:
     autoscaling = spec.autoscaling
     metric = autoscaling.metric if autoscaling else None
     result = {
-        L.KNATIVE_CLASS: L.KNATIVE_HPA if metric == "latency" else L.KNATIVE_KPA,
-        L.KNATIVE_MIN_SCALE: str(min_replicas(spec)),
-        L.KNATIVE_MAX_SCALE: str(max_replicas(spec)),
+        labels.KNATIVE_CLASS: labels.KNATIVE_HPA if metric == "latency" else labels.KNATIVE_KPA,
+        labels.KNATIVE_MIN_SCALE: str(min_replicas(spec)),
+        labels.KNATIVE_MAX_SCALE: str(max_replicas(spec)),
     }
     if metric is not None:
-        result[L.KNATIVE_METRIC] = KPA_METRICS.get(metric, metric)
+        result[labels.KNATIVE_METRIC] = KPA_METRICS.get(metric, metric)
         threshold = autoscaling.metricThreshold if autoscaling else None
-        result[L.KNATIVE_TARGET] = str(threshold or DEFAULT_METRIC_THRESHOLD)
+        result[labels.KNATIVE_TARGET] = str(threshold or DEFAULT_METRIC_THRESHOLD)
     seconds = autoscaling.scaleToZeroRetentionSeconds if autoscaling else None
     if seconds is not None:
-        result[L.KNATIVE_RETENTION] = retention(seconds)
+        result[labels.KNATIVE_RETENTION] = retention(seconds)
     return result
 
 
@@ -131,7 +131,7 @@ def _knative(
     # Knative owns the restart policy of its revisions and refuses one in the template.
     template["spec"].pop("restartPolicy", None)
     service = {
-        "apiVersion": L.KNATIVE_API_VERSION,
+        "apiVersion": labels.KNATIVE_API_VERSION,
         "kind": "Service",
         "metadata": object_meta(workload, spec, trace_id),
         "spec": {"template": template},
@@ -192,7 +192,7 @@ def _deployment(
     )
     meta = object_meta(workload, spec, trace_id)
     if min_replicas(spec) == 0:
-        meta["annotations"][L.PHASE_NOTE_ANNOTATION] = NO_SCALE_TO_ZERO
+        meta["annotations"][labels.PHASE_NOTE_ANNOTATION] = NO_SCALE_TO_ZERO
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

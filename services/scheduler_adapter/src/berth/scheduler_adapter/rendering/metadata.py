@@ -8,7 +8,7 @@ from typing import Any
 from berth.contracts.events import WorkloadRef
 from berth.contracts.runnable import kai_priority_class
 from berth.contracts.workload import BaseSpec, NameValue
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 
 
 def name_values(items: list[NameValue] | None) -> dict[str, str]:
@@ -17,14 +17,14 @@ def name_values(items: list[NameValue] | None) -> dict[str, str]:
 
 def identity_labels(workload: WorkloadRef) -> dict[str, str]:
     return {
-        L.WORKLOAD_ID_LABEL: workload.workloadId,
-        L.WORKLOAD_NAME_LABEL: workload.name,
-        L.PROJECT_LABEL: workload.project,
+        labels.WORKLOAD_ID_LABEL: workload.workloadId,
+        labels.WORKLOAD_NAME_LABEL: workload.name,
+        labels.PROJECT_LABEL: workload.project,
     }
 
 
 def selector(workload: WorkloadRef) -> dict[str, Any]:
-    return {"matchLabels": {L.WORKLOAD_ID_LABEL: workload.workloadId}}
+    return {"matchLabels": {labels.WORKLOAD_ID_LABEL: workload.workloadId}}
 
 
 def priority_class(spec: BaseSpec) -> str | None:
@@ -37,12 +37,12 @@ def workload_labels(workload: WorkloadRef, spec: BaseSpec) -> dict[str, str]:
     # The spec's labels go first so a user label can never overwrite berth's identity labels
     # or the queue the scheduler bills the workload to.
     result = name_values(spec.labels)
-    result[L.QUEUE_LABEL] = workload.queue
+    result[labels.QUEUE_LABEL] = workload.queue
     if spec.nodePools:
-        result[L.NODE_POOL_LABEL] = spec.nodePools[0]
+        result[labels.NODE_POOL_LABEL] = spec.nodePools[0]
     priority = priority_class(spec)
     if priority:
-        result[L.PRIORITY_CLASS_LABEL] = priority
+        result[labels.PRIORITY_CLASS_LABEL] = priority
     result.update(identity_labels(workload))
     return result
 
@@ -51,9 +51,9 @@ def workload_annotations(
     workload: WorkloadRef, spec: BaseSpec, trace_id: str | None
 ) -> dict[str, str]:
     result = name_values(spec.annotations)
-    result[L.WORKLOAD_ID_ANNOTATION] = workload.workloadId
+    result[labels.WORKLOAD_ID_ANNOTATION] = workload.workloadId
     if trace_id:
-        result[L.TRACE_ID_ANNOTATION] = trace_id
+        result[labels.TRACE_ID_ANNOTATION] = trace_id
     return result
 
 
@@ -63,7 +63,7 @@ def object_meta(
     annotations = workload_annotations(workload, spec, trace_id)
     if spec.relatedUrls:
         # For consoles and the CLI to link to; no controller reads it.
-        annotations[L.RELATED_URLS_ANNOTATION] = json.dumps(
+        annotations[labels.RELATED_URLS_ANNOTATION] = json.dumps(
             [url.model_dump(exclude_none=True) for url in spec.relatedUrls], sort_keys=True
         )
     return {

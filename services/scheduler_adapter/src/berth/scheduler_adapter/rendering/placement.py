@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from berth.contracts.workload import BaseSpec, PodAffinity, Toleration
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 
 
 def _pool_term(values: list[str]) -> dict[str, Any]:
-    return {"matchExpressions": [{"key": L.NODE_POOL_LABEL, "operator": "In", "values": values}]}
+    return {
+        "matchExpressions": [{"key": labels.NODE_POOL_LABEL, "operator": "In", "values": values}]
+    }
 
 
 def node_affinity(node_pools: list[str] | None) -> dict[str, Any] | None:
@@ -71,7 +73,7 @@ def placement(spec: BaseSpec, own_pods: dict[str, Any]) -> dict[str, Any]:
     if affinity:
         result["affinity"] = affinity
     if spec.nodeType:
-        result["nodeSelector"] = {L.NODE_TYPE_LABEL: spec.nodeType}
+        result["nodeSelector"] = {labels.NODE_TYPE_LABEL: spec.nodeType}
     if spec.tolerations:
         result["tolerations"] = [toleration(item) for item in spec.tolerations]
     return result

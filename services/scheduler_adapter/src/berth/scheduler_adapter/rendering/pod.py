@@ -6,7 +6,7 @@ from typing import Any
 
 from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import BaseSpec, Security
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.rendering.container import container
 from berth.scheduler_adapter.rendering.metadata import (
     selector,
@@ -84,7 +84,7 @@ def pod_template(
         volumes.extend(storage.volumes)
         main["volumeMounts"] = [*main.get("volumeMounts", ()), *storage.mounts]
     pod_spec: dict[str, Any] = {
-        "schedulerName": L.SCHEDULER_NAME,
+        "schedulerName": labels.SCHEDULER_NAME,
         "restartPolicy": restart_policy,
     }
     if storage is not None and storage.init_containers:

@@ -7,7 +7,7 @@ from typing import Any
 
 from berth.contracts.quantity import quantity_to_bytes
 from berth.contracts.workload import Compute
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 
 MIB = 2**20
 
@@ -34,12 +34,12 @@ def resources(compute: Compute | None) -> dict[str, Any]:
         limits["memory"] = compute.cpuMemoryLimit
     if compute.migProfile:
         # The NVIDIA device plugin's mixed strategy: one resource per MIG profile.
-        limits[f"{L.MIG_RESOURCE_PREFIX}{compute.migProfile}"] = "1"
+        limits[f"{labels.MIG_RESOURCE_PREFIX}{compute.migProfile}"] = "1"
     elif gpu_sharing(compute) is None and compute.gpuDevicesRequest:
-        limits[L.GPU_RESOURCE] = str(compute.gpuDevicesRequest)
+        limits[labels.GPU_RESOURCE] = str(compute.gpuDevicesRequest)
     elif gpu_sharing(compute) is None and compute.gpuPortionRequest:
         # A portion of 1 whose device count a policy did not fill in: one whole GPU.
-        limits[L.GPU_RESOURCE] = "1"
+        limits[labels.GPU_RESOURCE] = "1"
     for extended in compute.extendedResources or ():
         if not extended.exclude:
             limits[extended.resource] = extended.quantity or "1"
@@ -60,10 +60,10 @@ def gpu_sharing(compute: Compute | None) -> dict[str, str] | None:
             # KAI's gpu-request validator accepts a fraction only in (0, 1): all of a GPU is
             # a whole device.
             return None
-        return {L.GPU_FRACTION_ANNOTATION: f"{compute.gpuPortionRequest:g}"}
+        return {labels.GPU_FRACTION_ANNOTATION: f"{compute.gpuPortionRequest:g}"}
     if compute.gpuMemoryRequest:
         mebibytes = math.ceil(quantity_to_bytes(compute.gpuMemoryRequest) / MIB)
-        return {L.GPU_MEMORY_ANNOTATION: str(mebibytes)}
+        return {labels.GPU_MEMORY_ANNOTATION: str(mebibytes)}
     return None
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import BaseSpec
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.rendering.container import container_port
 from berth.scheduler_adapter.rendering.metadata import object_meta, owned, selector
 from berth.scheduler_adapter.rendering.storage import dns_label
@@ -58,17 +58,17 @@ def connections(spec: BaseSpec) -> list[Connection]:
 def access_annotations(item: Connection) -> dict[str, str]:
     result: dict[str, str] = {}
     if item.users is not None:
-        result[L.ACCESS_ANNOTATION] = "users"
-        result[L.AUTHORIZED_USERS_ANNOTATION] = ",".join(item.users)
+        result[labels.ACCESS_ANNOTATION] = "users"
+        result[labels.AUTHORIZED_USERS_ANNOTATION] = ",".join(item.users)
     elif item.groups is not None:
-        result[L.ACCESS_ANNOTATION] = "groups"
-        result[L.AUTHORIZED_GROUPS_ANNOTATION] = ",".join(item.groups)
+        result[labels.ACCESS_ANNOTATION] = "groups"
+        result[labels.AUTHORIZED_GROUPS_ANNOTATION] = ",".join(item.groups)
     else:
-        result[L.ACCESS_ANNOTATION] = "everyone"
+        result[labels.ACCESS_ANNOTATION] = "everyone"
     for key, value in (
-        (L.TOOL_TYPE_ANNOTATION, item.tool_type),
-        (L.TOOL_NAME_ANNOTATION, item.tool_name),
-        (L.TOOL_URL_ANNOTATION, item.url),
+        (labels.TOOL_TYPE_ANNOTATION, item.tool_type),
+        (labels.TOOL_NAME_ANNOTATION, item.tool_name),
+        (labels.TOOL_URL_ANNOTATION, item.url),
     ):
         if value:
             result[key] = value

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from berth.contracts.catalog import credential_of_secret
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, referenced_secrets
 from berth.scheduler_adapter.simulation.capacity import Capacity
 from berth.scheduler_adapter.simulation.feed import SnapshotFeed
@@ -471,11 +471,11 @@ class SimulatedCluster:
 def _keys(obj: Mapping[str, Any]) -> tuple[WorkloadKey, ObjectKey]:
     metadata = obj.get("metadata") or {}
     namespace, name = metadata.get("namespace"), metadata.get("name")
-    workload_id = (metadata.get("labels") or {}).get(L.WORKLOAD_ID_LABEL)
+    workload_id = (metadata.get("labels") or {}).get(labels.WORKLOAD_ID_LABEL)
     if not (namespace and name and workload_id and obj.get("apiVersion") and obj.get("kind")):
         raise ValueError(
             f"every object needs apiVersion, kind, metadata.name, metadata.namespace and the "
-            f"{L.WORKLOAD_ID_LABEL} label; got {obj.get('kind')} {name!r}"
+            f"{labels.WORKLOAD_ID_LABEL} label; got {obj.get('kind')} {name!r}"
         )
     object_key = (str(obj["apiVersion"]), str(obj["kind"]), str(namespace), str(name))
     return (str(namespace), str(workload_id)), object_key

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from berth.contracts.workload import DEFAULT_BACKOFF_LIMIT
-from berth.scheduler_adapter import labels as L
+from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import top_object
 from berth.scheduler_adapter.simulation.capacity import GPU_MILLI, PodDemand
 from berth.scheduler_adapter.simulation.quantity import millis, parse_quantity, units
@@ -67,9 +67,11 @@ def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
     annotations: Mapping[str, str] = top["metadata"].get("annotations") or {}
     finite = described.finite
     lifecycle = (spec.get("runPolicy") or {}) if kind in KUBEFLOW_KINDS else spec
-    fail = annotations.get(L.SIM_FAIL_ANNOTATION) or None
+    fail = annotations.get(labels.SIM_FAIL_ANNOTATION) or None
     if fail is not None and fail not in FAIL_MODES:
-        raise ValueError(f"{L.SIM_FAIL_ANNOTATION} must be one of {sorted(FAIL_MODES)}: {fail!r}")
+        raise ValueError(
+            f"{labels.SIM_FAIL_ANNOTATION} must be one of {sorted(FAIL_MODES)}: {fail!r}"
+        )
     default_runtime = DEFAULT_FINITE_RUNTIME if finite else None
     backoff = lifecycle.get("backoffLimit")
     ttl = lifecycle.get("ttlSecondsAfterFinished")
@@ -82,14 +84,14 @@ def shape_of(objects: Sequence[Mapping[str, Any]]) -> WorkloadShape:
         finite=finite,
         backoff_limit=DEFAULT_BACKOFF_LIMIT if backoff is None else int(backoff),
         ttl_seconds=float(ttl) if finite and ttl is not None else None,
-        runtime=_seconds(annotations, L.SIM_RUNTIME_ANNOTATION, default_runtime),
-        startup=_seconds(annotations, L.SIM_STARTUP_ANNOTATION, DEFAULT_STARTUP) or 0.0,
+        runtime=_seconds(annotations, labels.SIM_RUNTIME_ANNOTATION, default_runtime),
+        startup=_seconds(annotations, labels.SIM_STARTUP_ANNOTATION, DEFAULT_STARTUP) or 0.0,
         fail=fail,
         # A kind that runs until stopped has no success condition of its own; its pods can
         # still all exit in the simulation (an injected runtime), which reads as success.
         success_condition=described.success_condition or "Succeeded",
         priority=_priority(top, templates),
-        note=str(annotations.get(L.PHASE_NOTE_ANNOTATION, "")),
+        note=str(annotations.get(labels.PHASE_NOTE_ANNOTATION, "")),
     )
 
 
@@ -119,9 +121,9 @@ def gang_size(kind: str, spec: Mapping[str, Any], pods: int) -> int:
 def _priority(top: Mapping[str, Any], templates: list[tuple[str, Mapping[str, Any]]]) -> int:
     # The pods' label wins over the top object's: it is what the scheduler reads off the pods.
     sources = [(template.get("metadata") or {}).get("labels") for _, template in templates[:1]]
-    for labels in [*sources, top["metadata"].get("labels")]:
-        if labels and L.PRIORITY_CLASS_LABEL in labels:
-            return PRIORITY_VALUES.get(str(labels[L.PRIORITY_CLASS_LABEL]), 0)
+    for found in [*sources, top["metadata"].get("labels")]:
+        if found and labels.PRIORITY_CLASS_LABEL in found:
+            return PRIORITY_VALUES.get(str(found[labels.PRIORITY_CLASS_LABEL]), 0)
     return 0
 
 
@@ -148,14 +150,14 @@ def pod_demand(template: Mapping[str, Any]) -> PodDemand:
         resources = container.get("resources") or {}
         requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
         # Kubernetes defaults a missing request to the limit.
-        gpus += units(limits.get(L.GPU_RESOURCE, requests.get(L.GPU_RESOURCE, 0)))
+        gpus += units(limits.get(labels.GPU_RESOURCE, requests.get(labels.GPU_RESOURCE, 0)))
         cpu += millis(requests.get("cpu", limits.get("cpu", 0)))
         memory += units(requests.get("memory", limits.get("memory", 0)))
-    fraction = annotations.get(L.GPU_FRACTION_ANNOTATION)
+    fraction = annotations.get(labels.GPU_FRACTION_ANNOTATION)
     shared_milli = round(parse_quantity(fraction) * GPU_MILLI) if fraction else 0
-    shared_mib = units(annotations.get(L.GPU_MEMORY_ANNOTATION, 0)) if not shared_milli else 0
+    shared_mib = units(annotations.get(labels.GPU_MEMORY_ANNOTATION, 0)) if not shared_milli else 0
     shared = bool(shared_milli or shared_mib)
-    devices = int(annotations.get(L.GPU_FRACTION_DEVICES_ANNOTATION, 1)) if shared else 0
+    devices = int(annotations.get(labels.GPU_FRACTION_DEVICES_ANNOTATION, 1)) if shared else 0
     pools, restricted = _pool_order(spec)
     return PodDemand(
         gpus=0 if shared else gpus,
@@ -176,20 +178,20 @@ def _expressions(terms: Any) -> list[Mapping[str, Any]]:
 
 def _pool_order(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
     """Allowed pools, most preferred first, and whether the pod may go elsewhere."""
-    selector = (spec.get("nodeSelector") or {}).get(L.NODE_POOL_LABEL)
+    selector = (spec.get("nodeSelector") or {}).get(labels.NODE_POOL_LABEL)
     affinity = ((spec.get("affinity") or {}).get("nodeAffinity")) or {}
     required_terms = (affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}).get(
         "nodeSelectorTerms"
     )
     required: list[str] | None = [selector] if selector else None
     for expr in _expressions(required_terms):
-        if expr.get("key") == L.NODE_POOL_LABEL and expr.get("operator") == "In":
+        if expr.get("key") == labels.NODE_POOL_LABEL and expr.get("operator") == "In":
             values = [str(value) for value in expr.get("values") or ()]
             required = values if required is None else [v for v in required if v in values]
     weights: dict[str, int] = {}
     for preferred in affinity.get("preferredDuringSchedulingIgnoredDuringExecution") or ():
         for expr in _expressions([preferred.get("preference") or {}]):
-            if expr.get("key") == L.NODE_POOL_LABEL and expr.get("operator") == "In":
+            if expr.get("key") == labels.NODE_POOL_LABEL and expr.get("operator") == "In":
                 for value in expr.get("values") or ():
                     weights[str(value)] = weights.get(str(value), 0) + int(preferred["weight"])
     candidates = required if required is not None else list(weights)
@@ -198,4 +200,4 @@ def _pool_order(spec: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
 
 
 def _node_type(spec: Mapping[str, Any]) -> str:
-    return str((spec.get("nodeSelector") or {}).get(L.NODE_TYPE_LABEL) or "")
+    return str((spec.get("nodeSelector") or {}).get(labels.NODE_TYPE_LABEL) or "")

@@ -1,0 +1,52 @@
+"""Intake's validation of a submission: every bad field named, without the union's tag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.contracts.events import Issue
+from berth.intake import validation
+
+
+def _body(**spec: Any) -> dict[str, Any]:
+    return {
+        "kind": "training",
+        "name": "demo",
+        "useGivenNameAsPrefix": False,
+        "projectId": "team-a",
+        "spec": {"image": "busybox", **spec},
+    }
+
+
+def test_valid_submission_parses() -> None:
+    parsed = validation.parse("w-1", {"submission": _body(compute={"gpuDevicesRequest": 2})})
+    assert not isinstance(parsed, list)
+    assert parsed.submission.spec.compute is not None
+    assert parsed.submission.spec.compute.gpuDevicesRequest == 2
+
+
+def test_every_bad_field_is_named_without_the_union_tag() -> None:
+    body = _body(compute={"gpuDevicesRequest": -1}, backoffLimit=101, colour="blue")
+    issues = validation.parse("w-1", {"submission": body})
+    assert isinstance(issues, list)
+    fields = {i.field for i in issues}
+    assert fields == {"spec.compute.gpuDevicesRequest", "spec.backoffLimit", "spec.colour"}
+    assert Issue(field="spec.colour", details="unknown field") in issues
+
+
+def test_unknown_kind_and_bad_workload_id() -> None:
+    body = _body()
+    body["kind"] = "batch"
+    issues = validation.parse("has.dots", {"submission": body})
+    assert isinstance(issues, list)
+    assert [i.field for i in issues] == ["subject", "kind"]
+    assert "workspace, training, distributed, inference" in issues[1].details
+
+
+def test_describe_raw_is_best_effort() -> None:
+    assert validation.describe_raw({"submission": {"name": "x", "projectId": 3}}) == (
+        "x",
+        None,
+        None,
+    )
+    assert validation.describe_raw({"submission": "nonsense"}) == (None, None, None)
