@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.catalog.tables import (
     asset_usage,
@@ -29,7 +29,7 @@ from berth.catalog.tables import (
 from berth.contracts.catalog import AssetRef, AssetView, credential_secret_name
 from berth.contracts.events import PublicKey
 from berth.contracts.queries import ProjectInfo
-from berth.shared.consumer import Unit
+from berth.shared.store import SqlStore
 
 ORGANISATION = ("department", "project", "nodepool")
 
@@ -235,18 +235,8 @@ _ORG_TABLES: dict[str, Table] = {
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
-class SqlCatalogStore:
+class SqlCatalogStore(SqlStore):
     """The catalog store in PostgreSQL, on one connection (one transaction)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    @classmethod
-    def of(cls, unit: object) -> SqlCatalogStore:
-        """The store of a unit of work: its connection, so state and events commit together."""
-        if not isinstance(unit, Unit):
-            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
-        return cls(unit.conn)
 
     @contextlib.asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

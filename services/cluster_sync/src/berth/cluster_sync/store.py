@@ -10,11 +10,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from berth.cluster_sync.tables import clusters, desired_configs, placements
 from berth.contracts.events import ClusterConfig, ClusterRecord
-from berth.shared.consumer import Unit
+from berth.shared.store import SqlStore
 
 
 @dataclass(frozen=True)
@@ -63,18 +62,8 @@ class ClusterSyncStore(Protocol):
         """Record where workloads run; a workload keeps its first placement."""
 
 
-class SqlClusterSyncStore:
+class SqlClusterSyncStore(SqlStore):
     """The cluster-sync store in PostgreSQL, on one connection (one transaction)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    @classmethod
-    def of(cls, unit: object) -> SqlClusterSyncStore:
-        """The store of a unit of work: its connection, so state and events commit together."""
-        if not isinstance(unit, Unit):
-            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
-        return cls(unit.conn)
 
     async def clusters(self, cluster_ids: Iterable[str]) -> dict[str, Registered]:
         ids = list(set(cluster_ids))

@@ -12,14 +12,14 @@ from typing import Any, Protocol
 
 from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.catalog import AssetRef, AssetView
 from berth.contracts.events import TERMINAL_PHASES, ClusterRecord
 from berth.contracts.queries import ProjectInfo
 from berth.intake import clusters, projection, quota, tables
 from berth.intake.tables import LIVE, catalog_entries, phase_history, workloads
-from berth.shared.consumer import Unit
+from berth.shared.store import SqlStore
 
 # Inlined rather than bound: executemany cannot expand an IN list per row.
 NOT_TERMINAL = text(
@@ -120,18 +120,8 @@ Reader = Callable[[], AbstractAsyncContextManager[IntakeStore]]
 """Opens a store for reading (queries and fallbacks that change nothing)."""
 
 
-class SqlIntakeStore:
+class SqlIntakeStore(SqlStore):
     """Intake's store in PostgreSQL, on one connection (one transaction)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    @classmethod
-    def of(cls, unit: object) -> SqlIntakeStore:
-        """The store of a unit of work: its connection, so state and events commit together."""
-        if not isinstance(unit, Unit):
-            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
-        return cls(unit.conn)
 
     async def live_names(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         if not keys:

@@ -10,11 +10,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from berth.contracts.events import TERMINAL_PHASES
 from berth.ownership.tables import clusters, owners, workload_phases
-from berth.shared.consumer import Unit
+from berth.shared.store import SqlStore
 
 
 @dataclass(frozen=True)
@@ -81,18 +80,8 @@ class OwnershipStore(Protocol):
     async def phases(self, workload_ids: Iterable[str]) -> dict[str, str]: ...
 
 
-class SqlOwnershipStore:
+class SqlOwnershipStore(SqlStore):
     """The ownership store in PostgreSQL, on one connection (one transaction)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    @classmethod
-    def of(cls, unit: object) -> SqlOwnershipStore:
-        """The store of a unit of work: its connection, so state and events commit together."""
-        if not isinstance(unit, Unit):
-            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
-        return cls(unit.conn)
 
     async def add_owners(self, records: Sequence[Owner]) -> None:
         if not records:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Row, and_, delete, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.policy import (
     PolicyDocument,
@@ -24,7 +24,7 @@ from berth.contracts.policy import (
 )
 from berth.policy.engine import Effective, ScopedPolicy, compile_policy, merge, meta_branch
 from berth.policy.tables import evaluations, policies, version_seq
-from berth.shared.consumer import Unit
+from berth.shared.store import SqlStore
 
 Key = tuple[str, str, str]  # (policy type, scope, scope id)
 
@@ -104,18 +104,8 @@ def _row(row: Row[Any]) -> PolicyRow:
     )
 
 
-class SqlPolicyStore:
+class SqlPolicyStore(SqlStore):
     """The policy store in PostgreSQL, on one connection (one transaction)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    @classmethod
-    def of(cls, unit: object) -> SqlPolicyStore:
-        """The store of a unit of work: its connection, so state and events commit together."""
-        if not isinstance(unit, Unit):
-            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
-        return cls(unit.conn)
 
     async def lock(self, policy_type: PolicyType) -> None:
         key = func.hashtext(f"policy:{policy_type}")

@@ -14,11 +14,10 @@ from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from berth.contracts.quota import QUOTA_HOLDING_PHASES
 from berth.scheduler_adapter.tables import agent, workloads
-from berth.shared.consumer import Unit
+from berth.shared.store import SqlStore
 
 HELD = "Held"
 """The intent of a workload held over its project's quota: nothing applied yet."""
@@ -123,18 +122,8 @@ _COLUMNS = (
 )
 
 
-class SqlAdapterStore:
+class SqlAdapterStore(SqlStore):
     """The scheduler-adapter's store in PostgreSQL, on one connection (one transaction)."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    @classmethod
-    def of(cls, unit: object) -> SqlAdapterStore:
-        """The store of a unit of work: its connection, so state and events commit together."""
-        if not isinstance(unit, Unit):
-            raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
-        return cls(unit.conn)
 
     async def usage(self, projects: Iterable[str]) -> dict[str, float]:
         names = sorted(set(projects))
