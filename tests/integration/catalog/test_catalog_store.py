@@ -13,9 +13,7 @@ import pytest
 from berth.catalog.store import CatalogStore, Ciphertext, NewAsset, SqlCatalogStore, Usage
 from berth.contracts.catalog import AssetRef
 from berth.contracts.events import PublicKey
-from berth.shared.db import create_engine
-from berth.shared.migrations import upgrade
-from tests.conftest import new_database
+from tests.integration.stores import store_runner
 from tests.unit.catalog.catalog_fakes import InMemoryCatalogStore
 
 Scenario = Callable[[CatalogStore], Awaitable[Any]]
@@ -25,26 +23,8 @@ Run = Callable[[Scenario], Awaitable[Any]]
 @pytest.fixture(params=["postgres", "memory"])
 async def run(request: pytest.FixtureRequest) -> AsyncIterator[Run]:
     """Runs a scenario against one store implementation, in one transaction."""
-    if request.param == "memory":
-        memory = InMemoryCatalogStore()
-
-        async def in_memory(scenario: Scenario) -> Any:
-            return await scenario(memory)
-
-        yield in_memory
-        return
-    admin_url: str = request.getfixturevalue("admin_database_url")
-    async with contextlib.AsyncExitStack() as stack:
-        database_url = await stack.enter_async_context(new_database(admin_url))
-        await upgrade("berth.catalog", database_url)
-        engine = create_engine(database_url)
-        stack.push_async_callback(engine.dispose)
-
-        async def in_postgres(scenario: Scenario) -> Any:
-            async with engine.begin() as conn:
-                return await scenario(SqlCatalogStore(conn))
-
-        yield in_postgres
+    async with store_runner(request, "berth.catalog", SqlCatalogStore, InMemoryCatalogStore) as run:
+        yield run
 
 
 def asset(

@@ -3,7 +3,6 @@ unit tests on the in-memory registry say what the service does on the real one."
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,9 +12,7 @@ import pytest
 from berth.cluster_sync.store import ClusterSyncStore, DesiredChange, Placement, SqlClusterSyncStore
 from berth.cluster_sync.tables import placements
 from berth.contracts.events import ClusterConfig, ClusterRecord
-from berth.shared.db import create_engine
-from berth.shared.migrations import upgrade
-from tests.conftest import new_database
+from tests.integration.stores import store_runner
 from tests.unit.cluster_sync.cluster_sync_fakes import InMemoryClusterSyncStore
 
 Scenario = Callable[[ClusterSyncStore], Awaitable[Any]]
@@ -27,26 +24,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture(params=["postgres", "memory"])
 async def run(request: pytest.FixtureRequest) -> AsyncIterator[Run]:
     """Runs a scenario against one store implementation, in one transaction."""
-    if request.param == "memory":
-        memory = InMemoryClusterSyncStore()
-
-        async def in_memory(scenario: Scenario) -> Any:
-            return await scenario(memory)
-
-        yield in_memory
-        return
-    admin_url: str = request.getfixturevalue("admin_database_url")
-    async with contextlib.AsyncExitStack() as stack:
-        database_url = await stack.enter_async_context(new_database(admin_url))
-        await upgrade("berth.cluster_sync", database_url)
-        engine = create_engine(database_url)
-        stack.push_async_callback(engine.dispose)
-
-        async def in_postgres(scenario: Scenario) -> Any:
-            async with engine.begin() as conn:
-                return await scenario(SqlClusterSyncStore(conn))
-
-        yield in_postgres
+    async with store_runner(
+        request, "berth.cluster_sync", SqlClusterSyncStore, InMemoryClusterSyncStore
+    ) as run:
+        yield run
 
 
 def record(cluster: str, at: datetime, **config: Any) -> ClusterRecord:

@@ -3,7 +3,6 @@ tests on the in-memory store say what the service does on the real one."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,9 +10,7 @@ from typing import Any
 import pytest
 
 from berth.ownership.store import Owner, OwnershipStore, Phase, Said, SqlOwnershipStore
-from berth.shared.db import create_engine
-from berth.shared.migrations import upgrade
-from tests.conftest import new_database
+from tests.integration.stores import store_runner
 from tests.unit.ownership.ownership_fakes import InMemoryOwnershipStore
 
 Scenario = Callable[[OwnershipStore], Awaitable[Any]]
@@ -25,26 +22,10 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 @pytest.fixture(params=["postgres", "memory"])
 async def run(request: pytest.FixtureRequest) -> AsyncIterator[Run]:
     """Runs a scenario against one store implementation, in one transaction."""
-    if request.param == "memory":
-        memory = InMemoryOwnershipStore()
-
-        async def in_memory(scenario: Scenario) -> Any:
-            return await scenario(memory)
-
-        yield in_memory
-        return
-    admin_url: str = request.getfixturevalue("admin_database_url")
-    async with contextlib.AsyncExitStack() as stack:
-        database_url = await stack.enter_async_context(new_database(admin_url))
-        await upgrade("berth.ownership", database_url)
-        engine = create_engine(database_url)
-        stack.push_async_callback(engine.dispose)
-
-        async def in_postgres(scenario: Scenario) -> Any:
-            async with engine.begin() as conn:
-                return await scenario(SqlOwnershipStore(conn))
-
-        yield in_postgres
+    async with store_runner(
+        request, "berth.ownership", SqlOwnershipStore, InMemoryOwnershipStore
+    ) as run:
+        yield run
 
 
 async def test_a_workload_keeps_its_first_owner(run: Run) -> None:
