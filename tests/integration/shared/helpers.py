@@ -38,7 +38,7 @@ from berth.contracts.events import (
 )
 from berth.contracts.subjects import stream_for
 from berth.shared.bus import connect, encode, ensure_streams, event_headers
-from berth.shared.consumer import Incoming, Subscription, Unit
+from berth.shared.consumer import Incoming, Subscription, UnitOfWork
 from berth.shared.db import ensure_schema, service_metadata
 from berth.shared.service import Service
 from berth.shared.settings import Settings
@@ -112,7 +112,9 @@ class Probe:
     def subject(self, subject_id: str) -> str:
         return f"{self.prefix}.{subject_id}"
 
-    async def handle(self, items: list[Incoming[WorkloadActionRequestedV1]], unit: Unit) -> None:
+    async def handle(
+        self, items: list[Incoming[WorkloadActionRequestedV1]], unit: UnitOfWork
+    ) -> None:
         self.batches.append(len(items))
         for item in items:
             self.deliveries[item.event.subject].append(item.msg.metadata.num_delivered)

@@ -16,7 +16,7 @@ from berth.contracts.events import (
     PolicyRejectedV1,
     WorkloadRef,
 )
-from berth.shared.consumer import Publishes, UndeclaredEventError, Unit, trace_context
+from berth.shared.consumer import Publishes, UndeclaredEventError, UnitOfWork, trace_context
 from berth.shared.testing import FakeUnitOfWork, InMemoryTable, incoming
 
 
@@ -137,7 +137,7 @@ def test_a_unit_emits_the_event_types_its_service_declares() -> None:
 
 def test_a_services_unit_refuses_what_the_service_did_not_declare() -> None:
     declared = Publishes.of("policy", [PolicyApprovedV1])
-    unit = Unit(conn=None, outbox_table=None, publishes=declared)  # type: ignore[arg-type]
+    unit = UnitOfWork(conn=None, outbox_table=None, publishes=declared)  # type: ignore[arg-type]
 
     with pytest.raises(UndeclaredEventError, match=r"add it to service\.publishes"):
         unit.emit(_event("w-1"))

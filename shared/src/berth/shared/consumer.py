@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from nats.aio.msg import Msg
@@ -86,7 +86,7 @@ class Publishes:
 
 
 @dataclass
-class Unit:
+class UnitOfWork:
     """What a batch handler may touch: the batch's connection, and ``emit`` into the outbox."""
 
     conn: AsyncConnection
@@ -119,8 +119,17 @@ def trace_context(cause: Cause) -> Context | None:
     return context_of(cause.span)
 
 
-BatchHandler = Callable[[list[Incoming[E]], Unit], Awaitable[None]]
-UnitFactory = Callable[[], AbstractAsyncContextManager[Unit]]
+class Emitter(Protocol):
+    """What a handler needs of its unit of work: ``emit`` into the outbox, and work to run once
+    the transaction commits. A ``UnitOfWork`` in a service, a ``FakeUnitOfWork`` in unit tests."""
+
+    after_commit: list[Callable[[], Awaitable[None]]]
+
+    def emit(self, event: Event, cause: Cause = None) -> None: ...
+
+
+BatchHandler = Callable[[list[Incoming[E]], UnitOfWork], Awaitable[None]]
+UnitFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
 
 
 @contextlib.asynccontextmanager
@@ -129,14 +138,14 @@ async def unit_of_work(
     outbox_table: Table,
     relay: OutboxRelay,
     publishes: Publishes | None = None,
-) -> AsyncIterator[Unit]:
+) -> AsyncIterator[UnitOfWork]:
     """One transaction in which state and the events it emits commit together (or neither).
 
     After the commit, the unit's ``after_commit`` callbacks run and the relay is woken so the
     events leave at once. Batches run in one; so does any other write of a service.
     """
     async with engine.begin() as conn:
-        unit = Unit(conn, outbox_table, publishes=publishes)
+        unit = UnitOfWork(conn, outbox_table, publishes=publishes)
         yield unit
         await outbox.write(conn, outbox_table, unit.rows)
     for callback in unit.after_commit:

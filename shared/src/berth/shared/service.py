@@ -34,7 +34,7 @@ from berth.shared.consumer import (
     Publishes,
     PullLoop,
     Subscription,
-    Unit,
+    UnitOfWork,
     unit_of_work,
 )
 from berth.shared.db import INBOX, OUTBOX, create_engine
@@ -205,7 +205,7 @@ class Service:
 
     @property
     def declared_publishes(self) -> Publishes:
-        """What units of work of this service may emit (``Unit.emit`` refuses anything else)."""
+        """What units of work of this service may emit (``UnitOfWork.emit`` refuses the rest)."""
         return Publishes.of(self.name, self._publishes)
 
     @property
@@ -232,7 +232,7 @@ class Service:
 
     # -- runtime --------------------------------------------------------------------------------
 
-    def unit_of_work(self) -> AbstractAsyncContextManager[Unit]:
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A transaction outside any batch whose emitted events leave through the outbox."""
         return unit_of_work(self.engine, self.outbox_table, self.relay, self.declared_publishes)
 

@@ -6,7 +6,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from berth.shared.consumer import Unit
+from berth.shared.consumer import UnitOfWork
 
 
 class SqlStore:
@@ -19,6 +19,6 @@ class SqlStore:
     @classmethod
     def of(cls, unit: object) -> Self:
         """The store of a unit of work: its connection, so state and events commit together."""
-        if not isinstance(unit, Unit):
+        if not isinstance(unit, UnitOfWork):
             raise TypeError(f"the SQL store needs a database unit of work, not {unit!r}")
         return cls(unit.conn)

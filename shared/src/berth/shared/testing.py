@@ -1,9 +1,9 @@
 """Test doubles for handlers: a unit of work without a database, and in-memory stores that roll
 back with it (the fakes of *Architecture Patterns with Python*, chapters 6 and 13).
 
-A batch handler receives the messages of a batch and a unit of work (``consumer.Unit``: ``emit``
-into the outbox, in the batch's transaction) and reaches its service's state through a store
-port. A unit test hands it a ``FakeUnitOfWork`` and the service's in-memory store instead; the
+A batch handler receives the messages of a batch and a unit of work (``consumer.UnitOfWork``:
+``emit`` into the outbox, in the batch's transaction) and reaches its service's state through a
+store port. A unit test hands it a ``FakeUnitOfWork`` and the service's in-memory store instead; the
 handler's code is the same::
 
     policies = InMemoryPolicyStore()                  # the service's own fake store
@@ -65,7 +65,7 @@ class Transactional(Protocol):
 class FakeUnitOfWork:
     """A unit of work without a database: records what is emitted, with its cause.
 
-    Pass it where a handler takes a ``Unit``, or where code opens units of work (a
+    Pass it where a handler takes a ``UnitOfWork``, or where code opens units of work (a
     ``UnitFactory``): calling it returns itself, and ``async with`` it commits on success or rolls
     back the stores given to it (and the events emitted inside) on an exception. Not reentrant.
 

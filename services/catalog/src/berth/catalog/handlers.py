@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from opentelemetry import trace
 
@@ -34,7 +33,7 @@ from berth.contracts.catalog import (
     CredentialDeliveryRequest,
     project_scopes,
 )
-from berth.contracts.envelope import Actor, Event
+from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     CatalogAssetChangedV1,
     ClusterConfigChangedV1,
@@ -42,22 +41,16 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
 )
 from berth.contracts.queries import ProjectLookupReply, ProjectLookupRequest
-from berth.shared.consumer import Incoming
+from berth.shared.consumer import Emitter, Incoming
 from berth.shared.telemetry import extract
 
 SOURCE = "/berth/catalog"
 
 
-class Outbox(Protocol):
-    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
-
-    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
-
-
-StoreOf = Callable[[Outbox], CatalogStore]
+StoreOf = Callable[[Emitter], CatalogStore]
 """The catalog store inside a unit of work's transaction."""
 
-Begin = Callable[[], AbstractAsyncContextManager[Outbox]]
+Begin = Callable[[], AbstractAsyncContextManager[Emitter]]
 """Opens a unit of work (a transaction whose events commit with it)."""
 
 
@@ -222,7 +215,7 @@ async def deliver_credentials(
 
 async def record_cluster_keys(
     items: list[Incoming[ClusterConfigChangedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlCatalogStore.of,
 ) -> None:
@@ -238,7 +231,7 @@ async def record_cluster_keys(
 
 async def apply_requests(
     items: list[Incoming[CatalogAssetRequestedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     cluster_id: str,
     store: StoreOf = SqlCatalogStore.of,
@@ -288,7 +281,7 @@ async def apply_requests(
 
 async def record_usage(
     items: list[Incoming[SubmissionReceivedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlCatalogStore.of,
 ) -> None:
@@ -307,7 +300,7 @@ async def record_usage(
 
 async def release_usage(
     items: list[Incoming[WorkloadPhaseChangedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlCatalogStore.of,
 ) -> None:

@@ -7,7 +7,7 @@ fakes in unit tests."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from berth.cluster_sync.store import (
     ClusterSyncStore,
@@ -15,7 +15,7 @@ from berth.cluster_sync.store import (
     Placement,
     SqlClusterSyncStore,
 )
-from berth.contracts.envelope import Actor, Event
+from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     ClusterConfig,
     ClusterConfigChangedData,
@@ -29,19 +29,13 @@ from berth.contracts.events import (
     ClusterUpdatedV1,
     WorkloadScheduledV1,
 )
-from berth.shared.consumer import Incoming
+from berth.shared.consumer import Emitter, Incoming
 
 SOURCE = "/berth/cluster-sync"
 ACTOR = Actor.system("cluster-sync")
 
 
-class Outbox(Protocol):
-    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
-
-    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
-
-
-StoreOf = Callable[[Outbox], ClusterSyncStore]
+StoreOf = Callable[[Emitter], ClusterSyncStore]
 """The registry inside a unit of work's transaction."""
 
 
@@ -86,7 +80,7 @@ def drift(desired: dict[str, Any], reported: dict[str, Any]) -> dict[str, Any]:
 
 async def record_reports(
     items: list[Incoming[ClusterConfigReportedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlClusterSyncStore.of,
 ) -> None:
@@ -159,7 +153,7 @@ def _about(item: Incoming[Any], cluster_id: str) -> dict[str, Any]:
 
 async def forward_config_requests(
     items: list[Incoming[ClusterConfigRequestedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlClusterSyncStore.of,
 ) -> None:
@@ -186,7 +180,7 @@ async def forward_config_requests(
 
 async def record_placements(
     items: list[Incoming[WorkloadScheduledV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlClusterSyncStore.of,
 ) -> None:

@@ -7,7 +7,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from berth.contracts import boundaries
 from berth.contracts.catalog import AssetView, project_scopes
-from berth.contracts.envelope import Event, RawEvent
+from berth.contracts.envelope import RawEvent
 from berth.contracts.events import (
     CatalogAssetChangedV1,
     ClusterUpdatedV1,
@@ -52,7 +52,7 @@ from berth.intake.store import (
     WorkloadRow,
 )
 from berth.shared.bus import ask
-from berth.shared.consumer import Incoming
+from berth.shared.consumer import Emitter, Incoming
 from berth.shared.telemetry import trace_id_of
 
 log = logging.getLogger(__name__)
@@ -60,13 +60,7 @@ log = logging.getLogger(__name__)
 SOURCE = "/berth/intake"
 
 
-class Outbox(Protocol):
-    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
-
-    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
-
-
-StoreOf = Callable[[Outbox], IntakeStore]
+StoreOf = Callable[[Emitter], IntakeStore]
 """Intake's store inside a unit of work's transaction."""
 
 
@@ -206,7 +200,7 @@ def _is_dry_run(data: dict[str, Any]) -> bool:
 
 
 def _reject(
-    unit: Outbox,
+    unit: Emitter,
     item: Incoming[RawEvent],
     issues: list[Issue],
     rows: list[WorkloadRow],
@@ -261,7 +255,7 @@ def _reject(
 
 async def accept_submissions(
     items: list[Incoming[RawEvent]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     directory: ProjectDirectory,
     store: StoreOf = SqlIntakeStore.of,
@@ -306,7 +300,7 @@ async def accept_submissions(
 
 
 def _receive(
-    unit: Outbox, item: Incoming[RawEvent], accepted: Accepted, rows: list[WorkloadRow]
+    unit: Emitter, item: Incoming[RawEvent], accepted: Accepted, rows: list[WorkloadRow]
 ) -> None:
     ref, sub = accepted.ref, accepted.submission
     item.span.set_attribute("berth.outcome", "received")
@@ -469,7 +463,7 @@ def _unique_name(prefix: str, project: str, taken: set[tuple[str, str]]) -> str:
 
 
 async def record_approvals(
-    items: list[Incoming[PolicyApprovedV1]], unit: Outbox, *, store: StoreOf = SqlIntakeStore.of
+    items: list[Incoming[PolicyApprovedV1]], unit: Emitter, *, store: StoreOf = SqlIntakeStore.of
 ) -> None:
     await store(unit).approve(
         [
@@ -480,7 +474,7 @@ async def record_approvals(
 
 
 async def record_policy_rejections(
-    items: list[Incoming[PolicyRejectedV1]], unit: Outbox, *, store: StoreOf = SqlIntakeStore.of
+    items: list[Incoming[PolicyRejectedV1]], unit: Emitter, *, store: StoreOf = SqlIntakeStore.of
 ) -> None:
     await store(unit).reject(
         [(i.event.subject, [x.model_dump() for x in i.event.data.complianceIssues]) for i in items]
@@ -489,7 +483,7 @@ async def record_policy_rejections(
 
 async def record_phases(
     items: list[Incoming[WorkloadPhaseChangedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlIntakeStore.of,
 ) -> None:
@@ -511,7 +505,7 @@ async def record_phases(
 
 async def record_catalog_changes(
     items: list[Incoming[CatalogAssetChangedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlIntakeStore.of,
 ) -> None:
@@ -528,7 +522,7 @@ async def record_catalog_changes(
 
 
 async def record_cluster_updates(
-    items: list[Incoming[ClusterUpdatedV1]], unit: Outbox, *, store: StoreOf = SqlIntakeStore.of
+    items: list[Incoming[ClusterUpdatedV1]], unit: Emitter, *, store: StoreOf = SqlIntakeStore.of
 ) -> None:
     """Keep intake's copy of the cluster registry: each cluster's latest record."""
     latest = {

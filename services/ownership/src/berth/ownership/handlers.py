@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
 
-from berth.contracts.envelope import Event
 from berth.contracts.events import (
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
@@ -27,26 +25,20 @@ from berth.contracts.events import (
 from berth.ownership import lifecycle
 from berth.ownership.rules import decide, protection_in_force
 from berth.ownership.store import Owner, OwnershipStore, Phase, Said, SqlOwnershipStore
-from berth.shared.consumer import Incoming
+from berth.shared.consumer import Emitter, Incoming
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/berth/ownership"
 
 
-class Outbox(Protocol):
-    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
-
-    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
-
-
-StoreOf = Callable[[Outbox], OwnershipStore]
+StoreOf = Callable[[Emitter], OwnershipStore]
 """The ownership store inside a unit of work's transaction."""
 
 
 async def record_owners(
     items: list[Incoming[SubmissionReceivedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlOwnershipStore.of,
 ) -> None:
@@ -65,7 +57,7 @@ async def record_owners(
 
 async def record_cluster_configs(
     items: list[Incoming[ClusterConfigChangedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlOwnershipStore.of,
 ) -> None:
@@ -80,7 +72,7 @@ async def record_cluster_configs(
 
 async def record_desired_configs(
     items: list[Incoming[ClusterConfigDesiredV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlOwnershipStore.of,
 ) -> None:
@@ -96,7 +88,7 @@ async def record_desired_configs(
 
 async def record_phases(
     items: list[Incoming[WorkloadPhaseChangedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlOwnershipStore.of,
 ) -> None:
@@ -110,7 +102,7 @@ async def record_phases(
 
 async def authorize_actions(
     items: list[Incoming[WorkloadActionRequestedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     store: StoreOf = SqlOwnershipStore.of,
 ) -> None:

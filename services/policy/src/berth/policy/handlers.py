@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
-from berth.contracts.envelope import Actor, Event
+from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     Issue,
     PolicyApprovedData,
@@ -46,7 +45,7 @@ from berth.contracts.queries import EvaluateReply, EvaluateRequest
 from berth.policy import engine, store
 from berth.policy.catalog_client import ProjectResolver
 from berth.policy.store import CompiledCache, Evaluation, PolicyStore, Reader, SqlPolicyStore
-from berth.shared.consumer import Incoming
+from berth.shared.consumer import Emitter, Incoming
 from berth.shared.errors import TransientError
 
 SOURCE = "/berth/policy"
@@ -58,16 +57,10 @@ _CHANGES: dict[PolicyAction, PolicyChange] = {
 }
 
 
-class Outbox(Protocol):
-    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake)."""
-
-    def emit(self, event: Event, cause: Incoming[Any] | None = None) -> None: ...
-
-
-StoreOf = Callable[[Outbox], PolicyStore]
+StoreOf = Callable[[Emitter], PolicyStore]
 """The policy store inside a unit of work's transaction."""
 
-Begin = Callable[[], AbstractAsyncContextManager[Outbox]]
+Begin = Callable[[], AbstractAsyncContextManager[Emitter]]
 """Opens a unit of work (a transaction whose events commit with it)."""
 
 
@@ -97,7 +90,7 @@ async def _effective_for(
 
 async def evaluate_submissions(
     items: list[Incoming[SubmissionReceivedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     cache: CompiledCache,
     policies: StoreOf = SqlPolicyStore.of,
@@ -266,7 +259,7 @@ def _changed_data(
 
 async def change_policies(
     items: list[Incoming[PolicyChangeRequestedV1]],
-    unit: Outbox,
+    unit: Emitter,
     *,
     resolve: ProjectResolver,
     policies: StoreOf = SqlPolicyStore.of,

@@ -9,9 +9,9 @@ through their unit of work, and leave the cluster calls that must follow the com
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from opentelemetry import trace
 
@@ -52,7 +52,7 @@ from berth.scheduler_adapter.store import (
     PhaseChange,
     SqlAdapterStore,
 )
-from berth.shared.consumer import Cause, Incoming
+from berth.shared.consumer import Emitter, Incoming
 from berth.shared.errors import PermanentError
 from berth.shared.telemetry import context_of, extract, inject, trace_id_of
 
@@ -120,26 +120,17 @@ def _config_cluster(event: ClusterConfigDesiredV1) -> str:
     return event.data.clusterId
 
 
-class UnitOfWork(Protocol):
-    """What a handler needs of its unit of work (``berth.shared.consumer.Unit`` or a fake):
-    ``emit`` into the outbox, and work to do once the transaction commits."""
-
-    after_commit: list[Callable[[], Awaitable[None]]]
-
-    def emit(self, event: Event, cause: Cause = None) -> None: ...
-
-
-StoreOf = Callable[[UnitOfWork], AdapterStore]
+StoreOf = Callable[[Emitter], AdapterStore]
 """The adapter's store inside a unit of work's transaction."""
 
 
-def _sql_store(unit: UnitOfWork) -> AdapterStore:
+def _sql_store(unit: Emitter) -> AdapterStore:
     return SqlAdapterStore.of(unit)
 
 
 async def schedule_workloads(
     items: list[Incoming[PolicyApprovedV1]],
-    unit: UnitOfWork,
+    unit: Emitter,
     *,
     backend: ClusterBackend,
     cluster_id: str,
@@ -258,7 +249,7 @@ async def apply_objects(backend: ClusterBackend, objects: list[dict[str, Any]]) 
         log.warning("some objects were refused by the cluster: %s", exc)
 
 
-async def resync(unit: UnitOfWork, *, backend: ClusterBackend, store: StoreOf = _sql_store) -> int:
+async def resync(unit: Emitter, *, backend: ClusterBackend, store: StoreOf = _sql_store) -> int:
     """Apply again every workload that should run and has not finished (apply is idempotent)."""
     rows = await store(unit).unfinished()
     objects = [m for r in rows for m in r.manifests]
@@ -269,7 +260,7 @@ async def resync(unit: UnitOfWork, *, backend: ClusterBackend, store: StoreOf = 
 
 async def act_on_actions(
     items: list[Incoming[WorkloadActionAuthorizedV1]],
-    unit: UnitOfWork,
+    unit: Emitter,
     *,
     backend: ClusterBackend,
     cluster_id: str,
@@ -344,7 +335,7 @@ async def act_on_actions(
 
 async def record_snapshots(
     snapshots: list[WorkloadSnapshot],
-    unit: UnitOfWork,
+    unit: Emitter,
     *,
     backend: ClusterBackend,
     tracer: trace.Tracer,
@@ -424,7 +415,7 @@ async def config_report(backend: ClusterBackend, cluster_id: str) -> ClusterConf
     )
 
 
-async def claim_schema(unit: UnitOfWork, cluster_id: str, *, store: StoreOf = _sql_store) -> None:
+async def claim_schema(unit: Emitter, cluster_id: str, *, store: StoreOf = _sql_store) -> None:
     """Record that this schema holds ``cluster_id``'s agent; refuse another cluster's."""
     owner = await store(unit).claim_cluster(cluster_id)
     if owner != cluster_id:
@@ -436,7 +427,7 @@ async def claim_schema(unit: UnitOfWork, cluster_id: str, *, store: StoreOf = _s
 
 async def apply_desired_config(
     items: list[Incoming[ClusterConfigDesiredV1]],
-    unit: UnitOfWork,
+    unit: Emitter,
     *,
     backend: ClusterBackend,
     cluster_id: str,
@@ -451,7 +442,7 @@ async def apply_desired_config(
 
 
 async def refresh_credentials(
-    items: list[Incoming[CatalogAssetChangedV1]], _unit: UnitOfWork, *, delivery: CredentialDelivery
+    items: list[Incoming[CatalogAssetChangedV1]], _unit: Emitter, *, delivery: CredentialDelivery
 ) -> None:
     """A credential's value may have changed: its Secrets are delivered again."""
     delivery.refresh(
