@@ -1,5 +1,5 @@
 """Intake's store in memory, for handler tests: the same port as the PostgreSQL store, with the
-same answers (tests/integration/intake/test_intake_store.py runs both)."""
+same answers (tests/integration/intake/test_store.py runs both)."""
 
 from __future__ import annotations
 
