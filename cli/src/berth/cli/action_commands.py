@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 
     from berth.cli.client import BerthClient
     from berth.contracts.envelope import Event
+    from berth.contracts.phases import WorkloadAction
 
-FINAL = {"delete": "Deleted", "suspend": "Stopped", "resume": "Running"}
-DOCS = {
+DOCS: dict[WorkloadAction, str] = {
     "delete": "Delete a workload. Only its creator may, when ownership protection is on.",
     "suspend": "Suspend a workload. Its pods stop, its storage stays.",
     "resume": "Resume a suspended workload.",
@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         app.command(action, help=doc)(_command(action))
 
 
-def _command(action: str) -> Callable[..., None]:
+def _command(action: WorkloadAction) -> Callable[..., None]:
     def command(
         name: Annotated[str, typer.Argument(metavar="NAME", help="The workload's name.")],
         project: ProjectOpt = None,
@@ -57,7 +57,12 @@ def _command(action: str) -> Callable[..., None]:
 
 
 def _act(
-    action: str, name: str, project: str, actor: object, nats_url: str | None, wait: bool
+    action: WorkloadAction,
+    name: str,
+    project: str,
+    actor: object,
+    nats_url: str | None,
+    wait: bool,
 ) -> None:
     async def go(client: BerthClient) -> None:
         from berth.cli.read_commands import find
@@ -70,7 +75,7 @@ def _act(
             source="/berth/cli",
             subject=view.workloadId,
             actor=client.actor,
-            data=WorkloadActionData(action=action, name=view.name, project=project),  # type: ignore[arg-type]
+            data=WorkloadActionData(action=action, name=view.name, project=project),
         )
         async with client.watch(view.workloadId) as events:
             with client.tracer.start_as_current_span(f"berth {action}"):
@@ -82,7 +87,7 @@ def _act(
 
 
 async def _follow(
-    events: asyncio.Queue[Event], action: str, wait: bool, timeout: float = 120
+    events: asyncio.Queue[Event], action: WorkloadAction, wait: bool, timeout: float = 120
 ) -> int:
     import asyncio
     import time
@@ -93,6 +98,7 @@ async def _follow(
         WorkloadActionDeniedV1,
         WorkloadPhaseChangedV1,
     )
+    from berth.contracts.phases import ACTION_RESULTS
 
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -109,7 +115,7 @@ async def _follow(
                 return 0
         if isinstance(event, WorkloadPhaseChangedV1):
             say(f"  {output.phase(event.data.phase)}{output.detail(event.data.model_dump())}")
-            if event.data.phase == FINAL[action]:
+            if event.data.phase == ACTION_RESULTS[action]:
                 return 0
     err.print("[yellow]no answer yet; see `berth describe`[/yellow]")
     return 3

@@ -444,7 +444,6 @@ async def _follow(
 
     from berth.cli import output
     from berth.contracts.events import (
-        TERMINAL_PHASES,
         PolicyApprovedV1,
         PolicyRejectedV1,
         SubmissionReceivedV1,
@@ -452,9 +451,10 @@ async def _follow(
         WorkloadPhaseChangedV1,
         WorkloadScheduledV1,
     )
+    from berth.contracts.phases import SETTLED_PHASES_BY_KIND
 
     start = time.monotonic()
-    done = TERMINAL_PHASES | ({"Running"} if body["kind"] in ("workspace", "inference") else set())
+    done = SETTLED_PHASES_BY_KIND[body["kind"]]
     limit = timeout if wait else ANSWER_TIMEOUT
     received = False
     while True:
