@@ -17,7 +17,7 @@ from berth.contracts.policy import ScopeRef
 from berth.contracts.workload import MasterSpec, WorkloadSubmission, applicable_system_defaults
 from berth.policy.engine.fields import catalog
 from berth.policy.engine.merge import Effective, RuleEntry, merge
-from berth.policy.engine.rules import array_default_problem
+from berth.policy.engine.rules import Candidate, array_default_problem
 from berth.policy.engine.values import get_path, quantity, set_path
 
 
@@ -159,14 +159,16 @@ def _check_value(
 ) -> None:
     """Every rule kind of ``entry`` against the field's effective value."""
     empty = value is None or value == []
-    amount: Decimal | None = None
-    measured = False
+    field: Candidate | None = None
     for kind, prepared in entry.checks:
         if kind.on_empty is not empty:
             continue
-        if kind.numeric and not measured:
-            amount, measured = quantity(value), True
-        problem = kind.check(prepared, value, amount, submitted, default, entry.info)
+        if field is None:
+            # Made once per field, with the value as a number only if a kind compares numbers.
+            numeric = any(k.numeric for k, _ in entry.checks)
+            amount = quantity(value) if numeric and not empty else None
+            field = Candidate(value, amount, submitted, default, entry.info)
+        problem = kind.check(prepared, field)
         if problem is not None:
             issues.append(_issue(label, problem, entry.sources.get(kind.name)))
 

@@ -21,6 +21,7 @@ see ``array_default_problem``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Final
 
@@ -38,6 +39,28 @@ KEEP: Final = _Keep()
 Default = tuple[Any, ScopeRef] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A field's effective value in a submission, as each rule kind's ``check`` sees it."""
+
+    value: Any
+    amount: Decimal | None  # the value as a number (only for ``numeric`` kinds; else None)
+    submitted: Any  # what the submitter wrote (None: not set), before defaults
+    default: Default  # the policy default and the scope it comes from
+    info: FieldInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a rule is being saved: the rule, its field, its name in issues (``rules.<path>``)
+    and the whole field catalogue (for rules that name other fields)."""
+
+    rule: FieldRule
+    info: FieldInfo
+    where: str
+    catalogue: Mapping[str, FieldInfo]
+
+
 class RuleKind:
     """One kind of constraint on a field's value; ``name`` is its key in a rule."""
 
@@ -48,11 +71,9 @@ class RuleKind:
     # Checks the value as a number (a Decimal, None when the value is not one).
     numeric: ClassVar[bool] = False
 
-    def validate(
-        self, param: Any, rule: FieldRule, info: FieldInfo, where: str, cat: Mapping[str, FieldInfo]
-    ) -> list[Issue]:
-        """On save: why ``param`` is not a well-formed rule of this kind for the field (named
-        under ``where``, ``rules.<path>``); only called when the field's type allows the kind."""
+    def validate(self, param: Any, target: Target) -> list[Issue]:
+        """On save: why ``param`` is not a well-formed rule of this kind for ``target``'s field;
+        only called when the field's type allows the kind."""
         return []
 
     def tighten(self, current: Any, param: Any, info: FieldInfo) -> Any:
@@ -63,16 +84,8 @@ class RuleKind:
         """What ``check`` needs, computed once per merged policy; None: nothing to check."""
         return param
 
-    def check(
-        self,
-        prepared: Any,
-        value: Any,
-        amount: Decimal | None,
-        submitted: Any,
-        default: Default,
-        info: FieldInfo,
-    ) -> str | None:
-        """Why the effective ``value`` breaks this rule, or None."""
+    def check(self, prepared: Any, field: Candidate) -> str | None:
+        """Why the field's effective value breaks this rule, or None."""
         return None
 
 
@@ -90,15 +103,7 @@ class Required(RuleKind):
     def prepare(self, param: Any, rule: FieldRule, info: FieldInfo) -> Any:
         return param or None
 
-    def check(
-        self,
-        prepared: Any,
-        value: Any,
-        amount: Decimal | None,
-        submitted: Any,
-        default: Default,
-        info: FieldInfo,
-    ) -> str | None:
+    def check(self, prepared: Any, field: Candidate) -> str | None:
         return "a value is required"
 
 
@@ -112,21 +117,13 @@ class CanEdit(RuleKind):
     def prepare(self, param: Any, rule: FieldRule, info: FieldInfo) -> Any:
         return True if param is False else None
 
-    def check(
-        self,
-        prepared: Any,
-        value: Any,
-        amount: Decimal | None,
-        submitted: Any,
-        default: Default,
-        info: FieldInfo,
-    ) -> str | None:
-        if submitted is None:
+    def check(self, prepared: Any, field: Candidate) -> str | None:
+        if field.submitted is None:
             return None
-        if default is None:
+        if field.default is None:
             return "cannot be set: the policy does not allow editing it"
-        if not same(info, submitted, default[0]):
-            return f"cannot be changed from the policy default {fmt(default[0])}"
+        if not same(field.info, field.submitted, field.default[0]):
+            return f"cannot be changed from the policy default {fmt(field.default[0])}"
         return None
 
 
@@ -134,13 +131,11 @@ class Options(RuleKind):
     name = "options"
     vtypes = frozenset({"string"})
 
-    def validate(
-        self, param: Any, rule: FieldRule, info: FieldInfo, where: str, cat: Mapping[str, FieldInfo]
-    ) -> list[Issue]:
+    def validate(self, param: Any, target: Target) -> list[Issue]:
         return [
-            Issue(field=f"{where}.options", details=problem)
+            Issue(field=f"{target.where}.options", details=problem)
             for option in param
-            if (problem := value_problem(info, option.value))
+            if (problem := value_problem(target.info, option.value))
         ]
 
     def tighten(self, current: Any, param: Any, info: FieldInfo) -> Any:
@@ -154,30 +149,21 @@ class Options(RuleKind):
         allowed = [o.value for o in options]
         return allowed, f"value must be one of: {', '.join(map(fmt, allowed))}"
 
-    def check(
-        self,
-        prepared: Any,
-        value: Any,
-        amount: Decimal | None,
-        submitted: Any,
-        default: Default,
-        info: FieldInfo,
-    ) -> str | None:
+    def check(self, prepared: Any, field: Candidate) -> str | None:
         allowed, message = prepared
-        return None if value in allowed else str(message)
+        return None if field.value in allowed else str(message)
 
 
 class _Bound(RuleKind):
     vtypes = NUMERIC
     numeric = True
 
-    def validate(
-        self, param: Any, rule: FieldRule, info: FieldInfo, where: str, cat: Mapping[str, FieldInfo]
-    ) -> list[Issue]:
-        if info.vtype == "quantity" and quantity(param) is None:
-            return [Issue(field=f"{where}.{self.name}", details=f"{param!r} is not a quantity")]
-        if info.vtype != "quantity" and not is_number(param):
-            return [Issue(field=f"{where}.{self.name}", details=f"{param!r} is not a number")]
+    def validate(self, param: Any, target: Target) -> list[Issue]:
+        where = f"{target.where}.{self.name}"
+        if target.info.vtype == "quantity" and quantity(param) is None:
+            return [Issue(field=where, details=f"{param!r} is not a quantity")]
+        if target.info.vtype != "quantity" and not is_number(param):
+            return [Issue(field=where, details=f"{param!r} is not a number")]
         return []
 
     def _tighter(self, a: Decimal, b: Decimal) -> bool:
@@ -200,31 +186,20 @@ class Min(_Bound):
         low = bound(info, param)
         return None if low is None else (low, f"value must be no less than {fmt(param)}")
 
-    def check(
-        self,
-        prepared: Any,
-        value: Any,
-        amount: Decimal | None,
-        submitted: Any,
-        default: Default,
-        info: FieldInfo,
-    ) -> str | None:
+    def check(self, prepared: Any, field: Candidate) -> str | None:
         low, message = prepared
-        return str(message) if amount is not None and amount < low else None
+        return str(message) if field.amount is not None and field.amount < low else None
 
 
 class Max(_Bound):
     name = "max"
 
-    def validate(
-        self, param: Any, rule: FieldRule, info: FieldInfo, where: str, cat: Mapping[str, FieldInfo]
-    ) -> list[Issue]:
-        issues = super().validate(param, rule, info, where, cat)
-        low, high = bound(info, rule.min), bound(info, param)
+    def validate(self, param: Any, target: Target) -> list[Issue]:
+        issues = super().validate(param, target)
+        low, high = bound(target.info, target.rule.min), bound(target.info, param)
         if low is not None and high is not None and low > high:
-            issues.append(
-                Issue(field=where, details=f"min ({rule.min}) is greater than max ({param})")
-            )
+            details = f"min ({target.rule.min}) is greater than max ({param})"
+            issues.append(Issue(field=target.where, details=details))
         return issues
 
     def _tighter(self, a: Decimal, b: Decimal) -> bool:
@@ -234,17 +209,9 @@ class Max(_Bound):
         high = bound(info, param)
         return None if high is None else (high, f"value must be no greater than {fmt(param)}")
 
-    def check(
-        self,
-        prepared: Any,
-        value: Any,
-        amount: Decimal | None,
-        submitted: Any,
-        default: Default,
-        info: FieldInfo,
-    ) -> str | None:
+    def check(self, prepared: Any, field: Candidate) -> str | None:
         high, message = prepared
-        return str(message) if amount is not None and amount > high else None
+        return str(message) if field.amount is not None and field.amount > high else None
 
 
 class Step(RuleKind):
@@ -263,17 +230,9 @@ class Step(RuleKind):
         origin = fmt(rule.min if low is not None else 0)
         return start, Decimal(str(param)), f"value must be {origin} plus a multiple of {fmt(param)}"
 
-    def check(
-        self,
-        prepared: Any,
-        value: Any,
-        amount: Decimal | None,
-        submitted: Any,
-        default: Default,
-        info: FieldInfo,
-    ) -> str | None:
+    def check(self, prepared: Any, field: Candidate) -> str | None:
         start, step, message = prepared
-        if amount is None or (amount - start) % step == 0:
+        if field.amount is None or (field.amount - start) % step == 0:
             return None
         return str(message)
 
@@ -284,17 +243,15 @@ class DefaultFromKind(RuleKind):
     name = "defaultFrom"
     vtypes = NUMERIC
 
-    def validate(
-        self, param: Any, rule: FieldRule, info: FieldInfo, where: str, cat: Mapping[str, FieldInfo]
-    ) -> list[Issue]:
-        path = where.removeprefix("rules.")
+    def validate(self, param: Any, target: Target) -> list[Issue]:
+        path = target.where.removeprefix("rules.")
         prefix = path.split(".", 1)[0] + "." if path.startswith(("worker.", "master.")) else ""
         source = param.field
-        source_info = cat.get(f"{prefix}{source}") or cat.get(source)
+        source_info = target.catalogue.get(f"{prefix}{source}") or target.catalogue.get(source)
         if source_info is None or source_info.vtype not in NUMERIC:
             return [
                 Issue(
-                    field=f"{where}.defaultFrom.field",
+                    field=f"{target.where}.defaultFrom.field",
                     details=f"{source!r} is not a numeric field of the spec",
                 )
             ]
@@ -340,10 +297,11 @@ def validate_rule(
         Issue(field=where, details=f"rule {kind!r} is not allowed for a {info.vtype} field")
         for kind in sorted(set_kinds - allowed)
     ]
+    target = Target(rule, info, where, cat)
     for kind in RULE_KINDS:
         param = getattr(rule, kind.name)
         if param is not None and kind.name in allowed:
-            issues.extend(kind.validate(param, rule, info, where, cat))
+            issues.extend(kind.validate(param, target))
     return issues
 
 
