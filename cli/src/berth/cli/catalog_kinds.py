@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from berth.cli import spec_options
 from berth.cli.common import check_format, fail
 from berth.cli.options import Opt
 from berth.cli.submission import ComputeFlags, WorkloadFlags, key_values, split
@@ -66,12 +67,10 @@ QUOTA = Opt(
     "QUOTA",
 )
 CLUSTER = Opt("cluster", ("--cluster",), str | None, "Cluster id.", "CLUSTER")
-NODE_POOLS = Opt(
-    "node_pools", ("--node-pools",), str | None, "Node pools, in order, comma-separated.", "POOLS"
-)
-COMMAND = Opt("command", ("--command",), str | None, "Command of the container.", "COMMAND")
-ARGS = Opt("args", ("--args",), str | None, "Arguments of the command.", "ARGS")
-ENV = Opt("env", ("--env", "-e"), list[str] | None, "Environment variable (repeat).", "NAME=VALUE")
+NODE_POOLS = spec_options.NODE_POOLS
+COMMAND = spec_options.COMMAND
+ARGS = spec_options.ARGS
+ENV = spec_options.ENV
 
 # The credential's value: the one option that carries a secret (read from the environment).
 CREDENTIAL_VALUE = Opt(
@@ -237,8 +236,8 @@ def template_spec(v: Values) -> dict[str, Any]:
             command=v["command"],
             args=v["args"],
             env=v["env"],
-            labels=v["label"],
-            annotations=v["annotation"],
+            labels=v["labels"],
+            annotations=v["annotations"],
             node_pools=v["node_pools"],
             allow_over_quota=v["allow_over_quota"],
         ).spec()
@@ -333,14 +332,8 @@ KINDS: list[CatalogKind] = [
         "Environments: image, tools, runtime settings.",
         "Create an environment.",
         [
-            Opt("image", ("--image", "-i"), str, "Container image.", "IMAGE", required=True),
-            Opt(
-                "pull_policy",
-                ("--pull-policy",),
-                str | None,
-                "Always, IfNotPresent or Never.",
-                "POLICY",
-            ),
+            spec_options.IMAGE.but(type=str, required=True),
+            spec_options.PULL_POLICY.but(decls=("--pull-policy",)),
             COMMAND,
             ARGS,
             ENV,
@@ -368,21 +361,7 @@ KINDS: list[CatalogKind] = [
         "Compute resources: GPUs, CPU, memory.",
         "Create a compute resource.",
         [
-            Opt("gpu", ("--gpu", "-g"), int | None, "GPU devices.", "N"),
-            Opt(
-                "gpu_portion", ("--gpu-portion",), float | None, "Fraction of one GPU.", "FRACTION"
-            ),
-            Opt("gpu_memory", ("--gpu-memory",), str | None, "GPU memory of one GPU.", "QTY"),
-            Opt("cpu", ("--cpu",), float | None, "CPU cores.", "CORES"),
-            Opt("memory", ("--memory",), str | None, "CPU memory, e.g. 16G.", "QTY"),
-            Opt("large_shm", ("--large-shm",), bool, "A large /dev/shm.", default=False),
-            Opt(
-                "extended",
-                ("--extended",),
-                list[str] | None,
-                "Extended resource (repeat).",
-                "RESOURCE=QTY",
-            ),
+            *spec_options.COMPUTE,
         ],
         compute_spec,
     ),
@@ -484,31 +463,14 @@ KINDS: list[CatalogKind] = [
             ),
             Opt("environment", ("--environment",), str | None, "Environment asset.", "ENVIRONMENT"),
             Opt("compute", ("--compute",), str | None, "Compute resource asset.", "COMPUTE"),
-            Opt(
-                "datasource",
-                ("--datasource",),
-                list[str] | None,
-                "Data source asset (repeat).",
-                "DATASOURCE",
-            ),
+            spec_options.DATASOURCES,
             COMMAND,
             ARGS,
             ENV,
-            Opt("label", ("--label",), list[str] | None, "Pod label (repeat).", "KEY=VALUE"),
-            Opt(
-                "annotation",
-                ("--annotation",),
-                list[str] | None,
-                "Pod annotation (repeat).",
-                "KEY=VALUE",
-            ),
+            spec_options.LABELS,
+            spec_options.ANNOTATIONS,
             NODE_POOLS,
-            Opt(
-                "allow_over_quota",
-                ("--allow-over-quota/--within-quota",),
-                bool | None,
-                "May run beyond the project's deserved quota.",
-            ),
+            spec_options.OVER_QUOTA,
             Opt(
                 "spec_json", ("--spec-json",), str | None, "More specific values, as JSON.", "JSON"
             ),

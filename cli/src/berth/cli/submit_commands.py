@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from berth.cli import spec_options
 from berth.cli.common import (
     Format,
     as_actor,
@@ -59,18 +60,12 @@ NAME_PREFIX = Opt(
     default=False,
 )
 CONTAINER = [
-    Opt("image", ("--image", "-i"), str | None, "Container image.", "IMAGE"),
-    Opt(
-        "pull_policy",
-        ("--image-pull-policy",),
-        str | None,
-        "Always, IfNotPresent or Never.",
-        "POLICY",
-    ),
-    Opt("command", ("--command",), str | None, "Command of the container.", "COMMAND"),
-    Opt("args", ("--args",), str | None, "Arguments of the command.", "ARGS"),
+    spec_options.IMAGE,
+    spec_options.PULL_POLICY,
+    spec_options.COMMAND,
+    spec_options.ARGS,
     Opt("working_dir", ("--working-dir",), str | None, "Working directory.", "DIR"),
-    Opt("env", ("--env", "-e"), list[str] | None, "Environment variable (repeat).", "NAME=VALUE"),
+    spec_options.ENV,
     Opt(
         "env_credential",
         ("--env-credential",),
@@ -79,17 +74,9 @@ CONTAINER = [
         "NAME unless given); the value never leaves the cluster (repeat).",
         "NAME=CREDENTIAL[:KEY]",
     ),
-    Opt("labels", ("--label",), list[str] | None, "Pod label (repeat).", "KEY=VALUE"),
-    Opt(
-        "annotations", ("--annotation",), list[str] | None, "Pod annotation (repeat).", "KEY=VALUE"
-    ),
-    Opt(
-        "node_pools",
-        ("--node-pools",),
-        str | None,
-        "Node pools in order of priority, comma-separated.",
-        "POOLS",
-    ),
+    spec_options.LABELS,
+    spec_options.ANNOTATIONS,
+    spec_options.NODE_POOLS,
     Opt("node_type", ("--node-type",), str | None, "Node type (node label) to run on.", "TYPE"),
     Opt(
         "volumes",
@@ -100,33 +87,7 @@ CONTAINER = [
         "PATH:SIZE[:OPTIONS]",
     ),
 ]
-COMPUTE = [
-    Opt("gpu", ("--gpu", "-g"), int | None, "Whole GPU devices per pod.", "N"),
-    Opt(
-        "gpu_portion",
-        ("--gpu-portion",),
-        float | None,
-        "Fraction of one GPU per pod (0-1).",
-        "FRACTION",
-    ),
-    Opt(
-        "gpu_memory",
-        ("--gpu-memory",),
-        str | None,
-        "GPU memory of one GPU per pod, e.g. 20G.",
-        "QTY",
-    ),
-    Opt("cpu", ("--cpu",), float | None, "CPU cores per pod.", "CORES"),
-    Opt("memory", ("--memory",), str | None, "CPU memory per pod, e.g. 16G.", "QTY"),
-    Opt("large_shm", ("--large-shm",), bool, "A large /dev/shm.", default=False),
-    Opt(
-        "extended",
-        ("--extended",),
-        list[str] | None,
-        "Extended resource (repeat).",
-        "RESOURCE=QTY",
-    ),
-]
+COMPUTE = spec_options.COMPUTE
 ASSETS = [
     Opt("template", ("--template",), str | None, "Start from this workload template.", "TEMPLATE"),
     Opt(
@@ -143,20 +104,9 @@ ASSETS = [
         "Compute resource asset (instead of the template's).",
         "COMPUTE",
     ),
-    Opt(
-        "datasource",
-        ("--datasource",),
-        list[str] | None,
-        "Data source asset, added to the template's (repeat).",
-        "DATASOURCE",
-    ),
+    spec_options.DATASOURCES.but(help="Data source asset, added to the template's (repeat)."),
 ]
-QUOTA = Opt(
-    "allow_over_quota",
-    ("--allow-over-quota/--within-quota",),
-    bool | None,
-    "May run beyond the project's deserved quota (preemptible).",
-)
+QUOTA = spec_options.OVER_QUOTA
 AUTO_DELETE = Opt(
     "auto_delete_seconds",
     ("--auto-delete-seconds",),
