@@ -33,7 +33,13 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from berth.cli.client import BerthClient
-    from berth.contracts.policy import EffectivePolicy, PolicyDocument, PolicyMeta, PolicyReply
+    from berth.contracts.policy import (
+        EffectivePolicy,
+        PolicyDocument,
+        PolicyMeta,
+        PolicyReply,
+        ScopeRef,
+    )
 
 # The same choices as berth.contracts.policy's, spelled here so that parsing needs no pydantic.
 PolicyType = Literal["workspace", "training", "distributed", "inference"]
@@ -183,19 +189,25 @@ def apply(
         subject = RPC_POLICY_VALIDATE if validate_only else RPC_POLICY_APPLY
         reply: PolicyReply = await client.request(subject, request, PolicyReply)
         _fail_on_issues(reply, out, "policy refused")
-        if out in (Format.json, Format.yaml):
-            _emit(reply.model_dump(mode="json", exclude_none=True), out)
-        elif out == Format.name:
-            print(meta.ref)
-        elif validate_only:
-            console.print(f"{policy_type} policy for {meta.ref} is valid (not saved)", markup=False)
-        else:
-            version = reply.policy.version if reply.policy else "?"
-            console.print(
-                f"applied {policy_type} policy for {meta.ref} (version {version})", markup=False
-            )
+        _show_saved(reply, out, policy_type, meta.ref, "applied" if not validate_only else None)
 
     with_client(nats_url, as_actor(as_email), go)
+
+
+def _show_saved(
+    reply: PolicyReply, out: str, policy_type: str, ref: ScopeRef, verb: str | None
+) -> None:
+    """What an apply or a patch did (``verb``; None: only validated), in the asked format."""
+    what = f"{policy_type} policy for {ref}"
+    if out in (Format.json, Format.yaml):
+        _emit(reply.model_dump(mode="json", exclude_none=True), out)
+    elif out == Format.name:
+        print(ref)
+    elif verb is None:
+        console.print(f"{what} is valid (not saved)", markup=False)
+    else:
+        version = reply.policy.version if reply.policy else "?"
+        console.print(f"{verb} {what} (version {version})", markup=False)
 
 
 @policy_app.command()
@@ -230,15 +242,7 @@ def patch(
         )
         reply: PolicyReply = await client.request(RPC_POLICY_PATCH, request, PolicyReply)
         _fail_on_issues(reply, out, "patch refused")
-        if out in (Format.json, Format.yaml):
-            _emit(reply.model_dump(mode="json", exclude_none=True), out)
-        elif out == Format.name:
-            print(meta.ref)
-        else:
-            version = reply.policy.version if reply.policy else "?"
-            console.print(
-                f"patched {policy_type} policy for {meta.ref} (version {version})", markup=False
-            )
+        _show_saved(reply, out, policy_type, meta.ref, "patched")
 
     with_client(nats_url, as_actor(as_email), go)
 
