@@ -399,14 +399,13 @@ class SqlCatalogStore(SqlStore):
         return views
 
     async def record_usage(self, uses: Sequence[Usage]) -> None:
-        if uses:
-            await self._conn.execute(
-                insert(asset_usage).on_conflict_do_nothing(),
-                [
-                    {"asset_id": u.asset_id, "workload_id": u.workload_id, "workload": u.workload}
-                    for u in uses
-                ],
-            )
+        await self.insert_new(
+            asset_usage,
+            [
+                {"asset_id": u.asset_id, "workload_id": u.workload_id, "workload": u.workload}
+                for u in uses
+            ],
+        )
 
     async def release_usage(self, workload_ids: Sequence[str]) -> None:
         if workload_ids:

@@ -73,26 +73,8 @@ class SqlClusterSyncStore(SqlStore):
         return {r.cluster_id: Registered(_record(r), r.announced) for r in rows}
 
     async def save_clusters(self, records: Sequence[ClusterRecord]) -> None:
-        if not records:
-            return
-        stmt = insert(clusters)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[clusters.c.cluster_id],
-                set_={
-                    c: stmt.excluded[c]
-                    for c in (
-                        "backend",
-                        "config",
-                        "node_pools",
-                        "gpus",
-                        "capabilities",
-                        "extra",
-                        "last_report_at",
-                        "announced",
-                    )
-                },
-            ),
+        await self.upsert(
+            clusters,
             [
                 {
                     "cluster_id": r.clusterId,
@@ -107,6 +89,16 @@ class SqlClusterSyncStore(SqlStore):
                 }
                 for r in records
             ],
+            update=(
+                "backend",
+                "config",
+                "node_pools",
+                "gpus",
+                "capabilities",
+                "extra",
+                "last_report_at",
+                "announced",
+            ),
         )
 
     async def desired(self, cluster_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -139,10 +131,8 @@ class SqlClusterSyncStore(SqlStore):
         )
 
     async def add_placements(self, records: Sequence[Placement]) -> None:
-        if not records:
-            return
-        await self._conn.execute(
-            insert(placements).on_conflict_do_nothing(),
+        await self.insert_new(
+            placements,
             [
                 {
                     "workload_id": p.workload_id,

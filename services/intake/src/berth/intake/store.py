@@ -158,10 +158,8 @@ class SqlIntakeStore(SqlStore):
         return await projection.assets(self._conn, refs)
 
     async def record_workloads(self, rows: Sequence[WorkloadRow]) -> None:
-        if not rows:
-            return
-        await self._conn.execute(
-            insert(workloads).on_conflict_do_nothing(),
+        await self.insert_new(
+            workloads,
             [
                 {
                     "id": r.id,
@@ -240,21 +238,8 @@ class SqlIntakeStore(SqlStore):
         )
 
     async def record_catalog(self, entries: Sequence[CatalogEntry]) -> None:
-        if not entries:
-            return
-        stmt = insert(catalog_entries)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[catalog_entries.c.id],
-                set_={
-                    "kind": stmt.excluded.kind,
-                    "name": stmt.excluded.name,
-                    "asset": stmt.excluded.asset,
-                    "deleted": stmt.excluded.deleted,
-                    "changed_at": stmt.excluded.changed_at,
-                },
-                where=catalog_entries.c.changed_at <= stmt.excluded.changed_at,
-            ),
+        await self.upsert(
+            catalog_entries,
             [
                 {
                     "id": e.asset.id,
@@ -266,19 +251,14 @@ class SqlIntakeStore(SqlStore):
                 }
                 for e in entries
             ],
+            update=("kind", "name", "asset", "deleted", "changed_at"),
+            newer=lambda new: catalog_entries.c.changed_at <= new.changed_at,
         )
 
     async def record_clusters(self, records: Sequence[ClusterRecord]) -> None:
-        if not records:
-            return
         table = tables.clusters
-        stmt = insert(table)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[table.c.cluster_id],
-                set_={c: stmt.excluded[c] for c in clusters.RECORD_COLUMNS},
-                where=table.c.reported_at <= stmt.excluded.reported_at,
-            ),
+        await self.upsert(
+            table,
             [
                 {
                     "cluster_id": r.clusterId,
@@ -292,6 +272,8 @@ class SqlIntakeStore(SqlStore):
                 }
                 for r in records
             ],
+            update=clusters.RECORD_COLUMNS,
+            newer=lambda new: table.c.reported_at <= new.reported_at,
         )
 
 

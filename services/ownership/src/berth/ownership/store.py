@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.dialects.postgresql import insert
 
 from berth.contracts.events import TERMINAL_PHASES
 from berth.ownership.tables import clusters, owners, workload_phases
@@ -84,10 +83,8 @@ class SqlOwnershipStore(SqlStore):
     """The ownership store in PostgreSQL, on one connection (one transaction)."""
 
     async def add_owners(self, records: Sequence[Owner]) -> None:
-        if not records:
-            return
-        await self._conn.execute(
-            insert(owners).on_conflict_do_nothing(),
+        await self.insert_new(
+            owners,
             [
                 {
                     "workload_id": r.workload_id,
@@ -110,48 +107,30 @@ class SqlOwnershipStore(SqlStore):
         }
 
     async def record_reported(self, reports: Sequence[Said]) -> None:
-        if not reports:
-            return
-        stmt = insert(clusters)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[clusters.c.cluster_id],
-                set_={
-                    "protection": stmt.excluded.protection,
-                    "updated_at": stmt.excluded.updated_at,
-                },
-                # A late, older report must not undo a newer one.
-                where=or_(
-                    clusters.c.updated_at.is_(None),
-                    clusters.c.updated_at <= stmt.excluded.updated_at,
-                ),
-            ),
+        await self.upsert(
+            clusters,
             [
                 {"cluster_id": r.cluster_id, "protection": r.protection, "updated_at": r.at}
                 for r in reports
             ],
+            update=("protection", "updated_at"),
+            # A late, older report must not undo a newer one.
+            newer=lambda new: or_(
+                clusters.c.updated_at.is_(None), clusters.c.updated_at <= new.updated_at
+            ),
         )
 
     async def record_desired(self, requests: Sequence[Said]) -> None:
-        if not requests:
-            return
-        stmt = insert(clusters)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[clusters.c.cluster_id],
-                set_={
-                    "desired_protection": stmt.excluded.desired_protection,
-                    "desired_at": stmt.excluded.desired_at,
-                },
-                where=or_(
-                    clusters.c.desired_at.is_(None),
-                    clusters.c.desired_at <= stmt.excluded.desired_at,
-                ),
-            ),
+        await self.upsert(
+            clusters,
             [
                 {"cluster_id": r.cluster_id, "desired_protection": r.protection, "desired_at": r.at}
                 for r in requests
             ],
+            update=("desired_protection", "desired_at"),
+            newer=lambda new: or_(
+                clusters.c.desired_at.is_(None), clusters.c.desired_at <= new.desired_at
+            ),
         )
 
     async def protections(self) -> dict[str, Protection]:
@@ -163,21 +142,16 @@ class SqlOwnershipStore(SqlStore):
         }
 
     async def record_phases(self, phases: Sequence[Phase]) -> None:
-        if not phases:
-            return
-        stmt = insert(workload_phases)
-        await self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[workload_phases.c.workload_id],
-                set_={"phase": stmt.excluded.phase, "at": stmt.excluded.at},
-                # One comparison per terminal phase, not NOT IN: an expanding IN parameter
-                # cannot be used with executemany (a batch of several workloads).
-                where=and_(
-                    workload_phases.c.at <= stmt.excluded.at,
-                    *(workload_phases.c.phase != p for p in sorted(TERMINAL_PHASES)),
-                ),
-            ),
+        await self.upsert(
+            workload_phases,
             [{"workload_id": p.workload_id, "phase": p.phase, "at": p.at} for p in phases],
+            update=("phase", "at"),
+            # One comparison per terminal phase, not NOT IN: an expanding IN parameter cannot be
+            # used with executemany (a batch of several workloads).
+            newer=lambda new: and_(
+                workload_phases.c.at <= new.at,
+                *(workload_phases.c.phase != p for p in sorted(TERMINAL_PHASES)),
+            ),
         )
 
     async def phases(self, workload_ids: Iterable[str]) -> dict[str, str]:

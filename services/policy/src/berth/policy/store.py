@@ -191,8 +191,6 @@ class SqlPolicyStore(SqlStore):
         return int(await self._conn.scalar(select(version_seq.next_value())) or 0)
 
     async def record(self, outcomes: Sequence[Evaluation]) -> None:
-        if not outcomes:
-            return
         rows = [
             {
                 "workload_id": o.workload_id,
@@ -202,7 +200,7 @@ class SqlPolicyStore(SqlStore):
             }
             for o in outcomes
         ]
-        await self._conn.execute(insert(evaluations).on_conflict_do_nothing(), rows)
+        await self.insert_new(evaluations, rows)
 
 
 def reader(engine: AsyncEngine) -> Reader:

@@ -144,25 +144,24 @@ class SqlAdapterStore(SqlStore):
         return {project: float(total or 0) for project, total in rows}
 
     async def add(self, rows: Sequence[AppliedWorkload]) -> None:
-        if rows:
-            await self._conn.execute(
-                insert(workloads).on_conflict_do_nothing(),
-                [
-                    {
-                        "workload_id": r.workload_id,
-                        "ref": r.ref,
-                        "manifests": r.manifests,
-                        "desired": r.desired,
-                        "phase": r.phase,
-                        "phase_message": r.phase_message,
-                        "traceparent": r.traceparent,
-                        "correlation_id": r.correlation_id,
-                        "project": r.project,
-                        "gpus": r.gpus,
-                    }
-                    for r in rows
-                ],
-            )
+        await self.insert_new(
+            workloads,
+            [
+                {
+                    "workload_id": r.workload_id,
+                    "ref": r.ref,
+                    "manifests": r.manifests,
+                    "desired": r.desired,
+                    "phase": r.phase,
+                    "phase_message": r.phase_message,
+                    "traceparent": r.traceparent,
+                    "correlation_id": r.correlation_id,
+                    "project": r.project,
+                    "gpus": r.gpus,
+                }
+                for r in rows
+            ],
+        )
 
     async def current(
         self, ids: Iterable[str], *, lock: bool = False
