@@ -28,6 +28,7 @@ from berth.contracts.subjects import (
     RPC_POLICY_PATCH,
     RPC_POLICY_VALIDATE,
 )
+from berth.contracts.workload_kinds import WorkloadKind
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     )
 
 # The same choices as berth.contracts.policy's, spelled here so that parsing needs no pydantic.
-PolicyType = Literal["workspace", "training", "distributed", "inference"]
+PolicyType = WorkloadKind
 PolicyScope = Literal["tenant", "cluster", "department", "project"]
 
 policy_app = typer.Typer(

@@ -19,6 +19,7 @@ from berth.cli.common import (
     project_or_default,
     with_client,
 )
+from berth.contracts.workload_kinds import KIND_NAMES
 
 if TYPE_CHECKING:
     from berth.cli.client import BerthClient
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 SERVICES = ("intake", "policy", "catalog", "cluster-sync", "ownership", "scheduler-adapter")
 
 
-KINDS = ("workspace", "training", "distributed", "inference")
+KINDS = KIND_NAMES
 
 
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The workload's name.")]

@@ -16,9 +16,10 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from berth.contracts.events import Issue
+from berth.contracts.workload_kinds import KIND_NAMES
 
 # Discriminator tags pydantic inserts into error locations of the submission union.
-KIND_TAGS = ("workspace", "training", "distributed", "inference")
+KIND_TAGS = KIND_NAMES
 
 # Fields whose choices are accepted in any case; users (and the CLI) write them in lowercase.
 LOWERCASE_CHOICES = frozenset({"distributedFramework"})

@@ -88,6 +88,7 @@ from berth.contracts.spec.storage import (
     SecretVolume,
     Storage,
 )
+from berth.contracts.workload_kinds import KIND_NAMES, WorkloadKind
 
 __all__ = [
     "DEFAULT_AUTO_DELETION_SECONDS",
@@ -169,9 +170,6 @@ __all__ = [
     "quantity_to_bytes",
     "requested_gpus",
 ]
-
-
-WorkloadKind = Literal["workspace", "training", "distributed", "inference"]
 
 
 class SubmissionBase(SpecModel):
@@ -305,10 +303,9 @@ SPEC_MODELS: dict[WorkloadKind, type[SpecModel]] = {
 
 # WorkloadKind is the static (typing) spelling of the same list: a kind added to the union and
 # not to the Literal (or the reverse) fails at import, not in a service.
-if set(typing.get_args(WorkloadKind)) != set(WORKLOAD_KINDS):
+if set(KIND_NAMES) != set(WORKLOAD_KINDS):
     raise TypeError(
-        f"WorkloadKind {typing.get_args(WorkloadKind)} differs from the submission union's "
-        f"kinds {WORKLOAD_KINDS}"
+        f"WorkloadKind {KIND_NAMES} differs from the submission union's kinds {WORKLOAD_KINDS}"
     )
 
 
