@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from berth.contracts.workload import WORKLOAD_KINDS, WorkloadKind
+from berth.contracts.workload import COMPLETING_KINDS, WORKLOAD_KINDS, WorkloadKind
 
 Phase = Literal[
     "Creating",
@@ -34,18 +34,15 @@ WorkloadAction = Literal["delete", "suspend", "resume"]
 TERMINAL_PHASES: frozenset[Phase] = frozenset({"Completed", "Failed", "Deleted"})
 """After any of these nothing more happens to a workload (of any kind)."""
 
-# Only Jobs and Kubeflow jobs have a success condition: workspaces and inference services run
-# until they fail or are deleted.
-_COMPLETES: frozenset[WorkloadKind] = frozenset({"training", "distributed"})
 
 TERMINAL_PHASES_BY_KIND: dict[WorkloadKind, frozenset[Phase]] = {
-    kind: TERMINAL_PHASES if kind in _COMPLETES else TERMINAL_PHASES - {"Completed"}
+    kind: TERMINAL_PHASES if kind in COMPLETING_KINDS else TERMINAL_PHASES - {"Completed"}
     for kind in WORKLOAD_KINDS
 }
 """The terminal phases each kind can reach."""
 
 SETTLED_PHASES_BY_KIND: dict[WorkloadKind, frozenset[Phase]] = {
-    kind: TERMINAL_PHASES_BY_KIND[kind] | (frozenset() if kind in _COMPLETES else {"Running"})
+    kind: TERMINAL_PHASES_BY_KIND[kind] | (frozenset() if kind in COMPLETING_KINDS else {"Running"})
     for kind in WORKLOAD_KINDS
 }
 """Where a submission has got as far as it will by itself: terminal, or Running for the kinds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Self, cast
+from typing import Annotated, Any, ClassVar, Literal, Self, cast
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -91,6 +91,7 @@ from berth.contracts.spec.storage import (
 from berth.contracts.workload_kinds import KIND_NAMES, WorkloadKind
 
 __all__ = [
+    "COMPLETING_KINDS",
     "DEFAULT_AUTO_DELETION_SECONDS",
     "DEFAULT_BACKOFF_LIMIT",
     "DEFAULT_HOST_IPC",
@@ -178,6 +179,10 @@ class SubmissionBase(SpecModel):
     # ``kind`` picks the member of the submission union: a submission without it never decodes.
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=require_fields("kind"))
 
+    COMPLETES: ClassVar[bool] = False
+    """Whether a workload of this kind ends by itself (reaches Completed); the others run until
+    they fail or are deleted."""
+
     name: str = Field(
         min_length=1,
         max_length=63,
@@ -234,6 +239,7 @@ class WorkspaceSubmission(SubmissionBase):
 class TrainingSubmission(SubmissionBase):
     """A request for a single-node training."""
 
+    COMPLETES: ClassVar[bool] = True
     kind: Literal["training"] = "training"
     spec: TrainingSpec = Field(description="The training spec.")
 
@@ -241,6 +247,7 @@ class TrainingSubmission(SubmissionBase):
 class DistributedSubmission(SubmissionBase):
     """A request for a distributed training: workers, and a master unless noMaster."""
 
+    COMPLETES: ClassVar[bool] = True
     kind: Literal["distributed"] = "distributed"
     spec: DistributedSpec = Field(description="The spec of the workers.")
     masterSpecSameAsWorker: bool = Field(
@@ -294,6 +301,11 @@ def _kind_of(submission: type[SubmissionBase]) -> WorkloadKind:
 
 WORKLOAD_KINDS: tuple[WorkloadKind, ...] = tuple(_kind_of(c) for c in SUBMISSION_CLASSES)
 """Every workload kind, in the union's order; derived from the submission union."""
+
+COMPLETING_KINDS: frozenset[WorkloadKind] = frozenset(
+    _kind_of(c) for c in SUBMISSION_CLASSES if c.COMPLETES
+)
+"""The kinds that end by themselves (Jobs and Kubeflow jobs have a success condition)."""
 
 SPEC_MODELS: dict[WorkloadKind, type[SpecModel]] = {
     _kind_of(c): cast(type[SpecModel], c.model_fields["spec"].annotation)

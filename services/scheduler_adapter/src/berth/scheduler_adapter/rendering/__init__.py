@@ -1,26 +1,18 @@
 """Render a workload submission into the Kubernetes objects a cluster should hold (pure).
 
-One renderer per submission kind, registered on ``render_kind``; the modules of this package
-build the parts (pods, placement, storage, tools...)."""
+One renderer per submission kind, in its own module, registered on ``registry.render_kind``; the
+other modules of this package build the parts (pods, placement, storage, tools...)."""
 
 from __future__ import annotations
 
-from functools import singledispatch
+import importlib
+import pkgutil
 from typing import Any
 
 from berth.contracts.events import ObjectRef, WorkloadRef
-from berth.contracts.workload import (
-    DistributedSubmission,
-    InferenceSubmission,
-    TrainingSubmission,
-    WorkloadSubmission,
-    WorkspaceSubmission,
-)
+from berth.contracts.workload import WorkloadSubmission
 from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities, from_config
-from berth.scheduler_adapter.rendering.distributed import render_distributed
-from berth.scheduler_adapter.rendering.inference import render_inference
-from berth.scheduler_adapter.rendering.training import render_training
-from berth.scheduler_adapter.rendering.workspace import render_workspace
+from berth.scheduler_adapter.rendering.registry import render_kind
 
 __all__ = [
     "ClusterCapabilities",
@@ -32,6 +24,11 @@ __all__ = [
 ]
 
 _NO_CAPABILITIES = ClusterCapabilities()
+
+# Every module of the package is imported, so that each kind's renderer is registered without a
+# list of kinds here.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def scheduling_ref(
@@ -62,57 +59,6 @@ def render(
     ``berth.contracts.runnable.check``'s question."""
     workload = scheduling_ref(workload, submission, capabilities)
     return render_kind(submission, workload, trace_id, capabilities)
-
-
-@singledispatch
-def render_kind(
-    submission: object,
-    workload: WorkloadRef,  # noqa: ARG001
-    trace_id: str | None,  # noqa: ARG001
-    capabilities: ClusterCapabilities,  # noqa: ARG001
-) -> list[dict[str, Any]]:
-    """The objects of one kind of submission; a new kind registers its renderer here."""
-    raise TypeError(f"no renderer for {type(submission).__name__}")
-
-
-@render_kind.register
-def _training(
-    submission: TrainingSubmission,
-    workload: WorkloadRef,
-    trace_id: str | None,
-    _capabilities: ClusterCapabilities,
-) -> list[dict[str, Any]]:
-    return render_training(workload, submission, trace_id)
-
-
-@render_kind.register
-def _workspace(
-    submission: WorkspaceSubmission,
-    workload: WorkloadRef,
-    trace_id: str | None,
-    _capabilities: ClusterCapabilities,
-) -> list[dict[str, Any]]:
-    return render_workspace(workload, submission, trace_id)
-
-
-@render_kind.register
-def _distributed(
-    submission: DistributedSubmission,
-    workload: WorkloadRef,
-    trace_id: str | None,
-    _capabilities: ClusterCapabilities,
-) -> list[dict[str, Any]]:
-    return render_distributed(workload, submission, trace_id)
-
-
-@render_kind.register
-def _inference(
-    submission: InferenceSubmission,
-    workload: WorkloadRef,
-    trace_id: str | None,
-    capabilities: ClusterCapabilities,
-) -> list[dict[str, Any]]:
-    return render_inference(workload, submission, trace_id, capabilities)
 
 
 def object_refs(manifests: list[dict[str, Any]]) -> list[ObjectRef]:

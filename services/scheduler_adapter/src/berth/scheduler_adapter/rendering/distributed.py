@@ -25,8 +25,10 @@ from berth.contracts.workload import (
     DistributedSpec,
     DistributedSubmission,
 )
+from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities
 from berth.scheduler_adapter.rendering.metadata import object_meta
 from berth.scheduler_adapter.rendering.pod import pod_template
+from berth.scheduler_adapter.rendering.registry import render_kind
 from berth.scheduler_adapter.rendering.storage import RenderedStorage, render_storage
 from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 from berth.scheduler_adapter.rendering.training import backoff_limit, claims, ttl_seconds
@@ -103,8 +105,12 @@ def without_gpus(spec: CommonSpec) -> CommonSpec:
     return spec.model_copy(update={"compute": cpu_only})
 
 
+@render_kind.register
 def render_distributed(
-    workload: WorkloadRef, submission: DistributedSubmission, trace_id: str | None
+    submission: DistributedSubmission,
+    workload: WorkloadRef,
+    trace_id: str | None,
+    capabilities: ClusterCapabilities,  # noqa: ARG001 (the same on every cluster)
 ) -> list[dict[str, Any]]:
     spec = submission.spec
     framework = FRAMEWORKS[spec.distributedFramework]

@@ -30,6 +30,7 @@ from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities
 from berth.scheduler_adapter.rendering.container import container_port
 from berth.scheduler_adapter.rendering.metadata import object_meta, owned, selector
 from berth.scheduler_adapter.rendering.pod import pod_template
+from berth.scheduler_adapter.rendering.registry import render_kind
 from berth.scheduler_adapter.rendering.storage import render_storage
 from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 from berth.scheduler_adapter.rendering.training import claims
@@ -224,11 +225,12 @@ def _deployment(
     ]
 
 
+@render_kind.register
 def render_inference(
-    workload: WorkloadRef,
     submission: InferenceSubmission,
+    workload: WorkloadRef,
     trace_id: str | None,
-    capabilities: ClusterCapabilities = ClusterCapabilities(),
+    capabilities: ClusterCapabilities,
 ) -> list[dict[str, Any]]:
     if capabilities.knative:
         return _knative(workload, submission, trace_id)

@@ -12,8 +12,10 @@ from berth.contracts.workload import (
     CommonSpec,
     TrainingSubmission,
 )
+from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities
 from berth.scheduler_adapter.rendering.metadata import object_meta, owned
 from berth.scheduler_adapter.rendering.pod import pod_template
+from berth.scheduler_adapter.rendering.registry import render_kind
 from berth.scheduler_adapter.rendering.storage import RenderedStorage, render_storage
 from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 
@@ -40,8 +42,12 @@ def preemption_policy(terminate: bool) -> dict[str, Any]:
     }
 
 
+@render_kind.register
 def render_training(
-    workload: WorkloadRef, submission: TrainingSubmission, trace_id: str | None
+    submission: TrainingSubmission,
+    workload: WorkloadRef,
+    trace_id: str | None,
+    capabilities: ClusterCapabilities,  # noqa: ARG001 (the same on every cluster)
 ) -> list[dict[str, Any]]:
     spec = submission.spec
     job_spec: dict[str, Any] = {

@@ -10,15 +10,21 @@ from typing import Any
 
 from berth.contracts.events import WorkloadRef
 from berth.contracts.workload import WorkspaceSubmission
+from berth.scheduler_adapter.rendering.capabilities import ClusterCapabilities
 from berth.scheduler_adapter.rendering.metadata import object_meta, selector
 from berth.scheduler_adapter.rendering.pod import pod_template
+from berth.scheduler_adapter.rendering.registry import render_kind
 from berth.scheduler_adapter.rendering.storage import render_storage
 from berth.scheduler_adapter.rendering.tools import connections, tool_ports, tool_services
 from berth.scheduler_adapter.rendering.training import claims
 
 
+@render_kind.register
 def render_workspace(
-    workload: WorkloadRef, submission: WorkspaceSubmission, trace_id: str | None
+    submission: WorkspaceSubmission,
+    workload: WorkloadRef,
+    trace_id: str | None,
+    capabilities: ClusterCapabilities,  # noqa: ARG001 (the same on every cluster)
 ) -> list[dict[str, Any]]:
     spec = submission.spec
     tools = connections(spec)
