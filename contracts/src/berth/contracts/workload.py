@@ -109,6 +109,7 @@ __all__ = [
     "SCALE_TO_ZERO_RETENTION_CHOICES",
     "SPEC_MODELS",
     "SUBMISSION_CLASSES",
+    "SUSPENDABLE_KINDS",
     "SYSTEM_DEFAULTS",
     "SYSTEM_DEFAULT_KEY",
     "TOOL_TYPES",
@@ -182,6 +183,9 @@ class SubmissionBase(SpecModel):
     COMPLETES: ClassVar[bool] = False
     """Whether a workload of this kind ends by itself (reaches Completed); the others run until
     they fail or are deleted."""
+    SUSPENDABLE: ClassVar[bool] = True
+    """Whether a workload of this kind may be suspended and resumed (Run:ai: not inference,
+    which is scaled instead)."""
 
     name: str = Field(
         min_length=1,
@@ -279,6 +283,7 @@ class DistributedSubmission(SubmissionBase):
 class InferenceSubmission(SubmissionBase):
     """A request for an inference service."""
 
+    SUSPENDABLE: ClassVar[bool] = False
     kind: Literal["inference"] = "inference"
     spec: InferenceSpec = Field(description="The inference spec.")
 
@@ -306,6 +311,11 @@ COMPLETING_KINDS: frozenset[WorkloadKind] = frozenset(
     _kind_of(c) for c in SUBMISSION_CLASSES if c.COMPLETES
 )
 """The kinds that end by themselves (Jobs and Kubeflow jobs have a success condition)."""
+
+SUSPENDABLE_KINDS: frozenset[WorkloadKind] = frozenset(
+    _kind_of(c) for c in SUBMISSION_CLASSES if c.SUSPENDABLE
+)
+"""The kinds a suspend or a resume applies to."""
 
 SPEC_MODELS: dict[WorkloadKind, type[SpecModel]] = {
     _kind_of(c): cast(type[SpecModel], c.model_fields["spec"].annotation)

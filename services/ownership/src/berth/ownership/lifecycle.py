@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from berth.contracts.workload import SUSPENDABLE_KINDS, WORKLOAD_KINDS
+
 # phase -> the actions allowed in it. "" is a workload accepted but not yet reported by its
 # cluster (it is being created). A phase missing from the table allows delete only.
 ALLOWED: Final[dict[str, frozenset[str]]] = {
@@ -32,8 +34,9 @@ ALLOWED: Final[dict[str, frozenset[str]]] = {
 
 # Kinds that never allow an action, whatever the phase.
 NEVER: Final[dict[str, frozenset[str]]] = {
-    # Run:ai: an inference workload cannot be suspended (scale it instead), so neither resumed.
-    "inference": frozenset({"suspend", "resume"}),
+    kind: frozenset({"suspend", "resume"})
+    for kind in WORKLOAD_KINDS
+    if kind not in SUSPENDABLE_KINDS
 }
 
 
