@@ -6,7 +6,6 @@ import typing
 
 import pytest
 
-from berth.contracts.catalog import ALL_WORKLOAD_KINDS
 from berth.contracts.phases import (
     ACTION_RESULTS,
     SETTLED_PHASES_BY_KIND,
@@ -25,7 +24,7 @@ def test_the_kinds_are_the_submission_unions() -> None:
     assert WORKLOAD_KINDS == ("workspace", "training", "distributed", "inference")
     assert len(SUBMISSION_CLASSES) == len(WORKLOAD_KINDS)
     assert set(typing.get_args(WorkloadKind)) == set(WORKLOAD_KINDS)
-    assert POLICY_TYPES == WORKLOAD_KINDS == ALL_WORKLOAD_KINDS
+    assert POLICY_TYPES == WORKLOAD_KINDS
 
 
 def test_phase_facts_name_only_phases() -> None:

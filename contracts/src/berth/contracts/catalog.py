@@ -61,7 +61,6 @@ CredentialType = Literal[
 ]
 OverQuotaWeight = Literal["None", "Lowest", "Low", "Medium", "High"]
 ToolAccess = Literal["everyone", "groups", "users"]
-ALL_WORKLOAD_KINDS: tuple[WorkloadKind, ...] = WORKLOAD_KINDS
 
 # Data source type -> (key of the workload's storage section, volume model).
 DATASOURCE_STORAGE: dict[str, tuple[str, type[BaseModel]]] = {
@@ -163,9 +162,7 @@ class EnvironmentSpec(AssetModel):
     runAsUid: int | None = Field(default=None, ge=0)
     runAsGid: int | None = Field(default=None, ge=0)
     tools: list[Tool] = Field(default_factory=list)
-    workloadSupportedTypes: list[WorkloadKind] = Field(
-        default_factory=lambda: list(ALL_WORKLOAD_KINDS)
-    )
+    workloadSupportedTypes: list[WorkloadKind] = Field(default_factory=lambda: list(WORKLOAD_KINDS))
 
 
 class DataSourceSpec(AssetModel):
