@@ -50,3 +50,22 @@ def test_describe_raw_is_best_effort() -> None:
         None,
     )
     assert validation.describe_raw({"submission": "nonsense"}) == (None, None, None)
+
+
+def test_gpus_cannot_be_asked_for_as_extended_resources() -> None:
+    """A GPU asked for as an extended resource would escape the policy's GPU limits and the
+    project's quota, which count gpuDevicesRequest: it is refused, naming the field."""
+    for resource in ("nvidia.com/gpu", "nvidia.com/mig-1g.5gb", "amd.com/gpu"):
+        body = _body(compute={"extendedResources": [{"resource": resource, "quantity": "8"}]})
+        issues = validation.parse("w-1", {"submission": body})
+        assert isinstance(issues, list), resource
+        (issue,) = issues
+        assert issue.field == "spec.compute.extendedResources.0.resource"
+        assert f"{resource} is a GPU or accelerator resource" in issue.details
+        assert "gpuDevicesRequest" in issue.details
+
+
+def test_other_extended_resources_are_accepted() -> None:
+    body = _body(compute={"extendedResources": [{"resource": "rdma/hca", "quantity": "1"}]})
+    parsed = validation.parse("w-1", {"submission": body})
+    assert not isinstance(parsed, list)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from berth.contracts.quantity import Quantity, quantity_to_decimal
 from berth.contracts.spec.base import SpecModel, duplicates, raise_problems
@@ -31,16 +32,38 @@ _FRACTION_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+ACCELERATOR_RESOURCES = re.compile(
+    r"nvidia\.com/(gpu(\..+)?|mig-.+)|amd\.com/gpu|gpu\.intel\.com/.+|habana\.ai/.+"
+    r"|aws\.amazon\.com/neuron.*|google\.com/tpu|xilinx\.com/.+"
+)
+"""Device-plugin resources of GPUs and other accelerators. GPUs are asked for with the GPU fields,
+which policies limit and quotas count; as an extended resource they would bypass both."""
+
+
 class ExtendedResource(SpecModel):
     """A quantity of a Kubernetes extended resource (e.g. a NIC or an FPGA)."""
 
     resource: str = Field(
-        min_length=1, description="Extended resource name, e.g. hardware-vendor.example/foo."
+        min_length=1,
+        description="Extended resource name, e.g. hardware-vendor.example/foo. Not a GPU or other "
+        "accelerator (nvidia.com/gpu, nvidia.com/mig-*, amd.com/gpu...): those are asked for "
+        "with gpuDevicesRequest, which policies limit and quotas count.",
     )
     quantity: Quantity | None = Field(default=None, description="Requested quantity, e.g. 2.")
     exclude: bool | None = Field(
         default=None, description="True to exclude a resource that a policy default adds."
     )
+
+    @field_validator("resource")
+    @classmethod
+    def _not_an_accelerator(cls, resource: str) -> str:
+        if ACCELERATOR_RESOURCES.fullmatch(resource.strip().lower()):
+            raise ValueError(
+                f"{resource} is a GPU or accelerator resource: ask for GPUs with "
+                "gpuDevicesRequest (and gpuPortionRequest, gpuMemoryRequest or migProfile), "
+                "which policies limit and quotas count"
+            )
+        return resource
 
 
 class Compute(SpecModel):
