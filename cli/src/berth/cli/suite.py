@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from nats.aio.client import Client
 from sqlalchemy.engine import make_url
 
-from berth.cli import nats_auth
+from berth.cli import endpoints, nats_auth
 from berth.cli.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
 from berth.contracts.roles import ADMIN
 
@@ -157,6 +157,9 @@ class Suite:
             BERTH_SERVICE_NAME=name,
             BERTH_SIM_SPEED=str(self.sim_speed),
             BERTH_KEYS_DIR=str(self.state_dir / "keys"),
+            # The first administrator: BERTH_ADMIN, else whoever runs the suite (the identity
+            # the CLI acts as by default).
+            BERTH_ADMIN=os.environ.get("BERTH_ADMIN") or endpoints.identity(None, None).email,
             PYTHONUNBUFFERED="1",
         )
         if self.credentials_dir is not None:
