@@ -28,6 +28,7 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.access_builders import rules
 from tests.unit.cluster_sync.cluster_sync_fakes import InMemoryClusterSyncStore
 
 pytestmark = pytest.mark.unit
@@ -70,7 +71,9 @@ class ClusterSync:
 
     def __init__(self) -> None:
         self.store = InMemoryClusterSyncStore()
-        self.uow = FakeUnitOfWork(self.store)
+        # The administrator may configure every cluster (access rules are tested on their own).
+        self.rules = rules()
+        self.uow = FakeUnitOfWork(self.store, self.rules)
 
     def _of(self, _unit: object) -> InMemoryClusterSyncStore:
         return self.store
@@ -85,7 +88,10 @@ class ClusterSync:
         mark = len(self.uow.events)
         async with self.uow:
             await handlers.forward_config_requests(
-                [incoming(e) for e in events], self.uow, store=self._of
+                [incoming(e) for e in events],
+                self.uow,
+                store=self._of,
+                rules=lambda _unit: self.rules,
             )
         return self.uow.events[mark:]
 

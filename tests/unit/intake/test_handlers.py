@@ -175,6 +175,7 @@ class Intake:
                 uow,
                 directory=self.directory,
                 store=self.store.of,
+                rules=lambda _unit: self.store.rules,
             )
         return uow
 
@@ -466,12 +467,14 @@ class TestDryRun:
             submission=validation.parse(
                 "dry-run", {"submission": submission("other", gpus=1)}
             ).submission,  # type: ignore[union-attr]
-            creator=USER.email,
+            actor=USER,
             span=span,
             dry_run=True,
         )
 
-        (verdict,) = await handlers.decide([candidate], service.store, service.directory)
+        (verdict,) = await handlers.decide(
+            [candidate], service.store, service.directory, await service.store.access_rules()
+        )
 
         assert isinstance(verdict, handlers.Accepted)
         assert verdict.ref.overQuota is True

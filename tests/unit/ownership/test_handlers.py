@@ -28,6 +28,7 @@ from berth.contracts.events import (
 )
 from berth.ownership import handlers
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.access_builders import rule, rules
 from tests.unit.ownership.ownership_fakes import InMemoryOwnershipStore
 
 pytestmark = pytest.mark.unit
@@ -56,7 +57,12 @@ class Ownership:
 
     def __init__(self) -> None:
         self.store = InMemoryOwnershipStore()
-        self.uow = FakeUnitOfWork(self.store)
+        # Alice and Bob may act on workloads everywhere: what is tested here is what ownership
+        # adds on top of access rules (those are tested on their own).
+        self.rules = rules(
+            rule(ALICE.email, "Department administrator"), rule(BOB.email, "Department administrator")
+        )
+        self.uow = FakeUnitOfWork(self.store, self.rules)
 
     def _of(self, _unit: object) -> InMemoryOwnershipStore:
         return self.store
@@ -136,7 +142,9 @@ class Ownership:
         )
         mark = len(self.uow.events)
         async with self.uow:
-            await handlers.authorize_actions([incoming(event)], self.uow, store=self._of)
+            await handlers.authorize_actions(
+                [incoming(event)], self.uow, store=self._of, rules=lambda _unit: self.rules
+            )
         (answer,) = self.uow.events[mark:]
         assert isinstance(answer, WorkloadActionAuthorizedV1 | WorkloadActionDeniedV1)
         assert answer.causationid == event.id
@@ -326,7 +334,10 @@ async def test_authorizing_writes_nothing_and_a_batch_answers_each_request() -> 
     ]
     async with service.uow:
         await handlers.authorize_actions(
-            [incoming(e) for e in requests], service.uow, store=service._of
+            [incoming(e) for e in requests],
+            service.uow,
+            store=service._of,
+            rules=lambda _unit: service.rules,
         )
     authorized, denied = service.uow.events
     assert isinstance(authorized, WorkloadActionAuthorizedV1)

@@ -40,6 +40,7 @@ from berth.policy import handlers
 from berth.policy.store import CompiledCache
 from berth.shared.errors import TransientError
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.access_builders import rules
 from tests.unit.policy.policy_fakes import InMemoryPolicyStore
 
 pytestmark = pytest.mark.unit
@@ -141,8 +142,13 @@ class Policies:
         self.store = InMemoryPolicyStore()
         self.cache = CompiledCache()
         self.resolve = resolve
+        # The administrator may change every policy (access rules are tested on their own).
+        self.rules = rules()
         self.writer = handlers.Writer(
-            begin=FakeUnitOfWork(self.store), resolve=resolve, policies=self.store.of
+            begin=FakeUnitOfWork(self.store, self.rules),
+            resolve=resolve,
+            policies=self.store.of,
+            rules=lambda _unit: self.rules,
         )
 
     async def evaluate(self, *events: SubmissionReceivedV1) -> FakeUnitOfWork:
@@ -154,7 +160,13 @@ class Policies:
     async def change(self, *events: PolicyChangeRequestedV1) -> FakeUnitOfWork:
         uow = FakeUnitOfWork(self.store)
         items = [incoming(e, operation="change policies") for e in events]
-        await handlers.change_policies(items, uow, resolve=self.resolve, policies=self.store.of)
+        await handlers.change_policies(
+            items,
+            uow,
+            resolve=self.resolve,
+            policies=self.store.of,
+            rules=lambda _unit: self.rules,
+        )
         return uow
 
     async def apply(self, meta: PolicyMeta, doc: dict[str, Any]) -> None:
