@@ -60,7 +60,9 @@ class Ownership:
         # Alice and Bob may act on workloads everywhere: what is tested here is what ownership
         # adds on top of access rules (those are tested on their own).
         self.rules = rules(
-            rule(ALICE.email, "Department administrator"), rule(BOB.email, "Department administrator")
+            rule(ALICE.email, "Department administrator"),
+            rule(BOB.email, "Department administrator"),
+            rule(BOB.email, "Department administrator"),
         )
         self.uow = FakeUnitOfWork(self.store, self.rules)
 
