@@ -62,7 +62,6 @@ class Ownership:
         self.rules = rules(
             rule(ALICE.email, "Department administrator"),
             rule(BOB.email, "Department administrator"),
-            rule(BOB.email, "Department administrator"),
         )
         self.uow = FakeUnitOfWork(self.store, self.rules)
 
@@ -347,3 +346,51 @@ async def test_authorizing_writes_nothing_and_a_batch_answers_each_request() -> 
     assert isinstance(denied, WorkloadActionDeniedV1)
     assert denied.subject == unknown.workloadId
     assert service.store.snapshot() == before
+
+
+# --- access rules -------------------------------------------------------------------------------
+
+
+async def test_an_access_rule_must_grant_the_action_where_the_workload_lives() -> None:
+    service, workload = Ownership(), ref()
+    service.rules.rules.clear()
+    await service.rules.record_created(
+        [
+            rule(ALICE.email, "L1 researcher", "project", "team-a"),
+            rule(BOB.email, "L1 researcher", "project", "team-b"),
+        ]
+    )
+    await service.created(workload)
+    assert reason(await service.ask(workload, "delete", actor=BOB)) == (
+        "forbidden: bob@example.com may not delete trainings in project team-a "
+        "(no access rule grants trainings.delete there)"
+    )
+    assert reason(await service.ask(workload, "suspend", actor=BOB)) == (
+        "forbidden: bob@example.com may not suspend trainings in project team-a "
+        "(no access rule grants trainings.update there)"
+    )
+    assert isinstance(await service.ask(workload, "suspend"), WorkloadActionAuthorizedV1)
+
+
+async def test_creator_only_protection_applies_on_top_of_the_rules() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    await service.reported("local", True)
+    # Bob's role allows deleting in team-a, protection still keeps it alice's.
+    assert "only its creator" in reason(await service.ask(workload, "delete", actor=BOB))
+
+
+async def test_a_request_naming_the_workload_by_name_is_decided_on_that_workload() -> None:
+    """Someone who may not read a workload cannot know its id: the request names it."""
+    service, workload = Ownership(), ref()
+    service.rules.rules.clear()
+    await service.rules.record_created([rule(BOB.email, "L1 researcher", "project", "team-b")])
+    await service.created(workload)
+    by_name = workload.model_copy(update={"workloadId": uuid.uuid4().hex})
+    assert reason(await service.ask(by_name, "delete", actor=BOB)).startswith(
+        "forbidden: bob@example.com may not delete trainings in project team-a"
+    )
+    await service.rules.record_created([rule(BOB.email, "L1 researcher", "project", "team-a")])
+    answer = await service.ask(by_name, "suspend", actor=BOB)
+    assert isinstance(answer, WorkloadActionAuthorizedV1)
+    assert answer.subject == workload.workloadId

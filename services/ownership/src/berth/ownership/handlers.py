@@ -131,7 +131,16 @@ async def authorize_actions(
     in_force = await rules(unit).access_rules()
     ids = [i.event.subject for i in items]
     known = await db.owners(ids)
-    phases = await db.phases(ids)
+    # A request by name (from someone who may not read the workload, so cannot know its id).
+    named = await db.owners_named(
+        (i.event.data.project, i.event.data.name) for i in items if i.event.subject not in known
+    )
+    for item in items:
+        if item.event.subject not in known and (
+            found := named.get((item.event.data.project, item.event.data.name))
+        ):
+            known[item.event.subject] = found
+    phases = await db.phases([o.workload_id for o in known.values()])
     flags = {
         cluster_id: protection_in_force(p.reported, p.desired)
         for cluster_id, p in (await db.protections()).items()
@@ -152,7 +161,7 @@ async def authorize_actions(
         if reason is None and owner is not None:
             reason = lifecycle.refusal(
                 kind=owner.ref.get("kind"),
-                phase=phases.get(item.event.subject),
+                phase=phases.get(owner.workload_id),
                 action=data.action,
             )
         item.span.set_attribute("berth.outcome", "denied" if reason else "authorized")
@@ -177,7 +186,8 @@ async def authorize_actions(
             unit.emit(
                 WorkloadActionAuthorizedV1(
                     source=SOURCE,
-                    **item.event.chain(),
+                    # About the workload, also when the request named it by name only.
+                    **{**item.event.chain(), "subject": owner.workload_id},
                     data=WorkloadActionAuthorizedData(
                         **data.model_dump(), workload=WorkloadRef.model_validate(owner.ref)
                     ),
