@@ -232,15 +232,18 @@ async def change(
     meta, problem = await _complete_meta(meta, resolve)
     if problem is not None:
         return Outcome(meta, [problem])
-    # Decided on where the project really is, whatever department the request names.
-    where = meta
-    if meta.scope == "project" and (meta.departmentId or meta.clusterId):
-        where, problem = await _complete_meta(
-            PolicyMeta(scope="project", projectId=meta.scope_id), resolve
-        )
+    # A project's department and cluster as the request names them are not trusted: decide on
+    # the tenant and the project alone, and only when that is not enough, on where the catalog
+    # says the project is.
+    named = meta.scope == "project" and bool(meta.departmentId or meta.clusterId)
+    bare = PolicyMeta(scope="project", projectId=meta.scope_id) if named else meta
+    denied = access_issue(actor, action, bare, rules, only=validate_only)
+    if denied and named:
+        real, problem = await _complete_meta(bare, resolve)
         if problem is not None:
             return Outcome(meta, [problem])
-    if denied := access_issue(actor, action, where, rules, only=validate_only):
+        denied = access_issue(actor, action, real, rules, only=validate_only)
+    if denied:
         return Outcome(meta, [denied])
     await policies.lock(policy_type)
     ref = meta.ref
