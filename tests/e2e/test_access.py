@@ -4,6 +4,7 @@ team-b; the suite's default user is the administrator."""
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
 from tests.e2e.conftest import Cli
@@ -50,24 +51,25 @@ def _policy(cli: Cli, tmp_path: Path, project: str) -> tuple[int, str]:
 
 def test_bob_can_neither_see_nor_touch_alices_team_a_workload(cli: Cli, tmp_path: Path) -> None:
     alice, bob = cli.as_user("alice@example.com"), cli.as_user("bob@example.com")
-    _submit(alice, "who")
+    who = f"who-{uuid.uuid4().hex[:6]}"
+    _submit(alice, who)
 
-    assert "who" not in {w["name"] for w in bob.json("list", "-p", "team-a")}
-    assert "who" not in {w["name"] for w in bob.json("list", "-A")}
-    described = bob.run("describe", "who", "-p", "team-a")
+    assert who not in {w["name"] for w in bob.json("list", "-p", "team-a")}
+    assert who not in {w["name"] for w in bob.json("list", "-A")}
+    described = bob.run("describe", who, "-p", "team-a")
     assert described.returncode == 1
     assert "forbidden: bob@example.com may not read workloads in project team-a" in (
         described.stderr
     )
-    assert bob.run("trace", "who", "-p", "team-a").returncode == 1
+    assert bob.run("trace", who, "-p", "team-a").returncode == 1
 
-    deleted = bob.run("delete", "who", "-p", "team-a")
+    deleted = bob.run("delete", who, "-p", "team-a")
     assert deleted.returncode == 1
     assert (
         "forbidden: bob@example.com may not delete trainings in project team-a "
         "(no access rule grants trainings.delete there)"
     ) in deleted.stderr.replace("\n", " ")
-    suspended = bob.run("suspend", "who", "-p", "team-a")
+    suspended = bob.run("suspend", who, "-p", "team-a")
     assert suspended.returncode == 1
     assert "may not suspend trainings in project team-a" in suspended.stderr.replace("\n", " ")
     refused = bob.run("training", "submit", "x", "-p", "team-a", "-i", "busybox")
@@ -77,26 +79,26 @@ def test_bob_can_neither_see_nor_touch_alices_team_a_workload(cli: Cli, tmp_path
     assert code != 0 and "may not apply policies in project team-a" in said.replace("\n", " ")
 
     # Still there for alice, who may read and act in team-a.
-    assert alice.json("describe", "who", "-p", "team-a")["status"] == "Running"
-    assert "who" in {w["name"] for w in alice.json("list", "-p", "team-a")}
+    assert alice.json("describe", who, "-p", "team-a")["status"] == "Running"
+    assert who in {w["name"] for w in alice.json("list", "-p", "team-a")}
     assert {w["project"] for w in alice.json("list", "-A")} <= {"team-a"}
-    done = alice.run("suspend", "who", "-p", "team-a", "--wait")
+    done = alice.run("suspend", who, "-p", "team-a", "--wait")
     assert done.returncode == 0, done.stdout + done.stderr
-    done = alice.run("resume", "who", "-p", "team-a")
+    done = alice.run("resume", who, "-p", "team-a")
     assert done.returncode == 0, done.stdout + done.stderr
     # An L1 researcher reads policies but does not change them (Run:ai's matrix).
     code, said = _policy(alice, tmp_path, "team-a")
     assert code != 0 and "may not apply policies" in said.replace("\n", " ")
 
     # The administrator may everywhere: sees both projects, changes team-a's policy, deletes.
-    assert "who" in {w["name"] for w in cli.json("list", "-A")}
+    assert who in {w["name"] for w in cli.json("list", "-A")}
     code, said = _policy(cli, tmp_path, "team-a")
     assert code == 0, said
     done = cli.run(
         "policy", "delete", "--type", "training", "--scope", "project", "--project", "team-a"
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    done = cli.run("delete", "who", "-p", "team-a")
+    done = cli.run("delete", who, "-p", "team-a")
     assert done.returncode == 0, done.stdout + done.stderr
 
 
