@@ -170,6 +170,8 @@ def start_suite(
 ) -> Suite:
     inventory = state_dir / "inventory.yaml"
     write_inventory(inventory, workloads)
+    # The bench submits as its own user: the installation's administrator.
+    extra_env = {"BERTH_ADMIN": ACTOR.email, **extra_env}
     progress = (lambda _line: None) if quiet else (lambda line: print(line, flush=True))
     suite = (
         ProfiledSuite(

@@ -31,6 +31,10 @@ class Cli:
             [BERTH, *args], env=self.env, capture_output=True, text=True, timeout=timeout
         )
 
+    def as_user(self, email: str) -> Cli:
+        """The CLI acting as ``email`` (its identity: ``BERTH_USER``)."""
+        return Cli({**self.env, "BERTH_USER": email})
+
     def json(self, *args: str) -> Any:
         done = self.run(*args, "-o", "json")
         assert done.returncode == 0, done.stderr + done.stdout
@@ -83,6 +87,14 @@ async def suite(
             for name in ("intake", "policy", "scheduler-adapter", "ownership"):
                 # Shown by pytest on failure: the services' own account of what happened.
                 print(f"--- {name} log tail ---\n{running.log_tail(name, 15)}")
+
+
+def grant(cli: Cli, subject: str, role: str, scope: str = "tenant", name: str = "") -> None:
+    """An access rule, as the administrator (the suite's default user) grants it; granting one
+    that exists already is fine (the suite is shared by the session's tests)."""
+    args = ["access-rule", "create", "--subject", subject, "--role", role, "--scope", scope]
+    done = cli.run(*args, *(["--scope-name", name] if name else []))
+    assert done.returncode == 0 or "already" in done.stderr, done.stdout + done.stderr
 
 
 @pytest.fixture(scope="session")

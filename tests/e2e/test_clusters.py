@@ -14,7 +14,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from berth.cli.suite import Suite
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, grant
 
 
 def test_a_submission_for_an_unregistered_cluster_is_rejected_naming_it(cli: Cli) -> None:
@@ -34,7 +34,9 @@ def test_a_submission_for_an_unregistered_cluster_is_rejected_naming_it(cli: Cli
 def test_protection_survives_the_agent_killed_and_the_cluster_services_restarted(
     cli: Cli, suite: Suite
 ) -> None:
-    done = cli.run("cluster", "config", "--ownership-protection", "--as", "admin@example.com")
+    # Carol may delete in team-a as alice may: only protection tells them apart.
+    grant(cli, "carol@example.com", "L1 researcher", "project", "team-a")
+    done = cli.run("cluster", "config", "--ownership-protection")
     assert done.returncode == 0, done.stderr
     asyncio.run(_until(suite.database_url, _reported_protection))
     done = cli.run(
@@ -67,7 +69,7 @@ def test_protection_survives_the_agent_killed_and_the_cluster_services_restarted
     suite.wait_ready(120)
 
     # Protected at once: the desired setting counts while the agent has not re-applied it.
-    denied = cli.run("delete", "kept-ws", "-p", "team-a", "--as", "bob@example.com")
+    denied = cli.run("delete", "kept-ws", "-p", "team-a", "--as", "carol@example.com")
     assert denied.returncode == 1, denied.stdout + denied.stderr
     assert "only its creator alice@example.com may delete it" in denied.stderr
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from berth.cli.suite import Suite
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, grant
 
 SERVICES = {"intake", "catalog", "policy", "scheduler-adapter", "ownership", "cluster-sync"}
 
@@ -135,7 +135,9 @@ def test_bad_submissions_are_rejected_naming_the_field(cli: Cli) -> None:
 
 
 def test_ownership_protection_denies_non_owner_delete(cli: Cli, suite: Suite) -> None:
-    done = cli.run("cluster", "config", "--ownership-protection", "--as", "admin@example.com")
+    # Carol may delete in team-a as alice may: only protection tells them apart.
+    grant(cli, "carol@example.com", "L1 researcher", "project", "team-a")
+    done = cli.run("cluster", "config", "--ownership-protection")
     assert done.returncode == 0, done.stderr
     asyncio.run(_until_protected(suite.database_url))
 
@@ -156,7 +158,7 @@ def test_ownership_protection_denies_non_owner_delete(cli: Cli, suite: Suite) ->
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
-    denied = cli.run("delete", "alice-ws", "-p", "team-a", "--as", "bob@example.com")
+    denied = cli.run("delete", "alice-ws", "-p", "team-a", "--as", "carol@example.com")
     assert denied.returncode == 1
     assert "only its creator alice@example.com may delete it" in denied.stderr
     assert cli.json("describe", "alice-ws", "-p", "team-a")["status"] == "Running"

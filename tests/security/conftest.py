@@ -51,6 +51,8 @@ async def secured_suite(
             database_url=database_url,
             sim_speed=20.0,
             credentials_dir=credentials,
+            # The workloads these tests submit are the administrator's.
+            extra_env={"BERTH_ADMIN": "owner@example.com"},
         )
         running.start(timeout=90)
         try:

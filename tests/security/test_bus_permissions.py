@@ -112,7 +112,7 @@ async def stored(admin: JetStreamContext, stream: str, event: Event) -> bool:
 async def view(session: Session, name: str) -> WorkloadView | None:
     msg = await session.nc.request(
         RPC_WORKLOADS_GET,
-        WorkloadQuery(project="team-a", name=name).model_dump_json().encode(),
+        WorkloadQuery(project="team-a", name=name, actor=OWNER).model_dump_json().encode(),
         timeout=10,
     )
     return WorkloadReply.model_validate_json(msg.data).workload

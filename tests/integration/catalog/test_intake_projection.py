@@ -54,6 +54,7 @@ from berth.intake.tables import catalog_entries, workloads
 from berth.shared.bus import ask, publish
 from berth.shared.keys import seal
 from berth.shared.service import Service
+from tests.integration.access import grant, rule
 from tests.integration.cluster_registry import register
 from tests.integration.shared.helpers import eventually
 
@@ -239,6 +240,13 @@ async def world(nats_url: str, database_url: str, nc: Any, tmp_path: Path) -> As
         IntakeSettings(nats_url=nats_url, database_url=database_url, catalog_timeout_seconds=2)
     )
     async with running(intake), contextlib.AsyncExitStack() as catalog_running:
+        # The administrator's rule, in intake's copy before anything is submitted (the
+        # catalog's announcement of it may come later than the first submission).
+        await grant(
+            intake,
+            rule(ADMIN.email, "System administrator"),
+            rule("researcher@example.com", "L1 researcher"),
+        )
         await register(nc, "local")
         await catalog_running.enter_async_context(
             running(catalog(nats_url, database_url, tmp_path))

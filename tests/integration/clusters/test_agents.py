@@ -51,6 +51,7 @@ from berth.scheduler_adapter.tables import workloads
 from berth.shared.bus import ask, publish
 from berth.shared.service import Service
 from tests.conftest import new_database
+from tests.integration.access import grant, rule
 from tests.integration.cluster_registry import listed_clusters
 from tests.integration.shared.helpers import eventually, stored
 
@@ -235,6 +236,7 @@ async def test_a_cluster_registers_with_intake_and_a_lost_setting_comes_back(
     intake = build_intake(IntakeSettings(nats_url=nats_url, database_url=database_url, **FAST))
     adapter, cluster = agent(nats_url, database_url, cluster_id, report_interval_seconds=0.5)
     async with running(sync), running(intake):
+        await grant(sync)
         assert cluster_id not in await listed_clusters(nc)
         async with running(adapter):
             # The agent's first report registers the cluster; intake learns it from cluster-sync.
@@ -305,6 +307,8 @@ async def test_ownership_enforces_each_clusters_own_protection(
     )
     js = nc.jetstream()
     async with running(ownership):
+        # Both may act on trainings anywhere: what differs is each cluster's protection.
+        await grant(ownership, rule(ALICE.email, "L1 researcher"), rule(BOB.email, "L1 researcher"))
         refs = {c: ref(f"w-{c}", c) for c in (guarded, open_, asked)}
         for workload in refs.values():
             await publish(

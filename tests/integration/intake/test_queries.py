@@ -9,11 +9,17 @@ import pytest
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from berth.contracts.envelope import Actor
 from berth.contracts.queries import WorkloadQuery
 from berth.intake.queries import get_workload, list_workloads
-from berth.intake.tables import workloads
+from berth.intake.tables import access_rules, catalog_entries, workloads
+from berth.shared.access import SqlAccessRules
 from berth.shared.db import create_engine
 from berth.shared.migrations import upgrade
+from tests.integration.access import rule
+
+ADMIN = Actor(email="admin@example.com")
+BOB = Actor(email="bob@example.com")
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ROWS = [
@@ -48,12 +54,36 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
                 for i, (wid, project, name, kind, status, cluster) in enumerate(ROWS)
             ],
         )
+        await conn.execute(
+            insert(catalog_entries),
+            [
+                {
+                    "id": f"project-{name}",
+                    "kind": "project",
+                    "name": name,
+                    "asset": {
+                        "id": f"project-{name}",
+                        "kind": "project",
+                        "name": name,
+                        "spec": {"department": "research", "clusterId": "local"},
+                    },
+                    "changed_at": START,
+                }
+                for name in ("team-a", "team-b")
+            ],
+        )
+        await SqlAccessRules(conn, access_rules).record_created(
+            [rule(ADMIN.email, "Viewer"), rule(BOB.email, "L1 researcher", ("project", "team-b"))]
+        )
     yield engine
     await engine.dispose()
 
 
 async def ids(engine: AsyncEngine, **query: object) -> list[str]:
-    reply = await list_workloads(WorkloadQuery(**query), engine=engine)  # type: ignore[arg-type]
+    reply = await list_workloads(
+        WorkloadQuery(actor=ADMIN, **query),  # type: ignore[arg-type]
+        engine=engine,
+    )
     return [w.workloadId for w in reply.workloads]
 
 
@@ -69,14 +99,44 @@ async def test_filters_combine(engine: AsyncEngine) -> None:
 
 
 async def test_pages_follow_each_other(engine: AsyncEngine) -> None:
-    first = await list_workloads(WorkloadQuery(limit=2), engine=engine)
+    first = await list_workloads(WorkloadQuery(limit=2, actor=ADMIN), engine=engine)
     assert [w.workloadId for w in first.workloads] == ["w5", "w4"] and first.nextOffset == 2
-    last = await list_workloads(WorkloadQuery(limit=2, offset=4), engine=engine)
+    last = await list_workloads(WorkloadQuery(limit=2, offset=4, actor=ADMIN), engine=engine)
     assert [w.workloadId for w in last.workloads] == ["w1"] and last.nextOffset is None
 
 
 async def test_a_live_workload_wins_over_a_rejected_one_of_the_same_name(
     engine: AsyncEngine,
 ) -> None:
-    reply = await get_workload(WorkloadQuery(project="team-a", name="one"), engine=engine)
+    reply = await get_workload(
+        WorkloadQuery(project="team-a", name="one", actor=ADMIN), engine=engine
+    )
     assert reply.workload is not None and reply.workload.workloadId == "w1"
+
+
+async def test_a_list_shows_only_the_projects_the_caller_may_read(engine: AsyncEngine) -> None:
+    reply = await list_workloads(WorkloadQuery(actor=BOB), engine=engine)
+    assert [w.workloadId for w in reply.workloads] == ["w4", "w3"]
+    reply = await list_workloads(WorkloadQuery(actor=BOB, project="team-a"), engine=engine)
+    assert reply.workloads == []
+    stranger = Actor(email="nobody@example.com")
+    assert (await list_workloads(WorkloadQuery(actor=stranger), engine=engine)).workloads == []
+    anonymous = await list_workloads(WorkloadQuery(), engine=engine)
+    assert anonymous.workloads == [] and anonymous.error is not None
+
+
+async def test_describing_a_workload_the_caller_may_not_read_is_refused(
+    engine: AsyncEngine,
+) -> None:
+    reply = await get_workload(
+        WorkloadQuery(project="team-a", name="one", actor=BOB), engine=engine
+    )
+    assert reply.workload is None
+    assert reply.error == (
+        "forbidden: bob@example.com may not read workloads in project team-a "
+        "(no access rule grants workloads.read there)"
+    )
+    mine = await get_workload(
+        WorkloadQuery(project="team-b", name="four", actor=BOB), engine=engine
+    )
+    assert mine.workload is not None

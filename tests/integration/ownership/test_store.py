@@ -68,3 +68,21 @@ async def test_the_latest_phase_wins_and_a_terminal_phase_is_final(run: Run) -> 
         return await store.phases(["w-1", "w-2", "w-3"])
 
     assert await run(scenario) == {"w-1": "Running", "w-2": "Completed"}
+
+
+async def test_a_workload_is_found_by_project_and_name_the_latest_one(run: Run) -> None:
+    async def scenario(store: OwnershipStore) -> Any:
+        await store.add_owners(
+            [
+                Owner("w-1", "local", "alice@x", {"project": "team-a", "name": "demo"}),
+                Owner("w-2", "local", "alice@x", {"project": "team-b", "name": "demo"}),
+            ]
+        )
+        await store.add_owners(
+            [Owner("w-3", "local", "bob@x", {"project": "team-a", "name": "demo"})]
+        )
+        return await store.owners_named([("team-a", "demo"), ("team-a", "other")])
+
+    found = await run(scenario)
+    assert list(found) == [("team-a", "demo")]
+    assert found[("team-a", "demo")].workload_id == "w-3"

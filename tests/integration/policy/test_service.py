@@ -35,6 +35,7 @@ from berth.policy.bootstrap import build
 from berth.policy.config import PolicySettings
 from berth.shared.bus import ask, publish
 from berth.shared.service import Service
+from tests.integration.access import grant
 from tests.integration.shared.helpers import eventually, stored, unique
 
 ADMIN = Actor(email="admin@example.com")
@@ -79,6 +80,7 @@ async def service(nats_url: str, database_url: str) -> AsyncIterator[Service]:
     )
     svc = build(settings, resolve=_no_catalog)
     await svc.app.start()
+    await grant(svc)
     try:
         yield svc
     finally:

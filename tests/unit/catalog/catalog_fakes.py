@@ -17,10 +17,13 @@ from berth.catalog.store import (
     asset_view,
     project_info,
 )
+from berth.contracts.access import AccessRule, OrgTree
 from berth.contracts.catalog import AssetRef, AssetView
 from berth.contracts.events import PublicKey
 from berth.contracts.queries import ProjectInfo
+from berth.shared.access import InMemoryAccessRules
 from berth.shared.testing import InMemoryTable
+from tests.unit.access_builders import admin_rule
 
 # Column defaults of the organisation tables, as the schema has them.
 _ORG_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -45,7 +48,11 @@ def _row(asset: NewAsset) -> SimpleNamespace:
 
 
 class InMemoryCatalogStore:
-    def __init__(self) -> None:
+    """``rules``: the access rules it starts with (an administrator, admin@example.com, when
+    not given)."""
+
+    def __init__(self, rules: Sequence[AccessRule] | None = None) -> None:
+        self.rules = InMemoryAccessRules([admin_rule()] if rules is None else rules)
         # Organisation units by (kind, name), as their columns; assets by id.
         self.org: InMemoryTable[tuple[str, str], tuple[tuple[str, Any], ...]] = InMemoryTable()
         self.assets: InMemoryTable[str, NewAsset] = InMemoryTable()
@@ -234,11 +241,45 @@ class InMemoryCatalogStore:
         if old is None or old.keyId <= key.keyId:
             self.cluster_keys.put(cluster_id, key)
 
+    async def org_tree(self) -> OrgTree:
+        return OrgTree(
+            projects={r.name: (r.department, r.cluster_id) for r in self._org_rows("project")},
+            departments={r.name: r.cluster_id for r in self._org_rows("department")},
+        )
+
+    async def record_created(self, rules: Sequence[AccessRule]) -> None:
+        await self.rules.record_created(rules)
+
+    async def record_deleted(self, rules: Sequence[AccessRule]) -> None:
+        await self.rules.record_deleted(rules)
+
+    async def access_rules(self) -> list[AccessRule]:
+        return await self.rules.access_rules()
+
+    async def all_access_rules(self) -> list[AccessRule]:
+        return await self.rules.all_access_rules()
+
     def snapshot(self) -> Any:
-        tables = (self.org, self.assets, self.usage, self.values, self.legacy, self.cluster_keys)
+        tables = (
+            self.org,
+            self.assets,
+            self.usage,
+            self.values,
+            self.legacy,
+            self.cluster_keys,
+            self.rules,
+        )
         return tuple(t.snapshot() for t in tables)
 
     def restore(self, snapshot: Any) -> None:
-        tables = (self.org, self.assets, self.usage, self.values, self.legacy, self.cluster_keys)
+        tables = (
+            self.org,
+            self.assets,
+            self.usage,
+            self.values,
+            self.legacy,
+            self.cluster_keys,
+            self.rules,
+        )
         for table, saved in zip(tables, snapshot, strict=True):
             table.restore(saved)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from berth.contracts.events import (
     ClusterConfig,
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
+    ClusterConfigRejectedV1,
     ClusterConfigReportedData,
     ClusterConfigReportedV1,
     ClusterConfigRequestedData,
@@ -28,6 +29,7 @@ from berth.contracts.events import (
     WorkloadScheduledV1,
 )
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.access_builders import rule, rules
 from tests.unit.cluster_sync.cluster_sync_fakes import InMemoryClusterSyncStore
 
 pytestmark = pytest.mark.unit
@@ -70,7 +72,9 @@ class ClusterSync:
 
     def __init__(self) -> None:
         self.store = InMemoryClusterSyncStore()
-        self.uow = FakeUnitOfWork(self.store)
+        # The administrator may configure every cluster (access rules are tested on their own).
+        self.rules = rules()
+        self.uow = FakeUnitOfWork(self.store, self.rules)
 
     def _of(self, _unit: object) -> InMemoryClusterSyncStore:
         return self.store
@@ -85,7 +89,10 @@ class ClusterSync:
         mark = len(self.uow.events)
         async with self.uow:
             await handlers.forward_config_requests(
-                [incoming(e) for e in events], self.uow, store=self._of
+                [incoming(e) for e in events],
+                self.uow,
+                store=self._of,
+                rules=lambda _unit: self.rules,
             )
         return self.uow.events[mark:]
 
@@ -234,3 +241,35 @@ async def test_a_placement_is_recorded_once() -> None:
         {"apiVersion": "batch/v1", "kind": "Job", "name": "w", "namespace": None}
     ]
     assert sync.uow.events == []
+
+
+# --- access rules ------------------------------------------------------------------------------
+
+
+async def test_a_config_request_without_cluster_config_update_there_is_rejected() -> None:
+    sync = ClusterSync()
+    bob = Actor(email="bob@example.com")
+    await sync.rules.record_created(
+        [
+            rule(bob.email, "Department administrator"),  # no cluster-config at all
+            rule("ops@example.com", "System administrator", "cluster", "edge"),
+        ]
+    )
+    denied = request(workloadOwnershipProtection=True).model_copy(update={"actor": bob})
+    elsewhere = request(workloadOwnershipProtection=True).model_copy(
+        update={"actor": Actor(email="ops@example.com")}
+    )
+    events = await sync.requests(
+        denied, elsewhere, request("local", workloadOwnershipProtection=True)
+    )
+    assert types(events) == [
+        ClusterConfigRejectedV1,
+        ClusterConfigRejectedV1,
+        ClusterConfigDesiredV1,
+    ]
+    assert events[0].data.reason == (
+        "forbidden: bob@example.com may not configure cluster-config in cluster local "
+        "(no access rule grants cluster-config.update there)"
+    )
+    assert events[0].causationid == denied.id
+    assert (await sync.store.desired(["local"]))["local"] == {"workloadOwnershipProtection": True}

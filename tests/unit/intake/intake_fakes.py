@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from berth.contracts.access import AccessRule
 from berth.contracts.catalog import AssetRef, AssetView
 from berth.contracts.events import TERMINAL_PHASES, ClusterRecord
 from berth.contracts.queries import ProjectInfo
 from berth.intake import clusters, projection, quota
 from berth.intake.store import CatalogEntry, IntakeStore, PhaseChange, WorkloadRow
+from berth.shared.access import InMemoryAccessRules
 from berth.shared.testing import InMemoryTable
+from tests.unit.access_builders import rule
 
 NOT_LIVE = ("rejected", "Deleted")
 FINISHED = ("Completed", "Failed")
@@ -41,7 +44,11 @@ class StoredWorkload:
 class InMemoryIntakeStore:
     """Workloads by id, phase history in arrival order, the catalog by asset id, clusters by id."""
 
-    def __init__(self) -> None:
+    def __init__(self, rules: Sequence[AccessRule] | None = None) -> None:
+        # The access rules in force: user@example.com may submit everywhere when not given.
+        self.rules = InMemoryAccessRules(
+            [rule("user@example.com", "L1 researcher")] if rules is None else rules
+        )
         self.workloads: InMemoryTable[str, StoredWorkload] = InMemoryTable()
         self.history: InMemoryTable[int, PhaseChange] = InMemoryTable()
         self.catalog: InMemoryTable[str, CatalogEntry] = InMemoryTable()
@@ -60,11 +67,16 @@ class InMemoryIntakeStore:
         return (self.workloads, self.history, self.catalog, self.clusters)
 
     def snapshot(self) -> list[Any]:
-        return [t.snapshot() for t in self._tables()]
+        return [*(t.snapshot() for t in self._tables()), self.rules.snapshot()]
 
     def restore(self, snapshot: list[Any]) -> None:
-        for table, saved in zip(self._tables(), snapshot, strict=True):
+        *tables, rules = snapshot
+        for table, saved in zip(self._tables(), tables, strict=True):
             table.restore(saved)
+        self.rules.restore(rules)
+
+    async def access_rules(self) -> list[AccessRule]:
+        return await self.rules.access_rules()
 
     def workload(self, workload_id: str) -> StoredWorkload | None:
         return self.workloads.get(workload_id)

@@ -41,6 +41,7 @@ from berth.intake.catalog_client import ResilientCatalog
 from berth.intake.projection import project_info
 from berth.shared.errors import TransientError
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.access_builders import rule
 from tests.unit.intake.intake_fakes import InMemoryIntakeStore
 
 pytestmark = pytest.mark.unit
@@ -175,6 +176,7 @@ class Intake:
                 uow,
                 directory=self.directory,
                 store=self.store.of,
+                rules=lambda _unit: self.store.rules,
             )
         return uow
 
@@ -466,12 +468,14 @@ class TestDryRun:
             submission=validation.parse(
                 "dry-run", {"submission": submission("other", gpus=1)}
             ).submission,  # type: ignore[union-attr]
-            creator=USER.email,
+            actor=USER,
             span=span,
             dry_run=True,
         )
 
-        (verdict,) = await handlers.decide([candidate], service.store, service.directory)
+        (verdict,) = await handlers.decide(
+            [candidate], service.store, service.directory, await service.store.access_rules()
+        )
 
         assert isinstance(verdict, handlers.Accepted)
         assert verdict.ref.overQuota is True
@@ -583,3 +587,65 @@ class TestReadModel:
 
         stored = service.store.clusters.get("edge")
         assert stored is not None and stored.reportedAt == NOW + timedelta(seconds=5)
+
+
+# --- access rules ------------------------------------------------------------------------------
+
+
+class TestAccessRules:
+    async def test_a_submission_where_no_rule_allows_it_is_rejected_naming_who_what_where(
+        self,
+    ) -> None:
+        service = await intake(project_view("team-a"), project_view("team-b"))
+        service.store.rules.rules.clear()
+        await service.store.rules.record_created(
+            [rule(USER.email, "L1 researcher", "department", "research")]
+        )
+        assert await service.received(submission("ok", "team-b"))
+        service.store.rules.rules.clear()
+        await service.store.rules.record_created(
+            [rule(USER.email, "L1 researcher", "project", "team-b")]
+        )
+        # A name taken in team-a: only the refusal is said, nothing about the project's state.
+        service.store.rules.rules.clear()
+        await service.store.rules.record_created([rule(USER.email, "L1 researcher")])
+        assert await service.received(submission("taken", "team-a"))
+        service.store.rules.rules.clear()
+        await service.store.rules.record_created(
+            [rule(USER.email, "L1 researcher", "project", "team-b")]
+        )
+        uow = await service.submit(requested(submission("taken", "team-a")))
+        assert issues_of(uow) == [
+            (
+                "actor",
+                "forbidden: user@example.com may not submit trainings in project team-a "
+                "(no access rule grants trainings.create there)",
+            )
+        ]
+        assert service.store.workload(uow.events[0].subject) is not None  # recorded, rejected
+
+    async def test_an_ml_engineer_may_serve_but_not_train(self) -> None:
+        service = await intake()
+        service.store.rules.rules.clear()
+        await service.store.rules.record_created([rule(USER.email, "ML engineer")])
+        uow = await service.submit(requested(submission("t")))
+        assert issues_of(uow)[0][1].startswith(
+            "forbidden: user@example.com may not submit trainings in project team-a"
+        )
+
+    async def test_a_dry_run_is_refused_the_same_way(self) -> None:
+        service = await intake()
+        service.store.rules.rules.clear()
+
+        def no_bus() -> Any:
+            raise AssertionError("a refused dry run asks no one")
+
+        reply = await handlers.dry_run(
+            DryRunRequest(actor=USER, submission=submission("demo")),
+            reader=service.store.read,
+            directory=service.directory,
+            nc=no_bus,
+            tracer=TracerProvider().get_tracer("test"),
+            timeout=1.0,
+        )
+        assert [i.field for i in reply.issues] == ["actor"]

@@ -24,6 +24,14 @@ class InMemoryOwnershipStore:
     async def owners(self, workload_ids: Iterable[str]) -> dict[str, Owner]:
         return {i: o for i in set(workload_ids) if (o := self.owner_rows.get(i)) is not None}
 
+    async def owners_named(self, names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Owner]:
+        wanted = set(names)
+        return {
+            key: o
+            for o in self.owner_rows
+            if (key := (o.ref.get("project"), o.ref.get("name"))) in wanted
+        }
+
     async def record_reported(self, reports: Sequence[Said]) -> None:
         for said in reports:
             old = self.clusters.get(said.cluster_id) or Protection(said.cluster_id)

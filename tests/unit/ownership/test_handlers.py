@@ -28,6 +28,7 @@ from berth.contracts.events import (
 )
 from berth.ownership import handlers
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.access_builders import rule, rules
 from tests.unit.ownership.ownership_fakes import InMemoryOwnershipStore
 
 pytestmark = pytest.mark.unit
@@ -56,7 +57,13 @@ class Ownership:
 
     def __init__(self) -> None:
         self.store = InMemoryOwnershipStore()
-        self.uow = FakeUnitOfWork(self.store)
+        # Alice and Bob may act on workloads everywhere: what is tested here is what ownership
+        # adds on top of access rules (those are tested on their own).
+        self.rules = rules(
+            rule(ALICE.email, "Department administrator"),
+            rule(BOB.email, "Department administrator"),
+        )
+        self.uow = FakeUnitOfWork(self.store, self.rules)
 
     def _of(self, _unit: object) -> InMemoryOwnershipStore:
         return self.store
@@ -136,7 +143,9 @@ class Ownership:
         )
         mark = len(self.uow.events)
         async with self.uow:
-            await handlers.authorize_actions([incoming(event)], self.uow, store=self._of)
+            await handlers.authorize_actions(
+                [incoming(event)], self.uow, store=self._of, rules=lambda _unit: self.rules
+            )
         (answer,) = self.uow.events[mark:]
         assert isinstance(answer, WorkloadActionAuthorizedV1 | WorkloadActionDeniedV1)
         assert answer.causationid == event.id
@@ -326,7 +335,10 @@ async def test_authorizing_writes_nothing_and_a_batch_answers_each_request() -> 
     ]
     async with service.uow:
         await handlers.authorize_actions(
-            [incoming(e) for e in requests], service.uow, store=service._of
+            [incoming(e) for e in requests],
+            service.uow,
+            store=service._of,
+            rules=lambda _unit: service.rules,
         )
     authorized, denied = service.uow.events
     assert isinstance(authorized, WorkloadActionAuthorizedV1)
@@ -334,3 +346,51 @@ async def test_authorizing_writes_nothing_and_a_batch_answers_each_request() -> 
     assert isinstance(denied, WorkloadActionDeniedV1)
     assert denied.subject == unknown.workloadId
     assert service.store.snapshot() == before
+
+
+# --- access rules -------------------------------------------------------------------------------
+
+
+async def test_an_access_rule_must_grant_the_action_where_the_workload_lives() -> None:
+    service, workload = Ownership(), ref()
+    service.rules.rules.clear()
+    await service.rules.record_created(
+        [
+            rule(ALICE.email, "L1 researcher", "project", "team-a"),
+            rule(BOB.email, "L1 researcher", "project", "team-b"),
+        ]
+    )
+    await service.created(workload)
+    assert reason(await service.ask(workload, "delete", actor=BOB)) == (
+        "forbidden: bob@example.com may not delete trainings in project team-a "
+        "(no access rule grants trainings.delete there)"
+    )
+    assert reason(await service.ask(workload, "suspend", actor=BOB)) == (
+        "forbidden: bob@example.com may not suspend trainings in project team-a "
+        "(no access rule grants trainings.update there)"
+    )
+    assert isinstance(await service.ask(workload, "suspend"), WorkloadActionAuthorizedV1)
+
+
+async def test_creator_only_protection_applies_on_top_of_the_rules() -> None:
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    await service.reported("local", True)
+    # Bob's role allows deleting in team-a, protection still keeps it alice's.
+    assert "only its creator" in reason(await service.ask(workload, "delete", actor=BOB))
+
+
+async def test_a_request_naming_the_workload_by_name_is_decided_on_that_workload() -> None:
+    """Someone who may not read a workload cannot know its id: the request names it."""
+    service, workload = Ownership(), ref()
+    service.rules.rules.clear()
+    await service.rules.record_created([rule(BOB.email, "L1 researcher", "project", "team-b")])
+    await service.created(workload)
+    by_name = workload.model_copy(update={"workloadId": uuid.uuid4().hex})
+    assert reason(await service.ask(by_name, "delete", actor=BOB)).startswith(
+        "forbidden: bob@example.com may not delete trainings in project team-a"
+    )
+    await service.rules.record_created([rule(BOB.email, "L1 researcher", "project", "team-a")])
+    answer = await service.ask(by_name, "suspend", actor=BOB)
+    assert isinstance(answer, WorkloadActionAuthorizedV1)
+    assert answer.subject == workload.workloadId

@@ -40,6 +40,7 @@ from berth.policy import handlers
 from berth.policy.store import CompiledCache
 from berth.shared.errors import TransientError
 from berth.shared.testing import FakeUnitOfWork, incoming
+from tests.unit.access_builders import rule, rules
 from tests.unit.policy.policy_fakes import InMemoryPolicyStore
 
 pytestmark = pytest.mark.unit
@@ -141,8 +142,13 @@ class Policies:
         self.store = InMemoryPolicyStore()
         self.cache = CompiledCache()
         self.resolve = resolve
+        # The administrator may change every policy (access rules are tested on their own).
+        self.rules = rules()
         self.writer = handlers.Writer(
-            begin=FakeUnitOfWork(self.store), resolve=resolve, policies=self.store.of
+            begin=FakeUnitOfWork(self.store, self.rules),
+            resolve=resolve,
+            policies=self.store.of,
+            rules=lambda _unit: self.rules,
         )
 
     async def evaluate(self, *events: SubmissionReceivedV1) -> FakeUnitOfWork:
@@ -154,7 +160,13 @@ class Policies:
     async def change(self, *events: PolicyChangeRequestedV1) -> FakeUnitOfWork:
         uow = FakeUnitOfWork(self.store)
         items = [incoming(e, operation="change policies") for e in events]
-        await handlers.change_policies(items, uow, resolve=self.resolve, policies=self.store.of)
+        await handlers.change_policies(
+            items,
+            uow,
+            resolve=self.resolve,
+            policies=self.store.of,
+            rules=lambda _unit: self.rules,
+        )
         return uow
 
     async def apply(self, meta: PolicyMeta, doc: dict[str, Any]) -> None:
@@ -562,3 +574,67 @@ class TestQueries:
         assert rules["compute.gpuDevicesRequest"] == "department research"
         assert defaults["nodePools"] == "project team-a"
         assert defaults["backoffLimit"] == "department research"
+
+
+# --- access rules ------------------------------------------------------------------------------
+
+
+class TestAccessRules:
+    async def test_a_change_needs_a_rule_granting_policies_where_the_policy_lives(self) -> None:
+        policies = Policies()
+        await policies.rules.record_created(
+            [rule(USER.email, "Department administrator", "project", "team-b")]
+        )
+        request = policies.apply_request(PROJECT, GPU_MAX_2).model_copy(update={"actor": USER})
+        reply = await handlers.apply_query(request, writer=policies.writer)
+        assert not reply.ok
+        assert [(i.field, i.details) for i in reply.issues] == [
+            (
+                "actor",
+                "forbidden: user@example.com may not apply policies in project team-a "
+                "(no access rule grants policies.update there)",
+            )
+        ]
+        team_b = PolicyMeta(scope="project", projectId="team-b")
+        allowed = policies.apply_request(team_b, {"defaults": {"backoffLimit": 2}})
+        assert (
+            await handlers.apply_query(
+                allowed.model_copy(update={"actor": USER}), writer=policies.writer
+            )
+        ).ok
+
+    async def test_naming_another_department_does_not_move_a_project(self) -> None:
+        """Decided on where the project is, not where the request says it is."""
+        policies = Policies()
+        await policies.rules.record_created(
+            [rule(USER.email, "Department administrator", "department", "elsewhere")]
+        )
+        claimed = PolicyMeta(scope="project", projectId="team-a", departmentId="elsewhere")
+        request = policies.apply_request(claimed, GPU_MAX_2).model_copy(update={"actor": USER})
+        reply = await handlers.apply_query(request, writer=policies.writer)
+        assert not reply.ok and reply.issues[0].field == "actor"
+
+    async def test_an_l1_researcher_may_validate_but_not_apply(self) -> None:
+        policies = Policies()
+        await policies.rules.record_created([rule(USER.email, "L1 researcher")])
+        request = policies.apply_request(PROJECT, GPU_MAX_2).model_copy(update={"actor": USER})
+        assert (await handlers.validate_query(request, writer=policies.writer)).ok
+        assert not (await handlers.apply_query(request, writer=policies.writer)).ok
+
+    async def test_a_change_requested_by_event_without_a_rule_is_rejected(self) -> None:
+        policies = Policies()
+        event = requested(DEPARTMENT, GPU_MAX_2).model_copy(update={"actor": USER})
+        uow = await policies.change(event)
+        (rejected,) = uow.events_of(PolicyChangeRejectedV1)
+        assert rejected.data.issues[0].details.startswith(
+            "forbidden: user@example.com may not apply policies in department research"
+        )
+        assert uow.events_of(PolicyChangedV1) == []
+
+    async def test_no_identity_is_refused(self) -> None:
+        policies = Policies()
+        reply = await handlers.delete_query(
+            PolicyDeleteRequest.model_construct(actor=None, type="training", meta=PROJECT),
+            writer=policies.writer,
+        )
+        assert not reply.ok and "anonymous" in reply.issues[0].details

@@ -50,6 +50,15 @@ class BerthUnavailable(Exception):
     """The services (or NATS) cannot be reached."""
 
 
+class Forbidden(LookupError):
+    """An access rule does not let the caller see or do this; the message says who, what and
+    where."""
+
+
+def refused(message: str) -> LookupError:
+    return Forbidden(message) if message.startswith("forbidden:") else LookupError(message)
+
+
 class BerthClient:
     def __init__(self, nc: Client, tracer_provider: TracerProvider, actor: Actor) -> None:
         self.nc = nc
@@ -71,10 +80,12 @@ class BerthClient:
 
     async def workload(self, project: str, name: str) -> WorkloadView:
         reply: WorkloadReply = await self.request(
-            RPC_WORKLOADS_GET, WorkloadQuery(project=project, name=name), WorkloadReply
+            RPC_WORKLOADS_GET,
+            WorkloadQuery(project=project, name=name, actor=self.actor),
+            WorkloadReply,
         )
         if reply.workload is None:
-            raise LookupError(reply.error or f'no workload "{name}" in project "{project}"')
+            raise refused(reply.error or f'no workload "{name}" in project "{project}"')
         return reply.workload
 
     async def workloads(self, query: WorkloadQuery) -> list[WorkloadView]:
@@ -83,8 +94,12 @@ class BerthClient:
         offset: int | None = 0
         while offset is not None:
             reply: WorkloadListReply = await self.request(
-                RPC_WORKLOADS_LIST, query.model_copy(update={"offset": offset}), WorkloadListReply
+                RPC_WORKLOADS_LIST,
+                query.model_copy(update={"offset": offset, "actor": self.actor}),
+                WorkloadListReply,
             )
+            if reply.error:
+                raise refused(reply.error)
             found.extend(reply.workloads)
             offset = reply.nextOffset
         return found

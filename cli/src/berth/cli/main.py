@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from berth.cli import (
+    access_commands,
     action_commands,
     catalog_commands,
     cluster_commands,
@@ -74,6 +75,7 @@ read_commands.register(app)
 action_commands.register(app)
 catalog_commands.register(app)
 cluster_commands.register(app)
+access_commands.register(app)
 app.add_typer(policy_app, name="policy")
 suite_commands.register(app)
 nats_commands.register(app)

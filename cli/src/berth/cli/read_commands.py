@@ -135,9 +135,12 @@ async def _watch_list(
 async def find(client: BerthClient, project: str, name: str) -> WorkloadView:
     """The workload, or a LookupError that suggests close names."""
     from berth.cli import suggest
+    from berth.cli.client import Forbidden
 
     try:
         return await client.workload(project, name)
+    except Forbidden:
+        raise
     except LookupError:
         if not await suggest.project_exists(client, project):
             hint = await suggest.project_hint(client, project)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from nats.aio.client import Client
 from sqlalchemy.engine import make_url
 
-from berth.cli import nats_auth
+from berth.cli import endpoints, nats_auth
 from berth.cli.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
 from berth.contracts.roles import ADMIN
 
@@ -157,6 +157,9 @@ class Suite:
             BERTH_SERVICE_NAME=name,
             BERTH_SIM_SPEED=str(self.sim_speed),
             BERTH_KEYS_DIR=str(self.state_dir / "keys"),
+            # The first administrator: BERTH_ADMIN, else whoever runs the suite (the identity
+            # the CLI acts as by default).
+            BERTH_ADMIN=os.environ.get("BERTH_ADMIN") or endpoints.identity(None, None).email,
             PYTHONUNBUFFERED="1",
         )
         if self.credentials_dir is not None:
@@ -249,8 +252,38 @@ class Suite:
                     await asyncio.sleep(0.2)
             if "intake" in self.procs:
                 await self._wait_registered(nc, deadline)
+            if {"intake", "catalog"} <= set(self.procs):
+                await self._wait_administrator(deadline)
         finally:
             await nc.close()
+
+    async def _wait_administrator(self, deadline: float) -> None:
+        """Until intake has the administrator's access rules the catalog holds (it announces
+        them at its first start): a submission that came earlier would be refused."""
+        from sqlalchemy import text
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        admin = self.env("catalog")["BERTH_ADMIN"]
+        engine = create_async_engine(self.database_url)
+        try:
+            while True:
+                async with engine.connect() as conn:
+                    missing = await conn.scalar(
+                        text(
+                            "SELECT count(*) FROM catalog.access_rules c "
+                            "WHERE c.rule->>'subjectId' = :who AND NOT c.deleted "
+                            "AND NOT EXISTS (SELECT 1 FROM intake.access_rules i "
+                            "WHERE i.id = c.id AND NOT i.deleted)"
+                        ),
+                        {"who": admin},
+                    )
+                if not missing:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"intake never learned that {admin} is administrator")
+                await asyncio.sleep(0.1)
+        finally:
+            await engine.dispose()
 
     async def _wait_registered(self, nc: Any, deadline: float) -> None:
         """Until intake knows every running agent's cluster: a submission that came earlier

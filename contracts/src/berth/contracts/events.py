@@ -400,6 +400,21 @@ class ClusterConfigDesiredV1(Event):
     data: ClusterConfigRequestedData
 
 
+class ClusterConfigRejectedData(ClusterConfigRequestedData):
+    reason: str
+
+
+class ClusterConfigRejectedV1(Event):
+    """cluster-sync refused a requested setting (the caller may not change the cluster's
+    config), with the reason; nothing is sent down."""
+
+    TYPE: ClassVar[str] = "berth.cluster.config-rejected"
+    VERSION: ClassVar[int] = 1
+    PRODUCERS: ClassVar[tuple[str, ...]] = (CLUSTER_SYNC,)
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
+    data: ClusterConfigRejectedData
+
+
 class ClusterRecord(Data):
     """What cluster-sync knows of a registered cluster, from its agent's latest reports."""
 

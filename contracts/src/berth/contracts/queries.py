@@ -61,6 +61,11 @@ class WorkloadQuery(Query):
         default=None, ge=1, le=1000, description="Page size (newest first); 500 when unset."
     )
     offset: int | None = Field(default=None, ge=0, description="Rows to skip, for paging.")
+    actor: Actor | None = Field(
+        default=None,
+        description="The caller, set from its verified token: a list shows only the projects "
+        "it may read; describing a workload it may not read is refused; none is refused.",
+    )
 
 
 class PhaseRecord(Query):
@@ -105,6 +110,7 @@ class WorkloadListReply(Query):
     nextOffset: int | None = Field(
         default=None, description="Offset of the next page; unset on the last page."
     )
+    error: str | None = Field(default=None, description="Why nothing could be listed.")
 
 
 class HealthQuery(Query):

@@ -25,6 +25,9 @@ from berth.contracts.roles import (
     UI,
 )
 from berth.contracts.subjects import (
+    RPC_ACCESS_RULES_CREATE,
+    RPC_ACCESS_RULES_DELETE,
+    RPC_ACCESS_RULES_LIST,
     RPC_CATALOG_ASSETS_DELETE,
     RPC_CATALOG_ASSETS_GET,
     RPC_CATALOG_ASSETS_LIST,
@@ -80,6 +83,9 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_CATALOG_ASSETS_RESOLVE, CATALOG, (INTAKE, UI)),
     Rpc(RPC_CATALOG_ASSETS_PUT, CATALOG, (UI,), writes=True),
     Rpc(RPC_CATALOG_ASSETS_DELETE, CATALOG, (UI,), writes=True),
+    Rpc(RPC_ACCESS_RULES_CREATE, CATALOG, (UI,), writes=True),
+    Rpc(RPC_ACCESS_RULES_DELETE, CATALOG, (UI,), writes=True),
+    Rpc(RPC_ACCESS_RULES_LIST, CATALOG, (UI,)),
     # The catalog's public key, to seal credential values to on the way in.
     Rpc(RPC_CATALOG_KEYS_GET, CATALOG, (UI,)),
     # Credential values sealed to the asking cluster's registered agent key.

@@ -79,6 +79,11 @@ RPC_CATALOG_KEYS_GET = "rpc.catalog.keys.get.v1"
 # sealed to the key the catalog knows for that cluster, never to a key named in the request.
 RPC_CATALOG_CREDENTIALS_DELIVER = "rpc.catalog.credentials.deliver.v1"
 
+# Access rules, owned by the catalog (create, delete and list; every change is also an event).
+RPC_ACCESS_RULES_CREATE = "rpc.catalog.access-rules.create.v1"
+RPC_ACCESS_RULES_DELETE = "rpc.catalog.access-rules.delete.v1"
+RPC_ACCESS_RULES_LIST = "rpc.catalog.access-rules.list.v1"
+
 # Request-reply subjects of the policy service (the CLI and UIs ask these directly).
 RPC_POLICY_APPLY = "rpc.policy.policies.apply.v1"
 RPC_POLICY_VALIDATE = "rpc.policy.policies.validate.v1"

@@ -39,11 +39,19 @@ def build(
             log.info("encrypted %d credential values stored in clear by an older version", count)
 
     async def seed() -> None:
-        if not settings.seed_demo:
-            return
         async with service.unit_of_work() as unit:
-            for event in await handlers.seed_demo(SqlCatalogStore.of(unit), settings.cluster_id):
-                unit.emit(event)
+            db = SqlCatalogStore.of(unit)
+            if settings.seed_demo:
+                for event in await handlers.seed_demo(db, settings.cluster_id):
+                    unit.emit(event)
+            for rule in await handlers.bootstrap_access(
+                db, admin=settings.admin, demo=settings.seed_demo, cluster_id=settings.cluster_id
+            ):
+                unit.emit(rule)
+        if not settings.admin:
+            log.warning(
+                "no administrator given (BERTH_ADMIN): only existing access rules grant anything"
+            )
 
     service.on_start(encrypt_legacy_values)
     service.on_start(seed)

@@ -7,6 +7,9 @@ class CatalogSettings(Settings):
     service_name: str = "catalog"
     # A fresh install gets the demo organisation and assets, so a first submission works.
     seed_demo: bool = True
+    # The first administrator (System administrator at the tenant), made when missing: who ran
+    # `berth up`, or BERTH_ADMIN.
+    admin: str | None = None
     # Key files: storage keys (values at rest) and the sealing pair clients seal values to;
     # created, mode 0600, when missing.
     keys_dir: Path = Path(".berth/keys")

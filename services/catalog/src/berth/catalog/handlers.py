@@ -13,8 +13,16 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 
-from berth.catalog import assets, credentials, seed
+from berth.catalog import access, assets, credentials, seed
 from berth.catalog.store import CatalogStore, NewAsset, Reader, SqlCatalogStore, Usage
+from berth.contracts.access import (
+    AccessRuleCreatedV1,
+    AccessRuleCreateRequest,
+    AccessRuleDeleteRequest,
+    AccessRuleListReply,
+    AccessRuleListRequest,
+    AccessRuleReply,
+)
 from berth.contracts.catalog import (
     AssetDeleteRequest,
     AssetListReply,
@@ -140,6 +148,7 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
     )
     try:
         async with writer.begin() as unit:
+            await _authorize_put(writer.store(unit), request.actor, put, writer.cluster_id)
             view, event = await assets.put_asset(
                 writer.store(unit),
                 put,
@@ -157,11 +166,39 @@ async def put_asset(request: AssetPutRequest, *, writer: Writer) -> AssetReply:
 async def delete_asset(request: AssetDeleteRequest, *, writer: Writer) -> AssetReply:
     try:
         async with writer.begin() as unit:
+            await _authorize_delete(writer.store(unit), request.actor, request.ref)
             view, event = await assets.delete_asset(writer.store(unit), request.ref, request.actor)
             unit.emit(event)
     except assets.AssetError as exc:
         return AssetReply(error=str(exc), usedBy=exc.used_by)
     return AssetReply(asset=view)
+
+
+async def _authorize_put(
+    db: CatalogStore, actor: Actor | None, put: assets.Put, cluster_id: str
+) -> None:
+    problem = await access.asset_refusal(
+        db,
+        actor,
+        "update" if put.update else "create",
+        put.kind,
+        put.name,
+        put.scope,
+        put.scope_name,
+        put.spec,
+        cluster_id,
+    )
+    if problem:
+        raise assets.AssetError(problem)
+
+
+async def _authorize_delete(db: CatalogStore, actor: Actor | None, ref: AssetRef) -> None:
+    view = await assets.find_one(db, ref)
+    problem = await access.asset_refusal(
+        db, actor, "delete", view.kind, view.name, view.scope, view.scopeName, view.spec, ""
+    )
+    if problem:
+        raise assets.AssetError(problem)
 
 
 async def get_asset(ref: AssetRef, *, read: Reader) -> AssetReply:
@@ -197,6 +234,53 @@ async def resolve_assets(
             for ref in request.refs:
                 views += await db.find(ref.model_copy(update={"scope": None}))
     return AssetListReply(assets=views)
+
+
+# --- access rules ------------------------------------------------------------------------------
+
+
+async def create_access_rule(
+    request: AccessRuleCreateRequest, *, writer: Writer
+) -> AccessRuleReply:
+    try:
+        async with writer.begin() as unit:
+            rule = await access.create_rule(writer.store(unit), request)
+            assert request.actor is not None
+            unit.emit(access.created(rule, request.actor))
+    except access.Refused as exc:
+        return AccessRuleReply(error=str(exc))
+    return AccessRuleReply(accessRule=rule)
+
+
+async def delete_access_rule(
+    request: AccessRuleDeleteRequest, *, writer: Writer
+) -> AccessRuleReply:
+    try:
+        async with writer.begin() as unit:
+            rule = await access.delete_rule(writer.store(unit), request.id, request.actor)
+            assert request.actor is not None
+            unit.emit(access.deleted(rule, request.actor))
+    except access.Refused as exc:
+        return AccessRuleReply(error=str(exc))
+    return AccessRuleReply(accessRule=rule)
+
+
+async def list_access_rules(request: AccessRuleListRequest, *, read: Reader) -> AccessRuleListReply:
+    async with read() as db:
+        try:
+            rules = await access.list_rules(db, request)
+        except access.Refused as exc:
+            return AccessRuleListReply(error=str(exc))
+    return AccessRuleListReply(
+        totalRecords=len(rules), displayRecords=len(rules), accessRules=rules
+    )
+
+
+async def bootstrap_access(
+    db: CatalogStore, *, admin: str | None, demo: bool, cluster_id: str
+) -> list[AccessRuleCreatedV1]:
+    """The first administrator and the demo rules, where missing (see ``access.bootstrap``)."""
+    return await access.bootstrap(db, admin=admin, demo=demo, cluster_id=cluster_id)
 
 
 # --- credential keys and values ---------------------------------------------------------------
@@ -246,6 +330,7 @@ async def apply_requests(
                     ref = AssetRef(
                         kind=data.kind, name=data.name, scope=data.scope, scopeName=data.scopeName
                     )
+                    await _authorize_delete(db, item.event.actor, ref)
                     _, event = await assets.delete_asset(db, ref, item.event.actor)
                 else:
                     put = assets.Put(
@@ -258,6 +343,7 @@ async def apply_requests(
                         status_reason=data.statusReason,
                         update=data.operation == "update",
                     )
+                    await _authorize_put(db, item.event.actor, put, cluster_id)
                     _, event = await assets.put_asset(
                         db, put, item.event.actor, cluster_id=cluster_id
                     )

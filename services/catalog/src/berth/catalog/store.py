@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.catalog.tables import (
+    access_rules,
     asset_usage,
     assets,
     cluster_keys,
@@ -26,9 +27,11 @@ from berth.catalog.tables import (
     node_pools,
     projects,
 )
+from berth.contracts.access import AccessRule, OrgTree
 from berth.contracts.catalog import AssetRef, AssetView, credential_secret_name
 from berth.contracts.events import PublicKey
 from berth.contracts.queries import ProjectInfo
+from berth.shared.access import SqlAccessRules
 from berth.shared.store import SqlStore
 
 ORGANISATION = ("department", "project", "nodepool")
@@ -135,6 +138,19 @@ class CatalogStore(Protocol):
 
     async def record_cluster_key(self, cluster_id: str, key: PublicKey) -> None:
         """Keep the key a cluster's agent seals to, unless a newer one is on record."""
+
+    # --- access rules (the catalog owns them; see ``berth.shared.access.AccessRules``)
+
+    async def org_tree(self) -> OrgTree:
+        """Every project's department and cluster, every department's cluster."""
+
+    async def record_created(self, rules: Sequence[AccessRule]) -> None: ...
+
+    async def record_deleted(self, rules: Sequence[AccessRule]) -> None: ...
+
+    async def access_rules(self) -> list[AccessRule]: ...
+
+    async def all_access_rules(self) -> list[AccessRule]: ...
 
 
 Reader = Callable[[], AbstractAsyncContextManager[CatalogStore]]
@@ -480,6 +496,32 @@ class SqlCatalogStore(SqlStore):
                 where=cluster_keys.c.key_id <= stmt.excluded.key_id,
             )
         )
+
+    async def org_tree(self) -> OrgTree:
+        deps = await self._conn.execute(select(departments.c.name, departments.c.cluster_id))
+        projs = await self._conn.execute(
+            select(projects.c.name, projects.c.department, projects.c.cluster_id)
+        )
+        return OrgTree(
+            projects={r.name: (r.department, r.cluster_id) for r in projs},
+            departments={r.name: r.cluster_id for r in deps},
+        )
+
+    @property
+    def _rules(self) -> SqlAccessRules:
+        return SqlAccessRules(self._conn, access_rules)
+
+    async def record_created(self, rules: Sequence[AccessRule]) -> None:
+        await self._rules.record_created(rules)
+
+    async def record_deleted(self, rules: Sequence[AccessRule]) -> None:
+        await self._rules.record_deleted(rules)
+
+    async def access_rules(self) -> list[AccessRule]:
+        return await self._rules.access_rules()
+
+    async def all_access_rules(self) -> list[AccessRule]:
+        return await self._rules.all_access_rules()
 
 
 def reader(engine: AsyncEngine) -> Reader:

@@ -7,6 +7,13 @@ from functools import partial
 from berth.catalog import handlers
 from berth.catalog.credentials import Keys
 from berth.catalog.store import reader
+from berth.contracts.access import (
+    AccessRuleCreatedV1,
+    AccessRuleCreateRequest,
+    AccessRuleDeletedV1,
+    AccessRuleDeleteRequest,
+    AccessRuleListRequest,
+)
 from berth.contracts.catalog import (
     AssetDeleteRequest,
     AssetListRequest,
@@ -27,6 +34,9 @@ from berth.contracts.events import (
 from berth.contracts.queries import ProjectLookupRequest
 from berth.contracts.roles import CATALOG
 from berth.contracts.subjects import (
+    RPC_ACCESS_RULES_CREATE,
+    RPC_ACCESS_RULES_DELETE,
+    RPC_ACCESS_RULES_LIST,
     RPC_CATALOG_ASSETS_DELETE,
     RPC_CATALOG_ASSETS_GET,
     RPC_CATALOG_ASSETS_LIST,
@@ -52,6 +62,21 @@ def register(service: Service, cluster_id: str, keys: Keys) -> None:
     )
     service.respond(
         RPC_CATALOG_ASSETS_DELETE, AssetDeleteRequest, partial(handlers.delete_asset, writer=writer)
+    )
+    service.respond(
+        RPC_ACCESS_RULES_CREATE,
+        AccessRuleCreateRequest,
+        partial(handlers.create_access_rule, writer=writer),
+    )
+    service.respond(
+        RPC_ACCESS_RULES_DELETE,
+        AccessRuleDeleteRequest,
+        partial(handlers.delete_access_rule, writer=writer),
+    )
+    service.respond(
+        RPC_ACCESS_RULES_LIST,
+        AccessRuleListRequest,
+        partial(handlers.list_access_rules, read=read),
     )
     service.respond(RPC_CATALOG_ASSETS_GET, AssetRef, partial(handlers.get_asset, read=read))
     service.respond(
@@ -103,4 +128,6 @@ def register(service: Service, cluster_id: str, keys: Keys) -> None:
             "release usage",
         )
     )
-    service.publishes(CatalogAssetChangedV1, CatalogAssetRejectedV1)
+    service.publishes(
+        CatalogAssetChangedV1, CatalogAssetRejectedV1, AccessRuleCreatedV1, AccessRuleDeletedV1
+    )

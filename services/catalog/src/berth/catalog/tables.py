@@ -13,6 +13,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from berth.shared.access import access_rules_table
 from berth.shared.db import service_metadata
 
 SCHEMA = "catalog"
@@ -103,3 +104,6 @@ asset_usage = Table(
     Column("workload", Text, nullable=False),
     PrimaryKeyConstraint("asset_id", "workload_id"),
 )
+
+# The access rules, as the catalog announces them (berth.shared.access).
+access_rules = access_rules_table(metadata)

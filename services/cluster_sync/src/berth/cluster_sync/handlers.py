@@ -6,6 +6,7 @@ fakes in unit tests."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -15,12 +16,16 @@ from berth.cluster_sync.store import (
     Placement,
     SqlClusterSyncStore,
 )
+from berth.cluster_sync.tables import access_rules
+from berth.contracts.access import TENANT, refusal
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     ClusterConfig,
     ClusterConfigChangedData,
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
+    ClusterConfigRejectedData,
+    ClusterConfigRejectedV1,
     ClusterConfigReportedV1,
     ClusterConfigRequestedData,
     ClusterConfigRequestedV1,
@@ -29,7 +34,10 @@ from berth.contracts.events import (
     ClusterUpdatedV1,
     WorkloadScheduledV1,
 )
+from berth.shared.access import RulesOf, sql_rules
 from berth.shared.consumer import Emitter, Incoming
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/berth/cluster-sync"
 ACTOR = Actor.system("cluster-sync")
@@ -156,11 +164,38 @@ async def forward_config_requests(
     unit: Emitter,
     *,
     store: StoreOf = SqlClusterSyncStore.of,
+    rules: RulesOf = sql_rules(access_rules),
 ) -> None:
-    """Record what the administrator asked for and send it to the cluster's agent.
+    """Record what the administrator asked for and send it to the cluster's agent; a caller
+    without ``cluster-config.update`` on the cluster gets a rejection instead.
 
     The request is kept whether or not the cluster has registered yet: an agent that reports
     later gets it then (see ``record_reports``)."""
+    in_force = await rules(unit).access_rules()
+    allowed: list[Incoming[ClusterConfigRequestedV1]] = []
+    for item in items:
+        cluster = item.event.data.clusterId
+        problem = refusal(
+            item.event.actor,
+            "configure",
+            "cluster-config",
+            "update",
+            (TENANT, ("cluster", cluster)),
+            in_force,
+        )
+        if problem is None:
+            allowed.append(item)
+            continue
+        log.info("config request for cluster %s refused: %s", cluster, problem)
+        unit.emit(
+            ClusterConfigRejectedV1(
+                source=SOURCE,
+                **item.event.chain(),
+                data=ClusterConfigRejectedData(**item.event.data.model_dump(), reason=problem),
+            ),
+            cause=item,
+        )
+    items = allowed
     await store(unit).merge_desired(
         [
             DesiredChange(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from functools import partial
 
 from berth.cluster_sync import handlers, queries
+from berth.cluster_sync.tables import access_rules
 from berth.contracts.events import (
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
+    ClusterConfigRejectedV1,
     ClusterConfigReportedV1,
     ClusterConfigRequestedV1,
     ClusterUpdatedV1,
@@ -16,6 +18,7 @@ from berth.contracts.events import (
 from berth.contracts.queries import ClusterQuery
 from berth.contracts.roles import CLUSTER_SYNC
 from berth.contracts.subjects import RPC_CLUSTERS_GET
+from berth.shared.access import subscriptions as access_rule_subscriptions
 from berth.shared.service import Service, Subscription
 
 
@@ -47,4 +50,8 @@ def register(service: Service) -> None:
     service.respond(
         RPC_CLUSTERS_GET, ClusterQuery, partial(queries.get_clusters, engine=service.engine)
     )
-    service.publishes(ClusterConfigChangedV1, ClusterConfigDesiredV1, ClusterUpdatedV1)
+    for subscription in access_rule_subscriptions(CLUSTER_SYNC, access_rules):
+        service.subscribe(subscription)
+    service.publishes(
+        ClusterConfigChangedV1, ClusterConfigDesiredV1, ClusterConfigRejectedV1, ClusterUpdatedV1
+    )

@@ -4,6 +4,7 @@ administrators want for each cluster, and placements."""
 from sqlalchemy import Boolean, Column, DateTime, Integer, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
+from berth.shared.access import access_rules_table
 from berth.shared.db import service_metadata
 
 SCHEMA = "cluster_sync"
@@ -46,3 +47,6 @@ placements = Table(
     Column("objects", JSONB, nullable=False),
     Column("scheduled_at", DateTime(timezone=True), nullable=False),
 )
+
+# The access rules, as the catalog announces them (berth.shared.access).
+access_rules = access_rules_table(metadata)

@@ -14,8 +14,9 @@ from opentelemetry.trace import Span
 from pydantic import ValidationError
 
 from berth.contracts import boundaries
+from berth.contracts.access import KIND_RESOURCE, AccessRule, project_path, refusal
 from berth.contracts.catalog import AssetView, project_scopes
-from berth.contracts.envelope import RawEvent
+from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import (
     CatalogAssetChangedV1,
     ClusterUpdatedV1,
@@ -51,6 +52,8 @@ from berth.intake.store import (
     SqlIntakeStore,
     WorkloadRow,
 )
+from berth.intake.tables import access_rules
+from berth.shared.access import RulesOf, sql_rules
 from berth.shared.bus import ask
 from berth.shared.consumer import Emitter, Incoming
 from berth.shared.telemetry import trace_id_of
@@ -74,9 +77,13 @@ class Candidate:
     workload_id: str | None  # None: a dry-run query, which names no workload
     data: dict[str, Any]  # the event data as it came (its hash; the assets it names)
     submission: WorkloadSubmission
-    creator: str
+    actor: Actor
     span: Span
     dry_run: bool = False
+
+    @property
+    def creator(self) -> str:
+        return self.actor.email
 
 
 @dataclass(frozen=True)
@@ -99,11 +106,30 @@ class Refused:
 Verdict = Accepted | Refused | None
 
 
+def forbidden(
+    candidate: Candidate, project: ProjectInfo, rules: Sequence[AccessRule]
+) -> Issue | None:
+    """Whether an access rule lets the submitter create this kind of workload in the project."""
+    problem = refusal(
+        candidate.actor,
+        "submit",
+        KIND_RESOURCE[candidate.submission.kind],
+        "create",
+        project_path(project.name, project.department, project.clusterId),
+        rules,
+    )
+    return Issue(field="actor", details=problem) if problem else None
+
+
 async def decide(
-    candidates: Sequence[Candidate], db: IntakeStore, directory: ProjectDirectory
+    candidates: Sequence[Candidate],
+    db: IntakeStore,
+    directory: ProjectDirectory,
+    rules: Sequence[AccessRule],
 ) -> list[Verdict]:
-    """Judge a batch of submissions in order: the project, any template and assets, the
-    cluster, node pools, the name within the project, quota. A dry run is judged like the
+    """Judge a batch of submissions in order: the project and whether the submitter may
+    submit there (a refusal says nothing more about the submission), any template and assets,
+    the cluster, node pools, the name within the project, quota. A dry run is judged like the
     others but reserves neither its name nor its GPUs for the rest of the batch."""
     if not candidates:
         return []
@@ -134,6 +160,9 @@ async def decide(
         if c.workload_id is not None and not c.dry_run:
             known[c.workload_id] = digest
         project = projects.get(sub.projectId)
+        if project is not None and (denied := forbidden(c, project, rules)):
+            verdicts.append(Refused([denied]))
+            continue
         issues: list[Issue] = []
         used: list[UsedAsset] | None = None
         outcome = built.get(str(n))
@@ -259,6 +288,7 @@ async def accept_submissions(
     *,
     directory: ProjectDirectory,
     store: StoreOf = SqlIntakeStore.of,
+    rules: RulesOf = sql_rules(access_rules),
 ) -> None:
     """Validate, judge (``decide``), record, and emit received or rejected. A dry run is judged
     the same way and records nothing: it gets a rejection saying what is wrong, or that it
@@ -279,13 +309,14 @@ async def accept_submissions(
             workload_id=item.event.subject,
             data=item.event.data,
             submission=parsed.submission,
-            creator=item.event.actor.email,
+            actor=item.event.actor,
             span=item.span,
             dry_run=parsed.dryRun,
         )
         valid.append((item, candidate))
 
-    verdicts = await decide([c for _, c in valid], db, directory)
+    in_force = await rules(unit).access_rules() if valid else []
+    verdicts = await decide([c for _, c in valid], db, directory, in_force)
     for (item, candidate), verdict in zip(valid, verdicts, strict=True):
         if verdict is None:
             continue  # the same workload submitted again (a client retry): already handled
@@ -420,12 +451,12 @@ async def dry_run(
             workload_id=None,
             data=data,
             submission=parsed.submission,
-            creator=request.actor.email,
+            actor=request.actor,
             span=span,
             dry_run=True,
         )
         async with reader() as db:
-            (verdict,) = await decide([candidate], db, directory)
+            (verdict,) = await decide([candidate], db, directory, await db.access_rules())
         if not isinstance(verdict, Accepted):
             return DryRunReply(issues=verdict.issues if verdict else [])
         ref, sub = verdict.ref, verdict.submission

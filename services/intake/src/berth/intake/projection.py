@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.contracts.access import OrgTree
 from berth.contracts.catalog import AssetRef, AssetView
 from berth.contracts.queries import ProjectInfo
 from berth.intake.tables import catalog_entries
@@ -60,3 +61,22 @@ async def node_pools(conn: AsyncConnection) -> set[str]:
 async def project_quota(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
     views = await entries(conn, [("project", name)])
     return list(views[0].spec.get("quota", [])) if views else []
+
+
+async def org_tree(conn: AsyncConnection) -> OrgTree:
+    """Where each project and department sits, from intake's copy of the catalog."""
+    rows = await conn.execute(
+        select(catalog_entries.c.kind, catalog_entries.c.name, catalog_entries.c.asset).where(
+            catalog_entries.c.kind.in_(["project", "department"]),
+            catalog_entries.c.deleted.is_(False),
+        )
+    )
+    projects: dict[str, tuple[str | None, str | None]] = {}
+    departments: dict[str, str | None] = {}
+    for kind, name, asset in rows:
+        spec = (asset or {}).get("spec") or {}
+        if kind == "project":
+            projects[name] = (spec.get("department"), spec.get("clusterId"))
+        else:
+            departments[name] = spec.get("clusterId")
+    return OrgTree(projects, departments)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from berth.contracts.access import AccessRule, OrgTree, readable_projects, refusal
 from berth.contracts.queries import (
     PhaseRecord,
     WorkloadListReply,
@@ -14,7 +15,14 @@ from berth.contracts.queries import (
     WorkloadReply,
     WorkloadView,
 )
-from berth.intake.tables import LIVE, phase_history, workloads
+from berth.intake import projection
+from berth.intake.tables import LIVE, access_rules, phase_history, workloads
+from berth.shared.access import SqlAccessRules
+
+
+async def _access(conn: AsyncConnection) -> tuple[list[AccessRule], OrgTree]:
+    """The rules in force and the organisation tree, from intake's own copies."""
+    return await SqlAccessRules(conn, access_rules).access_rules(), await projection.org_tree(conn)
 
 
 def _view(row: Any, phases: list[PhaseRecord] | None = None) -> WorkloadView:
@@ -57,6 +65,10 @@ async def get_workload(query: WorkloadQuery, *, engine: AsyncEngine) -> Workload
         if row is None:
             what = query.workloadId or f'"{query.name}" in project "{query.project}"'
             return WorkloadReply(error=f"no workload {what}")
+        rules, tree = await _access(conn)
+        path = tree.path(("project", row.project or ""))
+        if problem := refusal(query.actor, "read", "workloads", "read", path, rules):
+            return WorkloadReply(error=problem)
         history = await conn.execute(
             select(phase_history.c.phase, phase_history.c.message, phase_history.c.at)
             .where(phase_history.c.workload_id == row.id)
@@ -70,7 +82,8 @@ DEFAULT_PAGE = 500
 
 
 async def list_workloads(query: WorkloadQuery, *, engine: AsyncEngine) -> WorkloadListReply:
-    """Newest first, filtered by project, status, kind and cluster when given; one page."""
+    """Newest first, filtered by project, status, kind and cluster when given, and always to
+    the projects whose workloads the caller may read; one page. Without an identity, none."""
     limit = query.limit or DEFAULT_PAGE
     offset = query.offset or 0
     stmt = select(workloads).order_by(workloads.c.submitted_at.desc(), workloads.c.id)
@@ -87,6 +100,14 @@ async def list_workloads(query: WorkloadQuery, *, engine: AsyncEngine) -> Worklo
     # One row more than the page tells whether another page follows.
     stmt = stmt.limit(limit + 1).offset(offset)
     async with engine.connect() as conn:
+        if query.actor is None:
+            return WorkloadListReply(
+                workloads=[], error="forbidden: an anonymous caller may not list workloads"
+            )
+        rules, tree = await _access(conn)
+        readable = readable_projects(query.actor, "workloads", rules, tree)
+        if readable is not None:
+            stmt = stmt.where(workloads.c.project.in_(sorted(readable)))
         rows = (await conn.execute(stmt)).all()
     more = len(rows) > limit
     return WorkloadListReply(

@@ -14,11 +14,13 @@ from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from berth.contracts.access import AccessRule
 from berth.contracts.catalog import AssetRef, AssetView
 from berth.contracts.events import TERMINAL_PHASES, ClusterRecord
 from berth.contracts.queries import ProjectInfo
 from berth.intake import clusters, projection, quota, tables
 from berth.intake.tables import LIVE, catalog_entries, phase_history, workloads
+from berth.shared.access import SqlAccessRules
 from berth.shared.store import SqlStore
 
 # Inlined rather than bound: executemany cannot expand an IN list per row.
@@ -114,6 +116,9 @@ class IntakeStore(Protocol):
     async def record_clusters(self, records: Sequence[ClusterRecord]) -> None:
         """Upsert cluster records; one from an older report than the stored one changes
         nothing."""
+
+    async def access_rules(self) -> list[AccessRule]:
+        """The access rules in force (intake's copy, ``berth.shared.access``)."""
 
 
 Reader = Callable[[], AbstractAsyncContextManager[IntakeStore]]
@@ -275,6 +280,9 @@ class SqlIntakeStore(SqlStore):
             update=clusters.RECORD_COLUMNS,
             newer=lambda new: table.c.reported_at <= new.reported_at,
         )
+
+    async def access_rules(self) -> list[AccessRule]:
+        return await SqlAccessRules(self._conn, tables.access_rules).access_rules()
 
 
 def reader(db: AsyncEngine) -> Reader:

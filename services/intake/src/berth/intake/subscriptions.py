@@ -25,6 +25,8 @@ from berth.contracts.subjects import (
 )
 from berth.intake import clusters, handlers, queries, store
 from berth.intake.catalog_client import ProjectDirectory
+from berth.intake.tables import access_rules
+from berth.shared.access import subscriptions as access_rule_subscriptions
 from berth.shared.service import Service, Subscription
 
 
@@ -103,4 +105,6 @@ def register(service: Service, directory: ProjectDirectory) -> None:
     service.respond(
         RPC_WORKLOADS_LIST, WorkloadQuery, partial(queries.list_workloads, engine=service.engine)
     )
+    for subscription in access_rule_subscriptions(INTAKE, access_rules):
+        service.subscribe(subscription)
     service.publishes(SubmissionReceivedV1, SubmissionRejectedV1)

@@ -14,6 +14,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from berth.shared.access import access_rules_table
 from berth.shared.db import service_metadata
 
 SCHEMA = "intake"
@@ -89,3 +90,6 @@ clusters = Table(
     Column("extra", JSONB, nullable=False, server_default="{}"),
     Column("reported_at", DateTime(timezone=True), nullable=False),
 )
+
+# The access rules, as the catalog announces them (berth.shared.access).
+access_rules = access_rules_table(metadata)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from berth.contracts.access import KIND_RESOURCE, AccessRule, project_path, refusal
+from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
@@ -25,6 +27,8 @@ from berth.contracts.events import (
 from berth.ownership import lifecycle
 from berth.ownership.rules import decide, protection_in_force
 from berth.ownership.store import Owner, OwnershipStore, Phase, Said, SqlOwnershipStore
+from berth.ownership.tables import access_rules
+from berth.shared.access import RulesOf, sql_rules
 from berth.shared.consumer import Emitter, Incoming
 
 log = logging.getLogger(__name__)
@@ -100,16 +104,43 @@ async def record_phases(
     await store(unit).record_phases(list(latest.values()))
 
 
+def access_refusal(actor: Actor, action: str, owner: Owner, rules: list[AccessRule]) -> str | None:
+    """Whether an access rule lets ``actor`` act on this workload where it lives: deleting
+    needs ``<kind>.delete``, suspending and resuming ``<kind>.update``."""
+    ref = owner.ref
+    return refusal(
+        actor,
+        action,
+        KIND_RESOURCE.get(str(ref.get("kind")), "workloads"),
+        "delete" if action == "delete" else "update",
+        project_path(str(ref.get("project")), ref.get("department"), ref.get("clusterId")),
+        rules,
+    )
+
+
 async def authorize_actions(
     items: list[Incoming[WorkloadActionRequestedV1]],
     unit: Emitter,
     *,
     store: StoreOf = SqlOwnershipStore.of,
+    rules: RulesOf = sql_rules(access_rules),
 ) -> None:
+    """Access rules first (may the caller act in the workload's project at all?), then
+    creator-only protection, then whether the workload's phase allows the action."""
     db = store(unit)
+    in_force = await rules(unit).access_rules()
     ids = [i.event.subject for i in items]
     known = await db.owners(ids)
-    phases = await db.phases(ids)
+    # A request by name (from someone who may not read the workload, so cannot know its id).
+    named = await db.owners_named(
+        (i.event.data.project, i.event.data.name) for i in items if i.event.subject not in known
+    )
+    for item in items:
+        if item.event.subject not in known and (
+            found := named.get((item.event.data.project, item.event.data.name))
+        ):
+            known[item.event.subject] = found
+    phases = await db.phases([o.workload_id for o in known.values()])
     flags = {
         cluster_id: protection_in_force(p.reported, p.desired)
         for cluster_id, p in (await db.protections()).items()
@@ -118,7 +149,9 @@ async def authorize_actions(
         data = item.event.data
         owner = known.get(item.event.subject)
         cluster_id = owner.cluster_id if owner else None
-        reason = decide(
+        reason = (
+            access_refusal(item.event.actor, data.action, owner, in_force) if owner else None
+        ) or decide(
             actor=item.event.actor.email,
             action=data.action,
             creator=owner.created_by if owner else None,
@@ -128,7 +161,7 @@ async def authorize_actions(
         if reason is None and owner is not None:
             reason = lifecycle.refusal(
                 kind=owner.ref.get("kind"),
-                phase=phases.get(item.event.subject),
+                phase=phases.get(owner.workload_id),
                 action=data.action,
             )
         item.span.set_attribute("berth.outcome", "denied" if reason else "authorized")
@@ -153,7 +186,8 @@ async def authorize_actions(
             unit.emit(
                 WorkloadActionAuthorizedV1(
                     source=SOURCE,
-                    **item.event.chain(),
+                    # About the workload, also when the request named it by name only.
+                    **{**item.event.chain(), "subject": owner.workload_id},
                     data=WorkloadActionAuthorizedData(
                         **data.model_dump(), workload=WorkloadRef.model_validate(owner.ref)
                     ),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, tuple_
 
 from berth.contracts.events import TERMINAL_PHASES
 from berth.ownership.tables import clusters, owners, workload_phases
@@ -61,6 +61,10 @@ class OwnershipStore(Protocol):
 
     async def owners(self, workload_ids: Iterable[str]) -> dict[str, Owner]: ...
 
+    async def owners_named(self, names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Owner]:
+        """The latest workload of each (project, name): a request from someone who may not
+        read a workload names it, not its id."""
+
     async def record_reported(self, reports: Sequence[Said]) -> None:
         """The protection clusters report, one per cluster; an older one never replaces a
         newer."""
@@ -103,6 +107,21 @@ class SqlOwnershipStore(SqlStore):
         rows = await self._conn.execute(select(owners).where(owners.c.workload_id.in_(ids)))
         return {
             r.workload_id: Owner(r.workload_id, r.cluster_id, r.created_by, dict(r.ref or {}))
+            for r in rows
+        }
+
+    async def owners_named(self, names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Owner]:
+        wanted = sorted(set(names))
+        if not wanted:
+            return {}
+        key = tuple_(owners.c.ref["project"].astext, owners.c.ref["name"].astext)
+        rows = await self._conn.execute(
+            select(owners).where(key.in_(wanted)).order_by(owners.c.recorded_at)
+        )
+        return {
+            (r.ref["project"], r.ref["name"]): Owner(
+                r.workload_id, r.cluster_id, r.created_by, dict(r.ref or {})
+            )
             for r in rows
         }
 

@@ -13,6 +13,8 @@ from berth.contracts.events import (
 )
 from berth.contracts.roles import OWNERSHIP
 from berth.ownership import handlers
+from berth.ownership.tables import access_rules
+from berth.shared.access import subscriptions as access_rule_subscriptions
 from berth.shared.service import Service, Subscription
 
 
@@ -57,4 +59,6 @@ def register(service: Service) -> None:
             "authorize action",
         )
     )
+    for subscription in access_rule_subscriptions(OWNERSHIP, access_rules):
+        service.subscribe(subscription)
     service.publishes(WorkloadActionAuthorizedV1, WorkloadActionDeniedV1)

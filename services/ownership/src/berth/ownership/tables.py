@@ -3,6 +3,7 @@
 from sqlalchemy import Boolean, Column, DateTime, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
+from berth.shared.access import access_rules_table
 from berth.shared.db import service_metadata
 
 SCHEMA = "ownership"
@@ -38,3 +39,6 @@ workload_phases = Table(
     Column("phase", Text, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
 )
+
+# The access rules, as the catalog announces them (berth.shared.access).
+access_rules = access_rules_table(metadata)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
+from berth.contracts.access import TENANT, AccessRule, Scope, project_path, refusal
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
     Issue,
@@ -45,6 +46,8 @@ from berth.contracts.queries import EvaluateReply, EvaluateRequest
 from berth.policy import engine, store
 from berth.policy.catalog_client import ProjectResolver
 from berth.policy.store import CompiledCache, Evaluation, PolicyStore, Reader, SqlPolicyStore
+from berth.policy.tables import access_rules
+from berth.shared.access import RulesOf, sql_rules
 from berth.shared.consumer import Emitter, Incoming
 from berth.shared.errors import TransientError
 
@@ -58,6 +61,9 @@ _CHANGES: dict[PolicyAction, PolicyChange] = {
 
 
 StoreOf = Callable[[Emitter], PolicyStore]
+
+SQL_RULES: RulesOf = sql_rules(access_rules)
+"""Policy's copy of the access rules, in a unit of work."""
 """The policy store inside a unit of work's transaction."""
 
 Begin = Callable[[], AbstractAsyncContextManager[Emitter]]
@@ -179,6 +185,35 @@ async def _complete_meta(
     )
 
 
+def scope_path(meta: PolicyMeta) -> tuple[Scope, ...]:
+    """Where a policy lives in the organisation tree: the scope a rule must cover to change it."""
+    if meta.scope == "project":
+        return project_path(meta.scope_id, meta.departmentId, meta.clusterId)
+    if meta.scope == "department":
+        cluster: tuple[Scope, ...] = (("cluster", meta.clusterId),) if meta.clusterId else ()
+        return (TENANT, *cluster, ("department", meta.scope_id))
+    if meta.scope == "cluster":
+        return (TENANT, ("cluster", meta.scope_id))
+    return (TENANT,)
+
+
+def access_issue(
+    actor: Actor, action: PolicyAction, meta: PolicyMeta, rules: list[AccessRule], *, only: bool
+) -> Issue | None:
+    """Changing a policy needs ``policies.update`` (deleting ``policies.delete``) at its scope;
+    validating one changes nothing and needs ``policies.read``."""
+    verb, needed = ("validate", "read") if only else (action, action)
+    problem = refusal(
+        actor,
+        verb,
+        "policies",
+        "update" if needed in ("apply", "patch") else needed,  # type: ignore[arg-type]
+        scope_path(meta),
+        rules,
+    )
+    return Issue(field="actor", details=problem) if problem else None
+
+
 async def change(
     policies: PolicyStore,
     *,
@@ -187,14 +222,29 @@ async def change(
     meta: PolicyMeta,
     document: PolicyDocument | None,
     reset: list[str],
-    actor: str,
+    actor: Actor,
+    rules: list[AccessRule],
     resolve: ProjectResolver,
     validate_only: bool = False,
 ) -> Outcome:
-    """Check and (unless ``validate_only``) store one change, in the caller's transaction."""
+    """Check (the caller's access rules first) and, unless ``validate_only``, store one change,
+    in the caller's transaction."""
     meta, problem = await _complete_meta(meta, resolve)
     if problem is not None:
         return Outcome(meta, [problem])
+    # A project's department and cluster as the request names them are not trusted: decide on
+    # the tenant and the project alone, and only when that is not enough, on where the catalog
+    # says the project is.
+    named = meta.scope == "project" and bool(meta.departmentId or meta.clusterId)
+    bare = PolicyMeta(scope="project", projectId=meta.scope_id) if named else meta
+    denied = access_issue(actor, action, bare, rules, only=validate_only)
+    if denied and named:
+        real, problem = await _complete_meta(bare, resolve)
+        if problem is not None:
+            return Outcome(meta, [problem])
+        denied = access_issue(actor, action, real, rules, only=validate_only)
+    if denied:
+        return Outcome(meta, [denied])
     await policies.lock(policy_type)
     ref = meta.ref
     if action == "delete":
@@ -234,11 +284,11 @@ async def change(
         return Outcome(
             meta, stored=StoredPolicy(type=policy_type, meta=meta, policy=document, version=0)
         )
-    version = await policies.save(policy_type, meta, document, actor)
+    version = await policies.save(policy_type, meta, document, actor.email)
     return Outcome(
         meta,
         stored=StoredPolicy(
-            type=policy_type, meta=meta, policy=document, version=version, updatedBy=actor
+            type=policy_type, meta=meta, policy=document, version=version, updatedBy=actor.email
         ),
         version=version,
     )
@@ -263,9 +313,11 @@ async def change_policies(
     *,
     resolve: ProjectResolver,
     policies: StoreOf = SqlPolicyStore.of,
+    rules: RulesOf = SQL_RULES,
 ) -> None:
     """Changes requested by events (UIs), in order; each becomes changed or change-rejected."""
     db = policies(unit)
+    in_force = await rules(unit).access_rules()
     for item in items:
         data = item.event.data
         outcome = await change(
@@ -275,7 +327,8 @@ async def change_policies(
             meta=data.meta,
             document=data.policy,
             reset=data.reset,
-            actor=item.event.actor.email,
+            actor=item.event.actor,
+            rules=in_force,
             resolve=resolve,
         )
         item.span.set_attribute("berth.outcome", "rejected" if outcome.issues else "changed")
@@ -308,6 +361,7 @@ class Writer:
     begin: Begin
     resolve: ProjectResolver
     policies: StoreOf = SqlPolicyStore.of
+    rules: RulesOf = SQL_RULES
 
 
 async def _change_query(
@@ -316,11 +370,14 @@ async def _change_query(
     action: PolicyAction,
     policy_type: PolicyType,
     meta: PolicyMeta,
-    actor: Actor,
+    actor: Actor | None,
     document: PolicyDocument | None = None,
     reset: list[str] | None = None,
     validate_only: bool = False,
 ) -> PolicyReply:
+    if actor is None:
+        denied = f"forbidden: an anonymous caller may not {action} policies (no identity)"
+        return PolicyReply(ok=False, issues=[Issue(field="actor", details=denied)])
     async with writer.begin() as unit:
         try:
             outcome = await change(
@@ -330,7 +387,8 @@ async def _change_query(
                 meta=meta,
                 document=document,
                 reset=reset or [],
-                actor=actor.email,
+                actor=actor,
+                rules=await writer.rules(unit).access_rules(),
                 resolve=writer.resolve,
                 validate_only=validate_only,
             )

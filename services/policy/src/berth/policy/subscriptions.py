@@ -29,6 +29,8 @@ from berth.contracts.subjects import (
 from berth.policy import handlers
 from berth.policy.catalog_client import ProjectResolver
 from berth.policy.store import CompiledCache, reader
+from berth.policy.tables import access_rules
+from berth.shared.access import subscriptions as access_rule_subscriptions
 from berth.shared.service import Service, Subscription
 
 
@@ -75,4 +77,6 @@ def register(service: Service, resolve: ProjectResolver) -> None:
         PolicyEffectiveRequest,
         partial(handlers.effective_query, read=read, cache=cache, resolve=resolve),
     )
+    for subscription in access_rule_subscriptions(POLICY, access_rules):
+        service.subscribe(subscription)
     service.publishes(PolicyApprovedV1, PolicyRejectedV1, PolicyChangedV1, PolicyChangeRejectedV1)

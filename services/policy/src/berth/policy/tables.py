@@ -3,6 +3,7 @@
 from sqlalchemy import BigInteger, Column, DateTime, Sequence, Table, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 
+from berth.shared.access import access_rules_table
 from berth.shared.db import service_metadata
 
 SCHEMA = "policy"
@@ -35,3 +36,6 @@ policies = Table(
     Column("updated_by", Text, nullable=True),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
+
+# The access rules, as the catalog announces them (berth.shared.access).
+access_rules = access_rules_table(metadata)
