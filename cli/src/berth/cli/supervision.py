@@ -202,8 +202,13 @@ class Supervisor:
         try:
             child.restart()
         except Exception as exc:
-            # Counted as a quick death at the next pass (no process), with the delay growing.
-            self.progress(f"{child.name} could not be restarted: {type(exc).__name__}: {exc}")
+            child.quick_deaths += 1
+            delay = self._delay(child.quick_deaths)
+            child.due = child.started + delay
+            self.progress(
+                f"{child.name} could not be restarted ({type(exc).__name__}: {exc}); "
+                f"trying again in {delay:g}s"
+            )
             return
         self.restarts[child.name] = self.restarts.get(child.name, 0) + 1
         self.progress(f"{child.name} restarted")
