@@ -8,7 +8,6 @@ was dropped), so they came back only after ``ack_wait`` (30 s)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from berth.contracts.events import WorkloadActionDeniedV1, WorkloadActionRequestedV1
@@ -72,14 +71,12 @@ async def test_messages_published_while_a_consumer_stops_are_not_held_for_ack_wa
     await publisher
 
     last = instance
-    started = time.monotonic()
     await last.service.app.start()
     try:
+        # Well within ack_wait: no message waits for it.
         await eventually(last.settled, timeout=ACK_WAIT / 3)
-        waited = time.monotonic() - started
         handled = [subject_id for _event_id, subject_id in await last.rows()]
         assert sorted(handled) == sorted(ids)  # each once, by one instance or another
-        assert waited < ACK_WAIT / 3
     finally:
         await last.service.app.stop()
 
