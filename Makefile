@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security lint format contracts contracts-check bench clean
+.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security test-faults lint format contracts contracts-check bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ venv-run: $(UV)  ## Create .venv with only what running berth needs (no test or 
 run: venv-run  ## Run NATS, PostgreSQL, the six services and a simulated cluster (Ctrl-C stops)
 	$(BIN)/berth up
 
-test: venv  ## The whole test suite: unit, contract, integration and end-to-end
+test: venv  ## The whole test suite: unit, contract, integration, end-to-end and faults
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv  ## Only the tests that need no server
@@ -42,6 +42,9 @@ test-e2e: venv  ## Only the tests that run the whole suite as separate processes
 
 test-security: venv  ## Only the tests of NATS authentication and permissions (real nats-server)
 	$(BIN)/pytest -m security $(PYTEST_ARGS)
+
+test-faults: venv  ## Only the fault tests: the whole suite under kill -9, a NATS restart, a PostgreSQL outage
+	$(BIN)/pytest -m faults $(PYTEST_ARGS)
 
 lint: venv  ## ruff and mypy
 	$(BIN)/ruff check .

@@ -151,7 +151,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in ("unit", "contract"):
             item.add_marker(pytest.mark.unit)
-        elif parts and parts[0] in ("integration", "e2e", "security"):
+        elif parts and parts[0] in ("integration", "e2e", "security", "faults"):
             item.add_marker(getattr(pytest.mark, parts[0]))
 
 

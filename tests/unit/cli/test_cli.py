@@ -130,6 +130,27 @@ class TestCommands:
         assert f"cannot reach NATS at nats://127.0.0.1:{port}" in done.output
         assert "Traceback" not in done.output
 
+    @pytest.mark.timeout(60)
+    def test_an_unreachable_server_is_one_line_on_a_narrow_terminal(self) -> None:
+        url = "nats://127.0.0.1:1"
+        done = runner.invoke(
+            app, ["list", "-p", "team-a"], env={"COLUMNS": "60", "BERTH_NATS_URL": url}
+        )
+        assert done.exit_code == 2
+        [line] = done.output.splitlines()
+        assert line.startswith(f"error: cannot reach NATS at {url}: ")
+
+    def test_without_a_running_berth_or_a_url_nothing_is_guessed(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+    ) -> None:
+        # 127.0.0.1:4222 may well answer (somebody else's NATS): it is not tried.
+        monkeypatch.setenv("BERTH_HOME", str(tmp_path))
+        monkeypatch.delenv("BERTH_NATS_URL", raising=False)
+        done = runner.invoke(app, ["list", "-p", "team-a"], env={"COLUMNS": "200"})
+        assert done.exit_code == 2
+        [line] = done.output.splitlines()
+        assert line.startswith("error: berth is not running: no `berth up` is recorded in ")
+
     def test_version(self) -> None:
         done = runner.invoke(app, ["--version"])
         assert done.exit_code == 0 and done.output.startswith("berth ")

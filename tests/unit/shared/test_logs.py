@@ -51,6 +51,9 @@ def test_the_traceback_is_one_field() -> None:
         (TimeoutError(), True),
         (TransientError("down"), True),
         (FileNotFoundError("x"), False),
+        (FileNotFoundError(2, "No such file or directory", "/etc/berth/inventory.yaml"), False),
+        # What connecting to the unix socket of a PostgreSQL that is down raises.
+        (FileNotFoundError(2, "No such file or directory"), True),
         (ValueError("bad"), False),
         (KeyError("k"), False),
     ],

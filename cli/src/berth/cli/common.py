@@ -72,7 +72,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error in the CLI's words; ``raise fail(...)`` exits with ``code``."""
     from rich.markup import escape
 
-    err.print(f"[red]error:[/red] {escape(message)}")
+    # One line, however long: scripts and people read errors whole.
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -209,7 +210,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
     try:
         return asyncio.run(coro)
-    except BerthUnavailable as exc:
+    except (BerthUnavailable, endpoints.NotRunning) as exc:
         raise fail(str(exc), 2) from None
     except LookupError as exc:
         raise fail(str(exc).strip("'\""), 1) from None

@@ -79,6 +79,10 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._proc
+
     def start(self, timeout: float = 10.0) -> EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         args = [
@@ -155,9 +159,14 @@ class EmbeddedPostgres:
         import pgserver
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # pgserver counts the processes using the server in this file and stops it only when
+        # the last one leaves; a process killed outright never leaves, so the count is started
+        # afresh (whoever starts a server here owns the directory: `berth up` holds its lock).
+        (self.data_dir / ".handle_pids.json").unlink(missing_ok=True)
         # "stop": the server stops with the last handle of this process, or at its exit, so a
-        # suite that is stopped or dies leaves no PostgreSQL behind. A server still running in
-        # the same directory (from a suite that was killed outright) is taken over, and stopped.
+        # suite that is stopped leaves no PostgreSQL behind. A server still running in the
+        # same directory (a suite killed before its watchdog could act) is taken over, and
+        # stopped with it.
         self._server = pgserver.get_server(  # type: ignore[attr-defined]
             self.data_dir, cleanup_mode="stop"
         )

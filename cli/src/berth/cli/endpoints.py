@@ -57,7 +57,13 @@ def _running() -> dict[str, str] | None:
     return None
 
 
+class NotRunning(Exception):
+    """No NATS was named and no `berth up` is running: nothing to talk to."""
+
+
 def nats_url(explicit: str | None = None) -> str:
+    """The NATS to talk to: the flag's, the environment's, or the running `berth up`'s. Never a
+    guess: a server on the usual port may be somebody else's."""
     if explicit:
         return explicit
     if os.environ.get("BERTH_NATS_URL"):
@@ -65,7 +71,10 @@ def nats_url(explicit: str | None = None) -> str:
     state = _running()
     if state:
         return state["nats_url"]
-    return DEFAULT_NATS_URL
+    raise NotRunning(
+        f"berth is not running: no `berth up` is recorded in {state_file()}; start one (make "
+        f"run) or name a NATS with BERTH_NATS_URL or --nats-url (e.g. {DEFAULT_NATS_URL})"
+    )
 
 
 def nats_credentials(url: str, role: str = "ui") -> str | None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from berth.cli.common import NatsOpt, console, err, run_async
+from berth.cli.common import NatsOpt, console, err, fail, run_async
 
 
 def register(app: typer.Typer) -> None:
@@ -72,7 +72,10 @@ def nats_streams(nats_url: NatsOpt = None) -> None:
     from berth.contracts.subjects import STREAMS
     from berth.shared.bus import connect, ensure_streams
 
-    url = endpoints.nats_url(nats_url)
+    try:
+        url = endpoints.nats_url(nats_url)
+    except endpoints.NotRunning as exc:
+        raise fail(str(exc), 2) from None
     credentials = endpoints.nats_credentials(url, ADMIN)
 
     async def declare() -> None:

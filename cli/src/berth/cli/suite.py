@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from berth.cli import endpoints, nats_auth
 from berth.cli.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
+from berth.cli.supervision import PostgresWatchdog, StateLock, Supervisor
 from berth.contracts.roles import ADMIN
 
 T = TypeVar("T")
@@ -61,9 +62,13 @@ class Suite:
         self.inventory = inventory
         self.extra_env = extra_env or {}
         self.progress = progress
-        self.nats: object | None = None
-        self.postgres: object | None = None
+        self.nats: EmbeddedNats | None = None
+        self.postgres: EmbeddedPostgres | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # One suite per state directory: a second one is refused before it touches anything.
+        self.lock = StateLock(state_dir)
+        self.supervisor = Supervisor(progress)
+        self._watchdog: PostgresWatchdog | None = None
         # The cluster each agent process serves, by service name. The first cluster's agent is
         # "scheduler-adapter", with the suite's database; each further cluster's agent is
         # "scheduler-adapter-<cluster>" (its health subject and log file), with a database of
@@ -94,7 +99,9 @@ class Suite:
         return str(nats_auth.credential_file(self.credentials_dir, role))
 
     def start(self, timeout: float = 60.0) -> Suite:
-
+        """Start what is not running yet; raises ``AlreadyRunning`` when another suite holds
+        the state directory (nothing of it is touched then)."""
+        self.lock.acquire()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if not self._nats_url:
             self.progress("starting NATS with JetStream (embedded, one credential per role)…")
@@ -108,12 +115,22 @@ class Suite:
                 config=config,
             ).start()
             self.nats, self._nats_url = nats, nats.url
+            self.supervisor.watch(
+                "nats-server",
+                lambda: nats.process,
+                nats.start,
+                lambda: self.log_tail("nats-server", 5),
+            )
+        self.lock.note(nats_url=self.nats_url)
         self.progress("declaring the JetStream streams (admin credential)…")
         self.run_async(self._declare_streams())
         if not self._database_url:
             self.progress("starting PostgreSQL (embedded)…")
             pg = EmbeddedPostgres(self.state_dir / "pg").start()
             self.postgres, self._database_url = pg, pg.url
+            # PostgreSQL runs detached: should this process be killed outright, the watchdog
+            # shuts it down.
+            self._watchdog = PostgresWatchdog(pg.data_dir).start()
         for name in [*SERVICES, *self.agents]:
             if name not in self.procs:
                 self.start_service(name)
@@ -196,6 +213,12 @@ class Suite:
             start_new_session=True,
             # ...and should berth up itself be killed outright, its services go with it.
             preexec_fn=die_with_parent,
+        )
+        self.supervisor.watch(
+            name,
+            lambda: self.procs.get(name),
+            lambda: self.start_service(name),
+            lambda: self.log_tail(name, 10),
         )
 
     def wait_ready(self, timeout: float) -> None:
@@ -314,19 +337,16 @@ class Suite:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def supervise(self) -> None:
-        """Block until interrupted; restart a service that dies, saying so."""
-        while True:
-            time.sleep(1)
-            for name, proc in list(self.procs.items()):
-                if proc.poll() is not None:
-                    self.progress(
-                        f"[red]{name} exited with {proc.returncode}; restarting[/red]\n"
-                        f"{self.log_tail(name, 10)}"
-                    )
-                    self.start_service(name)
+    def supervise(self, until: Callable[[], bool] = lambda: False, interval: float = 0.2) -> None:
+        """Restart the services and nats-server when they die, saying so, until ``until()``
+        (or an interrupt). In the thread that started them: on Linux a child is told to end
+        when the thread that started it ends."""
+        while not until():
+            time.sleep(interval)
+            self.supervisor.check()
 
     def stop_service(self, name: str, timeout: float = 15) -> None:
+        self.supervisor.forget(name)
         proc = self.procs.pop(name, None)
         if proc is None or proc.poll() is not None:
             return
@@ -344,10 +364,15 @@ class Suite:
                 proc.send_signal(signal.SIGINT)
         for name in list(self.procs):
             self.stop_service(name)
+        self.supervisor.forget("nats-server")
         for server in (self.postgres, self.nats):
             if server is not None:
-                server.stop()  # type: ignore[attr-defined]
+                server.stop()
         self.postgres = self.nats = None
+        if self._watchdog is not None:
+            self._watchdog.stop()
+            self._watchdog = None
+        self.lock.release()
 
 
 def module_of(name: str) -> str:

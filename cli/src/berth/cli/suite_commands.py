@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +60,7 @@ def up(
 
     from berth.cli import endpoints, output
     from berth.cli.suite import Suite
+    from berth.cli.supervision import AlreadyRunning
 
     if "BERTH_SIM_SPEED" in os.environ and sim_speed == 1.0:
         sim_speed = float(os.environ["BERTH_SIM_SPEED"])
@@ -70,10 +72,15 @@ def up(
         state_dir.resolve(),
         sim_speed=sim_speed,
         inventory=inventory,
-        progress=lambda line: console.print(line),
+        # Plain text: service log tails are not markup.
+        progress=lambda line: console.print(line, markup=False, highlight=False),
     )
     try:
         suite.start()
+    except AlreadyRunning as exc:
+        # Nothing of the running one is touched: not its servers, not what it recorded.
+        print(exc, file=sys.stderr)
+        raise typer.Exit(1) from None
     except Exception as exc:
         err.print(f"could not start berth: {type(exc).__name__}: {exc}", markup=False, style="red")
         suite.stop()

@@ -452,9 +452,16 @@ class PullLoop:
     batch would be simpler, but a message that arrives as such a fetch expires is delivered to a
     request nobody waits for any more and only comes back after ``ack_wait`` (seen as 30 s
     stalls after a few idle seconds, with FastStream's batch subscriber too).
+
+    Stopping never abandons a message the server has handed over. A long poll is not cancelled
+    (a pull request still pending on the server would take the next message into a subscription
+    about to go, and a fetch cancelled just as its message arrived would drop it; either way the
+    message waits out ``ack_wait``): it is short, so stopping waits for it to end, and for the
+    batch in hand. Then the subscription is drained (the server stops delivering to it, and what
+    it delivered before is read), and whatever was still on its way is handled too.
     """
 
-    LONG_POLL_SECONDS = 5.0
+    LONG_POLL_SECONDS = 1.0
 
     def __init__(
         self, js: JetStreamContext, sub: Subscription[Any], runner: BatchRunner, settings: Any
@@ -476,8 +483,7 @@ class PullLoop:
         )
         self._psub: Any = None
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._busy = asyncio.Lock()
+        self._stopping = asyncio.Event()
 
     async def bind(self) -> None:
         # Created or updated: a consumer made by an older version keeps its old limits else.
@@ -493,19 +499,24 @@ class PullLoop:
         self._task = asyncio.create_task(self._run(), name=f"pull {self._sub.durable}")
 
     async def stop(self) -> None:
-        self._stopping = True
-        # Wait for the batch in hand, then stop polling.
-        async with self._busy:
-            if self._task:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
+        self._stopping.set()
+        if self._task:
+            # The poll in progress ends by itself within LONG_POLL_SECONDS; a batch in hand is
+            # finished and acknowledged.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         if self._psub is not None:
-            with contextlib.suppress(Exception):
-                await self._psub.unsubscribe()
+            try:
+                leftovers = await self._drain()
+                if leftovers:
+                    await self._run_batch(leftovers)
+            except Exception as exc:
+                # The connection is gone: the server forgets the pull requests with it, and
+                # whatever was delivered comes back after ack_wait.
+                log.warning("stopping %s: %s", self._sub.durable, _cause(exc))
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while not self._stopping.is_set():
             try:
                 msgs = await self._psub.fetch(1, timeout=self.LONG_POLL_SECONDS)
             except (TimeoutError, NatsTimeoutError):
@@ -515,7 +526,7 @@ class PullLoop:
                 raise
             except Exception as exc:
                 log.warning("fetch for %s failed (%s); retrying", self._sub.durable, _cause(exc))
-                await asyncio.sleep(1)
+                await self._pause(1)
                 continue
             try:
                 pause = await self._handle(msgs)
@@ -528,19 +539,46 @@ class PullLoop:
                 pause = 0.5
             if pause:
                 # The database or NATS is down: fetching more would only fail the same way.
-                await asyncio.sleep(pause)
+                await self._pause(pause)
+
+    async def _pause(self, seconds: float) -> None:
+        # Cut short by stop(): nothing is in hand while pausing.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _handle(self, msgs: list[Msg]) -> float:
         if self._batch_size > 1:
             # nats-py raises asyncio's TimeoutError, not its own, when the gathering fetch
             # runs out of time before its second pull request: that must not end the loop.
-            with contextlib.suppress(asyncio.TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError, NatsTimeoutError):
                 msgs += await self._psub.fetch(self._batch_size - 1, timeout=self._gather_seconds)
-        async with self._busy:
-            return await self._runner.run(
-                msgs,
-                self._sub.event,
-                self._sub.handler,
-                self._sub.operation,
-                self._sub.max_deliver,
-            )
+        return await self._run_batch(msgs)
+
+    async def _run_batch(self, msgs: list[Msg]) -> float:
+        return await self._runner.run(
+            msgs,
+            self._sub.event,
+            self._sub.handler,
+            self._sub.operation,
+            self._sub.max_deliver,
+        )
+
+    async def _drain(self) -> list[Msg]:
+        """End the subscription: the server delivers nothing more to it (and drops any pull
+        request still pending there); the messages it delivered before are returned."""
+        # nats-py keeps the pull subscription's inbox subscription in ``_sub``. Its own drain()
+        # cannot be used: it waits for every queued message to be marked done, which fetch()
+        # does not do for the messages it takes from the queue, so it can wait forever.
+        inbox = self._psub._sub
+        nc = self._js._nc
+        await nc._send_unsubscribe(inbox._id)
+        # The round trip: once it is back, the server has dropped the subscription and every
+        # message it sent before is in the queue.
+        await nc.flush(timeout=5)
+        msgs: list[Msg] = []
+        while self._psub.pending_msgs:
+            msg = await inbox.next_msg(timeout=1)
+            if not JetStreamContext.is_status_msg(msg):
+                msgs.append(msg)
+        await inbox.unsubscribe()
+        return msgs

@@ -22,6 +22,15 @@ class PermanentError(BerthError):
 _LOCAL_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
+def _about_a_local_file(exc: BaseException) -> bool:
+    """An error about a local file: the OS names the file. The same errors without a file name
+    come from connecting to a unix socket that is not there, as when a PostgreSQL reached
+    through its socket directory (the embedded one) is down: that is an outage."""
+    if not isinstance(exc, _LOCAL_OS_ERRORS):
+        return False
+    return not (exc.errno is not None and exc.filename is None)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` (or what caused it) is an outage of the infrastructure rather than a
     problem of the message being handled: a database or NATS that cannot be reached, a
@@ -62,7 +71,7 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, PermanentError):
             return False
-        if isinstance(current, transient) and not isinstance(current, _LOCAL_OS_ERRORS):
+        if isinstance(current, transient) and not _about_a_local_file(current):
             return True
         if isinstance(current, sqlalchemy.exc.DBAPIError) and current.connection_invalidated:
             return True

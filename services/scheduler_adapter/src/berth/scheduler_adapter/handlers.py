@@ -270,7 +270,10 @@ async def act_on_actions(
     if not items:
         return
     db = store(unit)
-    current = await db.current([i.event.subject for i in items])
+    # Locked: a phase the cluster's report is recording right now (a workload already gone,
+    # say) is waited for and judged here; read without waiting, the action would write its own
+    # phase over it and announce it after.
+    current = await db.current([i.event.subject for i in items], lock=True)
     for item in items:
         data = item.event.data
         ref = data.workload
