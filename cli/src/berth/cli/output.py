@@ -272,12 +272,18 @@ def welcome(suite: Suite) -> str:
         "\n[bold green]berth is up.[/bold green]\n"
         f"  NATS:        {escape(suite.nats_url)}\n"
         f"  PostgreSQL:  {escape(suite.database_url)}\n"
-        f"  logs:        {escape(str(suite.log_dir))}\n\n"
+        f"  logs:        {escape(str(suite.log_dir))}\n"
+        + "".join(
+            f"  cluster {escape(c)}: kubeconfig {escape(str(suite.kubeconfig(c)))}\n"
+            for c in suite.clusters
+        )
+        + "\n"
         "In another shell (with the virtualenv active: source .venv/bin/activate), try:\n"
         "  berth project set team-a\n"
         "  berth training submit demo -i pytorch/pytorch --gpu 1 --wait\n"
         "  berth describe demo\n"
         "  berth trace demo\n"
-        "  berth status\n\n"
+        "  berth status\n"
+        "  berth cluster list\n\n"
         "Ctrl-C stops everything."
     )

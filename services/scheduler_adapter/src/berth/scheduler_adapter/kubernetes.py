@@ -52,7 +52,7 @@ from berth.contracts.capabilities import (
 )
 from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, is_top, top_object
-from berth.scheduler_adapter.simulation.feed import SnapshotFeed
+from berth.scheduler_adapter.feed import SnapshotFeed
 from berth.scheduler_adapter.top_kinds import expected_pods, top_kind
 from berth.shared.errors import PermanentError, TransientError
 
@@ -269,6 +269,8 @@ class KubernetesCluster:
         self._feed = SnapshotFeed(500)
         # What the watches have seen: per resource, object key → object.
         self._seen: dict[Resource, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in WATCHED}
+        # The same, by workload: a snapshot reads one workload's objects, never all of them.
+        self._by_workload: dict[tuple[str, str], dict[Resource, set[tuple[str, str]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
         self._listed: set[Resource] = set()
@@ -705,8 +707,10 @@ class KubernetesCluster:
         items = {_key(obj): _typed(obj, resource) for obj in listing.get("items") or ()}
         seen = self._seen[resource]
         touched = {_workload(obj) for obj in [*seen.values(), *items.values()]}
-        seen.clear()
-        seen.update(items)
+        for key in list(seen):
+            self._forget(resource, key)
+        for key, obj in items.items():
+            self._remember(resource, key, obj)
         self._publish(touched)
         return str((listing.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -736,24 +740,42 @@ class KubernetesCluster:
                 if kind == "BOOKMARK":
                     continue
                 obj = _typed(obj, resource)
-                seen = self._seen[resource]
-                if kind == "DELETED":
-                    seen.pop(_key(obj), None)
-                else:
-                    seen[_key(obj)] = obj
+                self._forget(resource, _key(obj))
+                if kind != "DELETED":
+                    self._remember(resource, _key(obj), obj)
                 self._publish({_workload(obj)})
 
     # --- snapshots ------------------------------------------------------------------------------
 
+    def _remember(self, resource: Resource, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        self._seen[resource][key] = obj
+        self._by_workload.setdefault(_workload(obj), {}).setdefault(resource, set()).add(key)
+
+    def _forget(self, resource: Resource, key: tuple[str, str]) -> None:
+        obj = self._seen[resource].pop(key, None)
+        if obj is None:
+            return
+        workload = _workload(obj)
+        keys = self._by_workload.get(workload, {}).get(resource)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_workload[workload][resource]
+                if not self._by_workload[workload]:
+                    del self._by_workload[workload]
+
+    def _objects(self, resource: Resource, workload: tuple[str, str]) -> list[dict[str, Any]]:
+        keys = self._by_workload.get(workload, {}).get(resource, ())
+        return [self._seen[resource][key] for key in sorted(keys)]
+
     def _top(self, namespace: str, workload_id: str) -> dict[str, Any] | None:
         for resource in WATCHED[1:]:
-            for obj in self._seen[resource].values():
-                if _workload(obj) == (namespace, workload_id):
-                    return obj
+            for obj in self._objects(resource, (namespace, workload_id)):
+                return obj
         return None
 
     def _snapshot(self, namespace: str, workload_id: str) -> WorkloadSnapshot:
-        pods = [p for p in self._seen[POD].values() if _workload(p) == (namespace, workload_id)]
+        pods = self._objects(POD, (namespace, workload_id))
         return snapshot_of(workload_id, namespace, self._top(namespace, workload_id), pods)
 
     def _publish(self, workloads: set[tuple[str, str]]) -> None:
@@ -762,7 +784,7 @@ class KubernetesCluster:
                 self._feed.publish(self._snapshot(namespace, workload_id))
 
     def _all_snapshots(self) -> list[WorkloadSnapshot]:
-        known = {_workload(obj) for seen in self._seen.values() for obj in seen.values()}
+        known = set(self._by_workload)
         return [self._snapshot(ns, wid) for ns, wid in sorted(known) if wid]
 
 
