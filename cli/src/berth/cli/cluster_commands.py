@@ -53,7 +53,8 @@ def register(app: typer.Typer) -> None:
 
 
 def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
-    """List the registered clusters. Backend, node pools, GPUs, protection, last report."""
+    """List the registered clusters. Connection, backend, node pools, GPUs, protection, last
+    report (a cluster whose agent stopped reporting is disconnected)."""
 
     async def go(client: BerthClient) -> None:
         from berth.cli import output
@@ -71,11 +72,12 @@ def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
                 print(c.clusterId)
             return
         wide = out == Format.wide
-        columns = ["CLUSTER", "BACKEND", "NODE POOLS", "GPUS", "PROTECTION", "REPORTED"]
+        columns = ["CLUSTER", "STATE", "BACKEND", "NODE POOLS", "GPUS", "PROTECTION", "REPORTED"]
         grid = output.table(*columns, *(["CAPABILITIES"] if wide else []))
         for c in reply.clusters:
             cells = [
                 c.clusterId,
+                "connected" if c.connected else "disconnected",
                 c.backend,
                 ",".join(c.nodePools) or "-",
                 str(c.gpus),
