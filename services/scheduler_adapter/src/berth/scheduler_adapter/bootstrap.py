@@ -19,7 +19,8 @@ from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
-from berth.scheduler_adapter.subscriptions import register
+from berth.scheduler_adapter.pods import PodReader
+from berth.scheduler_adapter.subscriptions import register, register_pod_queries
 from berth.scheduler_adapter.tables import metadata
 from berth.shared.service import Service
 
@@ -61,6 +62,8 @@ def build(
         timeout=settings.catalog_timeout_seconds,
     )
     register(service, cluster, settings.cluster_id, cluster)
+    if isinstance(cluster.inner, PodReader):
+        register_pod_queries(service, cluster.inner, settings.cluster_id)
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
         async with service.unit_of_work() as unit:

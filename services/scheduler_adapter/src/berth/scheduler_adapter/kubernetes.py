@@ -250,6 +250,7 @@ class KubernetesCluster:
         config_cache_seconds: float = 10.0,
         retries: int = 3,
         retry_delay: float = 0.5,
+        concurrency: int = 32,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._context = context
@@ -264,6 +265,7 @@ class KubernetesCluster:
         # until the next start's resync.
         self._retries = retries
         self._retry_delay = retry_delay
+        self._concurrency = concurrency  # workloads applied at once
         self._config: tuple[float, dict[str, Any]] | None = None
         self._api: ApiClient | None = None
         self._feed = SnapshotFeed(500)
@@ -318,24 +320,35 @@ class KubernetesCluster:
             found = obj.get("metadata", {}).get("labels") or {}
             groups.setdefault(str(found.get(labels.WORKLOAD_ID_LABEL, "")), []).append(obj)
         failures: list[Exception] = []
-        # One workload's bad manifest must not hold back the others applied with it.
-        for workload_id, group in groups.items():
-            try:
-                await self._apply_retrying(group)
-            except PermanentError as exc:
-                log.warning("cannot apply workload %s: %s", workload_id, exc)
-                namespace = str(group[0]["metadata"].get("namespace", ""))
-                # Reported through the snapshot feed, so the workload's phase says why.
-                self._feed.publish(
-                    WorkloadSnapshot(
-                        workload_id, namespace, True, (("Failed", "ApplyError", str(exc)),), (), 0
-                    )
-                )
-                failures.append(exc)
-            except TransientError as exc:
-                failures.append(exc)
+        # Workloads are applied side by side (a batch is hundreds of round trips), each one's
+        # objects in order; one workload's bad manifest must not hold back the others.
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(workload_id: str, group: list[dict[str, Any]]) -> None:
+            async with gate:
+                await self._apply_one_workload(workload_id, group, failures)
+
+        await asyncio.gather(*(one(w, g) for w, g in groups.items()))
         if failures:
             raise failures[0]
+
+    async def _apply_one_workload(
+        self, workload_id: str, group: list[dict[str, Any]], failures: list[Exception]
+    ) -> None:
+        try:
+            await self._apply_retrying(group)
+        except PermanentError as exc:
+            log.warning("cannot apply workload %s: %s", workload_id, exc)
+            namespace = str(group[0]["metadata"].get("namespace", ""))
+            # Reported through the snapshot feed, so the workload's phase says why.
+            self._feed.publish(
+                WorkloadSnapshot(
+                    workload_id, namespace, True, (("Failed", "ApplyError", str(exc)),), (), 0
+                )
+            )
+            failures.append(exc)
+        except TransientError as exc:
+            failures.append(exc)
 
     async def apply_secrets(self, secrets: list[dict[str, Any]]) -> None:
         for secret in secrets:
@@ -411,6 +424,46 @@ class KubernetesCluster:
                 what="update the cluster config",
             )
         self._config = None
+
+    # --- pods and their logs ------------------------------------------------------------------
+
+    def workload_pods(self, workload_id: str) -> list[dict[str, Any]]:
+        """The workload's pods as the watch last saw them (no API call)."""
+        return [
+            pod
+            for workload in self._by_workload
+            if workload[1] == workload_id
+            for pod in self._objects(POD, workload)
+        ]
+
+    async def node_pools(self) -> dict[str, str]:
+        """Each node's pool (KAI's node-pool label; "default" for unlabelled nodes)."""
+        try:
+            nodes = await self._request("GET", "/api/v1/nodes", what="list nodes")
+        except (_Gone, PermanentError):
+            return {}
+        return {
+            str(node["metadata"]["name"]): str(
+                ((node["metadata"].get("labels") or {}).get(labels.NODE_POOL_LABEL)) or "default"
+            )
+            for node in nodes.get("items") or ()
+        }
+
+    async def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
+        """A container's log (the pod's log subresource)."""
+        query = [("container", container)] if container else []
+        what = f"read the log of {namespace}/{pod}"
+        response = await self._send(
+            "GET",
+            f"{POD.collection(namespace)}/{pod}/log",
+            query,
+            {"Accept": "*/*"},
+            None,
+            self._timeout,
+            what,
+        )
+        async with response:
+            return await response.text()
 
     # --- introspection for tests ----------------------------------------------------------------
 
