@@ -792,9 +792,13 @@ class SimulatedApiServer:
         top_meta = top["metadata"]
         template_spec = template.get("spec") or {}
         containers = [
-            {"name": str(c.get("name", "main")), "image": str(c.get("image", ""))}
+            {
+                "name": str(c.get("name", "main")),
+                "image": str(c.get("image", "")),
+                "resources": c.get("resources") or {},
+            }
             for c in template_spec.get("containers") or ()
-        ] or [{"name": "main", "image": ""}]
+        ] or [{"name": "main", "image": "", "resources": {}}]
         pod_labels = {
             **((template.get("metadata") or {}).get("labels") or {}),
             labels.WORKLOAD_ID_LABEL: top_meta["labels"][labels.WORKLOAD_ID_LABEL],
@@ -803,6 +807,7 @@ class SimulatedApiServer:
             "name": pod.name,
             "namespace": top_meta["namespace"],
             "labels": pod_labels,
+            "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
             "ownerReferences": [
                 {
                     "apiVersion": top["apiVersion"],
