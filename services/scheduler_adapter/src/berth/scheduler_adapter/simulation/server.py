@@ -34,12 +34,15 @@ async def serve(
     port: int,
     inventory: Inventory,
     speed: float,
+    advertise: str | None = None,
 ) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     server = SimulatedApiServer(
         inventory, cluster=cluster, speed=speed, state_file=state_dir / STATE
     )
     await server.start(host, port)
+    if advertise:
+        server.url = advertise
     path = kubeconfig_path(state_dir)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(server.kubeconfig(), encoding="utf-8")
@@ -64,6 +67,9 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    # The server URL the kubeconfig names, when clients reach it by another address (a
+    # container's service name).
+    parser.add_argument("--advertise", default=None)
     # A YAML inventory, or a preset's name (default, edge).
     parser.add_argument("--inventory", default=os.environ.get("BERTH_SIM_INVENTORY"))
     parser.add_argument(
@@ -84,5 +90,6 @@ def main() -> None:
                 port=args.port,
                 inventory=inventory,
                 speed=args.speed,
+                advertise=args.advertise,
             )
         )
