@@ -833,12 +833,18 @@ class KubernetesCluster:
 
     def _publish(self, workloads: set[tuple[str, str]]) -> None:
         for namespace, workload_id in sorted(workloads):
-            if workload_id:
+            if workload_id and not self._ahead_of_top((namespace, workload_id)):
                 self._feed.publish(self._snapshot(namespace, workload_id))
 
+    def _ahead_of_top(self, workload: tuple[str, str]) -> bool:
+        """Pods seen, their top object not (yet): each kind has a watch of its own, and the
+        pods' may deliver before the top object's. Such a workload is not gone; the top
+        object's event tells where it is."""
+        return self._top(*workload) is None and bool(self._objects(POD, workload))
+
     def _all_snapshots(self) -> list[WorkloadSnapshot]:
-        known = set(self._by_workload)
-        return [self._snapshot(ns, wid) for ns, wid in sorted(known) if wid]
+        known = [w for w in sorted(self._by_workload) if w[1] and not self._ahead_of_top(w)]
+        return [self._snapshot(ns, wid) for ns, wid in known]
 
 
 class _Gone(Exception):
