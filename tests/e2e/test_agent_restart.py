@@ -8,6 +8,7 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -20,18 +21,22 @@ from tests.e2e.conftest import Cli
 
 WORKLOADS = 200
 PROJECT = "restart-lab"
-# Long enough to outlive the restart by far (simulated seconds; the e2e suite runs 20x).
-RUNTIME = "36000"
+# Long enough to outlive the restart by far, short enough to be over soon after the test
+# (simulated seconds; the e2e suite runs 20x: 10 minutes).
+RUNTIME = "12000"
 # Phases a workload goes through before it runs: seen again after Running, it started over.
 BEFORE_RUNNING = ("Creating", "Pending", "Initializing")
 
 
+@pytest.mark.timeout(600)
 def test_a_killed_agent_restarts_none_of_the_200_running_workloads(cli: Cli, suite: Suite) -> None:
     done = cli.run("project", "create", PROJECT, "--cluster", "local")
     assert done.returncode == 0, done.stdout + done.stderr
     names = [f"run-{i:03d}" for i in range(WORKLOADS)]
     asyncio.run(_submit(suite, names))
-    assert asyncio.run(_until_running(suite.database_url, WORKLOADS)), "not all running"
+    started = time.monotonic()
+    running = asyncio.run(_until_running(suite.database_url, WORKLOADS))
+    assert running, f"not all running after {time.monotonic() - started:.0f}s"
 
     agent = suite.procs["scheduler-adapter"]
     agent.kill()
@@ -57,7 +62,6 @@ def test_a_killed_agent_restarts_none_of_the_200_running_workloads(cli: Cli, sui
 
     for status in asyncio.run(_statuses(suite.database_url)):
         assert status == "Running"
-    asyncio.run(_delete_all(cli, names))
 
 
 async def _submit(suite: Suite, names: list[str]) -> None:
@@ -105,7 +109,7 @@ async def _statuses(database_url: str) -> list[str]:
     return [r.status for r in rows]
 
 
-async def _until_running(database_url: str, count: int, within: float = 180) -> bool:
+async def _until_running(database_url: str, count: int, within: float = 300) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         statuses = await _statuses(database_url)
@@ -126,15 +130,3 @@ async def _histories(database_url: str) -> dict[str, list[str]]:
     for row in rows:
         histories.setdefault(row.workload_id, []).append(row.phase)
     return histories
-
-
-async def _delete_all(cli: Cli, names: list[str]) -> None:
-    # Left running they would hold the simulated cluster's capacity for the tests after.
-    loop = asyncio.get_running_loop()
-    for start in range(0, len(names), 20):
-        await asyncio.gather(
-            *(
-                loop.run_in_executor(None, cli.run, "delete", name, "-p", PROJECT)
-                for name in names[start : start + 20]
-            )
-        )
