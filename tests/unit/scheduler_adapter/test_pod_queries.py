@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from berth.contracts.queries import LogsQuery, PodsQuery
+from berth.contracts.queries import LogsQuery, NodesQuery, PodsQuery
 from berth.scheduler_adapter import pods
 from berth.shared.errors import PermanentError
 
@@ -41,6 +41,21 @@ class Reader:
 
     async def node_pools(self) -> dict[str, str]:
         return {"a-node-0": "a100"}
+
+    def active_pods(self) -> list[Any]:
+        return [p for p in self.found if p["status"]["phase"] in ("Pending", "Running")]
+
+    async def nodes(self) -> list[Any]:
+        return [
+            {
+                "metadata": {"name": name, "labels": {"kai.scheduler/node-pool": "a100"}},
+                "status": {
+                    "allocatable": {"nvidia.com/gpu": "8"},
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+            for name in ("a-node-0", "a-node-1")
+        ]
 
     async def pod_log(self, namespace: str, name: str, container: str | None = None) -> str:
         if name not in self.logs:
@@ -91,3 +106,18 @@ async def test_an_unknown_pod_or_one_not_started_is_named() -> None:
     assert waiting.error is not None and "waiting to start" in waiting.error
     none = await pods.logs_query(LogsQuery(workloadId="w2"), reader=reader)
     assert none.finished and none.error == "the workload has no pods on its cluster"
+
+
+async def test_nodes_count_the_gpus_held_by_running_pods_fractions_in_part() -> None:
+    reader = Reader(
+        [
+            pod("w-0", resources={"limits": {"nvidia.com/gpu": "2"}}),
+            pod("w-1", annotations={"gpu-fraction": "0.5", "gpu-fraction-num-devices": "2"}),
+            pod("w-2", phase="Succeeded", resources={"limits": {"nvidia.com/gpu": "4"}}),
+        ]
+    )
+    reply = await pods.nodes_query(NodesQuery(), reader=reader)
+    assert [(n.name, n.nodePool, n.gpus, n.gpusUsed) for n in reply.nodes] == [
+        ("a-node-0", "a100", 8, 3.0),
+        ("a-node-1", "a100", 8, 0.0),
+    ]

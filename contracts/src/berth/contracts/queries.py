@@ -224,6 +224,25 @@ class LogsReply(Query):
     error: str | None = None
 
 
+class NodesQuery(Query):
+    """A cluster's nodes, with the GPUs berth's workloads use on each."""
+
+
+class NodeInfo(Query):
+    name: str
+    nodePool: str
+    ready: bool = True
+    gpus: int = Field(default=0, description="Allocatable GPU devices.")
+    gpusUsed: float = Field(
+        default=0.0, description="GPUs held by berth's pods on the node (fractions count in part)."
+    )
+
+
+class NodesReply(Query):
+    nodes: list[NodeInfo] = Field(default_factory=list)
+    error: str | None = None
+
+
 class ClusterQuery(Query):
     """The registered clusters (one, with clusterId), as cluster-sync last heard of them."""
 
@@ -243,6 +262,7 @@ class ClusterInfo(Query):
         default_factory=dict, description="What its agent reported the cluster can run."
     )
     lastReportAt: datetime | None = None
+    connected: bool = Field(default=True, description="False once its agent stopped reporting.")
 
 
 class ClusterReply(Query):

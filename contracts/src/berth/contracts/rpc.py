@@ -37,6 +37,7 @@ from berth.contracts.subjects import (
     RPC_CLUSTERS_LIST,
     RPC_DRY_RUN,
     RPC_LOGS,
+    RPC_NODES,
     RPC_PODS,
     RPC_POLICY_APPLY,
     RPC_POLICY_DELETE,
@@ -79,6 +80,7 @@ RPCS: tuple[Rpc, ...] = (
     # A workload's pods and container logs, read from its cluster's API by that cluster's agent.
     Rpc(f"{RPC_PODS}.*", SCHEDULER_ADAPTER, (UI,)),
     Rpc(f"{RPC_LOGS}.*", SCHEDULER_ADAPTER, (UI,)),
+    Rpc(f"{RPC_NODES}.*", SCHEDULER_ADAPTER, (UI,)),
     Rpc(RPC_CATALOG_PROJECTS_LOOKUP, CATALOG, (INTAKE, POLICY, UI)),
     Rpc(RPC_CATALOG_ASSETS_GET, CATALOG, (UI,)),
     Rpc(RPC_CATALOG_ASSETS_LIST, CATALOG, (UI,)),

@@ -98,6 +98,11 @@ def rpc_render(cluster_id: str) -> str:
 # cluster's agent from the cluster's API: + .<cluster id>, as the render query.
 RPC_PODS = "rpc.scheduler-adapter.pods.v1"
 RPC_LOGS = "rpc.scheduler-adapter.logs.v1"
+RPC_NODES = "rpc.scheduler-adapter.nodes.v1"
+
+
+def rpc_nodes(cluster_id: str) -> str:
+    return f"{RPC_NODES}.{cluster_id}"
 
 
 def rpc_pods(cluster_id: str) -> str:

@@ -436,6 +436,19 @@ class KubernetesCluster:
             for pod in self._objects(POD, workload)
         ]
 
+    def active_pods(self) -> list[dict[str, Any]]:
+        """Every pod of berth's workloads that holds a node, as the watch last saw them."""
+        return [
+            pod
+            for pod in self._seen[POD].values()
+            if (pod.get("spec") or {}).get("nodeName")
+            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        listed = await self._request("GET", "/api/v1/nodes", what="list nodes")
+        return list(listed.get("items") or ())
+
     async def node_pools(self) -> dict[str, str]:
         """Each node's pool (KAI's node-pool label; "default" for unlabelled nodes)."""
         try:

@@ -6,7 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from berth.contracts.queries import LogsQuery, LogsReply, PodInfo, PodsQuery, PodsReply
+from berth.contracts.queries import (
+    LogsQuery,
+    LogsReply,
+    NodeInfo,
+    NodesQuery,
+    NodesReply,
+    PodInfo,
+    PodsQuery,
+    PodsReply,
+)
 from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.kubernetes import pod_status
 from berth.shared.errors import PermanentError, TransientError
@@ -17,6 +26,10 @@ class PodReader(Protocol):
     def workload_pods(self, workload_id: str) -> list[dict[str, Any]]: ...
 
     async def node_pools(self) -> dict[str, str]: ...
+
+    def active_pods(self) -> list[dict[str, Any]]: ...
+
+    async def nodes(self) -> list[dict[str, Any]]: ...
 
     async def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str: ...
 
@@ -37,6 +50,46 @@ def gpus_of(pod: Mapping[str, Any]) -> str:
     if labels.GPU_MEMORY_ANNOTATION in annotations:
         return f"{annotations[labels.GPU_MEMORY_ANNOTATION]}MiB"
     return ""
+
+
+def gpus_held(pod: Mapping[str, Any]) -> float:
+    """GPUs a pod holds, a fraction counting as that part of each device."""
+    text = gpus_of(pod)
+    if not text or text.endswith("MiB"):
+        return 0.0
+    devices, _, fraction = text.rpartition("x")
+    return float(fraction) * (int(devices) if devices else 1)
+
+
+async def nodes_query(_query: NodesQuery, *, reader: PodReader) -> NodesReply:
+    try:
+        nodes = await reader.nodes()
+    except (TransientError, PermanentError) as exc:
+        return NodesReply(error=str(exc))
+    used: dict[str, float] = {}
+    for pod in reader.active_pods():
+        held = str(pod["spec"]["nodeName"])
+        used[held] = used.get(held, 0.0) + gpus_held(pod)
+    found = []
+    for node in nodes:
+        meta = node.get("metadata") or {}
+        status = node.get("status") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or ()
+        )
+        allocatable = (status.get("allocatable") or {}).get(labels.GPU_RESOURCE, "0")
+        name = str(meta.get("name", ""))
+        found.append(
+            NodeInfo(
+                name=name,
+                nodePool=str((meta.get("labels") or {}).get(labels.NODE_POOL_LABEL) or "default"),
+                ready=ready,
+                gpus=int(str(allocatable) or 0),
+                gpusUsed=round(used.get(name, 0.0), 3),
+            )
+        )
+    return NodesReply(nodes=sorted(found, key=lambda n: (n.nodePool, n.name)))
 
 
 def pod_info(pod: Mapping[str, Any], pools: Mapping[str, str]) -> PodInfo:

@@ -14,9 +14,9 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadScheduledV1,
 )
-from berth.contracts.queries import LogsQuery, PodsQuery, RenderRequest
+from berth.contracts.queries import LogsQuery, NodesQuery, PodsQuery, RenderRequest
 from berth.contracts.roles import SCHEDULER_ADAPTER
-from berth.contracts.subjects import rpc_logs, rpc_pods, rpc_render
+from berth.contracts.subjects import rpc_logs, rpc_nodes, rpc_pods, rpc_render
 from berth.scheduler_adapter import handlers, pods
 from berth.scheduler_adapter.backend import ClusterBackend
 from berth.scheduler_adapter.credentials import CredentialDelivery
@@ -97,3 +97,4 @@ def register_pod_queries(service: Service, reader: PodReader, cluster_id: str) -
     """The pods and container logs of this cluster's workloads, for the CLI."""
     service.respond(rpc_pods(cluster_id), PodsQuery, partial(pods.pods_query, reader=reader))
     service.respond(rpc_logs(cluster_id), LogsQuery, partial(pods.logs_query, reader=reader))
+    service.respond(rpc_nodes(cluster_id), NodesQuery, partial(pods.nodes_query, reader=reader))
