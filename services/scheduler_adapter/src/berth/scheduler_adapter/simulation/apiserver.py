@@ -941,17 +941,13 @@ class SimulatedApiServer:
         while key in self._lives and life.ended is None:
             life.changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(life.changed.wait(), LOG_PERIOD / self.engine_speed)
+                await asyncio.wait_for(life.changed.wait(), LOG_PERIOD / self.engine.speed)
             current = self._log_lines(key, life)
             for line in current[sent:]:
                 await response.write(f"{line}\n".encode())
             sent = len(current)
         await response.write_eof()
         return response
-
-    @property
-    def engine_speed(self) -> float:
-        return float(self.engine._speed)
 
     # --- watching -------------------------------------------------------------------------------
 
@@ -1261,5 +1257,5 @@ def _timestamp() -> str:
 
 
 def _at(server: SimulatedApiServer, simulated: float) -> str:
-    wall = time.time() - (server.engine.now() - simulated) / server.engine_speed
+    wall = time.time() - (server.engine.now() - simulated) / server.engine.speed
     return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -217,6 +217,11 @@ class SimulatedCluster:
         workload = self._workloads.get((namespace, workload_id))
         return [pod.status() for pod in workload.pods] if workload is not None else []
 
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+        return self._speed
+
     def knows(self, namespace: str, workload_id: str) -> bool:
         return (namespace, workload_id) in self._workloads
 
