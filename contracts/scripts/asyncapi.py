@@ -141,6 +141,15 @@ def _event_of(address: str) -> type[Event] | None:
     return next((e for e in Event.registry.values() if e.subject_prefix() == prefix), None)
 
 
+def _models_of(rpc_models: dict[str, Any], address: str) -> Any:
+    """The request and reply models of an rpc: a per-cluster subject (``....*``) is served
+    under each cluster's own address."""
+    if address in rpc_models:
+        return rpc_models[address]
+    rpc = _rpc_of(address)
+    return next(models for served, models in rpc_models.items() if _rpc_of(served) is rpc)
+
+
 def _rpc_of(address: str) -> Rpc | None:
     for rpc in RPCS:
         pattern = rpc.subject
@@ -257,7 +266,7 @@ def enrich(doc: dict[str, Any], service: str | None, rpc_models: dict[str, Any])
         channel = doc["channels"][channel_name]
         address = channel["address"]
         if (rpc := _rpc_of(address)) is not None:
-            _rpc_channel(doc, op_name, channel, rpc_models[address])
+            _rpc_channel(doc, op_name, channel, _models_of(rpc_models, address))
             sender = operation["action"] == "send"
             operation["security"] = _roles_scheme(rpc.callers if sender else (rpc.server,))
             channel["x-served-by"] = rpc.server
@@ -400,7 +409,7 @@ def role_document(role: str, rpc_models: dict[str, Any]) -> dict[str, Any]:
             "title": name,
             "messages": {"Request": {"$ref": f"#/components/messages/{name}:Request"}},
         }
-        request = rpc_models[address][0]
+        request = _models_of(rpc_models, address)[0]
         doc["components"]["messages"][f"{name}:Request"] = {
             "title": f"{name}:Request",
             "name": request.__name__,

@@ -88,9 +88,9 @@ COPY --from=build /app/.venv /app/.venv
 RUN python -c "import importlib.util, os, sys; m = os.environ['MODULE']; \
 sys.exit(0 if importlib.util.find_spec(m + '.__main__') else 'no module ' + m + '.__main__')"
 
-# Key files (catalog, cluster agent): owned by the service user, so that a named volume mounted
-# here starts out writable by it and readable by nobody else.
-RUN install -d -m 0700 -o 10001 -g 10001 /var/lib/berth/keys
+# Key files (catalog, cluster agent) and a simulated cluster's state: owned by the service user,
+# so that a named volume mounted here starts out writable by it and readable by nobody else.
+RUN install -d -m 0700 -o 10001 -g 10001 /var/lib/berth/keys /var/lib/berth/cluster
 ENV BERTH_KEYS_DIR=/var/lib/berth/keys
 
 WORKDIR /app

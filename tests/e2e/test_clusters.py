@@ -56,8 +56,8 @@ def test_protection_survives_the_agent_killed_and_the_cluster_services_restarted
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
-    # The agent dies outright; its simulated cluster, which kept the setting, dies with it.
-    # cluster-sync and ownership restart as well.
+    # The agent dies outright; cluster-sync and ownership restart as well. The cluster (a
+    # process of its own) keeps running.
     restarted = datetime.now(UTC)
     agent = suite.procs["scheduler-adapter"]
     agent.kill()
@@ -73,8 +73,7 @@ def test_protection_survives_the_agent_killed_and_the_cluster_services_restarted
     assert denied.returncode == 1, denied.stdout + denied.stderr
     assert "only its creator alice@example.com may delete it" in denied.stderr
 
-    # The new agent's cluster started without it; cluster-sync sent it down again on the
-    # agent's first report, and the cluster reports it on.
+    # The new agent reports the cluster's setting, and it is on.
     asyncio.run(_until(suite.database_url, _cluster_record, after=restarted))
 
     deleted = cli.run("delete", "kept-ws", "-p", "team-a", "--as", "alice@example.com")
@@ -116,13 +115,18 @@ async def _until(database_url: str, read: Any, *, after: datetime | None = None)
     raise AssertionError(f"{read.__name__} not true within 60 s")
 
 
-def test_a_second_cluster_runs_its_own_workloads_and_only_those(cli: Cli, suite: Suite) -> None:
-    """One more agent, for cluster "edge", with its simulated cluster and database of its own."""
-    suite.add_cluster("edge")
+def test_two_clusters_each_run_their_own_and_a_lost_agent_leaves_the_other_working(
+    cli: Cli, suite: Suite
+) -> None:
+    """A second cluster, "edge": its own simulated cluster (another inventory), agent and
+    database. Its agent killed, edge turns disconnected and its workload Unknown while local
+    keeps working; restarted, both come back, with nothing run twice."""
+    suite.add_cluster("edge", inventory="edge")
     try:
         listed = {c["clusterId"]: c for c in cli.json("cluster", "list")}
         assert {"local", "edge"} <= set(listed)
-        assert listed["edge"]["backend"] == "simulated" and listed["edge"]["gpus"] > 0
+        assert listed["edge"]["connected"] and listed["edge"]["nodePools"] == ["default"]
+        assert (listed["edge"]["gpus"], listed["local"]["gpus"]) == (8, 32)
         done = cli.run("project", "create", "edge-team", "--cluster", "edge")
         assert done.returncode == 0, done.stdout + done.stderr
         for project, workload in (("edge-team", "on-edge"), ("team-a", "on-local")):
@@ -131,17 +135,79 @@ def test_a_second_cluster_runs_its_own_workloads_and_only_those(cli: Cli, suite:
             )
             assert done.returncode == 0, done.stdout + done.stderr
             assert "Completed" in done.stdout
+        # --cluster routes one submission to another cluster than its project's.
+        long_running = ("--annotation", "berth.dev/sim-runtime-seconds=36000", "--gpu", "1")
+        done = cli.run(
+            "training", "submit", "long-edge", "-p", "team-a", "--cluster", "edge", "-i",
+            "busybox", *long_running, "--wait", "--timeout", "3",
+        )  # fmt: skip
+        assert "Running" in done.stdout, done.stdout + done.stderr
         ids = {
             w: cli.json("describe", w, "-p", p)["workloadId"]
-            for p, w in (("edge-team", "on-edge"), ("team-a", "on-local"))
+            for p, w in (("edge-team", "on-edge"), ("team-a", "on-local"), ("team-a", "long-edge"))
         }
         local = asyncio.run(_applied(suite.agent_database_url("local")))
         edge = asyncio.run(_applied(suite.agent_database_url("edge")))
         assert ids["on-local"] in local and ids["on-local"] not in edge
         assert ids["on-edge"] in edge and ids["on-edge"] not in local
+        assert ids["long-edge"] in edge
+        described = cli.json("describe", "long-edge", "-p", "team-a")
+        (pod,) = described["clusterPods"]
+        assert (pod["phase"], pod["nodePool"], pod["gpus"], pod["restarts"]) == (
+            "Running",
+            "default",
+            "1",
+            0,
+        )
+
+        agent = suite.procs["scheduler-adapter-edge"]
+        agent.kill()  # kill -9: no goodbye
+        agent.wait(30)
+        state = _until_cli(cli, lambda: not _cluster(cli, "edge")["connected"], within=45)
+        assert state, "edge never turned disconnected"
+        unknown = cli.json("describe", "long-edge", "-p", "team-a")
+        assert unknown["status"] == "Unknown"
+        assert "cluster edge is disconnected" in unknown["phaseMessage"]
+        assert "last known phase: Running" in unknown["phaseMessage"]
+        # The other cluster is unaffected.
+        assert _cluster(cli, "local")["connected"]
+        done = cli.run(
+            "submit", "training", "-p", "team-a", "--name", "while-edge-is-away", "-i", "busybox",
+            "--wait",
+        )  # fmt: skip
+        assert done.returncode == 0 and "Completed" in done.stdout, done.stdout + done.stderr
+
+        suite.start_service("scheduler-adapter-edge")
+        suite.wait_ready(90)
+        assert _until_cli(cli, lambda: _cluster(cli, "edge")["connected"], within=45)
+        back = cli.json("describe", "long-edge", "-p", "team-a")
+        assert back["status"] == "Running"
+        # The cluster kept it running while its agent was away: one pod, never restarted, and
+        # a phase history that went through Running once.
+        (pod,) = back["clusterPods"]
+        assert (pod["name"], pod["restarts"]) == (described["clusterPods"][0]["name"], 0)
+        phases = [p["phase"] for p in back["phases"]]
+        assert phases.count("Creating") == 1 and phases[-1] == "Running", phases
+        assert phases[phases.index("Running") :].count("Pending") == 0, phases
+        done = cli.run("delete", "long-edge", "-p", "team-a")
+        assert done.returncode == 0, done.stdout + done.stderr
     finally:
         suite.remove_cluster("edge")
         asyncio.run(_drop(suite.agent_database_url("edge")))
+
+
+def _cluster(cli: Cli, cluster: str) -> dict[str, Any]:
+    found: dict[str, Any] = {c["clusterId"]: c for c in cli.json("cluster", "list")}[cluster]
+    return found
+
+
+def _until_cli(cli: Cli, check: Any, *, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(1)
+    return bool(check())
 
 
 async def _drop(database_url: str) -> None:

@@ -84,11 +84,6 @@ def test_a_postgresql_outage_longer_than_the_redelivery_budget_loses_nothing(
     check(account, f"PostgreSQL outage of {OUTAGE_SECONDS:g}s", capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the simulated cluster lives in the scheduler-adapter's process: killed with it, "
-    "the workloads running on it start again on the new one",
-)
 def test_kill_9_of_the_scheduler_adapter_runs_nothing_twice(
     fault_suite: Suite, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,6 +38,9 @@ SERVICES = {
     "scheduler-adapter": ("berth-scheduler-adapter", "berth.scheduler_adapter"),
 }
 
+# The simulated cluster: the scheduler-adapter's image, running the cluster's own process.
+SIMULATED_CLUSTER = "simulated-cluster"
+
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}")
 
 
@@ -171,7 +174,7 @@ NATS_JOBS = ("nats-auth", "nats-streams")
 
 def test_compose_runs_every_service_member_and_nothing_else(services: dict[str, Any]) -> None:
     built = {name for name, service in services.items() if "build" in service}
-    assert built == set(SERVICES) | set(NATS_JOBS)
+    assert built == set(SERVICES) | set(NATS_JOBS) | {SIMULATED_CLUSTER}
     service_members = {
         name for name, path in _members().items() if path.parent == ROOT / "services"
     }
@@ -300,24 +303,30 @@ def test_service_settings_read_the_compose_environment(
     assert settings.log_level == "INFO"
 
 
-def test_scheduler_adapter_loads_the_mounted_simulated_inventory(
+def test_the_simulated_cluster_loads_the_mounted_inventory_and_the_agent_its_kubeconfig(
     services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    adapter = services["scheduler-adapter"]
-    env = {key: _defaults(value) for key, value in adapter["environment"].items()}
-    assert float(env["BERTH_SIM_SPEED"]) == 1.0
+    cluster = services[SIMULATED_CLUSTER]
+    assert cluster["build"]["args"]["MODULE"] == "berth.scheduler_adapter.simulation"
+    command = [_defaults(a) for a in _args(cluster["command"])]
+    assert command[:3] == ["python", "-m", "berth.scheduler_adapter.simulation"]
+    options = dict(a.removeprefix("--").split("=", 1) for a in command[3:])
+    assert float(options["speed"]) == 1.0
+    assert _bind_mounts(cluster)[options["inventory"]] == INVENTORY_FILE.resolve()
 
-    mounts = _bind_mounts(adapter)
-    assert mounts[env["BERTH_SIM_INVENTORY"]] == INVENTORY_FILE.resolve()
-    assert adapter["volumes"][0].endswith(":ro")
+    adapter = services["scheduler-adapter"]
+    assert adapter["depends_on"][SIMULATED_CLUSTER]["condition"] == "service_healthy"
+    env = {key: _defaults(value) for key, value in adapter["environment"].items()}
+    kubeconfig = Path(env["BERTH_KUBECONFIG"])
+    # The file the cluster writes, on a volume both mount (the agent read-only).
+    assert kubeconfig.parent == Path(options["state-dir"])
+    shared = [v for v in adapter["volumes"] if _defaults(v).split(":")[1] == str(kubeconfig.parent)]
+    assert shared and _defaults(shared[0]).endswith(":ro")
 
     from berth.scheduler_adapter.config import SchedulerAdapterSettings
 
-    monkeypatch.setenv("BERTH_SIM_INVENTORY", env["BERTH_SIM_INVENTORY"])
-    monkeypatch.setenv("BERTH_SIM_SPEED", env["BERTH_SIM_SPEED"])
-    settings = SchedulerAdapterSettings()
-    assert settings.sim_inventory == Path("/etc/berth/simulated-cluster.yaml")
-    assert settings.sim_speed == 1.0
+    monkeypatch.setenv("BERTH_KUBECONFIG", env["BERTH_KUBECONFIG"])
+    assert SchedulerAdapterSettings().kubeconfig == kubeconfig
 
 
 @pytest.mark.parametrize("name", ["catalog", "scheduler-adapter"])

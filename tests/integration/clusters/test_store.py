@@ -93,3 +93,22 @@ async def test_a_workload_keeps_its_first_placement(run: Run) -> None:
         return {r.workload_id: (r.cluster_id, r.objects) for r in rows}
 
     assert await run(scenario) == {"w-1": ("local", job), "w-2": ("edge", [])}
+
+
+async def test_silent_clusters_are_marked_disconnected_once_and_a_report_reconnects(
+    run: Run,
+) -> None:
+    async def scenario(store: ClusterSyncStore) -> Any:
+        await store.save_clusters([record("local", T0 + timedelta(seconds=30)), record("edge", T0)])
+        marked = await store.disconnect(T0 + timedelta(seconds=10))
+        again = await store.disconnect(T0 + timedelta(seconds=10))
+        after = await store.clusters(["local", "edge"])
+        await store.save_clusters([record("edge", T0 + timedelta(seconds=40))])
+        back = await store.clusters(["edge"])
+        return marked, again, after, back
+
+    marked, again, after, back = await run(scenario)
+    assert [(r.clusterId, r.connected, r.reportedAt) for r in marked] == [("edge", False, T0)]
+    assert again == []
+    assert (after["local"].record.connected, after["edge"].record.connected) == (True, False)
+    assert back["edge"].record.connected

@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.envelope import Actor
 from berth.contracts.queries import WorkloadQuery
 from berth.intake.queries import get_workload, list_workloads
-from berth.intake.tables import access_rules, catalog_entries, workloads
+from berth.intake.tables import access_rules, catalog_entries, clusters, workloads
 from berth.shared.access import SqlAccessRules
 from berth.shared.db import create_engine
 from berth.shared.migrations import upgrade
@@ -140,3 +140,31 @@ async def test_describing_a_workload_the_caller_may_not_read_is_refused(
         WorkloadQuery(project="team-b", name="four", actor=BOB), engine=engine
     )
     assert mine.workload is not None
+
+
+async def test_a_disconnected_clusters_unfinished_workloads_read_unknown(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(clusters),
+            [
+                {"cluster_id": c, "backend": "kubernetes", "config": {}, "reported_at": START}
+                | {"connected": connected}
+                for c, connected in (("local", False), ("other", True))
+            ],
+        )
+        for wid, phase in (("w1", "Running"), ("w2", "Pending"), ("w4", "Completed")):
+            await conn.execute(update(workloads).where(workloads.c.id == wid).values(phase=phase))
+    listed = {
+        w.workloadId: w
+        for w in (await list_workloads(WorkloadQuery(actor=ADMIN), engine=engine)).workloads
+    }
+    assert (listed["w1"].status, listed["w1"].phase) == ("Unknown", "Unknown")
+    assert "cluster local is disconnected" in listed["w1"].phaseMessage
+    assert "last known phase: Running" in listed["w1"].phaseMessage
+    assert listed["w2"].status == "Unknown"
+    # Finished, or on a connected cluster: as stored.
+    assert listed["w4"].status == "Completed"
+    one = await get_workload(WorkloadQuery(workloadId="w1", actor=ADMIN), engine=engine)
+    assert one.workload is not None and one.workload.phase == "Unknown"

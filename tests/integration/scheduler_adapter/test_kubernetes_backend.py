@@ -448,3 +448,21 @@ async def test_watch_resyncs_after_an_expired_version(server: FakeApiServer) -> 
     await phases.until("wl-gone", "Running", timeout=8)
     await phases.stop()
     await backend.close()
+
+
+async def test_a_pod_seen_before_its_top_object_does_not_report_the_workload_gone(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    """Each kind has a watch of its own: the pods' may deliver before the Job's (a loaded API
+    server, a slow stream). Reading that as "the workload is gone" turned it Deleted."""
+    phases = Phases(cluster)
+    [job] = workload("early", "training", TRAINING)
+    job = {**job, "metadata": {**job["metadata"], "uid": "uid-early"}}
+    await server.put_pod(NS, "early-0", job, reason="Unschedulable", message="wait")
+    await eventually(lambda: bool(cluster.workload_pods("wl-early")))
+    await asyncio.sleep(0.2)
+    assert "wl-early" not in phases.seen  # nothing said about it until its top object shows
+    await cluster.apply([job])
+    seen = await phases.until("wl-early", "Pending")
+    assert "Deleted" not in seen
+    await phases.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from berth.cluster_sync.store import DesiredChange, Placement, Registered
@@ -22,6 +23,16 @@ class InMemoryClusterSyncStore:
     async def save_clusters(self, records: Sequence[ClusterRecord]) -> None:
         for record in records:
             self.registry.put(record.clusterId, Registered(record, announced=True))
+
+    async def disconnect(self, silent_since: datetime) -> list[ClusterRecord]:
+        marked = []
+        for registered in list(self.registry):
+            record = registered.record
+            if record.connected and record.reportedAt < silent_since:
+                record = record.model_copy(update={"connected": False})
+                self.registry.put(record.clusterId, Registered(record, registered.announced))
+                marked.append(record)
+        return marked
 
     async def desired(self, cluster_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         return {

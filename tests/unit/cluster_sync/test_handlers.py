@@ -96,6 +96,14 @@ class ClusterSync:
             )
         return self.uow.events[mark:]
 
+    async def silence(self, now: datetime, after: float = 20.0) -> list[Any]:
+        mark = len(self.uow.events)
+        async with self.uow:
+            await handlers.mark_disconnected(
+                now, self.uow, after=timedelta(seconds=after), store=self._of
+            )
+        return self.uow.events[mark:]
+
 
 def types(events: list[Any]) -> list[type]:
     return [type(e) for e in events]
@@ -273,3 +281,24 @@ async def test_a_config_request_without_cluster_config_update_there_is_rejected(
     )
     assert events[0].causationid == denied.id
     assert (await sync.store.desired(["local"]))["local"] == {"workloadOwnershipProtection": True}
+
+
+async def test_a_silent_agent_marks_its_cluster_disconnected_once_and_no_other() -> None:
+    sync = ClusterSync()
+    await sync.reports(report("local"), report("edge"))
+    await sync.reports(report("local", T0 + timedelta(seconds=15)))
+    assert await sync.silence(T0 + timedelta(seconds=19)) == []
+    (updated,) = await sync.silence(T0 + timedelta(seconds=21))
+    assert isinstance(updated, ClusterUpdatedV1)
+    assert (updated.subject, updated.data.connected, updated.data.reportedAt) == ("edge", False, T0)
+    assert await sync.silence(T0 + timedelta(seconds=30)) == []
+    local = sync.store.registry.get("local")
+    assert local is not None and local.record.connected
+
+
+async def test_the_next_report_announces_the_cluster_connected_again() -> None:
+    sync = ClusterSync()
+    await sync.reports(report("edge"))
+    await sync.silence(T0 + timedelta(seconds=21))
+    (updated,) = await sync.reports(report("edge", T0 + timedelta(seconds=40)))
+    assert isinstance(updated, ClusterUpdatedV1) and updated.data.connected

@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         rich_markup_mode=None, help="Clusters and their settings.", no_args_is_help=True
     )
     cluster_app.command("list")(list_)
+    cluster_app.command("describe")(describe)
     config_app = typer.Typer(
         rich_markup_mode=None,
         help="A cluster's settings. `get` reads them back, `set` changes them.",
@@ -53,7 +54,8 @@ def register(app: typer.Typer) -> None:
 
 
 def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
-    """List the registered clusters. Backend, node pools, GPUs, protection, last report."""
+    """List the registered clusters. Connection, backend, node pools, GPUs, protection, last
+    report (a cluster whose agent stopped reporting is disconnected)."""
 
     async def go(client: BerthClient) -> None:
         from berth.cli import output
@@ -71,11 +73,12 @@ def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
                 print(c.clusterId)
             return
         wide = out == Format.wide
-        columns = ["CLUSTER", "BACKEND", "NODE POOLS", "GPUS", "PROTECTION", "REPORTED"]
+        columns = ["CLUSTER", "STATE", "BACKEND", "NODE POOLS", "GPUS", "PROTECTION", "REPORTED"]
         grid = output.table(*columns, *(["CAPABILITIES"] if wide else []))
         for c in reply.clusters:
             cells = [
                 c.clusterId,
+                "connected" if c.connected else "disconnected",
                 c.backend,
                 ",".join(c.nodePools) or "-",
                 str(c.gpus),
@@ -86,6 +89,85 @@ def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
                 cells.append(", ".join(sorted(c.capabilities)) or "-")
             output.row(grid, *cells)
         output.show(console.get(), grid)
+
+    with_client(nats_url, None, go)
+
+
+def describe(
+    cluster: Annotated[str, typer.Argument(metavar="CLUSTER", help="The cluster's id.")],
+    out: OutputOpt = "table",
+    nats_url: NatsOpt = None,
+) -> None:
+    """Show a cluster: connection and last report, version, nodes by pool with GPUs used and
+    free (asked of its agent), capabilities, and its settings as reported and requested."""
+
+    async def go(client: BerthClient) -> None:
+        import json
+
+        from berth.cli import output
+        from berth.contracts.queries import ClusterQuery, ClusterReply, NodesQuery, NodesReply
+        from berth.contracts.subjects import RPC_CLUSTERS_GET, rpc_nodes
+
+        reply: ClusterReply = await client.request(
+            RPC_CLUSTERS_GET, ClusterQuery(clusterId=cluster), ClusterReply
+        )
+        if not reply.clusters:
+            raise LookupError(f'no cluster "{cluster}" has reported to cluster-sync')
+        info = reply.clusters[0]
+        nodes: NodesReply
+        try:
+            nodes = await client.request(rpc_nodes(cluster), NodesQuery(), NodesReply, timeout=3)
+        except Exception as exc:
+            nodes = NodesReply(error=f"its agent did not answer ({type(exc).__name__})")
+        if out in (Format.json, Format.yaml):
+            found = info.model_dump(mode="json")
+            found["nodes"] = [n.model_dump(mode="json") for n in nodes.nodes]
+            output.emit(found, out)
+            return
+        if out == Format.name:
+            print(info.clusterId)
+            return
+        con = console.get()
+        reported = info.lastReportAt
+        heartbeat = f"{output.age(reported)} ago ({reported:%H:%M:%S})" if reported else "never"
+        state = "connected" if info.connected else "disconnected"
+        con.print(f"{info.clusterId}  ({state}; last report {heartbeat})", markup=False)
+        con.print(f"  backend:  {info.backend}", markup=False)
+        con.print(f"  version:  {info.config.get('clusterVersion', '-')}", markup=False)
+        if nodes.nodes:
+            grid = output.table("POOL", "NODE", "READY", "GPUS", "USED", "FREE")
+            for n in nodes.nodes:
+                output.row(
+                    grid,
+                    n.nodePool,
+                    n.name,
+                    "yes" if n.ready else "no",
+                    str(n.gpus),
+                    f"{n.gpusUsed:g}",
+                    f"{max(0.0, n.gpus - n.gpusUsed):g}",
+                )
+            pools: dict[str, list[float]] = {}
+            for n in nodes.nodes:
+                total = pools.setdefault(n.nodePool, [0.0, 0.0])
+                total[0] += n.gpus
+                total[1] += n.gpusUsed
+            con.print("  nodes:")
+            output.show(con, grid)
+            summary = ", ".join(
+                f"{pool} {used:g}/{gpus:g} GPUs used" for pool, (gpus, used) in pools.items()
+            )
+            con.print(f"  pools:    {summary}", markup=False)
+        else:
+            con.print(f"  nodes:    unknown: {nodes.error or 'none reported'}", markup=False)
+        con.print("  capabilities:")
+        for key, value in sorted(info.capabilities.items()):
+            con.print(f"    {key}: {json.dumps(value)}", markup=False)
+        con.print("  settings (reported / requested):")
+        for key in sorted(set(info.config) | set(info.desired)):
+            if key in ("capabilities", "nodePools", "gpus"):
+                continue
+            requested = f" / {_plain(info.desired[key])}" if key in info.desired else ""
+            con.print(f"    {key}: {_plain(info.config.get(key, ''))}{requested}", markup=False)
 
     with_client(nats_url, None, go)
 

@@ -22,6 +22,7 @@ from berth.cli import (
     catalog_commands,
     cluster_commands,
     deadletter_commands,
+    logs_commands,
     nats_commands,
     read_commands,
     submit_commands,
@@ -76,6 +77,7 @@ action_commands.register(app)
 catalog_commands.register(app)
 cluster_commands.register(app)
 access_commands.register(app)
+logs_commands.register(app)
 app.add_typer(policy_app, name="policy")
 suite_commands.register(app)
 nats_commands.register(app)

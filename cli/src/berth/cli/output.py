@@ -24,7 +24,7 @@ from berth.cli.common import Format
 
 if TYPE_CHECKING:
     from berth.cli.suite import Suite
-    from berth.contracts.queries import DryRunReply, WorkloadView
+    from berth.contracts.queries import DryRunReply, PodInfo, WorkloadView
 
 PHASE_STYLE = {
     "Completed": "green",
@@ -188,7 +188,12 @@ def workload_line(view: WorkloadView, *, projects: bool) -> str:
     return f"{where}{view.name}  {view.kind}  {view.status}  {pods(view)}{message}"
 
 
-def describe(console: Console, view: WorkloadView) -> None:
+def describe(
+    console: Console,
+    view: WorkloadView,
+    cluster_pods: Sequence[PodInfo] = (),
+    pods_unknown: str = "",
+) -> None:
     console.print(Text.assemble((view.name, "bold"), f"  ({view.kind} in project {view.project})"))
     fields: list[tuple[str, str | Text]] = [
         ("id", view.workloadId),
@@ -205,6 +210,24 @@ def describe(console: Console, view: WorkloadView) -> None:
     if view.issues:
         console.print("  issues:")
         issues(console, view.issues)
+    if cluster_pods:
+        grid = table("POD", "PHASE", "NODE", "POOL", "GPUS", "RESTARTS", "REASON")
+        for pod in cluster_pods:
+            why = f"{pod.reason}: {pod.message}" if pod.message else pod.reason
+            row(
+                grid,
+                pod.name,
+                pod.phase,
+                pod.node or "-",
+                pod.nodePool or "-",
+                pod.gpus or "-",
+                str(pod.restarts),
+                why,
+            )
+        console.print(f"  pods on cluster {view.clusterId}:", markup=False)
+        show(console, grid)
+    elif pods_unknown:
+        console.print(f"  pods: {pods_unknown}", markup=False)
     if view.phases:
         grid = table("TIME", "PHASE", "MESSAGE")
         for p in view.phases:
@@ -272,12 +295,18 @@ def welcome(suite: Suite) -> str:
         "\n[bold green]berth is up.[/bold green]\n"
         f"  NATS:        {escape(suite.nats_url)}\n"
         f"  PostgreSQL:  {escape(suite.database_url)}\n"
-        f"  logs:        {escape(str(suite.log_dir))}\n\n"
+        f"  logs:        {escape(str(suite.log_dir))}\n"
+        + "".join(
+            f"  cluster {escape(c)}: kubeconfig {escape(str(suite.kubeconfig(c)))}\n"
+            for c in suite.clusters
+        )
+        + "\n"
         "In another shell (with the virtualenv active: source .venv/bin/activate), try:\n"
         "  berth project set team-a\n"
         "  berth training submit demo -i pytorch/pytorch --gpu 1 --wait\n"
         "  berth describe demo\n"
         "  berth trace demo\n"
-        "  berth status\n\n"
+        "  berth status\n"
+        "  berth cluster list\n\n"
         "Ctrl-C stops everything."
     )

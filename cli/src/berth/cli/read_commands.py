@@ -163,16 +163,37 @@ def describe(
         from berth.cli import output
 
         view = await find(client, chosen, name)
-        if out in (Format.json, Format.yaml):
-            output.emit(view.model_dump(mode="json"), out)
-        elif out == Format.name:
+        if out == Format.name:
             print(view.name)
         else:
-            output.describe(console.get(), view)
+            found, why = await _cluster_pods(client, view)
+            if out in (Format.json, Format.yaml):
+                dumped = view.model_dump(mode="json")
+                dumped["clusterPods"] = [p.model_dump(mode="json") for p in found]
+                output.emit(dumped, out)
+            else:
+                output.describe(console.get(), view, found, why)
         if watch:
             await _watch_one(client, view)
 
     with_client(nats_url, None, go)
+
+
+async def _cluster_pods(client: BerthClient, view: WorkloadView) -> tuple[list[Any], str]:
+    """The workload's pods as its cluster reports them now (through the cluster's agent), or
+    why they cannot be shown."""
+    from berth.contracts.queries import PodsQuery, PodsReply
+    from berth.contracts.subjects import rpc_pods
+
+    if not view.clusterId or view.status in ("received", "approved", "rejected", "Deleted"):
+        return [], ""
+    try:
+        reply: PodsReply = await client.request(
+            rpc_pods(view.clusterId), PodsQuery(workloadId=view.workloadId), PodsReply, timeout=3
+        )
+    except Exception as exc:
+        return [], f"cluster {view.clusterId} did not answer ({type(exc).__name__})"
+    return reply.pods, reply.error or ""
 
 
 async def _watch_one(client: BerthClient, view: WorkloadView) -> None:

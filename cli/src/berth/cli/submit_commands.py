@@ -52,6 +52,13 @@ PROJECT = Opt(
     "Project [env BERTH_PROJECT; else the one `berth project set` chose].",
     "PROJECT",
 )
+CLUSTER = Opt(
+    "cluster",
+    ("--cluster",),
+    str | None,
+    "Cluster to run on (`berth cluster list`); the project's cluster when not given.",
+    "CLUSTER",
+)
 NAME_PREFIX = Opt(
     "name_prefix",
     ("--name-prefix",),
@@ -244,7 +251,7 @@ RUN = [
 
 
 def _options(kind: str, framework: str | None = None) -> list[Opt]:
-    opts = [NAME, PROJECT, OLD_NAME, NAME_PREFIX, *CONTAINER, *COMPUTE]
+    opts = [NAME, PROJECT, CLUSTER, OLD_NAME, NAME_PREFIX, *CONTAINER, *COMPUTE]
     opts += [*ASSETS, QUOTA, AUTO_DELETE]
     if kind in ("workspace", "training", "distributed"):
         opts.append(BACKOFF)
@@ -303,6 +310,8 @@ def _run(kind: str, values: dict[str, Any], framework: str | None = None) -> Non
         body = submission_of(kind, values, framework).body()
     except ValueError as exc:
         raise fail(str(exc), 2) from None
+    if values.get("cluster"):
+        body["clusterId"] = values["cluster"]
     actor = as_actor(values.get("as_email"), values.get("group"))
     url = values.get("nats_url")
     out: str = values.get("out") or Format.table

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +33,12 @@ SERVICES: dict[str, str] = {
     "scheduler-adapter": "berth.scheduler_adapter",
 }
 AGENT = "scheduler-adapter"
+# A simulated cluster runs as "simulated-cluster-<cluster>": its own process, its API server.
+SIMULATOR = "simulated-cluster"
+SIMULATOR_MODULE = "berth.scheduler_adapter.simulation"
+# The agents' client-side rate limit against a simulated cluster: the adapter's default (20
+# requests/s) is for a shared production API server; a local one answers as fast as it can.
+SIMULATED_KUBE_QPS, SIMULATED_KUBE_BURST = "500", "1000"
 
 
 class Suite:
@@ -48,6 +54,8 @@ class Suite:
         clusters: Sequence[str] = ("local",),
         progress: Callable[[str], None] = lambda _line: None,
         credentials_dir: Path | None = None,
+        inventories: Mapping[str, str | Path] | None = None,
+        kubeconfigs: Mapping[str, Path] | None = None,
     ) -> None:
         """``credentials_dir`` holds the role credentials of a NATS given by URL (see
         ``nats_auth.ensure_credentials``); an embedded NATS gets its own under ``nats/``."""
@@ -75,6 +83,13 @@ class Suite:
         # its own: an agent's schema holds its cluster's workloads and its inbox, which two
         # agents must not share (the agent refuses a database another cluster's agent uses).
         self.agents: dict[str, str] = {nats_auth.agent_service(c, clusters): c for c in clusters}
+        # Each cluster is a simulated one (its own process, state under clusters/<cluster>,
+        # with an inventory file or preset name; the suite's inventory for the others) unless
+        # a kubeconfig names its API server.
+        self.inventories: dict[str, str | Path] = dict(inventories or {})
+        self.kubeconfigs: dict[str, Path] = dict(kubeconfigs or {})
+        self.simulators: dict[str, str] = {}
+        self._simulator_ports: dict[str, int] = {}
 
     @property
     def nats_url(self) -> str:
@@ -131,7 +146,9 @@ class Suite:
             # PostgreSQL runs detached: should this process be killed outright, the watchdog
             # shuts it down.
             self._watchdog = PostgresWatchdog(pg.data_dir).start()
-        for name in [*SERVICES, *self.agents]:
+        for cluster in self.clusters:
+            self._add_simulator(cluster)
+        for name in [*self.simulators, *SERVICES, *self.agents]:
             if name not in self.procs:
                 self.start_service(name)
         self.wait_ready(timeout)
@@ -141,10 +158,14 @@ class Suite:
     def clusters(self) -> list[str]:
         return list(self.agents.values())
 
-    def add_cluster(self, cluster: str, timeout: float = 90.0) -> str:
+    def add_cluster(
+        self, cluster: str, timeout: float = 90.0, *, inventory: str | Path | None = None
+    ) -> str:
         """Start an agent (scheduler-adapter) for one more cluster; returns its service name."""
         name = nats_auth.agent_service(cluster, [*self.clusters, cluster])
         self.agents[name] = cluster
+        if self._add_simulator(cluster, inventory):
+            self.start_service(simulator_service(cluster))
         if isinstance(self.nats, EmbeddedNats) and self.credentials_dir is not None:
             # The new agent's durables, health subject and dead letters need permissions.
             nats_auth.ensure_credentials(self.credentials_dir, self.clusters)
@@ -158,6 +179,25 @@ class Suite:
         for name in [n for n, c in self.agents.items() if c == cluster]:
             self.stop_service(name)
             self.agents.pop(name, None)
+        for name in [n for n, c in self.simulators.items() if c == cluster]:
+            self.stop_service(name)
+            self.simulators.pop(name, None)
+
+    def _add_simulator(self, cluster: str, inventory: str | Path | None = None) -> bool:
+        """Plan a simulated cluster for ``cluster`` unless a kubeconfig names a real one."""
+        if cluster in self.kubeconfigs or simulator_service(cluster) in self.simulators:
+            return False
+        if inventory is not None:
+            self.inventories[cluster] = inventory
+        self.simulators[simulator_service(cluster)] = cluster
+        return True
+
+    def cluster_dir(self, cluster: str) -> Path:
+        """Where a simulated cluster keeps its state and writes its kubeconfig."""
+        return self.state_dir / "clusters" / cluster
+
+    def kubeconfig(self, cluster: str) -> Path:
+        return self.kubeconfigs.get(cluster) or self.cluster_dir(cluster) / "kubeconfig"
 
     def agent_database_url(self, cluster: str) -> str:
         """The database of ``cluster``'s agent: the suite's for the first cluster."""
@@ -194,17 +234,67 @@ class Suite:
         if name in self.agents:
             cluster = self.agents[name]
             env.update(
-                BERTH_CLUSTER_ID=cluster, BERTH_DATABASE_URL=self.agent_database_url(cluster)
+                BERTH_CLUSTER_ID=cluster,
+                BERTH_DATABASE_URL=self.agent_database_url(cluster),
+                BERTH_KUBECONFIG=str(self.kubeconfig(cluster)),
             )
+            if cluster not in self.kubeconfigs:
+                env.setdefault("BERTH_KUBE_QPS", SIMULATED_KUBE_QPS)
+                env.setdefault("BERTH_KUBE_BURST", SIMULATED_KUBE_BURST)
+            env.pop("BERTH_KUBE_CONTEXT", None)
         return env
+
+    def _simulator_command(self, cluster: str) -> list[str]:
+        port = self._simulator_ports.get(cluster) or free_port()
+        # The same port across restarts: the agents' kubeconfig stays true.
+        self._simulator_ports[cluster] = port
+        command = [
+            sys.executable,
+            "-m",
+            SIMULATOR_MODULE,
+            "--cluster",
+            cluster,
+            "--state-dir",
+            str(self.cluster_dir(cluster)),
+            "--port",
+            str(port),
+            "--speed",
+            str(self.sim_speed),
+        ]
+        inventory = self.inventories.get(cluster) or (
+            self.inventory if cluster == self.clusters[0] else None
+        )
+        if inventory is not None:
+            command += ["--inventory", str(inventory)]
+        return command
+
+    def _wait_simulator(self, name: str, timeout: float = 60.0) -> None:
+        """Until the simulated cluster wrote its kubeconfig: an agent started before would
+        find none (or the previous run's)."""
+        kubeconfig = self.kubeconfig(self.simulators[name])
+        deadline = time.monotonic() + timeout
+        while not kubeconfig.exists():
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} wrote no kubeconfig within {timeout:.0f}s")
+            time.sleep(0.05)
 
     def start_service(self, name: str) -> None:
         self.progress(f"starting {name}…")
         if name in self.agents and self.agent_database_url(self.agents[name]) != self.database_url:
             _ensure_database(self.agent_database_url(self.agents[name]))
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        if name in self.simulators:
+            cluster = self.simulators[name]
+            self.cluster_dir(cluster).mkdir(parents=True, exist_ok=True)
+            self.kubeconfig(cluster).unlink(missing_ok=True)
+            command = self._simulator_command(cluster)
+        else:
+            command = [sys.executable, "-m", module_of(name)]
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", module_of(name)],
+            command,
             env=self.env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -220,6 +310,8 @@ class Suite:
             lambda: self.start_service(name),
             lambda: self.log_tail(name, 10),
         )
+        if name in self.simulators:
+            self._wait_simulator(name)
 
     def wait_ready(self, timeout: float) -> None:
         self.run_async(self._wait_ready(timeout))
@@ -253,7 +345,8 @@ class Suite:
         nc = await self.connect(ADMIN)
         try:
             deadline = time.monotonic() + timeout
-            pending = set(self.procs)
+            # A simulated cluster is not on the bus: ready once it wrote its kubeconfig.
+            pending = set(self.procs) - set(self.simulators)
             while pending:
                 for name in sorted(pending):
                     proc = self.procs[name]
@@ -373,6 +466,10 @@ class Suite:
             self._watchdog.stop()
             self._watchdog = None
         self.lock.release()
+
+
+def simulator_service(cluster: str) -> str:
+    return f"{SIMULATOR}-{cluster}"
 
 
 def module_of(name: str) -> str:

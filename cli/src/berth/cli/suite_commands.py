@@ -48,13 +48,30 @@ def up(
     inventory: Annotated[
         Path | None,
         typer.Option(
-            "--inventory", metavar="FILE", help="YAML inventory of the simulated cluster."
+            "--inventory", metavar="FILE", help="YAML inventory of the first simulated cluster."
+        ),
+    ] = None,
+    clusters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cluster",
+            metavar="NAME[=INVENTORY]",
+            help="A cluster, simulated with an inventory file or preset (default, edge); "
+            "repeat for more. Default: local and edge=edge.",
+        ),
+    ] = None,
+    kubeconfigs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kubeconfig",
+            metavar="NAME=FILE",
+            help="A real cluster's API server instead of a simulated one, for cluster NAME.",
         ),
     ] = None,
 ) -> None:
     """Run the whole suite locally. In the foreground: NATS and PostgreSQL (embedded, unless
-    BERTH_NATS_URL / BERTH_DATABASE_URL point elsewhere), the six services, and a simulated
-    cluster. Ctrl-C stops everything."""
+    BERTH_NATS_URL / BERTH_DATABASE_URL point elsewhere), the six services, and two simulated
+    clusters (local and edge), each with its agent. Ctrl-C stops everything."""
     import os
     import signal
 
@@ -68,10 +85,21 @@ def up(
     # because a shell starting berth in the background leaves it ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
+    named = [c.partition("=") for c in clusters or ("local", "edge=edge")]
+    real = dict(k.partition("=")[::2] for k in kubeconfigs or ())
+    for cluster, file in list(real.items()):
+        if not file:
+            err.print(f"--kubeconfig {cluster}: expected NAME=FILE", style="red")
+            raise typer.Exit(2)
+        if cluster not in [name for name, _, _ in named]:
+            named.append((cluster, "", ""))
     suite = Suite(
         state_dir.resolve(),
         sim_speed=sim_speed,
         inventory=inventory,
+        clusters=[name for name, _, _ in named],
+        inventories={name: source for name, _, source in named if source},
+        kubeconfigs={name: Path(file).expanduser().resolve() for name, file in real.items()},
         # Plain text: service log tails are not markup.
         progress=lambda line: console.print(line, markup=False, highlight=False),
     )

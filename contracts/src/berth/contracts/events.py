@@ -431,6 +431,11 @@ class ClusterRecord(Data):
         description="Every other field of the agent's report, kept as reported.",
     )
     reportedAt: datetime = Field(description="Time of the report this record comes from.")
+    connected: bool = Field(
+        default=True,
+        description="False once its agent has stopped reporting (cluster-sync marks the cluster "
+        "disconnected; its workloads' phase is then Unknown); true again at its next report.",
+    )
 
 
 class ClusterUpdatedV1(Event):

@@ -183,6 +183,72 @@ class RenderReply(Query):
     )
 
 
+class PodsQuery(Query):
+    """The pods of one workload, as its cluster reports them now."""
+
+    workloadId: str
+
+
+class PodInfo(Query):
+    name: str
+    phase: str = Field(description="Kubernetes pod phase: Pending, Running, Succeeded, Failed.")
+    node: str | None = None
+    nodePool: str | None = Field(default=None, description="The node's node-pool label.")
+    gpus: str = Field(default="", description="GPUs it asked for: 2, 0.5 (a fraction), ...")
+    ready: bool = False
+    reason: str = Field(
+        default="", description="Why it is not running: the scheduler's or the kubelet's reason."
+    )
+    message: str = ""
+    restarts: int = 0
+
+
+class PodsReply(Query):
+    pods: list[PodInfo] = Field(default_factory=list)
+    error: str | None = None
+
+
+class LogsQuery(Query):
+    """Container log lines of one of a workload's pods, in chunks: ``offset`` is the number of
+    lines already read (the previous reply's ``offset``), so a follower asks again with it."""
+
+    workloadId: str
+    pod: str | None = Field(default=None, description="Its first pod when not given.")
+    container: str | None = None
+    tail: int | None = Field(default=None, ge=0, description="Only the last N lines, at first.")
+    offset: int = Field(default=0, ge=0)
+
+
+class LogsReply(Query):
+    pod: str = ""
+    pods: list[str] = Field(default_factory=list, description="Every pod of the workload.")
+    lines: list[str] = Field(default_factory=list)
+    offset: int = Field(default=0, description="Lines read so far: the next query's offset.")
+    finished: bool = Field(
+        default=False, description="The container has ended (or is gone): no more lines will come."
+    )
+    error: str | None = None
+
+
+class NodesQuery(Query):
+    """A cluster's nodes, with the GPUs berth's workloads use on each."""
+
+
+class NodeInfo(Query):
+    name: str
+    nodePool: str
+    ready: bool = True
+    gpus: int = Field(default=0, description="Allocatable GPU devices.")
+    gpusUsed: float = Field(
+        default=0.0, description="GPUs held by berth's pods on the node (fractions count in part)."
+    )
+
+
+class NodesReply(Query):
+    nodes: list[NodeInfo] = Field(default_factory=list)
+    error: str | None = None
+
+
 class ClusterQuery(Query):
     """The registered clusters (one, with clusterId), as cluster-sync last heard of them."""
 
@@ -202,6 +268,7 @@ class ClusterInfo(Query):
         default_factory=dict, description="What its agent reported the cluster can run."
     )
     lastReportAt: datetime | None = None
+    connected: bool = Field(default=True, description="False once its agent stopped reporting.")
 
 
 class ClusterReply(Query):

@@ -39,6 +39,9 @@ from berth.contracts.subjects import (
     RPC_CLUSTERS_GET,
     RPC_CLUSTERS_LIST,
     RPC_DRY_RUN,
+    RPC_LOGS,
+    RPC_NODES,
+    RPC_PODS,
     RPC_POLICY_APPLY,
     RPC_POLICY_DELETE,
     RPC_POLICY_EFFECTIVE,
@@ -77,6 +80,10 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_CLUSTERS_GET, CLUSTER_SYNC, (UI,)),
     # One subject per cluster (rpc_render): the workload's own cluster's agent answers.
     Rpc(f"{RPC_RENDER}.*", SCHEDULER_ADAPTER, (INTAKE,)),
+    # A workload's pods and container logs, read from its cluster's API by that cluster's agent.
+    Rpc(f"{RPC_PODS}.*", SCHEDULER_ADAPTER, (UI,)),
+    Rpc(f"{RPC_LOGS}.*", SCHEDULER_ADAPTER, (UI,)),
+    Rpc(f"{RPC_NODES}.*", SCHEDULER_ADAPTER, (UI,)),
     Rpc(RPC_CATALOG_PROJECTS_LOOKUP, CATALOG, (INTAKE, POLICY, UI)),
     Rpc(RPC_CATALOG_ASSETS_GET, CATALOG, (UI,)),
     Rpc(RPC_CATALOG_ASSETS_LIST, CATALOG, (UI,)),

@@ -99,5 +99,24 @@ def rpc_render(cluster_id: str) -> str:
     return f"{RPC_RENDER}.{cluster_id}"
 
 
+# A workload's pods (node, pool, GPUs, pending reason) and their container logs, read by its
+# cluster's agent from the cluster's API: + .<cluster id>, as the render query.
+RPC_PODS = "rpc.scheduler-adapter.pods.v1"
+RPC_LOGS = "rpc.scheduler-adapter.logs.v1"
+RPC_NODES = "rpc.scheduler-adapter.nodes.v1"
+
+
+def rpc_nodes(cluster_id: str) -> str:
+    return f"{RPC_NODES}.{cluster_id}"
+
+
+def rpc_pods(cluster_id: str) -> str:
+    return f"{RPC_PODS}.{cluster_id}"
+
+
+def rpc_logs(cluster_id: str) -> str:
+    return f"{RPC_LOGS}.{cluster_id}"
+
+
 def rpc_health(service: str) -> str:
     return f"rpc.health.{service}.v1"

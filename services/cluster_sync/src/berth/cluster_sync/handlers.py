@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from berth.cluster_sync.store import (
@@ -152,6 +153,24 @@ async def record_reports(
             ),
             cause=item,
         )
+
+
+async def mark_disconnected(
+    now: datetime,
+    unit: Emitter,
+    *,
+    after: timedelta,
+    store: StoreOf = SqlClusterSyncStore.of,
+) -> list[str]:
+    """Mark the clusters whose agents have been silent for ``after`` disconnected and announce
+    it; their workloads show phase Unknown until the agent reports again (``record_reports``
+    then announces the cluster connected). Returns the clusters marked."""
+    marked = await store(unit).disconnect(now - after)
+    for record in marked:
+        unit.emit(
+            ClusterUpdatedV1(source=SOURCE, subject=record.clusterId, actor=ACTOR, data=record)
+        )
+    return [record.clusterId for record in marked]
 
 
 def _about(item: Incoming[Any], cluster_id: str) -> dict[str, Any]:

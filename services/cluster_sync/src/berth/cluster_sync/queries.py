@@ -34,6 +34,7 @@ async def get_clusters(query: ClusterQuery, *, engine: AsyncEngine) -> ClusterRe
                 gpus=r.gpus,
                 capabilities=dict(r.capabilities or {}),
                 lastReportAt=r.last_report_at,
+                connected=r.connected,
             )
             for r in rows
         ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from berth.cluster_sync.tables import clusters, desired_configs, placements
@@ -51,6 +51,11 @@ class ClusterSyncStore(Protocol):
     async def save_clusters(self, records: Sequence[ClusterRecord]) -> None:
         """Register or replace each cluster's record (one per cluster), as announced."""
 
+    async def disconnect(self, silent_since: datetime) -> list[ClusterRecord]:
+        """Mark every connected cluster whose last report is older than ``silent_since``
+        disconnected, in one statement (a report saved meanwhile keeps its cluster connected);
+        their records, as now stored."""
+
     async def desired(self, cluster_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The desired config of each cluster that has one."""
 
@@ -86,6 +91,7 @@ class SqlClusterSyncStore(SqlStore):
                     "extra": r.extra,
                     "last_report_at": r.reportedAt,
                     "announced": True,
+                    "connected": r.connected,
                 }
                 for r in records
             ],
@@ -98,8 +104,18 @@ class SqlClusterSyncStore(SqlStore):
                 "extra",
                 "last_report_at",
                 "announced",
+                "connected",
             ),
         )
+
+    async def disconnect(self, silent_since: datetime) -> list[ClusterRecord]:
+        rows = await self._conn.execute(
+            update(clusters)
+            .where(clusters.c.connected, clusters.c.last_report_at < silent_since)
+            .values(connected=False)
+            .returning(*clusters.c)
+        )
+        return [_record(r) for r in rows]
 
     async def desired(self, cluster_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = list(set(cluster_ids))
@@ -156,4 +172,5 @@ def _record(row: Any) -> ClusterRecord:
         capabilities=dict(row.capabilities),
         extra=dict(row.extra),
         reportedAt=row.last_report_at,
+        connected=row.connected,
     )

@@ -26,6 +26,8 @@ clusters = Table(
     Column("announced", Boolean, nullable=False, server_default="false"),
     Column("registered_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("last_report_at", DateTime(timezone=True), nullable=False),
+    # False once the agent stopped reporting (see handlers.mark_disconnected).
+    Column("connected", Boolean, nullable=False, server_default="true"),
 )
 
 # The desired state: settings accepted from config requests, merged per cluster. It outlives any

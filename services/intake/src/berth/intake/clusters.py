@@ -35,6 +35,7 @@ RECORD_COLUMNS = (
     "capabilities",
     "extra",
     "reported_at",
+    "connected",
 )
 
 
@@ -92,6 +93,7 @@ async def list_clusters(_query: ClusterListQuery, *, engine: AsyncEngine) -> Clu
                 capabilities=r.capabilities,
                 extra=r.extra,
                 reportedAt=r.reported_at,
+                connected=r.connected,
             )
             for r in rows
         ]

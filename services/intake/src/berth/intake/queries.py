@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.contracts.access import AccessRule, OrgTree, readable_projects, refusal
@@ -16,7 +16,7 @@ from berth.contracts.queries import (
     WorkloadView,
 )
 from berth.intake import projection
-from berth.intake.tables import LIVE, access_rules, phase_history, workloads
+from berth.intake.tables import LIVE, access_rules, clusters, phase_history, workloads
 from berth.shared.access import SqlAccessRules
 
 
@@ -25,7 +25,28 @@ async def _access(conn: AsyncConnection) -> tuple[list[AccessRule], OrgTree]:
     return await SqlAccessRules(conn, access_rules).access_rules(), await projection.org_tree(conn)
 
 
+# Phases after which nothing on the cluster changes the workload any more.
+SETTLED = frozenset({"Completed", "Failed", "Stopped", "Deleted"})
+UNKNOWN = "Unknown"
+
+
 def _view(row: Any, phases: list[PhaseRecord] | None = None) -> WorkloadView:
+    view = _stored_view(row, phases)
+    if row.cluster_connected is False and row.phase and row.phase not in SETTLED:
+        # What the cluster last said may no longer be true: shown as Run:ai does, Unknown with
+        # the reason, until the agent reports again and its phases flow once more.
+        since = row.cluster_reported_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        message = (
+            f"cluster {row.cluster_id} is disconnected: its agent has not reported since {since} "
+            f"(last known phase: {row.phase})"
+        )
+        return view.model_copy(
+            update={"status": UNKNOWN, "phase": UNKNOWN, "phaseMessage": message}
+        )
+    return view
+
+
+def _stored_view(row: Any, phases: list[PhaseRecord] | None = None) -> WorkloadView:
     return WorkloadView(
         workloadId=row.id,
         name=row.name or "",
@@ -51,7 +72,7 @@ async def get_workload(query: WorkloadQuery, *, engine: AsyncEngine) -> Workload
     belongs to its live workload: a rejected or deleted one of the same name (a duplicate
     submission, an earlier run) is found only when no live one exists."""
     live = case((LIVE, 0), else_=1)
-    stmt = select(workloads).order_by(live, workloads.c.submitted_at.desc()).limit(1)
+    stmt = _with_cluster().order_by(live, workloads.c.submitted_at.desc()).limit(1)
     if query.workloadId:
         stmt = stmt.where(workloads.c.id == query.workloadId)
     elif query.name:
@@ -78,6 +99,15 @@ async def get_workload(query: WorkloadQuery, *, engine: AsyncEngine) -> Workload
     return WorkloadReply(workload=_view(row, phases))
 
 
+def _with_cluster() -> Select[Any]:
+    """Workloads with their cluster's connection, as intake's copy of the registry has it."""
+    return select(
+        workloads,
+        clusters.c.connected.label("cluster_connected"),
+        clusters.c.reported_at.label("cluster_reported_at"),
+    ).select_from(workloads.outerjoin(clusters, clusters.c.cluster_id == workloads.c.cluster_id))
+
+
 DEFAULT_PAGE = 500
 
 
@@ -86,7 +116,7 @@ async def list_workloads(query: WorkloadQuery, *, engine: AsyncEngine) -> Worklo
     the projects whose workloads the caller may read; one page. Without an identity, none."""
     limit = query.limit or DEFAULT_PAGE
     offset = query.offset or 0
-    stmt = select(workloads).order_by(workloads.c.submitted_at.desc(), workloads.c.id)
+    stmt = _with_cluster().order_by(workloads.c.submitted_at.desc(), workloads.c.id)
     if query.project:
         stmt = stmt.where(workloads.c.project == query.project)
     if query.status:

@@ -274,6 +274,7 @@ class SqlIntakeStore(SqlStore):
                     "capabilities": r.capabilities,
                     "extra": r.extra,
                     "reported_at": r.reportedAt,
+                    "connected": r.connected,
                 }
                 for r in records
             ],

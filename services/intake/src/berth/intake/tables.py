@@ -89,6 +89,8 @@ clusters = Table(
     Column("capabilities", JSONB, nullable=False, server_default="{}"),
     Column("extra", JSONB, nullable=False, server_default="{}"),
     Column("reported_at", DateTime(timezone=True), nullable=False),
+    # False while cluster-sync says its agent stopped reporting: its workloads show Unknown.
+    Column("connected", Boolean, nullable=False, server_default="true"),
 )
 
 # The access rules, as the catalog announces them (berth.shared.access).

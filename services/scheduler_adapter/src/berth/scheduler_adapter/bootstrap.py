@@ -19,9 +19,8 @@ from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
-from berth.scheduler_adapter.simulation import Inventory
-from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
-from berth.scheduler_adapter.subscriptions import register
+from berth.scheduler_adapter.pods import PodReader
+from berth.scheduler_adapter.subscriptions import register, register_pod_queries
 from berth.scheduler_adapter.tables import metadata
 from berth.shared.service import Service
 
@@ -29,20 +28,17 @@ log = logging.getLogger(__name__)
 
 
 def default_backend(settings: SchedulerAdapterSettings) -> ClusterBackend:
-    if settings.cluster_backend == "kubernetes":
-        return KubernetesCluster(
-            kubeconfig=settings.kubeconfig,
-            context=settings.kube_context,
-            qps=settings.kube_qps,
-            burst=settings.kube_burst,
-            config_namespace=settings.kube_config_namespace,
-            config_map=settings.kube_config_map,
-            resync_seconds=settings.kube_resync_seconds,
-        )
-    inventory = (
-        Inventory.load(settings.sim_inventory) if settings.sim_inventory else Inventory.default()
+    """The cluster's API server: a real one, or a simulated cluster's (which serves the same
+    API from a process of its own; ``berth up`` starts one per cluster)."""
+    return KubernetesCluster(
+        kubeconfig=settings.kubeconfig,
+        context=settings.kube_context,
+        qps=settings.kube_qps,
+        burst=settings.kube_burst,
+        config_namespace=settings.kube_config_namespace,
+        config_map=settings.kube_config_map,
+        resync_seconds=settings.kube_resync_seconds,
     )
-    return SimulatedCluster(inventory, speed=settings.sim_speed)
 
 
 def build(
@@ -66,6 +62,8 @@ def build(
         timeout=settings.catalog_timeout_seconds,
     )
     register(service, cluster, settings.cluster_id, cluster)
+    if isinstance(cluster.inner, PodReader):
+        register_pod_queries(service, cluster.inner, settings.cluster_id)
 
     async def record(batch: list[WorkloadSnapshot]) -> None:
         async with service.unit_of_work() as unit:

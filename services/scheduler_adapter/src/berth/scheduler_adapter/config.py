@@ -1,5 +1,4 @@
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 
@@ -14,14 +13,9 @@ class SchedulerAdapterSettings(Settings):
     # The agent reports its cluster at start and then every so often, so cluster-sync sees it is
     # alive and sends down again any desired setting the cluster lost (see cluster-sync).
     report_interval_seconds: float = Field(default=10.0, gt=0)
-    # "simulated": the in-process cluster (make run, tests); "kubernetes": a real API server.
-    cluster_backend: Literal["simulated", "kubernetes"] = "simulated"
-    # YAML inventory of the simulated cluster; the built-in default when unset.
-    sim_inventory: Path | None = None
-    # Simulated seconds per wall-clock second (tests and benchmarks run the cluster faster).
-    sim_speed: float = 1.0
-    # Kubernetes: kubeconfig file and context (in-cluster service account when both unset and
-    # running in a pod; otherwise ~/.kube/config and its current context).
+    # The cluster's API server, real or simulated: kubeconfig file and context (in-cluster
+    # service account when both unset and running in a pod; otherwise ~/.kube/config and its
+    # current context).
     kubeconfig: Path | None = None
     kube_context: str | None = None
     # Client-side rate limit of API requests: sustained requests per second and burst.

@@ -52,7 +52,7 @@ from berth.contracts.capabilities import (
 )
 from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, is_top, top_object
-from berth.scheduler_adapter.simulation.feed import SnapshotFeed
+from berth.scheduler_adapter.feed import SnapshotFeed
 from berth.scheduler_adapter.top_kinds import expected_pods, top_kind
 from berth.shared.errors import PermanentError, TransientError
 
@@ -250,6 +250,7 @@ class KubernetesCluster:
         config_cache_seconds: float = 10.0,
         retries: int = 3,
         retry_delay: float = 0.5,
+        concurrency: int = 32,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._context = context
@@ -264,11 +265,14 @@ class KubernetesCluster:
         # until the next start's resync.
         self._retries = retries
         self._retry_delay = retry_delay
+        self._concurrency = concurrency  # workloads applied at once
         self._config: tuple[float, dict[str, Any]] | None = None
         self._api: ApiClient | None = None
         self._feed = SnapshotFeed(500)
         # What the watches have seen: per resource, object key → object.
         self._seen: dict[Resource, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in WATCHED}
+        # The same, by workload: a snapshot reads one workload's objects, never all of them.
+        self._by_workload: dict[tuple[str, str], dict[Resource, set[tuple[str, str]]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
         self._listed: set[Resource] = set()
@@ -316,24 +320,35 @@ class KubernetesCluster:
             found = obj.get("metadata", {}).get("labels") or {}
             groups.setdefault(str(found.get(labels.WORKLOAD_ID_LABEL, "")), []).append(obj)
         failures: list[Exception] = []
-        # One workload's bad manifest must not hold back the others applied with it.
-        for workload_id, group in groups.items():
-            try:
-                await self._apply_retrying(group)
-            except PermanentError as exc:
-                log.warning("cannot apply workload %s: %s", workload_id, exc)
-                namespace = str(group[0]["metadata"].get("namespace", ""))
-                # Reported through the snapshot feed, so the workload's phase says why.
-                self._feed.publish(
-                    WorkloadSnapshot(
-                        workload_id, namespace, True, (("Failed", "ApplyError", str(exc)),), (), 0
-                    )
-                )
-                failures.append(exc)
-            except TransientError as exc:
-                failures.append(exc)
+        # Workloads are applied side by side (a batch is hundreds of round trips), each one's
+        # objects in order; one workload's bad manifest must not hold back the others.
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(workload_id: str, group: list[dict[str, Any]]) -> None:
+            async with gate:
+                await self._apply_one_workload(workload_id, group, failures)
+
+        await asyncio.gather(*(one(w, g) for w, g in groups.items()))
         if failures:
             raise failures[0]
+
+    async def _apply_one_workload(
+        self, workload_id: str, group: list[dict[str, Any]], failures: list[Exception]
+    ) -> None:
+        try:
+            await self._apply_retrying(group)
+        except PermanentError as exc:
+            log.warning("cannot apply workload %s: %s", workload_id, exc)
+            namespace = str(group[0]["metadata"].get("namespace", ""))
+            # Reported through the snapshot feed, so the workload's phase says why.
+            self._feed.publish(
+                WorkloadSnapshot(
+                    workload_id, namespace, True, (("Failed", "ApplyError", str(exc)),), (), 0
+                )
+            )
+            failures.append(exc)
+        except TransientError as exc:
+            failures.append(exc)
 
     async def apply_secrets(self, secrets: list[dict[str, Any]]) -> None:
         for secret in secrets:
@@ -409,6 +424,59 @@ class KubernetesCluster:
                 what="update the cluster config",
             )
         self._config = None
+
+    # --- pods and their logs ------------------------------------------------------------------
+
+    def workload_pods(self, workload_id: str) -> list[dict[str, Any]]:
+        """The workload's pods as the watch last saw them (no API call)."""
+        return [
+            pod
+            for workload in self._by_workload
+            if workload[1] == workload_id
+            for pod in self._objects(POD, workload)
+        ]
+
+    def active_pods(self) -> list[dict[str, Any]]:
+        """Every pod of berth's workloads that holds a node, as the watch last saw them."""
+        return [
+            pod
+            for pod in self._seen[POD].values()
+            if (pod.get("spec") or {}).get("nodeName")
+            and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        listed = await self._request("GET", "/api/v1/nodes", what="list nodes")
+        return list(listed.get("items") or ())
+
+    async def node_pools(self) -> dict[str, str]:
+        """Each node's pool (KAI's node-pool label; "default" for unlabelled nodes)."""
+        try:
+            nodes = await self._request("GET", "/api/v1/nodes", what="list nodes")
+        except (_Gone, PermanentError):
+            return {}
+        return {
+            str(node["metadata"]["name"]): str(
+                ((node["metadata"].get("labels") or {}).get(labels.NODE_POOL_LABEL)) or "default"
+            )
+            for node in nodes.get("items") or ()
+        }
+
+    async def pod_log(self, namespace: str, pod: str, container: str | None = None) -> str:
+        """A container's log (the pod's log subresource)."""
+        query = [("container", container)] if container else []
+        what = f"read the log of {namespace}/{pod}"
+        response = await self._send(
+            "GET",
+            f"{POD.collection(namespace)}/{pod}/log",
+            query,
+            {"Accept": "*/*"},
+            None,
+            self._timeout,
+            what,
+        )
+        async with response:
+            return await response.text()
 
     # --- introspection for tests ----------------------------------------------------------------
 
@@ -705,8 +773,10 @@ class KubernetesCluster:
         items = {_key(obj): _typed(obj, resource) for obj in listing.get("items") or ()}
         seen = self._seen[resource]
         touched = {_workload(obj) for obj in [*seen.values(), *items.values()]}
-        seen.clear()
-        seen.update(items)
+        for key in list(seen):
+            self._forget(resource, key)
+        for key, obj in items.items():
+            self._remember(resource, key, obj)
         self._publish(touched)
         return str((listing.get("metadata") or {}).get("resourceVersion", ""))
 
@@ -736,34 +806,58 @@ class KubernetesCluster:
                 if kind == "BOOKMARK":
                     continue
                 obj = _typed(obj, resource)
-                seen = self._seen[resource]
-                if kind == "DELETED":
-                    seen.pop(_key(obj), None)
-                else:
-                    seen[_key(obj)] = obj
+                self._forget(resource, _key(obj))
+                if kind != "DELETED":
+                    self._remember(resource, _key(obj), obj)
                 self._publish({_workload(obj)})
 
     # --- snapshots ------------------------------------------------------------------------------
 
+    def _remember(self, resource: Resource, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        self._seen[resource][key] = obj
+        self._by_workload.setdefault(_workload(obj), {}).setdefault(resource, set()).add(key)
+
+    def _forget(self, resource: Resource, key: tuple[str, str]) -> None:
+        obj = self._seen[resource].pop(key, None)
+        if obj is None:
+            return
+        workload = _workload(obj)
+        keys = self._by_workload.get(workload, {}).get(resource)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_workload[workload][resource]
+                if not self._by_workload[workload]:
+                    del self._by_workload[workload]
+
+    def _objects(self, resource: Resource, workload: tuple[str, str]) -> list[dict[str, Any]]:
+        keys = self._by_workload.get(workload, {}).get(resource, ())
+        return [self._seen[resource][key] for key in sorted(keys)]
+
     def _top(self, namespace: str, workload_id: str) -> dict[str, Any] | None:
         for resource in WATCHED[1:]:
-            for obj in self._seen[resource].values():
-                if _workload(obj) == (namespace, workload_id):
-                    return obj
+            for obj in self._objects(resource, (namespace, workload_id)):
+                return obj
         return None
 
     def _snapshot(self, namespace: str, workload_id: str) -> WorkloadSnapshot:
-        pods = [p for p in self._seen[POD].values() if _workload(p) == (namespace, workload_id)]
+        pods = self._objects(POD, (namespace, workload_id))
         return snapshot_of(workload_id, namespace, self._top(namespace, workload_id), pods)
 
     def _publish(self, workloads: set[tuple[str, str]]) -> None:
         for namespace, workload_id in sorted(workloads):
-            if workload_id:
+            if workload_id and not self._ahead_of_top((namespace, workload_id)):
                 self._feed.publish(self._snapshot(namespace, workload_id))
 
+    def _ahead_of_top(self, workload: tuple[str, str]) -> bool:
+        """Pods seen, their top object not (yet): each kind has a watch of its own, and the
+        pods' may deliver before the top object's. Such a workload is not gone; the top
+        object's event tells where it is."""
+        return self._top(*workload) is None and bool(self._objects(POD, workload))
+
     def _all_snapshots(self) -> list[WorkloadSnapshot]:
-        known = {_workload(obj) for seen in self._seen.values() for obj in seen.values()}
-        return [self._snapshot(ns, wid) for ns, wid in sorted(known) if wid]
+        known = [w for w in sorted(self._by_workload) if w[1] and not self._ahead_of_top(w)]
+        return [self._snapshot(ns, wid) for ns, wid in known]
 
 
 class _Gone(Exception):

@@ -14,12 +14,13 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadScheduledV1,
 )
-from berth.contracts.queries import RenderRequest
+from berth.contracts.queries import LogsQuery, NodesQuery, PodsQuery, RenderRequest
 from berth.contracts.roles import SCHEDULER_ADAPTER
-from berth.contracts.subjects import rpc_render
-from berth.scheduler_adapter import handlers
+from berth.contracts.subjects import rpc_logs, rpc_nodes, rpc_pods, rpc_render
+from berth.scheduler_adapter import handlers, pods
 from berth.scheduler_adapter.backend import ClusterBackend
 from berth.scheduler_adapter.credentials import CredentialDelivery
+from berth.scheduler_adapter.pods import PodReader
 from berth.shared.service import Service, Subscription
 
 
@@ -90,3 +91,10 @@ def register(
         rpc_render(cluster_id), RenderRequest, partial(handlers.render_query, backend=backend)
     )
     service.publishes(WorkloadScheduledV1, WorkloadPhaseChangedV1, ClusterConfigReportedV1)
+
+
+def register_pod_queries(service: Service, reader: PodReader, cluster_id: str) -> None:
+    """The pods and container logs of this cluster's workloads, for the CLI."""
+    service.respond(rpc_pods(cluster_id), PodsQuery, partial(pods.pods_query, reader=reader))
+    service.respond(rpc_logs(cluster_id), LogsQuery, partial(pods.logs_query, reader=reader))
+    service.respond(rpc_nodes(cluster_id), NodesQuery, partial(pods.nodes_query, reader=reader))

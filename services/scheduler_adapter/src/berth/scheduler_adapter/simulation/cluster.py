@@ -27,8 +27,8 @@ from typing import Any
 from berth.contracts.catalog import credential_of_secret
 from berth.scheduler_adapter import labels
 from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, referenced_secrets
+from berth.scheduler_adapter.feed import SnapshotFeed
 from berth.scheduler_adapter.simulation.capacity import Capacity
-from berth.scheduler_adapter.simulation.feed import SnapshotFeed
 from berth.scheduler_adapter.simulation.inventory import Inventory
 from berth.scheduler_adapter.simulation.manifests import WorkloadShape, shape_of
 from berth.scheduler_adapter.simulation.placement import PlacementQueue
@@ -216,6 +216,22 @@ class SimulatedCluster:
     def pods(self, namespace: str, workload_id: str) -> list[PodStatus]:
         workload = self._workloads.get((namespace, workload_id))
         return [pod.status() for pod in workload.pods] if workload is not None else []
+
+    @property
+    def speed(self) -> float:
+        """Simulated seconds per real second."""
+        return self._speed
+
+    def knows(self, namespace: str, workload_id: str) -> bool:
+        return (namespace, workload_id) in self._workloads
+
+    def suspended(self, namespace: str, workload_id: str) -> bool:
+        workload = self._workloads.get((namespace, workload_id))
+        return workload is not None and workload.suspended
+
+    def image(self, namespace: str, workload_id: str) -> str:
+        workload = self._workloads.get((namespace, workload_id))
+        return workload.shape.image if workload is not None else ""
 
     def secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's values as its pods would read them; None when it does not exist."""

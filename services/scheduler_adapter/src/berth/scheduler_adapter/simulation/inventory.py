@@ -184,3 +184,34 @@ class Inventory:
                 mode="json"
             ),
         }
+
+
+def preset(name: str) -> Inventory:
+    """A built-in inventory by name: ``default`` (pools a100 and default, 2 nodes of 8 GPUs
+    each) or ``edge`` (a small site: one pool, 2 nodes of 4 T4 GPUs)."""
+    if name == "default":
+        return Inventory.default()
+    if name == "edge":
+        return Inventory(
+            node_pools=(
+                NodePoolSpec(
+                    name="default",
+                    nodes=2,
+                    gpus_per_node=4,
+                    cpu=32.0,
+                    memory="256Gi",
+                    node_type="T4",
+                    gpu_memory="16Gi",
+                ),
+            )
+        )
+    raise ValueError(f"no inventory file or preset named {name!r} (presets: default, edge)")
+
+
+def load_inventory(source: str | Path | None) -> Inventory:
+    """An inventory from a YAML file, or a preset's name; the default one when None."""
+    if source is None:
+        return Inventory.default()
+    if Path(source).is_file():
+        return Inventory.load(source)
+    return preset(str(source))
