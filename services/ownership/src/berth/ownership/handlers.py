@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from berth.contracts import lifecycle
 from berth.contracts.events import (
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
@@ -22,7 +23,6 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadRef,
 )
-from berth.ownership import lifecycle
 from berth.ownership.rules import decide, protection_in_force
 from berth.ownership.store import Owner, OwnershipStore, Phase, Said, SqlOwnershipStore
 from berth.shared.consumer import Emitter, Incoming
