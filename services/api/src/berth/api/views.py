@@ -84,7 +84,7 @@ class RunaiWorkload(BaseModel):
     k8sPhase: str
     tenantId: int = 1
     runningPods: int
-    requestedPods: dict[str, Any] | None = None
+    requestedPods: dict[str, int | None] = Field(default_factory=dict)
     phaseUpdatedAt: datetime
     k8sPhaseUpdatedAt: datetime
     updatedAt: datetime
@@ -143,7 +143,7 @@ def workload(
         or "; ".join(f"{i.get('field')}: {i.get('details')}" for i in view.issues),
         k8sPhase=view.phase or view.status,
         runningPods=view.runningPods or 0,
-        requestedPods={"number": view.requestedPods} if view.requestedPods is not None else None,
+        requestedPods={"number": view.requestedPods},
         phaseUpdatedAt=changed,
         k8sPhaseUpdatedAt=changed,
         updatedAt=changed,

@@ -174,6 +174,7 @@ def router(bus: Bus, timeout: float) -> APIRouter:
     @api.get(
         "/{workloadId}/events",
         response_model=EventList,
+        response_model_exclude_none=True,
         summary="Get the workload's events (phase changes); live with Accept: text/event-stream.",
         responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}},
     )
