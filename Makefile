@@ -52,13 +52,15 @@ format: venv  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-contracts: venv  ## Regenerate the JSON Schemas and AsyncAPI documents in contracts/
+contracts: venv  ## Regenerate the JSON Schemas, AsyncAPI and OpenAPI documents in contracts/
 	$(BIN)/python -m berth.contracts.export
 	$(BIN)/python contracts/scripts/asyncapi.py
+	$(BIN)/python contracts/scripts/openapi.py
 
 contracts-check: venv  ## Fail if the generated contracts are out of date
 	$(BIN)/python -m berth.contracts.export --check
 	$(BIN)/python contracts/scripts/asyncapi.py --check
+	$(BIN)/python contracts/scripts/openapi.py --check
 
 bench: venv  ## Whole suite vs bare nats-py pipelines; policy evaluation; the simulated cluster; CLI start-up CPU
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
