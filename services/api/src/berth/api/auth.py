@@ -16,7 +16,8 @@ from fastapi import Depends, Request
 from berth.api.errors import ApiError
 from berth.contracts.envelope import Actor
 
-# The console keeps the pasted token in a cookie of this name, for pages and their streams.
+# The console keeps the pasted token in a cookie of this name, for its pages and their event
+# streams; the API itself takes only the header, so no cookie acts for a caller on /api.
 COOKIE = "berth_token"
 
 
@@ -26,10 +27,7 @@ class Caller:
     actor: Actor
 
 
-def bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        return header
+def console_bearer(request: Request) -> str | None:
     token = request.cookies.get(COOKIE)
     return f"Bearer {token}" if token else None
 
@@ -55,7 +53,7 @@ def caller_of(authorization: str | None) -> Caller:
 
 
 def _caller(request: Request) -> Caller:
-    return caller_of(bearer(request))
+    return caller_of(request.headers.get("authorization"))
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]

@@ -163,7 +163,7 @@ def router(bus: Bus, timeout: float) -> APIRouter:
         projectName: str | None = None,
     ) -> StreamingResponse:
         del caller  # authenticated to stream; the events themselves are what UIs may follow
-        return sse(request, "*", projectName)
+        return event_stream(bus, request, "*", projectName)
 
     @api.get("/{workloadId}", summary="Get a workload.", responses=NOT_FOUND)
     async def get_workload(workloadId: str, caller: CallerDep) -> RunaiWorkload:
@@ -181,36 +181,42 @@ def router(bus: Bus, timeout: float) -> APIRouter:
     async def workload_events(workloadId: str, request: Request, caller: CallerDep) -> Any:
         view = await view_of(caller, workloadId)
         if "text/event-stream" in request.headers.get("accept", ""):
-            return sse(request, view.workloadId, None)
+            return event_stream(bus, request, view.workloadId, None)
         return EventList(events=events(view))
-
-    def sse(request: Request, subject_id: str, project: str | None) -> StreamingResponse:
-        async def stream() -> AsyncIterator[bytes]:
-            async with bus.watch(subject_id) as queue:
-                yield b": connected\n\n"
-                while not await request.is_disconnected():
-                    try:
-                        event = await asyncio.wait_for(queue.get(), 15)
-                    except TimeoutError:
-                        yield b": keep-alive\n\n"
-                        continue
-                    data = event.model_dump(mode="json")
-                    ref = (data.get("data") or {}).get("workload") or {}
-                    if project is not None and ref.get("project", project) != project:
-                        continue
-                    kind = event.TYPE.removeprefix("berth.")
-                    yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
-
-        return StreamingResponse(
-            stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
 
     for cls in SUBMISSION_CLASSES:
         kind = cls.model_fields["kind"].default
         _kind_routes(api, bus, timeout, cls, kind, COLLECTIONS[kind], view_of)
     return api
+
+
+def event_stream(
+    bus: Bus, request: Request, subject_id: str, project: str | None
+) -> StreamingResponse:
+    """The events UIs follow about ``subject_id`` ("*": every workload, of ``project`` when
+    given) as Server-Sent Events, one ``event: <type>`` each, until the client goes."""
+
+    async def stream() -> AsyncIterator[bytes]:
+        async with bus.watch(subject_id) as queue:
+            yield b": connected\n\n"
+            while not await request.is_disconnected():
+                try:
+                    event = await asyncio.wait_for(queue.get(), 15)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                data = event.model_dump(mode="json")
+                ref = (data.get("data") or {}).get("workload") or {}
+                if project is not None and ref.get("project", project) != project:
+                    continue
+                kind = event.TYPE.removeprefix("berth.")
+                yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 def _kind_routes(
