@@ -233,3 +233,26 @@ def test_suspend_and_resume_a_workspace_and_deny_another_user(
     assert api.delete(f"/api/v1/workloads/workspaces/{workload_id}").status_code == 204
     missing = api.get("/api/v1/workloads/no-such-workload")
     assert missing.status_code == 404 and problems(missing.json(), "Error") == []
+
+
+def test_assets_organisation_and_clusters_read_as_in_runai(api: httpx.Client) -> None:
+    environments = api.get("/api/v1/asset/environment", params={"projectId": "team-a"}).json()
+    names = {e["meta"]["name"] for e in environments["entries"]}
+    assert "pytorch" in names  # the demo catalog's
+    pytorch = next(e for e in environments["entries"] if e["meta"]["name"] == "pytorch")
+    one = api.get(f"/api/v1/asset/environment/{pytorch['meta']['id']}")
+    assert one.status_code == 200 and one.json()["spec"]["image"]
+    assert "one-gpu" in {
+        e["meta"]["name"] for e in api.get("/api/v1/asset/compute").json()["entries"]
+    }
+
+    projects = api.get("/api/v1/org-unit/projects").json()["projects"]
+    team_a = next(p for p in projects if p["name"] == "team-a")
+    assert team_a["parentId"] == "research"
+    assert api.get("/api/v1/org-unit/departments/research").status_code == 200
+    assert api.get("/api/v1/org-unit/projects/no-such-project").status_code == 404
+
+    clusters = api.get("/api/v1/clusters").json()
+    assert [c["uuid"] for c in clusters] == ["local"]
+    pools = {p["name"] for p in api.get("/v1/k8s/clusters/local/node-pools").json()}
+    assert {"a100", "default"} <= pools

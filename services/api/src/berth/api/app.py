@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from berth.api import console, errors, policies, workloads
+from berth.api import catalog, console, errors, policies, workloads
 from berth.api.bus import Bus
 
 TITLE = "berth API"
@@ -23,6 +23,7 @@ def create_app(bus: Bus, *, timeout: float = 30.0) -> FastAPI:
     errors.install(app)
     app.include_router(workloads.router(bus, timeout))
     app.include_router(policies.router(bus))
+    app.include_router(catalog.router(bus))
     console.mount(app, bus)
 
     def openapi() -> dict[str, Any]:
