@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security lint format contracts contracts-check bench clean
+.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security test-browser lint format contracts contracts-check bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ venv: $(UV)  ## Create .venv with every package and the development tools (locke
 venv-run: $(UV)  ## Create .venv with only what running berth needs (no test or lint tools)
 	$(UV) sync --all-packages --frozen --no-dev --inexact --python $(PYTHON)
 
-run: venv-run  ## Run NATS, PostgreSQL, the six services and a simulated cluster (Ctrl-C stops)
+run: venv-run  ## Run NATS, PostgreSQL, the six services, a simulated cluster, the API and console (Ctrl-C stops)
 	$(BIN)/berth up
 
 test: venv  ## The whole test suite: unit, contract, integration and end-to-end
@@ -42,6 +42,9 @@ test-e2e: venv  ## Only the tests that run the whole suite as separate processes
 
 test-security: venv  ## Only the tests of NATS authentication and permissions (real nats-server)
 	$(BIN)/pytest -m security $(PYTEST_ARGS)
+
+test-browser: venv  ## Only the web console in headless Chromium (apt-get install chromium chromium-driver)
+	$(BIN)/pytest -m browser $(PYTEST_ARGS)
 
 lint: venv  ## ruff and mypy
 	$(BIN)/ruff check .
