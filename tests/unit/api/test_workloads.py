@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -192,3 +193,23 @@ def test_unsupported_filters_are_400() -> None:
     )
     assert response.status_code == 400
     assert "filterBy" in response.json()["details"]
+
+
+def test_a_body_sent_without_a_json_content_type_is_read_as_json() -> None:
+    bus = FakeBus()
+    bus.answers = lambda event: [
+        PolicyApprovedV1(
+            source="/berth/policy",
+            subject=event.subject,
+            actor=SYSTEM,
+            data=PolicyApprovedData(
+                workload=ref(event.subject), effectiveSpec=TrainingSubmission.model_validate(BODY)
+            ),
+        )
+    ]
+    response = client(bus).post(
+        "/api/v1/workloads/trainings",
+        content=json.dumps(BODY),
+        headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200, response.text

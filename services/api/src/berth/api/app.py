@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from berth.api import catalog, console, errors, policies, workloads
 from berth.api.bus import Bus
@@ -18,8 +19,23 @@ DESCRIPTION = (
 )
 
 
+class JsonBodies:
+    """Every body the API takes is JSON, as in Run:ai's: one sent with another content type
+    (``curl -d @body.json`` says form-urlencoded) is read as JSON all the same."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(("/api/", "/v1/")):
+            headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
+        await self.app(scope, receive, send)
+
+
 def create_app(bus: Bus, *, timeout: float = 30.0) -> FastAPI:
     app = FastAPI(title=TITLE, description=DESCRIPTION, version="2.18-berth.1")
+    app.add_middleware(JsonBodies)
     errors.install(app)
     app.include_router(workloads.router(bus, timeout))
     app.include_router(policies.router(bus))
