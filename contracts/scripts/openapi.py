@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render()
     if args.check:
         if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT} is out of date: run `make contracts`", file=sys.stderr)
+            sys.stderr.write(f"{OUT} is out of date: run `make contracts`\n")
             return 1
         return 0
     OUT.parent.mkdir(parents=True, exist_ok=True)
