@@ -104,9 +104,9 @@ def _journey(driver: WebDriver, base: str, token: str) -> None:
     gpus = driver.find_element(By.ID, "f-compute.gpuDevicesRequest")
     gpus.send_keys("2")
     issue = driver.find_element(By.CSS_SELECTOR, '.issue[data-field="compute.gpuDevicesRequest"]')
-    wait.until(
-        lambda _d: "at most 1" in issue.text or "no more than 1" in issue.text or "1" in issue.text
-    )
+    # The dry run's compliance issue, named by the policy's scope, beside its field.
+    wait.until(lambda _d: "project team-b" in issue.text)
+    assert "1" in issue.text
     shot(driver, "form-with-policy-violation")
 
     gpus.clear()
@@ -139,3 +139,11 @@ def _journey(driver: WebDriver, base: str, token: str) -> None:
     suspend = row.find_element(By.CSS_SELECTOR, 'button[data-action="suspend"]')
     assert not suspend.is_enabled()
     shot(driver, "workloads-table")
+
+    driver.get(f"{base}/console/catalog?project=team-b")
+    policies = wait.until(ec.presence_of_element_located((By.ID, "policies")))
+    assert policies.text == "Effective policies of project team-b"
+    assert "compute.gpuDevicesRequest" in driver.page_source
+    team_b = driver.find_element(By.XPATH, "//table[@id='projects']//tr[td[1]='team-b']")
+    assert team_b.find_elements(By.TAG_NAME, "td")[1].text == "research"
+    shot(driver, "projects-and-policies")

@@ -21,6 +21,7 @@ from berth.api.errors import ApiError
 from berth.api.views import COLLECTIONS, phase_of
 from berth.contracts.catalog import AssetListReply, AssetListRequest, AssetView
 from berth.contracts.lifecycle import refusal
+from berth.contracts.phases import holds_quota
 from berth.contracts.policy import EffectivePolicy, PolicyEffectiveRequest, PolicyReply
 from berth.contracts.queries import (
     ClusterListQuery,
@@ -37,7 +38,7 @@ from berth.contracts.subjects import (
     RPC_WORKLOADS_GET,
     RPC_WORKLOADS_LIST,
 )
-from berth.contracts.workload import WORKLOAD_KINDS
+from berth.contracts.workload import WORKLOAD_KINDS, requested_gpus
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -237,16 +238,40 @@ def mount(app: FastAPI, bus: Bus) -> None:
         )
 
     @app.get(f"{PREFIX}/catalog", include_in_schema=False)
-    async def catalog_page(request: Request) -> Response:
+    async def catalog_page(request: Request, project: str | None = None) -> Response:
         who = caller(request)
         if who is None:
             return login_redirect()
-        kinds = ("department", "project", "nodepool", "environment", "compute", "datasource")
+        kinds = ("department", "nodepool", "environment", "compute", "datasource")
         found = {k: await assets(who, k) for k in (*kinds, "credential", "template")}
         clusters = await bus.ask(
             RPC_CLUSTERS_LIST, ClusterListQuery(), ClusterListReply, who.authorization
         )
-        return page(request, "catalog.html", who, assets=found, clusters=clusters.clusters)
+        live = await bus.ask(
+            RPC_WORKLOADS_LIST, WorkloadQuery(limit=1000), WorkloadListReply, who.authorization
+        )
+        projects = await assets(who, "project")
+        policies: dict[str, EffectivePolicy] = {}
+        if project:
+            for kind in WORKLOAD_KINDS:
+                reply = await bus.ask(
+                    RPC_POLICY_EFFECTIVE,
+                    PolicyEffectiveRequest(type=kind, projectId=project),
+                    PolicyReply,
+                    who.authorization,
+                )
+                if reply.effective is not None:
+                    policies[kind] = reply.effective
+        return page(
+            request,
+            "catalog.html",
+            who,
+            assets=found,
+            clusters=clusters.clusters,
+            projects=quota_rows(projects, list(live.workloads)),
+            project=project,
+            policies=policies,
+        )
 
     @app.get(f"{PREFIX}/events", include_in_schema=False)
     async def console_events(request: Request, project: str | None = None) -> Response:
@@ -256,6 +281,28 @@ def mount(app: FastAPI, bus: Bus) -> None:
         from berth.api.workloads import event_stream
 
         return event_stream(bus, request, "*", project)
+
+
+def quota_rows(projects: list[AssetView], workloads: list[WorkloadView]) -> list[dict[str, Any]]:
+    """Each project with its deserved GPUs (over its node pools) and the GPUs its workloads
+    hold now, reckoned as the scheduler-adapter's admission does (contracts' quota facts)."""
+    used: dict[str, float] = {}
+    for w in workloads:
+        if w.status != "rejected" and holds_quota(w.phase) and w.spec:
+            used[w.project] = used.get(w.project, 0.0) + requested_gpus(w.spec)
+    rows = []
+    for p in projects:
+        quota = p.spec.get("quota") or []
+        rows.append(
+            {
+                "name": p.name,
+                "department": p.spec.get("department") or "",
+                "nodePools": ", ".join(p.spec.get("defaultNodePools") or []),
+                "deserved": sum(float((q.get("gpu") or {}).get("deserved") or 0) for q in quota),
+                "used": round(used.get(p.name, 0.0), 2),
+            }
+        )
+    return rows
 
 
 def form_fields(kind: str, effective: EffectivePolicy | None) -> list[dict[str, Any]]:

@@ -119,7 +119,8 @@ class EventList(BaseModel):
 def workload(
     view: WorkloadView, project: ProjectInfo | None, actions: dict[str, bool]
 ) -> RunaiWorkload:
-    spec = view.spec or {}
+    # The read model keeps the whole submission as policy approved it (or as submitted).
+    spec = (view.spec or {}).get("spec") or {}
     phase = phase_of(view)
     changed = updated_at(view)
     deleted = next((p.at for p in view.phases if p.phase == "Deleted"), None)
@@ -165,7 +166,7 @@ def created(view: WorkloadView, requested: str | None = None) -> WorkloadCreated
         createdAt=view.submittedAt,
         desiredPhase=_DESIRED.get(view.phase or "", "Running"),  # type: ignore[arg-type]
         actualPhase=phase_of(view),
-        spec=view.spec or {},
+        spec=(view.spec or {}).get("spec") or {},
     )
 
 
