@@ -34,7 +34,14 @@ class JsonBodies:
 
 
 def create_app(bus: Bus, *, timeout: float = 30.0) -> FastAPI:
-    app = FastAPI(title=TITLE, description=DESCRIPTION, version="2.18-berth.1")
+    # No /docs or /redoc: their pages load scripts from a CDN, and berth serves every asset itself.
+    app = FastAPI(
+        title=TITLE,
+        description=DESCRIPTION,
+        version="2.18-berth.1",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_middleware(JsonBodies)
     errors.install(app)
     app.include_router(workloads.router(bus, timeout))
