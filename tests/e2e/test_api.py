@@ -175,6 +175,10 @@ def test_a_training_runs_to_completion_and_streams_its_phases(
     assert [e["reason"] for e in history["events"]][-1] == "Completed"
     for event in history["events"]:
         assert problems(event, "Event1") == []
+    records = api.get(f"/api/v1/workloads/{created['workloadId']}/history").json()["records"]
+    assert records[-1]["spec"]["phaseUpdate"]["phase"] == "Completed"
+    for record in records:
+        assert problems(record, "HistoryRecord") == []
 
 
 def test_a_policy_over_the_maximum_is_400_naming_the_field(api: httpx.Client) -> None:

@@ -116,6 +116,30 @@ class EventList(BaseModel):
     next: int | None = None
 
 
+class HistoryList(BaseModel):
+    """Run:ai's history: here, each phase change as a ``PhaseUpdate`` record."""
+
+    records: list[dict[str, Any]]
+    next: int | None = None
+
+
+def history(view: WorkloadView) -> HistoryList:
+    return HistoryList(
+        records=[
+            {
+                "meta": {"creationTimestamp": p.at.isoformat(), "type": "PhaseUpdate"},
+                "spec": {
+                    "phaseUpdate": {
+                        "phase": _RUNAI_PHASE.get(p.phase, p.phase),
+                        "phaseMessage": p.message,
+                    }
+                },
+            }
+            for p in view.phases
+        ]
+    )
+
+
 def workload(
     view: WorkloadView, project: ProjectInfo | None, actions: dict[str, bool]
 ) -> RunaiWorkload:

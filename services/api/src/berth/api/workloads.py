@@ -30,11 +30,13 @@ from berth.api.errors import (
 from berth.api.views import (
     COLLECTIONS,
     EventList,
+    HistoryList,
     RunaiWorkload,
     WorkloadCreated,
     WorkloadList,
     created,
     events,
+    history,
     runai_type,
     workload,
 )
@@ -104,6 +106,14 @@ def router(bus: Bus, timeout: float) -> APIRouter:
             caller.authorization,
         )
         return reply.projects
+
+    @api.get(
+        "/{workloadId}/history",
+        summary="Get the workload's history (its phase updates).",
+        responses=NOT_FOUND,
+    )
+    async def workload_history(workloadId: str, caller: CallerDep) -> HistoryList:
+        return history(await view_of(caller, workloadId))
 
     def allowed(view: WorkloadView) -> dict[str, bool]:
         return {
