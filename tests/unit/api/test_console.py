@@ -66,3 +66,28 @@ def test_pages_without_a_token_go_to_login_and_the_login_page_serves_its_script(
     login = web.get("/console/login")
     assert login.status_code == 200 and "console.js" in login.text
     assert web.get("/console/static/console.js").status_code == 200
+
+
+def test_the_workloads_page_lists_a_rejected_submission_of_an_unknown_kind() -> None:
+    from datetime import UTC, datetime
+
+    from berth.contracts.catalog import AssetListReply
+    from berth.contracts.queries import WorkloadListReply, WorkloadView
+    from berth.contracts.subjects import RPC_CATALOG_ASSETS_LIST, RPC_WORKLOADS_LIST
+    from tests.unit.api.fakes import token
+
+    bus = FakeBus()
+    rejected = WorkloadView(
+        workloadId="w-9",
+        name="odd",
+        kind="bogus",
+        project="team-a",
+        createdBy="a@example.com",
+        status="rejected",
+        submittedAt=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    bus.replies[RPC_WORKLOADS_LIST] = lambda _q: WorkloadListReply(workloads=[rejected])
+    bus.replies[RPC_CATALOG_ASSETS_LIST] = lambda _q: AssetListReply()
+    web = TestClient(create_app(bus), cookies={"berth_token": token()})
+    page = web.get("/console/")
+    assert page.status_code == 200 and "odd" in page.text

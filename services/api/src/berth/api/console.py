@@ -164,14 +164,18 @@ def mount(app: FastAPI, bus: Bus) -> None:
             "id": view.workloadId,
             "name": view.name,
             "kind": view.kind,
-            "collection": COLLECTIONS[view.kind],
+            # A rejected submission may name a kind that does not exist.
+            "collection": COLLECTIONS.get(view.kind, ""),
             "project": view.project,
             "phase": phase_of(view),
             "message": view.phaseMessage,
             "createdBy": view.createdBy,
             "submittedAt": view.submittedAt.strftime("%Y-%m-%d %H:%M:%S"),
+            # Nothing acts on a rejected submission: it never became a workload.
             "allowed": {
-                a: refusal(kind=view.kind, phase=view.phase, action=a) is None for a in ACTIONS
+                a: view.status != "rejected"
+                and refusal(kind=view.kind, phase=view.phase, action=a) is None
+                for a in ACTIONS
             },
         }
 

@@ -117,7 +117,8 @@ def router(bus: Bus, timeout: float) -> APIRouter:
 
     def allowed(view: WorkloadView) -> dict[str, bool]:
         return {
-            action: refusal(kind=view.kind, phase=view.phase, action=action) is None
+            action: view.status != "rejected"
+            and refusal(kind=view.kind, phase=view.phase, action=action) is None
             for action in ACTIONS
         }
 
