@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security test-faults lint format contracts contracts-check bench clean
+.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security test-faults test-browser lint format contracts contracts-check bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ venv: $(UV)  ## Create .venv with every package and the development tools (locke
 venv-run: $(UV)  ## Create .venv with only what running berth needs (no test or lint tools)
 	$(UV) sync --all-packages --frozen --no-dev --inexact --python $(PYTHON)
 
-run: venv-run  ## Run NATS, PostgreSQL, the six services and a simulated cluster (Ctrl-C stops)
+run: venv-run  ## Run NATS, PostgreSQL, the six services, a simulated cluster, the API and console (Ctrl-C stops)
 	$(BIN)/berth up
 
 test: venv  ## The whole test suite: unit, contract, integration, end-to-end and faults
@@ -46,6 +46,9 @@ test-security: venv  ## Only the tests of NATS authentication and permissions (r
 test-faults: venv  ## Only the fault tests: the whole suite under kill -9, a NATS restart, a PostgreSQL outage
 	$(BIN)/pytest -m faults $(PYTEST_ARGS)
 
+test-browser: venv  ## Only the web console in headless Chromium (apt-get install chromium chromium-driver)
+	$(BIN)/pytest -m browser $(PYTEST_ARGS)
+
 lint: venv  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -55,13 +58,15 @@ format: venv  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-contracts: venv  ## Regenerate the JSON Schemas and AsyncAPI documents in contracts/
+contracts: venv  ## Regenerate the JSON Schemas, AsyncAPI and OpenAPI documents in contracts/
 	$(BIN)/python -m berth.contracts.export
 	$(BIN)/python contracts/scripts/asyncapi.py
+	$(BIN)/python contracts/scripts/openapi.py
 
 contracts-check: venv  ## Fail if the generated contracts are out of date
 	$(BIN)/python -m berth.contracts.export --check
 	$(BIN)/python contracts/scripts/asyncapi.py --check
+	$(BIN)/python contracts/scripts/openapi.py --check
 
 bench: venv  ## Whole suite vs bare nats-py pipelines; policy evaluation; the simulated cluster; CLI start-up CPU
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

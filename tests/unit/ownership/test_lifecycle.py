@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from berth.contracts.events import Phase
-from berth.ownership.lifecycle import ALLOWED, refusal
+from berth.contracts.lifecycle import ALLOWED, refusal
 
 pytestmark = pytest.mark.unit
 

@@ -296,6 +296,7 @@ def welcome(suite: Suite) -> str:
         f"  NATS:        {escape(suite.nats_url)}\n"
         f"  PostgreSQL:  {escape(suite.database_url)}\n"
         f"  logs:        {escape(str(suite.log_dir))}\n"
+        f"  console:     {escape(suite.api_url)}/console  (Run:ai's REST API under /api)\n\n"
         + "".join(
             f"  cluster {escape(c)}: kubeconfig {escape(str(suite.kubeconfig(c)))}\n"
             for c in suite.clusters

@@ -18,9 +18,15 @@ from nats.aio.client import Client
 from sqlalchemy.engine import make_url
 
 from berth.cli import endpoints, nats_auth
-from berth.cli.embedded import EmbeddedNats, EmbeddedPostgres, die_with_parent, free_port
+from berth.cli.embedded import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    die_with_parent,
+    free_port,
+    port_open,
+)
 from berth.cli.supervision import PostgresWatchdog, StateLock, Supervisor
-from berth.contracts.roles import ADMIN
+from berth.contracts.roles import ADMIN, UI
 
 T = TypeVar("T")
 
@@ -39,6 +45,10 @@ SIMULATOR_MODULE = "berth.scheduler_adapter.simulation"
 # The agents' client-side rate limit against a simulated cluster: the adapter's default (20
 # requests/s) is for a shared production API server; a local one answers as fast as it can.
 SIMULATED_KUBE_QPS, SIMULATED_KUBE_BURST = "500", "1000"
+# The HTTP gateway (Run:ai's REST API and the web console): a UI of the bus, not a service. It
+# connects with the ui credential and is ready when it answers HTTP, not a health query.
+API = "api"
+API_MODULE = "berth.api"
 
 
 class Suite:
@@ -152,7 +162,33 @@ class Suite:
             if name not in self.procs:
                 self.start_service(name)
         self.wait_ready(timeout)
+        self.start_api(timeout)
         return self
+
+    api_port: int | None = None
+
+    @property
+    def api_url(self) -> str:
+        assert self.api_port is not None
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start_api(self, timeout: float = 60.0) -> str:
+        """Start the HTTP gateway (port ``BERTH_API_PORT``, else 8080 when free) and wait
+        until it answers; returns its URL."""
+        if self.api_port is None:
+            wanted = self.extra_env.get("BERTH_API_PORT") or os.environ.get("BERTH_API_PORT")
+            self.api_port = int(wanted) if wanted else free_port(8080)
+        self.start_service(API)
+        deadline = time.monotonic() + timeout
+        while not port_open("127.0.0.1", self.api_port):
+            proc = self.procs[API]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{API} exited with {proc.returncode}:\n{self.log_tail(API)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{API} not answering on port {self.api_port}")
+            time.sleep(0.1)
+        self.progress(f"  {API} ready on {self.api_url}")
+        return self.api_url
 
     @property
     def clusters(self) -> list[str]:
@@ -221,13 +257,15 @@ class Suite:
         )
         if self.credentials_dir is not None:
             # Every cluster's agent connects as the scheduler-adapter role.
-            role = AGENT if name in self.agents else name
+            role = AGENT if name in self.agents else UI if name == API else name
             env[nats_auth.CREDENTIALS_ENV] = str(
                 nats_auth.credential_file(self.credentials_dir, role)
             )
         else:
             # The caller's own (ui) key is not a service's.
             env.pop(nats_auth.CREDENTIALS_ENV, None)
+        if name == API and self.api_port is not None:
+            env["BERTH_API_PORT"] = str(self.api_port)
         if self.inventory:
             env["BERTH_SIM_INVENTORY"] = str(self.inventory)
         env.update(self.extra_env)
@@ -345,8 +383,9 @@ class Suite:
         nc = await self.connect(ADMIN)
         try:
             deadline = time.monotonic() + timeout
-            # A simulated cluster is not on the bus: ready once it wrote its kubeconfig.
-            pending = set(self.procs) - set(self.simulators)
+            # A simulated cluster is not on the bus: ready once it wrote its kubeconfig; the api
+            # gateway is ready when it answers HTTP.
+            pending = set(self.procs) - set(self.simulators) - {API}
             while pending:
                 for name in sorted(pending):
                     proc = self.procs[name]
@@ -474,6 +513,8 @@ def simulator_service(cluster: str) -> str:
 
 def module_of(name: str) -> str:
     """The module a service runs: an agent of any cluster runs the scheduler-adapter."""
+    if name == API:
+        return API_MODULE
     return SERVICES[AGENT] if name.startswith(f"{AGENT}-") else SERVICES[name]
 
 

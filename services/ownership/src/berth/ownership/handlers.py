@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from berth.contracts import lifecycle
 from berth.contracts.access import KIND_RESOURCE, AccessRule, project_path, refusal
 from berth.contracts.envelope import Actor
 from berth.contracts.events import (
@@ -24,7 +25,6 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadRef,
 )
-from berth.ownership import lifecycle
 from berth.ownership.rules import decide, protection_in_force
 from berth.ownership.store import Owner, OwnershipStore, Phase, Said, SqlOwnershipStore
 from berth.ownership.tables import access_rules

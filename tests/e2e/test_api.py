@@ -1,0 +1,262 @@
+"""Run:ai's REST API on the running suite: creation bodies of every kind, the answers checked
+against Run:ai's schemas, policies, actions and the live event stream."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from berth.cli.suite import Suite
+from tests.e2e.api_client import bearer_token, client, wait_for_phase
+from tests.e2e.conftest import Cli
+from tests.e2e.runai_schemas import problems
+
+pytestmark = pytest.mark.e2e
+
+OWNER = "api-owner@example.com"
+FAST = {"name": "berth.dev/sim-runtime-seconds", "value": "5"}
+
+# Run:ai 2.18 creation bodies, written from its OpenAPI schemas (TrainingCreationRequest, ...).
+BODIES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "training": (
+        "trainings",
+        {
+            "name": "api-train",
+            "projectId": "team-a",
+            "clusterId": "local",
+            "spec": {
+                "image": "pytorch/pytorch",
+                "command": "python train.py",
+                "args": "--epochs 1",
+                "compute": {"gpuDevicesRequest": 1, "cpuCoreRequest": 2, "cpuMemoryRequest": "4G"},
+                "environmentVariables": [{"name": "EPOCHS", "value": "1"}],
+                "annotations": [FAST],
+                "labels": [{"name": "team", "value": "vision"}],
+            },
+        },
+        "Training1",
+    ),
+    "workspace": (
+        "workspaces",
+        {
+            "name": "api-nb",
+            "projectId": "team-a",
+            "clusterId": "local",
+            "spec": {
+                "image": "jupyter/base-notebook",
+                "compute": {
+                    "gpuDevicesRequest": 1,
+                    "gpuRequestType": "portion",
+                    "gpuPortionRequest": 0.5,
+                },
+                "exposedUrls": [{"container": 8888, "toolType": "jupyter-notebook"}],
+            },
+        },
+        "Workspace1",
+    ),
+    "distributed": (
+        "distributed",
+        {
+            "name": "api-dist",
+            "projectId": "team-a",
+            "clusterId": "local",
+            "spec": {
+                "image": "pytorch/pytorch",
+                "distributedFramework": "PyTorch",
+                "numWorkers": 2,
+                "compute": {"gpuDevicesRequest": 1},
+                "annotations": [FAST],
+            },
+            "masterSpecSameAsWorker": True,
+        },
+        "DistributedWorkload",
+    ),
+    "inference": (
+        "inferences",
+        {
+            "name": "api-llm",
+            "projectId": "team-a",
+            "clusterId": "local",
+            "spec": {
+                "image": "vllm/vllm-openai",
+                "servingPort": {"container": 8000, "protocol": "http"},
+                "autoscaling": {"minReplicas": 1, "maxReplicas": 2, "metric": "concurrency"},
+                "compute": {"gpuDevicesRequest": 1},
+            },
+        },
+        "Inference1",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def api(suite: Suite, cli: Cli) -> Iterator[httpx.Client]:
+    with client(suite.api_url, bearer_token(cli, OWNER)) as http:
+        yield http
+
+
+def test_a_call_without_a_token_is_401_in_runais_error_shape(suite: Suite) -> None:
+    with client(suite.api_url, None) as anonymous:
+        response = anonymous.get("/api/v1/workloads")
+    assert response.status_code == 401
+    assert problems(response.json(), "Error") == []
+
+
+@pytest.mark.parametrize("kind", list(BODIES))
+def test_each_kind_is_created_from_a_runai_body_and_answered_in_runais_shape(
+    api: httpx.Client, kind: str
+) -> None:
+    collection, body, schema = BODIES[kind]
+    response = api.post(f"/api/v1/workloads/{collection}", json=body)
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert problems(created, schema) == []
+    assert created["createdBy"] == OWNER and created["name"] == body["name"]
+
+    one = api.get(f"/api/v1/workloads/{created['workloadId']}")
+    assert one.status_code == 200
+    assert problems(one.json(), "Workload") == []
+    assert one.json()["type"].lower() == kind
+
+    listed = api.get(
+        "/api/v1/workloads", params={"filterBy": ["projectName==team-a", f"type=={kind}"]}
+    )
+    assert listed.status_code == 200
+    assert created["workloadId"] in {w["id"] for w in listed.json()["workloads"]}
+    for item in listed.json()["workloads"]:
+        assert problems(item, "Workload") == []
+
+    deleted = api.delete(f"/api/v1/workloads/{collection}/{created['workloadId']}")
+    assert deleted.status_code == 204, deleted.text
+
+
+def test_a_training_runs_to_completion_and_streams_its_phases(
+    api: httpx.Client, suite: Suite
+) -> None:
+    seen: list[dict[str, Any]] = []
+    connected = threading.Event()
+
+    def follow() -> None:
+        with (
+            httpx.Client(base_url=suite.api_url, headers=dict(api.headers), timeout=60) as http,
+            http.stream(
+                "GET", "/api/v1/workloads/events", params={"projectName": "team-a"}
+            ) as stream,
+        ):
+            for line in stream.iter_lines():
+                connected.set()
+                if line.startswith("data: "):
+                    event = json.loads(line.removeprefix("data: "))
+                    seen.append(event)
+                    if (event.get("data") or {}).get("phase") == "Completed":
+                        return
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    assert connected.wait(30)
+    body = {**BODIES["training"][1], "name": "api-stream"}
+    created = api.post("/api/v1/workloads/trainings", json=body).json()
+    done = wait_for_phase(api, created["workloadId"], {"Completed", "Failed"})
+    assert done["phase"] == "Completed"
+    follower.join(30)
+    phases = [
+        e["data"]["phase"]
+        for e in seen
+        if e["subject"] == created["workloadId"] and e["type"].endswith("phase-changed")
+    ]
+    assert phases[-1] == "Completed" and "Running" in phases
+
+    history = api.get(f"/api/v1/workloads/{created['workloadId']}/events").json()
+    assert [e["reason"] for e in history["events"]][-1] == "Completed"
+    for event in history["events"]:
+        assert problems(event, "Event1") == []
+    records = api.get(f"/api/v1/workloads/{created['workloadId']}/history").json()["records"]
+    assert records[-1]["spec"]["phaseUpdate"]["phase"] == "Completed"
+    for record in records:
+        assert problems(record, "HistoryRecord") == []
+
+
+def test_a_policy_over_the_maximum_is_400_naming_the_field(api: httpx.Client) -> None:
+    meta = {"scope": "project", "projectId": "team-b", "name": "api-test"}
+    policy = {"rules": {"compute": {"gpuDevicesRequest": {"max": 1}}}}
+    applied = api.put("/api/v2/policy/trainings", json={"meta": meta, "policy": policy})
+    assert applied.status_code == 200, applied.text
+    try:
+        got = api.get(
+            "/api/v2/policy/trainings", params={"scope": "project", "projectId": "team-b"}
+        )
+        assert got.status_code == 200
+        assert got.json()["policy"]["rules"] == policy["rules"]
+        assert got.json()["effective"]["rules"]["compute"]["gpuDevicesRequest"]["max"] == 1
+
+        body = {**BODIES["training"][1], "name": "api-too-big", "projectId": "team-b"}
+        body["spec"] = {**body["spec"], "compute": {"gpuDevicesRequest": 2}}
+        refused = api.post("/api/v1/workloads/trainings", json=body)
+        assert refused.status_code == 400, refused.text
+        assert problems(refused.json(), "SubmissionError") == []
+        fields = [i["field"] for i in refused.json()["complianceIssues"]]
+        assert "compute.gpuDevicesRequest" in fields
+
+        bad = api.put(
+            "/api/v2/policy/trainings",
+            json={
+                "meta": meta,
+                "policy": {"rules": {"compute": {"gpuDevicesRequest": {"min": 3, "max": 1}}}},
+            },
+        )
+        assert bad.status_code == 400 and problems(bad.json(), "Error") == []
+    finally:
+        gone = api.delete(
+            "/api/v2/policy/trainings", params={"scope": "project", "projectId": "team-b"}
+        )
+    assert gone.status_code == 204, gone.text
+
+
+def test_suspend_and_resume_a_workspace_and_deny_another_user(
+    api: httpx.Client, suite: Suite, cli: Cli
+) -> None:
+    body = {**BODIES["workspace"][1], "name": "api-suspend"}
+    created = api.post("/api/v1/workloads/workspaces", json=body).json()
+    workload_id = created["workloadId"]
+    wait_for_phase(api, workload_id, {"Running"})
+    suspended = api.post(f"/api/v1/workloads/workspaces/{workload_id}/suspend")
+    assert suspended.status_code == 202, suspended.text
+    assert problems(suspended.json(), "HttpResponse2") == []
+    wait_for_phase(api, workload_id, {"Stopped"})
+    # A completed action's phase no longer allows it: ownership refuses with the reason.
+    again = api.post(f"/api/v1/workloads/workspaces/{workload_id}/suspend")
+    assert again.status_code == 403 and "cannot suspend" in again.json()["message"]
+    resumed = api.post(f"/api/v1/workloads/workspaces/{workload_id}/resume")
+    assert resumed.status_code == 202
+    wait_for_phase(api, workload_id, {"Running"})
+    assert api.delete(f"/api/v1/workloads/workspaces/{workload_id}").status_code == 204
+    missing = api.get("/api/v1/workloads/no-such-workload")
+    assert missing.status_code == 404 and problems(missing.json(), "Error") == []
+
+
+def test_assets_organisation_and_clusters_read_as_in_runai(api: httpx.Client) -> None:
+    environments = api.get("/api/v1/asset/environment", params={"projectId": "team-a"}).json()
+    names = {e["meta"]["name"] for e in environments["entries"]}
+    assert "pytorch" in names  # the demo catalog's
+    pytorch = next(e for e in environments["entries"] if e["meta"]["name"] == "pytorch")
+    one = api.get(f"/api/v1/asset/environment/{pytorch['meta']['id']}")
+    assert one.status_code == 200 and one.json()["spec"]["image"]
+    assert "one-gpu" in {
+        e["meta"]["name"] for e in api.get("/api/v1/asset/compute").json()["entries"]
+    }
+
+    projects = api.get("/api/v1/org-unit/projects").json()["projects"]
+    team_a = next(p for p in projects if p["name"] == "team-a")
+    assert team_a["parentId"] == "research"
+    assert api.get("/api/v1/org-unit/departments/research").status_code == 200
+    assert api.get("/api/v1/org-unit/projects/no-such-project").status_code == 404
+
+    clusters = api.get("/api/v1/clusters").json()
+    assert [c["uuid"] for c in clusters] == ["local"]
+    pools = {p["name"] for p in api.get("/v1/k8s/clusters/local/node-pools").json()}
+    assert {"a100", "default"} <= pools

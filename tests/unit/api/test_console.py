@@ -1,0 +1,93 @@
+"""The console's pure parts: the form's policy view, the trace waterfall, login."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from berth.api.app import create_app
+from berth.api.console import form_fields, waterfall
+from berth.contracts.policy import EffectiveDefault, EffectivePolicy, EffectiveRule, ScopeRef
+from tests.unit.api.fakes import FakeBus
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_form_fills_policy_defaults_and_shows_locked_fields_with_their_scope() -> None:
+    team = ScopeRef(scope="project", id="team-b")
+    effective = EffectivePolicy(
+        type="training",
+        branch=[ScopeRef(scope="tenant"), team],
+        defaults=[EffectiveDefault(field="imagePullPolicy", value="IfNotPresent", source=team)],
+        rules=[
+            EffectiveRule(field="imagePullPolicy", rule={"canEdit": False}, source=team),
+            EffectiveRule(field="compute.gpuDevicesRequest", rule={"max": 2}, source=team),
+        ],
+    )
+    fields = {f["path"]: f for f in form_fields("training", effective)}
+    assert fields["imagePullPolicy"]["value"] == "IfNotPresent"
+    assert (
+        fields["imagePullPolicy"]["locked"]
+        and fields["imagePullPolicy"]["source"] == "project team-b"
+    )
+    assert fields["compute.gpuDevicesRequest"]["hint"] == "max 2"
+    assert not fields["image"]["locked"] and fields["image"]["value"] == ""
+
+
+def test_the_waterfall_places_each_span_in_the_traces_time_and_tree() -> None:
+    spans = [
+        {
+            "spanId": "a",
+            "parentId": None,
+            "name": "submit",
+            "service": "api",
+            "start": 0,
+            "end": 100,
+        },
+        {
+            "spanId": "b",
+            "parentId": "a",
+            "name": "accept",
+            "service": "intake",
+            "start": 50,
+            "end": 100,
+        },
+    ]
+    rows = waterfall(spans)
+    assert [(r["name"], r["depth"], r["left"], r["width"]) for r in rows] == [
+        ("submit", 0, 0.0, 100.0),
+        ("accept", 1, 50.0, 50.0),
+    ]
+
+
+def test_pages_without_a_token_go_to_login_and_the_login_page_serves_its_script() -> None:
+    web = TestClient(create_app(FakeBus()), follow_redirects=False)
+    assert web.get("/console/").headers["location"] == "/console/login"
+    login = web.get("/console/login")
+    assert login.status_code == 200 and "console.js" in login.text
+    assert web.get("/console/static/console.js").status_code == 200
+
+
+def test_the_workloads_page_lists_a_rejected_submission_of_an_unknown_kind() -> None:
+    from datetime import UTC, datetime
+
+    from berth.contracts.catalog import AssetListReply
+    from berth.contracts.queries import WorkloadListReply, WorkloadView
+    from berth.contracts.subjects import RPC_CATALOG_ASSETS_LIST, RPC_WORKLOADS_LIST
+    from tests.unit.api.fakes import token
+
+    bus = FakeBus()
+    rejected = WorkloadView(
+        workloadId="w-9",
+        name="odd",
+        kind="bogus",
+        project="team-a",
+        createdBy="a@example.com",
+        status="rejected",
+        submittedAt=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    bus.replies[RPC_WORKLOADS_LIST] = lambda _q: WorkloadListReply(workloads=[rejected])
+    bus.replies[RPC_CATALOG_ASSETS_LIST] = lambda _q: AssetListReply()
+    web = TestClient(create_app(bus), cookies={"berth_token": token()})
+    page = web.get("/console/")
+    assert page.status_code == 200 and "odd" in page.text
