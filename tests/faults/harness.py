@@ -26,7 +26,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from bench.suite_bench import submission_builder
+from bench.suite_bench import ACTOR, submission_builder
 from berth.cli.suite import Suite
 from berth.contracts.queries import HealthReply, WorkloadListReply, WorkloadQuery
 from berth.contracts.roles import ADMIN
@@ -280,7 +280,7 @@ class FaultRun:
         names: Counter[str] = Counter()
         offset: int | None = 0
         while offset is not None:
-            query = WorkloadQuery(project=PROJECT, limit=1000, offset=offset)
+            query = WorkloadQuery(project=PROJECT, limit=1000, offset=offset, actor=ACTOR)
             msg = await nc.request(RPC_WORKLOADS_LIST, query.model_dump_json().encode(), timeout=10)
             reply = WorkloadListReply.model_validate_json(msg.data)
             names.update(w.name for w in reply.workloads if w.workloadId in self.names)
