@@ -57,6 +57,14 @@ class Rpc:
     callers: tuple[str, ...]
     # Changes state (still answered by the serving service's own checks).
     writes: bool = False
+    # Answered without a bearer token: health, the catalog's public sealing key, and the
+    # exchange of an application's secret for a token. Every other request a UI makes
+    # carries one, and the serving service acts for the actor it proves.
+    anonymous: bool = False
+
+    def matches(self, subject: str) -> bool:
+        prefix, star, _ = self.subject.partition("*")
+        return subject.startswith(prefix) if star else subject == self.subject
 
 
 RPCS: tuple[Rpc, ...] = (
@@ -81,11 +89,16 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_CATALOG_ASSETS_PUT, CATALOG, (UI,), writes=True),
     Rpc(RPC_CATALOG_ASSETS_DELETE, CATALOG, (UI,), writes=True),
     # The catalog's public key, to seal credential values to on the way in.
-    Rpc(RPC_CATALOG_KEYS_GET, CATALOG, (UI,)),
+    Rpc(RPC_CATALOG_KEYS_GET, CATALOG, (UI,), anonymous=True),
     # Credential values sealed to the asking cluster's registered agent key.
     Rpc(RPC_CATALOG_CREDENTIALS_DELIVER, CATALOG, (SCHEDULER_ADAPTER, AGENT)),
-    *(Rpc(rpc_health(service), service, (UI, ADMIN)) for service in SERVICES),
+    *(Rpc(rpc_health(service), service, (UI, ADMIN), anonymous=True) for service in SERVICES),
 )
+
+
+def rpc_for(subject: str) -> Rpc | None:
+    """The declaration of the request-reply subject ``subject``, if any."""
+    return next((rpc for rpc in RPCS if rpc.matches(subject)), None)
 
 
 def served_by(role: str) -> tuple[Rpc, ...]:
