@@ -21,6 +21,7 @@ from berth.cli import (
     catalog_commands,
     cluster_commands,
     deadletter_commands,
+    login_commands,
     nats_commands,
     read_commands,
     submit_commands,
@@ -69,6 +70,7 @@ def main_options(
     verbosity.verbose = verbose and not quiet
 
 
+login_commands.register(app)
 submit_commands.register(app)
 read_commands.register(app)
 action_commands.register(app)

@@ -70,6 +70,10 @@ class Suite:
         # its own: an agent's schema holds its cluster's workloads and its inbox, which two
         # agents must not share (the agent refuses a database another cluster's agent uses).
         self.agents: dict[str, str] = {nats_auth.agent_service(c, clusters): c for c in clusters}
+        # Token signing keys: the development issuer's (unless a real identity provider is
+        # configured) and the catalog's for application tokens; the services trust both.
+        self.identity_dir = state_dir / "identity"
+        self.dev_issuer = not os.environ.get("BERTH_OIDC_ISSUER")
 
     @property
     def nats_url(self) -> str:
@@ -96,6 +100,7 @@ class Suite:
     def start(self, timeout: float = 60.0) -> Suite:
 
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_identity()
         if not self._nats_url:
             self.progress("starting NATS with JetStream (embedded, one credential per role)…")
             # Keys are kept across restarts; the permissions are generated afresh each time.
@@ -119,6 +124,44 @@ class Suite:
                 self.start_service(name)
         self.wait_ready(timeout)
         return self
+
+    def ensure_identity(self) -> None:
+        """The signing keys (kept across restarts) and the key sets the services trust."""
+        from berth.cli import dev_issuer
+        from berth.shared.identity import SigningKey
+
+        if self.dev_issuer:
+            SigningKey.ensure(self.dev_issuer_key)
+        SigningKey.ensure(self.identity_dir / dev_issuer.APPLICATIONS_KEY_FILE)
+
+    @property
+    def dev_issuer_key(self) -> Path:
+        from berth.cli.dev_issuer import KEY_FILE
+
+        return self.identity_dir / KEY_FILE
+
+    def identity_env(self, name: str) -> dict[str, str]:
+        """Whom the services trust (see berth.shared.identity): the development issuer, when
+        no identity provider is configured, and the catalog's application tokens."""
+        from berth.cli import dev_issuer
+        from berth.shared.identity import jwks_file
+
+        applications = self.identity_dir / dev_issuer.APPLICATIONS_KEY_FILE
+        env = {"BERTH_APPLICATION_JWKS_FILE": str(jwks_file(applications))}
+        if self.dev_issuer:
+            env.update(
+                BERTH_OIDC_ISSUER=dev_issuer.ISSUER,
+                BERTH_OIDC_JWKS_FILE=str(jwks_file(self.dev_issuer_key)),
+            )
+        if name == "catalog":
+            env["BERTH_APPLICATION_SIGNING_KEY"] = str(applications)
+        return env
+
+    def token(self, email: str, groups: Sequence[str] = ()) -> str:
+        """A token of the development issuer (tests and benchmarks act through it)."""
+        from berth.cli import dev_issuer
+
+        return dev_issuer.mint(self.dev_issuer_key, email, tuple(groups))
 
     @property
     def clusters(self) -> list[str]:
@@ -170,6 +213,9 @@ class Suite:
             env.pop(nats_auth.CREDENTIALS_ENV, None)
         if self.inventory:
             env["BERTH_SIM_INVENTORY"] = str(self.inventory)
+        env.update(self.identity_env(name))
+        if self.dev_issuer:
+            env.pop("BERTH_OIDC_JWKS_URL", None)
         env.update(self.extra_env)
         if name in self.agents:
             cluster = self.agents[name]
