@@ -161,7 +161,10 @@ class Suite:
         """A token of the development issuer (tests and benchmarks act through it)."""
         from berth.cli import dev_issuer
 
-        return dev_issuer.mint(self.dev_issuer_key, email, tuple(groups))
+        key = self.dev_issuer_key if self.dev_issuer else dev_issuer.key_file()
+        if key is None:
+            raise RuntimeError("no development issuer: the suite trusts BERTH_OIDC_ISSUER's")
+        return dev_issuer.mint(key, email, tuple(groups))
 
     @property
     def clusters(self) -> list[str]:
