@@ -95,5 +95,15 @@ def cli(suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Cli:
         BERTH_HOME=str(tmp_path_factory.mktemp("berth-home")),
         COLUMNS="200",
     )
-    env.pop("BERTH_USER", None)
-    return Cli(env)
+    env.pop("BERTH_TOKEN", None)
+    cli = Cli(env)
+    # As a user of `berth up` would: log in (from the session's development issuer) as each
+    # user the tests act as with --as; the last one is the current identity.
+    for user in (*USERS, CURRENT_USER):
+        done = cli.run("login", "--user", user)
+        assert done.returncode == 0, done.stderr
+    return cli
+
+
+USERS = ("alice@example.com", "bob@example.com", "admin@example.com")
+CURRENT_USER = "tester@example.com"

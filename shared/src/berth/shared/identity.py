@@ -93,7 +93,7 @@ class KeySet:
         self._client = PyJWKClient(url, cache_jwk_set=False) if url else None
         self._keys: dict[str, PyJWK] = {}
         self._loaded_at = float("-inf")
-        self._mtime: float | None = None
+        self._version: tuple[int, int] | None = None
         self._refresh_seconds = refresh_seconds
         self._lock = asyncio.Lock()
 
@@ -119,7 +119,7 @@ class KeySet:
     def _stale(self) -> bool:
         if self.path is not None:
             try:
-                return self.path.stat().st_mtime != self._mtime
+                return _version(self.path) != self._version
             except OSError:
                 return True
         return time.monotonic() - self._loaded_at >= self._refresh_seconds
@@ -132,12 +132,17 @@ class KeySet:
                 jwks: PyJWKSet = await asyncio.to_thread(self._client.get_jwk_set, True)
             else:
                 assert self.path is not None
-                self._mtime = self.path.stat().st_mtime
+                self._version = _version(self.path)
                 jwks = PyJWKSet.from_json(self.path.read_text())
         except Exception as exc:
             log.warning("cannot read the keys at %s: %s", self.where, exc)
             return
         self._keys = {k.key_id or f"#{i}": k for i, k in enumerate(jwks.keys)}
+
+
+def _version(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
 
 
 @dataclass(frozen=True)
@@ -364,9 +369,7 @@ class SigningKey:
             "exp": issued + int(lifetime),
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(
-            payload, self._key, algorithm=self.ALGORITHM, headers={"kid": self.kid}
-        )
+        return jwt.encode(payload, self._key, algorithm=self.ALGORITHM, headers={"kid": self.kid})
 
 
 def jwks_file(key_file: str | Path) -> Path:

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.issues import issues_from_validation_error
 from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
-from berth.contracts.roles import UI, inbox_prefix
+from berth.contracts.roles import ADMIN, UI, inbox_prefix
 from berth.contracts.rpc import rpc_for
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
 from berth.shared import logs
@@ -167,15 +167,13 @@ class Service:
         with code ``internal`` (``unavailable`` during an outage); either is logged once."""
 
         declared = rpc_for(subject)
-        # Requests from UIs prove who sends them with a bearer token; a service calling a query
-        # it may call (its replies come under its own inbox prefix, which only it can read)
-        # needs none.
+        # Requests from UIs prove who sends them with a bearer token. A service calling a query
+        # it may call needs none, nor does an operator (whose credential may do anything on
+        # the bus anyway): their replies come under their own inbox prefix, which NATS lets
+        # only them read, so a UI borrowing that prefix never sees the answer.
         authenticated = declared is not None and UI in declared.callers and not declared.anonymous
-        services = tuple(
-            f"{inbox_prefix(role)}."
-            for role in (declared.callers if declared else ())
-            if role != UI
-        )
+        trusted = [role for role in (declared.callers if declared else ()) if role != UI]
+        services = tuple(f"{inbox_prefix(role)}." for role in [*trusted, ADMIN])
         takes_actor = "actor" in request.model_fields
 
         # ``body`` is what FastStream made of the bytes (anything); ``msg.body`` is decoded here.
