@@ -19,7 +19,7 @@ DEFAULT_AUDIENCE = "berth"
 DEFAULT_LIFETIME_SECONDS = 12 * 3600
 
 
-def audience() -> str:
+def default_audience() -> str:
     return os.environ.get("BERTH_OIDC_AUDIENCE") or DEFAULT_AUDIENCE
 
 
@@ -41,7 +41,7 @@ def mint(
     *,
     lifetime: float = DEFAULT_LIFETIME_SECONDS,
     issuer: str = ISSUER,
-    audience_: str | None = None,
+    audience: str | None = None,
     now: float | None = None,
 ) -> str:
     """A token of the development issuer for ``email`` (its subject too) in ``groups``."""
@@ -49,7 +49,7 @@ def mint(
 
     return SigningKey.load(key).mint(
         issuer=issuer,
-        audience=audience_ or audience(),
+        audience=audience or default_audience(),
         subject=email,
         lifetime=lifetime,
         claims={"email": email, "groups": list(groups)},
