@@ -77,6 +77,8 @@ def device_login(
             endpoints.device_authorization,
             data={"client_id": client_id, "scope": scope},
             timeout=TIMEOUT_SECONDS,
+            # No token yet: this request is how one is obtained.
+            withhold_token=True,
         )
         grant = response.json()
     except Exception as exc:
