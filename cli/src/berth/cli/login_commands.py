@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from berth.cli.common import AsOpt, OutputOpt, fail, say
+from berth.cli.common import AsOpt, NatsOpt, OutputOpt, fail, say
 
 if TYPE_CHECKING:
     from berth.cli.tokens import Identity
@@ -66,14 +66,37 @@ def login(
             "--client-id", metavar="ID", help=f"The CLI's client id there [env {CLIENT_ID_ENV}]."
         ),
     ] = None,
+    application: Annotated[
+        str | None,
+        typer.Option(
+            "--application",
+            metavar="NAME",
+            help="Log in as an application (berth application create), with its secret from "
+            "--secret-env or --secret-file.",
+        ),
+    ] = None,
+    secret_env: Annotated[
+        str | None,
+        typer.Option(
+            "--secret-env", metavar="VAR", help="The environment variable holding the secret."
+        ),
+    ] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option("--secret-file", metavar="FILE", help="The file holding the secret."),
+    ] = None,
+    nats_url: NatsOpt = None,
 ) -> None:
-    """Log in: with --user, from the development issuer of `berth up`; else at the OpenID
-    Connect issuer (BERTH_OIDC_ISSUER), approving a code in a browser. The token is kept (only
+    """Log in: with --user, from the development issuer of `berth up`; with --application,
+    as an application (its client id and secret); else at the OpenID Connect issuer
+    (BERTH_OIDC_ISSUER), approving a code in a browser. The token is kept (only
     you can read it) and sent with every request; the last login is the current identity,
     `--as EMAIL` picks another one logged in."""
     from berth.cli import dev_issuer, tokens
 
-    if user is not None:
+    if application is not None:
+        identity = _application_login(application, secret_env, secret_file, nats_url)
+    elif user is not None:
         key = dev_issuer.key_file(issuer_key)
         if key is None:
             raise fail(
@@ -103,6 +126,27 @@ def login(
         + (f" ({', '.join(identity.groups)})" if identity.groups else ""),
         markup=False,
     )
+
+
+def _application_login(
+    name: str, secret_env: str | None, secret_file: Path | None, nats_url: str | None
+) -> Identity:
+    from berth.cli import application_commands, tokens
+
+    # Never on the command line, where any user of the machine can read it.
+    if secret_env:
+        secret = os.environ.get(secret_env, "")
+    elif secret_file:
+        try:
+            secret = secret_file.read_text().strip()
+        except OSError as exc:
+            raise fail(f"cannot read {secret_file}: {exc.strerror}", 2) from None
+    else:
+        raise fail("give the secret with --secret-env VAR or --secret-file FILE", 2)
+    if not secret:
+        raise fail("the secret is empty", 2)
+    token_ = application_commands.exchange(name, secret, nats_url)
+    return tokens.Identity.of_token(token_, kind="application")
 
 
 def _device_login(issuer: str, client_id: str | None) -> Identity:

@@ -27,6 +27,7 @@ from berth.cli import (
     submit_commands,
     suite_commands,
 )
+from berth.cli.application_commands import application_app
 from berth.cli.common import verbosity
 from berth.cli.policy_commands import policy_app
 
@@ -77,6 +78,7 @@ action_commands.register(app)
 catalog_commands.register(app)
 cluster_commands.register(app)
 app.add_typer(policy_app, name="policy")
+app.add_typer(application_app, name="application")
 suite_commands.register(app)
 nats_commands.register(app)
 deadletter_commands.register(app)

@@ -25,6 +25,10 @@ from berth.contracts.roles import (
     UI,
 )
 from berth.contracts.subjects import (
+    RPC_CATALOG_APPLICATIONS_CREATE,
+    RPC_CATALOG_APPLICATIONS_DELETE,
+    RPC_CATALOG_APPLICATIONS_LIST,
+    RPC_CATALOG_APPLICATIONS_TOKEN,
     RPC_CATALOG_ASSETS_DELETE,
     RPC_CATALOG_ASSETS_GET,
     RPC_CATALOG_ASSETS_LIST,
@@ -92,6 +96,11 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_CATALOG_KEYS_GET, CATALOG, (UI,), anonymous=True),
     # Credential values sealed to the asking cluster's registered agent key.
     Rpc(RPC_CATALOG_CREDENTIALS_DELIVER, CATALOG, (SCHEDULER_ADAPTER, AGENT)),
+    Rpc(RPC_CATALOG_APPLICATIONS_CREATE, CATALOG, (UI,), writes=True),
+    Rpc(RPC_CATALOG_APPLICATIONS_LIST, CATALOG, (UI,)),
+    Rpc(RPC_CATALOG_APPLICATIONS_DELETE, CATALOG, (UI,), writes=True),
+    # The client id and secret are the credential here: the exchange is how a token is got.
+    Rpc(RPC_CATALOG_APPLICATIONS_TOKEN, CATALOG, (UI,), anonymous=True),
     *(Rpc(rpc_health(service), service, (UI, ADMIN), anonymous=True) for service in SERVICES),
 )
 
