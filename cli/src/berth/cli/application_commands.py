@@ -4,6 +4,8 @@ token."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,11 +21,26 @@ NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The application's 
 
 
 @application_app.command("create")
-def create(name: NameArg, nats_url: NatsOpt = None, out: OutputOpt = "table") -> None:
+def create(
+    name: NameArg,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secret-file",
+            metavar="FILE",
+            help="Write the secret to this new file (mode 0600) instead of printing it.",
+        ),
+    ] = None,
+    nats_url: NatsOpt = None,
+    out: OutputOpt = "table",
+) -> None:
     """Create an application; its secret is shown this once (the catalog keeps only a hash)."""
     from berth.cli.client import BerthClient
     from berth.contracts.applications import ApplicationCreatedReply, ApplicationCreateRequest
     from berth.contracts.subjects import RPC_CATALOG_APPLICATIONS_CREATE
+
+    if secret_file is not None and secret_file.exists():
+        raise fail(f"{secret_file} exists: the secret goes only into a new file", 2)
 
     async def go(client: BerthClient) -> None:
         reply: ApplicationCreatedReply = await client.request(
@@ -33,6 +50,10 @@ def create(name: NameArg, nats_url: NatsOpt = None, out: OutputOpt = "table") ->
         )
         if reply.error:
             raise fail(reply.error)
+        if secret_file is not None:
+            _write_secret(secret_file, reply.clientSecret or "")
+            say(f"application {name} created; its secret is in {secret_file}", markup=False)
+            return
         if out == "json":
             print(reply.model_dump_json(indent=2))
             return
@@ -41,6 +62,15 @@ def create(name: NameArg, nats_url: NatsOpt = None, out: OutputOpt = "table") ->
         print(f"client secret: {reply.clientSecret}")
 
     with_client(nats_url, None, go)
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise fail(f"cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
 
 
 @application_app.command("list")
