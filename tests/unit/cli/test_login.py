@@ -113,3 +113,44 @@ def test_login_without_user_needs_an_identity_provider(
     monkeypatch.delenv("BERTH_OIDC_ISSUER", raising=False)
     code, out = berth("login")
     assert code == 2 and "BERTH_OIDC_ISSUER" in out
+
+
+async def test_berth_up_makes_a_development_issuer_the_services_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from berth.cli.suite import Suite
+    from berth.shared.identity import verifier_from_settings
+    from berth.shared.settings import Settings
+
+    for name in ("BERTH_OIDC_ISSUER", "BERTH_OIDC_JWKS_URL", "BERTH_OIDC_JWKS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    suite = Suite(tmp_path / "state", nats_url="nats://x:4222", database_url="postgresql://x/y")
+    suite.ensure_identity()
+    key = tmp_path / "state" / "identity" / dev_issuer.KEY_FILE
+    assert key.stat().st_mode & 0o777 == 0o600
+    intake, catalog = suite.env("intake"), suite.env("catalog")
+    assert intake["BERTH_OIDC_ISSUER"] == dev_issuer.ISSUER
+    # Only the catalog gets a signing key; no service gets the development issuer's.
+    assert "BERTH_APPLICATION_SIGNING_KEY" not in intake
+    assert dev_issuer.KEY_ENV not in intake and dev_issuer.KEY_ENV not in catalog
+    assert catalog["BERTH_APPLICATION_SIGNING_KEY"].endswith(dev_issuer.APPLICATIONS_KEY_FILE)
+    for name, value in intake.items():
+        if name.startswith("BERTH_OIDC") or name.startswith("BERTH_APPLICATION"):
+            monkeypatch.setenv(name, value)
+    actor = await verifier_from_settings(Settings()).verify(suite.token("dev@example.com"))
+    assert actor.email == "dev@example.com"
+
+
+def test_with_an_identity_provider_berth_up_makes_no_development_issuer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from berth.cli.suite import Suite
+
+    monkeypatch.setenv("BERTH_OIDC_ISSUER", "https://idp.example.com/realms/berth")
+    monkeypatch.setenv("BERTH_OIDC_JWKS_URL", "https://idp.example.com/certs")
+    suite = Suite(tmp_path / "state", nats_url="nats://x:4222", database_url="postgresql://x/y")
+    suite.ensure_identity()
+    assert not (tmp_path / "state" / "identity" / dev_issuer.KEY_FILE).exists()
+    env = suite.env("policy")
+    assert env["BERTH_OIDC_ISSUER"] == "https://idp.example.com/realms/berth"
+    assert env["BERTH_OIDC_JWKS_URL"] == "https://idp.example.com/certs"

@@ -216,6 +216,9 @@ class Suite:
             env.pop(nats_auth.CREDENTIALS_ENV, None)
         if self.inventory:
             env["BERTH_SIM_INVENTORY"] = str(self.inventory)
+        # Signing keys go to no service but the catalog (which signs application tokens).
+        for secret in ("BERTH_APPLICATION_SIGNING_KEY", "BERTH_DEV_ISSUER_KEY"):
+            env.pop(secret, None)
         env.update(self.identity_env(name))
         if self.dev_issuer:
             env.pop("BERTH_OIDC_JWKS_URL", None)
