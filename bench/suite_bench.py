@@ -51,6 +51,7 @@ from berth.contracts.events import SubmissionRequestedV1
 from berth.contracts.roles import ADMIN
 from berth.scheduler_adapter.labels import SIM_RUNTIME_ANNOTATION
 from berth.shared.bus import encode, event_headers
+from berth.shared.identity import bearer_headers
 
 PROJECT = "team-a"  # a project of the catalog's seed, whose default node pools are a100, default
 IMAGE = "bench/train:1"
@@ -218,10 +219,11 @@ def suite_cpu(suite: Suite) -> CpuSampler:
     return CpuSampler(pids, trees)
 
 
-def submission_builder(runtime_seconds: float, name_prefix: str = "bench") -> Build:
+def submission_builder(runtime_seconds: float, token: str, name_prefix: str = "bench") -> Build:
     """The request the CLI would publish for
     ``berth submit training -p team-a --name bench-<i> -i bench/train:1 --gpu 1``, plus the
-    simulated runtime annotation so that the workload stays Running."""
+    simulated runtime annotation so that the workload stays Running; it carries the bearer
+    token of the benchmark's user, which intake verifies on every submission."""
     annotations = [{"name": SIM_RUNTIME_ANNOTATION, "value": str(runtime_seconds)}]
 
     def build(i: int, wid: str) -> tuple[str, bytes, dict[str, str]]:
@@ -245,7 +247,8 @@ def submission_builder(runtime_seconds: float, name_prefix: str = "bench") -> Bu
                 }
             },
         )
-        return SubmissionRequestedV1.nats_subject(wid), encode(event), event_headers(event)
+        headers = event_headers(event) | bearer_headers(token)
+        return SubmissionRequestedV1.nats_subject(wid), encode(event), headers
 
     return build
 
@@ -265,9 +268,10 @@ async def bench_suite(
         js = nc.jetstream()
         recorder = Recorder()
         await recorder.start(nc)
-        build = submission_builder(runtime_seconds)
+        token = suite.token(ACTOR.email)
+        build = submission_builder(runtime_seconds, token)
         warm_id = str(uuid4())
-        warm_build = submission_builder(runtime_seconds, name_prefix="bench-warmup")
+        warm_build = submission_builder(runtime_seconds, token, name_prefix="bench-warmup")
         if not options.quiet:
             print("warm-up: one workload through the whole chain…", flush=True)
         await _publish_one(js, recorder, warm_build, warm_id)

@@ -52,6 +52,36 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["BERTH_KEYS_DIR"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def identity_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One development issuer for the session, trusted by every service a test starts (see
+    tests/identity.py), and the catalog's application-token key: services verify every
+    request from a UI, in the tests as anywhere."""
+    from berth.cli import dev_issuer
+    from berth.shared.identity import SigningKey, jwks_file
+
+    directory = tmp_path_factory.mktemp("identity")
+    key = directory / dev_issuer.KEY_FILE
+    applications = directory / dev_issuer.APPLICATIONS_KEY_FILE
+    SigningKey.ensure(key)
+    SigningKey.ensure(applications)
+    values = {
+        "BERTH_OIDC_ISSUER": dev_issuer.ISSUER,
+        "BERTH_OIDC_JWKS_FILE": str(jwks_file(key)),
+        dev_issuer.KEY_ENV: str(key),
+        "BERTH_APPLICATION_JWKS_FILE": str(jwks_file(applications)),
+        "BERTH_APPLICATION_SIGNING_KEY": str(applications),
+    }
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    yield key
+    for name, value in previous.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNats]:
     """A nats-server of this test session's own, so tests may stop and restart it."""

@@ -6,7 +6,7 @@ Run from the repository root with the development environment, which has every s
 
 FastStream describes the channels, operations and payloads each service wires. Added here, from
 the contracts, so that a client in another language needs nothing else: the headers (Nats-Msg-Id,
-W3C traceparent/tracestate, the optional Authorization reserved for a bearer token), the
+W3C traceparent/tracestate, Authorization with the caller's bearer token), the
 correlation id where it is (the envelope's ``correlationid``), the ``{subject}`` parameter, the
 reply of every request-reply operation (its reply model, or an ErrorReply), the stream of every
 event channel (``x-stream``), the phases (terminal per kind, settled, quota-free, action results:
@@ -104,8 +104,14 @@ EVENT_HEADERS: dict[str, Any] = {
         "tracestate": {"type": "string", "description": "W3C trace state (optional)."},
         "Authorization": {
             "type": "string",
-            "description": "Reserved for the bearer token of the caller (`Bearer <token>`); "
-            "optional, and not yet checked: the connection's nkey identifies the role today.",
+            "description": "The bearer token of the person or application making the request "
+            "(`Bearer <JWT>`). Required on every request a UI makes (events published by the "
+            "ui role, and the queries it calls but health, the catalog's public key and the "
+            "application token exchange): the serving service verifies it (signature against "
+            "the issuer's keys, issuer, audience, expiry) and acts for the actor it proves, "
+            "replacing any actor in the payload. A request without a valid token is refused "
+            "with the reason: its rejection event, an ErrorReply with code unauthenticated, "
+            "or a dead letter. Events of services carry none.",
         },
     },
 }

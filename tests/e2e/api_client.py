@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import Any
 
 import httpx2 as httpx
-import jwt
 
-from tests.e2e.conftest import BERTH, Cli
+from tests.e2e.conftest import Cli
 
 
 def bearer_token(cli: Cli, email: str) -> str:
-    """The caller's token: `berth token` where the installation issues tokens; else a token the
-    gateway can read the caller from (services that do not verify tokens ignore it)."""
-    for args, env in ((("token", "--as", email), {}), (("token",), {"BERTH_USER": email})):
-        done = subprocess.run(
-            [BERTH, *args], env={**cli.env, **env}, capture_output=True, text=True, timeout=60
-        )
-        if done.returncode == 0 and done.stdout.strip().count(".") == 2:
-            return done.stdout.strip()
-    return jwt.encode({"sub": email, "email": email}, "unverified-" * 4, "HS256")
+    """The caller's token, as `berth token` prints it once logged in from the development
+    issuer."""
+    done = cli.as_user(email).run("token")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
 
 
 def client(base_url: str, token: str | None) -> httpx.Client:

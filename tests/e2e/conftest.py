@@ -32,8 +32,15 @@ class Cli:
         )
 
     def as_user(self, email: str) -> Cli:
-        """The CLI acting as ``email`` (its identity: ``BERTH_USER``)."""
-        return Cli({**self.env, "BERTH_USER": email})
+        """The CLI of another person: a home of its own, logged in as ``email`` from the
+        suite's development issuer."""
+        home = Path(self.env["BERTH_HOME"]).with_name(f"home-{email}")
+        other = Cli({**self.env, "BERTH_HOME": str(home)})
+        if not home.exists():
+            home.mkdir(parents=True)
+            done = other.run("login", "--user", email)
+            assert done.returncode == 0, done.stderr
+        return other
 
     def json(self, *args: str) -> Any:
         done = self.run(*args, "-o", "json")
@@ -107,5 +114,16 @@ def cli(suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> Cli:
         BERTH_HOME=str(tmp_path_factory.mktemp("berth-home")),
         COLUMNS="200",
     )
-    env.pop("BERTH_USER", None)
-    return Cli(env)
+    env.pop("BERTH_TOKEN", None)
+    cli = Cli(env)
+    # As a user of `berth up` would: log in (from the session's development issuer) as each
+    # user the tests act as with --as; the last one is the current identity.
+    for user in (*USERS, CURRENT_USER):
+        done = cli.run("login", "--user", user)
+        assert done.returncode == 0, done.stderr
+    return cli
+
+
+USERS = ("alice@example.com", "bob@example.com", "carol@example.com", "tester@example.com")
+# The installation's administrator (berth up's default), the identity the tests act as.
+CURRENT_USER = "admin@example.com"

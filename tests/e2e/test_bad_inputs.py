@@ -25,7 +25,9 @@ from berth.contracts.queries import ErrorReply
 from berth.contracts.roles import ADMIN
 from berth.contracts.subjects import RPC_WORKLOADS_GET
 from berth.shared.deadletters import ORIGINAL_SUBJECT, REASON
+from berth.shared.identity import bearer_headers
 from tests.e2e.conftest import Cli
+from tests.identity import token_for
 from tests.integration.shared.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -94,9 +96,11 @@ async def send(
     nc: Any, subject: str, body: dict[str, Any] | bytes, msg_id: str | None = None
 ) -> None:
     raw = body if isinstance(body, bytes) else json.dumps(body, allow_nan=True).encode()
-    await nc.jetstream().publish(
-        subject, raw, headers={"Nats-Msg-Id": msg_id or uuid.uuid4().hex}, timeout=10
+    # A logged-in user sending bad input: what is refused here is the input, not who sent it.
+    headers = {"Nats-Msg-Id": msg_id or uuid.uuid4().hex} | bearer_headers(
+        token_for("hostile@example.com")
     )
+    await nc.jetstream().publish(subject, raw, headers=headers, timeout=10)
 
 
 def wid() -> str:

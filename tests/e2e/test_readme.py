@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -103,6 +104,11 @@ def test_every_readme_command_runs(
         if block.language == "yaml" and first.startswith("# ") and first.endswith(".yaml"):
             (tmp_path / first[2:].strip()).write_text("\n".join(block.lines) + "\n", "utf-8")
     env = dict(cli.env)
+    # A home of its own: the README logs in and out as others, and the tests that follow act as
+    # the administrator in the shared one.
+    home = tmp_path / "berth-home"
+    shutil.copytree(cli.env["BERTH_HOME"], home)
+    env["BERTH_HOME"] = str(home)
     env["PATH"] = f"{Path(BERTH).parent}{os.pathsep}{env.get('PATH', '')}"
     env["BERTH_SIM_SPEED"] = "20"
     shell = [b for b in found if b.language == "sh"]

@@ -10,7 +10,7 @@ from berth.contracts.envelope import Actor
 from berth.contracts.events import ClusterConfig, ClusterRecord, ClusterUpdatedV1
 from berth.contracts.queries import ClusterListQuery, ClusterListReply
 from berth.contracts.subjects import RPC_CLUSTERS_LIST
-from berth.shared.bus import ask, publish
+from tests.identity import ask, publish
 from tests.integration.shared.helpers import eventually
 
 

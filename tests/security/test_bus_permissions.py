@@ -53,6 +53,8 @@ from berth.contracts.subjects import (
 )
 from berth.contracts.workload import WorkloadSubmission
 from berth.shared.bus import encode, event_headers
+from berth.shared.identity import bearer_headers
+from tests.identity import token_for
 from tests.integration.shared.helpers import eventually
 from tests.security.conftest import Session
 
@@ -92,8 +94,10 @@ def ref(workload_id: str, name: str, namespace: str = "runai-team-a") -> Workloa
 async def publish(session: Session, event: Event) -> bool:
     """JetStream-publish as ``session``; True when the stream acknowledged it."""
     try:
+        # With a token proving the event's actor: what is tested here is the bus permissions.
+        headers = event_headers(event) | bearer_headers(token_for(event.actor))
         await session.nc.jetstream().publish(
-            event.subject_name, encode(event), headers=event_headers(event), timeout=3
+            event.subject_name, encode(event), headers=headers, timeout=3
         )
     except NatsTimeout:
         return False  # the server dropped it: no stream ever acknowledges
@@ -114,6 +118,7 @@ async def view(session: Session, name: str) -> WorkloadView | None:
         RPC_WORKLOADS_GET,
         WorkloadQuery(project="team-a", name=name, actor=OWNER).model_dump_json().encode(),
         timeout=10,
+        headers=bearer_headers(token_for(OWNER)),
     )
     return WorkloadReply.model_validate_json(msg.data).workload
 
@@ -280,7 +285,10 @@ async def test_no_fake_responder_and_no_reading_everything(
     assert answered == [] and seen == []
     # The real catalog answers the lookup ui may ask.
     reply = await ui.nc.request(
-        RPC_CATALOG_PROJECTS_LOOKUP, b'{"items": [{"project": "team-a"}]}', timeout=10
+        RPC_CATALOG_PROJECTS_LOOKUP,
+        b'{"items": [{"project": "team-a"}]}',
+        timeout=10,
+        headers=bearer_headers(token_for(OWNER)),
     )
     assert "team-a" in ProjectLookupReply.model_validate_json(reply.data).projects
 

@@ -51,9 +51,9 @@ from berth.contracts.workload import WorkloadSubmission
 from berth.intake.bootstrap import build as build_intake
 from berth.intake.config import IntakeSettings
 from berth.intake.tables import catalog_entries, workloads
-from berth.shared.bus import ask, publish
 from berth.shared.keys import seal
 from berth.shared.service import Service
+from tests.identity import ask, publish
 from tests.integration.access import grant, rule
 from tests.integration.cluster_registry import register
 from tests.integration.shared.helpers import eventually

@@ -48,9 +48,9 @@ from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
 from berth.scheduler_adapter.tables import workloads
-from berth.shared.bus import ask, publish
 from berth.shared.service import Service
 from tests.conftest import new_database
+from tests.identity import ask, publish
 from tests.integration.access import grant, rule
 from tests.integration.cluster_registry import listed_clusters
 from tests.integration.shared.helpers import eventually, stored

@@ -33,8 +33,8 @@ from berth.contracts.queries import ProjectInfo
 from berth.contracts.subjects import RPC_POLICY_APPLY, RPC_POLICY_EFFECTIVE, RPC_POLICY_VALIDATE
 from berth.policy.bootstrap import build
 from berth.policy.config import PolicySettings
-from berth.shared.bus import ask, publish
 from berth.shared.service import Service
+from tests.identity import ask, publish
 from tests.integration.access import grant
 from tests.integration.shared.helpers import eventually, stored, unique
 

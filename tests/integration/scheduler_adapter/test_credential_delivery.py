@@ -42,9 +42,9 @@ from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import agent_keys
 from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
-from berth.shared.bus import ask, publish
 from berth.shared.keys import seal
 from berth.shared.service import Service
+from tests.identity import ask, publish
 from tests.integration.shared.helpers import eventually
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
 from berth.scheduler_adapter.simulation import Inventory
 from berth.scheduler_adapter.simulation.cluster import SimulatedCluster
-from berth.shared.bus import publish
 from berth.shared.service import Service
+from tests.identity import publish
 from tests.integration.scheduler_adapter.fake_apiserver import FakeApiServer
 from tests.integration.shared.helpers import eventually, stored
 

@@ -40,8 +40,10 @@ from berth.contracts.subjects import stream_for
 from berth.shared.bus import connect, encode, ensure_streams, event_headers
 from berth.shared.consumer import Incoming, Subscription, UnitOfWork
 from berth.shared.db import ensure_schema, service_metadata
+from berth.shared.identity import bearer_headers
 from berth.shared.service import Service
 from berth.shared.settings import Settings
+from tests.identity import token_for
 
 SOURCE = "/berth/probe"
 OPERATION = "probe"
@@ -256,6 +258,14 @@ async def running(probe: Probe) -> AsyncIterator[Probe]:
 _declared: set[str] = set()
 
 
+def request_headers(
+    event: WorkloadActionRequestedV1, headers: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The headers of a UI's request: the probe consumes one, so it carries a token proving
+    its actor."""
+    return event_headers(event, headers or {}) | bearer_headers(token_for(event.actor))
+
+
 async def publish(
     js: JetStreamContext,
     subject: str,
@@ -270,7 +280,7 @@ async def publish(
         # before the probe runs.
         await ensure_streams(js)
         _declared.add(prefix)
-    hdrs = event_headers(event, headers or {})
+    hdrs = request_headers(event, headers)
     if msg_id is not None:
         hdrs["Nats-Msg-Id"] = msg_id
     return await js.publish(subject, encode(event), headers=hdrs)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from berth.shared.bus import encode, event_headers
+from berth.shared.bus import encode
 from tests.integration.shared.helpers import (
     build_probe,
     emitted,
@@ -17,6 +17,7 @@ from tests.integration.shared.helpers import (
     eventually,
     publish,
     request,
+    request_headers,
     running,
     stored,
     unique,
@@ -34,9 +35,7 @@ async def test_a_burst_is_handled_once_each_in_batches_and_every_emitted_event_i
     events = [request(f"{token}-{i}") for i in range(N)]
     async with running(build_probe(nats_url, database_url)) as probe:
         acks = [
-            await js.publish_async(
-                probe.subject(e.subject), encode(e), headers=event_headers(e, {})
-            )
+            await js.publish_async(probe.subject(e.subject), encode(e), headers=request_headers(e))
             for e in events
         ]
         await asyncio.gather(*acks)

@@ -9,7 +9,6 @@ import typer
 
 from berth.cli.common import (
     AsOpt,
-    GroupOpt,
     NatsOpt,
     ProjectOpt,
     as_actor,
@@ -43,14 +42,13 @@ def _command(action: WorkloadAction) -> Callable[..., None]:
         name: Annotated[str, typer.Argument(metavar="NAME", help="The workload's name.")],
         project: ProjectOpt = None,
         as_email: AsOpt = None,
-        group: GroupOpt = None,
         wait: Annotated[
             bool,
             typer.Option("--wait/--no-wait", metavar="", help="Wait for the cluster to finish."),
         ] = True,
         nats_url: NatsOpt = None,
     ) -> None:
-        _act(action, name, project_or_default(project), as_actor(as_email, group), nats_url, wait)
+        _act(action, name, project_or_default(project), as_actor(as_email), nats_url, wait)
 
     command.__name__ = action
     return command

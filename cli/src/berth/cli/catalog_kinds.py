@@ -56,7 +56,13 @@ COMMON = [
         default="table",
         callback=check_format,
     ),
-    Opt("as_email", ("--as",), str | None, "Act as this user [env BERTH_USER].", "EMAIL"),
+    Opt(
+        "as_email",
+        ("--as",),
+        str | None,
+        "Act as this identity, one you logged in as (berth login); else the current one.",
+        "EMAIL",
+    ),
     Opt("nats_url", ("--nats-url",), str | None, "NATS to talk to [env BERTH_NATS_URL].", "URL"),
 ]
 QUOTA = Opt(

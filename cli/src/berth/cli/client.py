@@ -15,7 +15,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
-from berth.cli import endpoints
+from berth.cli import endpoints, tokens
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.queries import WorkloadListReply, WorkloadQuery, WorkloadReply, WorkloadView
 from berth.contracts.registry import ALL_EVENTS
@@ -60,21 +60,29 @@ def refused(message: str) -> LookupError:
 
 
 class BerthClient:
-    def __init__(self, nc: Client, tracer_provider: TracerProvider, actor: Actor) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        tracer_provider: TracerProvider,
+        actor: Actor,
+        token: str | None = None,
+    ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.provider = tracer_provider
         self.tracer = tracer_provider.get_tracer("berth.cli")
         self.actor = actor
+        # Every request carries it: the services act for whoever it proves, not for ``actor``.
+        self.token = token
 
     async def publish(self, event: Event, subject: str | None = None) -> None:
-        await bus.publish(self.js, event, subject=subject, timeout=10)
+        await bus.publish(self.js, event, subject=subject, token=self.token, timeout=10)
 
     async def request(
         self, subject: str, query: BaseModel, reply: type[Any], timeout: float = 10
     ) -> Any:
         try:
-            return await bus.ask(self.nc, subject, query, reply, timeout=timeout)
+            return await bus.ask(self.nc, subject, query, reply, timeout=timeout, token=self.token)
         except TransientError as exc:
             raise BerthUnavailable(f"{exc}: is berth running? (make run)") from None
 
@@ -150,10 +158,21 @@ class BerthClient:
 
 @asynccontextmanager
 async def connect(
-    nats_url: str, actor: Actor, *, credentials: str | None = None, role: str = UI
+    nats_url: str,
+    actor: Actor,
+    *,
+    credentials: str | None = None,
+    role: str = UI,
+    token: str | None = None,
 ) -> AsyncIterator[BerthClient]:
     """Connect as ``role`` (``ui`` unless told), with ``credentials`` or else the role's
-    credential from the environment or from what `berth up` recorded."""
+    credential from the environment or from what `berth up` recorded. Requests carry
+    ``token``, else the token of the identity ``actor`` names (see ``tokens``)."""
+    if token is None and actor.kind is not None:
+        try:
+            token = tokens.bearer(actor.email)
+        except tokens.NotLoggedIn as exc:
+            raise BerthUnavailable(str(exc)) from None
     try:
         nc = await bus.connect(
             nats_url,
@@ -169,7 +188,7 @@ async def connect(
         ) from None
     provider = setup_tracing("berth-cli", nats_client=nc, loop=asyncio.get_running_loop())
     try:
-        yield BerthClient(nc, provider, actor)
+        yield BerthClient(nc, provider, actor, token)
     finally:
         provider.force_flush(2000)
         await asyncio.sleep(0.05)

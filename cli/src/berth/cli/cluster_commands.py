@@ -202,7 +202,7 @@ def config_set(
 
 
 def _request(cluster: str, protection: bool, as_email: str | None, nats_url: str | None) -> None:
-    actor = as_actor(as_email, None)
+    actor = as_actor(as_email)
 
     async def go(client: BerthClient) -> None:
         from berth.contracts.events import (

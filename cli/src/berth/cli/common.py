@@ -150,11 +150,11 @@ NatsOpt = Annotated[
 ]
 AsOpt = Annotated[
     str | None,
-    typer.Option("--as", metavar="EMAIL", help="Act as this user [env BERTH_USER]."),
-]
-GroupOpt = Annotated[
-    list[str] | None,
-    typer.Option("--group", metavar="GROUP", help="The user's groups (repeat) [env BERTH_GROUPS]."),
+    typer.Option(
+        "--as",
+        metavar="EMAIL",
+        help="Act as this identity, one you logged in as (berth login); else the current one.",
+    ),
 ]
 OutputOpt = Annotated[
     str,
@@ -197,11 +197,30 @@ def project_or_default(project: str | None) -> str:
     return str(chosen)
 
 
-def as_actor(as_email: str | None, groups: list[str] | None = None) -> Actor:
+def as_actor(as_email: str | None = None) -> Actor:
+    """Who a command acts as: ``--as`` among the identities logged in, else ``BERTH_TOKEN``'s,
+    else the current one; ``anonymous`` (sending no token, which the services refuse but
+    for health) when nobody is logged in. The services take the actor from the token alone;
+    this one names who the CLI speaks for."""
+    from berth.cli import tokens
     from berth.contracts.envelope import Actor
 
-    who = endpoints.identity(as_email, groups)
-    return Actor(email=who.email, groups=who.groups)
+    try:
+        identity = tokens.select(as_email)
+    except tokens.NotLoggedIn as exc:
+        raise fail(str(exc), 2) from None
+    if identity is None:
+        return Actor(email=ANONYMOUS)
+    return Actor(
+        email=identity.email,
+        groups=tuple(identity.groups),
+        subject=identity.subject,
+        kind="application" if identity.kind == "application" else "user",
+    )
+
+
+# The actor of a CLI nobody has logged in to: its requests carry no token.
+ANONYMOUS = "anonymous"
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

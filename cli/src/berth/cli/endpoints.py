@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -22,12 +20,19 @@ def state_file() -> Path:
 CREDENTIALS_ENV = {"ui": "BERTH_NATS_CREDENTIALS", "admin": "BERTH_NATS_ADMIN_CREDENTIALS"}
 
 
-def record(nats_url: str, database_url: str, credentials_dir: Path | None = None) -> None:
+def record(
+    nats_url: str,
+    database_url: str,
+    credentials_dir: Path | None = None,
+    identity_dir: Path | None = None,
+) -> None:
     path = state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"nats_url": nats_url, "database_url": database_url, "pid": os.getpid()}
     if credentials_dir is not None:
         state["nats_credentials_dir"] = str(credentials_dir)
+    if identity_dir is not None:
+        state["identity_dir"] = str(identity_dir)
     path.write_text(json.dumps(state))
 
 
@@ -90,13 +95,7 @@ def nats_credentials(url: str, role: str = "ui") -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Identity:
-    email: str
-    groups: tuple[str, ...]
-
-
-def identity(as_email: str | None, groups: list[str] | None) -> Identity:
-    email = as_email or os.environ.get("BERTH_USER") or f"{getpass.getuser()}@localhost"
-    env_groups = [g for g in os.environ.get("BERTH_GROUPS", "").split(",") if g]
-    return Identity(email=email, groups=tuple(groups or env_groups))
+def identity_dir() -> Path | None:
+    """Where the running `berth up` keeps its development issuer's key, if it made one."""
+    state = _running()
+    return Path(state["identity_dir"]) if state and state.get("identity_dir") else None

@@ -22,12 +22,14 @@ from berth.cli import (
     catalog_commands,
     cluster_commands,
     deadletter_commands,
+    login_commands,
     logs_commands,
     nats_commands,
     read_commands,
     submit_commands,
     suite_commands,
 )
+from berth.cli.application_commands import application_app
 from berth.cli.common import verbosity
 from berth.cli.policy_commands import policy_app
 
@@ -71,6 +73,7 @@ def main_options(
     verbosity.verbose = verbose and not quiet
 
 
+login_commands.register(app)
 submit_commands.register(app)
 read_commands.register(app)
 action_commands.register(app)
@@ -79,6 +82,7 @@ cluster_commands.register(app)
 access_commands.register(app)
 logs_commands.register(app)
 app.add_typer(policy_app, name="policy")
+app.add_typer(application_app, name="application")
 suite_commands.register(app)
 nats_commands.register(app)
 deadletter_commands.register(app)

@@ -303,7 +303,13 @@ def welcome(suite: Suite) -> str:
         )
         + "\n"
         "In another shell (with the virtualenv active: source .venv/bin/activate), try:\n"
-        "  berth project set team-a\n"
+        + (
+            "  berth login --user alice@example.com --group team-a"
+            "   (development issuer: for development only)\n"
+            if suite.dev_issuer
+            else "  berth login   (at the identity provider, BERTH_OIDC_ISSUER)\n"
+        )
+        + "  berth project set team-a\n"
         "  berth training submit demo -i pytorch/pytorch --gpu 1 --wait\n"
         "  berth describe demo\n"
         "  berth trace demo\n"

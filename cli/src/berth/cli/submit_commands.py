@@ -218,8 +218,13 @@ INFERENCE = [
     ),
 ]
 RUN = [
-    Opt("as_email", ("--as",), str | None, "Act as this user [env BERTH_USER].", "EMAIL"),
-    Opt("group", ("--group",), list[str] | None, "The user's groups (repeat).", "GROUP"),
+    Opt(
+        "as_email",
+        ("--as",),
+        str | None,
+        "Act as this identity, one you logged in as (berth login); else the current one.",
+        "EMAIL",
+    ),
     Opt(
         "wait",
         ("--wait",),
@@ -312,7 +317,7 @@ def _run(kind: str, values: dict[str, Any], framework: str | None = None) -> Non
         raise fail(str(exc), 2) from None
     if values.get("cluster"):
         body["clusterId"] = values["cluster"]
-    actor = as_actor(values.get("as_email"), values.get("group"))
+    actor = as_actor(values.get("as_email"))
     url = values.get("nats_url")
     out: str = values.get("out") or Format.table
     if values.get("dry_run"):

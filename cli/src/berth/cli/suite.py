@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from nats.aio.client import Client
 from sqlalchemy.engine import make_url
 
-from berth.cli import endpoints, nats_auth
+from berth.cli import nats_auth
 from berth.cli.embedded import (
     EmbeddedNats,
     EmbeddedPostgres,
@@ -29,6 +29,9 @@ from berth.cli.supervision import PostgresWatchdog, StateLock, Supervisor
 from berth.contracts.roles import ADMIN, UI
 
 T = TypeVar("T")
+
+DEFAULT_ADMIN = "admin@example.com"
+"""The installation's first System administrator unless BERTH_ADMIN names another."""
 
 SERVICES: dict[str, str] = {
     "catalog": "berth.catalog",
@@ -100,6 +103,10 @@ class Suite:
         self.kubeconfigs: dict[str, Path] = dict(kubeconfigs or {})
         self.simulators: dict[str, str] = {}
         self._simulator_ports: dict[str, int] = {}
+        # Token signing keys: the development issuer's (unless a real identity provider is
+        # configured) and the catalog's for application tokens; the services trust both.
+        self.identity_dir = state_dir / "identity"
+        self.dev_issuer = not os.environ.get("BERTH_OIDC_ISSUER")
 
     @property
     def nats_url(self) -> str:
@@ -128,6 +135,7 @@ class Suite:
         the state directory (nothing of it is touched then)."""
         self.lock.acquire()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_identity()
         if not self._nats_url:
             self.progress("starting NATS with JetStream (embedded, one credential per role)…")
             # Keys are kept across restarts; the permissions are generated afresh each time.
@@ -190,6 +198,47 @@ class Suite:
         self.progress(f"  {API} ready on {self.api_url}")
         return self.api_url
 
+    def ensure_identity(self) -> None:
+        """The signing keys (kept across restarts) and the key sets the services trust."""
+        from berth.cli import dev_issuer
+        from berth.shared.identity import SigningKey
+
+        if self.dev_issuer:
+            SigningKey.ensure(self.dev_issuer_key)
+        SigningKey.ensure(self.identity_dir / dev_issuer.APPLICATIONS_KEY_FILE)
+
+    @property
+    def dev_issuer_key(self) -> Path:
+        from berth.cli.dev_issuer import KEY_FILE
+
+        return self.identity_dir / KEY_FILE
+
+    def identity_env(self, name: str) -> dict[str, str]:
+        """Whom the services trust (see berth.shared.identity): the development issuer, when
+        no identity provider is configured, and the catalog's application tokens."""
+        from berth.cli import dev_issuer
+        from berth.shared.identity import jwks_file
+
+        applications = self.identity_dir / dev_issuer.APPLICATIONS_KEY_FILE
+        env = {"BERTH_APPLICATION_JWKS_FILE": str(jwks_file(applications))}
+        if self.dev_issuer:
+            env.update(
+                BERTH_OIDC_ISSUER=dev_issuer.ISSUER,
+                BERTH_OIDC_JWKS_FILE=str(jwks_file(self.dev_issuer_key)),
+            )
+        if name == "catalog":
+            env["BERTH_APPLICATION_SIGNING_KEY"] = str(applications)
+        return env
+
+    def token(self, email: str, groups: Sequence[str] = ()) -> str:
+        """A token of the development issuer (tests and benchmarks act through it)."""
+        from berth.cli import dev_issuer
+
+        key = self.dev_issuer_key if self.dev_issuer else dev_issuer.key_file()
+        if key is None:
+            raise RuntimeError("no development issuer: the suite trusts BERTH_OIDC_ISSUER's")
+        return dev_issuer.mint(key, email, tuple(groups))
+
     @property
     def clusters(self) -> list[str]:
         return list(self.agents.values())
@@ -250,9 +299,9 @@ class Suite:
             BERTH_SERVICE_NAME=name,
             BERTH_SIM_SPEED=str(self.sim_speed),
             BERTH_KEYS_DIR=str(self.state_dir / "keys"),
-            # The first administrator: BERTH_ADMIN, else whoever runs the suite (the identity
-            # the CLI acts as by default).
-            BERTH_ADMIN=os.environ.get("BERTH_ADMIN") or endpoints.identity(None, None).email,
+            # The first administrator: BERTH_ADMIN, else the one `berth up` names (whoever
+            # logs in as it from the development issuer).
+            BERTH_ADMIN=os.environ.get("BERTH_ADMIN") or DEFAULT_ADMIN,
             PYTHONUNBUFFERED="1",
         )
         if self.credentials_dir is not None:
@@ -268,6 +317,12 @@ class Suite:
             env["BERTH_API_PORT"] = str(self.api_port)
         if self.inventory:
             env["BERTH_SIM_INVENTORY"] = str(self.inventory)
+        # Signing keys go to no service but the catalog (which signs application tokens).
+        for secret in ("BERTH_APPLICATION_SIGNING_KEY", "BERTH_DEV_ISSUER_KEY"):
+            env.pop(secret, None)
+        env.update(self.identity_env(name))
+        if self.dev_issuer:
+            env.pop("BERTH_OIDC_JWKS_URL", None)
         env.update(self.extra_env)
         if name in self.agents:
             cluster = self.agents[name]

@@ -113,7 +113,7 @@ def up(
         err.print(f"could not start berth: {type(exc).__name__}: {exc}", markup=False, style="red")
         suite.stop()
         raise typer.Exit(1) from None
-    endpoints.record(suite.nats_url, suite.database_url, suite.credentials_dir)
+    endpoints.record(suite.nats_url, suite.database_url, suite.credentials_dir, suite.identity_dir)
     console.print(output.welcome(suite))
     try:
         suite.supervise()

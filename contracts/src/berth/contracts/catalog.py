@@ -395,6 +395,17 @@ class CatalogAssetRequestedV1(Event):
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((CATALOG,), "catalog-requests"),)
     data: AssetRequestedData
 
+    @classmethod
+    def refused(cls, request: Event, reason: str, *, source: str, actor: Actor) -> Event:
+        return CatalogAssetRejectedV1(
+            **request.refusal_envelope(source=source, actor=actor),
+            data=AssetRejectedData(
+                kind=str(request.data_field("kind", "")),
+                name=str(request.data_field("name", "")),
+                reason=reason,
+            ),
+        )
+
 
 class AssetRejectedData(Data):
     kind: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -31,6 +31,16 @@ class Actor(BaseModel):
 
     email: str = Field(description="The user's email, or system:<service> for automatic actions.")
     groups: tuple[str, ...] = Field(default=(), description="The user's identity-provider groups.")
+    subject: str | None = Field(
+        default=None,
+        description="The verified subject: the token's sub (a user's id at the identity "
+        "provider, an application's name). Unset for services and on requests, where the "
+        "consuming service fills it from the bearer token.",
+    )
+    kind: Literal["user", "application"] | None = Field(
+        default=None,
+        description="What the verified subject is: a person or an application. Unset for services.",
+    )
 
     @classmethod
     def system(cls, service: str) -> Actor:
@@ -140,6 +150,25 @@ class Event(BaseModel):
             f"source {source!r} may not emit {cls.TYPE} v{cls.VERSION} "
             f"(emitted by: {', '.join(cls.PRODUCERS)})"
         )
+
+    @classmethod
+    def refused(cls, request: Event, reason: str, *, source: str, actor: Actor) -> Event | None:
+        """The answer to a request of this type whose sender could not be authenticated: the
+        request's own rejection event (``source`` and ``actor`` name the refusing service),
+        or None when the type has none (the request is then dead-lettered with the reason).
+        ``request`` may be a ``RawEvent`` whose ``data`` is still a dict."""
+        return None
+
+    def refusal_envelope(self, *, source: str, actor: Actor) -> dict[str, Any]:
+        """Envelope fields of the answer refusing this request: its subject and correlation,
+        from the refusing service (the sender's claimed actor is not known to be true)."""
+        return {**self.chain(), "source": source, "actor": actor}
+
+    def data_field(self, name: str, default: Any = None) -> Any:
+        """A field of ``data``, whether decoded into its model or kept as a dict."""
+        if isinstance(self.data, dict):
+            return self.data.get(name, default)
+        return getattr(self.data, name, default)
 
     def chain(self) -> dict[str, Any]:
         """Envelope fields for an event caused by this one: same subject, actor and correlation."""

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from berth.contracts.capabilities import ClusterCapabilities
-from berth.contracts.envelope import Event
+from berth.contracts.envelope import Actor, Event
 
 # Re-exported for existing importers; the phase facts live in berth.contracts.phases.
 from berth.contracts.phases import TERMINAL_PHASES as TERMINAL_PHASES
@@ -92,6 +92,26 @@ class SubmissionRequestedV1(Event):
     PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((INTAKE,), "intake-submissions"),)
     data: SubmissionRequestedData
+
+    @classmethod
+    def refused(cls, request: Event, reason: str, *, source: str, actor: Actor) -> Event:
+        submission = request.data_field("submission")
+        if isinstance(submission, dict):
+            name, project, kind = (submission.get(k) for k in ("name", "projectId", "kind"))
+        else:
+            name, project, kind = (
+                getattr(submission, k, None) for k in ("name", "projectId", "kind")
+            )
+        return SubmissionRejectedV1(
+            **request.refusal_envelope(source=source, actor=actor),
+            data=SubmissionRejectedData(
+                name=name if isinstance(name, str) else None,
+                project=project if isinstance(project, str) else None,
+                kind=kind if isinstance(kind, str) else None,
+                issues=[Issue(field="authorization", details=reason)],
+                dryRun=request.data_field("dryRun") is True,
+            ),
+        )
 
 
 class UsedAsset(Data):
@@ -258,6 +278,18 @@ class WorkloadActionRequestedV1(Event):
     PRODUCERS: ClassVar[tuple[str, ...]] = (UI,)
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((OWNERSHIP,), "ownership-actions"),)
     data: WorkloadActionData
+
+    @classmethod
+    def refused(cls, request: Event, reason: str, *, source: str, actor: Actor) -> Event:
+        return WorkloadActionDeniedV1(
+            **request.refusal_envelope(source=source, actor=actor),
+            data=WorkloadActionDeniedData(
+                action=request.data_field("action"),
+                name=request.data_field("name"),
+                project=request.data_field("project"),
+                reason=reason,
+            ),
+        )
 
 
 class WorkloadActionAuthorizedData(WorkloadActionData):

@@ -250,6 +250,18 @@ class PolicyChangeRequestedV1(Event):
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((POLICY,), "policy-changes"),)
     data: PolicyChangeRequestedData
 
+    @classmethod
+    def refused(cls, request: Event, reason: str, *, source: str, actor: Actor) -> Event:
+        return PolicyChangeRejectedV1(
+            **request.refusal_envelope(source=source, actor=actor),
+            data=PolicyChangeRejectedData(
+                action=request.data_field("action"),
+                type=request.data_field("type"),
+                meta=request.data_field("meta"),
+                issues=[Issue(field="authorization", details=reason)],
+            ),
+        )
+
 
 class PolicyChangedData(Data):
     change: PolicyChange

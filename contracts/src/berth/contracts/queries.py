@@ -132,7 +132,10 @@ class HealthReply(Query):
 
 
 class RpcError(Query):
-    code: str = Field(description="bad-request, unavailable or internal")
+    code: str = Field(
+        description="bad-request, unavailable, internal, or unauthenticated (the request's "
+        "bearer token is missing or does not verify; the message says why)"
+    )
     message: str
     issues: list[Issue] = Field(default_factory=list)
 

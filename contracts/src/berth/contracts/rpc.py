@@ -28,6 +28,10 @@ from berth.contracts.subjects import (
     RPC_ACCESS_RULES_CREATE,
     RPC_ACCESS_RULES_DELETE,
     RPC_ACCESS_RULES_LIST,
+    RPC_CATALOG_APPLICATIONS_CREATE,
+    RPC_CATALOG_APPLICATIONS_DELETE,
+    RPC_CATALOG_APPLICATIONS_LIST,
+    RPC_CATALOG_APPLICATIONS_TOKEN,
     RPC_CATALOG_ASSETS_DELETE,
     RPC_CATALOG_ASSETS_GET,
     RPC_CATALOG_ASSETS_LIST,
@@ -63,6 +67,14 @@ class Rpc:
     callers: tuple[str, ...]
     # Changes state (still answered by the serving service's own checks).
     writes: bool = False
+    # Answered without a bearer token: health, the catalog's public sealing key, and the
+    # exchange of an application's secret for a token. Every other request a UI makes
+    # carries one, and the serving service acts for the actor it proves.
+    anonymous: bool = False
+
+    def matches(self, subject: str) -> bool:
+        prefix, star, _ = self.subject.partition("*")
+        return subject.startswith(prefix) if star else subject == self.subject
 
 
 RPCS: tuple[Rpc, ...] = (
@@ -94,11 +106,21 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_ACCESS_RULES_DELETE, CATALOG, (UI,), writes=True),
     Rpc(RPC_ACCESS_RULES_LIST, CATALOG, (UI,)),
     # The catalog's public key, to seal credential values to on the way in.
-    Rpc(RPC_CATALOG_KEYS_GET, CATALOG, (UI,)),
+    Rpc(RPC_CATALOG_KEYS_GET, CATALOG, (UI,), anonymous=True),
     # Credential values sealed to the asking cluster's registered agent key.
     Rpc(RPC_CATALOG_CREDENTIALS_DELIVER, CATALOG, (SCHEDULER_ADAPTER, AGENT)),
-    *(Rpc(rpc_health(service), service, (UI, ADMIN)) for service in SERVICES),
+    Rpc(RPC_CATALOG_APPLICATIONS_CREATE, CATALOG, (UI,), writes=True),
+    Rpc(RPC_CATALOG_APPLICATIONS_LIST, CATALOG, (UI,)),
+    Rpc(RPC_CATALOG_APPLICATIONS_DELETE, CATALOG, (UI,), writes=True),
+    # The client id and secret are the credential here: the exchange is how a token is got.
+    Rpc(RPC_CATALOG_APPLICATIONS_TOKEN, CATALOG, (UI,), anonymous=True),
+    *(Rpc(rpc_health(service), service, (UI, ADMIN), anonymous=True) for service in SERVICES),
 )
+
+
+def rpc_for(subject: str) -> Rpc | None:
+    """The declaration of the request-reply subject ``subject``, if any."""
+    return next((rpc for rpc in RPCS if rpc.matches(subject)), None)
 
 
 def served_by(role: str) -> tuple[Rpc, ...]:

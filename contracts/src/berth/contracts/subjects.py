@@ -78,6 +78,12 @@ RPC_CATALOG_KEYS_GET = "rpc.catalog.keys.get.v1"
 # A cluster's agent asks for the credentials a workload's objects reference; the values come
 # sealed to the key the catalog knows for that cluster, never to a key named in the request.
 RPC_CATALOG_CREDENTIALS_DELIVER = "rpc.catalog.credentials.deliver.v1"
+# Applications (CI pipelines, UIs acting as a service): created, listed and deleted by people;
+# an application exchanges its client id and secret for a token (no token needed for that).
+RPC_CATALOG_APPLICATIONS_CREATE = "rpc.catalog.applications.create.v1"
+RPC_CATALOG_APPLICATIONS_LIST = "rpc.catalog.applications.list.v1"
+RPC_CATALOG_APPLICATIONS_DELETE = "rpc.catalog.applications.delete.v1"
+RPC_CATALOG_APPLICATIONS_TOKEN = "rpc.catalog.applications.token.v1"
 
 # Access rules, owned by the catalog (create, delete and list; every change is also an event).
 RPC_ACCESS_RULES_CREATE = "rpc.catalog.access-rules.create.v1"

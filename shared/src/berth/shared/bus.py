@@ -22,6 +22,7 @@ from berth.contracts.registry import known_subjects
 from berth.contracts.roles import inbox_prefix
 from berth.contracts.subjects import STREAMS
 from berth.shared.errors import PermanentError, TransientError
+from berth.shared.identity import bearer_headers
 from berth.shared.telemetry import inject
 
 if TYPE_CHECKING:
@@ -95,10 +96,13 @@ async def wait_for_streams(
 
 def auth_options(credentials: str | None, role: str) -> dict[str, Any]:
     """nats-py connect options for a role's credential (an nkey seed file): the key, and the
-    role's own reply-subject prefix, the only one its permissions let it read."""
-    if not credentials:
-        return {}
-    return {"nkeys_seed": credentials, "inbox_prefix": inbox_prefix(role)}
+    role's own reply-subject prefix, the only one its permissions let it read. The prefix is
+    used without a credential too: a service answering a query tells a service's own call
+    (which needs no bearer token) by it."""
+    options: dict[str, Any] = {"inbox_prefix": inbox_prefix(role)}
+    if credentials:
+        options["nkeys_seed"] = credentials
+    return options
 
 
 def build_broker(
@@ -139,14 +143,19 @@ def event_headers(event: Event, trace_headers: dict[str, str] | None = None) -> 
 
 
 async def publish(
-    js: JetStreamContext, event: Event, *, subject: str | None = None, **kwargs: Any
+    js: JetStreamContext,
+    event: Event,
+    *,
+    subject: str | None = None,
+    token: str | None = None,
+    **kwargs: Any,
 ) -> None:
     """Publish one event now and wait for its ack (for clients; services use the outbox).
 
-    ``subject`` overrides the event's own, for envelopes whose class is a lenient container."""
-    await js.publish(
-        subject or event.subject_name, encode(event), headers=event_headers(event), **kwargs
-    )
+    ``subject`` overrides the event's own, for envelopes whose class is a lenient container;
+    ``token`` is the sender's bearer token (what a request from a UI must carry)."""
+    headers = event_headers(event) | bearer_headers(token)
+    await js.publish(subject or event.subject_name, encode(event), headers=headers, **kwargs)
 
 
 async def connect(
@@ -165,8 +174,7 @@ async def connect(
         "max_reconnect_attempts": 3,
         "reconnect_time_wait": 1,
     }
-    if credentials:
-        options.update(auth_options(credentials, role or name))
+    options.update(auth_options(credentials, role or name))
     options.update(kwargs)
     if options["max_reconnect_attempts"] == 0:
         # nats-py reads 0 as "unlimited" (even for the first connection): a caller asking for
@@ -185,11 +193,23 @@ async def _quiet_error(exc: Exception) -> None:
 Q = TypeVar("Q", bound=BaseModel)
 
 
-async def ask(nc: Client, subject: str, query: BaseModel, reply: type[Q], *, timeout: float) -> Q:
-    """A request-reply query carrying the current trace context; unavailability is transient."""
+async def ask(
+    nc: Client,
+    subject: str,
+    query: BaseModel,
+    reply: type[Q],
+    *,
+    timeout: float,
+    token: str | None = None,
+) -> Q:
+    """A request-reply query carrying the current trace context (and ``token``, the sender's
+    bearer token, when given); unavailability is transient."""
     try:
         msg = await nc.request(
-            subject, query.model_dump_json().encode(), timeout=timeout, headers=inject()
+            subject,
+            query.model_dump_json().encode(),
+            timeout=timeout,
+            headers=inject() | bearer_headers(token),
         )
     except NoRespondersError:
         raise TransientError(f"no service answers {subject}") from None

@@ -39,10 +39,12 @@ from sqlalchemy import Table, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from berth.contracts.envelope import Event
+from berth.contracts.envelope import Actor, Event
+from berth.contracts.roles import FREE_SOURCE, source_of
 from berth.contracts.subjects import stream_for
 from berth.shared import deadletters, outbox
 from berth.shared.errors import is_transient
+from berth.shared.identity import Unauthenticated, Verifier
 from berth.shared.outbox import OutboxRelay
 from berth.shared.telemetry import context_of, extract
 
@@ -212,9 +214,12 @@ class BatchRunner:
         max_deliver: int,
         nak_delay: float,
         publishes: Publishes | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.service = service
         self._publishes = publishes
+        # Requests from UIs are handled only with the actor their bearer token proves.
+        self._verifier = verifier
         self._engine = engine
         self._outbox = outbox_table
         self._inbox = inbox_table
@@ -242,6 +247,7 @@ class BatchRunner:
         # A subscription's own limit on handler failures, else the service's.
         limit = max_deliver or self._max_deliver
         items: list[Incoming[E]] = []
+        unauthenticated: list[tuple[Msg, Event, type[Event], str]] = []
         for msg in msgs:
             event, problem = _decode(msg, event_type)
             if event is None:
@@ -253,6 +259,14 @@ class BatchRunner:
             if refused := declared.source_problem(event.source):
                 await self._dead_letter(msg, refused)
                 continue
+            if self._verifier is not None and FREE_SOURCE.intersection(declared.PRODUCERS):
+                # A UI's request: the actor is whoever its token proves, never what it claims.
+                try:
+                    actor = await self._verifier.actor(msg.headers)
+                except Unauthenticated as exc:
+                    unauthenticated.append((msg, event, declared, str(exc)))
+                    continue
+                event = event.model_copy(update={"actor": actor})
             span = self._tracer.start_span(
                 operation,
                 context=extract(msg.headers),
@@ -266,6 +280,8 @@ class BatchRunner:
                 },
             )
             items.append(Incoming(event, span, msg))
+        if unauthenticated:
+            await self._refuse(unauthenticated)
         if not items:
             return 0.0
         try:
@@ -326,6 +342,43 @@ class BatchRunner:
                 item.span.set_attribute("berth.duplicate", True)
             item.span.end()
             await item.msg.ack()
+
+    async def _refuse(self, refusals: list[tuple[Msg, Event, type[Event], str]]) -> None:
+        """Answer each request whose sender is not authenticated with its type's rejection
+        event (through the outbox, once: the inbox records it), or dead-letter it with the
+        reason when the type has none. Never a silent drop."""
+        source, actor = source_of(self.service), Actor.system(self.service)
+        answers: list[tuple[Msg, Event, Event | None, str]] = []
+        for msg, event, declared, reason in refusals:
+            log.warning(
+                "%s: refused %s: %s", self.service, msg.subject, reason, extra=_context(event)
+            )
+            answer = declared.refused(event, reason, source=source, actor=actor)
+            answers.append((msg, event, answer, reason))
+        answered = [(m, e, a) for m, e, a, _ in answers if a is not None]
+        try:
+            if answered:
+                async with unit_of_work(
+                    self._engine, self._outbox, self._relay, self._publishes
+                ) as unit:
+                    fresh, _ = await claim(unit.conn, self._inbox, [e.id for _, e, _ in answered])
+                    for msg, event, answer in answered:
+                        if event.id in fresh and answer is not None:
+                            unit.emit(answer, extract(msg.headers))
+        except Exception as exc:
+            if is_transient(exc):
+                log.warning("%s: refusals retried (%s)", self.service, _cause(exc))
+                for msg, *_ in answers:
+                    await msg.nak(delay=OUTAGE_FIRST_DELAY)
+                return
+            for msg, event, _answer, reason in answers:
+                await self._dead_letter(msg, f"{reason} (answering failed: {_cause(exc)})", event)
+            return
+        for msg, event, answer, reason in answers:
+            if answer is None:
+                await self._dead_letter(msg, reason, event=event)
+            else:
+                await msg.ack()
 
     async def _outage(self, items: list[Incoming[Any]], exc: Exception, operation: str) -> float:
         """The database or NATS is unreachable: nothing is wrong with these messages. They

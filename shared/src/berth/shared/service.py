@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import typing
 from collections.abc import Awaitable, Callable
@@ -23,9 +24,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import MetaData, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from berth.contracts.envelope import Event
+from berth.contracts.envelope import Actor, Event
 from berth.contracts.issues import issues_from_validation_error
 from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
+from berth.contracts.roles import ADMIN, UI, inbox_prefix
+from berth.contracts.rpc import rpc_for
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
 from berth.shared import logs
 from berth.shared.bus import build_broker, wait_for_streams
@@ -39,6 +42,12 @@ from berth.shared.consumer import (
 )
 from berth.shared.db import INBOX, OUTBOX, create_engine
 from berth.shared.errors import is_transient
+from berth.shared.identity import (
+    Unauthenticated,
+    Verifier,
+    bearer_token,
+    verifier_from_settings,
+)
 from berth.shared.migrations import upgrade
 from berth.shared.outbox import OutboxRelay
 from berth.shared.settings import Settings
@@ -110,6 +119,7 @@ class Service:
         self._responds: list[str] = []
         self._rpc_models: dict[str, tuple[type[BaseModel], type[BaseModel] | None]] = {}
         self._loops: list[PullLoop] = []
+        self.verifier: Verifier = verifier_from_settings(settings)
         self.respond(rpc_health(self.name), HealthQuery, self._health)
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -156,10 +166,37 @@ class Service:
         each problem (code ``bad-request``), one whose handler fails gets an ``ErrorReply``
         with code ``internal`` (``unavailable`` during an outage); either is logged once."""
 
+        declared = rpc_for(subject)
+        # Requests from UIs prove who sends them with a bearer token. A service calling a query
+        # it may call needs none, nor does an operator (whose credential may do anything on
+        # the bus anyway): their replies come under their own inbox prefix, which NATS lets
+        # only them read, so a UI borrowing that prefix never sees the answer.
+        authenticated = declared is not None and UI in declared.callers and not declared.anonymous
+        trusted = [role for role in (declared.callers if declared else ()) if role != UI]
+        services = tuple(f"{inbox_prefix(role)}." for role in [*trusted, ADMIN])
+        takes_actor = "actor" in request.model_fields
+
         # ``body`` is what FastStream made of the bytes (anything); ``msg.body`` is decoded here.
         async def reply(body: Any, msg: NatsMessage) -> Any:  # noqa: ARG001
+            actor: Actor | None = None
+            if authenticated:
+                token = bearer_token(msg.headers)
+                if token is not None or not (msg.reply_to or "").startswith(services):
+                    try:
+                        actor = await self.verifier.verify(token)
+                    except Unauthenticated as exc:
+                        log.warning("%s: refused: %s", subject, exc)
+                        return ErrorReply.of("unauthenticated", f"{subject}: {exc}")
             try:
-                query = request.model_validate_json(msg.body or b"{}")
+                if actor is not None and takes_actor:
+                    # The verified actor, whatever the request claims.
+                    raw = json.loads(msg.body or b"{}")
+                    if not isinstance(raw, dict):
+                        raw = {}
+                    raw["actor"] = actor.model_dump(mode="json")
+                    query = request.model_validate(raw)
+                else:
+                    query = request.model_validate_json(msg.body or b"{}")
             except ValidationError as exc:
                 issues = issues_from_validation_error(exc)
                 log.warning(
@@ -344,6 +381,7 @@ class Service:
             max_deliver=self.settings.max_deliver,
             nak_delay=self.settings.nak_delay_seconds,
             publishes=self.declared_publishes,
+            verifier=self.verifier,
         )
 
         for hook in self._on_start:

@@ -32,6 +32,22 @@ class Settings(BaseSettings):
     outbox_stuck_seconds: float = 30.0
     dead_letter_alert_seconds: float = 15 * 60.0
 
+    # Who may act (berth.shared.identity): requests from UIs carry a bearer token that must be
+    # signed by a trusted issuer for this audience. People: an OpenID Connect issuer, its keys
+    # from oidc_jwks_url (production) or oidc_jwks_file (the development issuer of `berth up`).
+    # Applications: tokens the catalog mints, checked against application_jwks_file. With no
+    # issuer configured every request from a UI is refused.
+    oidc_issuer: str | None = None
+    oidc_audience: str = "berth"
+    oidc_jwks_url: str | None = None
+    oidc_jwks_file: str | None = None
+    oidc_email_claim: str = "email"
+    oidc_groups_claim: str = "groups"
+    application_issuer: str = "berth-applications"
+    application_jwks_file: str | None = None
+    # Clock skew allowed between the issuer and this process.
+    token_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+
     otlp_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "BERTH_OTLP_ENDPOINT"),

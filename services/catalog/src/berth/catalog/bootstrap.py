@@ -7,12 +7,13 @@ import logging
 from faststream import FastStream
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from berth.catalog import credentials, handlers
+from berth.catalog import applications, credentials, handlers
 from berth.catalog.config import CatalogSettings
 from berth.catalog.keys import KeyProvider, LocalKeyProvider, sealing_keys
 from berth.catalog.store import SqlCatalogStore
 from berth.catalog.subscriptions import register
 from berth.catalog.tables import metadata
+from berth.shared.identity import SigningKey
 from berth.shared.service import Service
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def build(
         lambda: storage_keys or LocalKeyProvider.from_dir(settings.keys_dir),
         lambda: sealing_keys(settings.keys_dir),
     )
-    register(service, settings.cluster_id, keys)
+    register(service, settings.cluster_id, keys, application_issuer(settings))
 
     async def encrypt_legacy_values() -> None:
         keys.load()
@@ -56,6 +57,24 @@ def build(
     service.on_start(encrypt_legacy_values)
     service.on_start(seed)
     return service
+
+
+def application_issuer(settings: CatalogSettings) -> applications.Issuer:
+    path = settings.application_signing_key
+    loaded: list[SigningKey | None] = []
+
+    def key() -> SigningKey | None:
+        # Read once, at the first exchange: a catalog without the key still serves the rest.
+        if not loaded:
+            loaded.append(SigningKey.load(path) if path is not None else None)
+        return loaded[0]
+
+    return applications.Issuer(
+        key=key,
+        issuer=settings.application_issuer,
+        audience=settings.oidc_audience,
+        lifetime=settings.application_token_seconds,
+    )
 
 
 def build_app(settings: CatalogSettings | None = None) -> FastStream:

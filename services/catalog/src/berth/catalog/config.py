@@ -13,3 +13,8 @@ class CatalogSettings(Settings):
     # Key files: storage keys (values at rest) and the sealing pair clients seal values to;
     # created, mode 0600, when missing.
     keys_dir: Path = Path(".berth/keys")
+    # The key application tokens are signed with (PEM, Ed25519; `berth up` makes one). Without
+    # it the catalog keeps applications but issues no tokens. The services trust its public
+    # keys through BERTH_APPLICATION_JWKS_FILE.
+    application_signing_key: Path | None = None
+    application_token_seconds: int = 3600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from berth.catalog import handlers
+from berth.catalog import applications, handlers
 from berth.catalog.credentials import Keys
 from berth.catalog.store import reader
 from berth.contracts.access import (
@@ -13,6 +13,12 @@ from berth.contracts.access import (
     AccessRuleDeletedV1,
     AccessRuleDeleteRequest,
     AccessRuleListRequest,
+)
+from berth.contracts.applications import (
+    ApplicationCreateRequest,
+    ApplicationDeleteRequest,
+    ApplicationListRequest,
+    ApplicationTokenRequest,
 )
 from berth.contracts.catalog import (
     AssetDeleteRequest,
@@ -37,6 +43,10 @@ from berth.contracts.subjects import (
     RPC_ACCESS_RULES_CREATE,
     RPC_ACCESS_RULES_DELETE,
     RPC_ACCESS_RULES_LIST,
+    RPC_CATALOG_APPLICATIONS_CREATE,
+    RPC_CATALOG_APPLICATIONS_DELETE,
+    RPC_CATALOG_APPLICATIONS_LIST,
+    RPC_CATALOG_APPLICATIONS_TOKEN,
     RPC_CATALOG_ASSETS_DELETE,
     RPC_CATALOG_ASSETS_GET,
     RPC_CATALOG_ASSETS_LIST,
@@ -49,8 +59,12 @@ from berth.contracts.subjects import (
 from berth.shared.service import Service, Subscription
 
 
-def register(service: Service, cluster_id: str, keys: Keys) -> None:
+def register(
+    service: Service, cluster_id: str, keys: Keys, issuer: applications.Issuer | None = None
+) -> None:
     read = reader(service.engine)
+    if issuer is not None:
+        register_applications(service, issuer)
     service.respond(
         RPC_CATALOG_PROJECTS_LOOKUP,
         ProjectLookupRequest,
@@ -130,4 +144,29 @@ def register(service: Service, cluster_id: str, keys: Keys) -> None:
     )
     service.publishes(
         CatalogAssetChangedV1, CatalogAssetRejectedV1, AccessRuleCreatedV1, AccessRuleDeletedV1
+    )
+
+
+def register_applications(service: Service, issuer: applications.Issuer) -> None:
+    stores = applications.sql_stores(service.engine)
+    now = applications.utcnow
+    service.respond(
+        RPC_CATALOG_APPLICATIONS_CREATE,
+        ApplicationCreateRequest,
+        partial(applications.create, stores=stores, now=now),
+    )
+    service.respond(
+        RPC_CATALOG_APPLICATIONS_LIST,
+        ApplicationListRequest,
+        partial(applications.list_, stores=stores),
+    )
+    service.respond(
+        RPC_CATALOG_APPLICATIONS_DELETE,
+        ApplicationDeleteRequest,
+        partial(applications.delete_, stores=stores),
+    )
+    service.respond(
+        RPC_CATALOG_APPLICATIONS_TOKEN,
+        ApplicationTokenRequest,
+        partial(applications.token, stores=stores, issuer=issuer, now=now),
     )
