@@ -57,8 +57,8 @@ from berth.ownership.bootstrap import build as build_ownership
 from berth.ownership.config import OwnershipSettings
 from berth.policy.bootstrap import build as build_policy
 from berth.policy.config import PolicySettings
-from berth.shared.bus import ask, publish
 from berth.shared.service import Service
+from tests.identity import ask, publish
 from tests.integration.catalog.test_intake_projection import _pull_requests_expired
 from tests.integration.cluster_registry import register
 from tests.integration.conftest import ADMIN_EMAIL
