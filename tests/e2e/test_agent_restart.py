@@ -68,7 +68,9 @@ async def _submit(suite: Suite, names: list[str]) -> None:
     nc = await suite.connect(UI, name="e2e-restart")
     try:
         js = nc.jetstream()
-        actor = Actor(email="alice@example.com")
+        # The installation's administrator (alice may not submit in this new project).
+        actor = Actor(email="admin@example.com")
+        token = suite.token(actor.email)
         for name in names:
             workload_id = str(uuid.uuid4())
             body = {
@@ -88,7 +90,9 @@ async def _submit(suite: Suite, names: list[str]) -> None:
                 actor=actor,
                 data={"submission": body},
             )
-            await bus.publish(js, event, subject=SubmissionRequestedV1.nats_subject(workload_id))
+            await bus.publish(
+                js, event, subject=SubmissionRequestedV1.nats_subject(workload_id), token=token
+            )
     finally:
         await nc.close()
 

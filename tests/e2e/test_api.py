@@ -13,7 +13,7 @@ import pytest
 
 from berth.cli.suite import Suite
 from tests.e2e.api_client import bearer_token, client, wait_for_phase
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, grant
 from tests.e2e.runai_schemas import problems
 
 pytestmark = pytest.mark.e2e
@@ -96,6 +96,9 @@ BODIES: dict[str, tuple[str, dict[str, Any], str]] = {
 
 @pytest.fixture(scope="module")
 def api(suite: Suite, cli: Cli) -> Iterator[httpx.Client]:
+    # The caller administers the installation: these tests are about the API's shapes, the
+    # access rules have their own (tests/e2e/test_access.py).
+    grant(cli, OWNER, "System administrator")
     with client(suite.api_url, bearer_token(cli, OWNER)) as http:
         yield http
 
