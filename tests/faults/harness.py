@@ -148,7 +148,9 @@ class FaultRun:
         self.label = label
         self.count = count
         self.rate = rate
-        self.build = submission_builder(runtime_seconds, name_prefix=label)
+        self.build = submission_builder(
+            runtime_seconds, suite.token(ACTOR.email), name_prefix=label
+        )
         self.timeout = timeout
         self.ids = [str(uuid4()) for _ in range(count)]
         self.names = {wid: f"{label}-{i}" for i, wid in enumerate(self.ids)}
