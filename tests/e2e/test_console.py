@@ -18,7 +18,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from berth.cli.suite import Suite
 from tests.e2e.api_client import bearer_token, client
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, grant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -64,6 +64,8 @@ def shot(driver: WebDriver, name: str) -> None:
 def test_submit_a_training_through_the_form_and_follow_it(
     browser: WebDriver, suite: Suite, cli: Cli
 ) -> None:
+    # The console's user sets a policy before using the form: an administrator.
+    grant(cli, USER, "System administrator")
     token = bearer_token(cli, USER)
     meta = {"scope": "project", "projectId": "team-b", "name": "console-test"}
     policy = {
