@@ -11,7 +11,6 @@ from typing import Any
 from uuid import uuid4
 
 from nats.aio.client import Client
-from nats.js.errors import NotFoundError
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
@@ -23,12 +22,10 @@ from berth.contracts.roles import UI
 from berth.contracts.subjects import (
     RPC_WORKLOADS_GET,
     RPC_WORKLOADS_LIST,
-    TELEMETRY_SPANS,
-    stream_for,
 )
 from berth.shared import bus
 from berth.shared.errors import TransientError
-from berth.shared.telemetry import setup_tracing
+from berth.shared.telemetry import read_trace, setup_tracing
 
 SOURCE = "/berth/cli"
 
@@ -113,22 +110,8 @@ class BerthClient:
         return found
 
     async def spans(self, trace_id: str) -> list[dict[str, Any]]:
-        """Every recorded span of one trace, read back from the TELEMETRY stream.
-
-        Message by message with the stream's get API, which is all the ``ui`` role may use
-        there: a consumer could deliver the stream's messages to any subject."""
-        subject = f"{TELEMETRY_SPANS}.{trace_id}"
-        spans: list[dict[str, Any]] = []
-        seq = 1
-        while True:
-            try:
-                msg = await self.js.get_msg(
-                    stream_for(TELEMETRY_SPANS), seq=seq, subject=subject, next=True
-                )
-            except NotFoundError:
-                return spans
-            spans.extend(json.loads(msg.data or b"[]"))
-            seq = (msg.seq or seq) + 1
+        """Every recorded span of one trace."""
+        return await read_trace(self.js, trace_id)
 
     @asynccontextmanager
     async def watch(self, subject_id: str = "*") -> AsyncIterator[asyncio.Queue[Event]]:

@@ -14,13 +14,15 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from berth.contracts.subjects import TELEMETRY_SPANS
+from berth.contracts.subjects import TELEMETRY_SPANS, stream_for
 
 log = logging.getLogger(__name__)
 
@@ -120,3 +122,20 @@ def context_of(span: trace.Span) -> Context:
 
 def trace_id_of(span: trace.Span) -> str:
     return format(span.get_span_context().trace_id, "032x")
+
+
+async def read_trace(js: JetStreamContext, trace_id: str) -> list[dict[str, Any]]:
+    """Every recorded span of one trace, as exported here, read back from the TELEMETRY stream.
+
+    Message by message with the stream's get API, which is all a UI may use there: a consumer
+    could deliver the stream's messages to any subject."""
+    subject = f"{TELEMETRY_SPANS}.{trace_id}"
+    spans: list[dict[str, Any]] = []
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg(stream_for(TELEMETRY_SPANS), seq=seq, subject=subject, next=True)
+        except NotFoundError:
+            return spans
+        spans.extend(json.loads(msg.data or b"[]"))
+        seq = (msg.seq or seq) + 1

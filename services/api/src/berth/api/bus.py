@@ -12,7 +12,6 @@ from typing import Any, Protocol, TypeVar
 from nats.aio.client import Client
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.errors import NotFoundError
 from pydantic import BaseModel, ValidationError
 
 from berth.contracts.envelope import Event
@@ -20,9 +19,8 @@ from berth.contracts.events import Issue
 from berth.contracts.queries import ErrorReply
 from berth.contracts.registry import ALL_EVENTS
 from berth.contracts.roles import UI
-from berth.contracts.subjects import TELEMETRY_SPANS, stream_for
 from berth.shared.bus import event_headers
-from berth.shared.telemetry import inject
+from berth.shared.telemetry import inject, read_trace
 
 Q = TypeVar("Q", bound=BaseModel)
 
@@ -131,17 +129,5 @@ class NatsBus:
                 await sub.unsubscribe()
 
     async def spans(self, trace_id: str) -> list[dict[str, Any]]:
-        """The recorded spans of one trace, message by message with the stream's get API (all
-        the ``ui`` role may use there)."""
-        subject = f"{TELEMETRY_SPANS}.{trace_id}"
-        spans: list[dict[str, Any]] = []
-        seq = 1
-        while True:
-            try:
-                msg = await self.js.get_msg(
-                    stream_for(TELEMETRY_SPANS), seq=seq, subject=subject, next=True
-                )
-            except NotFoundError:
-                return spans
-            spans.extend(json.loads(msg.data or b"[]"))
-            seq = (msg.seq or seq) + 1
+        """Every recorded span of one trace."""
+        return await read_trace(self.js, trace_id)
