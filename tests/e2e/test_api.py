@@ -151,9 +151,12 @@ def test_a_training_runs_to_completion_and_streams_its_phases(
                 "GET", "/api/v1/workloads/events", params={"projectName": "team-a"}
             ) as stream,
         ):
+            kind = ""
             for line in stream.iter_lines():
                 connected.set()
-                if line.startswith("data: "):
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: ") and kind != "snapshot":
                     event = json.loads(line.removeprefix("data: "))
                     seen.append(event)
                     if (event.get("data") or {}).get("phase") == "Completed":

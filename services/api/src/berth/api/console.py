@@ -280,11 +280,12 @@ def mount(app: FastAPI, bus: Bus) -> None:
     @app.get(f"{PREFIX}/events", include_in_schema=False)
     async def console_events(request: Request, project: str | None = None) -> Response:
         # The page's EventSource cannot send a header: the console's cookie stands for it.
-        if caller(request) is None:
+        who = caller(request)
+        if who is None:
             raise ApiError(401, "Unauthorized", "log in to the console first")
         from berth.api.workloads import event_stream
 
-        return event_stream(bus, request, "*", project)
+        return event_stream(bus, request, who, "*", project or None)
 
 
 def quota_rows(projects: list[AssetView], workloads: list[WorkloadView]) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from berth.api.views import (
     created,
     events,
     history,
+    phase_of,
     runai_type,
     workload,
 )
@@ -173,8 +174,7 @@ def router(bus: Bus, timeout: float) -> APIRouter:
         caller: CallerDep,
         projectName: str | None = None,
     ) -> StreamingResponse:
-        del caller  # authenticated to stream; the events themselves are what UIs may follow
-        return event_stream(bus, request, "*", projectName)
+        return event_stream(bus, request, caller, "*", projectName)
 
     @api.get("/{workloadId}", summary="Get a workload.", responses=NOT_FOUND)
     async def get_workload(workloadId: str, caller: CallerDep) -> RunaiWorkload:
@@ -192,7 +192,7 @@ def router(bus: Bus, timeout: float) -> APIRouter:
     async def workload_events(workloadId: str, request: Request, caller: CallerDep) -> Any:
         view = await view_of(caller, workloadId)
         if "text/event-stream" in request.headers.get("accept", ""):
-            return event_stream(bus, request, view.workloadId, None)
+            return event_stream(bus, request, caller, view.workloadId, None)
         return EventList(events=events(view))
 
     for cls in SUBMISSION_CLASSES:
@@ -201,25 +201,80 @@ def router(bus: Bus, timeout: float) -> APIRouter:
     return api
 
 
+SNAPSHOT_LIMIT = 200
+"""The newest workloads a stream's snapshot covers: what the console's table shows."""
+QUIET_SECONDS = 15.0
+"""Seconds without an event after which a stream sends a keep-alive snapshot."""
+RECHECK_SECONDS = 2.0
+"""How long a stream trusts that a workload it may not read stays so: a new workload's first
+event can reach the gateway before intake's read model has recorded it."""
+
+
 def event_stream(
-    bus: Bus, request: Request, subject_id: str, project: str | None
+    bus: Bus, request: Request, caller: Caller, subject_id: str, project: str | None
 ) -> StreamingResponse:
     """The events UIs follow about ``subject_id`` ("*": every workload, of ``project`` when
-    given) as Server-Sent Events, one ``event: <type>`` each, until the client goes."""
+    given) as Server-Sent Events, one ``event: <type>`` each, until the client goes.
+
+    Only workloads the caller may read are streamed: intake's read model, asked with the
+    caller's token, decides (as it does for a list). Each stream starts with an ``event:
+    snapshot`` of the current phases (and sends one again after each quiet spell): a client
+    that rendered a page, then connected, would otherwise miss what changed in between."""
+
+    async def snapshot() -> list[WorkloadView]:
+        if subject_id != "*":
+            reply = await bus.ask(
+                RPC_WORKLOADS_GET, WorkloadQuery(workloadId=subject_id), WorkloadReply,
+                caller.authorization,
+            )  # fmt: skip
+            return [reply.workload] if reply.workload is not None else []
+        page = await bus.ask(
+            RPC_WORKLOADS_LIST,
+            WorkloadQuery(project=project, limit=SNAPSHOT_LIMIT),
+            WorkloadListReply,
+            caller.authorization,
+        )
+        return list(page.workloads)
+
+    readable: dict[str, bool | float] = {}  # id -> True, or when "not readable" was learned
+
+    async def may_read(workload_id: str) -> bool:
+        known = readable.get(workload_id)
+        if known is True:
+            return True
+        if known is not None and time.monotonic() - known < RECHECK_SECONDS:
+            return False
+        reply = await bus.ask(
+            RPC_WORKLOADS_GET, WorkloadQuery(workloadId=workload_id), WorkloadReply,
+            caller.authorization,
+        )  # fmt: skip
+        found = reply.workload is not None and project in (None, reply.workload.project)
+        readable[workload_id] = True if found else time.monotonic()
+        return found
+
+    async def snapshot_frame() -> bytes:
+        views = await snapshot()
+        for view in views:
+            readable[view.workloadId] = True
+        items = [
+            {"subject": v.workloadId, "phase": phase_of(v), "message": v.phaseMessage}
+            for v in views
+        ]
+        return f"event: snapshot\ndata: {json.dumps({'workloads': items})}\n\n".encode()
 
     async def stream() -> AsyncIterator[bytes]:
         async with bus.watch(subject_id) as queue:
-            yield b": connected\n\n"
+            # Subscribed first, then read: whatever changes after the read arrives as an event.
+            yield await snapshot_frame()
             while not await request.is_disconnected():
                 try:
-                    event = await asyncio.wait_for(queue.get(), 15)
+                    event = await asyncio.wait_for(queue.get(), QUIET_SECONDS)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    yield await snapshot_frame()
+                    continue
+                if subject_id == "*" and not await may_read(event.subject):
                     continue
                 data = event.model_dump(mode="json")
-                ref = (data.get("data") or {}).get("workload") or {}
-                if project is not None and ref.get("project", project) != project:
-                    continue
                 kind = event.TYPE.removeprefix("berth.")
                 yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
 

@@ -37,15 +37,11 @@ function setupLive() {
   const project = table.dataset.live;
   const source = new EventSource("/console/events" + (project ? "?project=" + encodeURIComponent(project) : ""));
   let reload = null;
-  source.addEventListener("workload.phase-changed", (message) => {
-    const event = JSON.parse(message.data);
-    const phase = event.data.phase === "Deleted" ? "Deleting" : event.data.phase;
-    const rows = document.querySelectorAll(`[data-id="${event.subject}"]`);
-    if (rows.length === 0 && !reload) {
-      reload = setTimeout(() => location.reload(), 500); // a workload this page has not shown
-    }
+  // One workload's phase shown wherever the page shows it; false when the page has no row of it.
+  const show = (subject, phase, message) => {
+    const rows = document.querySelectorAll(`[data-id="${subject}"]`);
     rows.forEach((row) => {
-      row.querySelectorAll(".phase").forEach((cell) => { cell.textContent = phase; cell.title = event.data.message || ""; });
+      row.querySelectorAll(".phase").forEach((cell) => { cell.textContent = phase; cell.title = message; });
       if (row.id === "phase") row.textContent = phase;
       const allowed = { delete: true, suspend: !["Stopping", "Stopped", "Completed", "Failed", "Deleting", "Deleted"].includes(phase), resume: ["Stopping", "Stopped"].includes(phase) };
       if (["Deleting", "Deleted", "Terminating"].includes(phase)) allowed.delete = false;
@@ -55,18 +51,39 @@ function setupLive() {
       });
     });
     const badge = document.getElementById("phase");
-    if (badge && badge.dataset.id === event.subject) {
+    const mine = badge && badge.dataset.id === subject;
+    if (mine) {
       badge.textContent = phase;
-      const message = document.getElementById("phase-message");
-      if (message) message.textContent = event.data.message || "";
-      const history = document.querySelector("#history tbody");
-      if (history) {
-        const tr = document.createElement("tr");
-        for (const text of [new Date(event.time).toLocaleTimeString(), event.data.phase, event.data.message || ""]) {
-          const td = document.createElement("td"); td.textContent = text; tr.appendChild(td);
-        }
-        history.appendChild(tr);
+      const text = document.getElementById("phase-message");
+      if (text) text.textContent = message;
+    }
+    return rows.length > 0 || mine;
+  };
+  // The workloads table shows the newest workloads: one it has not shown yet is new. A
+  // workload's own page shows only that one and ignores the rest of its project.
+  const listing = !document.getElementById("phase");
+  const reloadSoon = () => {
+    if (listing && !reload) reload = setTimeout(() => location.reload(), 500);
+  };
+  // The stream's first message, and one after each quiet spell: the phases as they are now, so
+  // nothing that changed between rendering this page and connecting is missed.
+  source.addEventListener("snapshot", (message) => {
+    for (const w of JSON.parse(message.data).workloads) {
+      if (!show(w.subject, w.phase, w.message || "")) reloadSoon();
+    }
+  });
+  source.addEventListener("workload.phase-changed", (message) => {
+    const event = JSON.parse(message.data);
+    const phase = event.data.phase === "Deleted" ? "Deleting" : event.data.phase;
+    if (!show(event.subject, phase, event.data.message || "")) reloadSoon(); // a workload this page has not shown
+    const badge = document.getElementById("phase");
+    const history = document.querySelector("#history tbody");
+    if (badge && badge.dataset.id === event.subject && history) {
+      const tr = document.createElement("tr");
+      for (const text of [new Date(event.time).toLocaleTimeString(), event.data.phase, event.data.message || ""]) {
+        const td = document.createElement("td"); td.textContent = text; tr.appendChild(td);
       }
+      history.appendChild(tr);
     }
   });
   table.addEventListener("click", async (e) => {
