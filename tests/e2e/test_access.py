@@ -3,10 +3,14 @@ team-b; the suite's default user is the administrator."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 from pathlib import Path
 
+from berth.cli.suite import Suite
+from tests.e2e.api_client import bearer_token, client
 from tests.e2e.conftest import Cli
 
 POLICY = "defaults:\n  backoffLimit: 3\nrules:\n  backoffLimit: {max: 5}\n"
@@ -130,3 +134,40 @@ def test_access_rules_are_granted_and_revoked_by_who_may(cli: Cli) -> None:
     roles = cli.run("role", "list")
     assert roles.returncode == 0
     assert max(len(line) for line in roles.stdout.splitlines()) <= 80
+
+
+def test_the_live_stream_carries_only_what_its_caller_may_read(cli: Cli, suite: Suite) -> None:
+    hidden, shown = f"hid-{uuid.uuid4().hex[:6]}", f"shw-{uuid.uuid4().hex[:6]}"
+    subjects: list[str] = []
+    names: list[str] = []
+    connected, saw_shown = threading.Event(), threading.Event()
+
+    def follow() -> None:
+        # bob asks for every project's events: he gets his own project's, never team-a's.
+        with (
+            client(suite.api_url, bearer_token(cli, "bob@example.com")) as bob,
+            bob.stream("GET", "/api/v1/workloads/events") as stream,
+        ):
+            kind = ""
+            for line in stream.iter_lines():
+                connected.set()
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: ") and kind != "snapshot":
+                    event = json.loads(line.removeprefix("data: "))
+                    subjects.append(event["subject"])
+                    name = ((event.get("data") or {}).get("workload") or {}).get("name", "")
+                    names.append(name)
+                    if name == shown:
+                        saw_shown.set()
+                        return
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    assert connected.wait(30)
+    _submit(cli, hidden, "team-a")  # runs before the shown one is even submitted
+    _submit(cli, shown, "team-b")
+    assert saw_shown.wait(60), names
+    assert hidden not in names
+    hidden_id = cli.json("describe", hidden, "-p", "team-a")["workloadId"]
+    assert hidden_id not in subjects

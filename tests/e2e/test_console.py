@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -101,6 +102,9 @@ def _journey(driver: WebDriver, base: str, token: str) -> None:
     assert pull.get_attribute("value") == "IfNotPresent"
     assert pull.get_attribute("readonly") is not None
     assert "locked by project team-b" in driver.page_source
+    # The project's cluster, else a connected one: never one whose agent is away.
+    cluster = driver.find_element(By.NAME, "clusterId")
+    assert cluster.get_attribute("value") == "local", driver.page_source
     driver.find_element(By.ID, "f-name").send_keys("from-the-form")
     driver.find_element(By.ID, "f-image").send_keys("pytorch/pytorch")
     gpus = driver.find_element(By.ID, "f-compute.gpuDevicesRequest")
@@ -116,7 +120,12 @@ def _journey(driver: WebDriver, base: str, token: str) -> None:
     wait.until(lambda _d: issue.text == "")
     driver.find_element(By.ID, "create").click()
     phase = wait.until(ec.presence_of_element_located((By.ID, "phase")))
-    wait.until(lambda _d: phase.text == "Completed")
+    try:
+        wait.until(lambda _d: phase.text == "Completed")
+    except TimeoutException:
+        shot(driver, "workload-not-completed")
+        history = driver.find_element(By.ID, "history").text
+        raise AssertionError(f"still {phase.text} on {driver.current_url}:\n{history}") from None
     workload_url = driver.current_url
 
     # The spans of the services reach the trace store in batches: the page shows them once

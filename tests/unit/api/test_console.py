@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from fastapi.testclient import TestClient
 
 from berth.api.app import create_app
-from berth.api.console import form_fields, waterfall
+from berth.api.console import cluster_choices, form_fields, waterfall
+from berth.contracts.events import ClusterConfig, ClusterRecord
 from berth.contracts.policy import EffectiveDefault, EffectivePolicy, EffectiveRule, ScopeRef
 from tests.unit.api.fakes import FakeBus
 
@@ -91,3 +94,22 @@ def test_the_workloads_page_lists_a_rejected_submission_of_an_unknown_kind() -> 
     web = TestClient(create_app(bus), cookies={"berth_token": token()})
     page = web.get("/console/")
     assert page.status_code == 200 and "odd" in page.text
+
+
+def _cluster(cluster_id: str, connected: bool = True) -> ClusterRecord:
+    return ClusterRecord(
+        clusterId=cluster_id,
+        backend="simulated",
+        config=ClusterConfig(),
+        reportedAt=datetime(2026, 1, 1, tzinfo=UTC),
+        connected=connected,
+    )
+
+
+def test_the_form_offers_the_projects_cluster_else_a_connected_one() -> None:
+    edge, local = _cluster("edge", connected=False), _cluster("local")
+    chosen = {c["id"]: c["selected"] for c in cluster_choices([edge, local], None)}
+    assert chosen == {"edge": False, "local": True}
+    chosen = {c["id"]: c["selected"] for c in cluster_choices([edge, local], "edge")}
+    assert chosen == {"edge": True, "local": False}  # the project's own, even while away
+    assert [c["connected"] for c in cluster_choices([edge, local], "gone")] == [False, True]

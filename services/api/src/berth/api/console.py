@@ -20,6 +20,7 @@ from berth.api.bus import Bus
 from berth.api.errors import ApiError
 from berth.api.views import COLLECTIONS, phase_of
 from berth.contracts.catalog import AssetListReply, AssetListRequest, AssetView
+from berth.contracts.events import ClusterRecord
 from berth.contracts.lifecycle import refusal
 from berth.contracts.phases import holds_quota
 from berth.contracts.policy import EffectivePolicy, PolicyEffectiveRequest, PolicyReply
@@ -191,7 +192,8 @@ def mount(app: FastAPI, bus: Bus) -> None:
         kind = next((k for k, c in COLLECTIONS.items() if c == collection), None)
         if kind is None:
             raise ApiError(404, "Resource id not found.", f"no workload kind {collection}")
-        projects = [a.name for a in await assets(who, "project")]
+        project_assets = await assets(who, "project")
+        projects = [a.name for a in project_assets]
         chosen = project or (projects[0] if projects else "")
         effective: EffectivePolicy | None = None
         if chosen:
@@ -213,7 +215,10 @@ def mount(app: FastAPI, bus: Bus) -> None:
             collection=collection,
             project=chosen,
             projects=projects,
-            clusters=[c.clusterId for c in clusters.clusters],
+            clusters=cluster_choices(
+                clusters.clusters,
+                next((a.spec.get("clusterId") for a in project_assets if a.name == chosen), None),
+            ),
             fields=form_fields(kind, effective),
             templates=[a.name for a in await assets(who, "template", chosen or None)],
             environments=[a.name for a in await assets(who, "environment", chosen or None)],
@@ -286,6 +291,18 @@ def mount(app: FastAPI, bus: Bus) -> None:
         from berth.api.workloads import event_stream
 
         return event_stream(bus, request, who, "*", project or None)
+
+
+def cluster_choices(clusters: list[ClusterRecord], home: str | None) -> list[dict[str, Any]]:
+    """The form's clusters, the project's own selected (else the first connected one): a
+    disconnected cluster stays listed, marked, since its agent may be back soon."""
+    selected = home if any(c.clusterId == home for c in clusters) else None
+    if selected is None:
+        selected = next((c.clusterId for c in clusters if c.connected), None)
+    return [
+        {"id": c.clusterId, "connected": c.connected, "selected": c.clusterId == selected}
+        for c in clusters
+    ]
 
 
 def quota_rows(projects: list[AssetView], workloads: list[WorkloadView]) -> list[dict[str, Any]]:
