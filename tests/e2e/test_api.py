@@ -263,3 +263,29 @@ def test_assets_organisation_and_clusters_read_as_in_runai(api: httpx.Client) ->
     assert [c["uuid"] for c in clusters] == ["local"]
     pools = {p["name"] for p in api.get("/v1/k8s/clusters/local/node-pools").json()}
     assert {"a100", "default"} <= pools
+
+
+def test_an_application_exchanges_its_secret_for_a_token_the_api_accepts(
+    suite: Suite, cli: Cli
+) -> None:
+    created = cli.json("application", "create", "api-ci")
+    done = cli.run(
+        "access-rule", "create", "--subject", "api-ci", "--subject-type", "application",
+        "--role", "System administrator", "--scope", "tenant",
+    )  # fmt: skip
+    assert done.returncode == 0 or "already" in done.stderr, done.stdout + done.stderr
+    with client(suite.api_url, None) as anonymous:
+        body = {
+            "grantType": "app_token",
+            "AppId": created["clientId"],
+            "AppSecret": created["clientSecret"],
+        }
+        granted = anonymous.post("/api/v1/token", json=body)
+        assert granted.status_code == 200, granted.text
+        assert problems(granted.json(), "TokenResponse") == []
+        wrong = anonymous.post("/api/v1/token", json={**body, "AppSecret": "not-the-secret"})
+        assert wrong.status_code == 401 and problems(wrong.json(), "Error") == []
+    with client(suite.api_url, granted.json()["accessToken"]) as application:
+        projects = application.get("/api/v1/org-unit/projects")
+    assert projects.status_code == 200, projects.text
+    assert "team-a" in {p["name"] for p in projects.json()["projects"]}

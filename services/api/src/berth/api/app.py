@@ -8,14 +8,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from berth.api import catalog, console, errors, policies, workloads
+from berth.api import catalog, console, errors, policies, tokens, workloads
 from berth.api.bus import Bus
 
 TITLE = "berth API"
 DESCRIPTION = (
     "Run:ai 2.18's REST API over berth: each call becomes the request event or query a UI "
-    "sends on the bus. Every call needs `Authorization: Bearer <token>`, forwarded to the "
-    "services unchanged."
+    "sends on the bus. Every call but `POST /api/v1/token` (an application's secret exchanged "
+    "for a token) needs `Authorization: Bearer <token>`, forwarded to the services unchanged."
 )
 
 
@@ -47,6 +47,7 @@ def create_app(bus: Bus, *, timeout: float = 30.0) -> FastAPI:
     app.include_router(workloads.router(bus, timeout))
     app.include_router(policies.router(bus))
     app.include_router(catalog.router(bus))
+    app.include_router(tokens.router(bus))
     console.mount(app, bus)
 
     def openapi() -> dict[str, Any]:

@@ -45,8 +45,16 @@ class Bus(Protocol):
     """What the HTTP routes need of the bus; tests give a fake."""
 
     async def ask(
-        self, subject: str, query: BaseModel, reply: type[Q], authorization: str
-    ) -> Q: ...
+        self,
+        subject: str,
+        query: BaseModel,
+        reply: type[Q],
+        authorization: str,
+        *,
+        timeout: float | None = None,
+    ) -> Q:
+        """``authorization`` is empty only for the queries anyone may ask (a token exchange);
+        ``timeout`` shortens the wait for answers a page can do without (a cluster's)."""
 
     async def publish(self, event: Event, subject: str, authorization: str) -> None: ...
 
@@ -80,16 +88,25 @@ class NatsBus:
         self.js = nc.jetstream()
         self.timeout = timeout
 
-    async def ask(self, subject: str, query: BaseModel, reply: type[Q], authorization: str) -> Q:
-        headers = {**inject(), AUTHORIZATION: authorization}
+    async def ask(
+        self,
+        subject: str,
+        query: BaseModel,
+        reply: type[Q],
+        authorization: str,
+        *,
+        timeout: float | None = None,
+    ) -> Q:
+        wait = self.timeout if timeout is None else timeout
+        headers = {**inject(), **({AUTHORIZATION: authorization} if authorization else {})}
         try:
             msg = await self.nc.request(
-                subject, query.model_dump_json().encode(), timeout=self.timeout, headers=headers
+                subject, query.model_dump_json().encode(), timeout=wait, headers=headers
             )
         except NoRespondersError:
             raise Unavailable(f"no service answers {subject}") from None
         except NatsTimeoutError:
-            raise Unavailable(f"no answer on {subject} within {self.timeout:g}s") from None
+            raise Unavailable(f"no answer on {subject} within {wait:g}s") from None
         try:
             return reply.model_validate_json(msg.data)
         except ValidationError:
