@@ -289,3 +289,28 @@ def test_an_application_exchanges_its_secret_for_a_token_the_api_accepts(
         projects = application.get("/api/v1/org-unit/projects")
     assert projects.status_code == 200, projects.text
     assert "team-a" in {p["name"] for p in projects.json()["projects"]}
+
+
+def test_a_running_workloads_pods_logs_and_objects_are_read_from_its_cluster(
+    api: httpx.Client, suite: Suite
+) -> None:
+    body = {**BODIES["workspace"][1], "name": "api-pods"}
+    created = api.post("/api/v1/workloads/workspaces", json=body).json()
+    workload_id = created["workloadId"]
+    try:
+        wait_for_phase(api, workload_id, {"Running"})
+        pods = api.get(f"/api/v1/workloads/{workload_id}/pods")
+        assert pods.status_code == 200, pods.text
+        (pod,) = pods.json()["pods"]
+        assert problems(pod, "Pod1") == []
+        assert pod["nodeName"] and pod["currentNodePool"] and pod["k8sPhase"] == "Running"
+
+        token = str(api.headers["Authorization"]).removeprefix("Bearer ")
+        with httpx.Client(base_url=suite.api_url, cookies={"berth_token": token}) as browser:
+            page = browser.get(f"/console/workloads/{workload_id}")
+        assert page.status_code == 200
+        assert pod["nodeName"] in page.text and pod["name"] in page.text
+        assert "StatefulSet/" in page.text  # the objects its cluster renders it into
+        assert 'id="log"' in page.text or 'id="log-why"' in page.text
+    finally:
+        api.delete(f"/api/v1/workloads/workspaces/{workload_id}")

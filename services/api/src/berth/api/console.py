@@ -6,6 +6,7 @@ in a cookie; the page's script calls the API itself with that token in the heade
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from berth.api import cluster_side
 from berth.api.auth import Caller, caller_of, console_bearer
 from berth.api.bus import Bus
 from berth.api.errors import ApiError
@@ -26,6 +28,9 @@ from berth.contracts.policy import EffectivePolicy, PolicyEffectiveRequest, Poli
 from berth.contracts.queries import (
     ClusterListQuery,
     ClusterListReply,
+    ProjectLookupItem,
+    ProjectLookupReply,
+    ProjectLookupRequest,
     WorkloadListReply,
     WorkloadQuery,
     WorkloadReply,
@@ -33,6 +38,7 @@ from berth.contracts.queries import (
 )
 from berth.contracts.subjects import (
     RPC_CATALOG_ASSETS_LIST,
+    RPC_CATALOG_PROJECTS_LOOKUP,
     RPC_CLUSTERS_LIST,
     RPC_POLICY_EFFECTIVE,
     RPC_WORKLOADS_GET,
@@ -43,6 +49,8 @@ from berth.contracts.workload import WORKLOAD_KINDS, requested_gpus
 HERE = Path(__file__).parent
 PREFIX = "/console"
 ACTIONS = ("suspend", "resume", "delete")
+# The log lines a workload's page shows (its ?tail= asks for more).
+LOG_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -222,7 +230,9 @@ def mount(app: FastAPI, bus: Bus) -> None:
         )
 
     @app.get(f"{PREFIX}/workloads/{{workload_id}}", include_in_schema=False)
-    async def workload_page(request: Request, workload_id: str) -> Response:
+    async def workload_page(
+        request: Request, workload_id: str, pod: str | None = None, tail: int = LOG_LINES
+    ) -> Response:
         who = caller(request)
         if who is None:
             return login_redirect()
@@ -237,8 +247,33 @@ def mount(app: FastAPI, bus: Bus) -> None:
         services = sorted({s["service"] for s in spans})
         for span in spans:
             span["color"] = services.index(span["service"]) % 6
+        found = await bus.ask(
+            RPC_CATALOG_PROJECTS_LOOKUP,
+            ProjectLookupRequest(items=[ProjectLookupItem(project=view.project)]),
+            ProjectLookupReply,
+            who.authorization,
+        )
+        # The cluster's answers are asked together: a slow cluster delays the page once.
+        (pods, pods_why), (manifests, render_why), log = await asyncio.gather(
+            cluster_side.pods(bus, who, view),
+            cluster_side.rendered(bus, who, view, found.projects.get(view.project)),
+            cluster_side.logs(bus, who, view, pod, max(1, min(tail, 5000))),
+        )
         return page(
-            request, "workload.html", who, w=row(view), view=view, spans=spans, services=services
+            request,
+            "workload.html",
+            who,
+            w=row(view),
+            view=view,
+            spans=spans,
+            services=services,
+            pods=pods,
+            pods_why=pods_why,
+            waiting=cluster_side.why_waiting(view, pods),
+            manifests=manifests,
+            render_why=render_why,
+            log=log,
+            on_cluster=cluster_side.on_cluster(view),
         )
 
     @app.get(f"{PREFIX}/catalog", include_in_schema=False)
