@@ -4,7 +4,6 @@ behalf of the HTTP caller, whose ``Authorization`` header travels with every req
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
@@ -17,9 +16,7 @@ from pydantic import BaseModel, ValidationError
 from berth.contracts.envelope import Event
 from berth.contracts.events import Issue
 from berth.contracts.queries import ErrorReply
-from berth.contracts.registry import ALL_EVENTS
-from berth.contracts.roles import UI
-from berth.shared.bus import event_headers
+from berth.shared.bus import event_headers, follow
 from berth.shared.telemetry import inject, read_trace
 
 Q = TypeVar("Q", bound=BaseModel)
@@ -63,23 +60,6 @@ class Bus(Protocol):
         about ``subject_id`` ("*": every workload), subscribed before it yields."""
 
     async def spans(self, trace_id: str) -> list[dict[str, Any]]: ...
-
-
-def decode(data: bytes) -> Event | None:
-    try:
-        raw = json.loads(data)
-        cls = Event.registry.get((raw.get("type"), raw.get("version")))
-        return cls.model_validate(raw) if cls is not None else None
-    except (ValueError, AttributeError, ValidationError):
-        return None
-
-
-FOLLOWED: tuple[type[Event], ...] = tuple(
-    event
-    for event in ALL_EVENTS
-    if any(UI in c.roles and c.durable is None for c in event.CONSUMERS)
-)
-"""The event types a UI follows on core NATS (declared in the contracts: all ``ui`` may read)."""
 
 
 class NatsBus:
@@ -127,23 +107,8 @@ class NatsBus:
 
     @asynccontextmanager
     async def watch(self, subject_id: str) -> AsyncIterator[asyncio.Queue[Event]]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-
-        async def on_msg(msg: Any) -> None:
-            event = decode(msg.data)
-            if event is not None:
-                queue.put_nowait(event)
-
-        subs = [
-            await self.nc.subscribe(f"{event.subject_prefix()}.{subject_id}", cb=on_msg)
-            for event in FOLLOWED
-        ]
-        await self.nc.flush()
-        try:
+        async with follow(self.nc, subject_id) as queue:
             yield queue
-        finally:
-            for sub in subs:
-                await sub.unsubscribe()
 
     async def spans(self, trace_id: str) -> list[dict[str, Any]]:
         """Every recorded span of one trace."""
