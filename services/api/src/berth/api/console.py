@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from berth.api import cluster_side
-from berth.api.auth import Caller, caller_of, console_bearer
+from berth.api.auth import COOKIE, Caller, DevIssuer, caller_of, console_bearer
 from berth.api.bus import Bus
 from berth.api.errors import ApiError
 from berth.api.views import COLLECTIONS, phase_of
@@ -124,7 +125,7 @@ def waterfall(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def mount(app: FastAPI, bus: Bus) -> None:
+def mount(app: FastAPI, bus: Bus, dev_issuer: DevIssuer | None = None) -> None:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -189,7 +190,32 @@ def mount(app: FastAPI, bus: Bus) -> None:
 
     @app.get(f"{PREFIX}/login", include_in_schema=False)
     async def login_page(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "login.html", {"user": None})
+        return templates.TemplateResponse(
+            request, "login.html", {"user": None, "dev_issuer": dev_issuer is not None}
+        )
+
+    @app.post(f"{PREFIX}/login", include_in_schema=False)
+    async def dev_login(request: Request) -> Response:
+        """The development issuer's login: a token for the email given (``berth login
+        --user``), kept in the console's cookie."""
+        if dev_issuer is None:
+            raise ApiError(404, "Resource id not found.", "log in with a token: berth login")
+        form = parse_qs((await request.body()).decode(errors="replace"))
+        email = (form.get("email") or [""])[0].strip()
+        groups = tuple(g.strip() for g in (form.get("groups") or [""])[0].split(",") if g.strip())
+        if "@" not in email:
+            return templates.TemplateResponse(
+                request,
+                "login.html",
+                {"user": None, "dev_issuer": True, "error": "an email address, please"},
+                status_code=400,
+            )
+        response = RedirectResponse(f"{PREFIX}/", status_code=303)
+        # Not HttpOnly: the page's script sends it as the bearer token of its API calls.
+        response.set_cookie(
+            COOKIE, dev_issuer.mint(email, groups), path="/", samesite="strict", httponly=False
+        )
+        return response
 
     @app.get(f"{PREFIX}/new/{{collection}}", include_in_schema=False)
     async def new_page(request: Request, collection: str, project: str | None = None) -> Response:
