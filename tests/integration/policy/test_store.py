@@ -112,6 +112,26 @@ async def test_saved_policies_are_loaded_and_read_by_branch(backend: Backend) ->
     assert _names(branch) == ["project team-a", "tenant"]
 
 
+async def test_the_list_holds_every_policy_of_a_type_or_of_a_kind_of_scope(
+    backend: Backend,
+) -> None:
+    await backend.run(_save_all)
+
+    async def read(store: PolicyStore) -> Any:
+        doc = PolicyDocument.model_validate({"defaults": {"backoffLimit": 1}})
+        await store.save("inference", LAB, doc, "admin@example.com")
+        return (
+            await store.listed(None, None),
+            await store.listed("training", "project"),
+            await store.listed("inference", None),
+        )
+
+    every, projects, inference = await backend.run(read)
+    assert len(every) == len(ALL) + 1
+    assert _names(projects) == ["project lab", "project team-a"]
+    assert [(r.policy_type, r.scope_id) for r in inference] == [("inference", "lab")]
+
+
 async def test_related_policies_are_the_scopes_above_and_every_scope_below(
     backend: Backend,
 ) -> None:

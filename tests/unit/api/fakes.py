@@ -31,8 +31,15 @@ class FakeBus:
         self.queues: list[asyncio.Queue[Event]] = []
 
     async def ask(
-        self, subject: str, query: BaseModel, reply: type[Any], authorization: str
+        self,
+        subject: str,
+        query: BaseModel,
+        reply: type[Any],
+        authorization: str,
+        *,
+        timeout: float | None = None,
     ) -> Any:
+        del timeout
         self.asked.append((subject, query, authorization))
         answer = self.replies[subject](query)
         return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -113,3 +114,39 @@ def test_the_form_offers_the_projects_cluster_else_a_connected_one() -> None:
     chosen = {c["id"]: c["selected"] for c in cluster_choices([edge, local], "edge")}
     assert chosen == {"edge": True, "local": False}  # the project's own, even while away
     assert [c["connected"] for c in cluster_choices([edge, local], "gone")] == [False, True]
+
+
+def test_with_the_development_issuer_the_console_logs_in_by_email(tmp_path: Path) -> None:
+    import jwt
+
+    from berth.api.auth import COOKIE, DevIssuer
+    from berth.shared.identity import SigningKey
+
+    key = SigningKey.ensure(tmp_path / "dev-issuer.key")
+    dev = DevIssuer(key, "urn:berth:development", "berth")
+    http = TestClient(create_app(FakeBus(), dev_issuer=dev), follow_redirects=False)
+    assert 'id="email"' in http.get("/console/login").text
+    done = http.post(
+        "/console/login",
+        content="email=bob%40example.com&groups=ml, admins",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/console/"
+    claims = jwt.decode(
+        done.cookies[COOKIE], jwt.PyJWK(key.public_jwk).key, ["EdDSA"],
+        audience="berth", issuer="urn:berth:development",
+    )  # fmt: skip
+    assert claims["email"] == "bob@example.com" and claims["groups"] == ["ml", "admins"]
+    refused = http.post(
+        "/console/login",
+        content="email=bob",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert refused.status_code == 400 and "login-error" in refused.text
+
+
+def test_with_an_identity_provider_the_console_asks_for_a_token() -> None:
+    http = TestClient(create_app(FakeBus()))
+    page = http.get("/console/login").text
+    assert 'id="email"' not in page and 'id="token"' in page and "berth login" in page
+    assert http.post("/console/login", content="email=a%40b.c").status_code == 404

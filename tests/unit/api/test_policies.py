@@ -99,3 +99,41 @@ def test_a_query_refused_by_the_access_rules_is_403_with_the_reason() -> None:
     )
     assert response.status_code == 403
     assert response.json() == {"code": 403, "message": reason}
+
+
+def test_the_policy_list_is_runais_with_the_filters_passed_on() -> None:
+    from datetime import UTC, datetime
+
+    from berth.contracts.policy import PolicyListReply, PolicyListRequest
+    from berth.contracts.subjects import RPC_POLICY_LIST
+
+    asked: list[PolicyListRequest] = []
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    stored = StoredPolicy(
+        type="training",
+        meta=PolicyMeta(scope="project", projectId="team-b"),
+        policy=PolicyDocument(rules=RULES),
+        version=4,
+        updatedBy="admin@example.com",
+        updatedAt=at,
+    )
+
+    def answer(request: PolicyListRequest) -> PolicyListReply:
+        asked.append(request)
+        return PolicyListReply(policies=[stored])
+
+    bus = FakeBus()
+    bus.replies[RPC_POLICY_LIST] = answer
+    http = TestClient(create_app(bus))
+    response = http.get(
+        "/api/v2/policy", params={"workloadType": "Training", "scope": "project"}, headers=auth()
+    )
+    assert response.status_code == 200, response.text
+    (entry,) = response.json()["policies"]
+    assert entry["type"] == "training" and entry["version"] == 4
+    assert entry["meta"]["id"] == "training-project-team-b"
+    assert entry["meta"]["projectId"] == "team-b"
+    assert entry["meta"]["updatedBy"] == "admin@example.com"
+    assert (asked[0].type, asked[0].scope) == ("training", "project")
+    bad = http.get("/api/v2/policy", params={"workloadType": "Batch"}, headers=auth())
+    assert bad.status_code == 400

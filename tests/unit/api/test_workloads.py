@@ -213,3 +213,36 @@ def test_a_body_sent_without_a_json_content_type_is_read_as_json() -> None:
         headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code == 200, response.text
+
+
+def test_a_count_reads_every_page_of_the_same_filtered_list() -> None:
+    from berth.contracts.queries import WorkloadListReply, WorkloadQuery
+    from berth.contracts.subjects import RPC_WORKLOADS_LIST
+
+    one = WorkloadView(
+        workloadId="w",
+        name="n",
+        kind="training",
+        project="team-a",
+        createdBy="alice@example.com",
+        status="Running",
+        submittedAt=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+    def pages(query: WorkloadQuery) -> WorkloadListReply:
+        assert query.project == "team-a" and query.kind == ["training"]
+        if query.offset == 0:
+            return WorkloadListReply(workloads=[one] * 1000, nextOffset=1000)
+        return WorkloadListReply(workloads=[one] * 3)
+
+    bus = FakeBus()
+    bus.replies[RPC_WORKLOADS_LIST] = pages
+    response = client(bus).get(
+        "/api/v1/workloads/count",
+        params={"filterBy": ["projectName==team-a", "type==Training"]},
+        headers=auth(),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"count": 1003}
+    bad = client(bus).get("/api/v1/workloads/count", params={"filterBy": "name=@x"}, headers=auth())
+    assert bad.status_code == 400

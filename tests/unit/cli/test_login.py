@@ -130,9 +130,11 @@ async def test_berth_up_makes_a_development_issuer_the_services_trust(
     assert key.stat().st_mode & 0o777 == 0o600
     intake, catalog = suite.env("intake"), suite.env("catalog")
     assert intake["BERTH_OIDC_ISSUER"] == dev_issuer.ISSUER
-    # Only the catalog gets a signing key; no service gets the development issuer's.
+    # Only the catalog gets a signing key; no service but the api (its console's login)
+    # gets the development issuer's.
     assert "BERTH_APPLICATION_SIGNING_KEY" not in intake
     assert dev_issuer.KEY_ENV not in intake and dev_issuer.KEY_ENV not in catalog
+    assert suite.env("api")[dev_issuer.KEY_ENV] == str(key)
     assert catalog["BERTH_APPLICATION_SIGNING_KEY"].endswith(dev_issuer.APPLICATIONS_KEY_FILE)
     for name, value in intake.items():
         if name.startswith("BERTH_OIDC") or name.startswith("BERTH_APPLICATION"):
@@ -152,5 +154,6 @@ def test_with_an_identity_provider_berth_up_makes_no_development_issuer(
     suite.ensure_identity()
     assert not (tmp_path / "state" / "identity" / dev_issuer.KEY_FILE).exists()
     env = suite.env("policy")
+    assert dev_issuer.KEY_ENV not in suite.env("api")
     assert env["BERTH_OIDC_ISSUER"] == "https://idp.example.com/realms/berth"
     assert env["BERTH_OIDC_JWKS_URL"] == "https://idp.example.com/certs"

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
-from berth.contracts.policy import PolicyDocument, PolicyMeta, PolicyType, ScopeRef
+from berth.contracts.policy import PolicyDocument, PolicyMeta, PolicyScope, PolicyType, ScopeRef
 from berth.policy import engine
 from berth.policy.store import Evaluation, Key, PolicyRow, PolicyStore
 from berth.shared.testing import InMemoryTable
@@ -37,6 +37,18 @@ class InMemoryPolicyStore:
         self.branch_reads += 1
         wanted = set(keys)
         return [row for row in self.policies if row.key in wanted]
+
+    async def listed(
+        self, policy_type: PolicyType | None, scope: PolicyScope | None
+    ) -> list[PolicyRow]:
+        return sorted(
+            (
+                row
+                for row in self.policies
+                if policy_type in (None, row.policy_type) and scope in (None, row.scope)
+            ),
+            key=lambda row: row.key,
+        )
 
     async def related(self, policy_type: PolicyType, meta: PolicyMeta) -> list[PolicyRow]:
         above = {(ref.scope, ref.id) for ref in engine.meta_branch(meta)}

@@ -30,6 +30,7 @@ from berth.contracts.policy import (
     PolicyDocument,
     PolicyEffectiveRequest,
     PolicyGetRequest,
+    PolicyListRequest,
     PolicyMeta,
     PolicyPatchRequest,
     ScopeRef,
@@ -548,6 +549,25 @@ class TestQueries:
         assert found.policy.meta.departmentId == "research"
         assert not missing.ok
         assert missing.issues[0].details == "no inference policy in department research"
+
+    async def test_the_list_answers_every_stored_policy_by_type_scope_and_unit(self) -> None:
+        policies = Policies()
+        await policies.apply(DEPARTMENT, GPU_MAX_2)
+        await policies.apply(PROJECT, {"defaults": {"nodePools": ["default"]}})
+
+        async def listed(**given: Any) -> list[tuple[str, str | None]]:
+            reply = await handlers.list_query(PolicyListRequest(**given), read=policies.store.read)
+            return [(p.meta.scope, p.meta.scope_id) for p in reply.policies]
+
+        assert await listed() == [("department", "research"), ("project", "team-a")]
+        assert await listed(scope="project") == [("project", "team-a")]
+        # A department's list holds the policies of its projects too.
+        assert await listed(departmentId="research") == [
+            ("department", "research"),
+            ("project", "team-a"),
+        ]
+        assert await listed(projectId="team-a") == [("project", "team-a")]
+        assert await listed(type="inference") == []
 
     async def test_the_effective_policy_names_the_scope_of_each_rule_and_default(self) -> None:
         policies = Policies()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,12 +11,11 @@ from uuid import uuid4
 
 from nats.aio.client import Client
 from opentelemetry.sdk.trace import TracerProvider
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from berth.cli import endpoints, tokens
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.queries import WorkloadListReply, WorkloadQuery, WorkloadReply, WorkloadView
-from berth.contracts.registry import ALL_EVENTS
 from berth.contracts.roles import UI
 from berth.contracts.subjects import (
     RPC_WORKLOADS_GET,
@@ -28,19 +26,6 @@ from berth.shared.errors import TransientError
 from berth.shared.telemetry import read_trace, setup_tracing
 
 SOURCE = "/berth/cli"
-
-
-def decode(data: bytes) -> Event | None:
-    """An event as its own class (SubmissionRejectedV1, WorkloadPhaseChangedV1, ...); None for
-    what is not a berth event this CLI knows."""
-    import berth.contracts.registry  # noqa: F401  (registers every event class)
-
-    try:
-        raw = json.loads(data)
-        cls = Event.registry.get((raw.get("type"), raw.get("version")))
-        return cls.model_validate(raw) if cls is not None else None
-    except (ValueError, AttributeError, ValidationError):
-        return None
 
 
 class BerthUnavailable(Exception):
@@ -119,24 +104,8 @@ class BerthClient:
 
         Subscribed on core NATS before anything is published, so nothing can be missed; only the
         event types UIs follow (declared in the contracts, and all the ``ui`` role may read)."""
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-
-        async def on_msg(msg: Any) -> None:
-            event = decode(msg.data)
-            if event is not None:
-                queue.put_nowait(event)
-
-        subs = [
-            await self.nc.subscribe(f"{event.subject_prefix()}.{subject_id}", cb=on_msg)
-            for event in ALL_EVENTS
-            if any(UI in c.roles and c.durable is None for c in event.CONSUMERS)
-        ]
-        await self.nc.flush()
-        try:
+        async with bus.follow(self.nc, subject_id) as queue:
             yield queue
-        finally:
-            for sub in subs:
-                await sub.unsubscribe()
 
 
 @asynccontextmanager

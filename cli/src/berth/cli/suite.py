@@ -213,6 +213,17 @@ class Suite:
 
         return self.identity_dir / KEY_FILE
 
+    def console_login_key(self) -> Path | None:
+        """The development issuer's key when the services trust that issuer (the suite's own,
+        or the one BERTH_DEV_ISSUER_KEY names for it); None with an identity provider."""
+        from berth.cli import dev_issuer
+
+        if self.dev_issuer:
+            return self.dev_issuer_key
+        if os.environ.get("BERTH_OIDC_ISSUER") == dev_issuer.ISSUER:
+            return dev_issuer.key_file()
+        return None
+
     def identity_env(self, name: str) -> dict[str, str]:
         """Whom the services trust (see berth.shared.identity): the development issuer, when
         no identity provider is configured, and the catalog's application tokens."""
@@ -317,12 +328,18 @@ class Suite:
             env["BERTH_API_PORT"] = str(self.api_port)
         if self.inventory:
             env["BERTH_SIM_INVENTORY"] = str(self.inventory)
-        # Signing keys go to no service but the catalog (which signs application tokens).
+        # Signing keys go to no service but the catalog (which signs application tokens) and,
+        # with the development issuer, the api (below).
         for secret in ("BERTH_APPLICATION_SIGNING_KEY", "BERTH_DEV_ISSUER_KEY"):
             env.pop(secret, None)
         env.update(self.identity_env(name))
         if self.dev_issuer:
             env.pop("BERTH_OIDC_JWKS_URL", None)
+        login_key = self.console_login_key()
+        if name == API and login_key is not None:
+            # The console's login mints the development issuer's tokens, as `berth login
+            # --user` does; with an identity provider it asks for a token instead.
+            env["BERTH_DEV_ISSUER_KEY"] = str(login_key)
         env.update(self.extra_env)
         if name in self.agents:
             cluster = self.agents[name]

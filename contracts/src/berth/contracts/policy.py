@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from berth.contracts.envelope import Actor, Event
 from berth.contracts.events import Data, Issue
@@ -194,6 +194,9 @@ class StoredPolicy(Data):
     policy: PolicyDocument
     version: int = Field(description="Increases with every change of any policy.")
     updatedBy: str | None = None
+    updatedAt: AwareDatetime | None = Field(
+        default=None, description="When it last changed (set on reads of the stored policy)."
+    )
 
 
 # --- effective policy ----------------------------------------------------------------------------
@@ -332,6 +335,22 @@ class PolicyDeleteRequest(Query):
 class PolicyGetRequest(Query):
     type: PolicyType
     meta: PolicyMeta
+
+
+class PolicyListRequest(Query):
+    """The stored policies, of one type and in one kind of scope when given; a project,
+    department or cluster id keeps those of that unit and, for a department or cluster, of the
+    units below it."""
+
+    type: PolicyType | None = None
+    scope: PolicyScope | None = None
+    projectId: str | None = None
+    departmentId: str | None = None
+    clusterId: str | None = None
+
+
+class PolicyListReply(Query):
+    policies: list[StoredPolicy] = Field(default_factory=list)
 
 
 class PolicyEffectiveRequest(Query):

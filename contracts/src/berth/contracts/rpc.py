@@ -51,6 +51,7 @@ from berth.contracts.subjects import (
     RPC_POLICY_EFFECTIVE,
     RPC_POLICY_EVALUATE,
     RPC_POLICY_GET,
+    RPC_POLICY_LIST,
     RPC_POLICY_PATCH,
     RPC_POLICY_VALIDATE,
     RPC_RENDER,
@@ -84,14 +85,16 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_POLICY_EVALUATE, POLICY, (INTAKE, UI)),
     Rpc(RPC_POLICY_GET, POLICY, (UI,)),
     Rpc(RPC_POLICY_EFFECTIVE, POLICY, (UI,)),
+    Rpc(RPC_POLICY_LIST, POLICY, (UI,)),
     Rpc(RPC_POLICY_VALIDATE, POLICY, (UI,)),
     Rpc(RPC_POLICY_APPLY, POLICY, (UI,), writes=True),
     Rpc(RPC_POLICY_PATCH, POLICY, (UI,), writes=True),
     Rpc(RPC_POLICY_DELETE, POLICY, (UI,), writes=True),
     Rpc(RPC_CLUSTERS_LIST, INTAKE, (UI,)),
     Rpc(RPC_CLUSTERS_GET, CLUSTER_SYNC, (UI,)),
-    # One subject per cluster (rpc_render): the workload's own cluster's agent answers.
-    Rpc(f"{RPC_RENDER}.*", SCHEDULER_ADAPTER, (INTAKE,)),
+    # One subject per cluster (rpc_render): the workload's own cluster's agent answers. A UI
+    # asks it for the objects an approved workload is rendered into (nothing is applied).
+    Rpc(f"{RPC_RENDER}.*", SCHEDULER_ADAPTER, (INTAKE, UI)),
     # A workload's pods and container logs, read from its cluster's API by that cluster's agent.
     Rpc(f"{RPC_PODS}.*", SCHEDULER_ADAPTER, (UI,)),
     Rpc(f"{RPC_LOGS}.*", SCHEDULER_ADAPTER, (UI,)),

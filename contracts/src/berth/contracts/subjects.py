@@ -97,6 +97,7 @@ RPC_POLICY_PATCH = "rpc.policy.policies.patch.v1"
 RPC_POLICY_DELETE = "rpc.policy.policies.delete.v1"
 RPC_POLICY_GET = "rpc.policy.policies.get.v1"
 RPC_POLICY_EFFECTIVE = "rpc.policy.policies.effective.v1"
+RPC_POLICY_LIST = "rpc.policy.policies.list.v1"
 
 
 def rpc_render(cluster_id: str) -> str:

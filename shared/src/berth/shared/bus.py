@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats
@@ -18,8 +20,8 @@ from pydantic import BaseModel, ValidationError
 
 from berth.contracts.envelope import Event
 from berth.contracts.queries import ErrorReply
-from berth.contracts.registry import known_subjects
-from berth.contracts.roles import inbox_prefix
+from berth.contracts.registry import ALL_EVENTS, known_subjects
+from berth.contracts.roles import UI, inbox_prefix
 from berth.contracts.subjects import STREAMS
 from berth.shared.errors import PermanentError, TransientError
 from berth.shared.identity import bearer_headers
@@ -134,6 +136,49 @@ def build_broker(
 
 def encode(event: Event) -> bytes:
     return event.model_dump_json().encode()
+
+
+def decode(data: bytes) -> Event | None:
+    """An event as its own class (SubmissionRejectedV1, WorkloadPhaseChangedV1, ...); None for
+    what is not an event of the contracts."""
+    try:
+        raw = json.loads(data)
+        cls = Event.registry.get((raw.get("type"), raw.get("version")))
+        return cls.model_validate(raw) if cls is not None else None
+    except (ValueError, AttributeError, ValidationError):
+        return None
+
+
+UI_FOLLOWED: tuple[type[Event], ...] = tuple(
+    event
+    for event in ALL_EVENTS
+    if any(UI in c.roles and c.durable is None for c in event.CONSUMERS)
+)
+"""The event types a UI follows on core NATS (declared in the contracts: all ``ui`` may read)."""
+
+
+@asynccontextmanager
+async def follow(nc: Client, subject_id: str = "*") -> AsyncIterator[asyncio.Queue[Event]]:
+    """Every event UIs follow about ``subject_id`` (every workload with "*") from now on,
+    decoded, as the CLI and the api gateway watch them. Subscribed on core NATS before it
+    yields, so an answer to what is published next cannot be missed."""
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def on_msg(msg: Any) -> None:
+        event = decode(msg.data)
+        if event is not None:
+            queue.put_nowait(event)
+
+    subs = [
+        await nc.subscribe(f"{event.subject_prefix()}.{subject_id}", cb=on_msg)
+        for event in UI_FOLLOWED
+    ]
+    await nc.flush()
+    try:
+        yield queue
+    finally:
+        for sub in subs:
+            await sub.unsubscribe()
 
 
 def event_headers(event: Event, trace_headers: dict[str, str] | None = None) -> dict[str, str]:

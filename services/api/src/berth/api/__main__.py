@@ -9,6 +9,7 @@ import uvicorn
 from opentelemetry import trace
 
 from berth.api.app import create_app
+from berth.api.auth import DevIssuer
 from berth.api.bus import NatsBus
 from berth.api.config import ApiSettings
 from berth.contracts.roles import UI
@@ -36,7 +37,10 @@ async def main(settings: ApiSettings) -> None:
     # The span of each HTTP call that publishes starts the workload's trace.
     trace.set_tracer_provider(provider)
     timeout = settings.answer_timeout_seconds
-    app = create_app(NatsBus(nc, timeout), timeout=timeout)
+    dev = None
+    if settings.dev_issuer_key and settings.oidc_issuer:
+        dev = DevIssuer.load(settings.dev_issuer_key, settings.oidc_issuer, settings.oidc_audience)
+    app = create_app(NatsBus(nc, timeout), timeout=timeout, dev_issuer=dev)
     server = uvicorn.Server(
         uvicorn.Config(
             app, host=settings.api_host, port=settings.api_port, log_config=None, access_log=False

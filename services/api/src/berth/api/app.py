@@ -8,14 +8,15 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from berth.api import catalog, console, errors, policies, workloads
+from berth.api import asset_creation, catalog, console, errors, policies, tokens, workloads
+from berth.api.auth import DevIssuer
 from berth.api.bus import Bus
 
 TITLE = "berth API"
 DESCRIPTION = (
     "Run:ai 2.18's REST API over berth: each call becomes the request event or query a UI "
-    "sends on the bus. Every call needs `Authorization: Bearer <token>`, forwarded to the "
-    "services unchanged."
+    "sends on the bus. Every call but `POST /api/v1/token` (an application's secret exchanged "
+    "for a token) needs `Authorization: Bearer <token>`, forwarded to the services unchanged."
 )
 
 
@@ -33,7 +34,7 @@ class JsonBodies:
         await self.app(scope, receive, send)
 
 
-def create_app(bus: Bus, *, timeout: float = 30.0) -> FastAPI:
+def create_app(bus: Bus, *, timeout: float = 30.0, dev_issuer: DevIssuer | None = None) -> FastAPI:
     # No /docs or /redoc: their pages load scripts from a CDN, and berth serves every asset itself.
     app = FastAPI(
         title=TITLE,
@@ -47,7 +48,9 @@ def create_app(bus: Bus, *, timeout: float = 30.0) -> FastAPI:
     app.include_router(workloads.router(bus, timeout))
     app.include_router(policies.router(bus))
     app.include_router(catalog.router(bus))
-    console.mount(app, bus)
+    app.include_router(asset_creation.router(bus))
+    app.include_router(tokens.router(bus))
+    console.mount(app, bus, dev_issuer)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

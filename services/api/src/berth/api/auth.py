@@ -8,6 +8,7 @@ services check against the verified token."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import jwt
@@ -15,6 +16,7 @@ from fastapi import Depends, Request
 
 from berth.api.errors import ApiError
 from berth.contracts.envelope import Actor
+from berth.shared.identity import SigningKey
 
 # The console keeps the pasted token in a cookie of this name, for its pages and their event
 # streams; the API itself takes only the header, so no cookie acts for a caller on /api.
@@ -25,6 +27,31 @@ COOKIE = "berth_token"
 class Caller:
     authorization: str
     actor: Actor
+
+
+@dataclass(frozen=True)
+class DevIssuer:
+    """The development issuer of ``berth up``: the console's login mints its tokens for the
+    email given, as ``berth login --user`` does. Only a suite without an identity provider
+    hands the gateway this key: whoever reaches the console then acts as anyone."""
+
+    key: SigningKey
+    issuer: str
+    audience: str
+    lifetime: float = 12 * 3600
+
+    @classmethod
+    def load(cls, path: str | Path, issuer: str, audience: str) -> DevIssuer:
+        return cls(SigningKey.load(path), issuer, audience)
+
+    def mint(self, email: str, groups: tuple[str, ...] = ()) -> str:
+        return self.key.mint(
+            issuer=self.issuer,
+            audience=self.audience,
+            subject=email,
+            lifetime=self.lifetime,
+            claims={"email": email, "groups": list(groups)},
+        )
 
 
 def console_bearer(request: Request) -> str | None:

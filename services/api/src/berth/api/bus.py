@@ -4,7 +4,6 @@ behalf of the HTTP caller, whose ``Authorization`` header travels with every req
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
@@ -17,9 +16,7 @@ from pydantic import BaseModel, ValidationError
 from berth.contracts.envelope import Event
 from berth.contracts.events import Issue
 from berth.contracts.queries import ErrorReply
-from berth.contracts.registry import ALL_EVENTS
-from berth.contracts.roles import UI
-from berth.shared.bus import event_headers
+from berth.shared.bus import event_headers, follow
 from berth.shared.telemetry import inject, read_trace
 
 Q = TypeVar("Q", bound=BaseModel)
@@ -45,8 +42,16 @@ class Bus(Protocol):
     """What the HTTP routes need of the bus; tests give a fake."""
 
     async def ask(
-        self, subject: str, query: BaseModel, reply: type[Q], authorization: str
-    ) -> Q: ...
+        self,
+        subject: str,
+        query: BaseModel,
+        reply: type[Q],
+        authorization: str,
+        *,
+        timeout: float | None = None,
+    ) -> Q:
+        """``authorization`` is empty only for the queries anyone may ask (a token exchange);
+        ``timeout`` shortens the wait for answers a page can do without (a cluster's)."""
 
     async def publish(self, event: Event, subject: str, authorization: str) -> None: ...
 
@@ -57,39 +62,31 @@ class Bus(Protocol):
     async def spans(self, trace_id: str) -> list[dict[str, Any]]: ...
 
 
-def decode(data: bytes) -> Event | None:
-    try:
-        raw = json.loads(data)
-        cls = Event.registry.get((raw.get("type"), raw.get("version")))
-        return cls.model_validate(raw) if cls is not None else None
-    except (ValueError, AttributeError, ValidationError):
-        return None
-
-
-FOLLOWED: tuple[type[Event], ...] = tuple(
-    event
-    for event in ALL_EVENTS
-    if any(UI in c.roles and c.durable is None for c in event.CONSUMERS)
-)
-"""The event types a UI follows on core NATS (declared in the contracts: all ``ui`` may read)."""
-
-
 class NatsBus:
     def __init__(self, nc: Client, timeout: float = 30.0) -> None:
         self.nc = nc
         self.js = nc.jetstream()
         self.timeout = timeout
 
-    async def ask(self, subject: str, query: BaseModel, reply: type[Q], authorization: str) -> Q:
-        headers = {**inject(), AUTHORIZATION: authorization}
+    async def ask(
+        self,
+        subject: str,
+        query: BaseModel,
+        reply: type[Q],
+        authorization: str,
+        *,
+        timeout: float | None = None,
+    ) -> Q:
+        wait = self.timeout if timeout is None else timeout
+        headers = {**inject(), **({AUTHORIZATION: authorization} if authorization else {})}
         try:
             msg = await self.nc.request(
-                subject, query.model_dump_json().encode(), timeout=self.timeout, headers=headers
+                subject, query.model_dump_json().encode(), timeout=wait, headers=headers
             )
         except NoRespondersError:
             raise Unavailable(f"no service answers {subject}") from None
         except NatsTimeoutError:
-            raise Unavailable(f"no answer on {subject} within {self.timeout:g}s") from None
+            raise Unavailable(f"no answer on {subject} within {wait:g}s") from None
         try:
             return reply.model_validate_json(msg.data)
         except ValidationError:
@@ -110,23 +107,8 @@ class NatsBus:
 
     @asynccontextmanager
     async def watch(self, subject_id: str) -> AsyncIterator[asyncio.Queue[Event]]:
-        queue: asyncio.Queue[Event] = asyncio.Queue()
-
-        async def on_msg(msg: Any) -> None:
-            event = decode(msg.data)
-            if event is not None:
-                queue.put_nowait(event)
-
-        subs = [
-            await self.nc.subscribe(f"{event.subject_prefix()}.{subject_id}", cb=on_msg)
-            for event in FOLLOWED
-        ]
-        await self.nc.flush()
-        try:
+        async with follow(self.nc, subject_id) as queue:
             yield queue
-        finally:
-            for sub in subs:
-                await sub.unsubscribe()
 
     async def spans(self, trace_id: str) -> list[dict[str, Any]]:
         """Every recorded span of one trace."""

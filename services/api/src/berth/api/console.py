@@ -6,16 +6,19 @@ in a cookie; the page's script calls the API itself with that token in the heade
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from berth.api.auth import Caller, caller_of, console_bearer
+from berth.api import cluster_side
+from berth.api.auth import COOKIE, Caller, DevIssuer, caller_of, console_bearer
 from berth.api.bus import Bus
 from berth.api.errors import ApiError
 from berth.api.views import COLLECTIONS, phase_of
@@ -27,6 +30,9 @@ from berth.contracts.policy import EffectivePolicy, PolicyEffectiveRequest, Poli
 from berth.contracts.queries import (
     ClusterListQuery,
     ClusterListReply,
+    ProjectLookupItem,
+    ProjectLookupReply,
+    ProjectLookupRequest,
     WorkloadListReply,
     WorkloadQuery,
     WorkloadReply,
@@ -34,6 +40,7 @@ from berth.contracts.queries import (
 )
 from berth.contracts.subjects import (
     RPC_CATALOG_ASSETS_LIST,
+    RPC_CATALOG_PROJECTS_LOOKUP,
     RPC_CLUSTERS_LIST,
     RPC_POLICY_EFFECTIVE,
     RPC_WORKLOADS_GET,
@@ -44,6 +51,8 @@ from berth.contracts.workload import WORKLOAD_KINDS, requested_gpus
 HERE = Path(__file__).parent
 PREFIX = "/console"
 ACTIONS = ("suspend", "resume", "delete")
+# The log lines a workload's page shows (its ?tail= asks for more).
+LOG_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ def waterfall(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def mount(app: FastAPI, bus: Bus) -> None:
+def mount(app: FastAPI, bus: Bus, dev_issuer: DevIssuer | None = None) -> None:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount(f"{PREFIX}/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
@@ -182,7 +191,32 @@ def mount(app: FastAPI, bus: Bus) -> None:
 
     @app.get(f"{PREFIX}/login", include_in_schema=False)
     async def login_page(request: Request) -> HTMLResponse:
-        return templates.TemplateResponse(request, "login.html", {"user": None})
+        return templates.TemplateResponse(
+            request, "login.html", {"user": None, "dev_issuer": dev_issuer is not None}
+        )
+
+    @app.post(f"{PREFIX}/login", include_in_schema=False)
+    async def dev_login(request: Request) -> Response:
+        """The development issuer's login: a token for the email given (``berth login
+        --user``), kept in the console's cookie."""
+        if dev_issuer is None:
+            raise ApiError(404, "Resource id not found.", "log in with a token: berth login")
+        form = parse_qs((await request.body()).decode(errors="replace"))
+        email = (form.get("email") or [""])[0].strip()
+        groups = tuple(g.strip() for g in (form.get("groups") or [""])[0].split(",") if g.strip())
+        if "@" not in email:
+            return templates.TemplateResponse(
+                request,
+                "login.html",
+                {"user": None, "dev_issuer": True, "error": "an email address, please"},
+                status_code=400,
+            )
+        response = RedirectResponse(f"{PREFIX}/", status_code=303)
+        # Not HttpOnly: the page's script sends it as the bearer token of its API calls.
+        response.set_cookie(
+            COOKIE, dev_issuer.mint(email, groups), path="/", samesite="strict", httponly=False
+        )
+        return response
 
     @app.get(f"{PREFIX}/new/{{collection}}", include_in_schema=False)
     async def new_page(request: Request, collection: str, project: str | None = None) -> Response:
@@ -227,7 +261,9 @@ def mount(app: FastAPI, bus: Bus) -> None:
         )
 
     @app.get(f"{PREFIX}/workloads/{{workload_id}}", include_in_schema=False)
-    async def workload_page(request: Request, workload_id: str) -> Response:
+    async def workload_page(
+        request: Request, workload_id: str, pod: str | None = None, tail: int = LOG_LINES
+    ) -> Response:
         who = caller(request)
         if who is None:
             return login_redirect()
@@ -242,8 +278,33 @@ def mount(app: FastAPI, bus: Bus) -> None:
         services = sorted({s["service"] for s in spans})
         for span in spans:
             span["color"] = services.index(span["service"]) % 6
+        found = await bus.ask(
+            RPC_CATALOG_PROJECTS_LOOKUP,
+            ProjectLookupRequest(items=[ProjectLookupItem(project=view.project)]),
+            ProjectLookupReply,
+            who.authorization,
+        )
+        # The cluster's answers are asked together: a slow cluster delays the page once.
+        (pods, pods_why), (manifests, render_why), log = await asyncio.gather(
+            cluster_side.pods(bus, who, view),
+            cluster_side.rendered(bus, who, view, found.projects.get(view.project)),
+            cluster_side.logs(bus, who, view, pod, max(1, min(tail, 5000))),
+        )
         return page(
-            request, "workload.html", who, w=row(view), view=view, spans=spans, services=services
+            request,
+            "workload.html",
+            who,
+            w=row(view),
+            view=view,
+            spans=spans,
+            services=services,
+            pods=pods,
+            pods_why=pods_why,
+            waiting=cluster_side.why_waiting(view, pods),
+            manifests=manifests,
+            render_why=render_why,
+            log=log,
+            on_cluster=cluster_side.on_cluster(view),
         )
 
     @app.get(f"{PREFIX}/catalog", include_in_schema=False)

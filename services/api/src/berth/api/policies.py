@@ -1,8 +1,9 @@
-"""``/api/v2/policy/<type>``: Run:ai's workload policies, as the policy service's queries (the
-same as ``berth policy get|apply|patch|delete|effective``)."""
+"""``/api/v2/policy[/<type>]``: Run:ai's workload policies, as the policy service's queries
+(the same as ``berth policy get|apply|patch|delete|effective``, and its list)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -20,17 +21,22 @@ from berth.contracts.policy import (
     PolicyDocument,
     PolicyEffectiveRequest,
     PolicyGetRequest,
+    PolicyListReply,
+    PolicyListRequest,
     PolicyMeta,
     PolicyPatchRequest,
     PolicyReply,
     PolicyScope,
     PolicyType,
+    StoredPolicy,
+    policy_subject,
 )
 from berth.contracts.subjects import (
     RPC_POLICY_APPLY,
     RPC_POLICY_DELETE,
     RPC_POLICY_EFFECTIVE,
     RPC_POLICY_GET,
+    RPC_POLICY_LIST,
     RPC_POLICY_PATCH,
     RPC_POLICY_VALIDATE,
 )
@@ -75,6 +81,56 @@ def as_document(effective: EffectivePolicy) -> PolicyDocument:
     )
 
 
+class ListedMeta(BaseModel):
+    """Run:ai's ``PolicyMeta`` of a listed policy. berth keeps when a policy last changed, not
+    when it was created: ``createdAt`` and ``createdBy`` are those of its last change."""
+
+    id: str
+    name: str
+    scope: PolicyScope
+    projectId: str | None = None
+    departmentId: str | None = None
+    clusterId: str | None = None
+    tenantId: int = 1
+    createdBy: str
+    createdAt: datetime | None
+    updatedBy: str
+    updatedAt: datetime | None
+
+
+class PolicyListEntry(BaseModel):
+    type: PolicyType
+    meta: ListedMeta
+    policy: PolicyDocument = Field(description="berth: the policy itself.")
+    version: int
+
+
+class PolicyList(BaseModel):
+    policies: list[PolicyListEntry]
+
+
+def entry(stored: StoredPolicy) -> PolicyListEntry:
+    meta = stored.meta
+    who = stored.updatedBy or ""
+    return PolicyListEntry(
+        type=stored.type,
+        meta=ListedMeta(
+            id=policy_subject(stored.type, meta),
+            name=meta.name or f"{stored.type} policy of {meta.ref}",
+            scope=meta.scope,
+            projectId=meta.projectId,
+            departmentId=meta.departmentId,
+            clusterId=meta.clusterId,
+            createdBy=who,
+            createdAt=stored.updatedAt,
+            updatedBy=who,
+            updatedAt=stored.updatedAt,
+        ),
+        policy=stored.policy,
+        version=stored.version,
+    )
+
+
 def router(bus: Bus) -> APIRouter:
     api = APIRouter(prefix="/api/v2/policy", tags=["policies"], responses=RESPONSES)
 
@@ -93,6 +149,31 @@ def router(bus: Bus) -> APIRouter:
             )
         except ValueError as exc:
             raise ApiError(400, "Required parameter is missing", str(exc)) from None
+
+    @api.get("", summary="List policies.", responses=BAD_REQUEST)
+    async def list_policies(
+        caller: CallerDep,
+        workloadType: Annotated[
+            str | None, Query(description="Workspace, Training, Distributed or Inference.")
+        ] = None,
+        scope: Annotated[PolicyScope | None, Query(description="Only this kind of scope.")] = None,
+        departmentId: str | None = None,
+        projectId: str | None = None,
+        clusterId: str | None = None,
+    ) -> PolicyList:
+        kind = workloadType.lower() if workloadType else None
+        if kind is not None and kind not in COLLECTIONS:
+            kinds = ", ".join(k.capitalize() for k in COLLECTIONS)
+            raise ApiError(400, "Bad request", f"workloadType: one of {kinds}")
+        request = PolicyListRequest(
+            type=kind,  # type: ignore[arg-type]
+            scope=scope,
+            projectId=projectId,
+            departmentId=departmentId,
+            clusterId=clusterId,
+        )
+        reply = await bus.ask(RPC_POLICY_LIST, request, PolicyListReply, caller.authorization)
+        return PolicyList(policies=[entry(p) for p in reply.policies])
 
     for kind, collection in COLLECTIONS.items():
         _routes(api, ask, meta_of, kind, collection)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from berth.contracts.queries import ProjectInfo, WorkloadView
+from berth.contracts.queries import PodInfo, ProjectInfo, WorkloadView
 from berth.contracts.workload import WORKLOAD_KINDS
 
 # Run:ai's collection names of the kinds, as in /api/v1/workloads/<collection>.
@@ -205,3 +205,67 @@ def events(view: WorkloadView) -> list[RunaiEvent]:
         )
         for p in view.phases
     ]
+
+
+class RunaiPod(BaseModel):
+    """Run:ai's ``Pod``, from what the workload's cluster reports of it now. berth adds the
+    scheduler's or kubelet's ``reason`` and ``message`` while it waits or fails."""
+
+    name: str
+    id: str = Field(description="The pod's name (berth does not read its uid).")
+    workloadId: str
+    workloadName: str
+    projectId: str
+    projectName: str
+    clusterId: str
+    priorityClassName: str
+    nodeName: str | None
+    currentNodePool: str | None
+    requestedNodePools: list[str] = Field(default_factory=list)
+    createdAt: datetime = Field(description="The workload's submission time.")
+    containers: list[dict[str, Any]] = Field(default_factory=list)
+    allocatedResources: dict[str, Any] | None = None
+    k8sPhase: str
+    tenantId: int = 1
+    k8sPhaseUpdatedAt: datetime
+    updatedAt: datetime
+    ready: bool = False
+    restarts: int = 0
+    reason: str = ""
+    message: str = ""
+
+
+class PodList(BaseModel):
+    pods: list[RunaiPod]
+    next: int | None = None
+
+
+def pod(view: WorkloadView, info: PodInfo) -> RunaiPod:
+    spec = (view.spec or {}).get("spec") or {}
+    changed = updated_at(view)
+    try:
+        gpus: float | None = float(info.gpus) if info.gpus else None
+    except ValueError:
+        gpus = None
+    return RunaiPod(
+        name=info.name,
+        id=info.name,
+        workloadId=view.workloadId,
+        workloadName=view.name,
+        projectId=view.project,
+        projectName=view.project,
+        clusterId=view.clusterId or "",
+        priorityClassName=str(spec.get("priorityClass") or ""),
+        nodeName=info.node,
+        currentNodePool=info.nodePool,
+        requestedNodePools=list(spec.get("nodePools") or []),
+        createdAt=view.submittedAt,
+        allocatedResources={"gpu": gpus} if gpus is not None and info.node else None,
+        k8sPhase=info.phase,
+        k8sPhaseUpdatedAt=changed,
+        updatedAt=changed,
+        ready=info.ready,
+        restarts=info.restarts,
+        reason=info.reason,
+        message=info.message,
+    )

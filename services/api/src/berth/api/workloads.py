@@ -14,7 +14,9 @@ from uuid import uuid4
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 
+from berth.api import cluster_side
 from berth.api.auth import Caller, CallerDep
 from berth.api.bus import Bus
 from berth.api.errors import (
@@ -31,6 +33,7 @@ from berth.api.views import (
     COLLECTIONS,
     EventList,
     HistoryList,
+    PodList,
     RunaiWorkload,
     WorkloadCreated,
     WorkloadList,
@@ -38,6 +41,7 @@ from berth.api.views import (
     events,
     history,
     phase_of,
+    pod,
     runai_type,
     workload,
 )
@@ -79,6 +83,14 @@ SOURCE = "/berth/api"
 ACTIONS = ("delete", "suspend", "resume")
 # Run:ai's filterBy fields the gateway can pass to intake's query; "==" only.
 FILTERS = ("type", "projectName", "projectId", "phase", "clusterId")
+
+
+# Workloads a count reads per list query (intake's largest page).
+COUNT_PAGE = 1000
+
+
+class Count(BaseModel):
+    count: int
 
 
 class Accepted(ErrorBody):
@@ -136,32 +148,35 @@ def router(bus: Bus, timeout: float) -> APIRouter:
     ) -> WorkloadList:
         if sortBy not in (None, "createdAt"):
             raise ApiError(400, "Bad request", f"sortBy: only createdAt is supported; got {sortBy}")
-        query: dict[str, Any] = {"offset": offset, "limit": limit}
-        for item in filterBy or []:
-            key, sep, value = item.partition("==")
-            if not sep or key not in FILTERS or not value:
-                raise ApiError(
-                    400,
-                    "Bad request",
-                    f"filterBy: {item!r}; supported: field==value with field one of "
-                    + ", ".join(FILTERS),
-                )
-            if key == "type":
-                query.setdefault("kind", []).append(value.lower())
-            elif key == "phase":
-                query.setdefault("status", []).append(value)
-            elif key == "clusterId":
-                query["clusterId"] = value
-            else:
-                query["project"] = value
-        reply = await bus.ask(
-            RPC_WORKLOADS_LIST, WorkloadQuery(**query), WorkloadListReply, caller.authorization
-        )
+        query = filtered(filterBy).model_copy(update={"offset": offset, "limit": limit})
+        reply = await bus.ask(RPC_WORKLOADS_LIST, query, WorkloadListReply, caller.authorization)
         found = await projects(caller, {w.project for w in reply.workloads})
         return WorkloadList(
             workloads=[workload(w, found.get(w.project), allowed(w)) for w in reply.workloads],
             next=reply.nextOffset,
         )
+
+    @api.get("/count", summary="Count workloads.")
+    async def count_workloads(
+        caller: CallerDep,
+        filterBy: Annotated[
+            list[str] | None,
+            Query(description=f"field==value, for {', '.join(FILTERS)}; repeat to combine."),
+        ] = None,
+    ) -> Count:
+        query = filtered(filterBy).model_copy(update={"limit": COUNT_PAGE})
+        total, offset = 0, 0
+        while True:
+            reply = await bus.ask(
+                RPC_WORKLOADS_LIST,
+                query.model_copy(update={"offset": offset}),
+                WorkloadListReply,
+                caller.authorization,
+            )
+            total += len(reply.workloads)
+            if reply.nextOffset is None or not reply.workloads:
+                return Count(count=total)
+            offset = reply.nextOffset
 
     @api.get(
         "/events",
@@ -183,6 +198,25 @@ def router(bus: Bus, timeout: float) -> APIRouter:
         return workload(view, found.get(view.project), allowed(view))
 
     @api.get(
+        "/{workloadId}/pods",
+        summary="Get the workload's pods, as its cluster reports them now.",
+        responses=NOT_FOUND,
+    )
+    async def workload_pods(
+        workloadId: str,
+        caller: CallerDep,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> PodList:
+        view = await view_of(caller, workloadId)
+        found, why = await cluster_side.pods(bus, caller, view)
+        if why and not found:
+            raise ApiError(503, "Please try again in few minutes.", why)
+        page = found[offset : offset + limit]
+        more = offset + limit if offset + limit < len(found) else None
+        return PodList(pods=[pod(view, p) for p in page], next=more)
+
+    @api.get(
         "/{workloadId}/events",
         response_model=EventList,
         response_model_exclude_none=True,
@@ -199,6 +233,29 @@ def router(bus: Bus, timeout: float) -> APIRouter:
         kind = cls.model_fields["kind"].default
         _kind_routes(api, bus, timeout, cls, kind, COLLECTIONS[kind], view_of)
     return api
+
+
+def filtered(filter_by: list[str] | None) -> WorkloadQuery:
+    """Intake's list query for Run:ai's ``filterBy`` items (``==`` on the fields it keeps)."""
+    query: dict[str, Any] = {}
+    for item in filter_by or []:
+        key, sep, value = item.partition("==")
+        if not sep or key not in FILTERS or not value:
+            raise ApiError(
+                400,
+                "Bad request",
+                f"filterBy: {item!r}; supported: field==value with field one of "
+                + ", ".join(FILTERS),
+            )
+        if key == "type":
+            query.setdefault("kind", []).append(value.lower())
+        elif key == "phase":
+            query.setdefault("status", []).append(value)
+        elif key == "clusterId":
+            query["clusterId"] = value
+        else:
+            query["project"] = value
+    return WorkloadQuery(**query)
 
 
 SNAPSHOT_LIMIT = 200

@@ -35,6 +35,8 @@ from berth.contracts.policy import (
     PolicyDocument,
     PolicyEffectiveRequest,
     PolicyGetRequest,
+    PolicyListReply,
+    PolicyListRequest,
     PolicyMeta,
     PolicyPatchRequest,
     PolicyReply,
@@ -449,6 +451,28 @@ async def get_query(request: PolicyGetRequest, *, read: Reader) -> PolicyReply:
         issue = Issue(field="meta", details=f"no {request.type} policy in {request.meta.ref}")
         return PolicyReply(ok=False, issues=[issue])
     return PolicyReply(policy=store.stored(row))
+
+
+async def list_query(request: PolicyListRequest, *, read: Reader) -> PolicyListReply:
+    async with read() as db:
+        rows = await db.listed(request.type, request.scope)
+
+    def wanted(row: store.PolicyRow) -> bool:
+        own: dict[str, str | None] = {
+            "cluster": row.cluster_id,
+            "department": row.department_id,
+            row.scope: row.scope_id,
+        }
+        return all(
+            given is None or own.get(scope) == given
+            for scope, given in (
+                ("project", request.projectId),
+                ("department", request.departmentId),
+                ("cluster", request.clusterId),
+            )
+        )
+
+    return PolicyListReply(policies=[store.stored(row) for row in rows if wanted(row)])
 
 
 async def effective_query(

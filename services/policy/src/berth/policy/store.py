@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Row, and_, delete, func, or_, select, tuple_
@@ -42,6 +43,7 @@ class PolicyRow:
     document: dict[str, Any]
     version: int
     updated_by: str | None = None
+    updated_at: datetime | None = None
 
     @property
     def key(self) -> Key:
@@ -69,6 +71,11 @@ class PolicyStore(Protocol):
 
     async def rows_for(self, keys: Iterable[Key]) -> list[PolicyRow]:
         """Every stored policy among ``keys`` (a batch's branches at once)."""
+
+    async def listed(
+        self, policy_type: PolicyType | None, scope: PolicyScope | None
+    ) -> list[PolicyRow]:
+        """Every stored policy (of one type, in one kind of scope, when given)."""
 
     async def related(self, policy_type: PolicyType, meta: PolicyMeta) -> list[PolicyRow]:
         """The policies of this type a new policy at ``meta`` must not conflict with: the scopes
@@ -101,6 +108,7 @@ def _row(row: Row[Any]) -> PolicyRow:
         document=row.document,
         version=row.version,
         updated_by=row.updated_by,
+        updated_at=row.updated_at,
     )
 
 
@@ -131,6 +139,19 @@ class SqlPolicyStore(SqlStore):
                 tuple_(policies.c.policy_type, policies.c.scope, policies.c.scope_id).in_(wanted)
             )
         )
+        return [_row(r) for r in result.all()]
+
+    async def listed(
+        self, policy_type: PolicyType | None, scope: PolicyScope | None
+    ) -> list[PolicyRow]:
+        query = select(policies).order_by(
+            policies.c.policy_type, policies.c.scope, policies.c.scope_id
+        )
+        if policy_type is not None:
+            query = query.where(policies.c.policy_type == policy_type)
+        if scope is not None:
+            query = query.where(policies.c.scope == scope)
+        result = await self._conn.execute(query)
         return [_row(r) for r in result.all()]
 
     async def related(self, policy_type: PolicyType, meta: PolicyMeta) -> list[PolicyRow]:
@@ -232,6 +253,7 @@ def stored(row: PolicyRow) -> StoredPolicy:
         policy=PolicyDocument.model_validate(row.document),
         version=row.version,
         updatedBy=row.updated_by,
+        updatedAt=row.updated_at,
     )
 
 

@@ -13,6 +13,7 @@ from berth.contracts.policy import (
     PolicyDeleteRequest,
     PolicyEffectiveRequest,
     PolicyGetRequest,
+    PolicyListRequest,
     PolicyPatchRequest,
 )
 from berth.contracts.queries import EvaluateRequest
@@ -23,6 +24,7 @@ from berth.contracts.subjects import (
     RPC_POLICY_EFFECTIVE,
     RPC_POLICY_EVALUATE,
     RPC_POLICY_GET,
+    RPC_POLICY_LIST,
     RPC_POLICY_PATCH,
     RPC_POLICY_VALIDATE,
 )
@@ -72,6 +74,7 @@ def register(service: Service, resolve: ProjectResolver) -> None:
         RPC_POLICY_DELETE, PolicyDeleteRequest, partial(handlers.delete_query, writer=writer)
     )
     service.respond(RPC_POLICY_GET, PolicyGetRequest, partial(handlers.get_query, read=read))
+    service.respond(RPC_POLICY_LIST, PolicyListRequest, partial(handlers.list_query, read=read))
     service.respond(
         RPC_POLICY_EFFECTIVE,
         PolicyEffectiveRequest,
