@@ -62,7 +62,19 @@ def nats_config(
     )
 
 
-def nats_streams(nats_url: NatsOpt = None) -> None:
+def nats_streams(
+    nats_url: NatsOpt = None,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            "--replicas",
+            min=1,
+            max=5,
+            envvar="BERTH_STREAM_REPLICAS",
+            help="Copies of each stream on a clustered JetStream (3 on a 3-node cluster).",
+        ),
+    ] = 1,
+) -> None:
     """Create or update berth's JetStream streams, as the operator. With the admin credential
     (BERTH_NATS_ADMIN_CREDENTIALS, or the one `berth up` made); services never create streams,
     they wait until these exist."""
@@ -91,9 +103,9 @@ def nats_streams(nats_url: NatsOpt = None) -> None:
         except Exception as exc:
             raise BerthUnavailable(f"cannot reach NATS at {url} as admin: {exc}") from None
         try:
-            await ensure_streams(nc.jetstream())
+            await ensure_streams(nc.jetstream(), replicas=replicas)
         finally:
             await nc.close()
 
     run_async(declare())
-    console.print("streams: " + ", ".join(STREAMS), markup=False)
+    console.print(f"streams (replicas {replicas}): " + ", ".join(STREAMS), markup=False)

@@ -38,8 +38,10 @@ DUPLICATE_WINDOW_SECONDS = 10 * 60
 DAY = 24 * 3600
 
 
-def stream_configs() -> list[StreamConfig]:
-    """Every stream berth uses, declared in this one place."""
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    """Every stream berth uses, declared in this one place. ``replicas``: copies of each stream
+    kept by a clustered JetStream (3 on a 3-node cluster survives the loss of one node; 1 is
+    the only value a single server accepts)."""
     configs = []
     for name in STREAMS:
         telemetry = name == "TELEMETRY"
@@ -54,15 +56,17 @@ def stream_configs() -> list[StreamConfig]:
                 # Traces are a debugging aid: keep the newest within a bounded size.
                 max_bytes=(1 << 30) if telemetry else -1,
                 discard=DiscardPolicy.OLD,
+                num_replicas=replicas,
             )
         )
     return configs
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Create or update the streams (with the ``admin`` credential when NATS has permissions;
-    ``berth up`` does it before starting the services)."""
-    for config in stream_configs():
+    ``berth up`` does it before starting the services). An update may raise ``replicas`` of an
+    existing stream: JetStream then copies it to the further nodes."""
+    for config in stream_configs(replicas):
         try:
             await js.add_stream(config)
         except BadRequestError:
