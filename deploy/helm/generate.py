@@ -617,6 +617,8 @@ def cnpg_cluster(chart: str) -> When:
                     "podAntiAffinityType": "required",
                 },
                 "enablePDB": True,
+                # An upgrade moves the primary to an updated replica rather than restarting it.
+                "primaryUpdateMethod": "switchover",
             },
         },
     )
@@ -911,9 +913,17 @@ def berth_values() -> S:
                         3, "Copies of each JetStream stream (at most the NATS cluster's size)."
                     ),
                     "allowedAgentsFrom": V(
-                        [],
-                        "NetworkPolicy peers (e.g. ipBlocks of other clusters' nodes) allowed\n"
-                        "to reach NATS besides berth's pods, for agents installed elsewhere.",
+                        [
+                            {
+                                "namespaceSelector": {},
+                                "podSelector": {
+                                    "matchLabels": {"app.kubernetes.io/name": AGENT_CHART}
+                                },
+                            }
+                        ],
+                        "NetworkPolicy peers allowed to reach NATS besides this release's pods:\n"
+                        "agents (by default those of this cluster, in any namespace; add ipBlocks\n"
+                        "of other clusters' nodes or load balancers for theirs).",
                     ),
                 },
             ),
@@ -1742,10 +1752,14 @@ def agent_documents() -> dict[str, list[Any]]:
                         "ingress": [
                             {
                                 "ports": [{"port": 5432, "protocol": "TCP"}],
+                                # The agent and its migration job.
                                 "from": [
                                     {
                                         "podSelector": {
-                                            "matchLabels": selector(component, AGENT_CHART)
+                                            "matchLabels": {
+                                                "app.kubernetes.io/name": AGENT_CHART,
+                                                "app.kubernetes.io/instance": Fmt("{release}"),
+                                            }
                                         }
                                     }
                                 ],
@@ -1813,7 +1827,6 @@ def chart_yaml(chart: Chart) -> str:
         "version": VERSION,
         "appVersion": VERSION,
         "kubeVersion": ">=1.29.0-0",
-        "home": "https://github.com/berth-dev/berth",
     }
     if chart.dependencies:
         data["dependencies"] = chart.dependencies
@@ -1829,6 +1842,25 @@ def readme(chart: Chart) -> str:
         f"these templates render for the default values are in `deploy/rendered/{chart.name}/`.\n\n"
         "## Values\n\n" + values_table(chart.values) + "\n"
     )
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def render(chart: Chart, overrides: dict[str, Any]) -> dict[str, str]:
+    """What each template gives for the default values with ``overrides`` (as ``helm template
+    --values``), by template name: for the tests of what the defaults leave out."""
+    TREES_DEFAULTS.clear()
+    _register(chart.values)
+    ctx = Context(_merged(defaults(chart.values), overrides), chart.release)
+    return {name: write_documents(docs, Emitter(ctx)) for name, docs in chart.documents().items()}
 
 
 def outputs(chart: Chart) -> dict[Path, str]:

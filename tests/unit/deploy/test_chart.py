@@ -89,6 +89,53 @@ def rendered(chart: str) -> list[dict[str, Any]]:
     return objects
 
 
+# Every optional part switched on (or to its other branch), as a team's values file would.
+EVERYTHING: dict[str, Any] = {
+    "image": {"pullSecrets": [{"name": "regcred"}]},
+    "priorityClassName": "berth-critical",
+    "identity": {
+        "oidc": {
+            "issuer": "https://idp.example.com/realms/berth",
+            "jwksUrl": "https://idp.example.com/realms/berth/protocol/openid-connect/certs",
+        },
+        "applications": {"keysSecret": "berth-application-keys"},
+    },
+    "telemetry": {"otlpEndpoint": "http://otel-collector.observability:4318"},
+    "database": {"cnpg": {"imageName": "ghcr.io/cloudnative-pg/postgresql:16"}},
+    "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "berth"}],
+}
+CONTROL_PLANE_EVERYTHING: dict[str, Any] = {
+    **EVERYTHING,
+    "services": {
+        "catalog": {"admin": "admin@example.com"},
+        "api": {"allowedFrom": [{"namespaceSelector": {}}]},
+        "intake": {"extraEnv": [{"name": "BERTH_BATCH_SIZE", "value": "128"}]},
+    },
+}
+# The other branches: an external database, the migration job as a Helm hook, no subchart.
+EXTERNAL = {
+    "database": {"cnpg": {"enabled": False}},
+    "migrations": {"helmHook": True},
+    "nats": {"enabled": False},
+    "bus": {"allowedAgentsFrom": []},
+}
+VARIANTS = [
+    ("berth", CONTROL_PLANE_EVERYTHING),
+    ("berth", EXTERNAL),
+    ("berth-agent", EVERYTHING),
+    ("berth-agent", {"database": {"cnpg": {"enabled": False}}, "migrations": {"helmHook": True}}),
+    ("berth", {"networkPolicies": {"enabled": False}, "podDisruptionBudget": {"enabled": False}}),
+]
+
+
+def variant(chart: str, overrides: dict[str, Any]) -> list[dict[str, Any]]:
+    (found,) = [c for c in generator().CHARTS if c.name == chart]
+    objects: list[dict[str, Any]] = []
+    for text in generator().render(found, overrides).values():
+        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+    return objects
+
+
 def of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind]
 
@@ -116,6 +163,58 @@ def test_every_rendered_object_passes_its_schema(chart: str) -> None:
             validators[key].validate(obj)
             continue
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(("chart", "overrides"), VARIANTS)
+def test_what_other_values_render_passes_its_schema_too(
+    chart: str, overrides: dict[str, Any]
+) -> None:
+    objects = variant(chart, overrides)
+    validators = crd_validators()
+    for obj in objects:
+        key = (obj["apiVersion"], obj["kind"])
+        if key in validators:
+            validators[key].validate(obj)
+        else:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    for deployment in of_kind(objects, "Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        check_settings(component(deployment), container)
+
+
+def test_optional_parts_appear_only_when_asked_for() -> None:
+    everything = variant("berth", CONTROL_PLANE_EVERYTHING)
+    (catalog,) = [d for d in of_kind(everything, "Deployment") if component(d) == "catalog"]
+    env = {
+        e["name"]: e.get("value")
+        for e in catalog["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["BERTH_OIDC_ISSUER"] == "https://idp.example.com/realms/berth"
+    assert env["BERTH_APPLICATION_SIGNING_KEY"].endswith("/applications.key")
+    assert env["BERTH_ADMIN"] == "admin@example.com"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.observability:4318"
+    (intake,) = [d for d in of_kind(everything, "Deployment") if component(d) == "intake"]
+    assert (
+        intake["spec"]["template"]["spec"]["containers"][0]["env"][-1]["name"] == "BERTH_BATCH_SIZE"
+    )
+    (policy,) = [d for d in of_kind(everything, "Deployment") if component(d) == "policy"]
+    names = {e["name"] for e in policy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "BERTH_APPLICATION_SIGNING_KEY" not in names  # the catalog's alone
+
+    external = variant("berth", EXTERNAL)
+    assert not of_kind(external, "Cluster")
+    (job,) = [j for j in of_kind(external, "Job") if component(j) == "migrations"]
+    assert job["metadata"]["name"] == "berth-migrate"
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    secret = job["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]
+    assert secret["secretKeyRef"] == {"name": "berth-database", "key": "uri"}
+    policies = {p["metadata"]["name"] for p in of_kind(external, "NetworkPolicy")}
+    assert policies == {"berth-services", "berth-api"}
+
+    bare = variant(
+        "berth", {"networkPolicies": {"enabled": False}, "podDisruptionBudget": {"enabled": False}}
+    )
+    assert not of_kind(bare, "NetworkPolicy") and not of_kind(bare, "PodDisruptionBudget")
 
 
 def test_custom_resources_are_checked_against_the_operators_crds() -> None:
@@ -168,15 +267,19 @@ def _containers() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     return found
 
 
+def check_settings(name: str, container: dict[str, Any]) -> None:
+    fields = set(SETTINGS[name].model_fields)
+    for entry in container["env"]:
+        variable = entry["name"]
+        if variable == "OTEL_EXPORTER_OTLP_ENDPOINT":
+            continue
+        assert variable.startswith("BERTH_"), variable
+        assert variable.removeprefix("BERTH_").lower() in fields, f"{name}: {variable}"
+
+
 def test_every_setting_the_manifests_give_is_one_the_service_reads() -> None:
     for name, container, _pod in _containers():
-        fields = set(SETTINGS[name].model_fields)
-        for entry in container["env"]:
-            variable = entry["name"]
-            if variable == "OTEL_EXPORTER_OTLP_ENDPOINT":
-                continue
-            assert variable.startswith("BERTH_"), variable
-            assert variable.removeprefix("BERTH_").lower() in fields, f"{name}: {variable}"
+        check_settings(name, container)
 
 
 def test_each_pod_mounts_only_its_own_roles_nats_key() -> None:
