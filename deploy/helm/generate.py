@@ -334,7 +334,7 @@ def values_table(tree: S) -> str:
     rows = ["| value | default | meaning |", "|---|---|---|"]
     for path, leaf in leaves(tree):
         default = json.dumps(leaf.default, separators=(", ", ": "))
-        doc = " ".join(leaf.doc.split()).replace("|", "\\|")
+        doc = " ".join(leaf.doc.split()).replace("|", "\\|").replace("<", "\\<")
         rows.append(f"| `{path}` | `{default}` | {doc} |")
     return "\n".join(rows)
 
@@ -860,6 +860,11 @@ def berth_values() -> S:
         {
             "admin": V("", "The first administrator (BERTH_ADMIN), made when missing."),
             "seedDemo": V(False, "Seed the demo organisation and assets."),
+            "clusterId": V(
+                "local",
+                "The cluster an asset belongs to when neither it nor its department names one\n"
+                "(BERTH_CLUSTER_ID).",
+            ),
             "keysSecret": V(
                 "berth-catalog-keys",
                 "Secret holding the catalog's key files (catalog-storage.*.key,\n"
@@ -1040,6 +1045,7 @@ def _service_container(spec: ServiceSpec) -> dict[str, Any]:
         env += [
             {"name": "BERTH_KEYS_DIR", "value": "/var/lib/berth/keys"},
             {"name": "BERTH_SEED_DEMO", "value": Val("services.catalog.seedDemo", text=True)},
+            {"name": "BERTH_CLUSTER_ID", "value": Val("services.catalog.clusterId")},
             When(
                 "services.catalog.admin",
                 {"name": "BERTH_ADMIN", "value": Val("services.catalog.admin")},
