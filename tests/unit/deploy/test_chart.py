@@ -395,3 +395,42 @@ def test_services_take_no_connections_and_nats_only_berths() -> None:
     nats = policies["berth-nats"]
     client_rules = [r for r in nats["ingress"] if {"port": 4222, "protocol": "TCP"} in r["ports"]]
     assert all(r.get("from") for r in client_rules)
+
+
+# Maps under these keys of the nats chart's values are free-form (its `merge`, its JSON patches
+# and its topology spread by key): what berth puts there is nats-server's or Kubernetes'.
+FREE_FORM = {"merge", "patch", "topologySpreadConstraints"}
+
+
+def _unknown_keys(ours: Any, theirs: Any, path: str = "") -> list[str]:
+    if not isinstance(ours, dict):
+        return []
+    if not isinstance(theirs, dict):
+        return [path]
+    found = []
+    for key, value in ours.items():
+        where = f"{path}.{key}" if path else key
+        if key not in theirs:
+            found.append(where)
+        elif key not in FREE_FORM:
+            found += _unknown_keys(value, theirs[key], where)
+    return found
+
+
+def test_every_nats_chart_value_berth_sets_is_one_the_chart_has() -> None:
+    gen = generator()
+    chart = yaml.safe_load((HELM / "berth" / "Chart.yaml").read_text())
+    (nats,) = chart["dependencies"]
+    upstream = ROOT / "tests" / "data" / "charts" / f"nats-{nats['version']}.values.yaml"
+    assert nats["version"] == gen.NATS_CHART_VERSION and upstream.exists()
+    theirs = yaml.safe_load(upstream.read_text())
+    ours = yaml.safe_load((HELM / "berth" / "values.yaml").read_text())["nats"]
+    ours.pop("enabled")  # the dependency's condition, berth's own
+    assert _unknown_keys(ours, theirs) == []
+    # berth's accounts: the Secret mounted where the include looks for it (relative to
+    # /etc/nats-config/nats.conf, the chart's configuration file).
+    (mount,) = [p["value"] for p in ours["container"]["patch"]]
+    (volume,) = [p["value"] for p in ours["podTemplate"]["patch"]]
+    assert mount["name"] == volume["name"]
+    included = Path("/etc/nats-config") / ours["config"]["merge"]["$include"]
+    assert included.resolve() == Path(mount["mountPath"]) / "nats-server.conf"
