@@ -68,10 +68,11 @@ def nats_streams(
         int,
         typer.Option(
             "--replicas",
+            metavar="N",
+            envvar="BERTH_STREAM_REPLICAS",
             min=1,
             max=5,
-            envvar="BERTH_STREAM_REPLICAS",
-            help="Copies of each stream on a clustered JetStream (3 on a 3-node cluster).",
+            help="Copies of each stream on a NATS cluster (3 on a three-node cluster).",
         ),
     ] = 1,
 ) -> None:
@@ -108,4 +109,4 @@ def nats_streams(
             await nc.close()
 
     run_async(declare())
-    console.print(f"streams (replicas {replicas}): " + ", ".join(STREAMS), markup=False)
+    console.print("streams: " + ", ".join(STREAMS), markup=False)

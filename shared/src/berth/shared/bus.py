@@ -39,9 +39,8 @@ DAY = 24 * 3600
 
 
 def stream_configs(replicas: int = 1) -> list[StreamConfig]:
-    """Every stream berth uses, declared in this one place. ``replicas``: copies of each stream
-    kept by a clustered JetStream (3 on a 3-node cluster survives the loss of one node; 1 is
-    the only value a single server accepts)."""
+    """Every stream berth uses, declared in this one place; ``replicas``: copies of each on a
+    NATS cluster (3 on a three-node cluster: losing one node loses nothing and stops nothing)."""
     configs = []
     for name in STREAMS:
         telemetry = name == "TELEMETRY"
@@ -64,8 +63,7 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
 
 async def ensure_streams(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Create or update the streams (with the ``admin`` credential when NATS has permissions;
-    ``berth up`` does it before starting the services). An update may raise ``replicas`` of an
-    existing stream: JetStream then copies it to the further nodes."""
+    ``berth up`` does it before starting the services)."""
     for config in stream_configs(replicas):
         try:
             await js.add_stream(config)
