@@ -30,7 +30,7 @@ from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
 from berth.contracts.roles import ADMIN, UI, inbox_prefix
 from berth.contracts.rpc import rpc_for
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
-from berth.shared import logs
+from berth.shared import logs, migrations
 from berth.shared.bus import build_broker, wait_for_streams
 from berth.shared.consumer import (
     BatchRunner,
@@ -49,7 +49,7 @@ from berth.shared.identity import (
     bearer_token,
     verifier_from_settings,
 )
-from berth.shared.migrations import upgrade, wait_for_head
+from berth.shared.migrations import upgrade
 from berth.shared.outbox import OutboxRelay
 from berth.shared.settings import Settings
 from berth.shared.telemetry import NatsSpanExporter, setup_tracing
@@ -359,7 +359,7 @@ class Service:
             if self.settings.migrate_on_start:
                 await upgrade(self._migrations_package, self.settings.database_url)
             else:
-                await wait_for_head(
+                await migrations.wait_for_head(
                     self._migrations_package, self.engine, self.schema, who=self.name
                 )
         if not self.settings.nats_credentials:
