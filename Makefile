@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security test-faults test-browser lint format contracts contracts-check bench clean
+.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security test-faults test-browser lint format contracts contracts-check chart bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ contracts-check: venv  ## Fail if the generated contracts are out of date
 	$(BIN)/python -m berth.contracts.export --check
 	$(BIN)/python contracts/scripts/asyncapi.py --check
 	$(BIN)/python contracts/scripts/openapi.py --check
+
+chart: venv  ## Regenerate the Helm charts' templates and their rendered manifests (deploy/helm, deploy/rendered)
+	$(BIN)/python deploy/helm/generate.py
 
 bench: venv  ## Whole suite vs bare nats-py pipelines; policy evaluation; the simulated cluster; CLI start-up CPU
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

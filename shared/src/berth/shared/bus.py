@@ -40,8 +40,9 @@ DUPLICATE_WINDOW_SECONDS = 10 * 60
 DAY = 24 * 3600
 
 
-def stream_configs() -> list[StreamConfig]:
-    """Every stream berth uses, declared in this one place."""
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    """Every stream berth uses, declared in this one place; ``replicas``: copies of each on a
+    NATS cluster (3 on a three-node cluster: losing one node loses nothing and stops nothing)."""
     configs = []
     for name in STREAMS:
         telemetry = name == "TELEMETRY"
@@ -56,15 +57,16 @@ def stream_configs() -> list[StreamConfig]:
                 # Traces are a debugging aid: keep the newest within a bounded size.
                 max_bytes=(1 << 30) if telemetry else -1,
                 discard=DiscardPolicy.OLD,
+                num_replicas=replicas,
             )
         )
     return configs
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Create or update the streams (with the ``admin`` credential when NATS has permissions;
     ``berth up`` does it before starting the services)."""
-    for config in stream_configs():
+    for config in stream_configs(replicas):
         try:
             await js.add_stream(config)
         except BadRequestError:

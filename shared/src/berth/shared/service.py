@@ -30,7 +30,7 @@ from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
 from berth.contracts.roles import ADMIN, UI, inbox_prefix
 from berth.contracts.rpc import rpc_for
 from berth.contracts.subjects import deadletter, rpc_health, stream_for
-from berth.shared import logs
+from berth.shared import logs, migrations
 from berth.shared.bus import build_broker, wait_for_streams
 from berth.shared.consumer import (
     BatchRunner,
@@ -42,6 +42,7 @@ from berth.shared.consumer import (
 )
 from berth.shared.db import INBOX, OUTBOX, create_engine
 from berth.shared.errors import is_transient
+from berth.shared.health import HealthServer
 from berth.shared.identity import (
     Unauthenticated,
     Verifier,
@@ -121,6 +122,9 @@ class Service:
         self._loops: list[PullLoop] = []
         self.verifier: Verifier = verifier_from_settings(settings)
         self.respond(rpc_health(self.name), HealthQuery, self._health)
+        self._health_server = (
+            HealthServer(settings.health_port, self._readiness) if settings.health_port else None
+        )
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -338,9 +342,26 @@ class Service:
             return None, last
         return sum((info.state.subjects or {}).values()), last
 
+    async def _readiness(self) -> tuple[bool, dict[str, Any]]:
+        """This process's answer to a readiness probe: the health rpc's check, run here."""
+        if self._runner is None:
+            return False, {"status": "starting"}
+        if not self.broker.connection.is_connected:
+            return False, {"status": "unready", "reason": "not connected to NATS"}
+        return True, (await self._health(HealthQuery())).model_dump(mode="json")
+
     async def _startup(self) -> None:
+        # Served from the start, so that liveness holds while the service waits for its schema
+        # or its streams.
+        if self._health_server is not None:
+            await self._health_server.start()
         if self._migrations_package:
-            await upgrade(self._migrations_package, self.settings.database_url)
+            if self.settings.migrate_on_start:
+                await upgrade(self._migrations_package, self.settings.database_url)
+            else:
+                await migrations.wait_for_head(
+                    self._migrations_package, self.engine, self.schema, who=self.name
+                )
         if not self.settings.nats_credentials:
             log.warning(
                 "%s connects to NATS without a credential (BERTH_NATS_CREDENTIALS is unset): the "
@@ -412,6 +433,8 @@ class Service:
         await asyncio.sleep(0.05)  # let the span exporter's last publishes reach the socket
         self.provider.shutdown()
         await self.engine.dispose()
+        if self._health_server is not None:
+            await self._health_server.stop()
 
 
 async def _logged(factory: Callable[[], Awaitable[Any]], name: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,6 +17,13 @@ class Settings(BaseSettings):
     # anonymously, which only a development server without authentication accepts.
     nats_credentials: str | None = None
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/berth"
+    # False where a separate job migrates the schemas (the Helm chart's), so that replicas do
+    # not each run the migrations: the service then waits until its schema is at the revision
+    # its code expects.
+    migrate_on_start: bool = True
+    # Port of the HTTP health endpoints (/livez, /readyz) for a container orchestrator's
+    # probes; unset serves none.
+    health_port: int | None = Field(default=None, ge=1, le=65535)
     cluster_id: str = Field(default="local", description="Cluster this process serves by default.")
 
     # A batch is handled in one transaction; a partly filled batch waits at most fetch_timeout.
@@ -55,6 +62,16 @@ class Settings(BaseSettings):
     # Spans also go to the TELEMETRY stream so `berth trace` works without a tracing backend.
     local_traces: bool = True
     log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_driver(cls, url: str) -> str:
+        # A plain postgresql:// URI (what database operators such as CloudNativePG publish in
+        # their Secrets) names the same database through asyncpg.
+        for scheme in ("postgresql://", "postgres://"):
+            if url.startswith(scheme):
+                return "postgresql+asyncpg://" + url[len(scheme) :]
+        return url
 
     @property
     def sync_database_url(self) -> str:
