@@ -162,7 +162,7 @@ async def test_a_holder_that_cannot_renew_gives_up_before_anyone_may_take_over()
 
 
 async def test_a_holder_whose_lease_was_taken_steps_down_at_its_next_renewal() -> None:
-    store, clock, (a, b) = electors()
+    store, _clock, (a, _b) = electors()
     await a.acquire()
     assert store.record is not None
     # Taken behind its back (an operator deleted and a standby recreated it, say).
@@ -173,7 +173,7 @@ async def test_a_holder_whose_lease_was_taken_steps_down_at_its_next_renewal() -
 
 
 async def test_a_released_lease_is_taken_at_the_next_try() -> None:
-    store, clock, (a, b) = electors()
+    store, _clock, (a, b) = electors()
     await a.try_acquire_or_renew()
     assert not await b.try_acquire_or_renew()
     await a.release()
@@ -187,7 +187,7 @@ async def test_a_released_lease_is_taken_at_the_next_try() -> None:
 
 
 async def test_an_unreachable_store_is_a_failed_try_not_an_error() -> None:
-    store, clock, (a,) = electors(1)
+    store, _clock, (a,) = electors(1)
     store.down = True
     assert not await a.try_acquire_or_renew()
     store.down = False
