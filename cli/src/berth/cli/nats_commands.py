@@ -62,7 +62,20 @@ def nats_config(
     )
 
 
-def nats_streams(nats_url: NatsOpt = None) -> None:
+def nats_streams(
+    nats_url: NatsOpt = None,
+    replicas: Annotated[
+        int,
+        typer.Option(
+            "--replicas",
+            metavar="N",
+            envvar="BERTH_STREAM_REPLICAS",
+            min=1,
+            max=5,
+            help="Copies of each stream on a NATS cluster (3 on a three-node cluster).",
+        ),
+    ] = 1,
+) -> None:
     """Create or update berth's JetStream streams, as the operator. With the admin credential
     (BERTH_NATS_ADMIN_CREDENTIALS, or the one `berth up` made); services never create streams,
     they wait until these exist."""
@@ -91,7 +104,7 @@ def nats_streams(nats_url: NatsOpt = None) -> None:
         except Exception as exc:
             raise BerthUnavailable(f"cannot reach NATS at {url} as admin: {exc}") from None
         try:
-            await ensure_streams(nc.jetstream())
+            await ensure_streams(nc.jetstream(), replicas=replicas)
         finally:
             await nc.close()
 

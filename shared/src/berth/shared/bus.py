@@ -38,8 +38,9 @@ DUPLICATE_WINDOW_SECONDS = 10 * 60
 DAY = 24 * 3600
 
 
-def stream_configs() -> list[StreamConfig]:
-    """Every stream berth uses, declared in this one place."""
+def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+    """Every stream berth uses, declared in this one place; ``replicas``: copies of each on a
+    NATS cluster (3 on a three-node cluster: losing one node loses nothing and stops nothing)."""
     configs = []
     for name in STREAMS:
         telemetry = name == "TELEMETRY"
@@ -54,15 +55,16 @@ def stream_configs() -> list[StreamConfig]:
                 # Traces are a debugging aid: keep the newest within a bounded size.
                 max_bytes=(1 << 30) if telemetry else -1,
                 discard=DiscardPolicy.OLD,
+                num_replicas=replicas,
             )
         )
     return configs
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Create or update the streams (with the ``admin`` credential when NATS has permissions;
     ``berth up`` does it before starting the services)."""
-    for config in stream_configs():
+    for config in stream_configs(replicas):
         try:
             await js.add_stream(config)
         except BadRequestError:
@@ -94,6 +96,13 @@ async def wait_for_streams(
         await asyncio.sleep(interval)
 
 
+def server_urls(nats_url: str) -> list[str]:
+    """The servers of ``nats_url``: one URL, or several separated by commas (the nodes of a
+    NATS cluster; a client fails over between them, and learns the others from the one it
+    reaches)."""
+    return [url.strip() for url in nats_url.split(",") if url.strip()]
+
+
 def auth_options(credentials: str | None, role: str) -> dict[str, Any]:
     """nats-py connect options for a role's credential (an nkey seed file): the key, and the
     role's own reply-subject prefix, the only one its permissions let it read. The prefix is
@@ -121,7 +130,7 @@ def build_broker(
     )
     # Per-message access logs cost ~20 % throughput; berth logs what matters itself.
     return NatsBroker(
-        nats_url,
+        server_urls(nats_url),
         middlewares=middlewares,
         logger=None,
         name=name,
@@ -181,7 +190,7 @@ async def connect(
         # no reconnection would wait forever for a server that is not there.
         options["max_reconnect_attempts"] = 1
     options.setdefault("error_cb", _quiet_error)
-    return await nats.connect(nats_url, **options)
+    return await nats.connect(server_urls(nats_url), **options)
 
 
 async def _quiet_error(exc: Exception) -> None:
