@@ -4,9 +4,10 @@ submissions one NATS node, one replica of each service and the agent that holds 
 killed with kill -9. The run ends with every workload recorded once and Completed once, none
 lost, none duplicated, none run twice.
 
-Takeover times, printed with the account: after the NATS node, until every stream has a leader
-on a live node again; after a service replica, until the service answers (another replica
-does); after the active agent, until its standby holds the cluster's Lease."""
+Takeover times, printed with the account: after the NATS node (the one leading the most
+streams and consumers), until every stream and durable consumer has a leader on a live node
+again; after a service replica, until the service answers (another replica does); after the
+active agent, until its standby holds the cluster's Lease."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -44,24 +44,35 @@ class Takeovers:
         return [f"taken over after {label}: {s:.2f}s" for label, s in self.seconds.items()]
 
 
-def kill_nats_node(suite: Suite, index: int, takeovers: Takeovers) -> Fault:
-    server = suite.nats_servers[index]
-    name = nats_process_name(server)
+def kill_busiest_nats_node(suite: Suite, takeovers: Takeovers) -> Fault:
+    """Kill the node that leads the most streams and consumers: the most to take over."""
 
     async def inject() -> None:
-        assert server.process is not None and server.cluster is not None
-        pid = server.process.pid
+        led = await _leaders(suite)
+        busiest = max(suite.nats_servers, key=lambda s: _led_by(led, s))
+        assert busiest.process is not None and busiest.cluster is not None
+        name, pid = nats_process_name(busiest), busiest.process.pid
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
+        while True:
+            # Restarted by the supervisor, the node may lead again.
+            back = busiest.process is not None and busiest.process.pid != pid
+            leaders = await _leaders(suite)
+            if None not in leaders.values() and (
+                back or busiest.cluster.name not in leaders.values()
+            ):
+                break
+            await asyncio.sleep(0.05)
+        label = (
+            f"kill -9 {name} (leading {_led_by(led, busiest)} of {len(led)} streams and consumers)"
+        )
+        takeovers.seconds[label] = time.monotonic() - killed
 
-        def back() -> bool:
-            # Restarted by the supervisor: it may lead streams again.
-            return server.process is not None and server.process.pid != pid
+    return Fault("kill -9 a NATS node", at=0.0, inject=inject, hits=tuple(SERVICES))
 
-        await _until_streams_led(suite, server.cluster.name, back)
-        takeovers.seconds[f"kill -9 {name}"] = time.monotonic() - killed
 
-    return Fault(f"kill -9 {name}", at=0.0, inject=inject, hits=tuple(SERVICES))
+def _led_by(leaders: dict[str, str | None], server: Any) -> int:
+    return sum(1 for leader in leaders.values() if leader == server.cluster.name)
 
 
 def kill_replica(suite: Suite, name: str, takeovers: Takeovers) -> Fault:
@@ -115,32 +126,32 @@ async def _lease(suite: Suite, cluster: str) -> dict[str, Any]:
         return body
 
 
-async def _until_streams_led(suite: Suite, node: str, back: Callable[[], bool]) -> None:
-    """Until every stream has a leader, none of them the killed ``node`` unless it is back."""
+async def _leaders(suite: Suite) -> dict[str, str | None]:
+    """The node leading each stream and each durable consumer (None: none now, or unknown)."""
     nc = await connect(
         suite.nats_url,
-        name="berth-faults-streams",
+        name="berth-faults-leaders",
         credentials=suite.credentials(ADMIN),
         role=ADMIN,
         max_reconnect_attempts=-1,
         reconnect_time_wait=0.1,
     )
+    leaders: dict[str, str | None] = {}
     try:
         js = nc.jetstream()
-        pending = set(STREAMS)
-        while pending:
-            for stream in sorted(pending):
-                try:
-                    info = await js.stream_info(stream)
-                except Exception:
-                    continue
-                leader = info.cluster.leader if info.cluster else None
-                if leader and (leader != node or back()):
-                    pending.discard(stream)
-            if pending:
-                await asyncio.sleep(0.05)
+        for stream in STREAMS:
+            try:
+                info = await js.stream_info(stream)
+                leaders[stream] = info.cluster.leader if info.cluster else None
+                for consumer in await js.consumers_info(stream):
+                    if consumer.config.durable_name:
+                        key = f"{stream} > {consumer.name}"
+                        leaders[key] = consumer.cluster.leader if consumer.cluster else None
+            except Exception:
+                leaders[stream] = None
     finally:
         await nc.close()
+    return leaders
 
 
 def test_scaled_out_suite_loses_and_repeats_nothing_when_a_nats_node_a_replica_of_each_service_and_the_active_agent_die(  # noqa: E501
@@ -149,7 +160,7 @@ def test_scaled_out_suite_loses_and_repeats_nothing_when_a_nats_node_a_replica_o
     suite = scaled_suite
     assert len(suite.nats_servers) == 3
     takeovers = Takeovers()
-    faults = [at(kill_nats_node(suite, 0, takeovers), 5)]
+    faults = [at(kill_busiest_nats_node(suite, takeovers), 5)]
     services = [name for name in SERVICES if name != AGENT]
     faults += [
         at(kill_replica(suite, name, takeovers), 10 + 3 * i) for i, name in enumerate(services)
