@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from berth.contracts.subjects import rpc_health
 from berth.scheduler_adapter.bootstrap import build
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.lease import KubernetesLeases, lease_name
@@ -135,6 +136,8 @@ async def test_one_agent_replica_works_and_the_other_takes_over_when_it_stops(
         await asyncio.sleep(3 * TIMING.retry)
         assert first.leading and not second.leading
         assert second._loops == [] and second._leader_subscribers == []
+        # Nor does it answer the health check: the service is the replica that works.
+        assert rpc_health(first.name) in [subject for subject, _ in second._leader_replies]
         lease = await lease_of(server, lease_name(cluster_id))
         assert lease["spec"]["holderIdentity"] == first._elector.identity  # type: ignore[union-attr]
 

@@ -104,6 +104,8 @@ class Service:
         self._background: list[tuple[Callable[[], Awaitable[Any]], str]] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._elector: LeaderElector | None = None
+        # Queries answered by every replica, and those only the leading one answers.
+        self._replies: list[tuple[str, Callable[..., Awaitable[Any]]]] = []
         self._leader_replies: list[tuple[str, Callable[..., Awaitable[Any]]]] = []
         self._leader_subscribers: list[Any] = []
         self.app = FastStream(
@@ -230,10 +232,7 @@ class Service:
         reply.__name__ = subject.replace(".", "_")
         self._responds.append(subject)
         self._rpc_models[subject] = (request, _reply_model(handler))
-        if leader_only:
-            self._leader_replies.append((subject, reply))
-        else:
-            self.broker.subscriber(subject, queue=self.name, title=subject)(reply)
+        (self._leader_replies if leader_only else self._replies).append((subject, reply))
 
         # The AsyncAPI document describes the request model.
         async def described(body: Any) -> Any:  # documentation only; never called
@@ -288,10 +287,16 @@ class Service:
     def lead_with(self, elector: LeaderElector) -> None:
         """Of the replicas sharing ``elector``'s lease, only the holder works: its start hooks,
         subscriptions, background tasks and leader-only queries wait for the lease (what a
-        replica does at start, it does on taking over). A standby answers its health check and
-        nothing else. A holder that loses its lease stops consuming at once and ends the
-        process, to start again as a standby; one that stops cleanly releases the lease."""
+        replica does at start, it does on taking over). A holder that loses its lease stops
+        consuming at once and ends the process, to start again as a standby; one that stops
+        cleanly releases the lease.
+
+        A standby answers no query, not even the health check: the service is up once a
+        replica works (and has done what it does at start), not when a standby is."""
         self._elector = elector
+        health = rpc_health(self.name)
+        self._leader_replies += [r for r in self._replies if r[0] == health]
+        self._replies = [r for r in self._replies if r[0] != health]
 
     @property
     def leading(self) -> bool:
@@ -377,6 +382,8 @@ class Service:
                 "connection is unauthenticated, which only a development server accepts",
                 self.name,
             )
+        for subject, reply in self._replies:
+            self.broker.subscriber(subject, queue=self.name, title=subject)(reply)
         await self.broker.connect()
         nc = self.broker.connection
         self._js = nc.jetstream(publish_async_max_pending=8000)
