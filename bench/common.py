@@ -249,13 +249,21 @@ class CpuSampler:
     Every pid's last reading is kept, so a process that exits does not take its CPU time with it.
     """
 
-    def __init__(self, pids: dict[str, int], trees: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        pids: dict[str, int],
+        trees: dict[str, int] | None = None,
+        replicas: dict[str, list[int]] | None = None,
+    ) -> None:
         self.pids = dict(pids)
         self.trees = dict(trees or {})
+        # Further processes counted under a name of ``pids`` (the replicas of a service).
+        self.replicas = dict(replicas or {})
         self._last: dict[int, tuple[str, float]] = {}
 
     def sample(self) -> dict[str, float]:
         members: list[tuple[str, int]] = list(self.pids.items())
+        members.extend((name, pid) for name, pids in self.replicas.items() for pid in pids)
         for name, root in self.trees.items():
             members.append((name, root))
             members.extend((name, child) for child in _children(root))

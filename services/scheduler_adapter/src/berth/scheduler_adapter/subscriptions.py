@@ -87,14 +87,26 @@ def register(
                 "refresh credentials",
             )
         )
+    # Answered by the agent that works (a standby has no view of the cluster).
     service.respond(
-        rpc_render(cluster_id), RenderRequest, partial(handlers.render_query, backend=backend)
+        rpc_render(cluster_id),
+        RenderRequest,
+        partial(handlers.render_query, backend=backend),
+        leader_only=True,
     )
     service.publishes(WorkloadScheduledV1, WorkloadPhaseChangedV1, ClusterConfigReportedV1)
 
 
 def register_pod_queries(service: Service, reader: PodReader, cluster_id: str) -> None:
     """The pods and container logs of this cluster's workloads, for the CLI."""
-    service.respond(rpc_pods(cluster_id), PodsQuery, partial(pods.pods_query, reader=reader))
-    service.respond(rpc_logs(cluster_id), LogsQuery, partial(pods.logs_query, reader=reader))
-    service.respond(rpc_nodes(cluster_id), NodesQuery, partial(pods.nodes_query, reader=reader))
+    # Read from the agent's watches: only the agent that works has them.
+    lead = {"leader_only": True}
+    service.respond(
+        rpc_pods(cluster_id), PodsQuery, partial(pods.pods_query, reader=reader), **lead
+    )
+    service.respond(
+        rpc_logs(cluster_id), LogsQuery, partial(pods.logs_query, reader=reader), **lead
+    )
+    service.respond(
+        rpc_nodes(cluster_id), NodesQuery, partial(pods.nodes_query, reader=reader), **lead
+    )

@@ -90,6 +90,8 @@ def served_kinds(inventory: Inventory) -> list[Kind]:
         Kind("apps/v1", "deployments", "Deployment"),
         Kind("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
         Kind("scheduling.k8s.io/v1", "priorityclasses", "PriorityClass", namespaced=False),
+        # Leader election of the agent's replicas (berth.scheduler_adapter.lease).
+        Kind("coordination.k8s.io/v1", "leases", "Lease"),
     ]
     if capabilities.kai.shards is not None:
         kinds.append(Kind("kai.scheduler/v1", "schedulingshards", "SchedulingShard", False))
