@@ -1,4 +1,5 @@
-"""Intake's workload list against PostgreSQL: every project or one, filters, and paging."""
+"""Intake's workload list against PostgreSQL: every project or one, filters, and paging; and
+which live workloads use a catalog asset."""
 
 from __future__ import annotations
 
@@ -10,9 +11,15 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.envelope import Actor
-from berth.contracts.queries import WorkloadQuery
-from berth.intake.queries import get_workload, list_workloads
-from berth.intake.tables import access_rules, catalog_entries, clusters, workloads
+from berth.contracts.queries import AssetUsersRequest, WorkloadQuery
+from berth.intake.queries import get_workload, list_workloads, workloads_using_assets
+from berth.intake.tables import (
+    access_rules,
+    catalog_entries,
+    clusters,
+    workload_assets,
+    workloads,
+)
 from berth.shared.access import SqlAccessRules
 from berth.shared.db import create_engine
 from berth.shared.migrations import upgrade
@@ -170,3 +177,27 @@ async def test_a_disconnected_clusters_unfinished_workloads_read_unknown(
     assert listed["w4"].status == "Completed"
     one = await get_workload(WorkloadQuery(workloadId="w1", actor=ADMIN), engine=engine)
     assert one.workload is not None and one.workload.phase == "Unknown"
+
+
+async def test_the_live_workloads_using_an_asset_are_named(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(workload_assets),
+            [
+                {"asset_id": asset, "workload_id": wid}
+                for asset, wid in [
+                    ("environment-a", "w1"),
+                    ("environment-a", "w2"),
+                    ("environment-a", "w3"),  # rejected: it holds nothing
+                    ("environment-a", "w4"),  # completed, not deleted: still holds it
+                    ("compute-b", "w5"),  # rejected
+                    ("compute-c", "w2"),
+                ]
+            ],
+        )
+        await conn.execute(update(workloads).where(workloads.c.id == "w2").values(status="Deleted"))
+    reply = await workloads_using_assets(
+        AssetUsersRequest(assetIds=["environment-a", "compute-b", "compute-c", "other"]),
+        engine=engine,
+    )
+    assert reply.users == {"environment-a": ["team-a/one", "team-b/four"]}

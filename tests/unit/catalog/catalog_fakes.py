@@ -13,7 +13,6 @@ from berth.catalog.store import (
     ORGANISATION,
     Ciphertext,
     NewAsset,
-    Usage,
     asset_view,
     project_info,
 )
@@ -56,7 +55,6 @@ class InMemoryCatalogStore:
         # Organisation units by (kind, name), as their columns; assets by id.
         self.org: InMemoryTable[tuple[str, str], tuple[tuple[str, Any], ...]] = InMemoryTable()
         self.assets: InMemoryTable[str, NewAsset] = InMemoryTable()
-        self.usage: InMemoryTable[tuple[str, str], Usage] = InMemoryTable()
         self.values: InMemoryTable[str, Ciphertext] = InMemoryTable()
         self.legacy: InMemoryTable[str, tuple[tuple[str, str], ...]] = InMemoryTable()
         self.cluster_keys: InMemoryTable[str, PublicKey] = InMemoryTable()
@@ -188,7 +186,6 @@ class InMemoryCatalogStore:
                 for a in self.assets
                 if a.scope == view.kind and a.scope_name == name
             ]
-        users += [f"workload {u.workload}" for u in self.usage if u.asset_id == view.id]
         return sorted(users)
 
     async def list_assets(
@@ -211,14 +208,6 @@ class InMemoryCatalogStore:
                 and (scopes is None or (a.scope, a.scope_name) in scopes)
             ]
         return views
-
-    async def record_usage(self, uses: Sequence[Usage]) -> None:
-        for use in uses:
-            self.usage.insert_new((use.asset_id, use.workload_id), use)
-
-    async def release_usage(self, workload_ids: Sequence[str]) -> None:
-        for key in [k for k, u in self.usage.rows.items() if u.workload_id in workload_ids]:
-            self.usage.delete(key)
 
     async def save_values(self, asset_id: str, value: Ciphertext) -> None:
         self.values.put(asset_id, value)
@@ -263,7 +252,6 @@ class InMemoryCatalogStore:
         tables = (
             self.org,
             self.assets,
-            self.usage,
             self.values,
             self.legacy,
             self.cluster_keys,
@@ -275,7 +263,6 @@ class InMemoryCatalogStore:
         tables = (
             self.org,
             self.assets,
-            self.usage,
             self.values,
             self.legacy,
             self.cluster_keys,
@@ -283,3 +270,19 @@ class InMemoryCatalogStore:
         )
         for table, saved in zip(tables, snapshot, strict=True):
             table.restore(saved)  # type: ignore[attr-defined]
+
+
+class WorkloadsInUse:
+    """Intake's answer to which workloads use an asset, as the catalog's handlers ask it:
+    ``users`` per asset id, or ``failure`` raised when intake does not answer."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, list[str]] = {}
+        self.failure: Exception | None = None
+        self.asked: list[list[str]] = []
+
+    async def __call__(self, asset_ids: Sequence[str]) -> dict[str, list[str]]:
+        self.asked.append(list(asset_ids))
+        if self.failure is not None:
+            raise self.failure
+        return {i: self.users[i] for i in asset_ids if self.users.get(i)}

@@ -221,7 +221,11 @@ async def test_an_asset_request_event_from_someone_without_a_rule_is_rejected(
     )
     async with service.uow:
         await handlers.apply_requests(
-            [incoming(event)], service.uow, cluster_id="local", store=service._of
+            [incoming(event)],
+            service.uow,
+            cluster_id="local",
+            workloads=service.workloads,
+            store=service._of,
         )
     (rejected,) = service.uow.events_of(CatalogAssetRejectedV1)
     assert rejected.data.reason.startswith("forbidden: bob@example.com may not create departments")

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from berth.catalog import credentials, handlers
 from berth.catalog.keys import LocalKeyProvider, sealing_keys
+from berth.catalog.usage import no_workloads
 from berth.contracts.catalog import (
     AssetDeleteRequest,
     AssetListRequest,
@@ -32,17 +33,12 @@ from berth.contracts.events import (
     ClusterConfig,
     ClusterConfigChangedData,
     ClusterConfigChangedV1,
-    SubmissionReceivedData,
-    SubmissionReceivedV1,
-    UsedAsset,
-    WorkloadPhaseChangedData,
-    WorkloadPhaseChangedV1,
-    WorkloadRef,
 )
 from berth.contracts.queries import ProjectLookupItem, ProjectLookupRequest
+from berth.shared.errors import TransientError
 from berth.shared.keys import KeyFiles, SealingKeys, seal
 from berth.shared.testing import FakeUnitOfWork, incoming
-from tests.unit.catalog.catalog_fakes import InMemoryCatalogStore
+from tests.unit.catalog.catalog_fakes import InMemoryCatalogStore, WorkloadsInUse
 
 pytestmark = pytest.mark.unit
 
@@ -59,11 +55,17 @@ class Catalog:
     def __init__(self, keys_dir: Path) -> None:
         self.store = InMemoryCatalogStore()
         self.uow = FakeUnitOfWork(self.store)
+        # Which workloads use which assets, as intake would answer.
+        self.workloads = WorkloadsInUse()
         self.keys = credentials.Keys(
             lambda: LocalKeyProvider.from_dir(keys_dir), lambda: sealing_keys(keys_dir)
         )
         self.writer = handlers.Writer(
-            begin=self.uow, cluster_id="local", keys=self.keys, store=self._of
+            begin=self.uow,
+            cluster_id="local",
+            keys=self.keys,
+            workloads=self.workloads,
+            store=self._of,
         )
 
     def _of(self, _unit: object) -> InMemoryCatalogStore:
@@ -86,7 +88,7 @@ class Catalog:
 
     async def get(self, kind: str, name: str) -> AssetReply:
         ref = AssetRef.model_validate({"kind": kind, "name": name})
-        return await handlers.get_asset(ref, read=self.reader())
+        return await handlers.get_asset(ref, read=self.reader(), workloads=self.workloads)
 
     async def organisation(self) -> None:
         """A department ``research`` with project ``team-a``, and project ``lab`` outside it."""
@@ -189,53 +191,35 @@ async def test_an_asset_in_use_cannot_be_deleted_and_the_refusal_names_its_users
     assert [e.data.change for e in catalog.changes()].count("deleted") == 0
 
 
-async def test_an_asset_a_workload_uses_is_held_until_the_workload_is_deleted(
+async def test_an_asset_a_live_workload_uses_is_held_as_intake_says(catalog: Catalog) -> None:
+    await catalog.put("environment", "pytorch", PYTORCH)
+    env = (await catalog.put("environment", "cuda", PYTORCH)).asset
+    assert env is not None
+    catalog.workloads.users[env.id] = ["team-a/train-1"]
+    refused = await catalog.delete("environment", "cuda")
+    assert refused.error == 'environment "cuda" is in use by workload team-a/train-1'
+    assert refused.usedBy == ["workload team-a/train-1"]
+    assert (await catalog.get("environment", "cuda")).usedBy == ["workload team-a/train-1"]
+    # Asked about that asset only, at the time of the delete.
+    assert catalog.workloads.asked[0] == [env.id]
+    # Once intake no longer counts the workload (deleted, rejected), the asset can go.
+    catalog.workloads.users.clear()
+    assert (await catalog.delete("environment", "cuda")).error is None
+    assert (await catalog.delete("environment", "pytorch")).error is None
+
+
+async def test_an_asset_is_not_deleted_while_intake_cannot_say_who_uses_it(
     catalog: Catalog,
 ) -> None:
-    env = (await catalog.put("environment", "pytorch", PYTORCH)).asset
-    assert env is not None
-    workload_id = uuid.uuid4().hex
-    workload = WorkloadRef(
-        workloadId=workload_id,
-        name="train-1",
-        kind="training",
-        project="team-a",
-        clusterId="local",
-        namespace="berth-team-a",
-        queue="team-a",
-        createdBy=ADMIN.email,
+    await catalog.put("environment", "pytorch", PYTORCH)
+    catalog.workloads.failure = TransientError("no service answers rpc.intake.workloads")
+    refused = await catalog.delete("environment", "pytorch")
+    assert refused.error == (
+        'cannot tell which workloads use environment "pytorch": '
+        "no service answers rpc.intake.workloads"
     )
-    received = SubmissionReceivedV1(
-        source="/berth/intake",
-        subject=workload_id,
-        actor=ADMIN,
-        data=SubmissionReceivedData.model_validate(
-            {
-                "workload": workload,
-                "submission": {
-                    "kind": "training",
-                    "name": "train-1",
-                    "projectId": "team-a",
-                    "spec": PYTORCH,
-                },
-                "assets": [UsedAsset(assetId=env.id, kind="environment", name="pytorch")],
-            }
-        ),
-    )
-    async with catalog.uow:
-        await handlers.record_usage([incoming(received)], catalog.uow, store=catalog._of)
-    assert (await catalog.delete("environment", "pytorch")).usedBy == ["workload team-a/train-1"]
-    for phase in ("Running", "Deleted"):
-        changed = WorkloadPhaseChangedV1(
-            source="/berth/scheduler-adapter",
-            subject=workload_id,
-            actor=Actor.system("scheduler-adapter"),
-            data=WorkloadPhaseChangedData(workload=workload, phase=phase),  # type: ignore[arg-type]
-        )
-        async with catalog.uow:
-            await handlers.release_usage([incoming(changed)], catalog.uow, store=catalog._of)
-        if phase == "Running":
-            assert (await catalog.get("environment", "pytorch")).usedBy
+    assert [e.data.change for e in catalog.changes()].count("deleted") == 0
+    catalog.workloads.failure = None
     assert (await catalog.delete("environment", "pytorch")).error is None
 
 
@@ -291,7 +275,11 @@ async def test_requests_by_event_are_applied_each_on_its_own(catalog: Catalog) -
     ]
     async with catalog.uow:
         await handlers.apply_requests(
-            [incoming(e) for e in batch], catalog.uow, cluster_id="local", store=catalog._of
+            [incoming(e) for e in batch],
+            catalog.uow,
+            cluster_id="local",
+            workloads=catalog.workloads,
+            store=catalog._of,
         )
     created, rejected, template, in_use = catalog.uow.events
     assert isinstance(created, CatalogAssetChangedV1) and created.causationid == batch[0].id
@@ -310,7 +298,11 @@ async def test_a_refused_request_leaves_nothing_behind() -> None:
     event = requested("create", "template", "t", {"dataSources": ["ghost"]})
     async with uow:
         await handlers.apply_requests(
-            [incoming(event)], uow, cluster_id="local", store=lambda _: store
+            [incoming(event)],
+            uow,
+            cluster_id="local",
+            workloads=no_workloads,
+            store=lambda _: store,
         )
     (rejected,) = uow.events
     assert isinstance(rejected, CatalogAssetRejectedV1)

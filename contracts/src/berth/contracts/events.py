@@ -139,7 +139,6 @@ class SubmissionReceivedV1(Event):
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((POLICY,), "policy-submissions"),
         Consumer((OWNERSHIP,), "ownership-owners"),
-        Consumer((CATALOG,), "catalog-usage"),
         Consumer((UI,)),
     )
     data: SubmissionReceivedData
@@ -256,7 +255,6 @@ class WorkloadPhaseChangedV1(Event):
     PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((INTAKE,), "intake-phases"),
-        Consumer((CATALOG,), "catalog-releases"),
         # Which actions a workload's phase allows.
         Consumer((OWNERSHIP,), "ownership-phases"),
         Consumer((UI,)),

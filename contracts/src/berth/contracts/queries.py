@@ -113,6 +113,21 @@ class WorkloadListReply(Query):
     error: str | None = Field(default=None, description="Why nothing could be listed.")
 
 
+class AssetUsersRequest(Query):
+    """Which workloads use these catalog assets (asked by the catalog before it deletes one)."""
+
+    assetIds: list[str] = Field(min_length=1, max_length=1000)
+
+
+class AssetUsersReply(Query):
+    users: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Per asset id that any live workload (received, neither rejected nor "
+        "deleted) was resolved from: those workloads as project/name, sorted. An asset no "
+        "workload uses is absent.",
+    )
+
+
 class HealthQuery(Query):
     pass
 

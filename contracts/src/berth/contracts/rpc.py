@@ -57,6 +57,7 @@ from berth.contracts.subjects import (
     RPC_RENDER,
     RPC_WORKLOADS_GET,
     RPC_WORKLOADS_LIST,
+    RPC_WORKLOADS_USING_ASSETS,
     rpc_health,
 )
 
@@ -82,6 +83,7 @@ RPCS: tuple[Rpc, ...] = (
     Rpc(RPC_WORKLOADS_GET, INTAKE, (UI,)),
     Rpc(RPC_WORKLOADS_LIST, INTAKE, (UI,)),
     Rpc(RPC_DRY_RUN, INTAKE, (UI,)),
+    Rpc(RPC_WORKLOADS_USING_ASSETS, INTAKE, (CATALOG,)),
     Rpc(RPC_POLICY_EVALUATE, POLICY, (INTAKE, UI)),
     Rpc(RPC_POLICY_GET, POLICY, (UI,)),
     Rpc(RPC_POLICY_EFFECTIVE, POLICY, (UI,)),

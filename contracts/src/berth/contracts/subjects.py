@@ -59,6 +59,8 @@ RPC_CATALOG_PROJECTS_LOOKUP = "rpc.catalog.projects.lookup.v1"
 RPC_WORKLOADS_GET = "rpc.intake.workloads.get.v1"
 RPC_WORKLOADS_LIST = "rpc.intake.workloads.list.v1"
 RPC_DRY_RUN = "rpc.intake.submissions.dry-run.v1"
+# The live workloads built from given catalog assets: the catalog asks before deleting one.
+RPC_WORKLOADS_USING_ASSETS = "rpc.intake.workloads.using-assets.v1"
 RPC_POLICY_EVALUATE = "rpc.policy.evaluate.v1"
 RPC_RENDER = "rpc.scheduler-adapter.render.v1"  # + .<cluster id>: see rpc_render
 # The clusters intake accepts submissions for (its copy of cluster-sync's registry).

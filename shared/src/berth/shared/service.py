@@ -56,7 +56,7 @@ from berth.shared.leadership import LeaderElector
 from berth.shared.migrations import upgrade
 from berth.shared.outbox import OutboxRelay
 from berth.shared.settings import Settings
-from berth.shared.telemetry import NatsSpanExporter, setup_tracing
+from berth.shared.telemetry import nats_span_processor, setup_tracing
 
 __all__ = ["Service", "Subscription", "configure_logging", "run"]
 
@@ -412,15 +412,7 @@ class Service:
         # service: a service's credential does not allow it.
         await wait_for_streams(self._js, self.streams(), who=self.name)
         if self.settings.local_traces:
-            from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-            self.provider.add_span_processor(
-                BatchSpanProcessor(
-                    NatsSpanExporter(nc, asyncio.get_running_loop()),
-                    schedule_delay_millis=200,
-                    max_export_batch_size=2048,
-                )
-            )
+            self.provider.add_span_processor(nats_span_processor(nc, asyncio.get_running_loop()))
         self._relay = OutboxRelay(
             self.engine,
             self.outbox_table,

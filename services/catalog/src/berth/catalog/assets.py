@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from berth.catalog import credentials
 from berth.catalog.keys import KeyProvider
 from berth.catalog.store import ORGANISATION, CatalogStore, NewAsset
+from berth.catalog.usage import WorkloadUsers
 from berth.contracts.catalog import (
     CREDENTIAL_KEYS,
     DATASOURCE_CREDENTIAL,
@@ -32,6 +33,7 @@ from berth.contracts.catalog import (
 from berth.contracts.envelope import Actor
 from berth.contracts.events import AssetChangedData, CatalogAssetChangedV1
 from berth.contracts.issues import issues_from, sentence
+from berth.shared.errors import BerthError
 
 SOURCE = "/berth/catalog"
 
@@ -284,11 +286,24 @@ async def find_one(db: CatalogStore, ref: AssetRef) -> AssetView:
     return found[0]
 
 
+async def users_of(db: CatalogStore, view: AssetView, workloads: WorkloadUsers) -> list[str]:
+    """Everything that uses an asset, as ``kind name``, sorted: what the catalog itself holds
+    (templates, data sources, projects, scoped assets) and the live workloads intake says were
+    built from it. Raises ``AssetError`` when intake cannot say: nobody can tell then."""
+    try:
+        used = await workloads([view.id])
+    except BerthError as exc:
+        raise AssetError(
+            f'cannot tell which workloads use {view.kind} "{view.name}": {exc}'
+        ) from None
+    return sorted([*await db.users_of(view), *(f"workload {w}" for w in used.get(view.id, ()))])
+
+
 async def delete_asset(
-    db: CatalogStore, ref: AssetRef, actor: Actor
+    db: CatalogStore, ref: AssetRef, actor: Actor, workloads: WorkloadUsers
 ) -> tuple[AssetView, CatalogAssetChangedV1]:
     view = await find_one(db, ref)
-    users = await db.users_of(view)
+    users = await users_of(db, view, workloads)
     if users:
         raise AssetError(
             f'{view.kind} "{view.name}" is in use by {", ".join(users)}', used_by=users

@@ -13,6 +13,7 @@ from berth.catalog.keys import KeyProvider, LocalKeyProvider, sealing_keys
 from berth.catalog.store import SqlCatalogStore
 from berth.catalog.subscriptions import register
 from berth.catalog.tables import metadata
+from berth.catalog.usage import ask_intake
 from berth.shared.identity import SigningKey
 from berth.shared.service import Service
 
@@ -30,7 +31,10 @@ def build(
         lambda: storage_keys or LocalKeyProvider.from_dir(settings.keys_dir),
         lambda: sealing_keys(settings.keys_dir),
     )
-    register(service, settings.cluster_id, keys, application_issuer(settings))
+    workloads = ask_intake(
+        lambda: service.broker.connection, timeout=settings.intake_timeout_seconds
+    )
+    register(service, settings.cluster_id, keys, workloads, application_issuer(settings))
 
     async def encrypt_legacy_values() -> None:
         keys.load()

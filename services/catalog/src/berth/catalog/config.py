@@ -18,3 +18,5 @@ class CatalogSettings(Settings):
     # keys through BERTH_APPLICATION_JWKS_FILE.
     application_signing_key: Path | None = None
     application_token_seconds: int = 3600
+    # How long an asset's delete waits for intake to say which workloads use it.
+    intake_timeout_seconds: float = 5.0

@@ -1,5 +1,5 @@
-"""Catalog handlers: the organisation, assets, their usage by workloads and credential values,
-by events and by request-reply.
+"""Catalog handlers: the organisation, assets and credential values, by events and by
+request-reply. Which workloads use an asset is intake's to say (``usage``).
 
 Handlers reach storage only through the store port (``store.CatalogStore``; the rules of what a
 change may do are in ``assets.py``) and emit only through their unit of work, so the same code
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from opentelemetry import trace
 
 from berth.catalog import access, assets, credentials, seed
-from berth.catalog.store import CatalogStore, NewAsset, Reader, SqlCatalogStore, Usage
+from berth.catalog.store import CatalogStore, NewAsset, Reader, SqlCatalogStore
+from berth.catalog.usage import WorkloadUsers
 from berth.contracts.access import (
     AccessRuleCreatedV1,
     AccessRuleCreateRequest,
@@ -42,12 +43,7 @@ from berth.contracts.catalog import (
     project_scopes,
 )
 from berth.contracts.envelope import Actor
-from berth.contracts.events import (
-    CatalogAssetChangedV1,
-    ClusterConfigChangedV1,
-    SubmissionReceivedV1,
-    WorkloadPhaseChangedV1,
-)
+from berth.contracts.events import CatalogAssetChangedV1, ClusterConfigChangedV1
 from berth.contracts.queries import ProjectLookupReply, ProjectLookupRequest
 from berth.shared.consumer import Emitter, Incoming
 from berth.shared.telemetry import extract
@@ -117,12 +113,14 @@ async def seed_demo(db: CatalogStore, cluster_id: str) -> list[CatalogAssetChang
 
 @dataclass(frozen=True)
 class Writer:
-    """What a write needs: a unit of work (its events go out through the outbox), and the keys
-    credential values come sealed to and are encrypted with."""
+    """What a write needs: a unit of work (its events go out through the outbox), the keys
+    credential values come sealed to and are encrypted with, and who to ask which workloads use
+    an asset before deleting it."""
 
     begin: Begin
     cluster_id: str
     keys: credentials.Keys
+    workloads: WorkloadUsers
     store: StoreOf = SqlCatalogStore.of
 
 
@@ -167,7 +165,9 @@ async def delete_asset(request: AssetDeleteRequest, *, writer: Writer) -> AssetR
     try:
         async with writer.begin() as unit:
             await _authorize_delete(writer.store(unit), request.actor, request.ref)
-            view, event = await assets.delete_asset(writer.store(unit), request.ref, request.actor)
+            view, event = await assets.delete_asset(
+                writer.store(unit), request.ref, request.actor, writer.workloads
+            )
             unit.emit(event)
     except assets.AssetError as exc:
         return AssetReply(error=str(exc), usedBy=exc.used_by)
@@ -201,13 +201,13 @@ async def _authorize_delete(db: CatalogStore, actor: Actor | None, ref: AssetRef
         raise assets.AssetError(problem)
 
 
-async def get_asset(ref: AssetRef, *, read: Reader) -> AssetReply:
+async def get_asset(ref: AssetRef, *, read: Reader, workloads: WorkloadUsers) -> AssetReply:
     async with read() as db:
         try:
             view = await assets.find_one(db, ref)
+            return AssetReply(asset=view, usedBy=await assets.users_of(db, view, workloads))
         except assets.AssetError as exc:
             return AssetReply(error=str(exc))
-        return AssetReply(asset=view, usedBy=await db.users_of(view))
 
 
 async def list_assets(request: AssetListRequest, *, read: Reader) -> AssetListReply:
@@ -318,6 +318,7 @@ async def apply_requests(
     unit: Emitter,
     *,
     cluster_id: str,
+    workloads: WorkloadUsers,
     store: StoreOf = SqlCatalogStore.of,
 ) -> None:
     """Each request in a savepoint of its own, so a refused one does not undo the others."""
@@ -331,7 +332,7 @@ async def apply_requests(
                         kind=data.kind, name=data.name, scope=data.scope, scopeName=data.scopeName
                     )
                     await _authorize_delete(db, item.event.actor, ref)
-                    _, event = await assets.delete_asset(db, ref, item.event.actor)
+                    _, event = await assets.delete_asset(db, ref, item.event.actor, workloads)
                 else:
                     put = assets.Put(
                         kind=data.kind,
@@ -360,37 +361,3 @@ async def apply_requests(
             )
             continue
         unit.emit(event.model_copy(update={"causationid": item.event.id}), cause=item)
-
-
-# --- usage by workloads ------------------------------------------------------------------------
-
-
-async def record_usage(
-    items: list[Incoming[SubmissionReceivedV1]],
-    unit: Emitter,
-    *,
-    store: StoreOf = SqlCatalogStore.of,
-) -> None:
-    await store(unit).record_usage(
-        [
-            Usage(
-                asset_id=used.assetId,
-                workload_id=i.event.subject,
-                workload=f"{i.event.data.workload.project}/{i.event.data.workload.name}",
-            )
-            for i in items
-            for used in i.event.data.assets or ()
-        ]
-    )
-
-
-async def release_usage(
-    items: list[Incoming[WorkloadPhaseChangedV1]],
-    unit: Emitter,
-    *,
-    store: StoreOf = SqlCatalogStore.of,
-) -> None:
-    """A deleted workload no longer holds its assets."""
-    await store(unit).release_usage(
-        [i.event.subject for i in items if i.event.data.phase == "Deleted"]
-    )

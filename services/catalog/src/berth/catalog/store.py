@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.catalog.tables import (
     access_rules,
-    asset_usage,
     assets,
     cluster_keys,
     credential_values,
@@ -50,15 +49,6 @@ class NewAsset:
     status: str | None
     status_reason: str
     created_by: str
-
-
-@dataclass(frozen=True)
-class Usage:
-    """A workload uses an asset (``workload`` is ``project/name``, as shown to people)."""
-
-    asset_id: str
-    workload_id: str
-    workload: str
 
 
 @dataclass(frozen=True)
@@ -107,20 +97,15 @@ class CatalogStore(Protocol):
     async def delete(self, view: AssetView) -> None: ...
 
     async def users_of(self, view: AssetView) -> list[str]:
-        """Who uses an asset: templates, data sources (of a credential), projects, assets in
-        its scope and workloads, as ``kind name``, sorted."""
+        """What in the catalog uses an asset: templates, data sources (of a credential),
+        projects and assets in its scope, as ``kind name``, sorted. Workloads are intake's to
+        say (``assets.users_of``)."""
 
     async def list_assets(
         self, kind: str | None, search: str | None, scopes: set[tuple[str, str]] | None
     ) -> list[AssetView]:
         """Organisation units by name, then assets by kind and name (those of ``scopes`` only,
         when given); names containing ``search``."""
-
-    # --- usage by workloads
-
-    async def record_usage(self, uses: Sequence[Usage]) -> None: ...
-
-    async def release_usage(self, workload_ids: Sequence[str]) -> None: ...
 
     # --- credential values and keys
 
@@ -379,10 +364,6 @@ class SqlCatalogStore(SqlStore):
                 )
             )
             users += [f"{r.kind} {r.name}" for r in scoped]
-        workloads = await conn.execute(
-            select(asset_usage.c.workload).where(asset_usage.c.asset_id == view.id)
-        )
-        users += [f"workload {w}" for w in workloads.scalars()]
         return sorted(users)
 
     async def list_assets(
@@ -413,21 +394,6 @@ class SqlCatalogStore(SqlStore):
                 )
             views += [asset_view(r) for r in await self._conn.execute(stmt)]
         return views
-
-    async def record_usage(self, uses: Sequence[Usage]) -> None:
-        await self.insert_new(
-            asset_usage,
-            [
-                {"asset_id": u.asset_id, "workload_id": u.workload_id, "workload": u.workload}
-                for u in uses
-            ],
-        )
-
-    async def release_usage(self, workload_ids: Sequence[str]) -> None:
-        if workload_ids:
-            await self._conn.execute(
-                delete(asset_usage).where(asset_usage.c.workload_id.in_(list(workload_ids)))
-            )
 
     async def save_values(self, asset_id: str, value: Ciphertext) -> None:
         row = {"key_id": value.key_id, "ciphertext": value.ciphertext, "legacy_values": None}

@@ -7,6 +7,7 @@ from functools import partial
 from berth.catalog import applications, handlers
 from berth.catalog.credentials import Keys
 from berth.catalog.store import reader
+from berth.catalog.usage import WorkloadUsers
 from berth.contracts.access import (
     AccessRuleCreatedV1,
     AccessRuleCreateRequest,
@@ -31,12 +32,7 @@ from berth.contracts.catalog import (
     CatalogKeyRequest,
     CredentialDeliveryRequest,
 )
-from berth.contracts.events import (
-    CatalogAssetChangedV1,
-    ClusterConfigChangedV1,
-    SubmissionReceivedV1,
-    WorkloadPhaseChangedV1,
-)
+from berth.contracts.events import CatalogAssetChangedV1, ClusterConfigChangedV1
 from berth.contracts.queries import ProjectLookupRequest
 from berth.contracts.roles import CATALOG
 from berth.contracts.subjects import (
@@ -60,7 +56,11 @@ from berth.shared.service import Service, Subscription
 
 
 def register(
-    service: Service, cluster_id: str, keys: Keys, issuer: applications.Issuer | None = None
+    service: Service,
+    cluster_id: str,
+    keys: Keys,
+    workloads: WorkloadUsers,
+    issuer: applications.Issuer | None = None,
 ) -> None:
     read = reader(service.engine)
     if issuer is not None:
@@ -70,7 +70,9 @@ def register(
         ProjectLookupRequest,
         partial(handlers.lookup_projects, read=read, tracer=service.tracer),
     )
-    writer = handlers.Writer(begin=service.unit_of_work, cluster_id=cluster_id, keys=keys)
+    writer = handlers.Writer(
+        begin=service.unit_of_work, cluster_id=cluster_id, keys=keys, workloads=workloads
+    )
     service.respond(
         RPC_CATALOG_ASSETS_PUT, AssetPutRequest, partial(handlers.put_asset, writer=writer)
     )
@@ -92,7 +94,11 @@ def register(
         AccessRuleListRequest,
         partial(handlers.list_access_rules, read=read),
     )
-    service.respond(RPC_CATALOG_ASSETS_GET, AssetRef, partial(handlers.get_asset, read=read))
+    service.respond(
+        RPC_CATALOG_ASSETS_GET,
+        AssetRef,
+        partial(handlers.get_asset, read=read, workloads=workloads),
+    )
     service.respond(
         RPC_CATALOG_ASSETS_LIST,
         AssetListRequest,
@@ -122,24 +128,8 @@ def register(
         Subscription(
             CatalogAssetRequestedV1,
             CatalogAssetRequestedV1.durable(CATALOG),
-            partial(handlers.apply_requests, cluster_id=cluster_id),
+            partial(handlers.apply_requests, cluster_id=cluster_id, workloads=workloads),
             "apply asset request",
-        )
-    )
-    service.subscribe(
-        Subscription(
-            SubmissionReceivedV1,
-            SubmissionReceivedV1.durable(CATALOG),
-            handlers.record_usage,
-            "record usage",
-        )
-    )
-    service.subscribe(
-        Subscription(
-            WorkloadPhaseChangedV1,
-            WorkloadPhaseChangedV1.durable(CATALOG),
-            handlers.release_usage,
-            "release usage",
         )
     )
     service.publishes(

@@ -5,7 +5,6 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     LargeBinary,
-    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
@@ -94,16 +93,9 @@ cluster_keys = Table(
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 
-# Which live workloads use which assets (fed by intake's received events), so that an asset in
-# use cannot be deleted.
-asset_usage = Table(
-    "asset_usage",
-    metadata,
-    Column("asset_id", Text, nullable=False),
-    Column("workload_id", Text, nullable=False),
-    Column("workload", Text, nullable=False),
-    PrimaryKeyConstraint("asset_id", "workload_id"),
-)
+# asset_usage (migration 0002) is no longer written: intake records which workloads use which
+# assets, and the catalog asks it (rpc.intake.workloads.using-assets.v1). Intake's migration 0009
+# copies the rows; a later catalog migration drops the table.
 
 # The access rules, as the catalog announces them (berth.shared.access).
 access_rules = access_rules_table(metadata)

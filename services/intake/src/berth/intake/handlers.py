@@ -352,6 +352,7 @@ def _receive(
             submission=sub.model_dump(mode="json", exclude_none=True),
             issues=[],
             content_hash=validation.content_hash(item.event.data),
+            assets=tuple(used.assetId for used in accepted.assets or ()),
         )
     )
     unit.emit(

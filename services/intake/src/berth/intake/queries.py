@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.contracts.access import AccessRule, OrgTree, readable_projects, refusal
 from berth.contracts.queries import (
+    AssetUsersReply,
+    AssetUsersRequest,
     PhaseRecord,
     WorkloadListReply,
     WorkloadQuery,
@@ -16,7 +18,14 @@ from berth.contracts.queries import (
     WorkloadView,
 )
 from berth.intake import projection
-from berth.intake.tables import LIVE, access_rules, clusters, phase_history, workloads
+from berth.intake.tables import (
+    LIVE,
+    access_rules,
+    clusters,
+    phase_history,
+    workload_assets,
+    workloads,
+)
 from berth.shared.access import SqlAccessRules
 
 
@@ -145,3 +154,23 @@ async def list_workloads(query: WorkloadQuery, *, engine: AsyncEngine) -> Worklo
     return WorkloadListReply(
         workloads=[_view(r) for r in rows[:limit]], nextOffset=offset + limit if more else None
     )
+
+
+async def workloads_using_assets(
+    request: AssetUsersRequest, *, engine: AsyncEngine
+) -> AssetUsersReply:
+    """The live workloads (neither rejected nor deleted) built from each asset, as
+    ``project/name``: what keeps the catalog from deleting it."""
+    stmt = (
+        select(workload_assets.c.asset_id, workloads.c.project, workloads.c.name)
+        .select_from(
+            workload_assets.join(workloads, workloads.c.id == workload_assets.c.workload_id)
+        )
+        .where(workload_assets.c.asset_id.in_(sorted(set(request.assetIds))), LIVE)
+        .order_by(workload_assets.c.asset_id, workloads.c.project, workloads.c.name)
+    )
+    users: dict[str, list[str]] = {}
+    async with engine.connect() as conn:
+        for row in await conn.execute(stmt):
+            users.setdefault(row.asset_id, []).append(f"{row.project}/{row.name}")
+    return AssetUsersReply(users=users)

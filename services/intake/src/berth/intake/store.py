@@ -19,7 +19,13 @@ from berth.contracts.catalog import AssetRef, AssetView
 from berth.contracts.events import TERMINAL_PHASES, ClusterRecord
 from berth.contracts.queries import ProjectInfo
 from berth.intake import clusters, projection, quota, tables
-from berth.intake.tables import LIVE, catalog_entries, phase_history, workloads
+from berth.intake.tables import (
+    LIVE,
+    catalog_entries,
+    phase_history,
+    workload_assets,
+    workloads,
+)
 from berth.shared.access import SqlAccessRules
 from berth.shared.store import SqlStore
 
@@ -47,6 +53,8 @@ class WorkloadRow:
     submission: dict[str, Any]
     issues: list[dict[str, Any]]
     content_hash: str | None
+    # Ids of the catalog assets a received workload was resolved from.
+    assets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,8 @@ class IntakeStore(Protocol):
         """Assets from intake's copy of the catalog."""
 
     async def record_workloads(self, rows: Sequence[WorkloadRow]) -> None:
-        """Record submissions; an id already recorded keeps its first record."""
+        """Record submissions, with the assets each was resolved from; an id already recorded
+        keeps its first record."""
 
     async def approve(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Received workloads approved by policy, with their effective spec."""
@@ -181,6 +190,10 @@ class SqlIntakeStore(SqlStore):
                 }
                 for r in rows
             ],
+        )
+        await self.insert_new(
+            workload_assets,
+            [{"asset_id": a, "workload_id": r.id} for r in rows for a in r.assets],
         )
 
     async def approve(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> None:

@@ -15,13 +15,19 @@ from berth.contracts.events import (
     SubmissionRequestedV1,
     WorkloadPhaseChangedV1,
 )
-from berth.contracts.queries import ClusterListQuery, DryRunRequest, WorkloadQuery
+from berth.contracts.queries import (
+    AssetUsersRequest,
+    ClusterListQuery,
+    DryRunRequest,
+    WorkloadQuery,
+)
 from berth.contracts.roles import INTAKE
 from berth.contracts.subjects import (
     RPC_CLUSTERS_LIST,
     RPC_DRY_RUN,
     RPC_WORKLOADS_GET,
     RPC_WORKLOADS_LIST,
+    RPC_WORKLOADS_USING_ASSETS,
 )
 from berth.intake import clusters, handlers, queries, store
 from berth.intake.catalog_client import ProjectDirectory
@@ -104,6 +110,11 @@ def register(service: Service, directory: ProjectDirectory) -> None:
     )
     service.respond(
         RPC_WORKLOADS_LIST, WorkloadQuery, partial(queries.list_workloads, engine=service.engine)
+    )
+    service.respond(
+        RPC_WORKLOADS_USING_ASSETS,
+        AssetUsersRequest,
+        partial(queries.workloads_using_assets, engine=service.engine),
     )
     for subscription in access_rule_subscriptions(INTAKE, access_rules):
         service.subscribe(subscription)

@@ -59,6 +59,16 @@ phase_history = Table(
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
+# The catalog assets each received workload was resolved from, recorded with the workload, so
+# that the catalog can ask, before deleting an asset, which live workloads use it.
+workload_assets = Table(
+    "workload_assets",
+    metadata,
+    Column("asset_id", Text, primary_key=True),
+    Column("workload_id", Text, primary_key=True),
+    Index("ix_workload_assets_workload_id", "workload_id"),
+)
+
 # What intake has seen of the catalog (projects and assets, as CatalogAssetChangedV1 carries them),
 # so that submissions still resolve while the catalog service is down. A deleted entry stays, as
 # a tombstone, so that an older event arriving late cannot bring it back.
