@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2 as httpx
@@ -36,3 +39,15 @@ def wait_for_phase(
             return body
         time.sleep(0.2)
     raise AssertionError(f"{workload_id} never reached {phases}; last: {body}")
+
+
+def live_events(stream: httpx.Response, connected: threading.Event) -> Iterator[dict[str, Any]]:
+    """The events of a Server-Sent Events response, without its snapshots; ``connected`` is
+    set at its first line (the server writes one once it has subscribed)."""
+    kind = ""
+    for line in stream.iter_lines():
+        connected.set()
+        if line.startswith("event: "):
+            kind = line.removeprefix("event: ")
+        elif line.startswith("data: ") and kind != "snapshot":
+            yield json.loads(line.removeprefix("data: "))

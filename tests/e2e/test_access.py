@@ -3,14 +3,13 @@ team-b; the suite's default user is the administrator."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
 from pathlib import Path
 
 from berth.cli.suite import Suite
-from tests.e2e.api_client import bearer_token, client
+from tests.e2e.api_client import bearer_token, client, live_events
 from tests.e2e.conftest import Cli
 
 POLICY = "defaults:\n  backoffLimit: 3\nrules:\n  backoffLimit: {max: 5}\n"
@@ -148,19 +147,13 @@ def test_the_live_stream_carries_only_what_its_caller_may_read(cli: Cli, suite: 
             client(suite.api_url, bearer_token(cli, "bob@example.com")) as bob,
             bob.stream("GET", "/api/v1/workloads/events") as stream,
         ):
-            kind = ""
-            for line in stream.iter_lines():
-                connected.set()
-                if line.startswith("event: "):
-                    kind = line.removeprefix("event: ")
-                elif line.startswith("data: ") and kind != "snapshot":
-                    event = json.loads(line.removeprefix("data: "))
-                    subjects.append(event["subject"])
-                    name = ((event.get("data") or {}).get("workload") or {}).get("name", "")
-                    names.append(name)
-                    if name == shown:
-                        saw_shown.set()
-                        return
+            for event in live_events(stream, connected):
+                subjects.append(event["subject"])
+                name = ((event.get("data") or {}).get("workload") or {}).get("name", "")
+                names.append(name)
+                if name == shown:
+                    saw_shown.set()
+                    return
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()

@@ -3,7 +3,6 @@ against Run:ai's schemas, policies, actions and the live event stream."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +11,7 @@ import httpx2 as httpx
 import pytest
 
 from berth.cli.suite import Suite
-from tests.e2e.api_client import bearer_token, client, wait_for_phase
+from tests.e2e.api_client import bearer_token, client, live_events, wait_for_phase
 from tests.e2e.conftest import Cli, grant
 from tests.e2e.runai_schemas import problems
 
@@ -403,16 +402,10 @@ def test_a_training_runs_to_completion_and_streams_its_phases(
                 "GET", "/api/v1/workloads/events", params={"projectName": "team-a"}
             ) as stream,
         ):
-            kind = ""
-            for line in stream.iter_lines():
-                connected.set()
-                if line.startswith("event: "):
-                    kind = line.removeprefix("event: ")
-                elif line.startswith("data: ") and kind != "snapshot":
-                    event = json.loads(line.removeprefix("data: "))
-                    seen.append(event)
-                    if (event.get("data") or {}).get("phase") == "Completed":
-                        return
+            for event in live_events(stream, connected):
+                seen.append(event)
+                if (event.get("data") or {}).get("phase") == "Completed":
+                    return
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
