@@ -8,6 +8,8 @@ import math
 import os
 import secrets
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,31 +72,23 @@ class KubernetesLeases:
 
     async def create(self, record: LeaseRecord) -> LeaseRecord:
         api = await self._leases()
-        try:
+        with _conflicts_refused():
             lease = await api.create_namespaced_lease(
                 self.namespace,
                 self._body(record),  # type: ignore[arg-type]
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
-        except ApiException as exc:
-            if exc.status == 409:
-                raise LeaseConflict(str(exc.reason)) from None
-            raise
         return _record(lease)
 
     async def update(self, record: LeaseRecord) -> LeaseRecord:
         api = await self._leases()
-        try:
+        with _conflicts_refused():
             lease = await api.replace_namespaced_lease(
                 self.name,
                 self.namespace,
                 self._body(record),  # type: ignore[arg-type]
                 _request_timeout=REQUEST_TIMEOUT_SECONDS,
             )
-        except ApiException as exc:
-            if exc.status == 409:
-                raise LeaseConflict(str(exc.reason)) from None
-            raise
         return _record(lease)
 
     def _body(self, record: LeaseRecord) -> dict[str, Any]:
@@ -151,3 +145,15 @@ def agent_elector(settings: SchedulerAdapterSettings) -> tuple[LeaderElector, Ku
         retry=settings.lease_retry_seconds,
     )
     return LeaderElector(store, identity(), timing), store
+
+
+@contextmanager
+def _conflicts_refused() -> Iterator[None]:
+    """409 from the API server (the name is taken, or the lease changed since it was read):
+    another replica won; the elector treats it as a lost race, not an error."""
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 409:
+            raise LeaseConflict(str(exc.reason)) from None
+        raise
