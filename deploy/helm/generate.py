@@ -1289,6 +1289,52 @@ def _streams_job() -> dict[str, Any]:
     }
 
 
+def _database_policy(chart: str, clients: dict[str, Any]) -> When:
+    """Who may reach a CloudNativePG cluster's instances: ``clients`` on 5432, the instances
+    themselves (replication), and the operator reading their status on 8000."""
+    return network_policy(
+        "{release}-database",
+        "database",
+        chart,
+        {
+            "podSelector": {"matchLabels": {"cnpg.io/cluster": Val("database.cnpg.name")}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"ports": [{"port": 5432, "protocol": "TCP"}], "from": [clients]},
+                # Replication between the instances.
+                {
+                    "ports": [
+                        {"port": 5432, "protocol": "TCP"},
+                        {"port": 8000, "protocol": "TCP"},
+                    ],
+                    "from": [
+                        {
+                            "podSelector": {
+                                "matchLabels": {"cnpg.io/cluster": Val("database.cnpg.name")}
+                            }
+                        }
+                    ],
+                },
+                # The operator reads each instance's status on 8000.
+                {
+                    "ports": [{"port": 8000, "protocol": "TCP"}],
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {
+                                    "kubernetes.io/metadata.name": Val(
+                                        "networkPolicies.cnpgOperatorNamespace"
+                                    )
+                                }
+                            }
+                        }
+                    ],
+                },
+            ],
+        },
+    )
+
+
 def _berth_pods() -> dict[str, Any]:
     return {
         "podSelector": {
@@ -1385,49 +1431,7 @@ def _berth_network_policies() -> list[Any]:
         ),
         When(
             "database.cnpg.enabled",
-            network_policy(
-                "{release}-database",
-                "database",
-                CHART,
-                {
-                    "podSelector": {"matchLabels": {"cnpg.io/cluster": Val("database.cnpg.name")}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {"ports": [{"port": 5432, "protocol": "TCP"}], "from": [_berth_pods()]},
-                        # Replication between the instances.
-                        {
-                            "ports": [
-                                {"port": 5432, "protocol": "TCP"},
-                                {"port": 8000, "protocol": "TCP"},
-                            ],
-                            "from": [
-                                {
-                                    "podSelector": {
-                                        "matchLabels": {
-                                            "cnpg.io/cluster": Val("database.cnpg.name")
-                                        }
-                                    }
-                                }
-                            ],
-                        },
-                        # The operator reads each instance's status on 8000.
-                        {
-                            "ports": [{"port": 8000, "protocol": "TCP"}],
-                            "from": [
-                                {
-                                    "namespaceSelector": {
-                                        "matchLabels": {
-                                            "kubernetes.io/metadata.name": Val(
-                                                "networkPolicies.cnpgOperatorNamespace"
-                                            )
-                                        }
-                                    }
-                                }
-                            ],
-                        },
-                    ],
-                },
-            ),
+            _database_policy(CHART, _berth_pods()),
         ),
     ]
     return policies
@@ -1746,60 +1750,16 @@ def agent_documents() -> dict[str, list[Any]]:
             ),
             When(
                 "database.cnpg.enabled",
-                network_policy(
-                    "{release}-database",
-                    "database",
+                _database_policy(
                     AGENT_CHART,
+                    # The agent and its migration job.
                     {
                         "podSelector": {
-                            "matchLabels": {"cnpg.io/cluster": Val("database.cnpg.name")}
-                        },
-                        "policyTypes": ["Ingress"],
-                        "ingress": [
-                            {
-                                "ports": [{"port": 5432, "protocol": "TCP"}],
-                                # The agent and its migration job.
-                                "from": [
-                                    {
-                                        "podSelector": {
-                                            "matchLabels": {
-                                                "app.kubernetes.io/name": AGENT_CHART,
-                                                "app.kubernetes.io/instance": Fmt("{release}"),
-                                            }
-                                        }
-                                    }
-                                ],
-                            },
-                            {
-                                "ports": [
-                                    {"port": 5432, "protocol": "TCP"},
-                                    {"port": 8000, "protocol": "TCP"},
-                                ],
-                                "from": [
-                                    {
-                                        "podSelector": {
-                                            "matchLabels": {
-                                                "cnpg.io/cluster": Val("database.cnpg.name")
-                                            }
-                                        }
-                                    }
-                                ],
-                            },
-                            {
-                                "ports": [{"port": 8000, "protocol": "TCP"}],
-                                "from": [
-                                    {
-                                        "namespaceSelector": {
-                                            "matchLabels": {
-                                                "kubernetes.io/metadata.name": Val(
-                                                    "networkPolicies.cnpgOperatorNamespace"
-                                                )
-                                            }
-                                        }
-                                    }
-                                ],
-                            },
-                        ],
+                            "matchLabels": {
+                                "app.kubernetes.io/name": AGENT_CHART,
+                                "app.kubernetes.io/instance": Fmt("{release}"),
+                            }
+                        }
                     },
                 ),
             ),
