@@ -171,3 +171,28 @@ def test_did_you_mean() -> None:
         ' (did you mean "team-b" or "team-a"?)',
     )
     assert closest("zzz", ["team-a"]) == ""
+
+
+def test_cluster_settings_read_as_indented_lines_not_wrapped_json() -> None:
+    from berth.cli.cluster_commands import _outline
+
+    lines = list(
+        _outline(
+            {
+                "kai": {"shards": ["", "a100"], "gpuSharing": True, "version": "v0.17.0"},
+                "knative": None,
+                "workloadApis": {"MPIJob": "kubeflow.org/v2beta1"},
+            },
+            "  ",
+        )
+    )
+    assert lines == [
+        "  kai:",
+        "    gpuSharing: true",
+        '    shards: "", a100',
+        "    version: v0.17.0",
+        "  knative: -",
+        "  workloadApis:",
+        "    MPIJob: kubeflow.org/v2beta1",
+    ]
+    assert max(len(line) for line in lines) < 80

@@ -3,7 +3,8 @@ submission may name) and their settings (``config get|set``, through cluster-syn
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +21,8 @@ from berth.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from berth.cli.client import BerthClient
 
 ClusterOpt = Annotated[
@@ -65,6 +68,7 @@ def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
         reply: ClusterListReply = await client.request(
             RPC_CLUSTERS_LIST, ClusterListQuery(), ClusterListReply
         )
+        heard = await _last_reports(client)
         if out in (Format.json, Format.yaml):
             output.emit([c.model_dump(mode="json") for c in reply.clusters], out)
             return
@@ -83,7 +87,7 @@ def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
                 ",".join(c.nodePools) or "-",
                 str(c.gpus),
                 "on" if c.config.workloadOwnershipProtection else "off",
-                output.age(c.reportedAt) + " ago",
+                _reported(heard.get(c.clusterId, c.reportedAt)),
             ]
             if wide:
                 cells.append(", ".join(sorted(c.capabilities)) or "-")
@@ -91,6 +95,28 @@ def list_(out: OutputOpt = "table", nats_url: NatsOpt = None) -> None:
         output.show(console.get(), grid)
 
     with_client(nats_url, None, go)
+
+
+async def _last_reports(client: BerthClient) -> dict[str, datetime | None]:
+    """Each cluster's last heartbeat, as cluster-sync heard it. Intake's copy of the registry
+    changes only when a cluster does (so its time is when it last changed, not when its agent
+    last reported); without an answer from cluster-sync the list falls back to that time."""
+    from berth.contracts.queries import ClusterQuery, ClusterReply
+    from berth.contracts.subjects import RPC_CLUSTERS_GET
+
+    try:
+        reply: ClusterReply = await client.request(
+            RPC_CLUSTERS_GET, ClusterQuery(), ClusterReply, timeout=3
+        )
+    except Exception:
+        return {}
+    return {c.clusterId: c.lastReportAt for c in reply.clusters}
+
+
+def _reported(when: datetime | None) -> str:
+    from berth.cli import output
+
+    return f"{output.age(when)} ago" if when else "never"
 
 
 def describe(
@@ -102,7 +128,6 @@ def describe(
     free (asked of its agent), capabilities, and its settings as reported and requested."""
 
     async def go(client: BerthClient) -> None:
-        import json
 
         from berth.cli import output
         from berth.contracts.queries import ClusterQuery, ClusterReply, NodesQuery, NodesReply
@@ -160,16 +185,37 @@ def describe(
         else:
             con.print(f"  nodes:    unknown: {nodes.error or 'none reported'}", markup=False)
         con.print("  capabilities:")
-        for key, value in sorted(info.capabilities.items()):
-            con.print(f"    {key}: {json.dumps(value)}", markup=False)
+        for line in _outline(info.capabilities, "    "):
+            con.print(line, markup=False)
         con.print("  settings (reported / requested):")
         for key in sorted(set(info.config) | set(info.desired)):
             if key in ("capabilities", "nodePools", "gpus"):
+                continue
+            reported = info.config.get(key)
+            if isinstance(reported, Mapping) and reported and key not in info.desired:
+                con.print(f"    {key}:", markup=False)
+                for line in _outline(reported, "      "):
+                    con.print(line, markup=False)
                 continue
             requested = f" / {_plain(info.desired[key])}" if key in info.desired else ""
             con.print(f"    {key}: {_plain(info.config.get(key, ''))}{requested}", markup=False)
 
     with_client(nats_url, None, go)
+
+
+def _outline(value: Mapping[str, Any], indent: str) -> Iterator[str]:
+    """Nested settings as indented ``key: value`` lines, so that they read at 80 columns
+    where one JSON object per key would wrap mid-word."""
+    for key, item in sorted(value.items()):
+        if isinstance(item, Mapping) and item:
+            yield f"{indent}{key}:"
+            yield from _outline(item, indent + "  ")
+        elif isinstance(item, list):
+            # KAI's unnamed shard is the empty string: shown quoted rather than as nothing.
+            shown = ", ".join(str(i) if i != "" else '""' for i in item)
+            yield f"{indent}{key}: {shown or '-'}"
+        else:
+            yield f"{indent}{key}: {_plain(item) if item is not None else '-'}"
 
 
 def config(

@@ -197,7 +197,14 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> EmbeddedPostgres:
-        import pgserver
+        import warnings
+
+        with warnings.catch_warnings():
+            # Without XDG_RUNTIME_DIR (a container, a CI job, a login without a session)
+            # platformdirs places pgserver's lock file under /tmp and says so at import: that
+            # is the right place here, and the warning only alarms whoever runs `berth up`.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            import pgserver
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # pgserver counts the processes using the server in this file and stops it only when

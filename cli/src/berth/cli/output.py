@@ -304,8 +304,8 @@ def welcome(suite: Suite) -> str:
         + "\n"
         "In another shell (with the virtualenv active: source .venv/bin/activate), try:\n"
         + (
-            "  berth login --user alice@example.com --group team-a"
-            "   (development issuer: for development only)\n"
+            "  berth login --user alice@example.com --group team-a\n"
+            "      (the development issuer: for development only)\n"
             if suite.dev_issuer
             else "  berth login   (at the identity provider, BERTH_OIDC_ISSUER)\n"
         )

@@ -114,7 +114,8 @@ def up(
         suite.stop()
         raise typer.Exit(1) from None
     endpoints.record(suite.nats_url, suite.database_url, suite.credentials_dir, suite.identity_dir)
-    console.print(output.welcome(suite))
+    # Paths and URLs are copied from here: the terminal may fold them, rich must not break them.
+    console.print(output.welcome(suite), soft_wrap=True)
     try:
         suite.supervise()
     except KeyboardInterrupt:
