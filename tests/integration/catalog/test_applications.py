@@ -125,14 +125,25 @@ async def test_an_application_gets_a_token_with_its_secret_until_it_is_deleted(
             "ci-pipeline",
             "application:ci-pipeline",
         )
-        # ...and acts with it.
-        listed: ApplicationListReply = await bus.ask(
+        # ...and acts with it, with the rights access rules give it: none yet.
+        refused: ApplicationListReply = await bus.ask(
             nc,
             RPC_CATALOG_APPLICATIONS_LIST,
             ApplicationListRequest(),
             ApplicationListReply,
             timeout=10,
             token=issued.accessToken,
+        )
+        assert refused.applications == [] and refused.error == (
+            "forbidden: application:ci-pipeline may not list applications in the tenant "
+            "(no access rule grants applications.read there)"
+        )
+        listed: ApplicationListReply = await ask(
+            nc,
+            RPC_CATALOG_APPLICATIONS_LIST,
+            ApplicationListRequest(actor=ADMIN),
+            ApplicationListReply,
+            timeout=10,
         )
         [view] = listed.applications
         assert view.name == "ci-pipeline" and view.lastLogin is not None

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from berth.catalog import applications
+from berth.catalog.access import new_rule
 from berth.catalog.applications import Application, ApplicationStore, Stores
+from berth.contracts.access import ROLES, AccessRule
 from berth.contracts.applications import (
     ApplicationCreateRequest,
     ApplicationDeleteRequest,
@@ -30,6 +32,33 @@ from berth.shared.identity import (
 )
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+ADMIN = Actor(email="admin@example.com")
+BOB = Actor(email="bob@example.com")
+ROLE = {r.name: r for r in ROLES}
+RULES = [
+    new_rule(
+        subject="admin@example.com",
+        subject_type="user",
+        role=ROLE["System administrator"],
+        scope=("tenant", ""),
+        cluster_id=None,
+        by="bootstrap",
+        at=NOW,
+    ),
+    new_rule(
+        subject="bob@example.com",
+        subject_type="user",
+        role=ROLE["L1 researcher"],
+        scope=("project", "team-b"),
+        cluster_id="local",
+        by="bootstrap",
+        at=NOW,
+    ),
+]
+
+
+async def rules() -> list[AccessRule]:
+    return RULES
 
 
 class MemoryApplicationStore:
@@ -80,8 +109,9 @@ def issuer(tmp_path: Path) -> applications.Issuer:
 
 async def make(store: MemoryApplicationStore, name: str = "ci") -> str:
     reply = await applications.create(
-        ApplicationCreateRequest(name=name, actor=Actor(email="admin@example.com")),
+        ApplicationCreateRequest(name=name, actor=ADMIN),
         stores=store.stores(),
+        rules=rules,
         now=lambda: NOW,
     )
     assert reply.clientSecret is not None
@@ -100,7 +130,10 @@ async def test_the_secret_is_kept_only_as_a_hash(store: MemoryApplicationStore) 
 async def test_names_are_unique(store: MemoryApplicationStore) -> None:
     await make(store)
     reply = await applications.create(
-        ApplicationCreateRequest(name="ci"), stores=store.stores(), now=lambda: NOW
+        ApplicationCreateRequest(name="ci", actor=ADMIN),
+        stores=store.stores(),
+        rules=rules,
+        now=lambda: NOW,
     )
     assert reply.error == 'application "ci" already exists' and reply.clientSecret is None
 
@@ -152,11 +185,46 @@ async def test_a_wrong_secret_or_unknown_id_get_the_same_answer(
 async def test_list_and_delete(store: MemoryApplicationStore) -> None:
     await make(store, "b-app")
     await make(store, "a-app")
-    listed = await applications.list_(ApplicationListRequest(), stores=store.stores())
+    listed = await applications.list_(
+        ApplicationListRequest(actor=ADMIN), stores=store.stores(), rules=rules
+    )
     assert [a.name for a in listed.applications] == ["a-app", "b-app"]
-    gone = await applications.delete_(ApplicationDeleteRequest(name="a-app"), stores=store.stores())
+    gone = await applications.delete_(
+        ApplicationDeleteRequest(name="a-app", actor=ADMIN), stores=store.stores(), rules=rules
+    )
     assert gone.deleted is not None and "a-app" not in store.rows
     missing = await applications.delete_(
-        ApplicationDeleteRequest(name="a-app"), stores=store.stores()
+        ApplicationDeleteRequest(name="a-app", actor=ADMIN), stores=store.stores(), rules=rules
     )
     assert missing.error == 'no application "a-app"'
+
+
+async def test_only_who_may_manage_applications_in_the_tenant_does(
+    store: MemoryApplicationStore,
+) -> None:
+    """Otherwise anyone could delete a CI pipeline's application, or recreate a deleted one
+    under its old name and inherit the access rules that still name it."""
+    await make(store, "ci")
+    created = await applications.create(
+        ApplicationCreateRequest(name="mine", actor=BOB),
+        stores=store.stores(),
+        rules=rules,
+        now=lambda: NOW,
+    )
+    assert created.clientSecret is None and created.error == (
+        "forbidden: bob@example.com may not create applications in the tenant "
+        "(no access rule grants applications.create there)"
+    )
+    listed = await applications.list_(
+        ApplicationListRequest(actor=BOB), stores=store.stores(), rules=rules
+    )
+    assert listed.applications == [] and "applications.read" in (listed.error or "")
+    deleted = await applications.delete_(
+        ApplicationDeleteRequest(name="ci", actor=BOB), stores=store.stores(), rules=rules
+    )
+    assert deleted.deleted is None and "applications.delete" in (deleted.error or "")
+    anonymous = await applications.delete_(
+        ApplicationDeleteRequest(name="ci"), stores=store.stores(), rules=rules
+    )
+    assert "anonymous" in (anonymous.error or "")
+    assert set(store.rows) == {"ci"}

@@ -86,6 +86,8 @@ def list_(nats_url: NatsOpt = None, out: OutputOpt = "table") -> None:
             ApplicationListRequest(actor=client.actor),
             ApplicationListReply,
         )
+        if reply.error:
+            raise fail(reply.error)
         if out == "json":
             print(reply.model_dump_json(indent=2))
             return

@@ -50,6 +50,7 @@ class ApplicationListRequest(Query):
 
 class ApplicationListReply(Query):
     applications: list[ApplicationView] = Field(default_factory=list)
+    error: str | None = None
 
 
 class ApplicationDeleteRequest(Query):

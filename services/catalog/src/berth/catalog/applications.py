@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.catalog.tables import metadata
+from berth.contracts.access import TENANT, AccessRule, Action, refusal
 from berth.contracts.applications import (
     ApplicationCreatedReply,
     ApplicationCreateRequest,
@@ -33,6 +34,7 @@ from berth.contracts.applications import (
     ApplicationTokenRequest,
     ApplicationView,
 )
+from berth.contracts.envelope import Actor
 from berth.shared.identity import SigningKey
 
 applications = Table(
@@ -83,6 +85,16 @@ class ApplicationStore(Protocol):
 
 
 Stores = Callable[[], AbstractAsyncContextManager[ApplicationStore]]
+
+Rules = Callable[[], Awaitable[list[AccessRule]]]
+"""The access rules in force (the catalog owns them)."""
+
+
+async def _refusal(actor: Actor | None, verb: str, action: Action, rules: Rules) -> str | None:
+    """Applications belong to the tenant: whoever holds ``applications.<action>`` there may
+    manage them. Without this, anyone could recreate a deleted application under its old name
+    and inherit every access rule still naming it."""
+    return refusal(actor, verb, "applications", action, (TENANT,), await rules())
 
 
 class SqlApplicationStore:
@@ -157,8 +169,14 @@ _DECOY = hash_secret(secrets.token_urlsafe(16))
 
 
 async def create(
-    request: ApplicationCreateRequest, *, stores: Stores, now: Callable[[], datetime]
+    request: ApplicationCreateRequest,
+    *,
+    stores: Stores,
+    rules: Rules,
+    now: Callable[[], datetime],
 ) -> ApplicationCreatedReply:
+    if problem := await _refusal(request.actor, "create", "create", rules):
+        return ApplicationCreatedReply(error=problem)
     secret = secrets.token_urlsafe(32)
     application = Application(
         name=request.name,
@@ -176,12 +194,20 @@ async def create(
     )
 
 
-async def list_(_request: ApplicationListRequest, *, stores: Stores) -> ApplicationListReply:
+async def list_(
+    request: ApplicationListRequest, *, stores: Stores, rules: Rules
+) -> ApplicationListReply:
+    if problem := await _refusal(request.actor, "list", "read", rules):
+        return ApplicationListReply(error=problem)
     async with stores() as store:
         return ApplicationListReply(applications=[a.view() for a in await store.all()])
 
 
-async def delete_(request: ApplicationDeleteRequest, *, stores: Stores) -> ApplicationDeleteReply:
+async def delete_(
+    request: ApplicationDeleteRequest, *, stores: Stores, rules: Rules
+) -> ApplicationDeleteReply:
+    if problem := await _refusal(request.actor, "delete", "delete", rules):
+        return ApplicationDeleteReply(error=problem)
     async with stores() as store:
         gone = await store.delete(request.name)
     if gone is None:

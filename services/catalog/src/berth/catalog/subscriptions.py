@@ -9,6 +9,7 @@ from berth.catalog.credentials import Keys
 from berth.catalog.store import reader
 from berth.catalog.usage import WorkloadUsers
 from berth.contracts.access import (
+    AccessRule,
     AccessRuleCreatedV1,
     AccessRuleCreateRequest,
     AccessRuleDeletedV1,
@@ -140,20 +141,26 @@ def register(
 def register_applications(service: Service, issuer: applications.Issuer) -> None:
     stores = applications.sql_stores(service.engine)
     now = applications.utcnow
+    read = reader(service.engine)
+
+    async def rules() -> list[AccessRule]:
+        async with read() as db:
+            return await db.access_rules()
+
     service.respond(
         RPC_CATALOG_APPLICATIONS_CREATE,
         ApplicationCreateRequest,
-        partial(applications.create, stores=stores, now=now),
+        partial(applications.create, stores=stores, rules=rules, now=now),
     )
     service.respond(
         RPC_CATALOG_APPLICATIONS_LIST,
         ApplicationListRequest,
-        partial(applications.list_, stores=stores),
+        partial(applications.list_, stores=stores, rules=rules),
     )
     service.respond(
         RPC_CATALOG_APPLICATIONS_DELETE,
         ApplicationDeleteRequest,
-        partial(applications.delete_, stores=stores),
+        partial(applications.delete_, stores=stores, rules=rules),
     )
     service.respond(
         RPC_CATALOG_APPLICATIONS_TOKEN,
