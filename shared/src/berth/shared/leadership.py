@@ -122,7 +122,7 @@ class LeaderElector:
             await self.store.update(released)
         except Exception as exc:
             # It then expires by itself.
-            log.warning("%s: releasing the lease failed: %s", self.identity, exc)
+            log.warning("%s: releasing the lease failed: %s", self.identity, _cause(exc))
 
     async def try_acquire_or_renew(self) -> bool:
         """One try; True when this replica holds the lease afterwards."""
@@ -153,7 +153,7 @@ class LeaderElector:
             return False
         except Exception as exc:
             # The store unreachable says nothing about who holds the lease: try again later.
-            log.warning("%s: lease unavailable: %s", self.identity, exc)
+            log.warning("%s: lease unavailable: %s", self.identity, _cause(exc))
             return False
 
     def _took(self, record: LeaseRecord) -> bool:
@@ -161,3 +161,8 @@ class LeaderElector:
         self._renewed_at = self._observed_at
         self.leading = True
         return True
+
+
+def _cause(exc: BaseException) -> str:
+    # A timeout's message is empty: its type is the whole story.
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
