@@ -62,9 +62,9 @@ class LeaseStore(Protocol):
 
 @dataclass(frozen=True)
 class LeaseTiming:
-    duration: float = 5.0  # seconds without a renewal after which another replica may take over
-    renew_deadline: float = 3.5  # the holder gives up after this long without a renewal
-    retry: float = 1.0  # seconds between tries to take or renew the lease
+    duration: float = 15.0  # seconds without a renewal after which another replica may take over
+    renew_deadline: float = 10.0  # the holder gives up after this long without a renewal
+    retry: float = 2.0  # seconds between tries to take or renew the lease
 
     def __post_init__(self) -> None:
         if not 0 < self.retry < self.renew_deadline < self.duration:

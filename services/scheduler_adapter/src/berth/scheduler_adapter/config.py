@@ -37,7 +37,10 @@ class SchedulerAdapterSettings(Settings):
     # over once it has not been renewed for lease_duration_seconds (at once when the holder
     # stops cleanly). The holder gives the lease up after lease_renew_deadline_seconds without
     # a successful renewal; every lease_retry_seconds a replica tries to take or renew it.
+    # Kubernetes' own controllers' timing (15/10/2): tighter leases made a busy agent (an API
+    # server slow to answer, a long batch) give its lease up and restart, then resync every
+    # workload it holds, several times an hour under a heavy load.
     leader_election: bool = True
-    lease_duration_seconds: int = Field(default=5, ge=2)
-    lease_renew_deadline_seconds: float = Field(default=3.5, gt=0)
-    lease_retry_seconds: float = Field(default=1.0, gt=0)
+    lease_duration_seconds: int = Field(default=15, ge=2)
+    lease_renew_deadline_seconds: float = Field(default=10.0, gt=0)
+    lease_retry_seconds: float = Field(default=2.0, gt=0)

@@ -23,7 +23,7 @@ from berth.shared.leadership import LeaderElector, LeaseConflict, LeaseRecord, L
 
 # Each lease call gives up after this long: a hung API server must not hold a renewal past
 # the renew deadline.
-REQUEST_TIMEOUT_SECONDS = 2.0
+REQUEST_TIMEOUT_SECONDS = 4.0
 
 
 def lease_name(cluster_id: str) -> str:
