@@ -268,8 +268,10 @@ async def bench_suite(
     *,
     runtime_seconds: float,
     warmup_timeout: float = 120.0,
+    name_prefix: str = "bench",
 ) -> dict[str, Any]:
-    """One warm-up workload (every consumer bound, caches filled), then the measured run."""
+    """One warm-up workload (every consumer bound, caches filled), then the measured run;
+    names start with ``name_prefix`` (unique per call: a live name cannot be given twice)."""
     # The operator's credential: the bench publishes submissions and watches every stage.
     nc = await suite.connect(ADMIN, name="berth-bench")
     try:
@@ -277,9 +279,9 @@ async def bench_suite(
         recorder = Recorder()
         await recorder.start(nc)
         token = suite.token(ACTOR.email)
-        build = submission_builder(runtime_seconds, token)
+        build = submission_builder(runtime_seconds, token, name_prefix)
         warm_id = str(uuid4())
-        warm_build = submission_builder(runtime_seconds, token, name_prefix="bench-warmup")
+        warm_build = submission_builder(runtime_seconds, token, f"{name_prefix}-warmup")
         if not options.quiet:
             print("warm-up: one workload through the whole chain…", flush=True)
         await _publish_one(js, recorder, warm_build, warm_id)

@@ -917,6 +917,21 @@ def berth_values() -> S:
                     "streamReplicas": V(
                         3, "Copies of each JetStream stream (at most the NATS cluster's size)."
                     ),
+                    "streamMaxAgeDays": V(
+                        30,
+                        "How long the event streams keep an event (keep the services' "
+                        "BERTH_INBOX_RETENTION_DAYS, default 31, at least this long).",
+                    ),
+                    "streamMaxBytes": V(
+                        -1,
+                        "Size limit of each event stream, oldest dropped first (-1: none; a "
+                        "limit can drop events a stopped consumer has not read yet).",
+                    ),
+                    "telemetryMaxAgeDays": V(7, "How long the TELEMETRY stream keeps spans."),
+                    "telemetryMaxBytes": V(
+                        1073741824,
+                        "Size limit of the TELEMETRY stream, oldest spans dropped first.",
+                    ),
                     "allowedAgentsFrom": V(
                         [
                             {
@@ -1247,6 +1262,22 @@ def _streams_job() -> dict[str, Any]:
                     {
                         "name": "BERTH_STREAM_REPLICAS",
                         "value": Val("bus.streamReplicas", text=True),
+                    },
+                    {
+                        "name": "BERTH_STREAM_MAX_AGE_DAYS",
+                        "value": Val("bus.streamMaxAgeDays", text=True),
+                    },
+                    {
+                        "name": "BERTH_STREAM_MAX_BYTES",
+                        "value": Val("bus.streamMaxBytes", text=True),
+                    },
+                    {
+                        "name": "BERTH_TELEMETRY_MAX_AGE_DAYS",
+                        "value": Val("bus.telemetryMaxAgeDays", text=True),
+                    },
+                    {
+                        "name": "BERTH_TELEMETRY_MAX_BYTES",
+                        "value": Val("bus.telemetryMaxBytes", text=True),
                     },
                     {"name": "BERTH_HOME", "value": "/tmp/berth"},
                 ],

@@ -201,3 +201,20 @@ async def test_the_live_workloads_using_an_asset_are_named(engine: AsyncEngine) 
         engine=engine,
     )
     assert reply.users == {"environment-a": ["team-a/one", "team-b/four"]}
+
+
+async def test_a_view_shows_the_effective_spec_once_approved_else_the_submission(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(workloads).where(workloads.c.id.in_(["w1", "w2"])).values(submission={"a": 1})
+        )
+        await conn.execute(
+            update(workloads).where(workloads.c.id == "w1").values(effective_spec={"a": 2})
+        )
+    listed = await list_workloads(WorkloadQuery(project="team-a"), engine=engine)
+    specs = {w.workloadId: w.spec for w in listed.workloads}
+    assert specs["w1"] == {"a": 2} and specs["w2"] == {"a": 1}
+    one = await get_workload(WorkloadQuery(workloadId="w2"), engine=engine)
+    assert one.workload is not None and one.workload.spec == {"a": 1}

@@ -13,7 +13,7 @@ from nats.js.errors import NoStreamResponseError
 from berth.contracts.events import WorkloadActionDeniedV1
 from berth.contracts.registry import known_subjects
 from berth.contracts.subjects import STREAMS
-from berth.shared.bus import DUPLICATE_WINDOW_SECONDS, ensure_streams
+from berth.shared.bus import DAY, DUPLICATE_WINDOW_SECONDS, StreamRetention, ensure_streams
 from tests.integration.shared.helpers import stored, unique
 
 
@@ -82,3 +82,15 @@ async def test_a_stream_holds_only_the_subjects_of_known_event_versions(nc: Any)
             await js.publish(subject, b"{}", timeout=2)
     ack = await js.publish(known, b"{}", timeout=2)
     assert ack.stream == "WORKLOAD"
+
+
+async def test_declared_retention_reaches_the_server(nc: Any) -> None:
+    js = nc.jetstream()
+    retention = StreamRetention(max_age_days=3, telemetry_max_bytes=256 << 20)
+    try:
+        await ensure_streams(js, retention=retention)
+        assert (await js.stream_info("WORKLOAD")).config.max_age == 3 * DAY
+        assert (await js.stream_info("TELEMETRY")).config.max_bytes == 256 << 20
+    finally:
+        await ensure_streams(js)
+    assert (await js.stream_info("WORKLOAD")).config.max_age == 30 * DAY

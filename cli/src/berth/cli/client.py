@@ -79,9 +79,10 @@ class BerthClient:
         return reply.workload
 
     async def workloads(self, query: WorkloadQuery) -> list[WorkloadView]:
-        """Every workload the query selects, page after page."""
+        """Every workload the query selects, page after page; with ``query.limit``, only the
+        page of that many from ``query.offset``."""
         found: list[WorkloadView] = []
-        offset: int | None = 0
+        offset: int | None = query.offset or 0
         while offset is not None:
             reply: WorkloadListReply = await self.request(
                 RPC_WORKLOADS_LIST,
@@ -91,7 +92,7 @@ class BerthClient:
             if reply.error:
                 raise refused(reply.error)
             found.extend(reply.workloads)
-            offset = reply.nextOffset
+            offset = None if query.limit else reply.nextOffset
         return found
 
     async def spans(self, trace_id: str) -> list[dict[str, Any]]:

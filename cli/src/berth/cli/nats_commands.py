@@ -75,6 +75,48 @@ def nats_streams(
             help="Copies of each stream on a NATS cluster (3 on a three-node cluster).",
         ),
     ] = 1,
+    max_age_days: Annotated[
+        float,
+        typer.Option(
+            "--max-age-days",
+            metavar="DAYS",
+            envvar="BERTH_STREAM_MAX_AGE_DAYS",
+            min=1,
+            help="How long the event streams keep an event. Keep the services' "
+            "BERTH_INBOX_RETENTION_DAYS at least this long.",
+        ),
+    ] = 30.0,
+    max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-bytes",
+            metavar="BYTES",
+            envvar="BERTH_STREAM_MAX_BYTES",
+            min=-1,
+            help="Size limit of each event stream, oldest dropped first (-1: none; a limit can "
+            "drop events a stopped consumer has not read yet).",
+        ),
+    ] = -1,
+    telemetry_max_age_days: Annotated[
+        float,
+        typer.Option(
+            "--telemetry-max-age-days",
+            metavar="DAYS",
+            envvar="BERTH_TELEMETRY_MAX_AGE_DAYS",
+            min=0.01,
+            help="How long the TELEMETRY stream keeps spans.",
+        ),
+    ] = 7.0,
+    telemetry_max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--telemetry-max-bytes",
+            metavar="BYTES",
+            envvar="BERTH_TELEMETRY_MAX_BYTES",
+            min=1 << 20,
+            help="Size limit of the TELEMETRY stream, oldest spans dropped first.",
+        ),
+    ] = 1 << 30,
 ) -> None:
     """Create or update berth's JetStream streams, as the operator. With the admin credential
     (BERTH_NATS_ADMIN_CREDENTIALS, or the one `berth up` made); services never create streams,
@@ -83,7 +125,7 @@ def nats_streams(
     from berth.cli.client import BerthUnavailable
     from berth.contracts.roles import ADMIN
     from berth.contracts.subjects import STREAMS
-    from berth.shared.bus import connect, ensure_streams
+    from berth.shared.bus import StreamRetention, connect, ensure_streams
 
     try:
         url = endpoints.nats_url(nats_url)
@@ -104,7 +146,13 @@ def nats_streams(
         except Exception as exc:
             raise BerthUnavailable(f"cannot reach NATS at {url} as admin: {exc}") from None
         try:
-            await ensure_streams(nc.jetstream(), replicas=replicas)
+            retention = StreamRetention(
+                max_age_days=max_age_days,
+                max_bytes=max_bytes,
+                telemetry_max_age_days=telemetry_max_age_days,
+                telemetry_max_bytes=telemetry_max_bytes,
+            )
+            await ensure_streams(nc.jetstream(), replicas=replicas, retention=retention)
         finally:
             await nc.close()
 

@@ -66,6 +66,20 @@ def list_(
     cluster: Annotated[
         str | None, typer.Option("--cluster", metavar="CLUSTER", help="Only this cluster's.")
     ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            metavar="N",
+            min=1,
+            max=1000,
+            help="Only N workloads, newest first, read in one request (every one by default).",
+        ),
+    ] = None,
+    offset: Annotated[
+        int,
+        typer.Option("--offset", metavar="N", min=0, help="With --limit: skip the N newest first."),
+    ] = 0,
     watch: WatchOpt = False,
     out: OutputOpt = "table",
     nats_url: NatsOpt = None,
@@ -79,6 +93,8 @@ def list_(
         status=status_ or None,
         kind=kind or None,
         clusterId=cluster,
+        limit=limit,
+        offset=offset if limit else None,
     )
 
     async def go(client: BerthClient) -> None:

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import nats
@@ -40,12 +41,28 @@ DUPLICATE_WINDOW_SECONDS = 10 * 60
 DAY = 24 * 3600
 
 
-def stream_configs(replicas: int = 1) -> list[StreamConfig]:
+@dataclass(frozen=True)
+class StreamRetention:
+    """How long and how much the streams keep (``berth nats-streams`` options). Events are kept
+    by age only: a size limit would drop events a stopped consumer has not read yet. Traces are
+    a debugging aid: the newest are kept within a bounded size as well."""
+
+    max_age_days: float = 30.0
+    max_bytes: int = -1  # per event stream; -1: no size limit
+    telemetry_max_age_days: float = 7.0
+    telemetry_max_bytes: int = 1 << 30
+
+
+def stream_configs(
+    replicas: int = 1, retention: StreamRetention | None = None
+) -> list[StreamConfig]:
     """Every stream berth uses, declared in this one place; ``replicas``: copies of each on a
     NATS cluster (3 on a three-node cluster: losing one node loses nothing and stops nothing)."""
+    keep = retention or StreamRetention()
     configs = []
     for name in STREAMS:
         telemetry = name == "TELEMETRY"
+        days = keep.telemetry_max_age_days if telemetry else keep.max_age_days
         configs.append(
             StreamConfig(
                 name=name,
@@ -53,9 +70,8 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
-                max_age=(7 * DAY) if telemetry else (30 * DAY),
-                # Traces are a debugging aid: keep the newest within a bounded size.
-                max_bytes=(1 << 30) if telemetry else -1,
+                max_age=days * DAY,
+                max_bytes=keep.telemetry_max_bytes if telemetry else keep.max_bytes,
                 discard=DiscardPolicy.OLD,
                 num_replicas=replicas,
             )
@@ -63,10 +79,12 @@ def stream_configs(replicas: int = 1) -> list[StreamConfig]:
     return configs
 
 
-async def ensure_streams(js: JetStreamContext, *, replicas: int = 1) -> None:
+async def ensure_streams(
+    js: JetStreamContext, *, replicas: int = 1, retention: StreamRetention | None = None
+) -> None:
     """Create or update the streams (with the ``admin`` credential when NATS has permissions;
     ``berth up`` does it before starting the services)."""
-    for config in stream_configs(replicas):
+    for config in stream_configs(replicas, retention):
         try:
             await js.add_stream(config)
         except BadRequestError:

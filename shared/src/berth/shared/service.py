@@ -16,7 +16,7 @@ import time
 import typing
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from faststream import FastStream
@@ -55,6 +55,7 @@ from berth.shared.identity import (
 from berth.shared.leadership import LeaderElector
 from berth.shared.migrations import upgrade
 from berth.shared.outbox import OutboxRelay
+from berth.shared.retention import prune_forever
 from berth.shared.settings import Settings
 from berth.shared.telemetry import nats_span_processor, setup_tracing
 
@@ -104,6 +105,7 @@ class Service:
         self._on_stop: list[Hook] = []
         self._background: list[tuple[Callable[[], Awaitable[Any]], str]] = []
         self._tasks: list[asyncio.Task[Any]] = []
+        self._pruning: asyncio.Task[None] | None = None
         self._elector: LeaderElector | None = None
         # Queries answered by every replica, and those only the leading one answers.
         self._replies: list[tuple[str, Callable[..., Awaitable[Any]]]] = []
@@ -441,6 +443,17 @@ class Service:
     async def _after_startup(self) -> None:
         # The outbox is drained by every replica: a standby's holds what it wrote as leader.
         self.relay.start()
+        # Any replica may prune the inbox: deleting rows twice deletes nothing more.
+        self._pruning = asyncio.create_task(
+            prune_forever(
+                self.engine,
+                self.inbox_table,
+                retention=timedelta(days=self.settings.inbox_retention_days),
+                interval=self.settings.inbox_prune_interval_seconds,
+                who=self.name,
+            ),
+            name="inbox-prune",
+        )
         if self._elector is None:
             await self._lead()
         else:
@@ -500,6 +513,8 @@ class Service:
         await asyncio.gather(*(loop.stop() for loop in self._loops))
         for sub in self._leader_subscribers:
             await sub.stop()
+        if self._pruning is not None:
+            self._pruning.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # dead letter was made more recently than this.
     outbox_stuck_seconds: float = 30.0
     dead_letter_alert_seconds: float = 15 * 60.0
+    # Inbox rows (ids of handled events) are kept this long, then deleted every
+    # inbox_prune_interval_seconds (berth.shared.retention): at least the streams' max_age
+    # (30 days), past which no event can be delivered again.
+    inbox_retention_days: float = Field(default=31.0, gt=0)
+    inbox_prune_interval_seconds: float = Field(default=3600.0, gt=0)
 
     # Who may act (berth.shared.identity): requests from UIs carry a bearer token that must be
     # signed by a trusted issuer for this audience. People: an OpenID Connect issuer, its keys

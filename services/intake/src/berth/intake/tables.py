@@ -47,6 +47,8 @@ workloads = Table(
     # submission under the same id is refused.
     Column("content_hash", Text, nullable=True),
     Index("uq_workloads_live_name", "project", "name", unique=True, postgresql_where=LIVE),
+    # The list's order within a project (queries.list_workloads): a page reads only its rows.
+    Index("ix_workloads_project_submitted_at", "project", text("submitted_at DESC"), "id"),
 )
 
 phase_history = Table(
