@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import time
@@ -367,7 +366,7 @@ class KubernetesCluster:
                     await self._apply_workload(objects)
                 else:
                     for obj in objects:
-                        await self._apply_one(obj)
+                        await self._apply_one(obj, answer=False)
                 return
             except TransientError:
                 if attempt == self._retries:
@@ -493,17 +492,32 @@ class KubernetesCluster:
     async def _apply_workload(self, objects: list[dict[str, Any]]) -> None:
         top = top_object(objects)
         ordered = ([top] if top is not None else []) + [o for o in objects if o is not top]
+        # Only objects owned by the top object need its uid from the apply's answer; most
+        # workloads are their top object alone, whose answer is then read but not decoded.
+        owned = top is not None and any(_owner_refs(o, top) for o in ordered[1:])
         uid = ""
         for obj in ordered:
-            body: dict[str, Any] = copy.deepcopy(dict(obj))
-            for reference in body["metadata"].get("ownerReferences") or ():
-                if top is not None and reference.get("name") == top["metadata"]["name"]:
-                    reference["uid"] = uid
-            applied = await self._apply_one(body)
+            body: dict[str, Any] = dict(obj)
+            if top is not None and obj is not top and _owner_refs(obj, top):
+                # The manifests stay as rendered (they are applied again on resync): the uid
+                # goes into copies of the dicts on the way to the reference.
+                name = top["metadata"]["name"]
+                body = {
+                    **obj,
+                    "metadata": {
+                        **obj["metadata"],
+                        "ownerReferences": [
+                            {**r, "uid": uid} if r.get("name") == name else r
+                            for r in obj["metadata"]["ownerReferences"]
+                        ],
+                    },
+                }
+            applied = await self._apply_one(body, answer=obj is top and owned)
             if obj is top:
                 uid = str(applied.get("metadata", {}).get("uid", ""))
 
-    async def _apply_one(self, obj: dict[str, Any]) -> dict[str, Any]:
+    async def _apply_one(self, obj: dict[str, Any], *, answer: bool = True) -> dict[str, Any]:
+        """Apply one object; its state as applied when ``answer`` (else ``{}``)."""
         meta = obj["metadata"]
         path = f"{resource_of(obj).collection(meta['namespace'])}/{meta['name']}"
         what = f"apply {obj['kind']} {meta['namespace']}/{meta['name']}"
@@ -515,6 +529,7 @@ class KubernetesCluster:
                 query={"fieldManager": FIELD_MANAGER, "force": "true"},
                 content_type="application/apply-patch+yaml",
                 what=what,
+                answer=answer,
             )
         except _Gone:
             # Apply creates missing objects, so a 404 means no namespace or no such kind (CRD).
@@ -684,7 +699,9 @@ class KubernetesCluster:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
         what: str,
+        answer: bool = True,
     ) -> dict[str, Any]:
+        """The response's object; ``{}`` without ``answer`` (the body is read, not decoded)."""
         headers = {"Accept": "application/json", "Content-Type": content_type}
         response = await self._send(
             method, path, list((query or {}).items()), headers, body, self._timeout, what
@@ -694,6 +711,8 @@ class KubernetesCluster:
                 data = await response.read()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise translate(exc, what) from exc
+        if not answer:
+            return {}
         loaded = json.loads(data) if data else {}
         return loaded if isinstance(loaded, dict) else {}
 
@@ -878,6 +897,12 @@ def _typed(obj: dict[str, Any], resource: Resource) -> dict[str, Any]:
     obj.setdefault("apiVersion", resource.api_version)
     obj.setdefault("kind", resource.kind)
     return obj
+
+
+def _owner_refs(obj: Mapping[str, Any], top: Mapping[str, Any]) -> bool:
+    """Whether ``obj`` names ``top`` as an owner (and so needs its uid)."""
+    name = top["metadata"]["name"]
+    return any(r.get("name") == name for r in obj["metadata"].get("ownerReferences") or ())
 
 
 def _workload(obj: Mapping[str, Any]) -> tuple[str, str]:
