@@ -699,7 +699,7 @@ class SimulatedApiServer:
         if suspended:
             return
         try:
-            _run_now(self.engine.apply([_view(o) for o in objects]))
+            _run_now(self.engine.apply([_view(o) for o in objects], owned=True))
         except Exception as exc:  # PermanentError: the simulation cannot run the manifests
             raise ApiError(422, "Invalid", str(exc)) from None
 
@@ -724,7 +724,7 @@ class SimulatedApiServer:
                 continue
             objects = self._objects_of(workload)
             try:
-                _run_now(self.engine.apply([_view(o) for o in objects]))
+                _run_now(self.engine.apply([_view(o) for o in objects], owned=True))
             except Exception:
                 log.warning("cannot restore workload %s", workload, exc_info=True)
                 continue
