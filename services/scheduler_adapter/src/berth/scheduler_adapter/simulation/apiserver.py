@@ -484,7 +484,8 @@ class SimulatedApiServer:
     def _apply(self, kind: Kind, key: Key, body: dict[str, Any]) -> dict[str, Any]:
         existing = self._store[kind].get(key)
         applied = {k: v for k, v in body.items() if k != "status"}
-        merged = _merge(copy.deepcopy(existing) if existing else {}, applied, apply=True)
+        # Applied over nothing, the applied fields are the object (the body is this request's).
+        merged = _merge(copy.deepcopy(existing), applied, apply=True) if existing else applied
         return self._write(kind, key, merged, existing)
 
     def _merge_patch(
