@@ -265,6 +265,7 @@ class KubernetesCluster:
         retries: int = 3,
         retry_delay: float = 0.5,
         concurrency: int = 32,
+        snapshot_gather: float = 0.0,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._context = context
@@ -282,7 +283,7 @@ class KubernetesCluster:
         self._concurrency = concurrency  # workloads applied at once
         self._config: tuple[float, dict[str, Any]] | None = None
         self._api: ApiClient | None = None
-        self._feed = SnapshotFeed(500)
+        self._feed = SnapshotFeed(500, snapshot_gather)
         # What the watches have seen: per resource, object key → object.
         self._seen: dict[Resource, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in WATCHED}
         # The same, by workload: a snapshot reads one workload's objects, never all of them.
