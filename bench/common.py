@@ -47,7 +47,8 @@ PHASE_STAGES = frozenset({"Creating", "Pending", "Initializing", "Running"})
 # Any of these for a benchmark workload fails the benchmark.
 REJECTION_EVENTS: tuple[str, ...] = ("submission.rejected.v1", "policy.rejected.v1")
 FAILED_PHASES = frozenset({"Failed"})
-# Events on the bus per workload on the measured chain: the request and the 7 that follow it.
+# Events on the bus per workload on the measured chain: the request and the 7 that follow it
+# (counted as stages: berth may report several phases of a workload in one event).
 EVENTS_PER_WORKLOAD = 8
 
 # (label, from stage, to stage): which component each interval measures.
