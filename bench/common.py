@@ -47,7 +47,8 @@ PHASE_STAGES = frozenset({"Creating", "Pending", "Initializing", "Running"})
 # Any of these for a benchmark workload fails the benchmark.
 REJECTION_EVENTS: tuple[str, ...] = ("submission.rejected.v1", "policy.rejected.v1")
 FAILED_PHASES = frozenset({"Failed"})
-# Events on the bus per workload on the measured chain: the request and the 7 that follow it.
+# Events on the bus per workload on the measured chain: the request and the 7 that follow it
+# (counted as stages: berth may report several phases of a workload in one event).
 EVENTS_PER_WORKLOAD = 8
 
 # (label, from stage, to stage): which component each interval measures.
@@ -65,6 +66,8 @@ HOPS: tuple[tuple[str, str, str], ...] = (
 # baseline write compact JSON with the envelope's "time" ahead of "data".
 _TIME_KEY = b'"time":"'
 _PHASE_KEY = b'"phase":"'
+# A phase event that reports several transitions lists the earlier ones here.
+_HISTORY_KEY = b'"history":[{'
 
 
 class BenchFailure(RuntimeError):
@@ -139,6 +142,16 @@ class Recorder:
         data = msg.data
         created_raw = _field(data, _TIME_KEY)
         if event == PHASE_EVENT:
+            if _HISTORY_KEY in data:
+                # Each earlier transition is a stage reached, created at its own time; they all
+                # arrive with this event.
+                for transition in json.loads(data)["data"]["history"]:
+                    if transition["phase"] in FAILED_PHASES:
+                        self._fail(wid, f"{wid}: phase {transition['phase']}: {data[:600]!r}")
+                        return
+                    if transition["phase"] in PHASE_STAGES:
+                        created = _parse_time(transition.get("time")) or now
+                        self._mark(wid, transition["phase"], now, created)
             phase = _field(data, _PHASE_KEY)
             if phase is None or created_raw is None:
                 decoded = json.loads(data)

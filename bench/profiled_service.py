@@ -1,8 +1,9 @@
 """Run a berth service under cProfile, profiling only the measured part of a benchmark.
 
-``python -m bench.profiled_service <module> <output.prof>`` runs ``python -m <module>``; SIGUSR1
-starts the profiler and SIGUSR2 stops it and writes the statistics. So the profile holds the
-run itself, not the imports and migrations of the start (several seconds of ``compile``).
+``python -m bench.profiled_service <module> <output.prof> [args...]`` runs ``python -m <module>
+[args...]``; SIGUSR1 starts the profiler and SIGUSR2 stops it and writes the statistics. So the
+profile holds the run itself, not the imports and migrations of the start (several seconds of
+``compile``).
 
 Times are wall-clock (cProfile's default timer): a process that waits for a core on a busy
 machine shows it as longer calls. The profiler itself slows the process down, so a profiled run
@@ -32,7 +33,7 @@ def main() -> None:
 
     signal.signal(signal.SIGUSR1, start)
     signal.signal(signal.SIGUSR2, stop)
-    sys.argv = [module]
+    sys.argv = [module, *sys.argv[3:]]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 
 

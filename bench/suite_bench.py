@@ -45,7 +45,7 @@ from bench.common import (
     postmaster_pid,
     wait_running,
 )
-from berth.cli.suite import SERVICES, Suite, service_of
+from berth.cli.suite import SERVICES, SIMULATOR_MODULE, Suite, service_of, simulator_service
 from berth.contracts.envelope import Actor, RawEvent
 from berth.contracts.events import SubmissionRequestedV1
 from berth.contracts.roles import ADMIN
@@ -53,6 +53,9 @@ from berth.scheduler_adapter.labels import SIM_RUNTIME_ANNOTATION
 from berth.shared.bus import encode, event_headers
 from berth.shared.identity import bearer_headers
 
+# The bench's one simulated cluster, profiled by this name as the services are by theirs.
+SIMULATED = simulator_service("local")
+PROFILED = (*sorted(SERVICES), SIMULATED)
 PROJECT = "team-a"  # a project of the catalog's seed, whose default node pools are a100, default
 IMAGE = "bench/train:1"
 ACTOR = Actor(email="bench@berth.dev")
@@ -99,9 +102,18 @@ class ProfiledSuite(Suite):
             return
         # As Suite.start_service, with the module run by the profiling wrapper.
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
-        command = [sys.executable, "-m", "bench.profiled_service", SERVICES[name]]
+        wrapper = [sys.executable, "-m", "bench.profiled_service"]
+        if name in self.simulators:
+            cluster = self.simulators[name]
+            self.cluster_dir(cluster).mkdir(parents=True, exist_ok=True)
+            self.kubeconfig(cluster).unlink(missing_ok=True)
+            # The simulator's own arguments follow the wrapper's two.
+            arguments = self._simulator_command(cluster)[3:]
+            command = [*wrapper, SIMULATOR_MODULE, str(self.profile_path(name)), *arguments]
+        else:
+            command = [*wrapper, SERVICES[name], str(self.profile_path(name))]
         self.procs[name] = subprocess.Popen(
-            [*command, str(self.profile_path(name))],
+            command,
             env=self.env(name),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -402,11 +414,11 @@ def add_suite_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--profile",
         action="append",
-        choices=sorted(SERVICES),
+        choices=PROFILED,
         metavar="SERVICE",
         help="profile this service (cProfile, during the measured run only; repeatable) and "
         "print where its time went; slows it down, so not for throughput figures "
-        f"({', '.join(SERVICES)})",
+        f"({', '.join(PROFILED)})",
     )
     parser.add_argument(
         "--replicas",

@@ -242,7 +242,8 @@ class FaultRun:
                 if key == "received":
                     received[wid] += 1
                 elif key == "phases":
-                    phases[wid].append(event["data"]["phase"])
+                    history = event["data"].get("history") or []
+                    phases[wid].extend([*(t["phase"] for t in history), event["data"]["phase"]])
                 else:
                     rejected.append(wid)
         terminal = {wid: [p for p in seen if p in TERMINAL_PHASES] for wid, seen in phases.items()}

@@ -141,7 +141,12 @@ def desired(cluster_id: str, protection: bool) -> ClusterConfigDesiredV1:
 
 async def phases(service: Service, workload_id: str) -> list[str]:
     msgs = await stored(service.js, f"workload.phase-changed.v1.{workload_id}")
-    return [WorkloadPhaseChangedV1.model_validate_json(m.data).data.phase for m in msgs]
+    # Every transition, those an event reports as its history too.
+    return [
+        t.phase
+        for m in msgs
+        for t in WorkloadPhaseChangedV1.model_validate_json(m.data).transitions()
+    ]
 
 
 async def applied_ids(database_url: str) -> set[str]:

@@ -184,14 +184,26 @@ class Intake:
         (event,) = (await self.submit(requested(sub))).events_of(SubmissionReceivedV1)
         return event
 
-    async def phase(self, workload_id: str, phase: str, at: datetime, message: str = "") -> None:
+    async def phase(
+        self,
+        workload_id: str,
+        phase: str,
+        at: datetime,
+        message: str = "",
+        history: list[dict[str, Any]] | None = None,
+    ) -> None:
         event = WorkloadPhaseChangedV1(
             source="/berth/scheduler-adapter",
             subject=workload_id,
             actor=USER,
             time=at,
             data=WorkloadPhaseChangedData.model_validate(
-                {"workload": ref_of(workload_id), "phase": phase, "message": message}
+                {
+                    "workload": ref_of(workload_id),
+                    "phase": phase,
+                    "message": message,
+                    "history": history or [],
+                }
             ),
         )
         await handlers.record_phases([incoming(event)], FakeUnitOfWork(), store=self.store.of)
@@ -562,6 +574,36 @@ class TestReadModel:
             "started",
         )
         assert service.store.phases_of(wid) == ["Running", "Pending"]
+
+    async def test_an_event_reporting_several_transitions_records_each_in_the_history(
+        self,
+    ) -> None:
+        service = await intake()
+        wid = (await service.received(submission())).subject
+        history = [
+            {"phase": "Creating", "time": NOW.isoformat()},
+            {
+                "phase": "Initializing",
+                "previousPhase": "Creating",
+                "time": (NOW + timedelta(seconds=1)).isoformat(),
+                "message": "pulling",
+                "requestedPods": 1,
+            },
+        ]
+
+        await service.phase(wid, "Running", NOW + timedelta(seconds=2), history=history)
+
+        stored = service.store.workload(wid)
+        assert stored is not None and (stored.phase, stored.phase_at) == (
+            "Running",
+            NOW + timedelta(seconds=2),
+        )
+        assert service.store.phases_of(wid) == ["Creating", "Initializing", "Running"]
+        recorded = [c for c in service.store.history if c.workload_id == wid]
+        assert [(c.at, c.message, c.requested_pods) for c in recorded[:2]] == [
+            (NOW, "", 0),
+            (NOW + timedelta(seconds=1), "pulling", 1),
+        ]
 
     async def test_a_terminal_phase_is_final(self) -> None:
         service = await intake()

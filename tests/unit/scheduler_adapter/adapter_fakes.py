@@ -40,9 +40,12 @@ class InMemoryAdapterStore:
             self.workloads.insert_new(row.workload_id, row)
 
     async def current(
-        self, ids: Iterable[str], *, lock: bool = False
+        self, ids: Iterable[str], *, lock: bool = False, manifests: bool = True
     ) -> dict[str, AppliedWorkload]:
-        return {i: row for i in ids if (row := self.workloads.get(i)) is not None}
+        found = {i: row for i in ids if (row := self.workloads.get(i)) is not None}
+        if not manifests:
+            return {i: dataclasses.replace(row, manifests=[]) for i, row in found.items()}
+        return found
 
     async def set_phases(self, changes: Sequence[PhaseChange]) -> None:
         for change in changes:

@@ -401,6 +401,57 @@ async def test_phases_are_emitted_only_on_change_with_pod_counts() -> None:
     assert row is not None and row.phase == "Running"
 
 
+def creating(target: WorkloadRef) -> WorkloadSnapshot:
+    return WorkloadSnapshot(
+        workload_id=target.workloadId,
+        namespace=target.namespace,
+        exists=True,
+        conditions=(),
+        pods=(),
+        expected_pods=1,
+    )
+
+
+async def test_several_transitions_in_one_batch_are_one_event_carrying_the_earlier_ones() -> None:
+    adapter = Adapter()
+    train, other = workload("train"), workload("other")
+    await adapter.approve(approved(train), approved(other))
+
+    await adapter.observe(creating(train), creating(other), running(train))
+
+    (event, only) = adapter.uow.events_of(WorkloadPhaseChangedV1)
+    assert (event.subject, event.data.phase, event.data.previousPhase) == (
+        train.workloadId,
+        "Running",
+        "Creating",
+    )
+    (earlier,) = event.data.history
+    assert (earlier.phase, earlier.previousPhase) == ("Creating", None)
+    assert earlier.time <= event.time
+    assert (event.data.runningPods, event.data.requestedPods) == (1, 1)
+    assert [t.phase for t in event.transitions()] == ["Creating", "Running"]
+    assert (only.subject, only.data.phase, only.data.history) == (other.workloadId, "Creating", [])
+    row = adapter.store.workloads.get(train.workloadId)
+    assert row is not None and row.phase == "Running"
+
+
+async def test_transitions_reported_earlier_are_not_repeated_in_the_next_events_history() -> None:
+    adapter = Adapter()
+    train = workload("train")
+    await adapter.approve(approved(train))
+
+    await adapter.observe(creating(train))
+    await adapter.observe(running(train), running(train), completed(train))
+
+    first, second = adapter.uow.events_of(WorkloadPhaseChangedV1)
+    assert (first.data.phase, first.data.history) == ("Creating", [])
+    assert second.data.phase == "Completed"
+    assert [(t.phase, t.previousPhase) for t in second.transitions()] == [
+        ("Running", "Creating"),
+        ("Completed", "Running"),
+    ]
+
+
 async def test_a_phase_event_joins_the_workloads_trace() -> None:
     adapter = Adapter()
     train = workload("train")

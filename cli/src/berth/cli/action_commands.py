@@ -120,7 +120,8 @@ async def _follow(
             if not wait:
                 return 0
         if isinstance(event, WorkloadPhaseChangedV1):
-            say(f"  {output.phase(event.data.phase)}{output.detail(event.data.model_dump())}")
+            for transition in event.transitions():
+                say(f"  {output.phase(transition.phase)}{output.detail(transition.model_dump())}")
             if event.data.phase == ACTION_RESULTS[action]:
                 return 0
     err.print("[yellow]no answer yet; see `berth describe`[/yellow]")

@@ -229,10 +229,13 @@ async def _watch_one(client: BerthClient, view: WorkloadView) -> None:
             event = await events.get()
             at = event.time.strftime("%H:%M:%S")
             if isinstance(event, WorkloadPhaseChangedV1):
+                # One event may report several transitions, each at its own time.
+                for transition in event.transitions():
+                    console.print(
+                        f"{transition.time.strftime('%H:%M:%S')}  "
+                        f"{output.phase(transition.phase)}{output.detail(transition.model_dump())}"
+                    )
                 phase = event.data.phase
-                console.print(
-                    f"{at}  {output.phase(phase)}{output.detail(event.data.model_dump())}"
-                )
                 if phase in TERMINAL_PHASES:
                     return
             elif isinstance(event, PolicyApprovedV1):

@@ -463,8 +463,10 @@ async def _follow(
             objects = ", ".join(f"{o.kind}/{o.name}" for o in event.data.objects)
             say(f"{at}scheduled ({escape(objects)})")
         elif isinstance(event, WorkloadPhaseChangedV1):
+            # One event may report several transitions: each is shown, its own phase last.
+            for transition in event.transitions():
+                say(f"{at}{output.phase(transition.phase)}{output.detail(transition.model_dump())}")
             phase = event.data.phase
-            say(f"{at}{output.phase(phase)}{output.detail(event.data.model_dump())}")
             if phase in done:
                 return 0 if phase in SUCCESS else 1
 

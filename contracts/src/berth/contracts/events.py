@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from berth.contracts.capabilities import ClusterCapabilities
 from berth.contracts.envelope import Actor, Event
@@ -237,6 +237,18 @@ class WorkloadScheduledV1(Event):
     data: WorkloadScheduledData
 
 
+class PhaseTransition(Data):
+    """One phase a workload passed through, as a phase event reports it."""
+
+    phase: Phase
+    previousPhase: Phase | None = None
+    time: AwareDatetime = Field(description="When the cluster's agent saw the workload in it.")
+    message: str = ""
+    reason: str = ""
+    runningPods: int = 0
+    requestedPods: int = 0
+
+
 class WorkloadPhaseChangedData(Data):
     workload: WorkloadRef
     phase: Phase
@@ -245,10 +257,17 @@ class WorkloadPhaseChangedData(Data):
     reason: str = ""
     runningPods: int = 0
     requestedPods: int = 0
+    history: list[PhaseTransition] = Field(
+        default_factory=list,
+        description="The phases the workload passed through before this one since the previous "
+        "phase event, oldest first: the cluster's agent reports the transitions it saw at once "
+        "in one event. Empty when the event reports a single transition.",
+    )
 
 
 class WorkloadPhaseChangedV1(Event):
-    """Emitted only when the phase actually changes."""
+    """Emitted only when the phase actually changes; one event may report several transitions
+    (``history``), the latest of them as its own phase."""
 
     TYPE: ClassVar[str] = "berth.workload.phase-changed"
     VERSION: ClassVar[int] = 1
@@ -260,6 +279,22 @@ class WorkloadPhaseChangedV1(Event):
         Consumer((UI,)),
     )
     data: WorkloadPhaseChangedData
+
+    def transitions(self) -> list[PhaseTransition]:
+        """Every transition the event reports, oldest first, its own phase last."""
+        data = self.data
+        return [
+            *data.history,
+            PhaseTransition(
+                phase=data.phase,
+                previousPhase=data.previousPhase,
+                time=self.time,
+                message=data.message,
+                reason=data.reason,
+                runningPods=data.runningPods,
+                requestedPods=data.requestedPods,
+            ),
+        ]
 
 
 class WorkloadActionData(Data):

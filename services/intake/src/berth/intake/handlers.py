@@ -519,18 +519,20 @@ async def record_phases(
     *,
     store: StoreOf = SqlIntakeStore.of,
 ) -> None:
-    """History keeps every phase; the current phase only moves forward in event time."""
+    """History keeps every phase, each transition of an event that reports several too; the
+    current phase only moves forward in event time."""
     await store(unit).record_phases(
         [
             PhaseChange(
                 workload_id=i.event.subject,
-                phase=i.event.data.phase,
-                message=i.event.data.message,
-                at=i.event.time,
-                running_pods=i.event.data.runningPods,
-                requested_pods=i.event.data.requestedPods,
+                phase=t.phase,
+                message=t.message,
+                at=t.time,
+                running_pods=t.runningPods,
+                requested_pods=t.requestedPods,
             )
             for i in items
+            for t in i.event.transitions()
         ]
     )
 

@@ -39,6 +39,8 @@ def default_backend(settings: SchedulerAdapterSettings) -> ClusterBackend:
         config_namespace=settings.kube_config_namespace,
         config_map=settings.kube_config_map,
         resync_seconds=settings.kube_resync_seconds,
+        # Snapshots are batched as the bus's messages are (``fetch_timeout``).
+        snapshot_gather=settings.fetch_timeout,
     )
 
 

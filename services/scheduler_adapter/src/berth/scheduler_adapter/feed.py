@@ -18,10 +18,14 @@ class _Subscriber:
 
 
 class SnapshotFeed:
-    def __init__(self, batch_size: int) -> None:
+    def __init__(self, batch_size: int, gather: float = 0.0) -> None:
+        """``gather``: seconds a subscriber that waited for news waits again, for what comes
+        right after (the same workload's other objects, from the other watches) to join the
+        batch: one transaction for them all, and one phase event per workload."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self._batch_size = batch_size
+        self._gather = gather
         self._subscribers: list[_Subscriber] = []
         self._closed = False
 
@@ -60,6 +64,8 @@ class SnapshotFeed:
                 if not subscriber.buffer:
                     subscriber.ready.clear()
                     await subscriber.ready.wait()
+                    if self._gather > 0 and not self._closed:
+                        await asyncio.sleep(self._gather)
                     continue
                 size = min(self._batch_size, len(subscriber.buffer))
                 yield [subscriber.buffer.popleft() for _ in range(size)]

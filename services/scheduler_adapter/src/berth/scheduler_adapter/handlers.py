@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 from opentelemetry import trace
 
 from berth.contracts.catalog import credential_secret_name
-from berth.contracts.envelope import Actor, Event
+from berth.contracts.envelope import Actor, Event, utcnow
 from berth.contracts.events import (
     CatalogAssetChangedV1,
     ClusterConfig,
@@ -24,6 +24,7 @@ from berth.contracts.events import (
     ClusterConfigReportedData,
     ClusterConfigReportedV1,
     Phase,
+    PhaseTransition,
     PolicyApprovedV1,
     WorkloadActionAuthorizedV1,
     WorkloadPhaseChangedData,
@@ -100,6 +101,31 @@ def phase_event(
             reason=reason,
             runningPods=running,
             requestedPods=requested,
+        ),
+    )
+
+
+def transitions_event(
+    ref: WorkloadRef, transitions: list[PhaseTransition], *, correlation_id: str | None
+) -> WorkloadPhaseChangedV1:
+    """One event for the transitions a workload went through: the latest is its phase (and
+    its time), the earlier ones its history."""
+    *history, last = transitions
+    return WorkloadPhaseChangedV1(
+        source=SOURCE,
+        subject=ref.workloadId,
+        actor=ACTOR,
+        correlationid=correlation_id,
+        time=last.time,
+        data=WorkloadPhaseChangedData(
+            workload=ref,
+            phase=last.phase,
+            previousPhase=last.previousPhase,
+            message=last.message,
+            reason=last.reason,
+            runningPods=last.runningPods,
+            requestedPods=last.requestedPods,
+            history=history,
         ),
     )
 
@@ -346,13 +372,17 @@ async def record_snapshots(
 ) -> None:
     """Turn observed cluster state into phase events, only where the phase changed; then admit
     the held workloads that fit in the quota the finished, stopped or deleted ones gave back
-    (applied once committed)."""
+    (applied once committed).
+
+    A workload that changed phase several times in the batch gets one event: its latest
+    phase, with the earlier transitions as the event's history."""
     db = store(unit)
     freed: set[str] = set()
-    current = await db.current({s.workload_id for s in snapshots}, lock=True)
+    current = await db.current({s.workload_id for s in snapshots}, lock=True, manifests=False)
     phases = {wid: row.phase for wid, row in current.items()}
     messages = {wid: row.phase_message for wid, row in current.items()}
     changes: dict[str, PhaseChange] = {}
+    seen: dict[str, list[PhaseTransition]] = {}
     # Every snapshot in order, not just the latest per workload: each phase a workload passed
     # through is reported, even when several arrive in one batch.
     for snapshot in snapshots:
@@ -368,31 +398,42 @@ async def record_snapshots(
         explained = phase == "Pending" and message and not messages[workload_id]
         if phase == phases[workload_id] and not explained:
             continue
+        seen.setdefault(workload_id, []).append(
+            PhaseTransition(
+                phase=phase,
+                previousPhase=cast(Phase | None, phases[workload_id]),
+                time=utcnow(),
+                message=message,
+                reason=reason,
+                runningPods=running,
+                requestedPods=requested,
+            )
+        )
+        phases[workload_id] = phase
+        messages[workload_id] = message
+        changes[workload_id] = PhaseChange(workload_id, phase, message)
+        if not holds_quota(phase):
+            freed.add(str(row.ref.get("project")))
+    for workload_id, transitions in seen.items():
+        row = current[workload_id]
+        phase = transitions[-1].phase
         # No message caused it: the phase event continues the trace stored with the workload.
         span = tracer.start_span(
             f"phase {phase}",
             context=extract({"traceparent": row.traceparent} if row.traceparent else None),
             attributes={"berth.subject": workload_id, "berth.phase": phase},
         )
+        if len(transitions) > 1:
+            span.set_attribute("berth.phase.transitions", len(transitions))
         unit.emit(
-            phase_event(
+            transitions_event(
                 WorkloadRef.model_validate(row.ref),
-                phase=phase,
-                previous=phases[workload_id],
-                message=message,
-                reason=reason,
-                running=running,
-                requested=requested,
+                transitions,
                 correlation_id=row.correlation_id,
             ),
             cause=context_of(span),
         )
         span.end()
-        phases[workload_id] = phase
-        messages[workload_id] = message
-        changes[workload_id] = PhaseChange(workload_id, phase, message)
-        if not holds_quota(phase):
-            freed.add(str(row.ref.get("project")))
     await db.set_phases(list(changes.values()))
     objects = await admission.admit_held(db, unit, freed, source=SOURCE, actor=ACTOR, tracer=tracer)
     if objects:

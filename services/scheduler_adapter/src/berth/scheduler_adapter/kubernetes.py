@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import time
@@ -266,6 +265,7 @@ class KubernetesCluster:
         retries: int = 3,
         retry_delay: float = 0.5,
         concurrency: int = 32,
+        snapshot_gather: float = 0.0,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._context = context
@@ -283,7 +283,7 @@ class KubernetesCluster:
         self._concurrency = concurrency  # workloads applied at once
         self._config: tuple[float, dict[str, Any]] | None = None
         self._api: ApiClient | None = None
-        self._feed = SnapshotFeed(500)
+        self._feed = SnapshotFeed(500, snapshot_gather)
         # What the watches have seen: per resource, object key → object.
         self._seen: dict[Resource, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in WATCHED}
         # The same, by workload: a snapshot reads one workload's objects, never all of them.
@@ -301,7 +301,7 @@ class KubernetesCluster:
         configuration = self._configuration or await load_configuration(
             self._kubeconfig, self._context
         )
-        self._api = ApiClient(configuration)
+        self._api = _PlainApiClient(configuration)
         self._tasks = [
             asyncio.create_task(self._watch(r), name=f"watch-{r.plural}") for r in WATCHED
         ]
@@ -367,7 +367,7 @@ class KubernetesCluster:
                     await self._apply_workload(objects)
                 else:
                     for obj in objects:
-                        await self._apply_one(obj)
+                        await self._apply_one(obj, answer=False)
                 return
             except TransientError:
                 if attempt == self._retries:
@@ -493,17 +493,32 @@ class KubernetesCluster:
     async def _apply_workload(self, objects: list[dict[str, Any]]) -> None:
         top = top_object(objects)
         ordered = ([top] if top is not None else []) + [o for o in objects if o is not top]
+        # Only objects owned by the top object need its uid from the apply's answer; most
+        # workloads are their top object alone, whose answer is then read but not decoded.
+        owned = top is not None and any(_owner_refs(o, top) for o in ordered[1:])
         uid = ""
         for obj in ordered:
-            body: dict[str, Any] = copy.deepcopy(dict(obj))
-            for reference in body["metadata"].get("ownerReferences") or ():
-                if top is not None and reference.get("name") == top["metadata"]["name"]:
-                    reference["uid"] = uid
-            applied = await self._apply_one(body)
+            body: dict[str, Any] = dict(obj)
+            if top is not None and obj is not top and _owner_refs(obj, top):
+                # The manifests stay as rendered (they are applied again on resync): the uid
+                # goes into copies of the dicts on the way to the reference.
+                name = top["metadata"]["name"]
+                body = {
+                    **obj,
+                    "metadata": {
+                        **obj["metadata"],
+                        "ownerReferences": [
+                            {**r, "uid": uid} if r.get("name") == name else r
+                            for r in obj["metadata"]["ownerReferences"]
+                        ],
+                    },
+                }
+            applied = await self._apply_one(body, answer=obj is top and owned)
             if obj is top:
                 uid = str(applied.get("metadata", {}).get("uid", ""))
 
-    async def _apply_one(self, obj: dict[str, Any]) -> dict[str, Any]:
+    async def _apply_one(self, obj: dict[str, Any], *, answer: bool = True) -> dict[str, Any]:
+        """Apply one object; its state as applied when ``answer`` (else ``{}``)."""
         meta = obj["metadata"]
         path = f"{resource_of(obj).collection(meta['namespace'])}/{meta['name']}"
         what = f"apply {obj['kind']} {meta['namespace']}/{meta['name']}"
@@ -515,6 +530,7 @@ class KubernetesCluster:
                 query={"fieldManager": FIELD_MANAGER, "force": "true"},
                 content_type="application/apply-patch+yaml",
                 what=what,
+                answer=answer,
             )
         except _Gone:
             # Apply creates missing objects, so a 404 means no namespace or no such kind (CRD).
@@ -684,7 +700,9 @@ class KubernetesCluster:
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
         what: str,
+        answer: bool = True,
     ) -> dict[str, Any]:
+        """The response's object; ``{}`` without ``answer`` (the body is read, not decoded)."""
         headers = {"Accept": "application/json", "Content-Type": content_type}
         response = await self._send(
             method, path, list((query or {}).items()), headers, body, self._timeout, what
@@ -694,6 +712,8 @@ class KubernetesCluster:
                 data = await response.read()
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise translate(exc, what) from exc
+        if not answer:
+            return {}
         loaded = json.loads(data) if data else {}
         return loaded if isinstance(loaded, dict) else {}
 
@@ -839,9 +859,13 @@ class KubernetesCluster:
         return [self._seen[resource][key] for key in sorted(keys)]
 
     def _top(self, namespace: str, workload_id: str) -> dict[str, Any] | None:
+        found = self._by_workload.get((namespace, workload_id))
+        if not found:
+            return None
         for resource in WATCHED[1:]:
-            for obj in self._objects(resource, (namespace, workload_id)):
-                return obj
+            keys = found.get(resource)
+            if keys:
+                return self._seen[resource][min(keys)]
         return None
 
     def _snapshot(self, namespace: str, workload_id: str) -> WorkloadSnapshot:
@@ -850,8 +874,13 @@ class KubernetesCluster:
 
     def _publish(self, workloads: set[tuple[str, str]]) -> None:
         for namespace, workload_id in sorted(workloads):
-            if workload_id and not self._ahead_of_top((namespace, workload_id)):
-                self._feed.publish(self._snapshot(namespace, workload_id))
+            if not workload_id:
+                continue
+            top = self._top(namespace, workload_id)
+            pods = self._objects(POD, (namespace, workload_id))
+            if top is None and pods:
+                continue  # ahead of its top object (``_ahead_of_top``)
+            self._feed.publish(snapshot_of(workload_id, namespace, top, pods))
 
     def _ahead_of_top(self, workload: tuple[str, str]) -> bool:
         """Pods seen, their top object not (yet): each kind has a watch of its own, and the
@@ -862,6 +891,17 @@ class KubernetesCluster:
     def _all_snapshots(self) -> list[WorkloadSnapshot]:
         known = [w for w in sorted(self._by_workload) if w[1] and not self._ahead_of_top(w)]
         return [self._snapshot(ns, wid) for ns, wid in known]
+
+
+class _PlainApiClient(ApiClient):
+    """kubernetes-asyncio's client for bodies that are JSON already: berth sends manifests and
+    patches made of dicts, lists and scalars only, which the client's serialisation would copy
+    node by node to the same thing (a tenth of the agent's CPU per apply)."""
+
+    def sanitize_for_serialization(self, obj: Any) -> Any:
+        if isinstance(obj, dict | list | str | int | float | bool) or obj is None:
+            return obj
+        return super().sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
 
 
 class _Gone(Exception):
@@ -878,6 +918,12 @@ def _typed(obj: dict[str, Any], resource: Resource) -> dict[str, Any]:
     obj.setdefault("apiVersion", resource.api_version)
     obj.setdefault("kind", resource.kind)
     return obj
+
+
+def _owner_refs(obj: Mapping[str, Any], top: Mapping[str, Any]) -> bool:
+    """Whether ``obj`` names ``top`` as an owner (and so needs its uid)."""
+    name = top["metadata"]["name"]
+    return any(r.get("name") == name for r in obj["metadata"].get("ownerReferences") or ())
 
 
 def _workload(obj: Mapping[str, Any]) -> tuple[str, str]:

@@ -72,9 +72,11 @@ class AdapterStore(Protocol):
         """Record newly rendered workloads; a workload already recorded keeps its row."""
 
     async def current(
-        self, ids: Iterable[str], *, lock: bool = False
+        self, ids: Iterable[str], *, lock: bool = False, manifests: bool = True
     ) -> dict[str, AppliedWorkload]:
-        """The rows of ``ids`` that exist; ``lock`` waits for (and blocks) concurrent intents."""
+        """The rows of ``ids`` that exist; ``lock`` waits for (and blocks) concurrent intents.
+        Without ``manifests`` the rows come with none (the largest column, which judging a
+        phase does not need)."""
 
     async def set_phases(self, changes: Sequence[PhaseChange]) -> None:
         """Record phases (and intents, where given)."""
@@ -97,7 +99,7 @@ def _row(row: Any) -> AppliedWorkload:
     return AppliedWorkload(
         workload_id=row.workload_id,
         ref=row.ref,
-        manifests=row.manifests,
+        manifests=getattr(row, "manifests", None) or [],
         desired=row.desired,
         phase=row.phase,
         phase_message=row.phase_message or "",
@@ -120,6 +122,7 @@ _COLUMNS = (
     workloads.c.project,
     workloads.c.gpus,
 )
+_PHASE_COLUMNS = tuple(c for c in _COLUMNS if c is not workloads.c.manifests)
 
 
 class SqlAdapterStore(SqlStore):
@@ -164,9 +167,10 @@ class SqlAdapterStore(SqlStore):
         )
 
     async def current(
-        self, ids: Iterable[str], *, lock: bool = False
+        self, ids: Iterable[str], *, lock: bool = False, manifests: bool = True
     ) -> dict[str, AppliedWorkload]:
-        query = select(*_COLUMNS).where(workloads.c.workload_id.in_(list(ids)))
+        columns = _COLUMNS if manifests else _PHASE_COLUMNS
+        query = select(*columns).where(workloads.c.workload_id.in_(list(ids)))
         if lock:
             # Waits for an action being recorded on the same workloads to commit, so a snapshot
             # is always judged against the latest intent; a fixed order keeps two batches from

@@ -59,6 +59,7 @@ CONFIG_MAP = "berth-public"
 EVENT_LOG = 200_000  # watch events kept; a watch from before them is answered 410 Gone
 BOOKMARK_SECONDS = 10.0
 SAVE_DELAY = 0.5  # seconds between a change and the state file catching up with it
+SAVE_SHARE = 20  # ...at least this many times what the last save took (in CPU seconds)
 # Top-object conditions that end a workload: restored as they were after a restart.
 TERMINAL = frozenset({"Complete", "Succeeded", "Failed"})
 LOG_PERIOD = 10.0  # simulated seconds between a running container's progress lines
@@ -483,7 +484,8 @@ class SimulatedApiServer:
     def _apply(self, kind: Kind, key: Key, body: dict[str, Any]) -> dict[str, Any]:
         existing = self._store[kind].get(key)
         applied = {k: v for k, v in body.items() if k != "status"}
-        merged = _merge(copy.deepcopy(existing) if existing else {}, applied, apply=True)
+        # Applied over nothing, the applied fields are the object (the body is this request's).
+        merged = _merge(copy.deepcopy(existing), applied, apply=True) if existing else applied
         return self._write(kind, key, merged, existing)
 
     def _merge_patch(
@@ -547,8 +549,10 @@ class SimulatedApiServer:
         if existing is None:
             existing = self._store[kind].get(key)
         self._version += 1
-        meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("creationTimestamp", _timestamp())
+        if "uid" not in meta:
+            meta["uid"] = str(uuid.uuid4())
+        if "creationTimestamp" not in meta:
+            meta["creationTimestamp"] = _timestamp()
         if existing is None or existing.get("spec") != body.get("spec"):
             meta["generation"] = int(meta.get("generation", 0)) + 1
         meta["resourceVersion"] = str(self._version)
@@ -696,7 +700,7 @@ class SimulatedApiServer:
         if suspended:
             return
         try:
-            _run_now(self.engine.apply([_view(o) for o in objects]))
+            _run_now(self.engine.apply([_view(o) for o in objects], owned=True))
         except Exception as exc:  # PermanentError: the simulation cannot run the manifests
             raise ApiError(422, "Invalid", str(exc)) from None
 
@@ -721,7 +725,7 @@ class SimulatedApiServer:
                 continue
             objects = self._objects_of(workload)
             try:
-                _run_now(self.engine.apply([_view(o) for o in objects]))
+                _run_now(self.engine.apply([_view(o) for o in objects], owned=True))
             except Exception:
                 log.warning("cannot restore workload %s", workload, exc_info=True)
                 continue
@@ -777,10 +781,16 @@ class SimulatedApiServer:
         ]
         if old != conditions:
             now = _timestamp()
-            updated = copy.deepcopy(top)
-            updated["status"] = {
-                **(top.get("status") or {}),
-                "conditions": [{**c, "lastTransitionTime": now} for c in conditions],
+            # A new object sharing the stored one's unchanged parts: a stored object (and what
+            # the watches were sent) is never changed in place, and ``_put`` writes only into
+            # the metadata, which is copied.
+            updated = {
+                **top,
+                "metadata": dict(top["metadata"]),
+                "status": {
+                    **(top.get("status") or {}),
+                    "conditions": [{**c, "lastTransitionTime": now} for c in conditions],
+                },
             }
             self._put(kind, updated, top)
 
@@ -1046,14 +1056,20 @@ class SimulatedApiServer:
     # --- state file -----------------------------------------------------------------------------
 
     async def _saver(self) -> None:
+        delay = SAVE_DELAY
         while True:
             await self._dirty.wait()
-            await asyncio.sleep(SAVE_DELAY)
+            await asyncio.sleep(delay)
             self._dirty.clear()
+            started = time.process_time()
             try:
                 await asyncio.to_thread(self._write_state, self._state())
             except Exception:
                 log.exception("saving the cluster's state failed")
+            # Each save writes every object: a cluster of thousands of workloads changing all
+            # the time is saved less often, so that saving stays a small share of its CPU.
+            spent = time.process_time() - started
+            delay = max(SAVE_DELAY, SAVE_SHARE * spent)
 
     def _state(self) -> dict[str, Any]:
         # Pods and events are the simulation's, played again after a restart.
@@ -1161,9 +1177,11 @@ def _matches(obj: Mapping[str, Any], selector: Iterable[tuple[str, str, str | No
 
 
 def _merge(target: Any, patch: Any, *, apply: bool = False) -> Any:
-    """JSON merge patch (RFC 7386); with ``apply``, nulls are values like any other."""
+    """JSON merge patch (RFC 7386); with ``apply``, nulls are values like any other. The
+    result takes the patch's values as they are: every patch is a request's own decoded body,
+    which nothing else holds."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return patch
     if not isinstance(target, dict):
         target = {}
     for key, value in patch.items():

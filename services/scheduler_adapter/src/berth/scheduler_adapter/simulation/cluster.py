@@ -108,11 +108,13 @@ class SimulatedCluster:
                 await self._task
             self._task = None
 
-    async def apply(self, objects: list[dict[str, Any]]) -> None:
+    async def apply(self, objects: list[dict[str, Any]], *, owned: bool = False) -> None:
+        """Apply manifests; ``owned``: the caller never changes them afterwards (the API
+        server's stored objects), so they are kept as they are rather than copied."""
         groups: dict[WorkloadKey, dict[ObjectKey, Mapping[str, Any]]] = {}
         for obj in objects:
             key, object_key = _keys(obj)
-            groups.setdefault(key, {})[object_key] = copy.deepcopy(obj)
+            groups.setdefault(key, {})[object_key] = obj if owned else copy.deepcopy(obj)
         # Read every shape before changing anything: a bad manifest leaves its workload as it
         # was, and never holds back the others applied with it (a resync applies them all).
         shapes: dict[WorkloadKey, WorkloadShape] = {}
