@@ -138,7 +138,6 @@ class SubmissionReceivedV1(Event):
     PRODUCERS: ClassVar[tuple[str, ...]] = (INTAKE,)
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((POLICY,), "policy-submissions"),
-        Consumer((OWNERSHIP,), "ownership-owners"),
         Consumer((UI,)),
     )
     data: SubmissionReceivedData
@@ -255,8 +254,6 @@ class WorkloadPhaseChangedV1(Event):
     PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((INTAKE,), "intake-phases"),
-        # Which actions a workload's phase allows.
-        Consumer((OWNERSHIP,), "ownership-phases"),
         Consumer((UI,)),
     )
     data: WorkloadPhaseChangedData
