@@ -13,8 +13,8 @@ from berth.cli.suite import Suite
 from tests.e2e.conftest import Cli, grant
 
 # The services a submission passes through: ownership takes part only when an action is
-# requested (it asks intake then), so a submission's trace does not reach it.
-SERVICES = {"intake", "catalog", "policy", "scheduler-adapter", "cluster-sync"}
+# requested (it asks intake then), and cluster-sync only in a cluster's reports and config.
+SERVICES = {"intake", "catalog", "policy", "scheduler-adapter"}
 
 
 def test_training_completes_with_the_right_job(cli: Cli, suite: Suite) -> None:

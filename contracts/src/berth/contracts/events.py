@@ -229,10 +229,7 @@ class WorkloadScheduledV1(Event):
     TYPE: ClassVar[str] = "berth.workload.scheduled"
     VERSION: ClassVar[int] = 1
     PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
-    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
-        Consumer((CLUSTER_SYNC,), "cluster-sync-placements"),
-        Consumer((UI,)),
-    )
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: WorkloadScheduledData
 
 
