@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from berth.cli.suite import Suite
 from tests.e2e.conftest import Cli, grant
 
-SERVICES = {"intake", "catalog", "policy", "scheduler-adapter", "ownership", "cluster-sync"}
+# The services a submission passes through: ownership takes part only when an action is
+# requested (it asks intake then), and cluster-sync only in a cluster's reports and config.
+SERVICES = {"intake", "catalog", "policy", "scheduler-adapter"}
 
 
 def test_training_completes_with_the_right_job(cli: Cli, suite: Suite) -> None:

@@ -217,11 +217,14 @@ async def test_every_role_at_every_scope_gets_what_the_matrix_says(
             await publish(js, submit)
             await publish(js, config)
 
-        # Suspending and deleting the target, once ownership has recorded its creator.
+        # Suspending and deleting the target, once intake has received it (ownership asks
+        # intake who created it).
         async def owned() -> bool:
             async with services[0].engine.connect() as conn:
                 found = await conn.scalar(
-                    text("SELECT count(*) FROM ownership.owners WHERE workload_id = :id"),
+                    text(
+                        "SELECT count(*) FROM intake.workloads WHERE id = :id AND ref IS NOT NULL"
+                    ),
                     {"id": target.subject},
                 )
             return bool(found)

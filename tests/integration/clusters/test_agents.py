@@ -26,8 +26,6 @@ from berth.contracts.events import (
     ClusterSettings,
     PolicyApprovedData,
     PolicyApprovedV1,
-    SubmissionReceivedData,
-    SubmissionReceivedV1,
     WorkloadActionAuthorizedData,
     WorkloadActionAuthorizedV1,
     WorkloadActionData,
@@ -36,8 +34,14 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
     WorkloadRef,
 )
-from berth.contracts.queries import ClusterQuery, ClusterReply
-from berth.contracts.subjects import RPC_CLUSTERS_GET
+from berth.contracts.queries import (
+    ActionTarget,
+    ActionTargetsReply,
+    ActionTargetsRequest,
+    ClusterQuery,
+    ClusterReply,
+)
+from berth.contracts.subjects import RPC_CLUSTERS_GET, RPC_WORKLOADS_ACTION_TARGETS
 from berth.intake.bootstrap import build as build_intake
 from berth.intake.config import IntakeSettings
 from berth.ownership.bootstrap import build as build_ownership
@@ -315,26 +319,17 @@ async def test_ownership_enforces_each_clusters_own_protection(
         # Both may act on trainings anywhere: what differs is each cluster's protection.
         await grant(ownership, rule(ALICE.email, "L1 researcher"), rule(BOB.email, "L1 researcher"))
         refs = {c: ref(f"w-{c}", c) for c in (guarded, open_, asked)}
-        for workload in refs.values():
-            await publish(
-                js,
-                SubmissionReceivedV1(
-                    source="/berth/intake",
-                    subject=workload.workloadId,
-                    actor=ALICE,
-                    data=SubmissionReceivedData.model_validate(
-                        {
-                            "workload": workload.model_dump(),
-                            "submission": {
-                                "kind": "training",
-                                "name": workload.name,
-                                "projectId": workload.project,
-                                "spec": {"image": "img:1"},
-                            },
-                        }
-                    ),
-                ),
+        # Intake's part: who created each workload and where it lives, as ownership asks it.
+        by_id = {w.workloadId: ActionTarget(workload=w) for w in refs.values()}
+
+        async def intake_answers(msg: Any) -> None:
+            asked_for = ActionTargetsRequest.model_validate_json(msg.data)
+            reply = ActionTargetsReply(
+                byId={i: by_id[i] for i in asked_for.workloadIds if i in by_id}
             )
+            await msg.respond(reply.model_dump_json().encode())
+
+        await nc.subscribe(RPC_WORKLOADS_ACTION_TARGETS, cb=intake_answers)
         # Reported: protection on in one cluster, off in another; the third's agent reports it
         # off while administrators asked for it (an agent that restarted without it).
         for cluster_id, on in ((guarded, True), (open_, False), (asked, False)):

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from berth.cluster_sync.store import ClusterSyncStore, DesiredChange, Placement, SqlClusterSyncStore
-from berth.cluster_sync.tables import placements
+from berth.cluster_sync.store import ClusterSyncStore, DesiredChange, SqlClusterSyncStore
 from berth.contracts.events import ClusterConfig, ClusterRecord
 from tests.integration.stores import store_runner
 from tests.unit.cluster_sync.cluster_sync_fakes import InMemoryClusterSyncStore
@@ -75,24 +74,6 @@ async def test_desired_settings_merge_in_order(run: Run) -> None:
         "local": {"workloadOwnershipProtection": False, "a": 1},
         "edge": {},
     }
-
-
-async def test_a_workload_keeps_its_first_placement(run: Run) -> None:
-    job = [{"apiVersion": "batch/v1", "kind": "Job", "name": "w"}]
-
-    async def scenario(store: ClusterSyncStore) -> Any:
-        await store.add_placements([Placement("w-1", "local", "ns", job, T0)])
-        await store.add_placements(
-            [Placement("w-1", "edge", "other", [], T0), Placement("w-2", "edge", "ns", [], T0)]
-        )
-        await store.add_placements([])
-        if isinstance(store, InMemoryClusterSyncStore):
-            return {p.workload_id: (p.cluster_id, p.objects) for p in store.placements}
-        assert isinstance(store, SqlClusterSyncStore)
-        rows = await store._conn.execute(placements.select())
-        return {r.workload_id: (r.cluster_id, r.objects) for r in rows}
-
-    assert await run(scenario) == {"w-1": ("local", job), "w-2": ("edge", [])}
 
 
 async def test_silent_clusters_are_marked_disconnected_once_and_a_report_reconnects(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -237,3 +238,39 @@ async def test_the_cluster_registry_keeps_each_clusters_latest_report(backend: B
     assert set(registry) == {"local", "edge"}
     assert registry["edge"] is None
     assert registry["local"] is not None and registry["local"].migStrategy == "single"
+
+
+async def test_action_targets_are_received_workloads_by_id_and_by_name_live_first(
+    backend: Backend,
+) -> None:
+    reference = {"workloadId": "w-1", "namespace": "ns-team-a", "queue": "team-a"}
+
+    async def earlier(store: IntakeStore) -> Any:
+        await store.record_workloads([replace(row("w-1", "demo"), ref=reference)])
+        await store.record_phases([PhaseChange("w-1", "Deleted", "", NOW)])
+
+    async def later(store: IntakeStore) -> Any:
+        await store.record_workloads(
+            [
+                row("w-2", "demo"),
+                # Rejected by intake: never a workload, so never a target.
+                replace(row("w-3", "bad", status="rejected"), cluster_id=None),
+            ]
+        )
+        await store.record_phases([PhaseChange("w-2", "Running", "", NOW)])
+        return await store.action_targets(
+            ["w-1", "w-3", "w-9"], [("team-a", "demo"), ("team-a", "bad")]
+        )
+
+    await backend.run(earlier)
+    found = await backend.run(later)
+    assert [(t.workload_id, t.phase, t.live, t.ref) for t in found] == [
+        ("w-2", "Running", True, None),
+        ("w-1", "Deleted", False, reference),
+    ]
+    assert (found[0].created_by, found[0].cluster_id, found[0].kind) == (
+        "user@example.com",
+        "local",
+        "training",
+    )
+    assert await backend.run(lambda store: store.action_targets([], [])) == []

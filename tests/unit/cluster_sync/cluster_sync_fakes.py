@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from berth.cluster_sync.store import DesiredChange, Placement, Registered
+from berth.cluster_sync.store import DesiredChange, Registered
 from berth.contracts.events import ClusterRecord
 from berth.shared.testing import InMemoryTable
 
@@ -15,7 +15,6 @@ class InMemoryClusterSyncStore:
     def __init__(self) -> None:
         self.registry: InMemoryTable[str, Registered] = InMemoryTable()
         self.desired_configs: InMemoryTable[str, dict[str, Any]] = InMemoryTable()
-        self.placements: InMemoryTable[str, Placement] = InMemoryTable()
 
     async def clusters(self, cluster_ids: Iterable[str]) -> dict[str, Registered]:
         return {i: r for i in set(cluster_ids) if (r := self.registry.get(i)) is not None}
@@ -44,19 +43,10 @@ class InMemoryClusterSyncStore:
             old = self.desired_configs.get(change.cluster_id) or {}
             self.desired_configs.put(change.cluster_id, {**old, **change.settings})
 
-    async def add_placements(self, records: Sequence[Placement]) -> None:
-        for placement in records:
-            self.placements.insert_new(placement.workload_id, placement)
-
     def snapshot(self) -> Any:
-        return (
-            self.registry.snapshot(),
-            self.desired_configs.snapshot(),
-            self.placements.snapshot(),
-        )
+        return (self.registry.snapshot(), self.desired_configs.snapshot())
 
     def restore(self, snapshot: Any) -> None:
-        registry, desired, placements = snapshot
+        registry, desired = snapshot
         self.registry.restore(registry)
         self.desired_configs.restore(desired)
-        self.placements.restore(placements)

@@ -4,7 +4,6 @@ no server. The same handlers run in the service on PostgreSQL and NATS
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,10 +22,6 @@ from berth.contracts.events import (
     ClusterConfigRequestedV1,
     ClusterSettings,
     ClusterUpdatedV1,
-    ObjectRef,
-    WorkloadRef,
-    WorkloadScheduledData,
-    WorkloadScheduledV1,
 )
 from berth.shared.testing import FakeUnitOfWork, incoming
 from tests.unit.access_builders import rule, rules
@@ -209,46 +204,6 @@ async def test_a_batch_of_reports_sends_the_desired_config_once_per_cluster() ->
     desired = [e for e in events if isinstance(e, ClusterConfigDesiredV1)]
     assert sorted(e.subject for e in desired) == ["edge", "local"]
     assert sorted(r.record.clusterId for r in sync.store.registry) == ["edge", "local", "other"]
-
-
-async def test_a_placement_is_recorded_once() -> None:
-    sync = ClusterSync()
-    workload_id = uuid.uuid4().hex
-    workload = WorkloadRef(
-        workloadId=workload_id,
-        name="w",
-        kind="training",
-        project="team-a",
-        clusterId="local",
-        namespace="berth-team-a",
-        queue="team-a",
-        createdBy=ADMIN.email,
-    )
-    scheduled = [
-        WorkloadScheduledV1(
-            source="/berth/scheduler-adapter",
-            subject=workload_id,
-            actor=AGENT,
-            time=T0 + timedelta(seconds=s),
-            data=WorkloadScheduledData(
-                workload=workload,
-                objects=[ObjectRef(apiVersion="batch/v1", kind="Job", name=name)],
-            ),
-        )
-        for s, name in [(0, "w"), (1, "again")]
-    ]
-    async with sync.uow:
-        await handlers.record_placements([incoming(e) for e in scheduled], sync.uow, store=sync._of)
-    (placement,) = sync.store.placements
-    assert (placement.cluster_id, placement.namespace, placement.at) == (
-        "local",
-        "berth-team-a",
-        T0,
-    )
-    assert placement.objects == [
-        {"apiVersion": "batch/v1", "kind": "Job", "name": "w", "namespace": None}
-    ]
-    assert sync.uow.events == []
 
 
 # --- access rules ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from berth.contracts.catalog import AssetRef, AssetView
 from berth.contracts.events import TERMINAL_PHASES, ClusterRecord
 from berth.contracts.queries import ProjectInfo
 from berth.intake import clusters, projection, quota
-from berth.intake.store import CatalogEntry, IntakeStore, PhaseChange, WorkloadRow
+from berth.intake.store import CatalogEntry, IntakeStore, PhaseChange, TargetRow, WorkloadRow
 from berth.shared.access import InMemoryAccessRules
 from berth.shared.testing import InMemoryTable
 from tests.unit.access_builders import rule
@@ -138,6 +138,28 @@ class InMemoryIntakeStore:
         return self._entries([(r.kind, r.name) for r in refs])
 
     # --- writes --------------------------------------------------------------------------------
+
+    async def action_targets(
+        self, ids: Sequence[str], names: Sequence[tuple[str, str]]
+    ) -> list[TargetRow]:
+        # Insertion order stands for submission time: the latest recorded comes first.
+        found = [
+            TargetRow(
+                workload_id=w.row.id,
+                name=w.row.name or "",
+                project=w.row.project or "",
+                kind=w.row.kind or "",
+                cluster_id=w.row.cluster_id,
+                created_by=w.row.created_by,
+                phase=w.phase,
+                live=w.live,
+                ref=w.row.ref,
+            )
+            for w in reversed(list(self.workloads))
+            if w.row.cluster_id is not None
+            and (w.row.id in ids or (w.row.project, w.row.name) in names)
+        ]
+        return sorted(found, key=lambda t: not t.live)
 
     async def record_workloads(self, rows: Sequence[WorkloadRow]) -> None:
         for row in rows:

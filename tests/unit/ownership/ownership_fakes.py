@@ -1,36 +1,22 @@
-"""The ownership store in memory, for handler tests: same port as the PostgreSQL store."""
+"""The ownership store in memory, for handler tests: same port as the PostgreSQL store; and
+intake's answer about the workloads an action names, from a dictionary."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from berth.contracts.events import TERMINAL_PHASES
-from berth.ownership.store import Owner, Phase, Protection, Said
+from berth.contracts.events import WorkloadRef
+from berth.contracts.queries import ActionTarget, ActionTargetsReply
+from berth.ownership.store import Protection, Said
+from berth.shared.errors import TransientError
 from berth.shared.testing import InMemoryTable
 
 
 class InMemoryOwnershipStore:
     def __init__(self) -> None:
-        self.owner_rows: InMemoryTable[str, Owner] = InMemoryTable()
         self.clusters: InMemoryTable[str, Protection] = InMemoryTable()
-        self.phase_rows: InMemoryTable[str, Phase] = InMemoryTable()
-
-    async def add_owners(self, records: Sequence[Owner]) -> None:
-        for record in records:
-            self.owner_rows.insert_new(record.workload_id, record)
-
-    async def owners(self, workload_ids: Iterable[str]) -> dict[str, Owner]:
-        return {i: o for i in set(workload_ids) if (o := self.owner_rows.get(i)) is not None}
-
-    async def owners_named(self, names: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Owner]:
-        wanted = set(names)
-        return {
-            key: o
-            for o in self.owner_rows
-            if (key := (o.ref.get("project"), o.ref.get("name"))) in wanted
-        }
 
     async def record_reported(self, reports: Sequence[Said]) -> None:
         for said in reports:
@@ -51,20 +37,50 @@ class InMemoryOwnershipStore:
     async def protections(self) -> dict[str, Protection]:
         return {p.cluster_id: p for p in self.clusters}
 
-    async def record_phases(self, phases: Sequence[Phase]) -> None:
-        for phase in phases:
-            old = self.phase_rows.get(phase.workload_id)
-            if old is None or (old.at <= phase.at and old.phase not in TERMINAL_PHASES):
-                self.phase_rows.put(phase.workload_id, phase)
-
-    async def phases(self, workload_ids: Iterable[str]) -> dict[str, str]:
-        return {i: p.phase for i in set(workload_ids) if (p := self.phase_rows.get(i)) is not None}
-
     def snapshot(self) -> Any:
-        return (self.owner_rows.snapshot(), self.clusters.snapshot(), self.phase_rows.snapshot())
+        return self.clusters.snapshot()
 
     def restore(self, snapshot: Any) -> None:
-        owners, clusters, phases = snapshot
-        self.owner_rows.restore(owners)
-        self.clusters.restore(clusters)
-        self.phase_rows.restore(phases)
+        self.clusters.restore(snapshot)
+
+
+class FakeIntake:
+    """Intake's read model as ownership asks it (``berth.ownership.workloads.ActionTargets``):
+    received workloads with their current phase; a name stands for its live workload, else the
+    latest received. ``down`` makes it unreachable, as a timeout does."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, ActionTarget] = {}
+        self.ended: set[str] = set()
+        self.down = False
+        self.questions: list[tuple[list[str], list[tuple[str, str]]]] = []
+
+    def received(self, workload: WorkloadRef) -> None:
+        self.targets[workload.workloadId] = ActionTarget(workload=workload)
+
+    def phase(self, workload: WorkloadRef, phase: str) -> None:
+        target = self.targets[workload.workloadId]
+        self.targets[workload.workloadId] = target.model_copy(update={"phase": phase})
+
+    def deleted(self, workload: WorkloadRef) -> None:
+        self.phase(workload, "Deleted")
+        self.ended.add(workload.workloadId)
+
+    async def __call__(
+        self, workload_ids: Sequence[str], names: Sequence[tuple[str, str]]
+    ) -> ActionTargetsReply:
+        self.questions.append((list(workload_ids), list(names)))
+        if self.down:
+            raise TransientError("no answer on rpc.intake.workloads.action-targets.v1 within 5s")
+        by_name: dict[tuple[str, str], ActionTarget] = {}
+        latest = list(self.targets.values())[::-1]
+        ended = [t for t in latest if t.workload.workloadId in self.ended]
+        # Live ones first, then the rest; the latest first in each.
+        for t in [t for t in latest if t not in ended] + ended:
+            key = (t.workload.project, t.workload.name)
+            if key in names:
+                by_name.setdefault(key, t)
+        return ActionTargetsReply(
+            byId={i: self.targets[i] for i in workload_ids if i in self.targets},
+            byName=list(by_name.values()),
+        )

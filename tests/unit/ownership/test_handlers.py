@@ -16,20 +16,17 @@ from berth.contracts.events import (
     ClusterConfigDesiredV1,
     ClusterConfigRequestedData,
     ClusterSettings,
-    SubmissionReceivedData,
-    SubmissionReceivedV1,
     WorkloadActionAuthorizedV1,
     WorkloadActionData,
     WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
-    WorkloadPhaseChangedData,
-    WorkloadPhaseChangedV1,
     WorkloadRef,
 )
 from berth.ownership import handlers
+from berth.shared.errors import TransientError, is_transient
 from berth.shared.testing import FakeUnitOfWork, incoming
 from tests.unit.access_builders import rule, rules
-from tests.unit.ownership.ownership_fakes import InMemoryOwnershipStore
+from tests.unit.ownership.ownership_fakes import FakeIntake, InMemoryOwnershipStore
 
 pytestmark = pytest.mark.unit
 
@@ -64,29 +61,14 @@ class Ownership:
             rule(BOB.email, "Department administrator"),
         )
         self.uow = FakeUnitOfWork(self.store, self.rules)
+        self.intake = FakeIntake()
 
     def _of(self, _unit: object) -> InMemoryOwnershipStore:
         return self.store
 
     async def created(self, workload: WorkloadRef) -> None:
-        event = SubmissionReceivedV1(
-            source="/berth/intake",
-            subject=workload.workloadId,
-            actor=ALICE,
-            data=SubmissionReceivedData.model_validate(
-                {
-                    "workload": workload,
-                    "submission": {
-                        "kind": workload.kind,
-                        "name": workload.name,
-                        "projectId": workload.project,
-                        "spec": {"image": "pytorch/pytorch"},
-                    },
-                }
-            ),
-        )
-        async with self.uow:
-            await handlers.record_owners([incoming(event)], self.uow, store=self._of)
+        """Intake received it (what intake's read model holds is intake's to test)."""
+        self.intake.received(workload)
 
     async def reported(self, cluster: str, protection: bool, at: datetime = T0) -> None:
         event = ClusterConfigChangedV1(
@@ -117,16 +99,9 @@ class Ownership:
         async with self.uow:
             await handlers.record_desired_configs([incoming(event)], self.uow, store=self._of)
 
-    async def phase(self, workload: WorkloadRef, phase: str, at: datetime = T0) -> None:
-        event = WorkloadPhaseChangedV1(
-            source="/berth/scheduler-adapter",
-            subject=workload.workloadId,
-            actor=Actor.system("scheduler-adapter"),
-            time=at,
-            data=WorkloadPhaseChangedData(workload=workload, phase=phase),  # type: ignore[arg-type]
-        )
-        async with self.uow:
-            await handlers.record_phases([incoming(event)], self.uow, store=self._of)
+    async def phase(self, workload: WorkloadRef, phase: str) -> None:
+        """Its cluster reported ``phase`` and intake recorded it."""
+        self.intake.phase(workload, phase)
 
     async def ask(
         self, workload: WorkloadRef, action: str, actor: Actor = ALICE
@@ -144,7 +119,11 @@ class Ownership:
         mark = len(self.uow.events)
         async with self.uow:
             await handlers.authorize_actions(
-                [incoming(event)], self.uow, store=self._of, rules=lambda _unit: self.rules
+                [incoming(event)],
+                self.uow,
+                targets=self.intake,
+                store=self._of,
+                rules=lambda _unit: self.rules,
             )
         (answer,) = self.uow.events[mark:]
         assert isinstance(answer, WorkloadActionAuthorizedV1 | WorkloadActionDeniedV1)
@@ -222,16 +201,6 @@ async def test_a_desired_config_without_protection_leaves_it_as_it_was() -> None
     assert "only its creator" in reason(await service.ask(workload, "delete", actor=BOB))
 
 
-async def test_the_first_record_of_a_creator_stays() -> None:
-    service, workload = Ownership(), ref()
-    await service.created(workload)
-    await service.created(workload.model_copy(update={"createdBy": BOB.email}))
-    await service.reported("local", True)
-    assert isinstance(
-        await service.ask(workload, "delete", actor=ALICE), WorkloadActionAuthorizedV1
-    )
-
-
 async def test_an_unknown_workload_is_denied_with_the_reason() -> None:
     service = Ownership()
     assert reason(await service.ask(ref(), "delete")) == (
@@ -291,35 +260,6 @@ async def test_an_inference_cannot_be_suspended_whatever_its_phase() -> None:
     )
 
 
-async def test_a_terminal_phase_is_final_and_an_older_phase_does_not_replace_a_newer() -> None:
-    service, workload = Ownership(), ref()
-    await service.created(workload)
-    await service.phase(workload, "Completed", at=T0 + timedelta(seconds=2))
-    await service.phase(workload, "Running", at=T0 + timedelta(seconds=3))
-    await service.phase(workload, "Pending", at=T0 + timedelta(seconds=1))
-    assert reason(await service.ask(workload, "suspend")) == (
-        "cannot suspend a workload that is Completed"
-    )
-
-
-async def test_a_batch_keeps_the_latest_phase_of_each_workload() -> None:
-    service, workload = Ownership(), ref()
-    await service.created(workload)
-    events = [
-        WorkloadPhaseChangedV1(
-            source="/berth/scheduler-adapter",
-            subject=workload.workloadId,
-            actor=Actor.system("scheduler-adapter"),
-            time=T0 + timedelta(seconds=s),
-            data=WorkloadPhaseChangedData(workload=workload, phase=p),  # type: ignore[arg-type]
-        )
-        for s, p in [(2, "Stopped"), (1, "Running")]
-    ]
-    async with service.uow:
-        await handlers.record_phases([incoming(e) for e in events], service.uow, store=service._of)
-    assert isinstance(await service.ask(workload, "resume"), WorkloadActionAuthorizedV1)
-
-
 async def test_authorizing_writes_nothing_and_a_batch_answers_each_request() -> None:
     service, mine, unknown = Ownership(), ref(), ref()
     await service.created(mine)
@@ -337,6 +277,7 @@ async def test_authorizing_writes_nothing_and_a_batch_answers_each_request() -> 
         await handlers.authorize_actions(
             [incoming(e) for e in requests],
             service.uow,
+            targets=service.intake,
             store=service._of,
             rules=lambda _unit: service.rules,
         )
@@ -394,3 +335,72 @@ async def test_a_request_naming_the_workload_by_name_is_decided_on_that_workload
     answer = await service.ask(by_name, "suspend", actor=BOB)
     assert isinstance(answer, WorkloadActionAuthorizedV1)
     assert answer.subject == workload.workloadId
+
+
+async def test_a_name_stands_for_its_live_workload_not_an_earlier_deleted_one() -> None:
+    service, earlier = Ownership(), ref()
+    await service.created(earlier)
+    service.intake.deleted(earlier)
+    later = earlier.model_copy(update={"workloadId": uuid.uuid4().hex})
+    await service.created(later)
+    by_name = earlier.model_copy(update={"workloadId": uuid.uuid4().hex})
+    answer = await service.ask(by_name, "delete")
+    assert isinstance(answer, WorkloadActionAuthorizedV1)
+    assert answer.subject == later.workloadId
+
+
+# --- asking intake ------------------------------------------------------------------------------
+
+
+def requests_for(*workloads: WorkloadRef) -> list[WorkloadActionRequestedV1]:
+    return [
+        WorkloadActionRequestedV1(
+            source="/berth/ui",
+            subject=w.workloadId,
+            actor=ALICE,
+            data=WorkloadActionData(action="delete", name=w.name, project=w.project),
+        )
+        for w in workloads
+    ]
+
+
+async def test_a_batch_asks_intake_once_by_id_and_by_name() -> None:
+    service, one, two = Ownership(), ref(), ref()
+    await service.created(one)
+    await service.created(two)
+    async with service.uow:
+        await handlers.authorize_actions(
+            [incoming(e) for e in requests_for(one, two)],
+            service.uow,
+            targets=service.intake,
+            store=service._of,
+            rules=lambda _unit: service.rules,
+        )
+    assert service.intake.questions == [
+        (
+            [one.workloadId, two.workloadId],
+            [(one.project, one.name), (two.project, two.name)],
+        )
+    ]
+    assert [type(e) for e in service.uow.events] == [WorkloadActionAuthorizedV1] * 2
+
+
+async def test_while_intake_cannot_answer_the_batch_is_retried_not_denied() -> None:
+    """The consumer takes a transient error for an outage: the requests come back after a
+    growing delay and are never counted as failed (berth.shared.consumer)."""
+    service, workload = Ownership(), ref()
+    await service.created(workload)
+    service.intake.down = True
+    with pytest.raises(TransientError) as raised:
+        async with service.uow:
+            await handlers.authorize_actions(
+                [incoming(e) for e in requests_for(workload)],
+                service.uow,
+                targets=service.intake,
+                store=service._of,
+                rules=lambda _unit: service.rules,
+            )
+    assert is_transient(raised.value)
+    assert service.uow.events == []
+    service.intake.down = False
+    assert isinstance(await service.ask(workload, "delete"), WorkloadActionAuthorizedV1)

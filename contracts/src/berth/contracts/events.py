@@ -138,7 +138,6 @@ class SubmissionReceivedV1(Event):
     PRODUCERS: ClassVar[tuple[str, ...]] = (INTAKE,)
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((POLICY,), "policy-submissions"),
-        Consumer((OWNERSHIP,), "ownership-owners"),
         Consumer((UI,)),
     )
     data: SubmissionReceivedData
@@ -230,10 +229,7 @@ class WorkloadScheduledV1(Event):
     TYPE: ClassVar[str] = "berth.workload.scheduled"
     VERSION: ClassVar[int] = 1
     PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
-    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
-        Consumer((CLUSTER_SYNC,), "cluster-sync-placements"),
-        Consumer((UI,)),
-    )
+    CONSUMERS: ClassVar[tuple[Consumer, ...]] = (Consumer((UI,)),)
     data: WorkloadScheduledData
 
 
@@ -274,8 +270,6 @@ class WorkloadPhaseChangedV1(Event):
     PRODUCERS: ClassVar[tuple[str, ...]] = (SCHEDULER_ADAPTER, AGENT)
     CONSUMERS: ClassVar[tuple[Consumer, ...]] = (
         Consumer((INTAKE,), "intake-phases"),
-        # Which actions a workload's phase allows.
-        Consumer((OWNERSHIP,), "ownership-phases"),
         Consumer((UI,)),
     )
     data: WorkloadPhaseChangedData

@@ -128,6 +128,44 @@ class AssetUsersReply(Query):
     )
 
 
+class WorkloadName(Query):
+    project: str
+    name: str
+
+
+class ActionTargetsRequest(Query):
+    """The workloads some action requests name (asked by ownership when it authorizes them):
+    by id, and by project and name for requests from someone who may not read the workload
+    (who cannot know its id)."""
+
+    # At most one consumer batch's worth (a service's batch_size is at most 5000).
+    workloadIds: list[str] = Field(default_factory=list, max_length=5000)
+    names: list[WorkloadName] = Field(default_factory=list, max_length=5000)
+
+
+class ActionTarget(Query):
+    workload: WorkloadRef = Field(
+        description="The workload as intake accepted it (its creator, project and cluster)."
+    )
+    phase: str | None = Field(
+        default=None,
+        description="Its latest phase as its cluster reported it; unset while it is being created.",
+    )
+
+
+class ActionTargetsReply(Query):
+    byId: dict[str, ActionTarget] = Field(
+        default_factory=dict,
+        description="Per asked id of a workload intake received (a submission intake rejected "
+        "was never a workload): that workload. An unknown id is absent.",
+    )
+    byName: list[ActionTarget] = Field(
+        default_factory=list,
+        description="Per asked project and name, the workload the name stands for: the live "
+        "one, else the latest submitted. A name no workload ever had is absent.",
+    )
+
+
 class HealthQuery(Query):
     pass
 

@@ -61,6 +61,9 @@ RPC_WORKLOADS_LIST = "rpc.intake.workloads.list.v1"
 RPC_DRY_RUN = "rpc.intake.submissions.dry-run.v1"
 # The live workloads built from given catalog assets: the catalog asks before deleting one.
 RPC_WORKLOADS_USING_ASSETS = "rpc.intake.workloads.using-assets.v1"
+# The workloads action requests name, with creator, place and phase: ownership asks when it
+# authorizes actions, instead of following every submission and phase itself.
+RPC_WORKLOADS_ACTION_TARGETS = "rpc.intake.workloads.action-targets.v1"
 RPC_POLICY_EVALUATE = "rpc.policy.evaluate.v1"
 RPC_RENDER = "rpc.scheduler-adapter.render.v1"  # + .<cluster id>: see rpc_render
 # The clusters intake accepts submissions for (its copy of cluster-sync's registry).

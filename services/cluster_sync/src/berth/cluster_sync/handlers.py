@@ -14,7 +14,6 @@ from typing import Any
 from berth.cluster_sync.store import (
     ClusterSyncStore,
     DesiredChange,
-    Placement,
     SqlClusterSyncStore,
 )
 from berth.cluster_sync.tables import access_rules
@@ -33,7 +32,6 @@ from berth.contracts.events import (
     ClusterRecord,
     ClusterSettings,
     ClusterUpdatedV1,
-    WorkloadScheduledV1,
 )
 from berth.shared.access import RulesOf, sql_rules
 from berth.shared.consumer import Emitter, Incoming
@@ -230,23 +228,3 @@ async def forward_config_requests(
             ClusterConfigDesiredV1(source=SOURCE, **item.event.chain(), data=item.event.data),
             cause=item,
         )
-
-
-async def record_placements(
-    items: list[Incoming[WorkloadScheduledV1]],
-    unit: Emitter,
-    *,
-    store: StoreOf = SqlClusterSyncStore.of,
-) -> None:
-    await store(unit).add_placements(
-        [
-            Placement(
-                workload_id=i.event.subject,
-                cluster_id=i.event.data.workload.clusterId,
-                namespace=i.event.data.workload.namespace,
-                objects=[o.model_dump(mode="json") for o in i.event.data.objects],
-                at=i.event.time,
-            )
-            for i in items
-        ]
-    )

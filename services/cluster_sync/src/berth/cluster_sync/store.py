@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from berth.cluster_sync.tables import clusters, desired_configs, placements
+from berth.cluster_sync.tables import clusters, desired_configs
 from berth.contracts.events import ClusterConfig, ClusterRecord
 from berth.shared.store import SqlStore
 
@@ -34,15 +34,6 @@ class DesiredChange:
     at: datetime
 
 
-@dataclass(frozen=True)
-class Placement:
-    workload_id: str
-    cluster_id: str
-    namespace: str
-    objects: list[dict[str, Any]]
-    at: datetime
-
-
 class ClusterSyncStore(Protocol):
     """What the handlers read and write, inside the transaction of their unit of work."""
 
@@ -62,9 +53,6 @@ class ClusterSyncStore(Protocol):
     async def merge_desired(self, changes: Sequence[DesiredChange]) -> None:
         """Merge settings into the desired configs, in order (a later setting of the same
         cluster wins); a cluster that has not registered yet keeps them for when it does."""
-
-    async def add_placements(self, records: Sequence[Placement]) -> None:
-        """Record where workloads run; a workload keeps its first placement."""
 
 
 class SqlClusterSyncStore(SqlStore):
@@ -143,21 +131,6 @@ class SqlClusterSyncStore(SqlStore):
             [
                 {"cluster_id": c.cluster_id, "settings": c.settings, "requested_at": c.at}
                 for c in changes
-            ],
-        )
-
-    async def add_placements(self, records: Sequence[Placement]) -> None:
-        await self.insert_new(
-            placements,
-            [
-                {
-                    "workload_id": p.workload_id,
-                    "cluster_id": p.cluster_id,
-                    "namespace": p.namespace,
-                    "objects": p.objects,
-                    "scheduled_at": p.at,
-                }
-                for p in records
             ],
         )
 

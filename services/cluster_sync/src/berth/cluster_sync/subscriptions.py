@@ -13,7 +13,6 @@ from berth.contracts.events import (
     ClusterConfigReportedV1,
     ClusterConfigRequestedV1,
     ClusterUpdatedV1,
-    WorkloadScheduledV1,
 )
 from berth.contracts.queries import ClusterQuery
 from berth.contracts.roles import CLUSTER_SYNC
@@ -37,14 +36,6 @@ def register(service: Service) -> None:
             ClusterConfigRequestedV1.durable(CLUSTER_SYNC),
             handlers.forward_config_requests,
             "forward config request",
-        )
-    )
-    service.subscribe(
-        Subscription(
-            WorkloadScheduledV1,
-            WorkloadScheduledV1.durable(CLUSTER_SYNC),
-            handlers.record_placements,
-            "record placement",
         )
     )
     service.respond(

@@ -40,6 +40,9 @@ desired_configs = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False),
 )
 
+# No longer written: nothing read it (the scheduler-adapter keeps what it applied, intake where
+# each workload runs), so cluster-sync does not follow workload.scheduled. Kept for a release,
+# while the previous version still writes it during a rolling upgrade.
 placements = Table(
     "placements",
     metadata,

@@ -353,6 +353,7 @@ def _receive(
             issues=[],
             content_hash=validation.content_hash(item.event.data),
             assets=tuple(used.assetId for used in accepted.assets or ()),
+            ref=ref.model_dump(mode="json"),
         )
     )
     unit.emit(

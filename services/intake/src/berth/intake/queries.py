@@ -8,16 +8,22 @@ from sqlalchemy import Select, and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.contracts.access import AccessRule, OrgTree, readable_projects, refusal
+from berth.contracts.events import WorkloadRef
 from berth.contracts.queries import (
+    ActionTarget,
+    ActionTargetsReply,
+    ActionTargetsRequest,
     AssetUsersReply,
     AssetUsersRequest,
     PhaseRecord,
+    ProjectInfo,
     WorkloadListReply,
     WorkloadQuery,
     WorkloadReply,
     WorkloadView,
 )
 from berth.intake import projection
+from berth.intake.store import Reader, TargetRow
 from berth.intake.tables import (
     LIVE,
     access_rules,
@@ -188,3 +194,48 @@ async def workloads_using_assets(
         for row in await conn.execute(stmt):
             users.setdefault(row.asset_id, []).append(f"{row.project}/{row.name}")
     return AssetUsersReply(users=users)
+
+
+async def action_targets(request: ActionTargetsRequest, *, read: Reader) -> ActionTargetsReply:
+    """The workloads some action requests name, each with its reference as accepted and its
+    current phase as its cluster last reported it (not Unknown while the cluster is
+    disconnected: what an action may do depends on what the workload was last doing)."""
+    names = {(n.project, n.name) for n in request.names}
+    async with read() as db:
+        rows = await db.action_targets(request.workloadIds, sorted(names))
+        # Workloads received before intake kept each one's reference: rebuilt from its project.
+        older = {r.project for r in rows if r.ref is None}
+        projects = await db.projects(sorted(older)) if older else {}
+    targets = {r.workload_id: t for r in rows if (t := _target(r, projects)) is not None}
+    asked = set(request.workloadIds)
+    by_name: dict[tuple[str, str], ActionTarget] = {}
+    # Rows come live first, then latest first: the first of a name is the one it stands for.
+    for row in rows:
+        if (row.project, row.name) in names and row.workload_id in targets:
+            by_name.setdefault((row.project, row.name), targets[row.workload_id])
+    return ActionTargetsReply(
+        byId={wid: t for wid, t in targets.items() if wid in asked},
+        byName=list(by_name.values()),
+    )
+
+
+def _target(row: TargetRow, projects: dict[str, ProjectInfo]) -> ActionTarget | None:
+    if row.ref is not None:
+        ref = WorkloadRef.model_validate(row.ref)
+    elif (project := projects.get(row.project)) is not None:
+        ref = WorkloadRef.model_validate(
+            {
+                "workloadId": row.workload_id,
+                "name": row.name,
+                "kind": row.kind,
+                "project": row.project,
+                "department": project.department,
+                "clusterId": row.cluster_id,
+                "namespace": project.namespace,
+                "queue": project.queue,
+                "createdBy": row.created_by,
+            }
+        )
+    else:
+        return None  # neither its reference nor its project is known here any more
+    return ActionTarget(workload=ref, phase=row.phase)

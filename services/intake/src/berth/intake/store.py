@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, case, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -55,6 +55,24 @@ class WorkloadRow:
     content_hash: str | None
     # Ids of the catalog assets a received workload was resolved from.
     assets: tuple[str, ...] = ()
+    # The WorkloadRef a received workload was accepted with (JSON); none for a rejection.
+    ref: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """A received workload as an action on it is judged: who created it, where it lives, its
+    current phase (``ref``: as accepted; none for a workload received before intake kept it)."""
+
+    workload_id: str
+    name: str
+    project: str
+    kind: str
+    cluster_id: str
+    created_by: str
+    phase: str | None
+    live: bool
+    ref: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,13 @@ class IntakeStore(Protocol):
 
     async def assets(self, refs: Sequence[AssetRef]) -> list[AssetView]:
         """Assets from intake's copy of the catalog."""
+
+    async def action_targets(
+        self, ids: Sequence[str], names: Sequence[tuple[str, str]]
+    ) -> list[TargetRow]:
+        """The received workloads with one of ``ids`` or one of the (project, name) pairs,
+        live ones first, then the latest submitted first (a submission intake rejected was
+        never a workload)."""
 
     async def record_workloads(self, rows: Sequence[WorkloadRow]) -> None:
         """Record submissions, with the assets each was resolved from; an id already recorded
@@ -171,6 +196,48 @@ class SqlIntakeStore(SqlStore):
     async def assets(self, refs: Sequence[AssetRef]) -> list[AssetView]:
         return await projection.assets(self._conn, refs)
 
+    async def action_targets(
+        self, ids: Sequence[str], names: Sequence[tuple[str, str]]
+    ) -> list[TargetRow]:
+        wanted = []
+        if ids:
+            wanted.append(workloads.c.id.in_(sorted(set(ids))))
+        if names:
+            wanted.append(tuple_(workloads.c.project, workloads.c.name).in_(sorted(set(names))))
+        if not wanted:
+            return []
+        live = case((LIVE, True), else_=False).label("live")
+        stmt = (
+            select(
+                workloads.c.id,
+                workloads.c.name,
+                workloads.c.project,
+                workloads.c.kind,
+                workloads.c.cluster_id,
+                workloads.c.created_by,
+                workloads.c.phase,
+                workloads.c.ref,
+                live,
+            )
+            # Only received workloads have a cluster; a submission intake rejected has none.
+            .where(workloads.c.cluster_id.is_not(None), or_(*wanted))
+            .order_by(live.desc(), workloads.c.submitted_at.desc(), workloads.c.id)
+        )
+        return [
+            TargetRow(
+                workload_id=r.id,
+                name=r.name or "",
+                project=r.project or "",
+                kind=r.kind or "",
+                cluster_id=r.cluster_id,
+                created_by=r.created_by,
+                phase=r.phase,
+                live=r.live,
+                ref=r.ref,
+            )
+            for r in await self._conn.execute(stmt)
+        ]
+
     async def record_workloads(self, rows: Sequence[WorkloadRow]) -> None:
         await self.insert_new(
             workloads,
@@ -187,6 +254,7 @@ class SqlIntakeStore(SqlStore):
                     "submission": r.submission,
                     "issues": r.issues,
                     "content_hash": r.content_hash,
+                    "ref": r.ref,
                 }
                 for r in rows
             ],

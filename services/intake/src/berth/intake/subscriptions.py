@@ -16,6 +16,7 @@ from berth.contracts.events import (
     WorkloadPhaseChangedV1,
 )
 from berth.contracts.queries import (
+    ActionTargetsRequest,
     AssetUsersRequest,
     ClusterListQuery,
     DryRunRequest,
@@ -25,6 +26,7 @@ from berth.contracts.roles import INTAKE
 from berth.contracts.subjects import (
     RPC_CLUSTERS_LIST,
     RPC_DRY_RUN,
+    RPC_WORKLOADS_ACTION_TARGETS,
     RPC_WORKLOADS_GET,
     RPC_WORKLOADS_LIST,
     RPC_WORKLOADS_USING_ASSETS,
@@ -115,6 +117,11 @@ def register(service: Service, directory: ProjectDirectory) -> None:
         RPC_WORKLOADS_USING_ASSETS,
         AssetUsersRequest,
         partial(queries.workloads_using_assets, engine=service.engine),
+    )
+    service.respond(
+        RPC_WORKLOADS_ACTION_TARGETS,
+        ActionTargetsRequest,
+        partial(queries.action_targets, read=store.reader(service.engine)),
     )
     for subscription in access_rule_subscriptions(INTAKE, access_rules):
         service.subscribe(subscription)

@@ -46,6 +46,9 @@ workloads = Table(
     # sha256 of the submission as it came: a retry (same content) is skipped, another
     # submission under the same id is refused.
     Column("content_hash", Text, nullable=True),
+    # The WorkloadRef a received workload was accepted with (unset for one intake rejected):
+    # what ownership asks for when it authorizes an action on it.
+    Column("ref", JSONB(none_as_null=True), nullable=True),
     Index("uq_workloads_live_name", "project", "name", unique=True, postgresql_where=LIVE),
     # The list's order within a project (queries.list_workloads): a page reads only its rows.
     Index("ix_workloads_project_submitted_at", "project", text("submitted_at DESC"), "id"),

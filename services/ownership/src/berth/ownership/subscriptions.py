@@ -2,31 +2,24 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from berth.contracts.events import (
     ClusterConfigChangedV1,
     ClusterConfigDesiredV1,
-    SubmissionReceivedV1,
     WorkloadActionAuthorizedV1,
     WorkloadActionDeniedV1,
     WorkloadActionRequestedV1,
-    WorkloadPhaseChangedV1,
 )
 from berth.contracts.roles import OWNERSHIP
 from berth.ownership import handlers
 from berth.ownership.tables import access_rules
+from berth.ownership.workloads import ActionTargets
 from berth.shared.access import subscriptions as access_rule_subscriptions
 from berth.shared.service import Service, Subscription
 
 
-def register(service: Service) -> None:
-    service.subscribe(
-        Subscription(
-            SubmissionReceivedV1,
-            SubmissionReceivedV1.durable(OWNERSHIP),
-            handlers.record_owners,
-            "record owner",
-        )
-    )
+def register(service: Service, targets: ActionTargets) -> None:
     service.subscribe(
         Subscription(
             ClusterConfigChangedV1,
@@ -43,19 +36,13 @@ def register(service: Service) -> None:
             "record desired cluster config",
         )
     )
-    service.subscribe(
-        Subscription(
-            WorkloadPhaseChangedV1,
-            WorkloadPhaseChangedV1.durable(OWNERSHIP),
-            handlers.record_phases,
-            "record phase",
-        )
-    )
+    # Submissions and phases are not followed: intake describes the workloads an action names
+    # when one is requested (berth.ownership.workloads).
     service.subscribe(
         Subscription(
             WorkloadActionRequestedV1,
             WorkloadActionRequestedV1.durable(OWNERSHIP),
-            handlers.authorize_actions,
+            partial(handlers.authorize_actions, targets=targets),
             "authorize action",
         )
     )

@@ -1,14 +1,14 @@
 """An index in the order a project's workloads are listed (newest first), so that a page of
 ``berth list -p PROJECT`` reads that page, not every workload the project ever had.
 
-Revision ID: 0010
+Revision ID: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
