@@ -35,8 +35,9 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
 from pydantic import ValidationError
-from sqlalchemy import Table, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Executable, Table, Text, any_, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.contracts.envelope import Actor, Event
@@ -182,20 +183,56 @@ async def claim(
     recorded one): neither a redelivery to skip nor a new event to handle."""
     if not ids:
         return set(), set()
-    rows: list[dict[str, Any]] = [{"event_id": i} for i in ids]
-    if digests is not None:
-        for row, d in zip(rows, digests, strict=True):
-            row["digest"] = d
-    stmt = insert(table).values(rows).on_conflict_do_nothing().returning(table.c.event_id)
-    fresh = set((await conn.execute(stmt)).scalars().all())
+    with_digest = digests is not None and "digest" in table.c
+    params: dict[str, Any] = {"ids": list(ids)}
+    if with_digest:
+        assert digests is not None
+        params["digests"] = list(digests)
+    fresh = set((await conn.execute(_claim_statement(table, with_digest), params)).scalars())
     reused: set[UUID] = set()
-    seen = {i: d for i, d in zip(ids, digests or [], strict=False) if i not in fresh}
-    if seen and "digest" in table.c:
+    if with_digest and len(fresh) < len(ids):
+        assert digests is not None
+        # Redeliveries only: the common batch has none and makes a single round trip.
+        seen = {i: d for i, d in zip(ids, digests, strict=True) if i not in fresh}
         recorded = await conn.execute(
-            select(table.c.event_id, table.c.digest).where(table.c.event_id.in_(list(seen)))
+            select(table.c.event_id, table.c.digest).where(
+                table.c.event_id == any_(cast(list(seen), ARRAY(PG_UUID(as_uuid=True))))
+            )
         )
         reused = {r.event_id for r in recorded if r.digest and r.digest != seen[r.event_id]}
     return fresh, reused
+
+
+_CLAIMS: dict[tuple[int, bool], tuple[Table, Executable]] = {}
+
+
+def _claim_statement(table: Table, with_digest: bool) -> Executable:
+    """``INSERT .. SELECT FROM unnest(:ids, :digests) ON CONFLICT DO NOTHING RETURNING``: one
+    statement whatever the batch's size, so it is compiled once and sends two array
+    parameters, where a multi-row VALUES is built, compiled and bound value by value for every
+    batch size it meets."""
+    key = (id(table), with_digest)
+    cached = _CLAIMS.get(key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    arrays: list[Any] = [bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))]
+    names = ["event_id"]
+    if with_digest:
+        arrays.append(bindparam("digests", type_=ARRAY(Text())))
+        names.append("digest")
+    rows = (
+        func.unnest(*(cast(a, a.type) for a in arrays))
+        .table_valued(*names)
+        .render_derived(name="incoming")
+    )
+    stmt = (
+        insert(table)
+        .from_select(names, select(*(rows.c[n] for n in names)))
+        .on_conflict_do_nothing()
+        .returning(table.c.event_id)
+    )
+    _CLAIMS[key] = (table, stmt)
+    return stmt
 
 
 class BatchRunner:
