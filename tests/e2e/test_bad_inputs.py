@@ -248,7 +248,8 @@ async def test_every_bad_input_is_named_and_nothing_is_blocked(cli: Cli, suite: 
 
 
 async def _phase_seen_by_ownership(database_url: str, name: str, phase: str) -> None:
-    """Ownership judges actions by the phase it has recorded: wait until it has this one."""
+    """Ownership judges actions by the phase intake answers it (intake's read model): wait
+    until intake has recorded this one."""
     engine = create_async_engine(database_url)
     try:
 
@@ -256,9 +257,8 @@ async def _phase_seen_by_ownership(database_url: str, name: str, phase: str) -> 
             async with engine.connect() as conn:
                 found = await conn.scalar(
                     text(
-                        "SELECT p.phase FROM ownership.workload_phases p "
-                        "JOIN intake.workloads w ON w.id = p.workload_id "
-                        "WHERE w.name = :n AND w.status NOT IN ('rejected', 'Deleted')"
+                        "SELECT phase FROM intake.workloads "
+                        "WHERE name = :n AND status NOT IN ('rejected', 'Deleted')"
                     ),
                     {"n": name},
                 )
