@@ -43,7 +43,7 @@ def test_a_killed_agent_restarts_none_of_the_200_running_workloads(cli: Cli, sui
     agent.wait(30)
     suite.start_service("scheduler-adapter")
     suite.wait_ready(120)
-    # The new agent has listed the cluster and re-applied what its database holds by the time
+    # The new agent has listed the cluster and reconciled what its database holds by the time
     # it reports; give the phases it may publish time to arrive.
     time.sleep(5)
     sample = cli.json("describe", names[0], "-p", PROJECT)

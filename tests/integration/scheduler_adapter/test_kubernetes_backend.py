@@ -147,6 +147,52 @@ async def test_training_applies_once_and_watch_maps_to_phases(
     await phases.stop()
 
 
+async def test_a_restarted_backend_lists_the_top_objects_it_can_vouch_for(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    train = workload("listed-train", "training", TRAINING)
+    tools = {"image": "img:1", "ports": [{"container": 8888, "toolType": "jupyter-notebook"}]}
+    workspace = workload("listed-ws", "workspace", tools)
+    await cluster.apply(train + workspace)
+
+    restarted = cluster_for(server, resync_seconds=5, retries=0)
+    await restarted.start()
+    try:
+        listing = await restarted.listed()
+        assert listing.holds(train[0])
+        [stateful_set] = [o for o in workspace if o["kind"] == "StatefulSet"]
+        [service] = [o for o in workspace if o["kind"] == "Service"]
+        assert listing.holds(stateful_set)
+        # Tool Services are not watched: the listing cannot tell whether they are there.
+        assert not listing.holds(service)
+        assert not listing.holds(workload("never-applied", "training", TRAINING)[0])
+    finally:
+        await restarted.close()
+
+
+async def test_a_kind_that_cannot_be_listed_is_left_out_of_the_listing(
+    server: FakeApiServer,
+) -> None:
+    setup = cluster_for(server, resync_seconds=5, retries=0)
+    await setup.start()
+    train = workload("unlisted-train", "training", TRAINING)
+    await setup.apply(train)
+    await setup.close()
+
+    server.fail("GET", "/jobs", 403, times=1000)
+    backend = cluster_for(server, resync_seconds=5, retries=0, sync_timeout=0.5)
+    await backend.start()
+    try:
+        listing = await backend.listed()
+        # Not listed within the bound: the job may be there or not, so it is applied again.
+        assert listing.kinds is not None
+        assert ("batch/v1", "Job") not in listing.kinds
+        assert ("apps/v1", "StatefulSet") in listing.kinds
+        assert not listing.holds(train[0])
+    finally:
+        await backend.close()
+
+
 async def test_owned_objects_get_the_top_objects_uid_and_delete_collects_them(
     server: FakeApiServer, cluster: KubernetesCluster
 ) -> None:

@@ -151,12 +151,55 @@ async def test_restart_resyncs_without_duplicates_or_missed_phases(
     try:
         await eventually(lambda: _has(second, workload.workloadId, "Completed"))
         assert await phases(second, workload.workloadId) == ["Creating", "Running", "Completed"]
-        # The resync applied the workload (unfinished as far as the database knew) once more,
-        # which server-side apply turns into a no-op: one job, unchanged, its status kept.
-        assert len(server.calls("PATCH", "/jobs/")) == applies_before + 1
+        # Unfinished as far as the database knew, but the cluster's listing holds its job: not
+        # applied again. One job, unchanged, its status kept; its phase read from the listing.
+        assert len(server.calls("PATCH", "/jobs/")) == applies_before
         [stored_job] = server.find("batch/v1", "jobs")
         assert stored_job["metadata"]["resourceVersion"] == version
         assert stored_job["status"]["conditions"][0]["type"] == "Complete"
+    finally:
+        await second.app.stop()
+
+
+async def test_a_restart_applies_only_the_workloads_missing_from_the_cluster(
+    server: FakeApiServer, nats_url: str, database_url: str
+) -> None:
+    kept, lost = ref("restart-kept"), ref("restart-lost")
+    first = adapter(server, nats_url, database_url)
+    await first.app.start()
+    try:
+        for workload in (kept, lost):
+            await publish(first.js, approved(workload, {"image": "img:1"}))
+        for workload in (kept, lost):
+            job = await eventually(
+                lambda w=workload: server.objects.get(("batch/v1", "jobs", NS, w.name))
+            )
+            await server.put_pod(
+                NS, f"{workload.name}-x", job, phase="Running", scheduled=True, ready=True
+            )
+            await eventually(lambda w=workload: _has(first, w.workloadId, "Running"))
+    finally:
+        await first.app.stop()
+
+    # While the agent is down, one job goes from the cluster (its pod with it).
+    await server.remove("v1", "pods", NS, f"{lost.name}-x")
+    await server.remove("batch/v1", "jobs", NS, lost.name)
+    kept_version = server.get("batch/v1", "jobs", NS, kept.name)["metadata"]["resourceVersion"]
+    applies_before = len(server.calls("PATCH", "/jobs/"))
+
+    second = adapter(server, nats_url, database_url)
+    await second.app.start()
+    try:
+        # Applied again at start: the only apply of the restart.
+        assert ("batch/v1", "jobs", NS, lost.name) in server.objects
+        assert [c.path for c in server.calls("PATCH", "/jobs/")[applies_before:]] == [
+            f"/apis/batch/v1/namespaces/{NS}/jobs/{lost.name}"
+        ]
+        assert server.get("batch/v1", "jobs", NS, kept.name)["metadata"]["resourceVersion"] == (
+            kept_version
+        )
+        await eventually(lambda: _count(second, lost.workloadId, "Creating", 2))
+        assert await phases(second, kept.workloadId) == ["Creating", "Running"]
     finally:
         await second.app.stop()
 

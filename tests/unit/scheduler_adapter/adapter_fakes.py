@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
-from berth.scheduler_adapter.backend import WorkloadSnapshot
+from berth.scheduler_adapter.backend import Listing, ObjectKey, WorkloadSnapshot, object_key
 from berth.scheduler_adapter.store import HELD, AppliedWorkload, PhaseChange
 from berth.shared.errors import PermanentError
 from berth.shared.testing import InMemoryTable
@@ -86,6 +86,10 @@ class RecordingCluster:
         self.applied: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []
         self.refuse: dict[str, str] = {}  # action -> the cluster's reason
+        # What its listing holds, and of which kinds (None: every kind).
+        self.present: set[ObjectKey] = set()
+        self.listed_kinds: set[tuple[str, str]] | None = None
+        self.adopted: list[dict[str, Any]] = []
 
     async def start(self) -> None:
         pass
@@ -98,6 +102,17 @@ class RecordingCluster:
 
     async def apply_secrets(self, secrets: list[dict[str, Any]]) -> None:
         self.applied.extend(secrets)
+
+    def hold(self, *objects: dict[str, Any]) -> None:
+        """The cluster holds these objects (applied before a restart)."""
+        self.present.update(object_key(o) for o in objects)
+
+    async def listed(self) -> Listing:
+        kinds = None if self.listed_kinds is None else frozenset(self.listed_kinds)
+        return Listing(kinds=kinds, objects=frozenset(self.present))
+
+    async def adopt(self, objects: list[dict[str, Any]]) -> None:
+        self.adopted.extend(objects)
 
     async def _act(self, action: str, workload_id: str) -> None:
         if action in self.refuse:

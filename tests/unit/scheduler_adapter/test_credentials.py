@@ -165,6 +165,25 @@ async def test_secrets_are_delivered_before_the_objects_and_never_logged(
     assert "berth-cred-none" in caplog.text  # the missing one is reported by name
 
 
+async def test_objects_adopted_at_a_restart_get_their_secrets_without_an_apply(
+    tmp_path: Path,
+) -> None:
+    # Found in the cluster by a restarted agent: not applied again, but a Secret that was
+    # missing when it stopped (or whose value changed meanwhile) is delivered, and refreshed later.
+    keys = agent_keys(tmp_path, "local")
+    catalog = FakeCatalog(keys, {"berth-cred-tok": {"t": "v1"}})
+    inner = Recording()
+    delivery = CredentialDelivery(inner, nc=lambda: catalog, cluster_id="local", keys=keys)
+    await delivery.adopt(
+        manifests("training", "one", extra=TOKEN_ENV)
+        + manifests("training", "two", extra=TOKEN_ENV)
+    )
+    assert inner.calls == ["secrets"]
+    assert len(catalog.asked) == 1  # one request for the namespace, not one per workload
+    assert inner.secret(NAMESPACE, "berth-cred-tok") == {"t": "v1"}
+    assert inner.workload_count == 0
+
+
 async def test_a_box_sealed_to_another_key_is_not_applied(tmp_path: Path) -> None:
     keys = agent_keys(tmp_path / "agent", "local")
     stranger = agent_keys(tmp_path / "stranger", "local")

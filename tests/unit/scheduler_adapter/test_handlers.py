@@ -508,10 +508,106 @@ async def test_resync_after_a_restart_applies_only_unfinished_workloads() -> Non
         AppliedWorkload(held.workloadId, held.model_dump(mode="json"), [_obj(held)], desired=HELD),
     )
 
-    count = await handlers.resync(adapter.uow, backend=adapter.cluster, store=adapter._store)
+    resynced = await handlers.resync(adapter.uow, backend=adapter.cluster, store=adapter._store)
 
-    assert count == 1
+    # The cluster came back empty (a simulated one restarted with the agent): applied again.
+    assert resynced == handlers.Resynced(unfinished=1, applied=1)
     assert adapter.cluster.applied_ids() == {live.workloadId}
+
+
+def _stored(
+    adapter: Adapter, target: WorkloadRef, objects: list[dict[str, Any]], **row: Any
+) -> None:
+    adapter.store.workloads.put(
+        target.workloadId,
+        AppliedWorkload(target.workloadId, target.model_dump(mode="json"), objects, **row),
+    )
+
+
+async def test_resync_applies_only_what_the_cluster_does_not_hold() -> None:
+    adapter = Adapter()
+    running_one, unobserved, never_applied, lost = (
+        workload("running"),
+        workload("unobserved"),
+        workload("never-applied"),
+        workload("lost"),
+    )
+    _stored(adapter, running_one, [_obj(running_one)], phase="Running")
+    # Applied, but the agent stopped before the watch recorded any phase of it.
+    _stored(adapter, unobserved, [_obj(unobserved)])
+    # Recorded, then a crash before the apply that follows the commit.
+    _stored(adapter, never_applied, [_obj(never_applied)])
+    # Running once, removed from the cluster while the agent was away.
+    _stored(adapter, lost, [_obj(lost)], phase="Running")
+    adapter.cluster.hold(_obj(running_one), _obj(unobserved))
+
+    resynced = await handlers.resync(adapter.uow, backend=adapter.cluster, store=adapter._store)
+
+    assert resynced == handlers.Resynced(unfinished=4, applied=2)
+    assert adapter.cluster.applied_ids() == {never_applied.workloadId, lost.workloadId}
+    adopted = {o["metadata"]["name"] for o in adapter.cluster.adopted}
+    assert adopted == {running_one.name, unobserved.name}
+    # No phase is made up here: those of the workloads found come from the cluster's snapshots.
+    assert adapter.uow.events == []
+
+
+async def test_resync_applies_again_what_the_listing_cannot_vouch_for() -> None:
+    adapter = Adapter()
+    tools, old_rendering, unlisted = workload("tools"), workload("podgroup"), workload("unlisted")
+    service = {**_obj(tools), "apiVersion": "v1", "kind": "Service"}
+    pod_group = {
+        **_obj(old_rendering),
+        "apiVersion": "scheduling.run.ai/v2alpha2",
+        "kind": "PodGroup",
+    }
+    _stored(adapter, tools, [_obj(tools), service], phase="Running")
+    _stored(adapter, old_rendering, [_obj(old_rendering), pod_group], phase="Running")
+    _stored(adapter, unlisted, [_deployment(unlisted)], phase="Running")
+    # Every object is there, but the backend lists its top kinds only, and Deployments failed.
+    adapter.cluster.hold(
+        _obj(tools), service, _obj(old_rendering), pod_group, _deployment(unlisted)
+    )
+    adapter.cluster.listed_kinds = {("batch/v1", "Job")}
+
+    resynced = await handlers.resync(adapter.uow, backend=adapter.cluster, store=adapter._store)
+
+    assert resynced.applied == 3
+    assert adapter.cluster.applied_ids() == {
+        tools.workloadId,
+        old_rendering.workloadId,
+        unlisted.workloadId,
+    }
+    assert adapter.cluster.adopted == []
+
+
+async def test_a_restart_applies_an_approval_whose_apply_never_ran() -> None:
+    first = Adapter()
+    applied_one, crashed = workload("applied"), workload("crashed")
+    await first.approve(approved(applied_one))
+    applied = list(first.cluster.applied)
+    # Recorded and committed; the agent dies before the apply that follows the commit.
+    first.uow.after_commit.append(_never)
+    with pytest.raises(_Crash):
+        await first.approve(approved(crashed))
+    assert crashed.workloadId in {r.workload_id for r in first.store.workloads}
+
+    second = Adapter()
+    second.store = first.store
+    second.cluster.hold(*applied)
+
+    resynced = await handlers.resync(second.uow, backend=second.cluster, store=second._store)
+
+    assert resynced == handlers.Resynced(unfinished=2, applied=1)
+    assert second.cluster.applied_ids() == {crashed.workloadId}
+    assert {o["metadata"]["name"] for o in second.cluster.adopted} == {applied_one.name}
+
+
+class _Crash(Exception):
+    pass
+
+
+async def _never() -> None:
+    raise _Crash
 
 
 async def test_an_agent_refuses_another_clusters_state() -> None:
@@ -526,5 +622,13 @@ def _obj(target: WorkloadRef) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": target.name, "labels": {"berth.dev/workload-id": target.workloadId}},
+        "metadata": {
+            "name": target.name,
+            "namespace": target.namespace,
+            "labels": {"berth.dev/workload-id": target.workloadId},
+        },
     }
+
+
+def _deployment(target: WorkloadRef) -> dict[str, Any]:
+    return {**_obj(target), "apiVersion": "apps/v1", "kind": "Deployment"}

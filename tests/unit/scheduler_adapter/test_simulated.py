@@ -427,3 +427,16 @@ async def test_an_unusable_runtime_fails_its_workload_only(runtime: float) -> No
         await rec.wait_for("wl-bad-runtime", "Failed")
         assert "sim-runtime-seconds" in rec.last("wl-bad-runtime").conditions[0][2]
         assert cluster.workload_count == 1
+
+
+async def test_its_listing_holds_every_object_it_was_given_of_any_kind() -> None:
+    cluster = SimulatedCluster(Inventory.default())
+    tools = {"ports": [{"container": 8888, "toolType": "jupyter-notebook"}]}
+    workspace = manifests("workspace", "listed", extra=tools)
+    assert len(workspace) > 1
+    empty = await cluster.listed()
+    assert not any(empty.holds(o) for o in workspace)
+    await cluster.apply(workspace)
+    listing = await cluster.listed()
+    assert all(listing.holds(o) for o in workspace)
+    assert not listing.holds(manifests("training", "other")[0])

@@ -57,6 +57,35 @@ def referenced_secrets(objects: Iterable[Mapping[str, Any]]) -> set[str]:
 _SECRET_KEYS = frozenset({"secretKeyRef", "secretRef", "secret", "imagePullSecrets"})
 
 
+ObjectKey = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+
+
+def object_key(obj: Mapping[str, Any]) -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    return (
+        str(obj.get("apiVersion", "")),
+        str(obj.get("kind", "")),
+        str(meta.get("namespace", "")),
+        str(meta.get("name", "")),
+    )
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a backend's listing of the cluster holds of berth's objects: the cluster state a
+    restarted agent reconciles its records against."""
+
+    # The (apiVersion, kind) listed in full; None: every kind. Of another kind, nothing can be
+    # told (the backend does not list it): an object of it may be there or not.
+    kinds: frozenset[tuple[str, str]] | None
+    objects: frozenset[ObjectKey]
+
+    def holds(self, obj: Mapping[str, Any]) -> bool:
+        """Whether ``obj`` is known to be in the cluster."""
+        key = object_key(obj)
+        return (self.kinds is None or key[:2] in self.kinds) and key in self.objects
+
+
 @dataclass(frozen=True)
 class PodStatus:
     name: str
@@ -108,6 +137,16 @@ class ClusterBackend(Protocol):
     async def suspend(self, namespace: str, workload_id: str) -> None: ...
 
     async def resume(self, namespace: str, workload_id: str) -> None: ...
+
+    async def listed(self) -> Listing:
+        """The cluster's objects as the backend's first full listing found them (waiting for
+        it, within a bound: a kind not listed by then is not in the ``Listing``)."""
+        ...
+
+    async def adopt(self, objects: list[dict[str, Any]]) -> None:
+        """Objects found in the cluster as rendered, so not applied again: what they need
+        besides themselves (credential Secrets) is seen to."""
+        ...
 
     def snapshots(self) -> AsyncIterator[list[WorkloadSnapshot]]:
         """Batches of snapshots of workloads whose state changed; a new subscriber first

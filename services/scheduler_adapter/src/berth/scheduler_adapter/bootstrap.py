@@ -101,7 +101,11 @@ def build(
             resynced = await handlers.resync(unit, backend=cluster)
             unit.emit(report)
         log.info(
-            "cluster %s (%s): %d workloads resynced", settings.cluster_id, cluster.name, resynced
+            "cluster %s (%s): %d workloads resynced, %d of them applied again",
+            settings.cluster_id,
+            cluster.name,
+            resynced.unfinished,
+            resynced.applied,
         )
 
     async def heartbeat() -> None:

@@ -38,7 +38,12 @@ from berth.contracts.catalog import (
 )
 from berth.contracts.events import PublicKey
 from berth.contracts.subjects import RPC_CATALOG_CREDENTIALS_DELIVER
-from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot, referenced_secrets
+from berth.scheduler_adapter.backend import (
+    ClusterBackend,
+    Listing,
+    WorkloadSnapshot,
+    referenced_secrets,
+)
 from berth.shared.bus import ask
 from berth.shared.errors import TransientError
 from berth.shared.keys import KeyFiles, SealingKeys
@@ -236,6 +241,16 @@ class CredentialDelivery:
 
     async def apply_secrets(self, secrets: list[dict[str, Any]]) -> None:
         await self.inner.apply_secrets(secrets)
+
+    async def listed(self) -> Listing:
+        return await self.inner.listed()
+
+    async def adopt(self, objects: list[dict[str, Any]]) -> None:
+        # Objects already in the cluster still get their Secrets: one missing when the agent
+        # stopped (the catalog was away), or whose value changed meanwhile, is delivered now,
+        # and ``refresh`` learns where they are. One request per namespace, not per workload.
+        await self.ensure(objects)
+        await self.inner.adopt(objects)
 
     async def delete(self, namespace: str, workload_id: str) -> None:
         await self.inner.delete(namespace, workload_id)

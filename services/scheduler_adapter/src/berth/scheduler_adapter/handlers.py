@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -42,7 +43,7 @@ from berth.contracts.quota import holds_quota
 from berth.contracts.runnable import check, describe
 from berth.contracts.workload import requested_gpus
 from berth.scheduler_adapter import admission
-from berth.scheduler_adapter.backend import ClusterBackend, WorkloadSnapshot
+from berth.scheduler_adapter.backend import ClusterBackend, Listing, WorkloadSnapshot
 from berth.scheduler_adapter.credentials import CredentialDelivery
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.rendering import from_config, object_refs, render
@@ -275,13 +276,48 @@ async def apply_objects(backend: ClusterBackend, objects: list[dict[str, Any]]) 
         log.warning("some objects were refused by the cluster: %s", exc)
 
 
-async def resync(unit: Emitter, *, backend: ClusterBackend, store: StoreOf = _sql_store) -> int:
-    """Apply again every workload that should run and has not finished (apply is idempotent)."""
+@dataclass(frozen=True)
+class Resynced:
+    unfinished: int  # workloads that should run and have not finished
+    applied: int  # of them, applied again
+
+
+def needs_apply(row: AppliedWorkload, listing: Listing) -> bool:
+    """Whether a restarted agent applies a workload again: unless the cluster's listing holds
+    every object it was rendered into.
+
+    One found in full was applied in full: the cluster runs it, and applying it again would
+    change nothing (server-side apply of the same manifests) at one request per object. One
+    whose top object is missing was recorded but never applied (a crash between the commit and
+    the apply), or was removed while the agent was away: applied. So is one with an object of
+    a kind the listing cannot tell of (a tool Service, a claim, an autoscaler, a PodGroup
+    rendered by earlier versions): a crash between its top object and the rest would otherwise
+    leave the rest missing for good."""
+    return not all(listing.holds(m) for m in row.manifests)
+
+
+async def resync(
+    unit: Emitter, *, backend: ClusterBackend, store: StoreOf = _sql_store
+) -> Resynced:
+    """Reconcile every workload that should run and has not finished with the cluster's
+    listing: apply those it does not hold in full; the others' phases come from the listing
+    through the snapshot feed, as any change would."""
     rows = await store(unit).unfinished()
-    objects = [m for r in rows for m in r.manifests]
-    if objects:
-        await apply_objects(backend, objects)
-    return len(rows)
+    listing = await backend.listed()
+    missing: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
+    applied = 0
+    for row in rows:
+        if needs_apply(row, listing):
+            missing.extend(row.manifests)
+            applied += 1
+        else:
+            found.extend(row.manifests)
+    if found:
+        await backend.adopt(found)
+    if missing:
+        await apply_objects(backend, missing)
+    return Resynced(unfinished=len(rows), applied=applied)
 
 
 async def act_on_actions(

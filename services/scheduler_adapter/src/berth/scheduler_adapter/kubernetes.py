@@ -9,7 +9,9 @@
   Persistent claims are not owned and stay.
 - Status comes from LIST + WATCH of pods and every top kind, cluster-wide, filtered by berth's
   workload-id label; a watch that ends or expires (410) is followed by a fresh LIST (a resync),
-  and a kind whose CRD is not installed is retried at the next resync.
+  and a kind whose CRD is not installed is retried at the next resync. The first LIST of the top
+  kinds is also what a restarted agent reconciles its records against (``listed``): only a
+  workload the cluster does not hold in full is applied again.
 - Every request passes a client-side token bucket (``qps``/``burst``) and API errors become
   ``TransientError`` (retry later: 429, 5xx, timeouts, connection errors) or ``PermanentError``
   (the request itself is wrong: 4xx) at this boundary.
@@ -50,7 +52,13 @@ from berth.contracts.capabilities import (
     ClusterCapabilities,
 )
 from berth.scheduler_adapter import labels
-from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, is_top, top_object
+from berth.scheduler_adapter.backend import (
+    Listing,
+    PodStatus,
+    WorkloadSnapshot,
+    is_top,
+    top_object,
+)
 from berth.scheduler_adapter.feed import SnapshotFeed
 from berth.scheduler_adapter.top_kinds import expected_pods, top_kind
 from berth.shared.errors import PermanentError, TransientError
@@ -266,6 +274,7 @@ class KubernetesCluster:
         retry_delay: float = 0.5,
         concurrency: int = 32,
         snapshot_gather: float = 0.0,
+        sync_timeout: float = 30.0,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._context = context
@@ -291,6 +300,9 @@ class KubernetesCluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
         self._listed: set[Resource] = set()
+        # How long ``listed`` waits for every watch's first LIST: a kind that cannot be listed
+        # (an API server refusing it) must not hold the agent's start for ever.
+        self._sync_timeout = sync_timeout
         self.calls = 0  # API requests made, for tests and metrics
 
     # --- the port -----------------------------------------------------------------------------
@@ -389,6 +401,24 @@ class KubernetesCluster:
 
     async def resume(self, namespace: str, workload_id: str) -> None:
         await self._set_suspended(namespace, workload_id, False)
+
+    async def listed(self) -> Listing:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._synced.wait(), self._sync_timeout)
+        # The top kinds only: pods are never applied, and the objects a workload's top object
+        # owns (tool Services, claims, autoscalers) are not watched, so nothing is told of them.
+        tops = [r for r in self._listed if r is not POD]
+        return Listing(
+            kinds=frozenset((r.api_version, r.kind) for r in tops),
+            objects=frozenset(
+                (r.api_version, r.kind, namespace, name)
+                for r in tops
+                for namespace, name in self._seen[r]
+            ),
+        )
+
+    async def adopt(self, objects: list[dict[str, Any]]) -> None:
+        pass
 
     def snapshots(self) -> AsyncIterator[list[WorkloadSnapshot]]:
         return self._feed.subscribe(self._all_snapshots)

@@ -26,7 +26,12 @@ from typing import Any
 
 from berth.contracts.catalog import credential_of_secret
 from berth.scheduler_adapter import labels
-from berth.scheduler_adapter.backend import PodStatus, WorkloadSnapshot, referenced_secrets
+from berth.scheduler_adapter.backend import (
+    Listing,
+    PodStatus,
+    WorkloadSnapshot,
+    referenced_secrets,
+)
 from berth.scheduler_adapter.feed import SnapshotFeed
 from berth.scheduler_adapter.simulation.capacity import Capacity
 from berth.scheduler_adapter.simulation.inventory import Inventory
@@ -188,6 +193,16 @@ class SimulatedCluster:
         self._emit(workload)
         self._after(CONTROLLER_DELAY, workload, "create_pods")
         self._changed()
+
+    async def listed(self) -> Listing:
+        # Every object it holds is at hand, of whatever kind.
+        return Listing(
+            kinds=None,
+            objects=frozenset(key for w in self._workloads.values() for key in w.objects),
+        )
+
+    async def adopt(self, objects: list[dict[str, Any]]) -> None:
+        pass
 
     def snapshots(self) -> AsyncIterator[list[WorkloadSnapshot]]:
         return self._feed.subscribe(self._resync)
