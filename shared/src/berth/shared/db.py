@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    LargeBinary,
-    MetaData,
-    Table,
-    Text,
-    event,
-    func,
-    text,
-)
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import BIGINT, JSONB, UUID
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 NAMING_CONVENTION = {
@@ -68,46 +55,15 @@ def service_metadata(schema: str) -> MetaData:
     return metadata
 
 
-# A pooled connection idle for longer than this is checked before it is used again.
-IDLE_PING_SECONDS = 1.0
-
-
-def create_engine(
-    database_url: str, *, pool_size: int = 5, idle_ping_seconds: float = IDLE_PING_SECONDS
-) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     # Batches are committed by one task at a time per subscription; a small pool is plenty and
     # keeps the connection count low when six services share one server.
-    engine = create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size)
-    ping_when_idle(engine.sync_engine, idle_ping_seconds)
-    return engine
-
-
-def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
-    """Check a pooled connection before use when it was idle for ``idle_seconds`` or more, and
-    replace it when the server has closed it (a restart, an idle timeout).
-
-    SQLAlchemy's ``pool_pre_ping`` checks at every checkout: three round trips (begin, a query,
-    rollback) before each transaction, more CPU than a batch's own statements. A connection in
-    steady use needs no check: a server restart under load fails the transactions in flight
-    anyway (an outage, retried), and the pool then replaces every connection it had."""
-
-    @event.listens_for(engine, "checkin")
-    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
-        record.info[_IDLE_SINCE] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-        since = record.info.pop(_IDLE_SINCE, None)
-        if since is None or time.monotonic() - since < idle_seconds:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:
-            # The pool discards this connection and checks out a new one.
-            raise DisconnectionError(f"pooled connection unusable: {exc}") from exc
-
-
-_IDLE_SINCE = "berth_idle_since"
+    return create_async_engine(
+        database_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+    )
 
 
 async def ensure_schema(engine: AsyncEngine, schema: str) -> None:
