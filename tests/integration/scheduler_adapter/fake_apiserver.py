@@ -71,6 +71,7 @@ class FakeApiServer:
     events: list[tuple[int, str, str, str, dict[str, Any]]] = field(default_factory=list)
     oldest_version: int = 0  # watches from before this answer 410 Gone
     injected: list[Injected] = field(default_factory=list)
+    delayed: list[Injected] = field(default_factory=list)  # status: the delay in milliseconds
 
     def __post_init__(self) -> None:
         self._versions = itertools.count(1)
@@ -103,6 +104,11 @@ class FakeApiServer:
     def fail(self, method: str, fragment: str, status: int, times: int = 1) -> None:
         """Answer the next ``times`` requests of ``method`` whose path contains ``fragment``."""
         self.injected.append(Injected(method, fragment, status, times))
+
+    def slow(self, method: str, fragment: str, seconds: float, times: int = 1) -> None:
+        """Answer the next ``times`` requests (watches aside) of ``method`` whose path contains
+        ``fragment`` after ``seconds``: a loaded API server."""
+        self.delayed.append(Injected(method, fragment, int(seconds * 1000), times))
 
     def calls(self, method: str | None = None, fragment: str = "") -> list[Request]:
         return [
@@ -243,6 +249,15 @@ class FakeApiServer:
             ):
                 injected.times -= 1
                 return _status(injected.status, "Injected", f"injected {injected.status}")
+        for delayed in self.delayed:
+            if (
+                delayed.times > 0
+                and delayed.method == request.method
+                and delayed.fragment in request.path
+                and query.get("watch") != "true"
+            ):
+                delayed.times -= 1
+                await asyncio.sleep(delayed.status / 1000)
         parts = [p for p in request.match_info["rest"].split("/") if p]
         if parts and parts[0] == "namespaces" and len(parts) >= 3:
             namespace, plural, name = parts[1], parts[2], (parts[3] if len(parts) > 3 else "")

@@ -170,6 +170,27 @@ async def test_a_restarted_backend_lists_the_top_objects_it_can_vouch_for(
         await restarted.close()
 
 
+async def test_a_restarted_backend_says_nothing_of_a_workload_until_every_kind_is_listed(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    """A restarted agent lists each kind on its own: a running Job listed before its pods read
+    as Creating, and the workload was reported started again."""
+    await cluster.apply(workload("steady", "training", TRAINING))
+    job = server.get("batch/v1", "jobs", NS, "steady")
+    await server.put_pod(NS, "steady-0", job, phase="Running", scheduled=True, ready=True)
+    server.slow("GET", "/pods", 0.5)
+    restarted = cluster_for(server, resync_seconds=5, retries=0)
+    await restarted.start()
+    phases = Phases(restarted)  # subscribed at once, as the agent does
+    try:
+        await phases.until("wl-steady", "Running")
+        await asyncio.sleep(0.1)
+        assert phases.seen["wl-steady"] == ["Running"]
+    finally:
+        await phases.stop()
+        await restarted.close()
+
+
 async def test_a_kind_that_cannot_be_listed_is_left_out_of_the_listing(
     server: FakeApiServer,
 ) -> None:
@@ -189,6 +210,11 @@ async def test_a_kind_that_cannot_be_listed_is_left_out_of_the_listing(
         assert ("batch/v1", "Job") not in listing.kinds
         assert ("apps/v1", "StatefulSet") in listing.kinds
         assert not listing.holds(train[0])
+        # Nor does it silence the others: past the bound, what is listed is reported.
+        phases = Phases(backend)
+        await backend.apply(workload("unlisted-ws", "workspace", {"image": "img:1"}))
+        await phases.until("wl-unlisted-ws", "Creating")
+        await phases.stop()
     finally:
         await backend.close()
 

@@ -66,6 +66,20 @@ class Running:
             await asyncio.sleep(0.02)
         return self.phases[workload_id]
 
+    async def pod_condition(
+        self, workload_id: str, kind: str, timeout: float = 10
+    ) -> dict[str, str]:
+        assert self.backend is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            for pod in self.backend.workload_pods(workload_id):
+                for condition in (pod.get("status") or {}).get("conditions") or []:
+                    if condition["type"] == kind:
+                        return dict(condition)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{workload_id} has no pod with a {kind} condition")
+            await asyncio.sleep(0.02)
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -114,8 +128,9 @@ async def test_the_pending_reason_is_the_pods_scheduling_condition(cluster: Runn
     too_big = {"image": "img:1", "compute": {"gpuDevicesRequest": 5}}
     await cluster.backend.apply(workload("big", "training", too_big))
     await cluster.until("wl-big", "Pending")
-    (pod,) = cluster.backend.workload_pods("wl-big")
-    (scheduled,) = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
+    # As on a real cluster, the pod is Pending from its creation and the scheduler's verdict
+    # arrives with a later status update.
+    scheduled = await cluster.pod_condition("wl-big", "PodScheduled")
     assert (scheduled["status"], scheduled["reason"]) == ("False", "Unschedulable")
     assert "5 free GPUs" in scheduled["message"]
 

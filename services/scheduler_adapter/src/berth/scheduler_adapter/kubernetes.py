@@ -300,6 +300,9 @@ class KubernetesCluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
         self._listed: set[Resource] = set()
+        # Workloads seen before the first full listing, and whether it is in (or given up on).
+        self._held: set[tuple[str, str]] = set()
+        self._whole = False
         # How long ``listed`` waits for every watch's first LIST: a kind that cannot be listed
         # (an API server refusing it) must not hold the agent's start for ever.
         self._sync_timeout = sync_timeout
@@ -317,6 +320,7 @@ class KubernetesCluster:
         self._tasks = [
             asyncio.create_task(self._watch(r), name=f"watch-{r.plural}") for r in WATCHED
         ]
+        self._tasks.append(asyncio.create_task(self._release_late(), name="watch-bound"))
 
     async def close(self) -> None:
         self._feed.close()
@@ -816,6 +820,27 @@ class KubernetesCluster:
         self._listed.add(resource)
         if len(self._listed) == len(WATCHED):
             self._synced.set()
+            self._release()
+
+    def _release(self) -> None:
+        if self._whole:
+            return
+        self._whole = True
+        held, self._held = self._held, set()
+        self._publish(held)
+
+    async def _release_late(self) -> None:
+        """A kind that cannot be listed (refused, say) must not silence every workload: past
+        the bound, what is listed is published and the rest joins as it comes."""
+        await asyncio.sleep(self._sync_timeout)
+        if not self._whole:
+            missing = sorted(r.plural for r in WATCHED if r not in self._listed)
+            log.warning(
+                "not listed after %.0fs: %s; reporting without them",
+                self._sync_timeout,
+                ", ".join(missing),
+            )
+            self._release()
 
     async def _list(self, resource: Resource) -> str:
         listing = await self._request(
@@ -903,6 +928,13 @@ class KubernetesCluster:
         return snapshot_of(workload_id, namespace, self._top(namespace, workload_id), pods)
 
     def _publish(self, workloads: set[tuple[str, str]]) -> None:
+        if not self._whole:
+            # Each kind is listed by a watch of its own: until every first LIST is in, a
+            # workload may show its top object without its pods, which reads as Creating for
+            # one that runs (a restarted agent would report it started again). Held until the
+            # cluster is seen whole.
+            self._held |= workloads
+            return
         for namespace, workload_id in sorted(workloads):
             if not workload_id:
                 continue
@@ -919,6 +951,8 @@ class KubernetesCluster:
         return self._top(*workload) is None and bool(self._objects(POD, workload))
 
     def _all_snapshots(self) -> list[WorkloadSnapshot]:
+        if not self._whole:
+            return []  # every workload is published once the first listing is whole
         known = [w for w in sorted(self._by_workload) if w[1] and not self._ahead_of_top(w)]
         return [self._snapshot(ns, wid) for ns, wid in known]
 
