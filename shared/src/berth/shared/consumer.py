@@ -552,6 +552,7 @@ class PullLoop:
     """
 
     LONG_POLL_SECONDS = 1.0
+    BIND_RETRY_SECONDS = 0.5  # the first wait after a failed bind; doubled up to 5 s
 
     def __init__(
         self, js: JetStreamContext, sub: Subscription[Any], runner: BatchRunner, settings: Any
@@ -576,6 +577,27 @@ class PullLoop:
         self._stopping = asyncio.Event()
 
     async def bind(self) -> None:
+        """Create (or update) the durable consumer and subscribe to it, for as long as NATS
+        takes to answer: a JetStream API request that times out while the cluster elects a
+        leader or is overloaded is an outage to wait out, not a reason for the process to
+        end at start."""
+        delay = self.BIND_RETRY_SECONDS
+        while True:
+            try:
+                await self._bind()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning(
+                    "binding %s failed (%s); retrying in %gs", self._sub.durable, _cause(exc), delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _bind(self) -> None:
         # Created or updated: a consumer made by an older version keeps its old limits else.
         await self._js.add_consumer(stream_for(self._sub.prefix), self._config)
         self._psub = await self._js.pull_subscribe(
