@@ -97,8 +97,9 @@ def build(
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
         feed.append(cluster.snapshots())
+        listing = await cluster.listed()
         async with service.unit_of_work() as unit:
-            resynced = await handlers.resync(unit, backend=cluster)
+            resynced = await handlers.resync(unit, listing, backend=cluster)
             unit.emit(report)
         log.info(
             "cluster %s (%s): %d workloads resynced, %d of them applied again",
