@@ -1654,6 +1654,12 @@ def agent_documents() -> dict[str, list[Any]]:
         # Its key pair: made at start and reported with the cluster's config, so the catalog
         # seals credential values to whatever key this pod holds.
         {"name": "BERTH_KEYS_DIR", "value": "/var/lib/berth/keys"},
+        # Its name as the lease's holder: the pod's, unique among live pods and kept when the
+        # kubelet restarts the container, so a killed agent takes its lease back at once.
+        {
+            "name": "BERTH_LEASE_IDENTITY",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+        },
         *identity_env(),
         *telemetry_env(),
         Splice("extraEnv"),

@@ -100,6 +100,48 @@ async def test_the_simulated_cluster_serves_leases_with_optimistic_concurrency(
             await store.close()
 
 
+async def test_a_replica_started_again_under_its_identity_takes_its_lease_back_at_once(
+    apiserver: tuple[SimulatedApiServer, Path],
+) -> None:
+    server, kubeconfig = apiserver
+    stores: list[KubernetesLeases] = []
+
+    def process(identity: str) -> LeaderElector:
+        store = KubernetesLeases(
+            kubeconfig=kubeconfig, context=None, namespace="berth", name="restart-test"
+        )
+        stores.append(store)
+        return LeaderElector(store, identity, TIMING)
+
+    a, b = process("agent-0"), process("agent-1")
+    try:
+        assert await a.try_acquire_or_renew()
+        assert not await b.try_acquire_or_renew()
+        # a is killed (nothing released) and its supervisor starts it again: the first try
+        # takes the lease, well before it would have expired; the other replica stands by.
+        again = process("agent-0")
+        assert await again.try_acquire_or_renew()
+        assert not await b.try_acquire_or_renew()
+        lease = await lease_of(server, "restart-test")
+        assert lease["spec"]["holderIdentity"] == "agent-0"
+        assert lease["spec"]["leaseTransitions"] == 0
+        for _ in range(3):
+            await asyncio.sleep(TIMING.retry)
+            assert await again.try_acquire_or_renew()
+            assert not await b.try_acquire_or_renew()
+            assert again.leading and not b.leading
+
+        # Two live processes under one identity: the holder whose lease the other renewed
+        # steps down at its next renewal.
+        twin = process("agent-0")
+        assert await twin.try_acquire_or_renew()
+        assert not await again.try_acquire_or_renew()
+        assert twin.leading and not again.leading
+    finally:
+        for store in stores:
+            await store.close()
+
+
 def replica(nats_url: str, database_url: str, kubeconfig: Path, cluster_id: str) -> Service:
     settings = SchedulerAdapterSettings(
         nats_url=nats_url,

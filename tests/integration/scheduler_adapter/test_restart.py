@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -362,5 +363,44 @@ async def test_a_workload_the_cluster_cannot_run_fails_and_nothing_is_applied(
             "which cluster local does not run (it serves MPIJob only at kubeflow.org/v1)"
         )
         assert not [call for call in server.calls() if call.method in ("POST", "PATCH")]
+    finally:
+        await service.app.stop()
+
+
+async def test_the_start_lists_the_cluster_before_its_resync_transaction_opens(
+    server: FakeApiServer, nats_url: str, database_url: str
+) -> None:
+    settings = SchedulerAdapterSettings(
+        nats_url=nats_url, database_url=database_url, local_traces=False
+    )
+    backend = KubernetesCluster(
+        configuration=Configuration(host=server.url), resync_seconds=5, retries=0
+    )
+    service = build(settings, backend=backend)
+    open_units: list[object] = []
+    open_while_listing: list[int] = []
+    unit_of_work = service.unit_of_work
+
+    @asynccontextmanager
+    async def counted() -> AsyncIterator[Any]:
+        async with unit_of_work() as unit:
+            open_units.append(unit)
+            try:
+                yield unit
+            finally:
+                open_units.remove(unit)
+
+    listed = backend.listed
+
+    async def listing() -> Any:
+        open_while_listing.append(len(open_units))
+        return await listed()
+
+    service.unit_of_work = counted  # type: ignore[method-assign]
+    backend.listed = listing  # type: ignore[method-assign]
+    await service.app.start()
+    try:
+        # The first listing of a large cluster takes seconds: no transaction waits for it.
+        assert open_while_listing == [0]
     finally:
         await service.app.stop()

@@ -3,6 +3,8 @@ in constant shape, and exchanged for a token of the application issuer."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -228,3 +230,12 @@ async def test_only_who_may_manage_applications_in_the_tenant_does(
     )
     assert "anonymous" in (anonymous.error or "")
     assert set(store.rows) == {"ci"}
+
+
+def test_the_decoy_hash_is_made_once_when_first_needed_not_at_import() -> None:
+    # A start of the catalog does not wait for an Argon2id hash (its bootstrap makes the decoy
+    # in a thread once it has started).
+    check = "import berth.catalog.applications as a; assert a.decoy.cache_info().currsize == 0"
+    subprocess.run([sys.executable, "-c", check], check=True)
+    assert applications.decoy() is applications.decoy()
+    assert not applications.secret_matches(applications.decoy(), "")

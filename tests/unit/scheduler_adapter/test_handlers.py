@@ -508,7 +508,9 @@ async def test_resync_after_a_restart_applies_only_unfinished_workloads() -> Non
         AppliedWorkload(held.workloadId, held.model_dump(mode="json"), [_obj(held)], desired=HELD),
     )
 
-    resynced = await handlers.resync(adapter.uow, backend=adapter.cluster, store=adapter._store)
+    resynced = await handlers.resync(
+        adapter.uow, await adapter.cluster.listed(), backend=adapter.cluster, store=adapter._store
+    )
 
     # The cluster came back empty (a simulated one restarted with the agent): applied again.
     assert resynced == handlers.Resynced(unfinished=1, applied=1)
@@ -541,7 +543,9 @@ async def test_resync_applies_only_what_the_cluster_does_not_hold() -> None:
     _stored(adapter, lost, [_obj(lost)], phase="Running")
     adapter.cluster.hold(_obj(running_one), _obj(unobserved))
 
-    resynced = await handlers.resync(adapter.uow, backend=adapter.cluster, store=adapter._store)
+    resynced = await handlers.resync(
+        adapter.uow, await adapter.cluster.listed(), backend=adapter.cluster, store=adapter._store
+    )
 
     assert resynced == handlers.Resynced(unfinished=4, applied=2)
     assert adapter.cluster.applied_ids() == {never_applied.workloadId, lost.workloadId}
@@ -569,7 +573,9 @@ async def test_resync_applies_again_what_the_listing_cannot_vouch_for() -> None:
     )
     adapter.cluster.listed_kinds = {("batch/v1", "Job")}
 
-    resynced = await handlers.resync(adapter.uow, backend=adapter.cluster, store=adapter._store)
+    resynced = await handlers.resync(
+        adapter.uow, await adapter.cluster.listed(), backend=adapter.cluster, store=adapter._store
+    )
 
     assert resynced.applied == 3
     assert adapter.cluster.applied_ids() == {
@@ -595,7 +601,9 @@ async def test_a_restart_applies_an_approval_whose_apply_never_ran() -> None:
     second.store = first.store
     second.cluster.hold(*applied)
 
-    resynced = await handlers.resync(second.uow, backend=second.cluster, store=second._store)
+    resynced = await handlers.resync(
+        second.uow, await second.cluster.listed(), backend=second.cluster, store=second._store
+    )
 
     assert resynced == handlers.Resynced(unfinished=2, applied=1)
     assert second.cluster.applied_ids() == {crashed.workloadId}

@@ -200,3 +200,91 @@ def test_timing_must_let_the_holder_give_up_before_the_lease_expires() -> None:
         LeaseTiming(duration=3.0, renew_deadline=3.0, retry=1.0)
     with pytest.raises(ValueError):
         LeaseTiming(duration=5.0, renew_deadline=2.0, retry=2.0)
+
+
+def restarted(store: FakeLeases, clock: Clock, identity: str) -> LeaderElector:
+    """A replica's process started again by its supervisor, under the replica's identity."""
+    return LeaderElector(store, identity, TIMING, clock=clock, now=clock.wall, sleep=clock.sleep)
+
+
+async def test_a_replica_restarted_under_its_identity_takes_its_lease_back_at_once() -> None:
+    store, clock, (a, b) = electors()
+    await a.try_acquire_or_renew()
+    assert not await b.try_acquire_or_renew()
+    # a is killed (no release) and started again at once, under the same identity.
+    again = restarted(store, clock, "agent-0")
+    assert await again.try_acquire_or_renew()
+    assert not await b.try_acquire_or_renew()
+    assert store.record is not None
+    assert store.record.holder == "agent-0" and store.record.transitions == 0
+
+
+async def test_two_live_replicas_with_stable_identities_never_both_lead() -> None:
+    """Every retry, each live replica tries once; replicas are killed and started again under
+    their identities, and one stays dead a while. After every round at most one leads, and the
+    lease only changes hands once it went unrenewed for its duration."""
+    store, clock, (a, b) = electors()
+    live = {"agent-0": a, "agent-1": b}
+    schedule = [
+        [],
+        ["agent-0"],  # the holder restarted: takes its lease back
+        ["agent-1"],  # the standby restarted: still stands by
+        [],
+        ["agent-0", "agent-1"],
+        [],
+    ]
+    holders: list[str] = []
+    for kills in schedule:
+        for name in kills:
+            live[name] = restarted(store, clock, name)
+        for _ in range(3):
+            for elector in live.values():
+                await elector.try_acquire_or_renew()
+            assert [e.leading for e in live.values()].count(True) == 1
+            assert store.record is not None
+            holders.append(store.record.holder)
+            await clock.sleep(TIMING.retry)
+    assert set(holders) == {"agent-0"}
+    # The holder dies and stays dead: the other takes over only after the duration.
+    del live["agent-0"]
+    waited = 0.0
+    while not await b.try_acquire_or_renew():
+        await clock.sleep(TIMING.retry)
+        waited += TIMING.retry
+    assert waited >= TIMING.duration - TIMING.retry
+    # Started again, the first replica finds the lease under another identity: it stands by.
+    live["agent-0"] = restarted(store, clock, "agent-0")
+    for _ in range(5):
+        for elector in live.values():
+            await elector.try_acquire_or_renew()
+        assert b.leading and not live["agent-0"].leading
+        await clock.sleep(TIMING.retry)
+
+
+async def test_a_holder_whose_identity_another_process_renews_steps_down() -> None:
+    """Two processes given one identity (a misconfiguration): the one that finds the lease
+    renewed under its name by the other stops leading at its next renewal."""
+    store, clock, (a, _b) = electors()
+    await a.acquire()
+    await clock.sleep(0.1)
+    twin = restarted(store, clock, "agent-0")
+    assert await twin.try_acquire_or_renew()
+    await asyncio.wait_for(a.hold(), 1)
+    assert not a.leading and twin.leading
+
+
+async def test_a_renewal_whose_answer_was_lost_is_still_the_holders_own() -> None:
+    store, clock, (a,) = electors(1)
+    await a.acquire()
+    original = store.update
+
+    async def lost_answer(record: LeaseRecord) -> LeaseRecord:
+        await original(record)
+        raise TimeoutError
+
+    store.update = lost_answer  # type: ignore[method-assign]
+    assert not await a.try_acquire_or_renew()
+    store.update = original  # type: ignore[method-assign]
+    await clock.sleep(TIMING.retry)
+    assert await a.try_acquire_or_renew()
+    assert a.leading

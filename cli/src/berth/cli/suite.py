@@ -4,8 +4,10 @@ tests and benchmark run."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -388,7 +390,17 @@ class Suite:
                 env.setdefault("BERTH_KUBE_QPS", SIMULATED_KUBE_QPS)
                 env.setdefault("BERTH_KUBE_BURST", SIMULATED_KUBE_BURST)
             env.pop("BERTH_KUBE_CONTEXT", None)
+            env["BERTH_LEASE_IDENTITY"] = self.lease_identity(process)
         return env
+
+    def lease_identity(self, process: str) -> str:
+        """The holder name of an agent process in its cluster's lease: the same for every
+        process the supervisor starts in that slot (it starts one only once the last one has
+        exited), so a restarted agent takes back the lease its dead process held instead of
+        waiting it out; distinct between slots, and between suites (one per state directory)
+        on one host, which may share a cluster."""
+        suite = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
+        return f"{socket.gethostname()}-{suite}-{process}"
 
     def _simulator_command(self, cluster: str) -> list[str]:
         port = self._simulator_ports.get(cluster) or free_port()

@@ -16,6 +16,12 @@ turns a concurrent write into a conflict):
   replica may see the lease as expired.
 - A holder that stops cleanly releases the lease: the next replica takes over at its next try
   instead of waiting the lease out.
+- A replica finding the lease held under its own identity renews it at once: with an identity
+  kept across restarts of one replica (a pod's name, a supervisor's process slot), the replica
+  started again after a crash takes back the lease its dead process held, as client-go's
+  elector does, instead of waiting it out. Identities must therefore differ between replicas
+  alive at once; should two share one anyway, the holder that finds the lease renewed under
+  its identity by someone else steps down, as it does when another replica took it.
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -91,6 +98,9 @@ class LeaderElector:
         self._observed: LeaseRecord | None = None
         self._observed_at = 0.0
         self._renewed_at: float | None = None
+        # The renewal times of this elector's last writes: a record under its identity with
+        # another renewal time was written by another process.
+        self._written: deque[datetime] = deque(maxlen=4)
         self.leading = False
 
     async def acquire(self) -> None:
@@ -131,8 +141,18 @@ class LeaderElector:
             current = await self.store.get()
             if current is None:
                 record = LeaseRecord(self.identity, self.timing.duration, now, now, 0)
+                self._written.append(now)
                 return self._took(await self.store.create(record))
             if self._observed is None or current.version != self._observed.version:
+                if self.leading and current.holder == self.identity and not self._wrote(current):
+                    log.error(
+                        "%s: another process renewed the lease under this identity; stepping "
+                        "down (replicas alive at once need identities of their own)",
+                        self.identity,
+                    )
+                    self._observed, self._observed_at = current, self._clock()
+                    self.leading = False
+                    return False
                 self._observed, self._observed_at = current, self._clock()
             held_by_other = current.holder not in ("", self.identity)
             if held_by_other and self._clock() - self._observed_at < current.duration_seconds:
@@ -148,6 +168,9 @@ class LeaderElector:
                     renewed_at=now,
                     transitions=current.transitions + 1,
                 )
+            if current.holder == self.identity and not self.leading:
+                log.info("%s takes back the lease it held before a restart", self.identity)
+            self._written.append(now)
             return self._took(await self.store.update(record))
         except LeaseConflict:
             return False
@@ -155,6 +178,14 @@ class LeaderElector:
             # The store unreachable says nothing about who holds the lease: try again later.
             log.warning("%s: lease unavailable: %s", self.identity, _cause(exc))
             return False
+
+    def _wrote(self, record: LeaseRecord) -> bool:
+        # A write whose answer was lost still counts as this elector's. Compared to the
+        # millisecond: a store may keep renewal times less precisely than they were written.
+        at = record.renewed_at
+        return at is not None and any(
+            abs(at - written) < timedelta(milliseconds=1) for written in self._written
+        )
 
     def _took(self, record: LeaseRecord) -> bool:
         self._observed, self._observed_at = record, self._clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from faststream import FastStream
@@ -58,8 +59,14 @@ def build(
                 "no administrator given (BERTH_ADMIN): only existing access rules grant anything"
             )
 
+    async def make_decoy() -> None:
+        await asyncio.to_thread(applications.decoy)
+
     service.on_start(encrypt_legacy_values)
     service.on_start(seed)
+    # Ready before the first token exchange of an unknown client, which would otherwise take
+    # longer than a known one's.
+    service.background(make_decoy, "application-decoy-hash")
     return service
 
 

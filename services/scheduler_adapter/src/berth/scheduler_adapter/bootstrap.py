@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from faststream import FastStream
@@ -97,15 +98,21 @@ def build(
         await cluster.start()
         report = await handlers.config_report(cluster, settings.cluster_id)
         feed.append(cluster.snapshots())
+        began = time.monotonic()
+        listing = await cluster.listed()
+        listed = time.monotonic()
         async with service.unit_of_work() as unit:
-            resynced = await handlers.resync(unit, backend=cluster)
+            resynced = await handlers.resync(unit, listing, backend=cluster)
             unit.emit(report)
         log.info(
-            "cluster %s (%s): %d workloads resynced, %d of them applied again",
+            "cluster %s (%s): %d workloads resynced, %d of them applied again "
+            "(listing %.2fs, then %.2fs in its transaction)",
             settings.cluster_id,
             cluster.name,
             resynced.unfinished,
             resynced.applied,
+            listed - began,
+            time.monotonic() - listed,
         )
 
     async def heartbeat() -> None:

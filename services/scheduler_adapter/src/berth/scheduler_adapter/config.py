@@ -44,3 +44,9 @@ class SchedulerAdapterSettings(Settings):
     lease_duration_seconds: int = Field(default=15, ge=2)
     lease_renew_deadline_seconds: float = Field(default=10.0, gt=0)
     lease_retry_seconds: float = Field(default=2.0, gt=0)
+    # This replica's name as the lease's holder, kept across restarts of the same replica (its
+    # pod's name; `berth up` names each agent process): restarted after a crash, it takes the
+    # lease it held back at once instead of waiting it out. It must differ between replicas
+    # alive at once: a holder that finds its lease renewed under its name by another process
+    # steps down. Unset: a new name per process, which waits out the lease of the one before.
+    lease_identity: str | None = Field(default=None, max_length=253)

@@ -297,13 +297,14 @@ def needs_apply(row: AppliedWorkload, listing: Listing) -> bool:
 
 
 async def resync(
-    unit: Emitter, *, backend: ClusterBackend, store: StoreOf = _sql_store
+    unit: Emitter, listing: Listing, *, backend: ClusterBackend, store: StoreOf = _sql_store
 ) -> Resynced:
     """Reconcile every workload that should run and has not finished with the cluster's
-    listing: apply those it does not hold in full; the others' phases come from the listing
-    through the snapshot feed, as any change would."""
+    ``listing`` (``backend.listed()``, awaited by the caller before the unit of work opens: the
+    first listing of a large cluster takes seconds, too long to hold a transaction open):
+    apply those it does not hold in full; the others' phases come from the listing through the
+    snapshot feed, as any change would."""
     rows = await store(unit).unfinished()
-    listing = await backend.listed()
     missing: list[dict[str, Any]] = []
     found: list[dict[str, Any]] = []
     applied = 0

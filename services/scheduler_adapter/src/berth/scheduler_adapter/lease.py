@@ -30,9 +30,12 @@ def lease_name(cluster_id: str) -> str:
     return f"berth-agent-{cluster_id.lower().replace('_', '-')}"
 
 
-def identity() -> str:
-    """This replica: its pod's name (the hostname in Kubernetes), its process, and a few random
-    characters (two agents in one process, as tests run them, are two replicas)."""
+def identity(configured: str | None = None) -> str:
+    """This replica's name as the lease's holder: ``configured`` (``BERTH_LEASE_IDENTITY``,
+    stable across restarts of the replica) when given; else its host, its process and a few
+    random characters (two agents in one process, as tests run them, are two replicas)."""
+    if configured:
+        return configured
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
@@ -144,7 +147,7 @@ def agent_elector(settings: SchedulerAdapterSettings) -> tuple[LeaderElector, Ku
         renew_deadline=settings.lease_renew_deadline_seconds,
         retry=settings.lease_retry_seconds,
     )
-    return LeaderElector(store, identity(), timing), store
+    return LeaderElector(store, identity(settings.lease_identity), timing), store
 
 
 @contextmanager
