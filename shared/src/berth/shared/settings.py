@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     health_port: int | None = Field(default=None, ge=1, le=65535)
     cluster_id: str = Field(default="local", description="Cluster this process serves by default.")
 
-    # A batch is handled in one transaction; a partly filled batch waits at most fetch_timeout.
+    # A batch is handled in one transaction. It holds the first message and those the server
+    # said were waiting behind it, fetched within fetch_timeout; a lone message goes at once.
     batch_size: int = Field(default=256, ge=1, le=5000)
     fetch_timeout: float = Field(default=0.005, gt=0)
     # How long JetStream waits for an ack before redelivering a message.
