@@ -8,8 +8,7 @@ them on, so that the bus carries the same events per workload as berth's chain:
        + bare.workload.phase-changed Creating, Pending, Initializing, Running
 
 Each hop is a durable pull consumer fetched the way berth's ``PullLoop`` does (``fetch(1,
-timeout=5)``, then, when the server said more were waiting, ``fetch(<that many, at most batch
-- 1>, timeout=<gather>)``), and per
+timeout=5)``, then ``fetch(batch - 1, timeout=<gather>)`` for whatever else is there), and per
 batch: json-decodes each message, builds the next envelope(s), publishes them with
 ``js.publish_async`` and awaits the acks together, then acks its inputs. The producer and the sink
 are ``bench.common``'s, exactly as in the berth benchmark, so the two are measured alike.
@@ -59,7 +58,6 @@ from bench.common import (
     postmaster_pid,
 )
 from berth.shared.bus import DUPLICATE_WINDOW_SECONDS
-from berth.shared.consumer import waiting_after
 from berth.shared.settings import Settings
 
 STREAM = "BARE"
@@ -155,13 +153,12 @@ async def _hop(
             msgs = await psub.fetch(1, timeout=LONG_POLL_SECONDS)
         except TimeoutError:  # nats' TimeoutError and asyncio's alike
             continue
-        waiting = min(waiting_after(msgs[-1]), batch - 1)
-        if waiting > 0:
+        if batch > 1:
             # The builtin TimeoutError, not only nats' subclass: with a gather time of a few ms,
             # nats-py raises a plain asyncio.TimeoutError when the server's "no messages" answer
             # comes after the deadline (nats/js/client.py, _fetch_n).
             with contextlib.suppress(TimeoutError):
-                msgs += await psub.fetch(waiting, timeout=gather)
+                msgs += await psub.fetch(batch - 1, timeout=gather)
         rows: list[tuple[str, str, str]] = []
         out: list[tuple[str, bytes, dict[str, str]]] = []
         for msg in msgs:

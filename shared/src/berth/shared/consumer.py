@@ -536,23 +536,11 @@ def _decode(msg: Msg, event_type: type[E]) -> tuple[E | None, str]:
     return event, ""
 
 
-def waiting_after(msg: Msg) -> int:
-    """How many more messages the consumer had for its client when the server delivered
-    ``msg`` (JetStream tells it in the ack subject). Unknown counts as many, so that a message
-    without the count gathers a batch as before."""
-    try:
-        return int(msg.metadata.num_pending or 0)
-    except Exception:
-        return 1 << 30
-
-
 class PullLoop:
     """Fetches batches for one durable pull consumer and hands them to the runner, in order.
 
     It waits for the first message with a long poll, then takes whatever else is already there
-    (up to the batch size) with a second fetch for exactly as many as the server said were
-    waiting when it delivered the first (a fetch for more would be held open until it expires:
-    a lone message would wait that long at every hop). A loop of short fetches for a whole
+    (up to the batch size) with a very short second fetch. A loop of short fetches for a whole
     batch would be simpler, but a message that arrives as such a fetch expires is delivered to a
     request nobody waits for any more and only comes back after ``ack_wait`` (seen as 30 s
     stalls after a few idle seconds, with FastStream's batch subscriber too).
@@ -651,15 +639,11 @@ class PullLoop:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     async def _handle(self, msgs: list[Msg]) -> float:
-        waiting = min(waiting_after(msgs[-1]), self._batch_size - 1)
-        if waiting > 0:
-            # Only what the server said was waiting: a gathering fetch for more would hold a
-            # lone message for the whole gathering time (the server keeps the request open
-            # until it expires), which at a paced load is added to every hop.
+        if self._batch_size > 1:
             # nats-py raises asyncio's TimeoutError, not its own, when the gathering fetch
             # runs out of time before its second pull request: that must not end the loop.
             with contextlib.suppress(asyncio.TimeoutError, NatsTimeoutError):
-                msgs += await self._psub.fetch(waiting, timeout=self._gather_seconds)
+                msgs += await self._psub.fetch(self._batch_size - 1, timeout=self._gather_seconds)
         return await self._run_batch(msgs)
 
     async def _run_batch(self, msgs: list[Msg]) -> float:
