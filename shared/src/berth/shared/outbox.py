@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,17 +41,6 @@ async def write(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]])
         await conn.execute(table.insert(), rows)
 
 
-@dataclass
-class _Flight:
-    """A batch whose publishes are on their way: its rows stay locked in ``conn``'s transaction
-    until the acknowledgements are in and the rows are deleted."""
-
-    conn: AsyncConnection
-    rows: list[Any]
-    pending: dict[asyncio.Future[Any], Any]
-    aside: list[tuple[Any, str]]
-
-
 class OutboxRelay:
     """Publishes outbox rows in order, awaiting their acks in bulk, then deletes them.
 
@@ -61,12 +49,6 @@ class OutboxRelay:
     published (a subject that is not a valid subject, a payload over the server's limit, a
     publish the stream never acknowledges while others are) is moved to the DEADLETTER stream
     with the reason and the relay carries on: one row must not hold back every later event.
-
-    A batch is published, then its acknowledgements are awaited and its rows deleted while the
-    next batch is already selected and published: rows committed meanwhile do not wait for
-    those round trips. The next batch is selected only once every publish of the one before
-    has been handed to the connection, so the events still leave in the order of the rows;
-    the rows of the batch still in flight are locked, and skipped (``SKIP LOCKED``).
     """
 
     # Attempts without an acknowledgement, while NATS is connected, before a row is set aside.
@@ -92,8 +74,6 @@ class OutboxRelay:
         self._service = service
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # The batch whose acknowledgements and deletion are still under way (at most one).
-        self._landing: asyncio.Task[int] | None = None
         self._unacked: dict[int, int] = {}
         self.published = 0
         self.dead_lettered = 0
@@ -119,80 +99,52 @@ class OutboxRelay:
     async def _run(self) -> None:
         backoff = self._poll_seconds
         failing = False
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-                self._wake.clear()
-                try:
-                    await self._pump()
-                    if failing:
-                        # The last batch has landed too: publishing works again.
-                        await self._settle()
-                        log.info("outbox: publishing again")
-                    backoff, failing = self._poll_seconds, False
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    backoff = min(backoff * 2, 10.0)
-                    # One line per retry with the cause; the traceback once per episode.
-                    log.warning(
-                        "outbox: publish failed (%s: %s); retrying in %gs",
-                        type(exc).__name__,
-                        str(exc).splitlines()[0][:300] if str(exc) else "",
-                        backoff,
-                        exc_info=None if failing else exc,
-                    )
-                    failing = True
-        finally:
-            # Stopped: the batch in flight still lands (or rolls back: its rows stay).
-            with contextlib.suppress(Exception):
-                await self._settle()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            self._wake.clear()
+            try:
+                await self.drain()
+                if failing:
+                    log.info("outbox: publishing again")
+                backoff, failing = self._poll_seconds, False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                backoff = min(backoff * 2, 10.0)
+                # One line per retry with the cause; the traceback once per episode.
+                log.warning(
+                    "outbox: publish failed (%s: %s); retrying in %gs",
+                    type(exc).__name__,
+                    str(exc).splitlines()[0][:300] if str(exc) else "",
+                    backoff,
+                    exc_info=None if failing else exc,
+                )
+                failing = True
 
     async def drain(self) -> int:
-        """Publish until the outbox is empty and every publish is acknowledged (or its row is
-        kept for later); the number of rows published."""
-        total = await self._pump()
-        return total + await self._settle()
-
-    async def _pump(self) -> int:
-        """Publish batch after batch until one is not full; the last one may still be landing
-        when this returns. Returns the rows of the batches that landed meanwhile."""
         total = 0
         while True:
-            flight = await self._take_off()
-            landed, self._landing = self._landing, None
-            if flight is not None:
-                self._landing = asyncio.create_task(self._land(flight), name="outbox-landing")
-            if landed is not None:
-                # The batch before: an outage it met is raised here (this one lands on its own).
-                total += await landed
-            if flight is None or len(flight.rows) < self._batch_size:
+            sent = await self._publish_batch()
+            total += sent
+            if sent < self._batch_size:
+                self.published += total
                 return total
 
-    async def _settle(self) -> int:
-        landed, self._landing = self._landing, None
-        return await landed if landed is not None else 0
-
-    async def _take_off(self) -> _Flight | None:
-        """Lock the next batch of rows (in a transaction that stays open) and publish it."""
+    async def _publish_batch(self) -> int:
         t = self._table
-        conn = await self._engine.connect()
-        try:
-            await conn.begin()
-            rows = list(
-                (
-                    await conn.execute(
-                        select(t.c.id, t.c.subject, t.c.payload, t.c.headers)
-                        .order_by(t.c.id)
-                        .limit(self._batch_size)
-                        .with_for_update(skip_locked=True)
-                    )
-                ).all()
-            )
+        async with self._engine.begin() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.c.id, t.c.subject, t.c.payload, t.c.headers)
+                    .order_by(t.c.id)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
             if not rows:
-                await conn.close()
-                return None
+                return 0
+            done: list[int] = []
             aside: list[tuple[Any, str]] = []
             pending: dict[asyncio.Future[Any], Any] = {}
             for r in rows:
@@ -206,17 +158,6 @@ class OutboxRelay:
                     aside.append((r, f"cannot be published: {type(exc).__name__} {exc}"))
                     continue
                 pending[future] = r
-        except BaseException:
-            await _close(conn)
-            raise
-        return _Flight(conn, rows, pending, aside)
-
-    async def _land(self, flight: _Flight) -> int:
-        """Await the batch's acknowledgements, delete the rows that are done, commit."""
-        t = self._table
-        conn, pending, aside = flight.conn, flight.pending, flight.aside
-        try:
-            done: list[int] = []
             # A lost ack (the broker died with the publishes in flight) never comes: stop
             # waiting for it. Rows not acknowledged stay and are published again later; the
             # stream's duplicate window drops the copies that did get through.
@@ -253,17 +194,13 @@ class OutboxRelay:
                 # One statement text whatever the count: an IN list is prepared anew by the
                 # server for every length it has.
                 await conn.execute(delete(t).where(t.c.id == any_(cast(done, ARRAY(BIGINT)))))
-            await conn.commit()
             for row_id in done:
                 self._unacked.pop(row_id, None)
-        finally:
-            await _close(conn)
         if outage is not None:
             raise outage
         if unfinished:
             raise TimeoutError(f"{len(unfinished)} publishes not acknowledged")
-        self.published += len(flight.rows)
-        return len(flight.rows)
+        return len(rows)
 
     async def _set_aside(self, row: Any, reason: str) -> None:
         log.error("outbox: setting aside %r: %s", row.subject, reason)
@@ -286,13 +223,6 @@ class OutboxRelay:
 
 # An empty token, a wildcard or whitespace anywhere makes a subject unpublishable.
 _INVALID_SUBJECT = re.compile(r"(?:^|\.)(?:\.|$)|[*>\s]")
-
-
-async def _close(conn: AsyncConnection) -> None:
-    """Give the connection back (rolling back what is not committed); a connection already
-    broken by an outage cannot fail the caller a second time."""
-    with contextlib.suppress(Exception):
-        await conn.close()
 
 
 def subject_problem(subject: str) -> str | None:
