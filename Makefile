@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security test-faults test-browser lint format contracts contracts-check chart bench bench-scale clean
+.PHONY: help venv venv-run run test test-unit test-integration test-e2e test-security test-faults test-browser lint format contracts contracts-check chart bench bench-paced bench-scale clean
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -78,12 +78,16 @@ contracts-check: venv  ## Fail if the generated contracts are out of date
 chart: venv  ## Regenerate the Helm charts' templates and their rendered manifests (deploy/helm, deploy/rendered)
 	$(BIN)/python deploy/helm/generate.py
 
-bench: venv  ## Whole suite vs bare nats-py pipelines; policy evaluation; the simulated cluster; CLI start-up CPU; scale
+bench: venv  ## Whole suite vs bare nats-py pipelines; latency paced at 200/s; policy evaluation; the simulated cluster; CLI start-up CPU; scale
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python -m bench.paced $(PACED_ARGS)
 	$(BIN)/python -m bench.policy_bench
 	$(BIN)/python -m bench.simulator_bench
 	$(BIN)/python -m bench.cli_startup
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)
+
+bench-paced: venv  ## Only the paced stage: p50/p99 submit -> approved and -> Running at 200/s (PACED_ARGS="--rate 100")
+	$(BIN)/python -m bench.paced $(PACED_ARGS)
 
 bench-scale: venv  ## Only the scale stage: 100,000 stored workloads, 5,000 live (SCALE_ARGS="--stored 20000 --live 1000" for less)
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)

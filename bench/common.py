@@ -59,6 +59,11 @@ HOPS: tuple[tuple[str, str, str], ...] = (
     ("cluster: scheduled->Creating", "scheduled", "Creating"),
     ("cluster: Creating->Running", "Creating", "Running"),
     ("end to end", "requested", "Running"),
+    # The spans the latency targets name, and the end-to-end figure split into what berth's
+    # services take and what follows on the (simulated) cluster.
+    ("submit -> approved", "requested", "approved"),
+    ("submit -> scheduled", "requested", "scheduled"),
+    ("cluster: scheduled->Running", "scheduled", "Running"),
 )
 
 # Keys looked up in the raw JSON: finding them is several times cheaper than json.loads, and

@@ -6,6 +6,7 @@ tests/e2e); here each one is driven directly, as the batch runner or the respond
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -691,3 +692,75 @@ class TestAccessRules:
             timeout=1.0,
         )
         assert [i.field for i in reply.issues] == ["actor"]
+
+
+# --- the catalog's answer and the reads, together ----------------------------------------------
+
+
+class AnswersAfterReads(Catalog):
+    """A catalog that answers only once intake has read its node pools and clusters: intake
+    awaits its answer while those reads make their round trips, not before them."""
+
+    def __init__(self, *views: AssetView) -> None:
+        super().__init__(*views)
+        self.reads_done = asyncio.Event()
+
+    async def lookup(self, requests: Sequence[tuple[str, Span]]) -> dict[str, ProjectInfo]:
+        await self.reads_done.wait()
+        return await super().lookup(requests)
+
+
+class TestCatalogLookupOverlapsTheReads:
+    async def submit(
+        self, service: Intake, catalog: AnswersAfterReads, *, failing_read: bool = False
+    ) -> FakeUnitOfWork:
+        def store_of(unit: Any) -> Any:
+            db = service.store.of(unit)
+
+            class Watched:
+                def __getattr__(self, name: str) -> Any:
+                    return getattr(db, name)
+
+                async def live_names(self, pairs: Any) -> Any:
+                    if failing_read:
+                        raise RuntimeError("the read failed")
+                    return await db.live_names(pairs)
+
+                async def registry(self) -> Any:
+                    catalog.reads_done.set()
+                    return await db.registry()
+
+            return Watched()
+
+        uow = FakeUnitOfWork(service.store)
+        async with uow:
+            await handlers.accept_submissions(
+                [incoming(requested(submission()), operation="accept submission")],
+                uow,
+                directory=ResilientCatalog(catalog, service.store.read),
+                store=store_of,
+                rules=lambda _unit: service.store.rules,
+            )
+        return uow
+
+    async def test_the_submission_is_judged_with_the_answer_that_came_after_the_reads(
+        self,
+    ) -> None:
+        service = await intake()
+        catalog = AnswersAfterReads(project_view("team-a"))
+
+        # Bounded only so that a look-up awaited before the reads fails instead of hanging.
+        uow = await asyncio.wait_for(self.submit(service, catalog), timeout=30)
+
+        (received,) = uow.events_of(SubmissionReceivedV1)
+        assert received.data.workload.project == "team-a"
+
+    async def test_a_failing_read_fails_the_batch_and_the_look_up_is_dropped(self) -> None:
+        service = await intake()
+        catalog = AnswersAfterReads(project_view("team-a"))
+
+        with pytest.raises(RuntimeError, match="the read failed"):
+            await self.submit(service, catalog, failing_read=True)
+        # Nothing left waiting for the catalog behind the failed batch.
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+        assert not catalog.reads_done.is_set()

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     cluster_id: str = Field(default="local", description="Cluster this process serves by default.")
 
     # A batch is handled in one transaction; a partly filled batch waits at most fetch_timeout.
+    # Only a message with nothing behind it waits (with messages already waiting, the gathering
+    # fetch returns at once): that wait is what merges the next arrivals into its batch, and
+    # without it a paced load took more CPU per workload (policy +20 %), which on a loaded host
+    # cost more latency than the wait saved.
     batch_size: int = Field(default=256, ge=1, le=5000)
     fetch_timeout: float = Field(default=0.005, gt=0)
     # How long JetStream waits for an ack before redelivering a message.

@@ -3,6 +3,8 @@ keep the workload read model and intake's copies of the catalog and cluster regi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import Callable, Sequence
@@ -133,17 +135,31 @@ async def decide(
     others but reserves neither its name nor its GPUs for the rest of the batch."""
     if not candidates:
         return []
-    projects = await directory.lookup([(c.submission.projectId, c.span) for c in candidates])
+    # The catalog's answer is awaited while the reads that do not depend on it make their round
+    # trips, rather than one after the other (the fallback reads on its own connection).
+    lookup = asyncio.ensure_future(
+        directory.lookup([(c.submission.projectId, c.span) for c in candidates])
+    )
+    try:
+        taken = await db.live_names(
+            [(c.submission.projectId, c.submission.name) for c in candidates]
+        )
+        known = await db.known_ids([c.workload_id for c in candidates if c.workload_id is not None])
+        pools = await db.node_pools()
+        registry = await db.registry()
+        projects = await lookup
+    except BaseException:
+        # A read failed: the batch fails with it, whatever the catalog answers.
+        lookup.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await lookup
+        raise
     # Keyed by position: a dry-run query names no workload id.
     built = await build_from_assets(
         [(str(n), c.data, c.span) for n, c in enumerate(candidates)], projects, directory
     )
-    taken = await db.live_names([(c.submission.projectId, c.submission.name) for c in candidates])
     limits = await db.quotas(list(projects))
     used_gpus = await db.usage(list(limits))
-    known = await db.known_ids([c.workload_id for c in candidates if c.workload_id is not None])
-    pools = await db.node_pools()
-    registry = await db.registry()
 
     verdicts: list[Verdict] = []
     for n, c in enumerate(candidates):
