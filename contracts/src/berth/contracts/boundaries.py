@@ -75,7 +75,7 @@ def _all_storable(value: Any) -> bool:
     if kind is bool or value is None:
         return True
     if kind is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
     if kind is float:
         return math.isfinite(value)
     if isinstance(value, str):
