@@ -182,6 +182,32 @@ async def test_phases_move_forward_in_time_and_a_terminal_one_is_final(backend: 
     assert await backend.phase("w-2") == ("Completed", "Completed")
 
 
+async def test_changes_of_one_workload_in_one_batch_apply_in_order(backend: Backend) -> None:
+    def change(wid: str, phase: str, seconds: int) -> PhaseChange:
+        return PhaseChange(wid, phase, "", NOW + timedelta(seconds=seconds))
+
+    async def batch(store: IntakeStore) -> None:
+        await store.record_workloads([row("w-1", "a"), row("w-2", "b"), row("w-3", "c")])
+        await store.approve([("w-3", {"image": "first"}), ("w-3", {"image": "second"})])
+        # A terminal phase stops a later report of the same batch; another workload's reports
+        # apply in order each time.
+        await store.record_phases(
+            [
+                change("w-1", "Pending", 1),
+                change("w-2", "Pending", 1),
+                change("w-1", "Failed", 2),
+                change("w-2", "Running", 3),
+                change("w-1", "Running", 3),
+                change("w-2", "Creating", 2),
+            ]
+        )
+
+    await backend.run(batch)
+    assert await backend.phase("w-1") == ("Failed", "Failed")
+    assert await backend.phase("w-2") == ("Running", "Running")
+    assert await backend.phase("w-3") == ("approved", None)
+
+
 async def test_the_catalog_copy_keeps_the_newest_entry_and_deleted_ones_as_tombstones(
     backend: Backend,
 ) -> None:

@@ -7,6 +7,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from berth.contracts import boundaries
 from berth.contracts.envelope import RawEvent
@@ -117,3 +119,37 @@ def test_the_content_hash_ignores_key_order() -> None:
     first = validation.content_hash({"a": 1, "b": {"c": 2, "d": 3}})
     assert first == validation.content_hash({"b": {"d": 3, "c": 2}, "a": 1})
     assert first != validation.content_hash({"a": 2, "b": {"c": 2, "d": 3}})
+
+
+_leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.text(alphabet=st.sampled_from("ab\x00.")),
+)
+_json_like = st.recursive(
+    _leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet=st.sampled_from("ab\x00")), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_json_like)
+def test_the_quick_check_for_storable_values_agrees_with_the_walk_naming_them(data: Any) -> None:
+    named = [
+        path
+        for path, value in boundaries._walk(data, "")
+        if (isinstance(value, float) and not math.isfinite(value))
+        or (isinstance(value, str) and "\x00" in value)
+        or (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and abs(value) > boundaries.MAX_SAFE_INTEGER
+        )
+    ]
+    assert boundaries._all_storable(data) == (not named)
+    assert len(boundaries.unstorable_values(data)) == len(named)

@@ -677,3 +677,14 @@ def test_patch_resets_paths_then_merges() -> None:
     result = engine.patched(stored, patch, ["compute"])
     assert result.defaults == {"backoffLimit": 3}
     assert set(result.rules) == {"backoffLimit"}
+
+
+def test_a_plain_copy_of_a_spec_tree_is_equal_and_shares_nothing_mutable() -> None:
+    from berth.policy.engine.evaluate import plain_copy
+
+    tree: dict[str, Any] = {"a": [{"b": 1}, ({"c": [2]},)], "d": "e", "f": None}
+    copied = plain_copy(tree)
+    assert copied == tree
+    copied["a"][0]["b"] = 9
+    copied["a"][1][0]["c"].append(3)
+    assert tree == {"a": [{"b": 1}, ({"c": [2]},)], "d": "e", "f": None}

@@ -62,9 +62,43 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, Any]]:
             yield from _walk(item, f"{path}.{index}" if path else str(index))
 
 
+def _all_storable(value: Any) -> bool:
+    """Whether ``unstorable_values`` finds nothing in ``value`` (the same values and keys)."""
+    kind = type(value)
+    # What JSON decodes to, by exact type first: isinstance against Mapping is slow.
+    if kind is str:
+        return "\x00" not in value
+    if kind is dict:
+        return all(_all_storable(k) and _all_storable(v) for k, v in value.items())
+    if kind is list:
+        return all(_all_storable(v) for v in value)
+    if kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
+    if kind is float:
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):
+        return abs(value) <= MAX_SAFE_INTEGER
+    if isinstance(value, Mapping):
+        return all(_all_storable(k) and _all_storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_all_storable(v) for v in value)
+    return True
+
+
 def unstorable_values(data: Any, root: str = "") -> list[Issue]:
     """NaN, infinities, NUL characters and integers no client can represent: JSON parsers let
     them through, but PostgreSQL, Kubernetes and the schedulers cannot take them."""
+    if _all_storable(data):
+        # The common case, decided without building the path of every value.
+        return []
     issues: list[Issue] = []
     for path, value in _walk(data, root):
         field = path or "submission"

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from berth.contracts.envelope import Event
 from berth.contracts.subjects import subject_token_problem
-from berth.shared import deadletters
+from berth.shared import bulk, deadletters
 from berth.shared.bus import encode, event_headers
 from berth.shared.telemetry import inject
 
@@ -36,9 +36,15 @@ def outbox_row(event: Event, trace_context: Context | None = None) -> dict[str, 
 
 
 async def write(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        # executemany: one round trip for the whole batch.
+    if not rows:
+        return
+    # One statement for the whole batch, the rows in the order they were emitted (their ids,
+    # the order the relay publishes them in, are drawn in the order unnest yields them).
+    bulk_insert = bulk.statement(table, rows)
+    if bulk_insert is None:
         await conn.execute(table.insert(), rows)
+    else:
+        await conn.execute(*bulk_insert)
 
 
 class OutboxRelay:

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Table
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.shared import bulk
 from berth.shared.consumer import UnitOfWork
 
 Rows = Sequence[Mapping[str, Any]]
@@ -33,8 +34,23 @@ class SqlStore:
     async def insert_new(self, table: Table, rows: Rows) -> None:
         """Add the rows whose primary key is not there yet, in one statement: a redelivered
         batch changes nothing."""
-        if rows:
+        if not rows:
+            return
+        bulk_insert = bulk.statement(table, rows, do_nothing=True)
+        if bulk_insert is None:
             await self._conn.execute(insert(table).on_conflict_do_nothing(), list(rows))
+        else:
+            await self._conn.execute(*bulk_insert)
+
+    async def insert_all(self, table: Table, rows: Rows) -> None:
+        """Add every row, in one statement."""
+        if not rows:
+            return
+        bulk_insert = bulk.statement(table, rows)
+        if bulk_insert is None:
+            await self._conn.execute(insert(table), list(rows))
+        else:
+            await self._conn.execute(*bulk_insert)
 
     async def upsert(
         self, table: Table, rows: Rows, *, update: Iterable[str], newer: Newer | None = None

@@ -9,6 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from opentelemetry import trace
@@ -87,6 +88,11 @@ class Candidate:
     def creator(self) -> str:
         return self.actor.email
 
+    @cached_property
+    def digest(self) -> str:
+        """The content hash of the submission as it came (judged, then recorded)."""
+        return validation.content_hash(self.data)
+
 
 @dataclass(frozen=True)
 class Accepted:
@@ -164,7 +170,7 @@ async def decide(
     verdicts: list[Verdict] = []
     for n, c in enumerate(candidates):
         sub = c.submission
-        digest = validation.content_hash(c.data)
+        digest = c.digest
         if c.workload_id is not None and c.workload_id in known:
             recorded = known[c.workload_id]
             if recorded is None or recorded == digest:
@@ -342,12 +348,16 @@ async def accept_submissions(
         if candidate.dry_run:
             _reject(unit, item, [validation.dry_run_passed()], rows)
             continue
-        _receive(unit, item, verdict, rows)
+        _receive(unit, item, verdict, rows, candidate.digest)
     await db.record_workloads(rows)
 
 
 def _receive(
-    unit: Emitter, item: Incoming[RawEvent], accepted: Accepted, rows: list[WorkloadRow]
+    unit: Emitter,
+    item: Incoming[RawEvent],
+    accepted: Accepted,
+    rows: list[WorkloadRow],
+    content_hash: str,
 ) -> None:
     ref, sub = accepted.ref, accepted.submission
     item.span.set_attribute("berth.outcome", "received")
@@ -367,7 +377,7 @@ def _receive(
             trace_id=trace_id_of(item.span),
             submission=sub.model_dump(mode="json", exclude_none=True),
             issues=[],
-            content_hash=validation.content_hash(item.event.data),
+            content_hash=content_hash,
             assets=tuple(used.assetId for used in accepted.assets or ()),
             ref=ref.model_dump(mode="json"),
         )

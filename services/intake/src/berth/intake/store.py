@@ -4,14 +4,28 @@ statements, on the unit of work's connection so that state and events commit tog
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, case, or_, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts.access import AccessRule
@@ -33,6 +47,49 @@ from berth.shared.store import SqlStore
 NOT_TERMINAL = text(
     "(phase IS NULL OR phase NOT IN ({}))".format(
         ", ".join(f"'{p}'" for p in sorted(TERMINAL_PHASES))
+    )
+)
+
+
+def _unnest(name: str, **arrays: Any) -> Any:
+    """Rows from one array parameter per column: a batch in one statement whatever its size."""
+    return (
+        func.unnest(*(cast(bindparam(key, type_=t), t) for key, t in arrays.values()))
+        .table_valued(*arrays)
+        .render_derived(name=name)
+    )
+
+
+_approved = _unnest("approved", wid=("wids", ARRAY(Text())), spec=("specs", ARRAY(Text())))
+_APPROVE = (
+    update(workloads)
+    .where(workloads.c.id == _approved.c.wid, workloads.c.status == "received")
+    .values(status="approved", effective_spec=cast(_approved.c.spec, JSONB))
+)
+_reported = _unnest(
+    "reported",
+    wid=("wids", ARRAY(Text())),
+    new_phase=("phases", ARRAY(Text())),
+    new_message=("messages", ARRAY(Text())),
+    new_at=("ats", ARRAY(DateTime(timezone=True))),
+    new_running=("running", ARRAY(Integer())),
+    new_requested=("requested", ARRAY(Integer())),
+)
+_PHASES = (
+    update(workloads)
+    .where(
+        workloads.c.id == _reported.c.wid,
+        or_(workloads.c.phase_at.is_(None), workloads.c.phase_at <= _reported.c.new_at),
+        # A terminal phase is final, whatever order late events arrive in.
+        NOT_TERMINAL,
+    )
+    .values(
+        status=_reported.c.new_phase,
+        phase=_reported.c.new_phase,
+        phase_message=_reported.c.new_message,
+        phase_at=_reported.c.new_at,
+        running_pods=_reported.c.new_running,
+        requested_pods=_reported.c.new_requested,
     )
 )
 
@@ -267,11 +324,13 @@ class SqlIntakeStore(SqlStore):
     async def approve(self, specs: Sequence[tuple[str, dict[str, Any]]]) -> None:
         if not specs:
             return
+        # The first approval of a workload wins, as it would one statement per row.
+        first: dict[str, dict[str, Any]] = {}
+        for wid, spec in specs:
+            first.setdefault(wid, spec)
         await self._conn.execute(
-            update(workloads)
-            .where(workloads.c.id == bindparam("wid"), workloads.c.status == "received")
-            .values(status="approved", effective_spec=bindparam("spec")),
-            [{"wid": wid, "spec": spec} for wid, spec in specs],
+            _APPROVE,
+            {"wids": list(first), "specs": [json.dumps(spec) for spec in first.values()]},
         )
 
     async def reject(self, issues: Sequence[tuple[str, list[dict[str, Any]]]]) -> None:
@@ -287,41 +346,36 @@ class SqlIntakeStore(SqlStore):
     async def record_phases(self, changes: Sequence[PhaseChange]) -> None:
         if not changes:
             return
-        await self._conn.execute(
-            insert(phase_history),
+        await self.insert_all(
+            phase_history,
             [
                 {"workload_id": c.workload_id, "phase": c.phase, "message": c.message, "at": c.at}
                 for c in changes
             ],
         )
-        await self._conn.execute(
-            update(workloads)
-            .where(
-                workloads.c.id == bindparam("wid"),
-                or_(workloads.c.phase_at.is_(None), workloads.c.phase_at <= bindparam("at")),
-                # A terminal phase is final, whatever order late events arrive in.
-                NOT_TERMINAL,
-            )
-            .values(
-                status=bindparam("phase"),
-                phase=bindparam("phase"),
-                phase_message=bindparam("message"),
-                phase_at=bindparam("at"),
-                running_pods=bindparam("running"),
-                requested_pods=bindparam("requested"),
-            ),
-            [
+        # One statement per round, each workload's n-th change in round n: the changes of one
+        # workload apply in order, each seeing what the one before it wrote (a terminal phase
+        # stops the later ones), as they would one statement per row.
+        rounds: list[list[PhaseChange]] = []
+        seen: dict[str, int] = {}
+        for c in changes:
+            n = seen.get(c.workload_id, 0)
+            seen[c.workload_id] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(c)
+        for batch in rounds:
+            await self._conn.execute(
+                _PHASES,
                 {
-                    "wid": c.workload_id,
-                    "phase": c.phase,
-                    "message": c.message,
-                    "at": c.at,
-                    "running": c.running_pods,
-                    "requested": c.requested_pods,
-                }
-                for c in changes
-            ],
-        )
+                    "wids": [c.workload_id for c in batch],
+                    "phases": [c.phase for c in batch],
+                    "messages": [c.message for c in batch],
+                    "ats": [c.at for c in batch],
+                    "running": [c.running_pods for c in batch],
+                    "requested": [c.requested_pods for c in batch],
+                },
+            )
 
     async def record_catalog(self, entries: Sequence[CatalogEntry]) -> None:
         await self.upsert(
