@@ -138,6 +138,10 @@ def _unnest(**columns: Sequence[str | None]) -> Any:
     )
 
 
+def _latest(changes: Iterable[PhaseChange]) -> list[PhaseChange]:
+    return list({c.workload_id: c for c in changes}.values())
+
+
 class SqlAdapterStore(SqlStore):
     """The scheduler-adapter's store in PostgreSQL, on one connection (one transaction)."""
 
@@ -197,9 +201,9 @@ class SqlAdapterStore(SqlStore):
     async def set_phases(self, changes: Sequence[PhaseChange]) -> None:
         # One UPDATE over unnested arrays per kind of change, rather than an UPDATE per row
         # (executemany): a batch of snapshots changes hundreds of rows. A row joined twice
-        # would take either value, so the latest change of each workload is the one given.
-        latest = list({c.workload_id: c for c in changes}.values())
-        plain = [c for c in latest if c.desired is None]
+        # would take either value, so each statement is given each workload's latest change
+        # (the plain ones first, as the rows were updated one by one).
+        plain = _latest(c for c in changes if c.desired is None)
         if plain:
             given = _unnest(
                 wid=[c.workload_id for c in plain],
@@ -211,7 +215,7 @@ class SqlAdapterStore(SqlStore):
                 .where(workloads.c.workload_id == given.c.wid)
                 .values(phase=given.c.phase, phase_message=given.c.message)
             )
-        intents = [c for c in latest if c.desired is not None]
+        intents = _latest(c for c in changes if c.desired is not None)
         if intents:
             given = _unnest(
                 wid=[c.workload_id for c in intents],
