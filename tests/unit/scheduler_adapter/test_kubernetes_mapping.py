@@ -7,9 +7,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from berth.scheduler_adapter.kubernetes import pod_status, snapshot_of, translate
+from berth.scheduler_adapter.kubernetes import (
+    _PlainApiClient,
+    pod_status,
+    snapshot_of,
+    translate,
+)
 from berth.scheduler_adapter.phases import derive_phase
 from berth.scheduler_adapter.top_kinds import expected_pods
 from berth.shared.errors import PermanentError, TransientError
@@ -130,3 +136,39 @@ def test_api_statuses_become_berth_errors(status: int, kind: type[Exception]) ->
 def test_transport_failures_are_transient() -> None:
     assert isinstance(translate(aiohttp.ClientConnectionError("refused"), "x"), TransientError)
     assert isinstance(translate(TimeoutError(), "x"), TransientError)
+
+
+async def test_the_api_clients_session_takes_its_proxy_from_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Read per request, the environment cost two thread hops for every apply (netrc, proxies).
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:secret@proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    configuration = Configuration(host="https://api.cluster.example:6443")
+    client = _PlainApiClient(configuration)
+    try:
+        assert client.rest_client.pool_manager.trust_env is False
+        assert client.rest_client.proxy == "http://proxy.example:3128"
+        expected = aiohttp.BasicAuth("user", "secret").encode()
+        assert client.rest_client.proxy_headers["Proxy-Authorization"] == expected
+    finally:
+        await client.close()
+
+
+async def test_no_proxy_and_a_configured_proxy_win_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "api.cluster.example")
+    bypassed = _PlainApiClient(Configuration(host="https://api.cluster.example:6443"))
+    monkeypatch.delenv("NO_PROXY")
+    configuration = Configuration(host="https://api.cluster.example:6443")
+    configuration.proxy = "http://configured.example:8080"
+    configured = _PlainApiClient(configuration)
+    try:
+        assert not bypassed.rest_client.proxy
+        assert configured.rest_client.proxy == "http://configured.example:8080"
+    finally:
+        await bypassed.close()
+        await configured.close()

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, any_, cast, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from berth.contracts.quota import QUOTA_HOLDING_PHASES
 from berth.scheduler_adapter.tables import agent, workloads
@@ -125,6 +125,23 @@ _COLUMNS = (
 _PHASE_COLUMNS = tuple(c for c in _COLUMNS if c is not workloads.c.manifests)
 
 
+def _texts(values: Iterable[str | None]) -> Any:
+    return cast(list(values), ARRAY(Text))
+
+
+def _unnest(**columns: Sequence[str | None]) -> Any:
+    """Rows given as one text array per column, as a table (``unnest(a, b, ...)``)."""
+    return (
+        func.unnest(*(_texts(values) for values in columns.values()))
+        .table_valued(*columns)
+        .render_derived(name="given")
+    )
+
+
+def _latest(changes: Iterable[PhaseChange]) -> list[PhaseChange]:
+    return list({c.workload_id: c for c in changes}.values())
+
+
 class SqlAdapterStore(SqlStore):
     """The scheduler-adapter's store in PostgreSQL, on one connection (one transaction)."""
 
@@ -170,7 +187,9 @@ class SqlAdapterStore(SqlStore):
         self, ids: Iterable[str], *, lock: bool = False, manifests: bool = True
     ) -> dict[str, AppliedWorkload]:
         columns = _COLUMNS if manifests else _PHASE_COLUMNS
-        query = select(*columns).where(workloads.c.workload_id.in_(list(ids)))
+        # ``= ANY(array)``: one statement text whatever the count, prepared once; an IN list
+        # is a new statement (parsed and planned anew) for every length a batch has.
+        query = select(*columns).where(workloads.c.workload_id == any_(_texts(ids)))
         if lock:
             # Waits for an action being recorded on the same workloads to commit, so a snapshot
             # is always judged against the latest intent; a fixed order keeps two batches from
@@ -180,33 +199,38 @@ class SqlAdapterStore(SqlStore):
         return {r.workload_id: _row(r) for r in rows}
 
     async def set_phases(self, changes: Sequence[PhaseChange]) -> None:
-        plain = [
-            {"wid": c.workload_id, "phase": c.phase, "message": c.message}
-            for c in changes
-            if c.desired is None
-        ]
+        # One UPDATE over unnested arrays per kind of change, rather than an UPDATE per row
+        # (executemany): a batch of snapshots changes hundreds of rows. A row joined twice
+        # would take either value, so each statement is given each workload's latest change
+        # (the plain ones first, as the rows were updated one by one).
+        plain = _latest(c for c in changes if c.desired is None)
         if plain:
-            await self._conn.execute(
-                update(workloads)
-                .where(workloads.c.workload_id == bindparam("wid"))
-                .values(phase=bindparam("phase"), phase_message=bindparam("message")),
-                plain,
+            given = _unnest(
+                wid=[c.workload_id for c in plain],
+                phase=[c.phase for c in plain],
+                message=[c.message for c in plain],
             )
-        intents = [
-            {"wid": c.workload_id, "phase": c.phase, "message": c.message, "intent": c.desired}
-            for c in changes
-            if c.desired is not None
-        ]
-        if intents:
             await self._conn.execute(
                 update(workloads)
-                .where(workloads.c.workload_id == bindparam("wid"))
+                .where(workloads.c.workload_id == given.c.wid)
+                .values(phase=given.c.phase, phase_message=given.c.message)
+            )
+        intents = _latest(c for c in changes if c.desired is not None)
+        if intents:
+            given = _unnest(
+                wid=[c.workload_id for c in intents],
+                phase=[c.phase for c in intents],
+                message=[c.message for c in intents],
+                intent=[c.desired for c in intents],
+            )
+            await self._conn.execute(
+                update(workloads)
+                .where(workloads.c.workload_id == given.c.wid)
                 .values(
-                    desired=bindparam("intent"),
-                    phase=bindparam("phase"),
-                    phase_message=bindparam("message"),
-                ),
-                intents,
+                    desired=given.c.intent,
+                    phase=given.c.phase,
+                    phase_message=given.c.message,
+                )
             )
 
     async def held(self, projects: Iterable[str]) -> list[AppliedWorkload]:

@@ -131,7 +131,8 @@ class _Watcher:
     kind: Kind
     namespace: str | None
     selector: list[tuple[str, str, str | None]]
-    queue: asyncio.Queue[tuple[int, str, dict[str, Any]]]
+    # (version, change, object, the event's line as sent)
+    queue: asyncio.Queue[tuple[int, str, dict[str, Any], bytes]]
 
 
 @dataclass
@@ -163,6 +164,13 @@ class SimulatedApiServer:
         self.kinds = served_kinds(inventory)
         self._by_path = {(k.group_version, k.plural): k for k in self.kinds}
         self._store: dict[Kind, dict[Key, dict[str, Any]]] = {k: {} for k in self.kinds}
+        # Each stored object's JSON, made once and sent as often as it is asked for: in the
+        # watch events, the answer to the request that wrote it, and the state file (a real
+        # API server's watch cache keeps serialised objects as well). Valid while the object
+        # stored under the key is the one encoded: a stored object never changes in place.
+        self._json: dict[Kind, dict[Key, tuple[dict[str, Any], bytes]]] = {
+            k: {} for k in self.kinds
+        }
         self._version = 0
         self._events: deque[tuple[int, Kind, str, dict[str, Any]]] = deque()
         self._compacted = 0  # newest version dropped from the event log
@@ -413,7 +421,8 @@ class SimulatedApiServer:
                 return web.json_response(self._list(kind, namespace, request.query))
             if method == "POST":
                 body = await _body(request)
-                return web.json_response(self._create(kind, namespace, body), status=201)
+                created = self._create(kind, namespace, body)
+                return self._respond(kind, _key_of(kind, created), created, status=201)
             raise ApiError(405, "MethodNotAllowed", f"{method} on a collection")
         key = (namespace or "", name)
         if sub == "log" and kind.kind == "Pod" and method == "GET":
@@ -421,22 +430,22 @@ class SimulatedApiServer:
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", f"no subresource {sub}")
         if method == "GET":
-            return web.json_response(self._get(kind, key))
+            return self._respond(kind, key, self._get(kind, key))
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
             body = await _body(request)
             if content_type == APPLY:
                 if sub == "status":
                     raise ApiError(415, "UnsupportedMediaType", "apply the status subresource")
-                return web.json_response(self._apply(kind, key, body))
+                return self._respond(kind, key, self._apply(kind, key, body))
             if content_type in MERGE_PATCHES:
-                return web.json_response(
-                    self._merge_patch(kind, key, body, status_only=sub == "status")
-                )
+                patched = self._merge_patch(kind, key, body, status_only=sub == "status")
+                return self._respond(kind, key, patched)
             raise ApiError(415, "UnsupportedMediaType", f"patch type {content_type}")
         if method == "PUT":
             body = await _body(request)
-            return web.json_response(self._replace(kind, key, body, status_only=sub == "status"))
+            replaced = self._replace(kind, key, body, status_only=sub == "status")
+            return self._respond(kind, key, replaced)
         if method == "DELETE":
             body = await _body(request) if request.can_read_body else {}
             policy = request.query.get("propagationPolicy") or body.get("propagationPolicy")
@@ -444,6 +453,27 @@ class SimulatedApiServer:
         raise ApiError(405, "MethodNotAllowed", method)
 
     # --- the store ------------------------------------------------------------------------------
+
+    def _respond(
+        self, kind: Kind, key: Key, obj: dict[str, Any], status: int = 200
+    ) -> web.Response:
+        return web.Response(
+            body=self._encoded(kind, key, obj), status=status, content_type="application/json"
+        )
+
+    def _encoded(self, kind: Kind, key: Key, obj: dict[str, Any]) -> bytes:
+        """``obj``'s JSON; kept while ``obj`` is the object stored under ``key``."""
+        cached = self._json[kind].get(key)
+        if cached is not None and cached[0] is obj:
+            return cached[1]
+        data = json.dumps(obj, separators=(",", ":")).encode()
+        if self._store[kind].get(key) is obj:
+            self._json[kind][key] = (obj, data)
+        return data
+
+    def _event_line(self, kind: Kind, change: str, obj: dict[str, Any]) -> bytes:
+        data = self._encoded(kind, _key_of(kind, obj), obj)
+        return b'{"type":"%s","object":%s}\n' % (change.encode(), data)
 
     def _kind(self, group_version: str, plural: str) -> Kind:
         return self._by_path[(group_version, plural)]
@@ -563,6 +593,7 @@ class SimulatedApiServer:
 
     def _remove(self, kind: Kind, key: Key) -> None:
         obj = self._store[kind].pop(key, None)
+        self._json[kind].pop(key, None)
         if obj is None:
             return
         self._version += 1
@@ -594,6 +625,7 @@ class SimulatedApiServer:
         self._events.append((self._version, kind, change, obj))
         while len(self._events) > EVENT_LOG:
             self._compacted = self._events.popleft()[0]
+        line: bytes | None = None
         for watcher in self._watchers:
             if (
                 watcher.kind is kind
@@ -603,7 +635,10 @@ class SimulatedApiServer:
                 )
                 and _matches(obj, watcher.selector)
             ):
-                watcher.queue.put_nowait((self._version, change, obj))
+                # Encoded once for every watch it goes to.
+                if line is None:
+                    line = self._event_line(kind, change, obj)
+                watcher.queue.put_nowait((self._version, change, obj, line))
         self._dirty.set()
 
     def _ensure_namespace(self, namespace: str) -> None:
@@ -1013,14 +1048,14 @@ class SimulatedApiServer:
                 )
                 return response
             for _, change, obj in backlog:
-                await _send(response, change, obj)
+                await response.write(self._event_line(kind, change, obj))
             deadline = time.monotonic() + timeout
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 try:
-                    _, change, obj = await asyncio.wait_for(
+                    _, _, _, line = await asyncio.wait_for(
                         watcher.queue.get(), min(left, BOOKMARK_SECONDS)
                     )
                 except TimeoutError:
@@ -1035,16 +1070,10 @@ class SimulatedApiServer:
                             },
                         )
                     continue
-                chunk = [(change, obj)]
+                chunk = [line]
                 while not watcher.queue.empty() and len(chunk) < 500:
-                    _, change, obj = watcher.queue.get_nowait()
-                    chunk.append((change, obj))
-                await response.write(
-                    b"".join(
-                        json.dumps({"type": c, "object": o}, separators=(",", ":")).encode() + b"\n"
-                        for c, o in chunk
-                    )
-                )
+                    chunk.append(watcher.queue.get_nowait()[3])
+                await response.write(b"".join(chunk))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -1071,29 +1100,27 @@ class SimulatedApiServer:
             spent = time.process_time() - started
             delay = max(SAVE_DELAY, SAVE_SHARE * spent)
 
-    def _state(self) -> dict[str, Any]:
-        # Pods and events are the simulation's, played again after a restart.
-        return {
-            "version": self._version,
-            "token": self.token,
-            "objects": [
-                obj
-                for kind, objects in self._store.items()
-                if kind.kind not in ("Pod", "Event")
-                for obj in objects.values()
-            ],
-        }
+    def _state(self) -> bytes:
+        # Pods and events are the simulation's, played again after a restart. Made of the
+        # objects' kept encodings: a save encodes only what changed since the last one.
+        head = json.dumps({"version": self._version, "token": self.token})[:-1].encode()
+        objects = b",".join(
+            self._encoded(kind, key, obj)
+            for kind, stored in self._store.items()
+            if kind.kind not in ("Pod", "Event")
+            for key, obj in stored.items()
+        )
+        return b'%s,"objects":[%s]}' % (head, objects)
 
     def _save(self) -> None:
         with contextlib.suppress(Exception):
             self._write_state(self._state())
 
-    def _write_state(self, state: dict[str, Any]) -> None:
+    def _write_state(self, state: bytes) -> None:
         if self._state_file is None:
             return
-        text = json.dumps(state, separators=(",", ":"))
         temporary = self._state_file.with_suffix(".tmp")
-        temporary.write_text(text, encoding="utf-8")
+        temporary.write_bytes(state)
         os.replace(temporary, self._state_file)
 
     def _load(self) -> bool:
@@ -1136,6 +1163,11 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ApiError(400, "BadRequest", "the body must be an object")
     return loaded
+
+
+def _key_of(kind: Kind, obj: Mapping[str, Any]) -> Key:
+    meta = obj["metadata"]
+    return (str(meta.get("namespace", "")) if kind.namespaced else "", str(meta["name"]))
 
 
 async def _send(response: web.StreamResponse, change: str, obj: Mapping[str, Any]) -> None:
@@ -1272,8 +1304,16 @@ def _run_now(coroutine: Any) -> Any:
     raise RuntimeError("the simulation awaited while applying")
 
 
+_stamp: tuple[int, str] = (0, "")
+
+
 def _timestamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Second resolution: formatted once a second, not for every object written.
+    global _stamp
+    now = int(time.time())
+    if now != _stamp[0]:
+        _stamp = (now, datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _stamp[1]
 
 
 def _at(server: SimulatedApiServer, simulated: float) -> str:
