@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from berth.shared.consumer import unit_of_work
+from berth.shared.db import OUTBOX, service_metadata
 
 
 @pytest.mark.parametrize("rows", [1, 0])
@@ -35,9 +35,9 @@ async def test_the_relay_is_woken_before_the_after_commit_callbacks_run(rows: in
     async def callback() -> None:
         order.append("callback")
 
-    table = SimpleNamespace(insert=lambda: "insert")
+    table = service_metadata("test").tables[f"test.{OUTBOX}"]
     async with unit_of_work(Engine(), table, Relay()) as unit:  # type: ignore[arg-type]
-        unit.rows.extend({"subject": "s"} for _ in range(rows))
+        unit.rows.extend({"subject": "s", "payload": b"{}", "headers": {}} for _ in range(rows))
         unit.after_commit.append(callback)
 
     # Nothing to publish: nothing to wake.

@@ -43,9 +43,16 @@ def _statement(table: Table, names: tuple[str, ...], do_nothing: bool) -> Execut
         type_ = table.c[name].type
         element = Text() if _is_json(type_) else type_
         arrays.append(cast(bindparam(name, type_=ARRAY(element)), ARRAY(element)))
-    rows = func.unnest(*arrays).table_valued(*names).render_derived(name="incoming")
+    rows = (
+        func.unnest(*arrays)
+        .table_valued(*names, with_ordinality="position")
+        .render_derived(name="incoming")
+    )
     columns = [cast(rows.c[n], JSONB) if _is_json(table.c[n].type) else rows.c[n] for n in names]
-    stmt = insert(table).from_select(list(names), select(*columns))
+    # Serial ids are drawn in the order the rows are inserted; the outbox publishes by id, so
+    # the batch's order is stated rather than left to the plan.
+    ordered = select(*columns).order_by(rows.c.position)
+    stmt = insert(table).from_select(list(names), ordered)
     if do_nothing:
         stmt = stmt.on_conflict_do_nothing()
     _STATEMENTS[key] = (table, stmt)
