@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -98,18 +99,33 @@ def kill_active_agent(suite: Suite, takeovers: Takeovers) -> Fault:
 
     async def inject() -> None:
         holder = (await _lease(suite, cluster))["spec"]["holderIdentity"]
-        pid = int(holder.rsplit("-", 2)[-2])
-        process = next(n for n, p in suite.procs.items() if p.pid == pid)
+        process = _slot_of(suite, holder)
+        assert process is not None, f"no agent process holds the lease as {holder!r}"
+        pid = suite.procs[process].pid
         os.kill(pid, signal.SIGKILL)
-        killed = time.monotonic()
+        killed, killed_at = time.monotonic(), datetime.now(UTC)
+        # Taken over once a live agent renewed the lease after the kill: the other replica, or
+        # the killed one's slot restarted (it keeps its name, so it takes the lease back).
         while True:
-            lease = await _lease(suite, cluster)
-            if lease["spec"].get("holderIdentity") not in ("", holder):
+            spec = (await _lease(suite, cluster))["spec"]
+            slot = _slot_of(suite, spec.get("holderIdentity") or "")
+            renewed = spec.get("renewTime")
+            if (
+                slot is not None
+                and suite.procs[slot].pid != pid
+                and renewed
+                and datetime.fromisoformat(renewed) > killed_at
+            ):
                 break
             await asyncio.sleep(0.05)
         takeovers.seconds[f"kill -9 the active agent ({process})"] = time.monotonic() - killed
 
     return Fault("kill -9 the active agent", at=0.0, inject=inject, hits=(AGENT,))
+
+
+def _slot_of(suite: Suite, identity: str) -> str | None:
+    """The agent process slot holding the lease under ``identity``."""
+    return next((n for n in suite.procs if suite.lease_identity(n) == identity), None)
 
 
 async def _lease(suite: Suite, cluster: str) -> dict[str, Any]:
