@@ -12,26 +12,13 @@ their relay). Results go to ``bench/results/paced.json``. Run ``python -m bench.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import shutil
-import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import BenchFailure, format_measurement
-from bench.suite_bench import (
-    add_common_options,
-    add_suite_options,
-    bench_suite,
-    options_from,
-    parse_env,
-    print_profiles,
-    start_suite,
-)
-from berth.cli.suite import Suite
+from bench.common import format_measurement
+from bench.suite_bench import add_common_options, add_suite_options, run_suite
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_RATE = 200.0
@@ -87,42 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be above 0: this stage measures a paced load")
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    state_dir = Path(tempfile.mkdtemp(prefix="berth-bench-"))
-    suite: Suite | None = None
-    ok = False
-    try:
-        print(f"== berth suite, {args.workloads} workloads paced at {args.rate:g}/s", flush=True)
-        suite = start_suite(
-            state_dir,
-            args.workloads,
-            sim_speed=args.sim_speed,
-            extra_env=parse_env(args.env),
-            quiet=args.quiet,
-            profile=set(args.profile or ()),
-            replicas=args.replicas,
-        )
-        result = asyncio.run(
-            bench_suite(suite, args.workloads, options_from(args), runtime_seconds=args.runtime)
-        )
+    print(f"== berth suite, {args.workloads} workloads paced at {args.rate:g}/s", flush=True)
+
+    def report(result: dict[str, Any]) -> None:
         print(format_measurement("berth", result))
         print(paced_summary(result, args.rate))
         args.output.parent.mkdir(parents=True, exist_ok=True)
         payload = {"rate": args.rate, "sim_speed": args.sim_speed, "berth": result}
         args.output.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         print(f"results written to {args.output}")
-        ok = True
-    except BenchFailure as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-    finally:
-        if suite is not None:
-            suite.stop()
-            print_profiles(suite)
-        if ok and not args.keep_state:
-            shutil.rmtree(state_dir, ignore_errors=True)
-        else:
-            print(f"state and service logs kept in {state_dir}", file=sys.stderr)
-    return 0 if ok else 1
+
+    return run_suite(args, report)
 
 
 if __name__ == "__main__":

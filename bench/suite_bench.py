@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -460,10 +461,17 @@ def main(argv: list[str] | None = None) -> int:
     add_common_options(parser)
     add_suite_options(parser)
     args = parser.parse_args(argv)
+    return run_suite(args, lambda result: print(format_measurement("berth", result)))
+
+
+def run_suite(args: argparse.Namespace, report: Callable[[dict[str, Any]], None]) -> int:
+    """Start the suite in a fresh state directory, run the benchmark with the options of
+    ``add_common_options``/``add_suite_options``, hand the result to ``report``, and stop the
+    suite whatever happens (printing the profiles asked for). The state directory is removed
+    after a successful run unless ``--keep-state``. Returns the exit status."""
     # `kill` stops the benchmark as cleanly as Ctrl-C: the suite is always stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     state_dir = Path(tempfile.mkdtemp(prefix="berth-bench-"))
-    env = parse_env(args.env)
     ok = False
     suite: Suite | None = None
     try:
@@ -471,14 +479,15 @@ def main(argv: list[str] | None = None) -> int:
             state_dir,
             args.workloads,
             sim_speed=args.sim_speed,
-            extra_env=env,
+            extra_env=parse_env(args.env),
+            quiet=args.quiet,
             profile=set(args.profile or ()),
             replicas=args.replicas,
         )
         result = asyncio.run(
             bench_suite(suite, args.workloads, options_from(args), runtime_seconds=args.runtime)
         )
-        print(format_measurement("berth", result))
+        report(result)
         ok = True
     except BenchFailure as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
