@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 import yaml
 from aiohttp import web
 
@@ -466,7 +467,9 @@ class SimulatedApiServer:
         cached = self._json[kind].get(key)
         if cached is not None and cached[0] is obj:
             return cached[1]
-        data = json.dumps(obj, separators=(",", ":")).encode()
+        # pydantic-core's encoder: a quarter of the stdlib's time, and this is most of what a
+        # watched cluster of thousands of pods costs to serve.
+        data = pydantic_core.to_json(obj)
         if self._store[kind].get(key) is obj:
             self._json[kind][key] = (obj, data)
         return data
