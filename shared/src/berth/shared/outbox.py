@@ -27,11 +27,20 @@ from berth.shared.telemetry import inject
 log = logging.getLogger(__name__)
 
 
-def outbox_row(event: Event, trace_context: Context | None = None) -> dict[str, Any]:
+def outbox_row(
+    event: Event,
+    trace_context: Context | None = None,
+    *,
+    trace_headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The row publishing ``event`` in ``trace_context`` (or the current one), or with the
+    ready ``trace_headers`` when the caller has them."""
+    if trace_headers is None:
+        trace_headers = inject(trace_context)
     return {
         "subject": event.subject_name,
         "payload": encode(event),
-        "headers": event_headers(event, inject(trace_context)),
+        "headers": event_headers(event, trace_headers),
     }
 
 
