@@ -17,6 +17,7 @@ from berth.contracts.events import (
     WorkloadRef,
 )
 from berth.shared.consumer import Publishes, UndeclaredEventError, UnitOfWork, trace_context
+from berth.shared.telemetry import context_of, inject
 from berth.shared.testing import FakeUnitOfWork, InMemoryTable, incoming
 
 
@@ -143,3 +144,25 @@ def test_a_services_unit_refuses_what_the_service_did_not_declare() -> None:
         unit.emit(_event("w-1"))
 
     assert unit.rows == []
+
+
+def test_a_unit_of_work_gives_each_emitted_event_the_trace_headers_of_its_cause() -> None:
+    provider = TracerProvider()
+    cause = incoming(_event("w-1"))
+    cause.span = provider.get_tracer("test").start_span("handle")
+    other = provider.get_tracer("test").start_span("other")
+    unit = UnitOfWork(conn=None, outbox_table=None)  # type: ignore[arg-type]
+
+    unit.emit(_event("w-2"), cause=cause)
+    unit.emit(_event("w-3"), cause=other.get_span_context())
+    unit.emit(_event("w-4"), cause=otel_trace.set_span_in_context(other))
+
+    expected = [
+        inject(context_of(cause.span)),
+        inject(context_of(other)),
+        inject(context_of(other)),
+    ]
+    assert [{k: v for k, v in r["headers"].items() if k != "Nats-Msg-Id"} for r in unit.rows] == (
+        expected
+    )
+    assert all(e["traceparent"] for e in expected)

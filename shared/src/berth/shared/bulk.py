@@ -68,19 +68,44 @@ def can_unnest(table: Table, names: Sequence[str]) -> bool:
     )
 
 
+# Per table and column names: None when such rows cannot go through unnest, else how each
+# column's values travel (None: as they are).
+Plan = list[Callable[[Any], Any] | None]
+_PLANS: dict[tuple[int, tuple[str, ...]], tuple[Table, Plan | None]] = {}
+
+
+def _plan(table: Table, names: tuple[str, ...]) -> Plan | None:
+    key = (id(table), names)
+    cached = _PLANS.get(key)
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    plan = (
+        [_values(table, n) if _is_json(table.c[n].type) else None for n in names]
+        if can_unnest(table, names)
+        else None
+    )
+    _PLANS[key] = (table, plan)
+    return plan
+
+
 def statement(
     table: Table, rows: Sequence[Mapping[str, Any]], *, do_nothing: bool = False
 ) -> tuple[Executable, dict[str, list[Any]]] | None:
     """The one statement inserting ``rows`` (all with the same keys) and its parameters, or
     None when they cannot be inserted that way (the caller then uses an executemany)."""
     names = tuple(rows[0])
-    if any(len(r) != len(names) for r in rows) or not can_unnest(table, names):
+    if any(len(r) != len(names) for r in rows):
+        return None
+    plan = _plan(table, names)
+    if plan is None:
         return None
     params = {}
-    for name in names:
-        to_value = _values(table, name)
+    for name, to_value in zip(names, plan, strict=True):
         try:
-            params[name] = [to_value(r[name]) for r in rows]
+            if to_value is None:
+                params[name] = [r[name] for r in rows]
+            else:
+                params[name] = [to_value(r[name]) for r in rows]
         except KeyError:
             return None
     return _statement(table, names, do_nothing), params

@@ -33,7 +33,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, Status, StatusCode
 from pydantic import ValidationError
 from sqlalchemy import Executable, Table, Text, any_, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -47,7 +47,7 @@ from berth.shared import deadletters, outbox
 from berth.shared.errors import is_transient
 from berth.shared.identity import Unauthenticated, Verifier
 from berth.shared.outbox import OutboxRelay
-from berth.shared.telemetry import context_of, extract
+from berth.shared.telemetry import context_of, extract, span_headers, start_consumer_span
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,13 @@ class UnitOfWork:
         Raises ``UndeclaredEventError`` for a type the service did not declare it publishes."""
         if self.publishes is not None:
             self.publishes.check(event)
-        self.rows.append(outbox.outbox_row(event, trace_context(cause)))
+        if isinstance(cause, Incoming):
+            # The common cause: its span's headers, without a context to inject from.
+            headers = span_headers(cause.span.get_span_context())
+            row = outbox.outbox_row(event, trace_headers=headers)
+        else:
+            row = outbox.outbox_row(event, trace_context(cause))
+        self.rows.append(row)
 
 
 Cause = Incoming[Any] | SpanContext | Context | None
@@ -306,11 +312,11 @@ class BatchRunner:
                     unauthenticated.append((msg, event, declared, str(exc)))
                     continue
                 event = event.model_copy(update={"actor": actor})
-            span = self._tracer.start_span(
+            span = start_consumer_span(
+                self._tracer,
                 operation,
-                context=extract(msg.headers),
-                kind=SpanKind.CONSUMER,
-                attributes={
+                extract(msg.headers),
+                {
                     "messaging.system": "nats",
                     "messaging.destination.name": msg.subject,
                     "messaging.message.id": str(event.id),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, Table, Text, func, text
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, Table, Text, event, func, text
 from sqlalchemy.dialects.postgresql import BIGINT, JSONB, UUID
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -55,15 +58,49 @@ def service_metadata(schema: str) -> MetaData:
     return metadata
 
 
+# A pooled connection idle for longer than this is pinged before use.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
 def create_engine(database_url: str, *, pool_size: int = 5) -> AsyncEngine:
     # Batches are committed by one task at a time per subscription; a small pool is plenty and
     # keeps the connection count low when six services share one server.
-    return create_async_engine(
-        database_url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-    )
+    engine = create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size)
+    ping_after_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+_IDLE_SINCE = "berth_idle_since"
+
+
+def ping_after_idle(engine: AsyncEngine, seconds: float) -> None:
+    """Ping a pooled connection before use when it was idle for ``seconds`` or more.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout, which with asyncpg is three round
+    trips (BEGIN, a query, ROLLBACK) before every transaction: under load, tens of
+    milliseconds per batch for connections that were in use a moment ago. A connection that
+    was idle (the database may have restarted meanwhile) is still checked; one that fails the
+    ping is replaced, and the pool's other connections with it. A connection that breaks
+    between two close uses fails its transaction, which invalidates the pool too, and the
+    caller retries it as an outage (``errors.is_transient``)."""
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+
+    def checked_in(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool replaces this connection (and every older one) and tries again.
+            raise InvalidatePoolError(f"idle connection failed its ping: {exc}") from exc
+
+    event.listen(sync_engine, "checkin", checked_in)
+    event.listen(sync_engine, "checkout", checked_out)
 
 
 async def ensure_schema(engine: AsyncEngine, schema: str) -> None:

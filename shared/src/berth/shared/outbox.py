@@ -14,7 +14,7 @@ from nats.errors import BadHeaderError, BadSubjectError, MaxPayloadError
 from nats.js import JetStreamContext
 from nats.js.errors import APIError
 from opentelemetry.context import Context
-from sqlalchemy import Table, any_, cast, delete, select
+from sqlalchemy import Table, any_, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import ARRAY, BIGINT
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -27,11 +27,20 @@ from berth.shared.telemetry import inject
 log = logging.getLogger(__name__)
 
 
-def outbox_row(event: Event, trace_context: Context | None = None) -> dict[str, Any]:
+def outbox_row(
+    event: Event,
+    trace_context: Context | None = None,
+    *,
+    trace_headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The row publishing ``event`` in ``trace_context`` (or the current one), or with the
+    ready ``trace_headers`` when the caller has them."""
+    if trace_headers is None:
+        trace_headers = inject(trace_context)
     return {
         "subject": event.subject_name,
         "payload": encode(event),
-        "headers": event_headers(event, inject(trace_context)),
+        "headers": event_headers(event, trace_headers),
     }
 
 
@@ -81,6 +90,18 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._unacked: dict[int, int] = {}
+        # Built once: the same two statements serve every batch (the ids go as one array
+        # parameter, so the delete's text does not depend on how many rows it deletes; an IN
+        # list is prepared anew by the server for every length it has).
+        self._next_rows = (
+            select(table.c.id, table.c.subject, table.c.payload, table.c.headers)
+            .order_by(table.c.id)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        self._delete = delete(table).where(
+            table.c.id == any_(bindparam("ids", type_=ARRAY(BIGINT)))
+        )
         self.published = 0
         self.dead_lettered = 0
         self.last_dead_letter_at: datetime | None = None
@@ -138,16 +159,8 @@ class OutboxRelay:
                 return total
 
     async def _publish_batch(self) -> int:
-        t = self._table
         async with self._engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.c.id, t.c.subject, t.c.payload, t.c.headers)
-                    .order_by(t.c.id)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await conn.execute(self._next_rows)).all()
             if not rows:
                 return 0
             done: list[int] = []
@@ -197,9 +210,7 @@ class OutboxRelay:
                 await self._set_aside(r, reason)
                 done.append(r.id)
             if done:
-                # One statement text whatever the count: an IN list is prepared anew by the
-                # server for every length it has.
-                await conn.execute(delete(t).where(t.c.id == any_(cast(done, ARRAY(BIGINT)))))
+                await conn.execute(self._delete, {"ids": done})
             for row_id in done:
                 self._unacked.pop(row_id, None)
         if outage is not None:

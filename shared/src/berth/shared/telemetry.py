@@ -10,17 +10,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import defaultdict
+import re
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from pydantic_core import to_json
 
 from berth.contracts.subjects import TELEMETRY_SPANS, stream_for
 
@@ -30,18 +36,33 @@ log = logging.getLogger(__name__)
 def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.get_span_context()
     assert ctx is not None
+    parent = span.parent
+    resource = span.resource
+    attributes = span.attributes
     return {
-        "traceId": format(ctx.trace_id, "032x"),
-        "spanId": format(ctx.span_id, "016x"),
-        "parentId": format(span.parent.span_id, "016x") if span.parent else None,
+        "traceId": f"{ctx.trace_id:032x}",
+        "spanId": f"{ctx.span_id:016x}",
+        "parentId": f"{parent.span_id:016x}" if parent else None,
         "name": span.name,
-        "service": (span.resource.attributes.get("service.name") if span.resource else None),
+        "service": resource.attributes.get("service.name") if resource else None,
         "kind": span.kind.name,
         "start": span.start_time,
         "end": span.end_time,
         "status": span.status.status_code.name,
-        "attributes": dict((span.attributes or {}).items()),
+        # A mapping proxy's copy is its mapping's: the SDK's attributes copy their dict at once,
+        # where dict(...) would go through them key by key.
+        "attributes": (
+            attributes.copy()
+            if isinstance(attributes, MappingProxyType)
+            else dict(attributes or {})
+        ),
     }
+
+
+def encode_spans(records: list[dict[str, Any]]) -> bytes:
+    """JSON of exported spans, as ``read_trace`` reads it; a value JSON has no form for is
+    written as its str()."""
+    return to_json(records, fallback=str)
 
 
 class NatsSpanExporter(SpanExporter):
@@ -60,12 +81,18 @@ class NatsSpanExporter(SpanExporter):
         self._pending: set[asyncio.Future[None]] = set()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        by_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        # This runs in the SDK's worker thread, holding the GIL the event loop needs: as little
+        # Python per span as possible, the encoding in one call per trace.
+        by_trace: dict[str, list[dict[str, Any]]] = {}
         for span in spans:
             record = span_to_dict(span)
-            by_trace[record["traceId"]].append(record)
+            records = by_trace.get(record["traceId"])
+            if records is None:
+                by_trace[record["traceId"]] = [record]
+            else:
+                records.append(record)
         messages = [
-            (f"{TELEMETRY_SPANS}.{trace_id}", json.dumps(records, default=str).encode())
+            (f"{TELEMETRY_SPANS}.{trace_id}", encode_spans(records))
             for trace_id, records in by_trace.items()
         ]
         if not messages:
@@ -102,7 +129,12 @@ def setup_tracing(
     nats_client: Any | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    # Every span is recorded (no sampling): a trace must show a workload's whole tree, whatever
+    # the flags of the context it continues. Deciding so up front also spares the parent-based
+    # sampler's look-ups at every span.
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}), sampler=ALWAYS_ON
+    )
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -132,19 +164,80 @@ def nats_span_processor(nc: Any, loop: asyncio.AbstractEventLoop) -> BatchSpanPr
     )
 
 
+# Trace context travels as W3C trace context only (berth sets no baggage): the propagator is
+# used directly, not through the global composite one (trace context and baggage).
+_W3C = TraceContextTextMapPropagator()
+# What this runtime injects: version 00, no trailing fields. Anything else (whitespace, a
+# later version, tracestate) goes through the propagator.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
 def inject(context: Context | None = None) -> dict[str, str]:
     """W3C trace headers for the given (or current) context."""
     carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=context)
+    _W3C.inject(carrier, context=context)
     return carrier
 
 
+def span_headers(span_context: SpanContext) -> dict[str, str]:
+    """W3C trace headers naming ``span_context`` as the parent: ``inject(context_of(span))``
+    without building a context."""
+    if not span_context.is_valid:
+        return {}
+    headers = {
+        "traceparent": f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{span_context.trace_flags:02x}"
+    }
+    if span_context.trace_state:
+        headers["tracestate"] = span_context.trace_state.to_header()
+    return headers
+
+
 def extract(headers: Mapping[str, str] | None) -> Context:
-    return propagate.extract(dict(headers or {}))
+    """The context W3C trace headers continue (an empty one without them)."""
+    if not headers:
+        return Context()
+    traceparent = headers.get("traceparent")
+    if traceparent is None:
+        return Context()
+    match = _TRACEPARENT.fullmatch(traceparent)
+    if match is None or "tracestate" in headers:
+        return _W3C.extract(headers)
+    trace_id, span_id = int(match[1], 16), int(match[2], 16)
+    if not (trace_id and span_id):
+        return Context()
+    flags = TraceFlags(int(match[3], 16))
+    parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+    return trace.set_span_in_context(NonRecordingSpan(parent), Context())
 
 
 def context_of(span: trace.Span) -> Context:
     return trace.set_span_in_context(span)
+
+
+def start_consumer_span(
+    tracer: trace.Tracer, name: str, parent: Context, attributes: dict[str, str]
+) -> trace.Span:
+    """A CONSUMER span with ``attributes``, which must be non-empty str keys and values.
+
+    The SDK cleans each attribute it is given (type checks, a copy) at every span; values
+    known to be strings need none of it, and go straight into the span's attributes when it
+    keeps them the usual way and they fit its limits (else they take the SDK's way)."""
+    span = tracer.start_span(name, context=parent, kind=SpanKind.CONSUMER)
+    store = getattr(span, "_attributes", None)
+    if (
+        type(store) is BoundedAttributes
+        and not store._immutable
+        and (store.maxlen is None or len(store) + len(attributes) <= store.maxlen)
+        and (
+            store.max_value_len is None
+            or all(len(v) <= store.max_value_len for v in attributes.values())
+        )
+    ):
+        store._dict.update(attributes)
+    else:
+        span.set_attributes(attributes)
+    return span
 
 
 def trace_id_of(span: trace.Span) -> str:
