@@ -250,6 +250,34 @@ def test_limits_must_cover_requests_across_units(compute: dict[str, Any], messag
     assert message in only_issue("workspace", {"compute": compute})
 
 
+def test_every_compute_problem_is_named_at_once_in_order() -> None:
+    compute = {
+        "gpuDevicesRequest": 2,
+        "gpuRequestType": "portion",
+        "gpuMemoryRequest": "10G",
+        "cpuCoreRequest": 2,
+        "cpuCoreLimit": 1,
+        "extendedResources": [{"resource": "x.example/nic"}, {"resource": "x.example/nic"}],
+    }
+    assert only_issue("workspace", {"compute": compute}) == (
+        "spec.compute: Value error, gpuRequestType requires gpuDevicesRequest == 1 (got 2); "
+        "gpuMemoryRequest requires gpuDevicesRequest == 1 (got 2); "
+        "gpuMemoryRequest is not allowed with gpuRequestType 'portion'; "
+        "cpuCoreLimit must be >= cpuCoreRequest; "
+        "extendedResources lists 'x.example/nic' twice"
+    )
+
+
+def test_whole_gpus_and_single_items_pass_the_cross_field_checks() -> None:
+    spec = {
+        "compute": {"gpuDevicesRequest": 4, "cpuCoreRequest": 1, "cpuCoreLimit": 1},
+        "nodePools": ["a"],
+        "labels": [{"name": "x"}],
+        "environmentVariables": [],
+    }
+    assert validate("training", spec).spec.compute.gpuDevicesRequest == 4
+
+
 def test_memory_must_be_a_quantity() -> None:
     assert only_issue("workspace", gpu(cpuMemoryRequest="8 gigs")) == (
         "spec.compute.cpuMemoryRequest: Value error, '8 gigs' is not a quantity "
@@ -501,6 +529,44 @@ def test_system_defaults_skip_what_the_user_set_or_what_does_not_apply() -> None
     assert "numWorkers" not in applicable_system_defaults(mpi)
     assert "slotsPerWorker" not in applicable_system_defaults(pytorch)
     assert applicable_system_defaults(pytorch)["numWorkers"] == 1
+
+
+def _system_defaults_by_field_infos(spec: Any) -> dict[str, object]:
+    """The system defaults of ``spec`` read straight from every field's schema extra."""
+    from berth.contracts.spec.kinds import _DEFAULT_CONDITIONS
+
+    found: dict[str, object] = {}
+
+    def walk(model: Any, prefix: str) -> None:
+        for name, field in type(model).model_fields.items():
+            value = getattr(model, name)
+            path = f"{prefix}{name}"
+            if hasattr(type(value), "model_fields"):
+                walk(value, f"{path}.")
+                continue
+            extra = field.json_schema_extra
+            if value is None and isinstance(extra, dict) and SYSTEM_DEFAULT_KEY in extra:
+                condition = _DEFAULT_CONDITIONS.get(path)
+                if condition is None or condition(spec):
+                    found[path] = extra[SYSTEM_DEFAULT_KEY]
+
+    walk(spec, "")
+    return found
+
+
+def test_system_defaults_are_those_the_schema_publishes_in_field_order(
+    sample_submissions: dict[str, dict[str, Any]],
+) -> None:
+    specs = [ADAPTER.validate_python(p).spec for p in sample_submissions.values()]
+    specs += [
+        validate("workspace", {"security": {"runAsNonRoot": True}}).spec,
+        validate("inference", scaling(maxReplicas=3, metric="throughput")).spec,
+        validate("distributed", {"distributedFramework": "MPI"}).spec,
+        WorkspaceSpec(),
+    ]
+    for spec in specs:
+        expected = _system_defaults_by_field_infos(spec)
+        assert list(applicable_system_defaults(spec).items()) == list(expected.items())
 
 
 def test_filling_the_system_defaults_keeps_a_submission_valid(

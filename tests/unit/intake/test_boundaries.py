@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -153,3 +154,57 @@ def test_the_quick_check_for_storable_values_agrees_with_the_walk_naming_them(da
     ]
     assert boundaries._all_storable(data) == (not named)
     assert len(boundaries.unstorable_values(data)) == len(named)
+
+
+class _Frozen(Mapping[str, Any]):
+    """A mapping that is not a dict: the checks read any mapping, not only what JSON gives."""
+
+    def __init__(self, items: dict[str, Any]) -> None:
+        self._items = items
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _as_mappings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Frozen({k: _as_mappings(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_as_mappings(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"compute": {"gpuDevicesRequest": 10**40, "cpuMemoryLimit": "1000Ti"}, "numWorkers": 1e9},
+        {"compute": "not a mapping", "autoscaling": {"maxReplicas": 10**6}},
+        {"labels": [{"name": "-bad", "value": "x" * 70}, "not an item", {"name": 3}]},
+        {"annotations": [{"name": "berth.dev/sim-runtime-seconds", "value": "nan"}, None]},
+        {"environmentVariables": [{"name": "1 bad"}, {"value": "no name"}], "command": "x"},
+        {"annotations": [{"name": "berth.dev/sim-fail", "value": "sometimes"}]},
+    ],
+)
+def test_the_checks_find_the_same_issues_in_any_mapping(spec: dict[str, Any]) -> None:
+    sub = submission(**spec)["submission"]
+    sub["masterSpec"] = spec
+    checks = (
+        boundaries.absurd_quantities,
+        boundaries.kubernetes_names,
+        boundaries.simulation_annotations,
+        boundaries.long_command_lines,
+    )
+    for check in checks:
+        found = check(sub)
+        assert found == check(_as_mappings(sub))
+    assert (
+        boundaries.absurd_quantities(sub)
+        or boundaries.kubernetes_names(sub)
+        or (boundaries.simulation_annotations(sub))
+    )

@@ -53,3 +53,41 @@ def test_inference_gets_no_backoff() -> None:
     effective, issues = evaluate(sub)
     assert issues == []
     assert not hasattr(effective.spec, "backoffLimit")
+
+
+def test_a_spec_left_as_it_came_is_not_validated_again() -> None:
+    complete = {
+        "image": "i",
+        "backoffLimit": 1,
+        "autoDeletionTimeAfterCompletionSeconds": 60,
+        "terminateAfterPreemption": True,
+    }
+    sub = SUBMISSION.validate_python(
+        {"kind": "training", "name": "t", "projectId": "p", "spec": complete}
+    )
+    effective, issues = evaluate(sub)
+    assert issues == []
+    assert effective.spec is sub.spec
+
+
+def test_a_distributed_master_left_as_it_came_is_kept_too() -> None:
+    spec = {"image": "i", "backoffLimit": 1, "terminateAfterPreemption": True, "numWorkers": 2}
+    sub = SUBMISSION.validate_python(
+        {
+            "kind": "distributed",
+            "name": "d",
+            "projectId": "p",
+            "spec": {**spec, "autoDeletionTimeAfterCompletionSeconds": 60},
+            "masterSpecSameAsWorker": False,
+            "masterSpec": {
+                "image": "m",
+                "backoffLimit": 1,
+                "terminateAfterPreemption": True,
+                "autoDeletionTimeAfterCompletionSeconds": 60,
+            },
+        }
+    )
+    effective, issues = evaluate(sub)
+    assert issues == []
+    assert effective.masterSpec is sub.masterSpec  # type: ignore[union-attr]
+    assert effective.spec.numWorkers == 2

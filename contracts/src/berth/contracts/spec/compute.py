@@ -30,6 +30,7 @@ _FRACTION_FIELDS: dict[str, tuple[str, ...]] = {
     "memory": ("gpuMemoryRequest", "gpuMemoryLimit"),
     "migProfile": ("migProfile",),
 }
+_FRACTIONAL = ("gpuRequestType", *(name for names in _FRACTION_FIELDS.values() for name in names))
 
 
 ACCELERATOR_RESOURCES = re.compile(
@@ -124,6 +125,22 @@ class Compute(SpecModel):
         return self
 
     def _problems(self) -> list[str]:
+        values = self.__dict__
+        # Runs on every validation of every spec: most ask for whole GPUs, CPU and memory only,
+        # where none of the fractional GPU rules can fail.
+        if any(values[name] is not None for name in _FRACTIONAL):
+            problems = self._fraction_problems()
+        else:
+            problems = []
+        problems.extend(self._limit_problems())
+        if self.extendedResources is not None and len(self.extendedResources) > 1:
+            problems.extend(
+                f"extendedResources lists {name!r} twice"
+                for name in duplicates(r.resource for r in self.extendedResources)
+            )
+        return problems
+
+    def _fraction_problems(self) -> list[str]:
         problems: list[str] = []
         requested = {
             group: [name for name in names if getattr(self, name) is not None]
@@ -149,11 +166,6 @@ class Compute(SpecModel):
             groups = [names[0] for names in requested.values() if names]
             if len(groups) > 1:
                 problems.append(f"{' and '.join(groups)} are mutually exclusive")
-        problems.extend(self._limit_problems())
-        problems.extend(
-            f"extendedResources lists {name!r} twice"
-            for name in duplicates(r.resource for r in self.extendedResources or ())
-        )
         return problems
 
     def _limit_problems(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal, Self
 
@@ -73,6 +74,10 @@ ones that apply to one spec.
 """
 
 
+# Lists whose items are told apart by name.
+_NAMED_LISTS = ("environmentVariables", "annotations", "labels", "tolerations")
+
+
 class BaseSpec(SpecModel):
     """Fields every kind of workload accepts, inference included."""
 
@@ -128,14 +133,21 @@ class BaseSpec(SpecModel):
 
     @model_validator(mode="after")
     def _check_unique_names(self) -> Self:
-        problems = [f"nodePools lists {p!r} twice" for p in duplicates(self.nodePools or ())]
-        for field in ("environmentVariables", "annotations", "labels", "tolerations"):
-            items: list[NameValue] = getattr(self, field) or []
-            problems.extend(
-                f"{field} has two items named {name!r}"
-                for name in duplicates(item.name for item in items)
-            )
-        raise_problems(problems)
+        # Runs on every validation of every spec: a list of fewer than two items repeats nothing,
+        # and most specs have no list or lists of one.
+        problems: list[str] = []
+        pools = self.nodePools
+        if pools is not None and len(pools) > 1:
+            problems.extend(f"nodePools lists {p!r} twice" for p in duplicates(pools))
+        for field in _NAMED_LISTS:
+            items: list[NameValue] | None = getattr(self, field)
+            if items is not None and len(items) > 1:
+                problems.extend(
+                    f"{field} has two items named {name!r}"
+                    for name in duplicates(item.name for item in items)
+                )
+        if problems:
+            raise_problems(problems)
         return self
 
 
@@ -308,18 +320,33 @@ def applicable_system_defaults(spec: BaseSpec) -> dict[str, object]:
     found: dict[str, object] = {}
 
     def walk(model: BaseModel, prefix: str) -> None:
-        for name, field in type(model).model_fields.items():
-            value = getattr(model, name)
-            path = f"{prefix}{name}"
+        values = model.__dict__
+        for name, default in _system_defaults_of(type(model)):
+            value = values[name]
             if isinstance(value, BaseModel):
-                walk(value, f"{path}.")
-                continue
-            extra = field.json_schema_extra
-            if value is not None or not isinstance(extra, dict) or SYSTEM_DEFAULT_KEY not in extra:
-                continue
-            condition = _DEFAULT_CONDITIONS.get(path)
-            if condition is None or condition(spec):
-                found[path] = extra[SYSTEM_DEFAULT_KEY]
+                walk(value, f"{prefix}{name}.")
+            elif value is None and default is not _NO_DEFAULT:
+                path = f"{prefix}{name}"
+                condition = _DEFAULT_CONDITIONS.get(path)
+                if condition is None or condition(spec):
+                    found[path] = default
 
     walk(spec, "")
     return found
+
+
+_NO_DEFAULT = object()
+
+
+@functools.cache
+def _system_defaults_of(model: type[BaseModel]) -> tuple[tuple[str, object], ...]:
+    """Each field of ``model`` with its system default (``_NO_DEFAULT`` when it has none), in
+    field order: read once per model class rather than from its field infos on every call."""
+    fields: list[tuple[str, object]] = []
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and SYSTEM_DEFAULT_KEY in extra:
+            fields.append((name, extra[SYSTEM_DEFAULT_KEY]))
+        else:
+            fields.append((name, _NO_DEFAULT))
+    return tuple(fields)

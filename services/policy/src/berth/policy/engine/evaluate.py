@@ -258,10 +258,13 @@ def evaluate(
         _apply_defaults(eff, part)
 
     built: list[BaseModel] = []
-    for part in parts:
+    decoded: list[BaseModel] = [submission.spec] if master is None else [submission.spec, master]
+    for part, given in zip(parts, decoded, strict=True):
         model = spec_model if part.prefix != "master." else MasterSpec
         try:
-            value = model.model_validate(part.spec)
+            # A spec the policy left as it came is the one validated with the submission.
+            same = type(given) is model and part.spec == part.submitted
+            value = given if same else model.model_validate(part.spec)
             built.append(_with_system_defaults(kind, model, part, value))
         except ValidationError as exc:
             issues.extend(_validation_issues(part.prefix or "", exc))
