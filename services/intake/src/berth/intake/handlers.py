@@ -204,7 +204,7 @@ async def decide(
             # cannot tell an unknown pool from one it has not heard of yet.
             issues.extend(
                 validation.unknown_node_pool(field, pool)
-                for field, pool in boundaries.node_pools(sub.model_dump(mode="json"))
+                for field, pool in validation.named_node_pools(sub)
                 if pool not in pools
             )
         name = sub.name
