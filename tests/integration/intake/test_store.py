@@ -86,7 +86,12 @@ def _postgres(
 
 
 def row(
-    workload_id: str, name: str, *, status: str = "received", gpus: int = 1, digest: str = "h"
+    workload_id: str,
+    name: str,
+    *,
+    status: str = "received",
+    gpus: int = 1,
+    digest: str | None = "h",
 ) -> WorkloadRow:
     return WorkloadRow(
         id=workload_id,
@@ -300,3 +305,54 @@ async def test_action_targets_are_received_workloads_by_id_and_by_name_live_firs
         "training",
     )
     assert await backend.run(lambda store: store.action_targets([], [])) == []
+
+
+async def test_judging_a_batch_reads_in_one_go_what_each_read_would(backend: Backend) -> None:
+    capable = ClusterRecord(
+        clusterId="local",
+        backend="simulated",
+        config=ClusterConfig(),
+        capabilities={"migStrategy": "single"},
+        reportedAt=NOW,
+    )
+    bare = capable.model_copy(update={"clusterId": "edge", "capabilities": {}})
+
+    async def judge(store: IntakeStore) -> Any:
+        empty = await store.judging([], [], [])
+        await store.record_workloads(
+            [
+                row("w-1", "demo", digest="first"),
+                row("w-2", "held", status="rejected"),
+                row("w-3", "other", digest=None),
+            ]
+        )
+        await store.record_catalog(
+            [
+                CatalogEntry(project(4), False, NOW),
+                CatalogEntry(project(0, name="team-b"), False, NOW),
+                CatalogEntry(AssetView(id="np-a", kind="nodepool", name="a100"), False, NOW),
+                CatalogEntry(AssetView(id="np-x", kind="nodepool", name="old"), True, NOW),
+            ]
+        )
+        await store.record_clusters([capable, bare])
+        names = [("team-a", "demo"), ("team-a", "held"), ("team-a", "new"), ("team-a", "demo")]
+        ids = ["w-1", "w-2", "w-3", "w-9", "w-1"]
+        projects = ["team-a", "team-b", "team-c", "team-a"]
+        judging = await store.judging(names, ids, projects)
+        each = (
+            await store.live_names(names),
+            await store.known_ids(ids),
+            await store.node_pools(),
+            await store.registry(),
+            await store.quotas(projects),
+        )
+        return empty, judging, each
+
+    empty, judging, each = await backend.run(judge)
+    assert (empty.taken, empty.known, empty.quotas) == (set(), {}, {})
+    assert (judging.taken, judging.known, judging.pools, judging.registry, judging.quotas) == each
+    assert judging.known == {"w-1": "first", "w-2": "h", "w-3": None}
+    assert judging.taken == {("team-a", "demo")}
+    assert judging.pools == {"a100"}
+    assert set(judging.registry) == {"local", "edge"} and judging.registry["edge"] is None
+    assert judging.quotas == {"team-a": 4.0, "team-b": 0.0}

@@ -15,7 +15,14 @@ from berth.contracts.catalog import AssetRef, AssetView
 from berth.contracts.events import TERMINAL_PHASES, ClusterRecord
 from berth.contracts.queries import ProjectInfo
 from berth.intake import clusters, projection, quota
-from berth.intake.store import CatalogEntry, IntakeStore, PhaseChange, TargetRow, WorkloadRow
+from berth.intake.store import (
+    CatalogEntry,
+    IntakeStore,
+    Judging,
+    PhaseChange,
+    TargetRow,
+    WorkloadRow,
+)
 from berth.shared.access import InMemoryAccessRules
 from berth.shared.testing import InMemoryTable
 from tests.unit.access_builders import rule
@@ -129,6 +136,17 @@ class InMemoryIntakeStore:
             r.clusterId: clusters.capabilities_of(r.clusterId, r.capabilities)
             for r in self.clusters
         }
+
+    async def judging(
+        self, names: Sequence[tuple[str, str]], ids: Sequence[str], projects: Sequence[str]
+    ) -> Judging:
+        return Judging(
+            taken=await self.live_names(names),
+            known=await self.known_ids(ids),
+            pools=await self.node_pools(),
+            registry=await self.registry(),
+            quotas=await self.quotas(projects),
+        )
 
     async def projects(self, names: Sequence[str]) -> dict[str, ProjectInfo]:
         views = self._entries([("project", n) for n in names])

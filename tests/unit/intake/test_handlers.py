@@ -721,14 +721,12 @@ class TestCatalogLookupOverlapsTheReads:
                 def __getattr__(self, name: str) -> Any:
                     return getattr(db, name)
 
-                async def live_names(self, pairs: Any) -> Any:
+                async def judging(self, names: Any, ids: Any, projects: Any) -> Any:
                     if failing_read:
                         raise RuntimeError("the read failed")
-                    return await db.live_names(pairs)
-
-                async def registry(self) -> Any:
+                    read = await db.judging(names, ids, projects)
                     catalog.reads_done.set()
-                    return await db.registry()
+                    return read
 
             return Watched()
 

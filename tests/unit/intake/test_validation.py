@@ -69,3 +69,34 @@ def test_other_extended_resources_are_accepted() -> None:
     body = _body(compute={"extendedResources": [{"resource": "rdma/hca", "quantity": "1"}]})
     parsed = validation.parse("w-1", {"submission": body})
     assert not isinstance(parsed, list)
+
+
+def test_the_node_pools_of_a_typed_submission_are_those_its_json_names() -> None:
+    from pydantic import TypeAdapter
+
+    from berth.contracts import boundaries
+    from berth.contracts.workload import WorkloadSubmission
+
+    bodies = [
+        _body(),
+        _body(nodePools=["a100", "default"]),
+        {
+            "kind": "distributed",
+            "name": "d",
+            "projectId": "team-a",
+            "spec": {"image": "i", "nodePools": ["w"]},
+            "masterSpecSameAsWorker": False,
+            "masterSpec": {"image": "m", "nodePools": ["m1", "m2"]},
+        },
+        {"kind": "inference", "name": "s", "projectId": "team-a", "spec": {"nodePools": []}},
+    ]
+    adapter: TypeAdapter[WorkloadSubmission] = TypeAdapter(WorkloadSubmission)
+    for body in bodies:
+        sub = adapter.validate_python(body)
+        expected = boundaries.node_pools(sub.model_dump(mode="json"))
+        assert validation.named_node_pools(sub) == expected
+    assert validation.named_node_pools(adapter.validate_python(bodies[2])) == [
+        ("spec.nodePools.0", "w"),
+        ("masterSpec.nodePools.0", "m1"),
+        ("masterSpec.nodePools.1", "m2"),
+    ]

@@ -147,12 +147,11 @@ async def decide(
         directory.lookup([(c.submission.projectId, c.span) for c in candidates])
     )
     try:
-        taken = await db.live_names(
-            [(c.submission.projectId, c.submission.name) for c in candidates]
+        judging = await db.judging(
+            [(c.submission.projectId, c.submission.name) for c in candidates],
+            [c.workload_id for c in candidates if c.workload_id is not None],
+            [c.submission.projectId for c in candidates],
         )
-        known = await db.known_ids([c.workload_id for c in candidates if c.workload_id is not None])
-        pools = await db.node_pools()
-        registry = await db.registry()
         projects = await lookup
     except BaseException:
         # A read failed: the batch fails with it, whatever the catalog answers.
@@ -164,7 +163,9 @@ async def decide(
     built = await build_from_assets(
         [(str(n), c.data, c.span) for n, c in enumerate(candidates)], projects, directory
     )
-    limits = await db.quotas(list(projects))
+    taken, known, pools, registry = judging.taken, judging.known, judging.pools, judging.registry
+    # Quotas were read for the projects the submissions name: those the catalog knows count.
+    limits = {name: gpus for name, gpus in judging.quotas.items() if name in projects}
     used_gpus = await db.usage(list(limits))
 
     verdicts: list[Verdict] = []
@@ -203,7 +204,7 @@ async def decide(
             # cannot tell an unknown pool from one it has not heard of yet.
             issues.extend(
                 validation.unknown_node_pool(field, pool)
-                for field, pool in boundaries.node_pools(sub.model_dump(mode="json"))
+                for field, pool in validation.named_node_pools(sub)
                 if pool not in pools
             )
         name = sub.name

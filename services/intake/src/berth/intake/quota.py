@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from berth.contracts.catalog import AssetView
 from berth.contracts.quota import QUOTA_HOLDING_PHASES, exceeds
 from berth.contracts.workload import requested_gpus
 from berth.intake import projection
@@ -35,8 +36,12 @@ def assess(project: str, requested: float, used: float, quota: float) -> tuple[b
 
 async def quotas(conn: AsyncConnection, names: Sequence[str]) -> dict[str, float]:
     """Deserved GPUs of the projects that have a quota; a project without one is unlimited."""
-    found = await projection.entries(conn, [("project", n) for n in set(names)])
-    return {v.name: deserved(v.spec["quota"]) for v in found if v.spec.get("quota")}
+    return of_projects(await projection.entries(conn, [("project", n) for n in set(names)]))
+
+
+def of_projects(views: Sequence[AssetView]) -> dict[str, float]:
+    """Deserved GPUs of the projects among ``views`` that have a quota."""
+    return {v.name: deserved(v.spec["quota"]) for v in views if v.spec.get("quota")}
 
 
 async def usage(conn: AsyncConnection, names: Sequence[str]) -> dict[str, float]:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    JSON,
     DateTime,
     Integer,
     Text,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -92,6 +94,65 @@ _PHASES = (
         requested_pods=_reported.c.new_requested,
     )
 )
+
+
+def _json_rows(*columns: Any, where: Sequence[Any], table: Any) -> Any:
+    """The matching rows as one JSON array of arrays (NULL when none match)."""
+    rows = select(func.json_agg(func.json_build_array(*columns))).select_from(table).where(*where)
+    return type_coerce(rows.scalar_subquery(), JSON)
+
+
+# What judging a batch reads before the catalog answers, in one round trip: each part is the
+# statement of its own method (``live_names``, ``known_ids``, ``node_pools``, ``registry``,
+# ``quotas``), as a subquery.
+_JUDGING = select(
+    _json_rows(
+        workloads.c.project,
+        workloads.c.name,
+        table=workloads,
+        where=(
+            tuple_(workloads.c.project, workloads.c.name).in_(bindparam("names", expanding=True)),
+            LIVE,
+        ),
+    ).label("taken"),
+    _json_rows(
+        workloads.c.id,
+        workloads.c.content_hash,
+        table=workloads,
+        where=(workloads.c.id.in_(bindparam("ids", expanding=True)),),
+    ).label("known"),
+    _json_rows(
+        catalog_entries.c.name,
+        table=catalog_entries,
+        where=(catalog_entries.c.kind == "nodepool", catalog_entries.c.deleted.is_(False)),
+    ).label("pools"),
+    _json_rows(
+        tables.clusters.c.cluster_id,
+        tables.clusters.c.capabilities,
+        table=tables.clusters,
+        where=(),
+    ).label("clusters"),
+    _json_rows(
+        catalog_entries.c.asset,
+        table=catalog_entries,
+        where=(
+            catalog_entries.c.kind == "project",
+            catalog_entries.c.name.in_(bindparam("projects", expanding=True)),
+            catalog_entries.c.deleted.is_(False),
+        ),
+    ).label("projects"),
+)
+
+
+@dataclass(frozen=True)
+class Judging:
+    """What intake knows when it judges a batch of submissions (see ``IntakeStore.judging``)."""
+
+    taken: set[tuple[str, str]]
+    known: dict[str, str | None]
+    pools: set[str]
+    registry: clusters.Registry
+    quotas: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -174,6 +235,12 @@ class IntakeStore(Protocol):
     async def registry(self) -> clusters.Registry:
         """The registered clusters, with what each reported it can run."""
 
+    async def judging(
+        self, names: Sequence[tuple[str, str]], ids: Sequence[str], projects: Sequence[str]
+    ) -> Judging:
+        """At once: ``live_names(names)``, ``known_ids(ids)``, ``node_pools()``, ``registry()``
+        and ``quotas(projects)``."""
+
     async def projects(self, names: Sequence[str]) -> dict[str, ProjectInfo]:
         """Projects from intake's copy of the catalog."""
 
@@ -246,6 +313,24 @@ class SqlIntakeStore(SqlStore):
 
     async def registry(self) -> clusters.Registry:
         return await clusters.registry(self._conn)
+
+    async def judging(
+        self, names: Sequence[tuple[str, str]], ids: Sequence[str], projects: Sequence[str]
+    ) -> Judging:
+        row = (
+            await self._conn.execute(
+                _JUDGING,
+                {"names": list(set(names)), "ids": list(set(ids)), "projects": list(set(projects))},
+            )
+        ).one()
+        views = [AssetView.model_validate(asset) for (asset,) in row.projects or ()]
+        return Judging(
+            taken={(project, name) for project, name in row.taken or ()},
+            known=dict(row.known or ()),
+            pools={name for (name,) in row.pools or ()},
+            registry={cid: clusters.capabilities_of(cid, caps) for cid, caps in row.clusters or ()},
+            quotas=quota.of_projects(views),
+        )
 
     async def projects(self, names: Sequence[str]) -> dict[str, ProjectInfo]:
         return await projection.projects(self._conn, names)

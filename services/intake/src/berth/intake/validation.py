@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from berth.contracts import boundaries
 from berth.contracts.events import Issue, SubmissionRequestedData
 from berth.contracts.issues import issues_from
+from berth.contracts.workload import WorkloadSubmission
 
 
 def parse(workload_id: str, data: dict[str, Any]) -> SubmissionRequestedData | list[Issue]:
@@ -61,6 +62,17 @@ def id_reused(workload_id: str) -> Issue:
         field="subject",
         details=f"workload id {workload_id} is already used by a different submission",
     )
+
+
+def named_node_pools(submission: WorkloadSubmission) -> list[tuple[str, str]]:
+    """(field, node pool) of every node pool a typed submission names: what
+    ``boundaries.node_pools`` finds in its JSON, without dumping it."""
+    found: list[tuple[str, str]] = []
+    for root in ("spec", "masterSpec"):
+        spec = getattr(submission, root, None)
+        pools = spec.nodePools if spec is not None else None
+        found.extend((f"{root}.nodePools.{index}", pool) for index, pool in enumerate(pools or ()))
+    return found
 
 
 def unknown_node_pool(field: str, pool: str) -> Issue:
