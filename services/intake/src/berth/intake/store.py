@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     Text,
+    any_,
     bindparam,
     case,
     cast,
@@ -102,16 +103,22 @@ def _json_rows(*columns: Any, where: Sequence[Any], table: Any) -> Any:
     return type_coerce(rows.scalar_subquery(), JSON)
 
 
+_named = _unnest("named", project=("projects", ARRAY(Text())), named=("names", ARRAY(Text())))
+_TEXTS = ARRAY(Text())
+
 # What judging a batch reads before the catalog answers, in one round trip: each part is the
 # statement of its own method (``live_names``, ``known_ids``, ``node_pools``, ``registry``,
-# ``quotas``), as a subquery.
+# ``quotas``), as a subquery. Its parameters are arrays, so that one statement text (prepared
+# once per connection) serves every batch size.
 _JUDGING = select(
     _json_rows(
         workloads.c.project,
         workloads.c.name,
         table=workloads,
         where=(
-            tuple_(workloads.c.project, workloads.c.name).in_(bindparam("names", expanding=True)),
+            tuple_(workloads.c.project, workloads.c.name).in_(
+                select(_named.c.project, _named.c.named)
+            ),
             LIVE,
         ),
     ).label("taken"),
@@ -119,7 +126,7 @@ _JUDGING = select(
         workloads.c.id,
         workloads.c.content_hash,
         table=workloads,
-        where=(workloads.c.id.in_(bindparam("ids", expanding=True)),),
+        where=(workloads.c.id == any_(cast(bindparam("ids", type_=_TEXTS), _TEXTS)),),
     ).label("known"),
     _json_rows(
         catalog_entries.c.name,
@@ -137,7 +144,7 @@ _JUDGING = select(
         table=catalog_entries,
         where=(
             catalog_entries.c.kind == "project",
-            catalog_entries.c.name.in_(bindparam("projects", expanding=True)),
+            catalog_entries.c.name == any_(cast(bindparam("wanted", type_=_TEXTS), _TEXTS)),
             catalog_entries.c.deleted.is_(False),
         ),
     ).label("projects"),
@@ -317,10 +324,16 @@ class SqlIntakeStore(SqlStore):
     async def judging(
         self, names: Sequence[tuple[str, str]], ids: Sequence[str], projects: Sequence[str]
     ) -> Judging:
+        pairs = list(set(names))
         row = (
             await self._conn.execute(
                 _JUDGING,
-                {"names": list(set(names)), "ids": list(set(ids)), "projects": list(set(projects))},
+                {
+                    "projects": [project for project, _ in pairs],
+                    "names": [name for _, name in pairs],
+                    "ids": list(set(ids)),
+                    "wanted": list(set(projects)),
+                },
             )
         ).one()
         views = [AssetView.model_validate(asset) for (asset,) in row.projects or ()]
