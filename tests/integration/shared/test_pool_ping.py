@@ -51,7 +51,8 @@ async def test_an_idle_connection_the_database_dropped_is_replaced_before_use(
     try:
         dropped = await _backend_pid(engine)
         async with admin.begin() as conn:
-            await conn.execute(text("select pg_terminate_backend(:pid)"), {"pid": dropped})
+            # Waits until the backend is gone (up to 5 s).
+            await conn.execute(text("select pg_terminate_backend(:pid, 5000)"), {"pid": dropped})
         # The next transaction gets a live connection: no error reaches the caller.
         assert await _backend_pid(engine) != dropped
         assert pings[0] == 1
