@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -18,13 +17,12 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from opentelemetry import trace
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic_core import to_json
 
@@ -165,11 +163,9 @@ def nats_span_processor(nc: Any, loop: asyncio.AbstractEventLoop) -> BatchSpanPr
 
 
 # Trace context travels as W3C trace context only (berth sets no baggage): the propagator is
-# used directly, not through the global composite one (trace context and baggage).
+# used directly, not through the global composite one (trace context and baggage), and reads
+# the message's headers as they are, without a copy.
 _W3C = TraceContextTextMapPropagator()
-# What this runtime injects: version 00, no trailing fields. Anything else (whitespace, a
-# later version, tracestate) goes through the propagator.
-_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 def inject(context: Context | None = None) -> dict[str, str]:
@@ -180,35 +176,13 @@ def inject(context: Context | None = None) -> dict[str, str]:
 
 
 def span_headers(span_context: SpanContext) -> dict[str, str]:
-    """W3C trace headers naming ``span_context`` as the parent: ``inject(context_of(span))``
-    without building a context."""
-    if not span_context.is_valid:
-        return {}
-    headers = {
-        "traceparent": f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
-        f"{span_context.trace_flags:02x}"
-    }
-    if span_context.trace_state:
-        headers["tracestate"] = span_context.trace_state.to_header()
-    return headers
+    """W3C trace headers naming ``span_context`` as the parent."""
+    return inject(trace.set_span_in_context(NonRecordingSpan(span_context)))
 
 
 def extract(headers: Mapping[str, str] | None) -> Context:
     """The context W3C trace headers continue (an empty one without them)."""
-    if not headers:
-        return Context()
-    traceparent = headers.get("traceparent")
-    if traceparent is None:
-        return Context()
-    match = _TRACEPARENT.fullmatch(traceparent)
-    if match is None or "tracestate" in headers:
-        return _W3C.extract(headers)
-    trace_id, span_id = int(match[1], 16), int(match[2], 16)
-    if not (trace_id and span_id):
-        return Context()
-    flags = TraceFlags(int(match[3], 16))
-    parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
-    return trace.set_span_in_context(NonRecordingSpan(parent), Context())
+    return _W3C.extract(headers) if headers else Context()
 
 
 def context_of(span: trace.Span) -> Context:
@@ -218,26 +192,8 @@ def context_of(span: trace.Span) -> Context:
 def start_consumer_span(
     tracer: trace.Tracer, name: str, parent: Context, attributes: dict[str, str]
 ) -> trace.Span:
-    """A CONSUMER span with ``attributes``, which must be non-empty str keys and values.
-
-    The SDK cleans each attribute it is given (type checks, a copy) at every span; values
-    known to be strings need none of it, and go straight into the span's attributes when it
-    keeps them the usual way and they fit its limits (else they take the SDK's way)."""
-    span = tracer.start_span(name, context=parent, kind=SpanKind.CONSUMER)
-    store = getattr(span, "_attributes", None)
-    if (
-        type(store) is BoundedAttributes
-        and not store._immutable
-        and (store.maxlen is None or len(store) + len(attributes) <= store.maxlen)
-        and (
-            store.max_value_len is None
-            or all(len(v) <= store.max_value_len for v in attributes.values())
-        )
-    ):
-        store._dict.update(attributes)
-    else:
-        span.set_attributes(attributes)
-    return span
+    """The CONSUMER span a consumed message is handled in."""
+    return tracer.start_span(name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
 
 
 def trace_id_of(span: trace.Span) -> str:
