@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
@@ -11,6 +12,8 @@ from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from berth.scheduler_adapter.kubernetes import (
+    APPLY_QUERY,
+    FIELD_MANAGER,
     _PlainApiClient,
     pod_status,
     snapshot_of,
@@ -172,3 +175,8 @@ async def test_no_proxy_and_a_configured_proxy_win_over_the_environment(
     finally:
         await bypassed.close()
         await configured.close()
+
+
+def test_an_apply_query_names_the_field_manager_and_forces() -> None:
+    query = parse_qs(urlsplit(APPLY_QUERY).query, strict_parsing=True)
+    assert query == {"fieldManager": [FIELD_MANAGER], "force": ["true"]}

@@ -416,7 +416,8 @@ async def record_snapshots(
     db = store(unit)
     freed: set[str] = set()
     current = await db.current({s.workload_id for s in snapshots}, lock=True, manifests=False)
-    phases = {wid: row.phase for wid, row in current.items()}
+    # Typed once for the batch: ``Phase | None`` built per transition hashes the Literal anew.
+    phases = cast(dict[str, Phase | None], {wid: row.phase for wid, row in current.items()})
     messages = {wid: row.phase_message for wid, row in current.items()}
     changes: dict[str, PhaseChange] = {}
     seen: dict[str, list[PhaseTransition]] = {}
@@ -438,7 +439,7 @@ async def record_snapshots(
         seen.setdefault(workload_id, []).append(
             PhaseTransition(
                 phase=phase,
-                previousPhase=cast(Phase | None, phases[workload_id]),
+                previousPhase=phases[workload_id],
                 time=utcnow(),
                 message=message,
                 reason=reason,

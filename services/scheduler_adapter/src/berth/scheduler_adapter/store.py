@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Text, any_, cast, func, or_, select, update
+from sqlalchemy import Text, any_, bindparam, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from berth.contracts.quota import QUOTA_HOLDING_PHASES
@@ -125,17 +125,71 @@ _COLUMNS = (
 _PHASE_COLUMNS = tuple(c for c in _COLUMNS if c is not workloads.c.manifests)
 
 
-def _texts(values: Iterable[str | None]) -> Any:
-    return cast(list(values), ARRAY(Text))
+def _texts(name: str) -> Any:
+    """A text-array parameter (``= ANY(:name)``, or a column of ``unnest``)."""
+    return cast(bindparam(name, type_=ARRAY(Text())), ARRAY(Text()))
 
 
-def _unnest(**columns: Sequence[str | None]) -> Any:
-    """Rows given as one text array per column, as a table (``unnest(a, b, ...)``)."""
+def _unnest(**columns: str) -> Any:
+    """Rows given as one text-array parameter per column, as a table (``unnest(:a, :b, ..)``);
+    ``columns`` maps each column to its parameter."""
     return (
-        func.unnest(*(_texts(values) for values in columns.values()))
+        func.unnest(*(_texts(param) for param in columns.values()))
         .table_valued(*columns)
         .render_derived(name="given")
     )
+
+
+# The statements of the hot paths are built once: built per call, each would be constructed,
+# then traversed for its cache key (types included) on every batch before the cached
+# compilation is found.
+_USAGE = (
+    select(workloads.c.project, func.sum(workloads.c.gpus))
+    .where(
+        workloads.c.project == any_(_texts("projects")),
+        workloads.c.desired == "Running",
+        or_(workloads.c.phase.is_(None), workloads.c.phase.in_(sorted(QUOTA_HOLDING_PHASES))),
+    )
+    .group_by(workloads.c.project)
+)
+_CURRENT = {
+    manifests: select(*(_COLUMNS if manifests else _PHASE_COLUMNS)).where(
+        # ``= ANY(array)``: one statement text whatever the count, prepared once; an IN list
+        # is a new statement (parsed and planned anew) for every length a batch has.
+        workloads.c.workload_id == any_(_texts("ids"))
+    )
+    for manifests in (True, False)
+}
+# Waits for an action being recorded on the same workloads to commit, so a snapshot is always
+# judged against the latest intent; a fixed order keeps two batches from deadlocking on each
+# other.
+_CURRENT_LOCKED = {
+    manifests: query.order_by(workloads.c.workload_id).with_for_update()
+    for manifests, query in _CURRENT.items()
+}
+_plain = _unnest(wid="wids", phase="phases", message="messages")
+_SET_PHASES = (
+    update(workloads)
+    .where(workloads.c.workload_id == _plain.c.wid)
+    .values(phase=_plain.c.phase, phase_message=_plain.c.message)
+)
+_intents = _unnest(wid="wids", phase="phases", message="messages", intent="intents")
+_SET_INTENTS = (
+    update(workloads)
+    .where(workloads.c.workload_id == _intents.c.wid)
+    .values(desired=_intents.c.intent, phase=_intents.c.phase, phase_message=_intents.c.message)
+)
+_HELD = (
+    select(*_COLUMNS)
+    .where(workloads.c.project == any_(_texts("projects")), workloads.c.desired == HELD)
+    .order_by(workloads.c.updated_at, workloads.c.workload_id)
+    .with_for_update(skip_locked=True)
+)
+_ADMIT = (
+    update(workloads)
+    .where(workloads.c.workload_id == any_(_texts("ids")))
+    .values(desired="Running", phase_message="")
+)
 
 
 def _latest(changes: Iterable[PhaseChange]) -> list[PhaseChange]:
@@ -149,18 +203,7 @@ class SqlAdapterStore(SqlStore):
         names = sorted(set(projects))
         if not names:
             return {}
-        rows = await self._conn.execute(
-            select(workloads.c.project, func.sum(workloads.c.gpus))
-            .where(
-                workloads.c.project.in_(names),
-                workloads.c.desired == "Running",
-                or_(
-                    workloads.c.phase.is_(None),
-                    workloads.c.phase.in_(sorted(QUOTA_HOLDING_PHASES)),
-                ),
-            )
-            .group_by(workloads.c.project)
-        )
+        rows = await self._conn.execute(_USAGE, {"projects": names})
         return {project: float(total or 0) for project, total in rows}
 
     async def add(self, rows: Sequence[AppliedWorkload]) -> None:
@@ -186,16 +229,8 @@ class SqlAdapterStore(SqlStore):
     async def current(
         self, ids: Iterable[str], *, lock: bool = False, manifests: bool = True
     ) -> dict[str, AppliedWorkload]:
-        columns = _COLUMNS if manifests else _PHASE_COLUMNS
-        # ``= ANY(array)``: one statement text whatever the count, prepared once; an IN list
-        # is a new statement (parsed and planned anew) for every length a batch has.
-        query = select(*columns).where(workloads.c.workload_id == any_(_texts(ids)))
-        if lock:
-            # Waits for an action being recorded on the same workloads to commit, so a snapshot
-            # is always judged against the latest intent; a fixed order keeps two batches from
-            # deadlocking on each other.
-            query = query.order_by(workloads.c.workload_id).with_for_update()
-        rows = await self._conn.execute(query)
+        query = (_CURRENT_LOCKED if lock else _CURRENT)[manifests]
+        rows = await self._conn.execute(query, {"ids": list(ids)})
         return {r.workload_id: _row(r) for r in rows}
 
     async def set_phases(self, changes: Sequence[PhaseChange]) -> None:
@@ -205,53 +240,36 @@ class SqlAdapterStore(SqlStore):
         # (the plain ones first, as the rows were updated one by one).
         plain = _latest(c for c in changes if c.desired is None)
         if plain:
-            given = _unnest(
-                wid=[c.workload_id for c in plain],
-                phase=[c.phase for c in plain],
-                message=[c.message for c in plain],
-            )
             await self._conn.execute(
-                update(workloads)
-                .where(workloads.c.workload_id == given.c.wid)
-                .values(phase=given.c.phase, phase_message=given.c.message)
+                _SET_PHASES,
+                {
+                    "wids": [c.workload_id for c in plain],
+                    "phases": [c.phase for c in plain],
+                    "messages": [c.message for c in plain],
+                },
             )
         intents = _latest(c for c in changes if c.desired is not None)
         if intents:
-            given = _unnest(
-                wid=[c.workload_id for c in intents],
-                phase=[c.phase for c in intents],
-                message=[c.message for c in intents],
-                intent=[c.desired for c in intents],
-            )
             await self._conn.execute(
-                update(workloads)
-                .where(workloads.c.workload_id == given.c.wid)
-                .values(
-                    desired=given.c.intent,
-                    phase=given.c.phase,
-                    phase_message=given.c.message,
-                )
+                _SET_INTENTS,
+                {
+                    "wids": [c.workload_id for c in intents],
+                    "phases": [c.phase for c in intents],
+                    "messages": [c.message for c in intents],
+                    "intents": [c.desired for c in intents],
+                },
             )
 
     async def held(self, projects: Iterable[str]) -> list[AppliedWorkload]:
         names = sorted(set(projects))
         if not names:
             return []
-        rows = await self._conn.execute(
-            select(*_COLUMNS)
-            .where(workloads.c.project.in_(names), workloads.c.desired == HELD)
-            .order_by(workloads.c.updated_at, workloads.c.workload_id)
-            .with_for_update(skip_locked=True)
-        )
+        rows = await self._conn.execute(_HELD, {"projects": names})
         return [_row(r) for r in rows]
 
     async def admit(self, ids: Sequence[str]) -> None:
         if ids:
-            await self._conn.execute(
-                update(workloads)
-                .where(workloads.c.workload_id.in_(list(ids)))
-                .values(desired="Running", phase_message="")
-            )
+            await self._conn.execute(_ADMIT, {"ids": list(ids)})
 
     async def unfinished(self) -> list[AppliedWorkload]:
         rows = await self._conn.execute(
