@@ -123,6 +123,21 @@ async def test_a_training_runs_through_every_phase_and_a_reapply_changes_nothing
     assert config["capabilities"]["workloadApis"]["MPIJob"] == "kubeflow.org/v2beta1"
 
 
+async def test_a_changed_template_gives_the_pods_its_containers(cluster: Running) -> None:
+    assert cluster.backend is not None
+    await cluster.backend.apply(workload("t3", "training", {"image": "img:1"}))
+    await cluster.until("wl-t3", "Running")
+    await cluster.backend.apply(workload("t3", "training", {"image": "img:2"}))
+    deadline = time.monotonic() + 10
+    while True:
+        pods = cluster.backend.workload_pods("wl-t3")
+        images = {c["image"] for pod in pods for c in pod["spec"]["containers"]}
+        if pods and images == {"img:2"}:
+            break
+        assert time.monotonic() < deadline, f"the pods still run {images}"
+        await asyncio.sleep(0.02)
+
+
 async def test_the_pending_reason_is_the_pods_scheduling_condition(cluster: Running) -> None:
     assert cluster.backend is not None
     too_big = {"image": "img:1", "compute": {"gpuDevicesRequest": 5}}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from berth.shared import service
+from berth.shared import heap, service
 
 pytestmark = pytest.mark.unit
 
@@ -46,5 +46,5 @@ def test_garbage_cycles_are_collected_rather_than_frozen(unfrozen: None) -> None
     a.other, b.other = b, a
     gone = weakref.ref(a)
     del a, b
-    service.settle_heap()
+    heap.settle_heap()
     assert gone() is None

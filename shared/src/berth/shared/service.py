@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import json
 import logging
 import os
@@ -47,6 +46,7 @@ from berth.shared.consumer import (
 from berth.shared.db import INBOX, OUTBOX, create_engine
 from berth.shared.errors import is_transient
 from berth.shared.health import HealthServer
+from berth.shared.heap import settle_heap
 from berth.shared.identity import (
     Unauthenticated,
     Verifier,
@@ -560,14 +560,6 @@ async def _logged(factory: Callable[[], Awaitable[Any]], name: str) -> None:
 def configure_logging(settings: Settings) -> None:
     """Structured logs: one JSON object per line (see ``logs``)."""
     logs.configure(settings.service_name, settings.log_level)
-
-
-def settle_heap() -> None:
-    """Take what exists now (modules, classes, schemas: nearly every object of a started
-    process) out of the cyclic garbage collector's reach. Every full collection would otherwise
-    walk them all again: about 150,000 objects, up to a third of a service's CPU under load."""
-    gc.collect()
-    gc.freeze()
 
 
 def run(app: FastStream, settings: Settings) -> None:

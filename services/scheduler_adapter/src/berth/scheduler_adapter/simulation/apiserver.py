@@ -136,6 +136,39 @@ class _Watcher:
     queue: asyncio.Queue[tuple[int, str, dict[str, Any], bytes]]
 
 
+@dataclass(frozen=True)
+class _PodPattern:
+    """What a pod takes from its template: the same for every version of the pod, and shared
+    by them (a stored object never changes in place)."""
+
+    containers: list[dict[str, Any]]
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    scheduler: str
+
+
+def _pattern(template: Mapping[str, Any]) -> _PodPattern:
+    metadata = template.get("metadata") or {}
+    spec = template.get("spec") or {}
+    containers = [
+        {
+            "name": str(c.get("name", "main")),
+            "image": str(c.get("image", "")),
+            "resources": c.get("resources") or {},
+        }
+        for c in spec.get("containers") or ()
+    ] or [{"name": "main", "image": "", "resources": {}}]
+    return _PodPattern(
+        containers=containers,
+        labels=metadata.get("labels") or {},
+        annotations=metadata.get("annotations") or {},
+        scheduler=str(spec.get("schedulerName") or labels.SCHEDULER_NAME),
+    )
+
+
+_NO_TEMPLATE = _pattern({})
+
+
 @dataclass
 class _PodLife:
     """What a pod's container has done, for its log: simulated times and how it ended."""
@@ -181,6 +214,10 @@ class SimulatedApiServer:
         # Every object of a workload but its pods, so that nothing scans the whole store.
         self._members: dict[WorkloadKey, dict[tuple[str, str, str], tuple[Kind, Key]]] = {}
         self._lives: dict[Key, _PodLife] = {}
+        # Each workload's pods as its top object's templates describe them, kept while the top
+        # object's spec is the one they were read from: every snapshot of the workload writes
+        # its pods, and the spec changes only when the workload is applied again.
+        self._patterns: dict[WorkloadKey, tuple[Any, str, dict[str, _PodPattern]]] = {}
         self._state_file = state_file
         self._dirty = asyncio.Event()
         self.token = token or secrets.token_urlsafe(24)
@@ -697,6 +734,7 @@ class SimulatedApiServer:
     def _remove_workload(self, workload: WorkloadKey) -> None:
         namespace, _ = workload
         pods = self._kind("v1", "pods")
+        self._patterns.pop(workload, None)
         for name in sorted(self._pods.pop(workload, set())):
             self._remove(pods, (namespace, name))
             self._lives.pop((namespace, name), None)
@@ -792,7 +830,7 @@ class SimulatedApiServer:
         top = self._store[kind].get((snapshot.namespace, name))
         if top is None:
             return
-        templates = dict(pod_templates(top)) if top_kind(top) is not None else {}
+        patterns = self._patterns_of(workload, top)
         pods = self._kind("v1", "pods")
         wanted = {pod.name: pod for pod in snapshot.pods}
         known = self._pods.setdefault(workload, set())
@@ -802,7 +840,7 @@ class SimulatedApiServer:
         for pod in snapshot.pods:
             key = (snapshot.namespace, pod.name)
             existing = self._store[pods].get(key)
-            body = self._pod(top, pod, templates.get(pod.name) or {}, existing)
+            body = self._pod(top, pod, patterns.get(pod.name, _NO_TEMPLATE), existing)
             if existing is None or not _same(body, existing):
                 self._put(pods, body, existing)
             self._live(key, pod, top)
@@ -832,32 +870,37 @@ class SimulatedApiServer:
             }
             self._put(kind, updated, top)
 
+    def _patterns_of(self, workload: WorkloadKey, top: Mapping[str, Any]) -> dict[str, _PodPattern]:
+        spec, name = top.get("spec"), str(top["metadata"]["name"])
+        cached = self._patterns.get(workload)
+        if cached is not None and cached[0] is spec and cached[1] == name:
+            return cached[2]
+        patterns = (
+            {pod: _pattern(template) for pod, template in pod_templates(top)}
+            if top_kind(top) is not None
+            else {}
+        )
+        self._patterns[workload] = (spec, name, patterns)
+        return patterns
+
     def _pod(
         self,
         top: Mapping[str, Any],
         pod: PodStatus,
-        template: Mapping[str, Any],
+        pattern: _PodPattern,
         existing: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         top_meta = top["metadata"]
-        template_spec = template.get("spec") or {}
-        containers = [
-            {
-                "name": str(c.get("name", "main")),
-                "image": str(c.get("image", "")),
-                "resources": c.get("resources") or {},
-            }
-            for c in template_spec.get("containers") or ()
-        ] or [{"name": "main", "image": "", "resources": {}}]
+        containers = pattern.containers
         pod_labels = {
-            **((template.get("metadata") or {}).get("labels") or {}),
+            **pattern.labels,
             labels.WORKLOAD_ID_LABEL: top_meta["labels"][labels.WORKLOAD_ID_LABEL],
         }
         meta: dict[str, Any] = {
             "name": pod.name,
             "namespace": top_meta["namespace"],
             "labels": pod_labels,
-            "annotations": dict((template.get("metadata") or {}).get("annotations") or {}),
+            "annotations": dict(pattern.annotations),
             "ownerReferences": [
                 {
                     "apiVersion": top["apiVersion"],
@@ -905,7 +948,7 @@ class SimulatedApiServer:
         if pod.scheduled:
             status["containerStatuses"] = statuses
         spec: dict[str, Any] = {
-            "schedulerName": str(template_spec.get("schedulerName") or labels.SCHEDULER_NAME),
+            "schedulerName": pattern.scheduler,
             "containers": containers,
         }
         if pod.node:

@@ -38,14 +38,26 @@ def parse_quantity(value: str | int | float) -> Decimal:
         raise ValueError(f"not a Kubernetes quantity: {value!r}") from error
 
 
+def _whole(value: str | int | float) -> int | None:
+    """``value`` when it is a plain whole number (a GPU count, most CPU requests): the common
+    case, read without a regular expression and decimals."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
 def millis(value: str | int | float) -> int:
     """CPU quantity in millicores, rounded up as the cluster does."""
-    return math.ceil(parse_quantity(value) * 1000)
+    whole = _whole(value)
+    return whole * 1000 if whole is not None else math.ceil(parse_quantity(value) * 1000)
 
 
 def units(value: str | int | float) -> int:
     """Memory (or any count) quantity as a whole number, rounded up."""
-    return math.ceil(parse_quantity(value))
+    whole = _whole(value)
+    return whole if whole is not None else math.ceil(parse_quantity(value))
 
 
 def format_bytes(count: int) -> str:
