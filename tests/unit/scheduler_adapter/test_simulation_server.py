@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from berth.scheduler_adapter.simulation import server
+from berth.shared.heap import YOUNG_COLLECTION_EVERY
 
 pytestmark = pytest.mark.unit
 
@@ -38,4 +39,4 @@ def test_the_process_starts_with_a_settled_heap_and_rarer_young_collections(
     assert gc.get_freeze_count() == 0
     server.main()
     assert seen["frozen"] > 1000
-    assert seen["threshold"][0] == server.YOUNG_COLLECTION_THRESHOLD > 700
+    assert seen["threshold"][0] == YOUNG_COLLECTION_EVERY > 700

@@ -16,16 +16,20 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 class _App:
     frozen_at_start: int | None = None
+    young_threshold: int | None = None
 
     async def run(self) -> None:
         self.frozen_at_start = gc.get_freeze_count()
+        self.young_threshold = gc.get_threshold()[0]
 
 
 def test_the_started_heap_is_frozen_before_the_app_runs(
@@ -36,6 +40,8 @@ def test_the_started_heap_is_frozen_before_the_app_runs(
     assert gc.get_freeze_count() == 0
     service.run(app, settings=None)  # type: ignore[arg-type]
     assert app.frozen_at_start is not None and app.frozen_at_start > 1000
+    assert app.young_threshold == heap.YOUNG_COLLECTION_EVERY > 700
+    assert gc.isenabled()
 
 
 def test_garbage_cycles_are_collected_rather_than_frozen(unfrozen: None) -> None:

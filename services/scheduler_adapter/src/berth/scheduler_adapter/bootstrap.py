@@ -7,7 +7,6 @@ cluster's config to cluster-sync at start and applies the config cluster-sync se
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,22 +27,6 @@ from berth.scheduler_adapter.tables import metadata
 from berth.shared.service import Service
 
 log = logging.getLogger(__name__)
-
-
-# Allocations between two young collections (CPython's default: 700).
-YOUNG_COLLECTION_EVERY = 50_000
-
-
-def tune_collector() -> None:
-    """Young collections less often, for the process's life.
-
-    With the default threshold, what a batch holds across its awaits (events, rows, API
-    answers, watch events) outlives a few young collections and is promoted to the old
-    generation; the full collections that follow scan the whole heap (the watch's cache of the
-    cluster's objects included) about once a second under load: a quarter of the agent's CPU.
-    Collected young, most of it never gets there. Reference cycles are still collected."""
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_EVERY, middle, old)
 
 
 def default_backend(settings: SchedulerAdapterSettings) -> ClusterBackend:

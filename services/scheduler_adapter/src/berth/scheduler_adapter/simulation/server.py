@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -22,12 +21,6 @@ from berth.shared.heap import settle_heap
 
 KUBECONFIG = "kubeconfig"
 STATE = "state.json"
-# Allocations between two collections of the youngest generation (the interpreter's default is
-# 700). The cluster keeps every object it serves, and its watch history older versions of them:
-# hundreds of thousands of dicts and lists that live as long as the process. Collected ten
-# times less often, fewer short-lived objects reach the older generations, and the full
-# collections, which walk everything kept, come ten times less often.
-YOUNG_COLLECTION_THRESHOLD = 7000
 
 
 def kubeconfig_path(state_dir: Path) -> Path:
@@ -90,7 +83,6 @@ def main() -> None:
     )
     inventory = load_inventory(args.inventory)
     settle_heap()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve(
