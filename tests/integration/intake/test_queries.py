@@ -3,6 +3,7 @@ which live workloads use a catalog asset."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -218,3 +219,116 @@ async def test_a_view_shows_the_effective_spec_once_approved_else_the_submission
     assert specs["w1"] == {"a": 2} and specs["w2"] == {"a": 1}
     one = await get_workload(WorkloadQuery(workloadId="w2"), engine=engine)
     assert one.workload is not None and one.workload.spec == {"a": 1}
+
+
+async def add_same_time_rows(engine: AsyncEngine) -> None:
+    """Groups of workloads submitted at the very same instant (to the microsecond), so that
+    pages of three end inside a group."""
+    at = START + timedelta(minutes=2, microseconds=123_457)
+    rows = [
+        (f"s{g}-{k}", "team-a" if k % 2 else "team-b", "training" if k % 3 else "workspace", g)
+        for g in range(4)
+        for k in range(5)
+    ]
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(workloads),
+            [
+                {
+                    "id": wid,
+                    "project": project,
+                    "name": wid,
+                    "kind": kind,
+                    "status": "Running",
+                    "cluster_id": "local",
+                    "created_by": "a@example.com",
+                    "submission": {},
+                    "submitted_at": at + timedelta(seconds=group),
+                }
+                for wid, project, kind, group in rows
+            ],
+        )
+
+
+async def by_cursor(engine: AsyncEngine, query: WorkloadQuery) -> tuple[list[str], int]:
+    """Every page after the one before's cursor: the ids in order, and how many pages."""
+    found: list[str] = []
+    pages, after = 0, None
+    while True:
+        reply = await list_workloads(query.model_copy(update={"after": after}), engine=engine)
+        assert reply.error is None
+        pages += 1
+        found.extend(w.workloadId for w in reply.workloads)
+        if reply.nextCursor is None:
+            assert reply.nextOffset is None
+            return found, pages
+        after = reply.nextCursor
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        WorkloadQuery(actor=ADMIN, limit=3),
+        WorkloadQuery(actor=ADMIN, limit=2, project="team-a"),
+        WorkloadQuery(actor=ADMIN, limit=3, kind=["training"], status=["running", "pending"]),
+        WorkloadQuery(actor=BOB, limit=3),
+        WorkloadQuery(limit=1),
+    ],
+)
+async def test_cursor_pages_give_every_row_once_in_order(
+    engine: AsyncEngine, query: WorkloadQuery
+) -> None:
+    await add_same_time_rows(engine)
+    whole = await list_workloads(query.model_copy(update={"limit": 1000}), engine=engine)
+    expected = [w.workloadId for w in whole.workloads]
+    assert len(expected) > 2 * (query.limit or 0)
+    found, pages = await by_cursor(engine, query)
+    assert found == expected
+    assert pages == -(-len(expected) // (query.limit or 1))
+
+
+async def test_a_page_from_an_offset_gives_both_its_next_offset_and_cursor(
+    engine: AsyncEngine,
+) -> None:
+    await add_same_time_rows(engine)
+    first = await list_workloads(WorkloadQuery(limit=4, actor=ADMIN), engine=engine)
+    assert first.nextOffset == 4 and first.nextCursor is not None
+    by_offset = await list_workloads(WorkloadQuery(limit=4, offset=4, actor=ADMIN), engine=engine)
+    after = await list_workloads(
+        WorkloadQuery(limit=4, after=first.nextCursor, actor=ADMIN), engine=engine
+    )
+    assert after.workloads == by_offset.workloads
+    assert after.nextCursor == by_offset.nextCursor and after.nextOffset is None
+
+
+def encode_text(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("after", "reason"),
+    [
+        ("!!not base64!!", "not base64url-encoded text"),
+        (encode_text("2026-01-01T00:00:00+00:00"), "no workload id in it"),
+        (encode_text("yesterday|w1"), "'yesterday' is not an ISO 8601 timestamp"),
+        (encode_text("2026-01-01T00:00:00|w1"), "has no timezone"),
+    ],
+)
+async def test_a_cursor_not_given_by_the_list_is_refused_with_the_reason(
+    engine: AsyncEngine, after: str, reason: str
+) -> None:
+    reply = await list_workloads(WorkloadQuery(after=after, actor=ADMIN), engine=engine)
+    assert reply.workloads == [] and reply.nextCursor is None
+    assert reply.error is not None
+    assert reply.error.startswith(f"after {after!r} is not a cursor of this list: ")
+    assert reason in reply.error
+
+
+async def test_a_cursor_and_an_offset_together_are_refused(engine: AsyncEngine) -> None:
+    first = await list_workloads(WorkloadQuery(limit=2, actor=ADMIN), engine=engine)
+    assert first.nextCursor is not None
+    reply = await list_workloads(
+        WorkloadQuery(limit=2, offset=2, after=first.nextCursor, actor=ADMIN), engine=engine
+    )
+    assert reply.workloads == [] and reply.error is not None
+    assert "offset 2" in reply.error and "not both" in reply.error

@@ -61,6 +61,12 @@ class WorkloadQuery(Query):
         default=None, ge=1, le=1000, description="Page size (newest first); 500 when unset."
     )
     offset: int | None = Field(default=None, ge=0, description="Rows to skip, for paging.")
+    after: str | None = Field(
+        default=None,
+        description="Opaque cursor from a previous reply's nextCursor: the page starts right "
+        "after the last workload of that reply, in the same order, however many rows precede "
+        "it. Not combined with a non-zero offset (refused).",
+    )
     actor: Actor | None = Field(
         default=None,
         description="The caller, set from its verified token: a list shows only the projects "
@@ -109,6 +115,11 @@ class WorkloadListReply(Query):
     workloads: list[WorkloadView]
     nextOffset: int | None = Field(
         default=None, description="Offset of the next page; unset on the last page."
+    )
+    nextCursor: str | None = Field(
+        default=None,
+        description="Cursor of the next page, for the query's after; unset on the last page. "
+        "A page read after a cursor gives only this one, not nextOffset.",
     )
     error: str | None = Field(default=None, description="Why nothing could be listed.")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, literal_column, or_, select
@@ -144,12 +147,64 @@ def _with_cluster() -> Select[Any]:
 DEFAULT_PAGE = 500
 
 
+def encode_cursor(submitted_at: datetime, workload_id: str) -> str:
+    """The position of one row in the list's order (submitted_at DESC, id): its submission time
+    to the microsecond with its offset, and its id. URL-safe, so a REST client can pass it on."""
+    raw = f"{submitted_at.isoformat()}|{workload_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+class BadCursor(ValueError):
+    """A cursor this service did not give: why it cannot be read."""
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError) as e:
+        raise BadCursor("not base64url-encoded text") from e
+    at, sep, workload_id = raw.partition("|")
+    if not sep or not workload_id:
+        raise BadCursor("no workload id in it")
+    try:
+        submitted_at = datetime.fromisoformat(at)
+    except ValueError as e:
+        raise BadCursor(f"its time {at!r} is not an ISO 8601 timestamp") from e
+    if submitted_at.tzinfo is None:
+        raise BadCursor(f"its time {at!r} has no timezone")
+    return submitted_at, workload_id
+
+
 async def list_workloads(query: WorkloadQuery, *, engine: AsyncEngine) -> WorkloadListReply:
     """Newest first, filtered by project, status, kind and cluster when given, and always to
-    the projects whose workloads the caller may read; one page."""
+    the projects whose workloads the caller may read; one page, from an offset or after a
+    cursor. A cursor's page is found through the (project, submitted_at DESC, id) index
+    whatever its depth, where an offset's rows before it are all read and thrown away."""
     limit = query.limit or DEFAULT_PAGE
     offset = query.offset or 0
     stmt = _with_cluster().order_by(workloads.c.submitted_at.desc(), workloads.c.id)
+    if query.after is not None:
+        if offset:
+            return WorkloadListReply(
+                workloads=[],
+                error=f"after {query.after!r} and offset {offset}: give one of them, not both",
+            )
+        try:
+            at, last_id = decode_cursor(query.after)
+        except BadCursor as e:
+            return WorkloadListReply(
+                workloads=[], error=f"after {query.after!r} is not a cursor of this list: {e}"
+            )
+        # Strictly after the cursor's row in the order submitted_at DESC, id ASC (no row-value
+        # comparison: the directions differ). The bound alone is what starts the index scan at
+        # the cursor; the rest only skips the rows of that very time up to its id.
+        stmt = stmt.where(
+            workloads.c.submitted_at <= at,
+            or_(
+                workloads.c.submitted_at < at,
+                and_(workloads.c.submitted_at == at, workloads.c.id > last_id),
+            ),
+        )
     if query.project:
         stmt = stmt.where(workloads.c.project == query.project)
     if query.status:
@@ -170,9 +225,14 @@ async def list_workloads(query: WorkloadQuery, *, engine: AsyncEngine) -> Worklo
         if readable is not None:
             stmt = stmt.where(workloads.c.project.in_(sorted(readable)))
         rows = (await conn.execute(stmt)).all()
-    more = len(rows) > limit
+    page = rows[:limit]
+    if len(rows) <= limit:
+        return WorkloadListReply(workloads=[_view(r) for r in page])
     return WorkloadListReply(
-        workloads=[_view(r) for r in rows[:limit]], nextOffset=offset + limit if more else None
+        workloads=[_view(r) for r in page],
+        # A page after a cursor does not know how many rows precede it.
+        nextOffset=None if query.after is not None else offset + limit,
+        nextCursor=encode_cursor(page[-1].submitted_at, page[-1].id),
     )
 
 
