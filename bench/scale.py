@@ -14,8 +14,8 @@ One suite on embedded NATS and PostgreSQL, in this order:
    retention;
 4. ``berth list -p PROJECT``'s query (the rpc the CLI sends, one page of 500, as the CLI's ``ui``
    connection with a bearer token): p50/p95/p99 of ``--list-calls`` calls for the first page and
-   for a page deep in the list, and the time of the whole listing (every page, what the CLI reads
-   today);
+   for a page deep in the list, and the time of the whole listing (every page, each after the one
+   before's cursor, as the CLI reads without ``--limit``);
 5. the same measured run again on the grown state: the throughput ratio;
 6. a ``kill -9`` of the scheduler-adapter (the cluster's agent) and its restart: the time until it
    answers its health query again, which it does only once its start has reconciled every
@@ -343,7 +343,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 async def list_latency(suite: Suite, calls: int, full_listings: int) -> dict[str, Any]:
     """``berth list -p PROJECT`` as the CLI sends it (ui connection, bearer token), one page at
-    a time: the first page, a page deep in the list, and every page (the whole listing)."""
+    a time: the first page, a page deep in the list (by offset), and every page (the whole
+    listing, by cursor as the CLI reads it)."""
     nc = await suite.connect(UI, name="berth-bench-list")
     try:
         client = BerthClient(nc, TracerProvider(), ACTOR, suite.token(ACTOR.email))
@@ -712,7 +713,7 @@ def summary(result: dict[str, Any]) -> str:
             f"page at {lst['deep_page_offset']}: p95 {deep['p95']:.0f} ms"
         )
         if lst.get("whole_listing_ms"):
-            line += f"; every page (today's CLI): p50 {lst['whole_listing_ms']['p50']:.0f} ms"
+            line += f"; every page (as the CLI): p50 {lst['whole_listing_ms']['p50']:.0f} ms"
         lines.append(line)
     empty, seeded = result["empty"], result["seeded"]
     lines.append(

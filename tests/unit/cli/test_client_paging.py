@@ -35,10 +35,16 @@ class PagedClient(BerthClient):
 
     async def request(self, subject: str, query: Any, reply: type[Any], timeout: float = 10) -> Any:
         self.asked.append(query)
-        start, size = query.offset or 0, query.limit or 3
+        size = query.limit or 3
+        start = int(query.after[1:]) + 1 if query.after else query.offset or 0
         rows = [view(i) for i in range(start, min(ROWS, start + size))]
-        more = start + size < ROWS
-        return WorkloadListReply(workloads=rows, nextOffset=start + size if more else None)
+        if start + size >= ROWS:
+            return WorkloadListReply(workloads=rows)
+        return WorkloadListReply(
+            workloads=rows,
+            nextOffset=None if query.after else start + size,
+            nextCursor=f"c{start + size - 1}",
+        )
 
 
 class _NoNats:
@@ -50,11 +56,11 @@ async def test_without_a_limit_every_page_is_read() -> None:
     client = PagedClient()
     rows = await client.workloads(WorkloadQuery(project="p"))
     assert [r.workloadId for r in rows] == [f"w{i}" for i in range(ROWS)]
-    assert [q.offset for q in client.asked] == [0, 3, 6]
+    assert [(q.offset, q.after) for q in client.asked] == [(None, None), (None, "c2"), (None, "c5")]
 
 
 async def test_with_a_limit_one_page_is_read_from_the_offset() -> None:
     client = PagedClient()
     rows = await client.workloads(WorkloadQuery(project="p", limit=2, offset=4))
     assert [r.workloadId for r in rows] == ["w4", "w5"]
-    assert [(q.limit, q.offset) for q in client.asked] == [(2, 4)]
+    assert [(q.limit, q.offset, q.after) for q in client.asked] == [(2, 4, None)]

@@ -79,21 +79,21 @@ class BerthClient:
         return reply.workload
 
     async def workloads(self, query: WorkloadQuery) -> list[WorkloadView]:
-        """Every workload the query selects, page after page; with ``query.limit``, only the
-        page of that many from ``query.offset``."""
+        """Every workload the query selects, page after page, each after the last one's cursor
+        (an offset would have intake read every row before it again); with ``query.limit``,
+        only the page of that many from ``query.offset``."""
         found: list[WorkloadView] = []
-        offset: int | None = query.offset or 0
-        while offset is not None:
+        page = query.model_copy(update={"actor": self.actor})
+        while True:
             reply: WorkloadListReply = await self.request(
-                RPC_WORKLOADS_LIST,
-                query.model_copy(update={"offset": offset, "actor": self.actor}),
-                WorkloadListReply,
+                RPC_WORKLOADS_LIST, page, WorkloadListReply
             )
             if reply.error:
                 raise refused(reply.error)
             found.extend(reply.workloads)
-            offset = None if query.limit else reply.nextOffset
-        return found
+            if query.limit or reply.nextCursor is None:
+                return found
+            page = page.model_copy(update={"after": reply.nextCursor, "offset": None})
 
     async def spans(self, trace_id: str) -> list[dict[str, Any]]:
         """Every recorded span of one trace."""
