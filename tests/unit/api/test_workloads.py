@@ -231,8 +231,10 @@ def test_a_count_reads_every_page_of_the_same_filtered_list() -> None:
 
     def pages(query: WorkloadQuery) -> WorkloadListReply:
         assert query.project == "team-a" and query.kind == ["training"]
-        if query.offset == 0:
-            return WorkloadListReply(workloads=[one] * 1000, nextOffset=1000)
+        assert query.offset is None
+        if query.after is None:
+            return WorkloadListReply(workloads=[one] * 1000, nextOffset=1000, nextCursor="c1")
+        assert query.after == "c1"
         return WorkloadListReply(workloads=[one] * 3)
 
     bus = FakeBus()
