@@ -191,6 +191,27 @@ async def test_a_restarted_backend_says_nothing_of_a_workload_until_every_kind_i
         await restarted.close()
 
 
+async def test_a_restarted_backend_lists_the_pods_after_every_other_kind(
+    server: FakeApiServer, cluster: KubernetesCluster
+) -> None:
+    """Listed before a Job, the pods its controller started meanwhile were missing from the
+    first whole view until their watch caught up: a running workload read as Creating, and a
+    restarted agent reported it started again. Listed last, they are at least as new."""
+    server.slow("GET", "/jobs", 0.5)
+    before = len(server.calls("GET", "/pods"))
+    restarted = cluster_for(server, resync_seconds=5, retries=0)
+    started = time.monotonic()
+    await restarted.start()
+    try:
+        while len(server.calls("GET", "/pods")) == before:
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started >= 0.45
+        listing = await restarted.listed()
+        assert listing.kinds is not None and ("batch/v1", "Job") in listing.kinds
+    finally:
+        await restarted.close()
+
+
 async def test_a_kind_that_cannot_be_listed_is_left_out_of_the_listing(
     server: FakeApiServer,
 ) -> None:

@@ -307,6 +307,8 @@ class KubernetesCluster:
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
         self._listed: set[Resource] = set()
+        # Set once every kind but the pods is listed: see ``_watch``.
+        self._tops_listed = asyncio.Event()
         # Workloads seen before the first full listing, and whether it is in (or given up on).
         self._held: set[tuple[str, str]] = set()
         self._whole = False
@@ -805,6 +807,15 @@ class KubernetesCluster:
 
     async def _watch(self, resource: Resource) -> None:
         delay = 1.0
+        if resource is POD:
+            # The pods are listed after every other kind: listed before a Job, the pods its
+            # controller started meanwhile would be missing from the first whole view until
+            # their watch caught up, and a running workload read as Creating (a restarted agent
+            # reported it started again). Listed after, they are at least as new as their top
+            # objects. Bounded within the first listing's bound: a kind that cannot be listed
+            # does not keep the pods from being listed before what is listed is reported.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tops_listed.wait(), self._sync_timeout / 2)
         while True:
             try:
                 version = await self._list(resource)
@@ -824,6 +835,8 @@ class KubernetesCluster:
 
     def _mark_listed(self, resource: Resource) -> None:
         self._listed.add(resource)
+        if all(r in self._listed for r in WATCHED if r is not POD):
+            self._tops_listed.set()
         if len(self._listed) == len(WATCHED):
             self._synced.set()
             self._release()
