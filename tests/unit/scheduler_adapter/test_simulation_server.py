@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,6 @@ from berth.scheduler_adapter.simulation import server
 from berth.shared.heap import YOUNG_COLLECTION_EVERY
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def collector() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    gc.unfreeze()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
 
 
 def test_the_process_starts_with_a_settled_heap_and_rarer_young_collections(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,15 +11,6 @@ import pytest
 from berth.shared import heap, service
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def unfrozen() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    gc.unfreeze()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*thresholds)
 
 
 class _App:
@@ -33,7 +23,7 @@ class _App:
 
 
 def test_the_started_heap_is_frozen_before_the_app_runs(
-    unfrozen: None, monkeypatch: pytest.MonkeyPatch
+    collector: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(service, "configure_logging", lambda settings: None)
     app = _App()
@@ -44,7 +34,7 @@ def test_the_started_heap_is_frozen_before_the_app_runs(
     assert gc.isenabled()
 
 
-def test_garbage_cycles_are_collected_rather_than_frozen(unfrozen: None) -> None:
+def test_garbage_cycles_are_collected_rather_than_frozen(collector: None) -> None:
     class Node:
         other: Any = None
 

@@ -47,7 +47,7 @@ from berth.shared import deadletters, outbox
 from berth.shared.errors import is_transient
 from berth.shared.identity import Unauthenticated, Verifier
 from berth.shared.outbox import OutboxRelay
-from berth.shared.telemetry import context_of, extract, span_headers, start_consumer_span
+from berth.shared.telemetry import context_of, extract, start_consumer_span
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +105,7 @@ class UnitOfWork:
         Raises ``UndeclaredEventError`` for a type the service did not declare it publishes."""
         if self.publishes is not None:
             self.publishes.check(event)
-        if isinstance(cause, Incoming):
-            # The common cause: its span's headers, without a context to inject from.
-            headers = span_headers(cause.span.get_span_context())
-            row = outbox.outbox_row(event, trace_headers=headers)
-        else:
-            row = outbox.outbox_row(event, trace_context(cause))
-        self.rows.append(row)
+        self.rows.append(outbox.outbox_row(event, trace_context(cause)))
 
 
 Cause = Incoming[Any] | SpanContext | Context | None

@@ -27,20 +27,12 @@ from berth.shared.telemetry import inject
 log = logging.getLogger(__name__)
 
 
-def outbox_row(
-    event: Event,
-    trace_context: Context | None = None,
-    *,
-    trace_headers: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """The row publishing ``event`` in ``trace_context`` (or the current one), or with the
-    ready ``trace_headers`` when the caller has them."""
-    if trace_headers is None:
-        trace_headers = inject(trace_context)
+def outbox_row(event: Event, trace_context: Context | None = None) -> dict[str, Any]:
+    """The row publishing ``event`` in ``trace_context`` (or the current one)."""
     return {
         "subject": event.subject_name,
         "payload": encode(event),
-        "headers": event_headers(event, trace_headers),
+        "headers": event_headers(event, inject(trace_context)),
     }
 
 

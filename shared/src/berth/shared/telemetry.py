@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic_core import to_json
 
@@ -173,11 +173,6 @@ def inject(context: Context | None = None) -> dict[str, str]:
     carrier: dict[str, str] = {}
     _W3C.inject(carrier, context=context)
     return carrier
-
-
-def span_headers(span_context: SpanContext) -> dict[str, str]:
-    """W3C trace headers naming ``span_context`` as the parent."""
-    return inject(trace.set_span_in_context(NonRecordingSpan(span_context)))
 
 
 def extract(headers: Mapping[str, str] | None) -> Context:
