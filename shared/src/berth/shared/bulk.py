@@ -16,7 +16,7 @@ from sqlalchemy import Executable, Table, Text, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, insert
 from sqlalchemy.sql.type_api import TypeEngine
 
-_STATEMENTS: dict[tuple[int, tuple[str, ...], bool], tuple[Table, Executable]] = {}
+_STATEMENTS: dict[tuple[int, tuple[str, ...], bool, str | None], tuple[Table, Executable]] = {}
 
 
 def _is_json(type_: TypeEngine[Any]) -> bool:
@@ -33,8 +33,10 @@ def _values(table: Table, name: str) -> Callable[[Any], Any]:
     return lambda value: None if value is None and none_as_null else json.dumps(value)
 
 
-def _statement(table: Table, names: tuple[str, ...], do_nothing: bool) -> Executable:
-    key = (id(table), names, do_nothing)
+def _statement(
+    table: Table, names: tuple[str, ...], do_nothing: bool, returning: str | None
+) -> Executable:
+    key = (id(table), names, do_nothing, returning)
     cached = _STATEMENTS.get(key)
     if cached is not None and cached[0] is table:
         return cached[1]
@@ -55,8 +57,9 @@ def _statement(table: Table, names: tuple[str, ...], do_nothing: bool) -> Execut
     stmt = insert(table).from_select(list(names), ordered)
     if do_nothing:
         stmt = stmt.on_conflict_do_nothing()
-    _STATEMENTS[key] = (table, stmt)
-    return stmt
+    done: Executable = stmt if returning is None else stmt.returning(table.c[returning])
+    _STATEMENTS[key] = (table, done)
+    return done
 
 
 def can_unnest(table: Table, names: Sequence[str]) -> bool:
@@ -89,10 +92,15 @@ def _plan(table: Table, names: tuple[str, ...]) -> Plan | None:
 
 
 def statement(
-    table: Table, rows: Sequence[Mapping[str, Any]], *, do_nothing: bool = False
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    do_nothing: bool = False,
+    returning: str | None = None,
 ) -> tuple[Executable, dict[str, list[Any]]] | None:
     """The one statement inserting ``rows`` (all with the same keys) and its parameters, or
-    None when they cannot be inserted that way (the caller then uses an executemany)."""
+    None when they cannot be inserted that way (the caller then uses an executemany). With
+    ``returning``, the statement returns that column of the rows it inserted."""
     names = tuple(rows[0])
     if any(len(r) != len(names) for r in rows):
         return None
@@ -108,4 +116,4 @@ def statement(
                 params[name] = [to_value(r[name]) for r in rows]
         except KeyError:
             return None
-    return _statement(table, names, do_nothing), params
+    return _statement(table, names, do_nothing, returning), params

@@ -144,17 +144,17 @@ async def unit_of_work(
 ) -> AsyncIterator[UnitOfWork]:
     """One transaction in which state and the events it emits commit together (or neither).
 
-    After the commit the relay is woken, so the events leave at once, then the unit's
-    ``after_commit`` callbacks run. Batches run in one; so does any other write of a service.
+    After the commit the rows are handed to the relay, so the events leave at once, then the
+    unit's ``after_commit`` callbacks run. Batches run in one; so does any other write of a service.
     """
     async with engine.begin() as conn:
         unit = UnitOfWork(conn, outbox_table, publishes=publishes)
         yield unit
-        await outbox.write(conn, outbox_table, unit.rows)
+        ids = await outbox.write(conn, outbox_table, unit.rows)
     # Before the callbacks: the events are committed, and a callback's round trips (the
     # adapter applies objects to a cluster) must not hold them back.
     if unit.rows:
-        relay.wake()
+        relay.hand_over(ids, unit.rows)
     for callback in unit.after_commit:
         await callback()
 

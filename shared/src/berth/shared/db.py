@@ -103,6 +103,16 @@ def ping_after_idle(engine: AsyncEngine, seconds: float) -> None:
     event.listen(sync_engine, "checkout", checked_out)
 
 
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` (the same pool) with each statement its own transaction.
+
+    A transaction on asyncpg costs two round trips of its own (BEGIN, then COMMIT or ROLLBACK)
+    besides its statements. A single statement needs neither, and neither do reads: under READ
+    COMMITTED each statement of a transaction takes its own snapshot anyway, so a read that
+    runs several statements sees nothing more consistent inside BEGIN than outside it."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 async def ensure_schema(engine: AsyncEngine, schema: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))

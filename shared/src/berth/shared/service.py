@@ -43,7 +43,7 @@ from berth.shared.consumer import (
     UnitOfWork,
     unit_of_work,
 )
-from berth.shared.db import INBOX, OUTBOX, create_engine
+from berth.shared.db import INBOX, OUTBOX, autocommit, create_engine
 from berth.shared.errors import is_transient
 from berth.shared.health import HealthServer
 from berth.shared.heap import settle_heap
@@ -96,6 +96,8 @@ class Service:
             credentials=settings.nats_credentials,
         )
         self.engine = engine or create_engine(settings.database_url)
+        # Reads outside a unit of work (queries, look-ups): the same pool, no BEGIN/ROLLBACK.
+        self.reads = autocommit(self.engine)
         self.outbox_table: Table = metadata.tables[f"{self.schema}.{OUTBOX}"]
         self.inbox_table: Table = metadata.tables[f"{self.schema}.{INBOX}"]
         self._migrations_package = migrations_package
@@ -333,7 +335,7 @@ class Service:
 
     async def _health(self, _query: HealthQuery) -> HealthReply:
         t = self.outbox_table
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             row = (
                 await conn.execute(
                     select(

@@ -63,7 +63,7 @@ def register(
     workloads: WorkloadUsers,
     issuer: applications.Issuer | None = None,
 ) -> None:
-    read = reader(service.engine)
+    read = reader(service.reads)
     if issuer is not None:
         register_applications(service, issuer)
     service.respond(
@@ -141,7 +141,7 @@ def register(
 def register_applications(service: Service, issuer: applications.Issuer) -> None:
     stores = applications.sql_stores(service.engine)
     now = applications.utcnow
-    read = reader(service.engine)
+    read = reader(service.reads)
 
     async def rules() -> list[AccessRule]:
         async with read() as db:

@@ -39,7 +39,7 @@ def register(service: Service) -> None:
         )
     )
     service.respond(
-        RPC_CLUSTERS_GET, ClusterQuery, partial(queries.get_clusters, engine=service.engine)
+        RPC_CLUSTERS_GET, ClusterQuery, partial(queries.get_clusters, engine=service.reads)
     )
     for subscription in access_rule_subscriptions(CLUSTER_SYNC, access_rules):
         service.subscribe(subscription)

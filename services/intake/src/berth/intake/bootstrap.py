@@ -23,7 +23,7 @@ def build(
     primary = directory or CatalogClient(
         lambda: service.broker.connection, timeout=settings.catalog_timeout_seconds
     )
-    register(service, ResilientCatalog(primary, store.reader(service.engine)))
+    register(service, ResilientCatalog(primary, store.reader(service.reads)))
     return service
 
 

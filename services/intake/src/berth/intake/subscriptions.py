@@ -93,14 +93,14 @@ def register(service: Service, directory: ProjectDirectory) -> None:
     service.respond(
         RPC_CLUSTERS_LIST,
         ClusterListQuery,
-        partial(clusters.list_clusters, engine=service.engine),
+        partial(clusters.list_clusters, engine=service.reads),
     )
     service.respond(
         RPC_DRY_RUN,
         DryRunRequest,
         partial(
             handlers.dry_run,
-            reader=store.reader(service.engine),
+            reader=store.reader(service.reads),
             directory=directory,
             nc=lambda: service.broker.connection,
             tracer=service.tracer,
@@ -108,20 +108,20 @@ def register(service: Service, directory: ProjectDirectory) -> None:
         ),
     )
     service.respond(
-        RPC_WORKLOADS_GET, WorkloadQuery, partial(queries.get_workload, engine=service.engine)
+        RPC_WORKLOADS_GET, WorkloadQuery, partial(queries.get_workload, engine=service.reads)
     )
     service.respond(
-        RPC_WORKLOADS_LIST, WorkloadQuery, partial(queries.list_workloads, engine=service.engine)
+        RPC_WORKLOADS_LIST, WorkloadQuery, partial(queries.list_workloads, engine=service.reads)
     )
     service.respond(
         RPC_WORKLOADS_USING_ASSETS,
         AssetUsersRequest,
-        partial(queries.workloads_using_assets, engine=service.engine),
+        partial(queries.workloads_using_assets, engine=service.reads),
     )
     service.respond(
         RPC_WORKLOADS_ACTION_TARGETS,
         ActionTargetsRequest,
-        partial(queries.action_targets, read=store.reader(service.engine)),
+        partial(queries.action_targets, read=store.reader(service.reads)),
     )
     for subscription in access_rule_subscriptions(INTAKE, access_rules):
         service.subscribe(subscription)

@@ -38,7 +38,7 @@ from berth.shared.service import Service, Subscription
 
 def register(service: Service, resolve: ProjectResolver) -> None:
     cache = CompiledCache()
-    read = reader(service.engine)
+    read = reader(service.reads)
     writer = handlers.Writer(begin=service.unit_of_work, resolve=resolve)
     service.subscribe(
         Subscription(
