@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, update
@@ -40,6 +41,29 @@ ROWS = [
 ]
 
 
+def workload(
+    wid: str,
+    project: str,
+    name: str,
+    kind: str,
+    status: str,
+    cluster: str | None,
+    submitted_at: datetime,
+) -> dict[str, Any]:
+    """A row of intake.workloads, as much of it as the list and its filters read."""
+    return {
+        "id": wid,
+        "project": project,
+        "name": name,
+        "kind": kind,
+        "status": status,
+        "cluster_id": cluster,
+        "created_by": "a@example.com",
+        "submission": {},
+        "submitted_at": submitted_at,
+    }
+
+
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await upgrade("berth.intake", database_url)
@@ -47,20 +71,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     async with engine.begin() as conn:
         await conn.execute(
             insert(workloads),
-            [
-                {
-                    "id": wid,
-                    "project": project,
-                    "name": name,
-                    "kind": kind,
-                    "status": status,
-                    "cluster_id": cluster,
-                    "created_by": "a@example.com",
-                    "submission": {},
-                    "submitted_at": START + timedelta(minutes=i),
-                }
-                for i, (wid, project, name, kind, status, cluster) in enumerate(ROWS)
-            ],
+            [workload(*r, START + timedelta(minutes=i)) for i, r in enumerate(ROWS)],
         )
         await conn.execute(
             insert(catalog_entries),
@@ -234,17 +245,7 @@ async def add_same_time_rows(engine: AsyncEngine) -> None:
         await conn.execute(
             insert(workloads),
             [
-                {
-                    "id": wid,
-                    "project": project,
-                    "name": wid,
-                    "kind": kind,
-                    "status": "Running",
-                    "cluster_id": "local",
-                    "created_by": "a@example.com",
-                    "submission": {},
-                    "submitted_at": at + timedelta(seconds=group),
-                }
+                workload(wid, project, wid, kind, "Running", "local", at + timedelta(seconds=group))
                 for wid, project, kind, group in rows
             ],
         )

@@ -82,9 +82,6 @@ class InMemoryIntakeStore:
             table.restore(saved)
         self.rules.restore(rules)
 
-    async def access_rules(self) -> list[AccessRule]:
-        return await self.rules.access_rules()
-
     def workload(self, workload_id: str) -> StoredWorkload | None:
         return self.workloads.get(workload_id)
 
@@ -93,7 +90,7 @@ class InMemoryIntakeStore:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    async def live_names(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    def _taken(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         wanted = set(keys)
         return {
             (w.row.project, w.row.name)
@@ -104,9 +101,6 @@ class InMemoryIntakeStore:
             and (w.row.project, w.row.name) in wanted
         }
 
-    async def known_ids(self, ids: Sequence[str]) -> dict[str, str | None]:
-        return {i: w.row.content_hash for i in ids if (w := self.workloads.get(i)) is not None}
-
     def _entries(self, keys: Sequence[tuple[str, str]]) -> list[AssetView]:
         wanted = set(keys)
         return [
@@ -114,10 +108,6 @@ class InMemoryIntakeStore:
             for e in self.catalog
             if not e.deleted and (e.asset.kind, e.asset.name) in wanted
         ]
-
-    async def quotas(self, projects: Sequence[str]) -> dict[str, float]:
-        found = self._entries([("project", n) for n in projects])
-        return {v.name: quota.deserved(v.spec["quota"]) for v in found if v.spec.get("quota")}
 
     async def usage(self, projects: Sequence[str]) -> dict[str, float]:
         used: dict[str, float] = {}
@@ -128,24 +118,21 @@ class InMemoryIntakeStore:
                 used[project] = used.get(project, 0.0) + gpus
         return used
 
-    async def node_pools(self) -> set[str]:
-        return {e.asset.name for e in self.catalog if e.asset.kind == "nodepool" and not e.deleted}
-
-    async def registry(self) -> clusters.Registry:
-        return {
-            r.clusterId: clusters.capabilities_of(r.clusterId, r.capabilities)
-            for r in self.clusters
-        }
-
     async def judging(
         self, names: Sequence[tuple[str, str]], ids: Sequence[str], projects: Sequence[str]
     ) -> Judging:
         return Judging(
-            taken=await self.live_names(names),
-            known=await self.known_ids(ids),
-            pools=await self.node_pools(),
-            registry=await self.registry(),
-            quotas=await self.quotas(projects),
+            taken=self._taken(names),
+            known={i: w.row.content_hash for i in ids if (w := self.workloads.get(i)) is not None},
+            pools={
+                e.asset.name for e in self.catalog if e.asset.kind == "nodepool" and not e.deleted
+            },
+            registry={
+                r.clusterId: clusters.capabilities_of(r.clusterId, r.capabilities)
+                for r in self.clusters
+            },
+            quotas=quota.of_projects(self._entries([("project", n) for n in projects])),
+            rules=await self.rules.access_rules(),
         )
 
     async def projects(self, names: Sequence[str]) -> dict[str, ProjectInfo]:
@@ -183,7 +170,7 @@ class InMemoryIntakeStore:
         for row in rows:
             live = row.status not in NOT_LIVE
             # As the unique index on live (project, name) does under ON CONFLICT DO NOTHING.
-            if live and await self.live_names([(row.project or "", row.name or "")]):
+            if live and self._taken([(row.project or "", row.name or "")]):
                 continue
             self.workloads.insert_new(row.id, StoredWorkload(row, row.status, row.issues))
 

@@ -177,7 +177,6 @@ class Intake:
                 uow,
                 directory=self.directory,
                 store=self.store.of,
-                rules=lambda _unit: self.store.rules,
             )
         return uow
 
@@ -486,9 +485,7 @@ class TestDryRun:
             dry_run=True,
         )
 
-        (verdict,) = await handlers.decide(
-            [candidate], service.store, service.directory, await service.store.access_rules()
-        )
+        (verdict,) = await handlers.decide([candidate], service.store, service.directory)
 
         assert isinstance(verdict, handlers.Accepted)
         assert verdict.ref.overQuota is True
@@ -737,7 +734,6 @@ class TestCatalogLookupOverlapsTheReads:
                 uow,
                 directory=ResilientCatalog(catalog, service.store.read),
                 store=store_of,
-                rules=lambda _unit: service.store.rules,
             )
         return uow
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import Boolean, Column, DateTime, MetaData, Table, Text, select
+from sqlalchemy import Boolean, Column, ColumnElement, DateTime, MetaData, Table, Text, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,6 +37,12 @@ def _columns() -> list[Column[Any]]:
 
 def access_rules_table(metadata: MetaData) -> Table:
     return Table(ACCESS_RULES, metadata, *_columns())
+
+
+def in_force(table: Table) -> ColumnElement[bool]:
+    """Which rows of a copy are rules in force (a deleted rule stays, as a tombstone): for a
+    service that reads them in a statement of its own."""
+    return table.c.deleted.is_(False)
 
 
 def create_access_rules(op: Any, schema: str) -> None:
@@ -108,9 +114,7 @@ class SqlAccessRules:
             )
 
     async def access_rules(self) -> list[AccessRule]:
-        rows = await self._conn.execute(
-            select(self._table.c.rule).where(self._table.c.deleted.is_(False))
-        )
+        rows = await self._conn.execute(select(self._table.c.rule).where(in_force(self._table)))
         return [AccessRule.model_validate(r) for r in rows.scalars()]
 
     async def all_access_rules(self) -> list[AccessRule]:

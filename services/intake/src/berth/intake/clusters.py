@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from berth.contracts import runnable
 from berth.contracts.capabilities import ClusterCapabilities
@@ -47,15 +47,6 @@ def unregistered(cluster_id: str, known: set[str]) -> Issue | None:
     return Issue(
         field="clusterId", details=f'cluster "{cluster_id}" is not registered (known: {listed})'
     )
-
-
-async def registered(conn: AsyncConnection) -> set[str]:
-    return set((await conn.execute(select(clusters.c.cluster_id))).scalars())
-
-
-async def registry(conn: AsyncConnection) -> Registry:
-    rows = await conn.execute(select(clusters.c.cluster_id, clusters.c.capabilities))
-    return {r.cluster_id: capabilities_of(r.cluster_id, r.capabilities) for r in rows}
 
 
 def capabilities_of(cluster_id: str, raw: dict[str, Any] | None) -> ClusterCapabilities | None:

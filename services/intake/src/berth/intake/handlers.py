@@ -55,8 +55,6 @@ from berth.intake.store import (
     SqlIntakeStore,
     WorkloadRow,
 )
-from berth.intake.tables import access_rules
-from berth.shared.access import RulesOf, sql_rules
 from berth.shared.bus import ask
 from berth.shared.consumer import Emitter, Incoming
 from berth.shared.telemetry import trace_id_of
@@ -133,7 +131,6 @@ async def decide(
     candidates: Sequence[Candidate],
     db: IntakeStore,
     directory: ProjectDirectory,
-    rules: Sequence[AccessRule],
 ) -> list[Verdict]:
     """Judge a batch of submissions in order: the project and whether the submitter may
     submit there (a refusal says nothing more about the submission), any template and assets,
@@ -141,8 +138,9 @@ async def decide(
     others but reserves neither its name nor its GPUs for the rest of the batch."""
     if not candidates:
         return []
-    # The catalog's answer is awaited while the reads that do not depend on it make their round
-    # trips, rather than one after the other (the fallback reads on its own connection).
+    # The catalog's answer is awaited while the reads that do not depend on it (the access rules
+    # among them) make their round trip, rather than one after the other (the fallback reads on
+    # its own connection).
     lookup = asyncio.ensure_future(
         directory.lookup([(c.submission.projectId, c.span) for c in candidates])
     )
@@ -183,7 +181,7 @@ async def decide(
         if c.workload_id is not None and not c.dry_run:
             known[c.workload_id] = digest
         project = projects.get(sub.projectId)
-        if project is not None and (denied := forbidden(c, project, rules)):
+        if project is not None and (denied := forbidden(c, project, judging.rules)):
             verdicts.append(Refused([denied]))
             continue
         issues: list[Issue] = []
@@ -311,7 +309,6 @@ async def accept_submissions(
     *,
     directory: ProjectDirectory,
     store: StoreOf = SqlIntakeStore.of,
-    rules: RulesOf = sql_rules(access_rules),
 ) -> None:
     """Validate, judge (``decide``), record, and emit received or rejected. A dry run is judged
     the same way and records nothing: it gets a rejection saying what is wrong, or that it
@@ -338,8 +335,7 @@ async def accept_submissions(
         )
         valid.append((item, candidate))
 
-    in_force = await rules(unit).access_rules() if valid else []
-    verdicts = await decide([c for _, c in valid], db, directory, in_force)
+    verdicts = await decide([c for _, c in valid], db, directory)
     for (item, candidate), verdict in zip(valid, verdicts, strict=True):
         if verdict is None:
             continue  # the same workload submitted again (a client retry): already handled
@@ -485,7 +481,7 @@ async def dry_run(
             dry_run=True,
         )
         async with reader() as db:
-            (verdict,) = await decide([candidate], db, directory, await db.access_rules())
+            (verdict,) = await decide([candidate], db, directory)
         if not isinstance(verdict, Accepted):
             return DryRunReply(issues=verdict.issues if verdict else [])
         ref, sub = verdict.ref, verdict.submission

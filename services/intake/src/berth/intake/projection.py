@@ -4,7 +4,6 @@ service does not answer, and the source of project quotas."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -46,21 +45,6 @@ async def projects(conn: AsyncConnection, names: Sequence[str]) -> dict[str, Pro
 
 async def assets(conn: AsyncConnection, refs: Sequence[AssetRef]) -> list[AssetView]:
     return await entries(conn, [(r.kind, r.name) for r in refs])
-
-
-async def node_pools(conn: AsyncConnection) -> set[str]:
-    """Names of the node pools intake has seen in the catalog (none before the first event)."""
-    rows = await conn.execute(
-        select(catalog_entries.c.name).where(
-            catalog_entries.c.kind == "nodepool", catalog_entries.c.deleted.is_(False)
-        )
-    )
-    return set(rows.scalars())
-
-
-async def project_quota(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
-    views = await entries(conn, [("project", name)])
-    return list(views[0].spec.get("quota", [])) if views else []
 
 
 async def org_tree(conn: AsyncConnection) -> OrgTree:

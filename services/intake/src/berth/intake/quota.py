@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from berth.contracts.catalog import AssetView
 from berth.contracts.quota import QUOTA_HOLDING_PHASES, exceeds
 from berth.contracts.workload import requested_gpus
-from berth.intake import projection
 from berth.intake.tables import LIVE, workloads
 
 
@@ -32,11 +31,6 @@ def deserved(quota: Sequence[dict[str, Any]]) -> float:
 def assess(project: str, requested: float, used: float, quota: float) -> tuple[bool, str | None]:
     reason = exceeds(project, requested, used, quota)
     return reason is not None, reason
-
-
-async def quotas(conn: AsyncConnection, names: Sequence[str]) -> dict[str, float]:
-    """Deserved GPUs of the projects that have a quota; a project without one is unlimited."""
-    return of_projects(await projection.entries(conn, [("project", n) for n in set(names)]))
 
 
 def of_projects(views: Sequence[AssetView]) -> dict[str, float]:

@@ -43,7 +43,7 @@ from berth.intake.tables import (
     workload_assets,
     workloads,
 )
-from berth.shared.access import SqlAccessRules
+from berth.shared.access import in_force
 from berth.shared.store import SqlStore
 
 # Inlined rather than bound: executemany cannot expand an IN list per row.
@@ -97,6 +97,27 @@ _PHASES = (
 )
 
 
+def _phases_that_matter(changes: Sequence[PhaseChange]) -> dict[str, list[PhaseChange]]:
+    """Each workload's changes, in order, less those that ``_PHASES`` applied one by one would
+    leave no trace of: a change that is not terminal, right before one no earlier than it
+    (again for the change before it, once it is dropped).
+
+    Say ``a`` comes right before ``b``, ``a.at <= b.at`` and ``a`` is not terminal. If ``a``
+    applies, the row holds a phase that is not terminal, at ``a.at <= b.at``, so ``b`` applies
+    too and writes every column ``a`` wrote; and ``a`` applied only because the row's phase_at
+    was NULL or ``<= a.at <= b.at`` and its phase not terminal, so ``b`` alone applies to that
+    row as well. If ``a`` does not apply, ``b`` meets the row as it was. Either way ``a`` then
+    ``b`` ends where ``b`` alone does. A batch of a workload's phases in order (Creating,
+    Pending, Running) is thus one change, and one statement for the whole batch."""
+    kept: dict[str, list[PhaseChange]] = {}
+    for change in changes:
+        mine = kept.setdefault(change.workload_id, [])
+        while mine and mine[-1].at <= change.at and mine[-1].phase not in TERMINAL_PHASES:
+            mine.pop()
+        mine.append(change)
+    return kept
+
+
 def _json_rows(*columns: Any, where: Sequence[Any], table: Any) -> Any:
     """The matching rows as one JSON array of arrays (NULL when none match)."""
     rows = select(func.json_agg(func.json_build_array(*columns))).select_from(table).where(*where)
@@ -106,10 +127,9 @@ def _json_rows(*columns: Any, where: Sequence[Any], table: Any) -> Any:
 _named = _unnest("named", project=("projects", ARRAY(Text())), named=("names", ARRAY(Text())))
 _TEXTS = ARRAY(Text())
 
-# What judging a batch reads before the catalog answers, in one round trip: each part is the
-# statement of its own method (``live_names``, ``known_ids``, ``node_pools``, ``registry``,
-# ``quotas``), as a subquery. Its parameters are arrays, so that one statement text (prepared
-# once per connection) serves every batch size.
+# What judging a batch reads before the catalog answers (``Judging``), in one round trip, each
+# part a subquery. Its parameters are arrays, so that one statement text (prepared once per
+# connection) serves every batch size.
 _JUDGING = select(
     _json_rows(
         workloads.c.project,
@@ -148,18 +168,31 @@ _JUDGING = select(
             catalog_entries.c.deleted.is_(False),
         ),
     ).label("projects"),
+    _json_rows(
+        tables.access_rules.c.rule,
+        table=tables.access_rules,
+        where=(in_force(tables.access_rules),),
+    ).label("rules"),
 )
 
 
 @dataclass(frozen=True)
 class Judging:
-    """What intake knows when it judges a batch of submissions (see ``IntakeStore.judging``)."""
+    """What intake knows when it judges a batch of submissions (``IntakeStore.judging``)."""
 
+    # The (project, name) pairs asked about that a live workload holds (not rejected, not
+    # deleted).
     taken: set[tuple[str, str]]
+    # The workload ids asked about that are recorded, with the content hash of their submission.
     known: dict[str, str | None]
+    # The node pools seen in the catalog (none before its first event).
     pools: set[str]
+    # The registered clusters, with what each reported it can run.
     registry: clusters.Registry
+    # Deserved GPUs of the projects asked about that have a quota; one without is unlimited.
     quotas: dict[str, float]
+    # The access rules in force (intake's copy, ``berth.shared.access``).
+    rules: list[AccessRule]
 
 
 @dataclass(frozen=True)
@@ -224,29 +257,14 @@ class CatalogEntry:
 class IntakeStore(Protocol):
     """What the handlers read and write, inside the transaction of their unit of work."""
 
-    async def live_names(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which (project, name) pairs a live workload holds (not rejected, not deleted)."""
-
-    async def known_ids(self, ids: Sequence[str]) -> dict[str, str | None]:
-        """Workload ids already recorded, with the content hash of their submission."""
-
-    async def quotas(self, projects: Sequence[str]) -> dict[str, float]:
-        """Deserved GPUs of the projects that have a quota; a project without one is unlimited."""
-
     async def usage(self, projects: Sequence[str]) -> dict[str, float]:
         """GPUs the live, unfinished workloads of each project request."""
-
-    async def node_pools(self) -> set[str]:
-        """The node pools seen in the catalog (none before its first event)."""
-
-    async def registry(self) -> clusters.Registry:
-        """The registered clusters, with what each reported it can run."""
 
     async def judging(
         self, names: Sequence[tuple[str, str]], ids: Sequence[str], projects: Sequence[str]
     ) -> Judging:
-        """At once: ``live_names(names)``, ``known_ids(ids)``, ``node_pools()``, ``registry()``
-        and ``quotas(projects)``."""
+        """At once, what judging the submissions that name the (project, name) pairs ``names``,
+        the workload ids ``ids`` and the ``projects`` needs to know."""
 
     async def projects(self, names: Sequence[str]) -> dict[str, ProjectInfo]:
         """Projects from intake's copy of the catalog."""
@@ -282,9 +300,6 @@ class IntakeStore(Protocol):
         """Upsert cluster records; one from an older report than the stored one changes
         nothing."""
 
-    async def access_rules(self) -> list[AccessRule]:
-        """The access rules in force (intake's copy, ``berth.shared.access``)."""
-
 
 Reader = Callable[[], AbstractAsyncContextManager[IntakeStore]]
 """Opens a store for reading (queries and fallbacks that change nothing)."""
@@ -293,33 +308,8 @@ Reader = Callable[[], AbstractAsyncContextManager[IntakeStore]]
 class SqlIntakeStore(SqlStore):
     """Intake's store in PostgreSQL, on one connection (one transaction)."""
 
-    async def live_names(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        if not keys:
-            return set()
-        stmt = select(workloads.c.project, workloads.c.name).where(
-            tuple_(workloads.c.project, workloads.c.name).in_(list(keys)), LIVE
-        )
-        return {(r.project, r.name) for r in await self._conn.execute(stmt)}
-
-    async def known_ids(self, ids: Sequence[str]) -> dict[str, str | None]:
-        if not ids:
-            return {}
-        rows = await self._conn.execute(
-            select(workloads.c.id, workloads.c.content_hash).where(workloads.c.id.in_(list(ids)))
-        )
-        return {r.id: r.content_hash for r in rows}
-
-    async def quotas(self, projects: Sequence[str]) -> dict[str, float]:
-        return await quota.quotas(self._conn, projects)
-
     async def usage(self, projects: Sequence[str]) -> dict[str, float]:
         return await quota.usage(self._conn, projects)
-
-    async def node_pools(self) -> set[str]:
-        return await projection.node_pools(self._conn)
-
-    async def registry(self) -> clusters.Registry:
-        return await clusters.registry(self._conn)
 
     async def judging(
         self, names: Sequence[tuple[str, str]], ids: Sequence[str], projects: Sequence[str]
@@ -343,6 +333,7 @@ class SqlIntakeStore(SqlStore):
             pools={name for (name,) in row.pools or ()},
             registry={cid: clusters.capabilities_of(cid, caps) for cid, caps in row.clusters or ()},
             quotas=quota.of_projects(views),
+            rules=[AccessRule.model_validate(rule) for (rule,) in row.rules or ()],
         )
 
     async def projects(self, names: Sequence[str]) -> dict[str, ProjectInfo]:
@@ -451,17 +442,14 @@ class SqlIntakeStore(SqlStore):
                 for c in changes
             ],
         )
-        # One statement per round, each workload's n-th change in round n: the changes of one
-        # workload apply in order, each seeing what the one before it wrote (a terminal phase
-        # stops the later ones), as they would one statement per row.
-        rounds: list[list[PhaseChange]] = []
-        seen: dict[str, int] = {}
-        for c in changes:
-            n = seen.get(c.workload_id, 0)
-            seen[c.workload_id] = n + 1
-            if n == len(rounds):
-                rounds.append([])
-            rounds[n].append(c)
+        # One statement per round, each workload's n-th change that matters in round n: the
+        # changes of one workload apply in order, each seeing what the one before it wrote (a
+        # terminal phase stops the later ones), as they would one statement per row.
+        kept = _phases_that_matter(changes)
+        rounds = [
+            [mine[n] for mine in kept.values() if n < len(mine)]
+            for n in range(max(len(mine) for mine in kept.values()))
+        ]
         for batch in rounds:
             await self._conn.execute(
                 _PHASES,
@@ -514,9 +502,6 @@ class SqlIntakeStore(SqlStore):
             update=clusters.RECORD_COLUMNS,
             newer=lambda new: table.c.reported_at <= new.reported_at,
         )
-
-    async def access_rules(self) -> list[AccessRule]:
-        return await SqlAccessRules(self._conn, tables.access_rules).access_rules()
 
 
 def reader(db: AsyncEngine) -> Reader:
