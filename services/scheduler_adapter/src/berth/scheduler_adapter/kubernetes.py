@@ -34,7 +34,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,10 @@ PRIORITY_CLASSES_PATH = "/apis/scheduling.k8s.io/v1/priorityclasses"
 MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"
 
 
-@dataclass(frozen=True)
+# Compared and hashed by identity: each kind is one object (``RESOURCES``), and the watches'
+# indexes look a kind up several times per event, which a hash of its fields made per look-up
+# slowed by a sixth.
+@dataclass(frozen=True, eq=False)
 class Resource:
     api_version: str
     kind: str
@@ -227,7 +230,9 @@ def snapshot_of(
     namespace: str,
     top: Mapping[str, Any] | None,
     pods: Sequence[Mapping[str, Any]],
+    status: Callable[[Mapping[str, Any]], PodStatus] = pod_status,
 ) -> WorkloadSnapshot:
+    """``status`` reads a pod (the watches pass what they read when the pod came)."""
     if top is None:
         return WorkloadSnapshot(workload_id, namespace, False, (), (), 0)
     annotations = top["metadata"].get("annotations") or {}
@@ -237,7 +242,7 @@ def snapshot_of(
         namespace=namespace,
         exists=True,
         conditions=_true_conditions(top),
-        pods=tuple(pod_status(p) for p in sorted(live, key=lambda p: p["metadata"]["name"])),
+        pods=tuple(status(p) for p in sorted(live, key=lambda p: p["metadata"]["name"])),
         expected_pods=expected_pods(top),
         suspended=suspended(top),
         note=str(annotations.get(labels.PHASE_NOTE_ANNOTATION, "")),
@@ -304,6 +309,9 @@ class KubernetesCluster:
         self._seen: dict[Resource, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in WATCHED}
         # The same, by workload: a snapshot reads one workload's objects, never all of them.
         self._by_workload: dict[tuple[str, str], dict[Resource, set[tuple[str, str]]]] = {}
+        # Each seen pod read once, when it came: a workload's snapshot is made at every event
+        # of any of its objects, and would otherwise read all of its pods anew each time.
+        self._statuses: dict[tuple[str, str], PodStatus] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._synced = asyncio.Event()
         self._listed: set[Resource] = set()
@@ -894,9 +902,10 @@ class KubernetesCluster:
                 if kind == "BOOKMARK":
                     continue
                 obj = _typed(obj, resource)
-                self._forget(resource, _key(obj))
+                key = _key(obj)
+                self._forget(resource, key)
                 if kind != "DELETED":
-                    self._remember(resource, _key(obj), obj)
+                    self._remember(resource, key, obj)
                 self._publish({_workload(obj)})
 
     # --- snapshots ------------------------------------------------------------------------------
@@ -904,11 +913,15 @@ class KubernetesCluster:
     def _remember(self, resource: Resource, key: tuple[str, str], obj: dict[str, Any]) -> None:
         self._seen[resource][key] = obj
         self._by_workload.setdefault(_workload(obj), {}).setdefault(resource, set()).add(key)
+        if resource is POD:
+            self._statuses[key] = pod_status(obj)
 
     def _forget(self, resource: Resource, key: tuple[str, str]) -> None:
         obj = self._seen[resource].pop(key, None)
         if obj is None:
             return
+        if resource is POD:
+            del self._statuses[key]
         workload = _workload(obj)
         keys = self._by_workload.get(workload, {}).get(resource)
         if keys is not None:
@@ -934,7 +947,11 @@ class KubernetesCluster:
 
     def _snapshot(self, namespace: str, workload_id: str) -> WorkloadSnapshot:
         pods = self._objects(POD, (namespace, workload_id))
-        return snapshot_of(workload_id, namespace, self._top(namespace, workload_id), pods)
+        top = self._top(namespace, workload_id)
+        return snapshot_of(workload_id, namespace, top, pods, self._status)
+
+    def _status(self, pod: Mapping[str, Any]) -> PodStatus:
+        return self._statuses[_key(pod)]
 
     def _publish(self, workloads: set[tuple[str, str]]) -> None:
         if not self._whole:
@@ -951,7 +968,7 @@ class KubernetesCluster:
             pods = self._objects(POD, (namespace, workload_id))
             if top is None and pods:
                 continue  # ahead of its top object (``_ahead_of_top``)
-            self._feed.publish(snapshot_of(workload_id, namespace, top, pods))
+            self._feed.publish(snapshot_of(workload_id, namespace, top, pods, self._status))
 
     def _ahead_of_top(self, workload: tuple[str, str]) -> bool:
         """Pods seen, their top object not (yet): each kind has a watch of its own, and the
