@@ -40,6 +40,7 @@ class Request:
     path: str
     query: dict[str, str]
     content_type: str
+    authorization: str = ""
 
 
 @dataclass
@@ -239,7 +240,13 @@ class FakeApiServer:
     async def _handle(self, request: web.Request, api_version: str) -> web.StreamResponse:
         query = dict(request.query)
         self.requests.append(
-            Request(request.method, request.path, query, request.headers.get("Content-Type", ""))
+            Request(
+                request.method,
+                request.path,
+                query,
+                request.headers.get("Content-Type", ""),
+                request.headers.get("Authorization", ""),
+            )
         )
         for injected in self.injected:
             if (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import uuid4
 
 import pytest
@@ -25,7 +26,18 @@ async def test_phases_and_intents_of_a_batch_are_recorded_per_workload(
         async with engine.begin() as conn:
             store = SqlAdapterStore(conn)
             await store.add(
-                [AppliedWorkload(w.workloadId, w.model_dump(), manifests=[]) for w in workloads]
+                [
+                    AppliedWorkload(
+                        w.workloadId,
+                        w.model_dump(mode="json"),
+                        manifests=[{"kind": "Job", "metadata": {"name": w.name}}],
+                        traceparent=f"00-{i:032x}-{i:016x}-01",
+                        correlation_id=str(uuid4()),
+                        project=w.project,
+                        gpus=i / 2,
+                    )
+                    for i, w in enumerate(workloads, start=1)
+                ]
             )
             await store.set_phases(
                 [
@@ -39,6 +51,9 @@ async def test_phases_and_intents_of_a_batch_are_recorded_per_workload(
             )
         async with engine.begin() as conn:
             rows = await SqlAdapterStore(conn).current([*ids, "not-recorded"], lock=True)
+            # The rows a phase is judged by: the same, without the manifests.
+            phased = await SqlAdapterStore(conn).current(ids, manifests=False)
+        assert phased == {wid: replace(row, manifests=[]) for wid, row in rows.items()}
         assert set(rows) == set(ids)
         assert (rows[ids[0]].phase, rows[ids[0]].phase_message) == ("Pending", "waiting for a node")
         assert (rows[ids[1]].phase, rows[ids[1]].phase_message) == ("Degraded", "one pod down")

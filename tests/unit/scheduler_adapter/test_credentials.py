@@ -58,6 +58,34 @@ def test_referenced_secrets_cover_env_volumes_and_data_source_credentials() -> N
     }
 
 
+def test_referenced_secrets_are_read_from_every_pod_template_and_nothing_else() -> None:
+    def env(credential: str) -> list[dict[str, Any]]:
+        return [{"name": "T", "credential": {"name": credential, "key": "t"}}]
+
+    # Each Kubeflow role's template, whether or not it wants pods now.
+    distributed = manifests(
+        "distributed",
+        "roles",
+        gpus=1,
+        extra={"numWorkers": 2, "environmentVariables": env("worker")},
+        top={
+            "masterSpecSameAsWorker": False,
+            "masterSpec": {"image": "master:1", "environmentVariables": env("master")},
+        },
+    )
+    assert referenced_secrets(distributed) == {"berth-cred-master", "berth-cred-worker"}
+    suspended = manifests("training", "idle", extra=TOKEN_ENV)
+    suspended[0]["spec"]["parallelism"] = 0
+    # A Secret named outside a pod template is no pod's: not asked for.
+    stray = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "stray", "namespace": NAMESPACE},
+        "spec": {"secret": {"secretName": "berth-cred-stray"}},
+    }
+    assert referenced_secrets([*suspended, stray]) == {"berth-cred-tok"}
+
+
 async def test_pods_wait_for_a_missing_credential_secret_and_start_once_given() -> None:
     async with simulated() as (cluster, rec):
         await cluster.apply(manifests("training", "needs", runtime=100_000, extra=TOKEN_ENV))

@@ -460,11 +460,14 @@ async def test_a_phase_event_joins_the_workloads_trace() -> None:
     assert row is not None and row.traceparent
 
     await adapter.observe(running(train))
+    await adapter.observe(completed(train))
 
-    event = adapter.uow.events_of(WorkloadPhaseChangedV1)[0]
-    cause: Any = adapter.uow.cause_of(event)
-    trace_id = format(trace.get_current_span(cause).get_span_context().trace_id, "032x")
-    assert row.traceparent.split("-")[1] == trace_id
+    events = adapter.uow.events_of(WorkloadPhaseChangedV1)
+    assert [e.data.phase for e in events] == ["Running", "Completed"]
+    for event in events:
+        cause: Any = adapter.uow.cause_of(event)
+        trace_id = format(trace.get_current_span(cause).get_span_context().trace_id, "032x")
+        assert row.traceparent.split("-")[1] == trace_id
 
 
 async def test_snapshots_of_workloads_not_ours_are_ignored() -> None:

@@ -21,7 +21,7 @@ from berth.contracts.quota import exceeds
 from berth.scheduler_adapter.rendering import object_refs
 from berth.scheduler_adapter.store import HELD, AdapterStore
 from berth.shared.consumer import Cause
-from berth.shared.telemetry import context_of, extract
+from berth.shared.telemetry import context_of
 
 __all__ = ["HELD", "admit_held", "over_quota"]
 
@@ -73,7 +73,7 @@ async def admit_held(
         # The admission continues the workload's own trace, stored with it at approval.
         span = tracer.start_span(
             "admit within quota",
-            context=extract({"traceparent": row.traceparent} if row.traceparent else None),
+            context=row.trace,
             attributes={"berth.subject": row.workload_id},
         )
         unit.emit(

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from berth.scheduler_adapter.top_kinds import top_kind
+from berth.scheduler_adapter.top_kinds import templates, top_kind
 
 
 def is_top(obj: Mapping[str, Any]) -> bool:
@@ -26,11 +26,14 @@ def top_object(objects: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None
 
 def referenced_secrets(objects: Iterable[Mapping[str, Any]]) -> set[str]:
     """Names of the Secrets the objects' pods read: env ``secretKeyRef``, ``envFrom``
-    ``secretRef``, ``secret`` volumes and projected secrets, image pull secrets."""
+    ``secretRef``, ``secret`` volumes and projected secrets, image pull secrets. Pods are made
+    from the pod templates of the top objects (``top_kinds``): only those are read, not the
+    rest of the objects (metadata, claims, Services)."""
     found: set[str] = set()
-    # Every object applied is read through here, on the agent and on a simulated cluster: a
-    # loop over a stack, with dict checked ahead of the (slower) abstract Mapping.
-    stack: list[Any] = list(objects)
+    # Every workload applied is read through here, on the agent and on a simulated cluster: a
+    # loop over a stack; dicts and lists are told apart from the scalars (most of the values)
+    # before the (slower) abstract Mapping is asked about anything.
+    stack: list[Any] = [template for obj in objects if is_top(obj) for template in templates(obj)]
     while stack:
         node = stack.pop()
         if isinstance(node, (dict, Mapping)):
@@ -46,7 +49,9 @@ def referenced_secrets(objects: Iterable[Mapping[str, Any]]) -> set[str]:
                             found.add(str(value.get("secretName") or value.get("name") or ""))
                         else:
                             found.add(str(value.get("name", "")))
-                if isinstance(value, (dict, list, Mapping)):
+                if isinstance(value, (dict, list)) or (
+                    not isinstance(value, (str, int, float)) and isinstance(value, Mapping)
+                ):
                     stack.append(value)
         elif isinstance(node, list):
             stack.extend(node)

@@ -56,7 +56,7 @@ from berth.scheduler_adapter.store import (
 )
 from berth.shared.consumer import Emitter, Incoming
 from berth.shared.errors import PermanentError
-from berth.shared.telemetry import context_of, extract, inject, trace_id_of
+from berth.shared.telemetry import context_of, inject, trace_id_of
 
 log = logging.getLogger(__name__)
 
@@ -458,7 +458,7 @@ async def record_snapshots(
         # No message caused it: the phase event continues the trace stored with the workload.
         span = tracer.start_span(
             f"phase {phase}",
-            context=extract({"traceparent": row.traceparent} if row.traceparent else None),
+            context=row.trace,
             attributes={"berth.subject": workload_id, "berth.phase": phase},
         )
         if len(transitions) > 1:

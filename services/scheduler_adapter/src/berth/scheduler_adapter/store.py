@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
+from opentelemetry.context import Context
 from sqlalchemy import Text, any_, bindparam, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from berth.contracts.quota import QUOTA_HOLDING_PHASES
 from berth.scheduler_adapter.tables import agent, workloads
 from berth.shared.store import SqlStore
+from berth.shared.telemetry import extract
 
 HELD = "Held"
 """The intent of a workload held over its project's quota: nothing applied yet."""
@@ -51,6 +54,18 @@ class AppliedWorkload:
     def unfinished(self) -> bool:
         """Should run and has not finished: what a restarted agent applies again."""
         return self.desired == "Running" and self.phase not in FINISHED
+
+    @property
+    def trace(self) -> Context:
+        """The trace of its approval, which the events the cluster causes later continue."""
+        return _stored_trace(self.traceparent) if self.traceparent else Context()
+
+
+# Every phase event of a workload continues its stored trace: its header is parsed once while
+# the workload runs, not at each event (a tenth of recording a phase). Contexts are immutable.
+@lru_cache(maxsize=4096)
+def _stored_trace(traceparent: str) -> Context:
+    return extract({"traceparent": traceparent})
 
 
 @dataclass(frozen=True)
@@ -95,18 +110,22 @@ class AdapterStore(Protocol):
         """Record ``cluster_id`` as this state's owner unless one is; the owner."""
 
 
-def _row(row: Any) -> AppliedWorkload:
+def _row(row: Sequence[Any], columns: Sequence[str]) -> AppliedWorkload:
+    """``row`` of a select of ``columns``: read by position, as a Row's attributes are looked
+    up by name one at a time (and one it does not have, the manifests of a phase query, raises
+    on the way to the default); the handlers read hundreds of rows per batch."""
+    found = dict(zip(columns, row, strict=True))
     return AppliedWorkload(
-        workload_id=row.workload_id,
-        ref=row.ref,
-        manifests=getattr(row, "manifests", None) or [],
-        desired=row.desired,
-        phase=row.phase,
-        phase_message=row.phase_message or "",
-        traceparent=row.traceparent,
-        correlation_id=row.correlation_id,
-        project=row.project,
-        gpus=float(row.gpus or 0),
+        workload_id=found["workload_id"],
+        ref=found["ref"],
+        manifests=found.get("manifests") or [],
+        desired=found["desired"],
+        phase=found["phase"],
+        phase_message=found["phase_message"] or "",
+        traceparent=found["traceparent"],
+        correlation_id=found["correlation_id"],
+        project=found["project"],
+        gpus=float(found["gpus"] or 0),
     )
 
 
@@ -123,6 +142,8 @@ _COLUMNS = (
     workloads.c.gpus,
 )
 _PHASE_COLUMNS = tuple(c for c in _COLUMNS if c is not workloads.c.manifests)
+_NAMES = tuple(c.name for c in _COLUMNS)
+_PHASE_NAMES = tuple(c.name for c in _PHASE_COLUMNS)
 
 
 def _texts(name: str) -> Any:
@@ -231,7 +252,8 @@ class SqlAdapterStore(SqlStore):
     ) -> dict[str, AppliedWorkload]:
         query = (_CURRENT_LOCKED if lock else _CURRENT)[manifests]
         rows = await self._conn.execute(query, {"ids": list(ids)})
-        return {r.workload_id: _row(r) for r in rows}
+        names = _NAMES if manifests else _PHASE_NAMES
+        return {row.workload_id: row for row in (_row(r, names) for r in rows)}
 
     async def set_phases(self, changes: Sequence[PhaseChange]) -> None:
         # One UPDATE over unnested arrays per kind of change, rather than an UPDATE per row
@@ -265,7 +287,7 @@ class SqlAdapterStore(SqlStore):
         if not names:
             return []
         rows = await self._conn.execute(_HELD, {"projects": names})
-        return [_row(r) for r in rows]
+        return [_row(r, _NAMES) for r in rows]
 
     async def admit(self, ids: Sequence[str]) -> None:
         if ids:
@@ -278,7 +300,7 @@ class SqlAdapterStore(SqlStore):
                 or_(workloads.c.phase.is_(None), workloads.c.phase.not_in(FINISHED)),
             )
         )
-        return [_row(r) for r in rows]
+        return [_row(r, _NAMES) for r in rows]
 
     async def claim_cluster(self, cluster_id: str) -> str:
         await self._conn.execute(

@@ -94,20 +94,34 @@ def _count(kind: TopKind, spec: Mapping[str, Any]) -> int:
     return int(annotations.get(KNATIVE_MIN_SCALE, 1))
 
 
-def pod_templates(top: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """Every pod the top object wants, by name, with its template (empty for a Kubeflow job
-    without replica specs)."""
+def _templates(top: Mapping[str, Any]) -> list[tuple[str, int, Mapping[str, Any]]]:
+    """Each pod template of the top object (one per Kubeflow role) as (the name its pods
+    start with, how many pods it makes, the template)."""
     kind = _described(top)
     name = str(top["metadata"]["name"])
     spec: Mapping[str, Any] = top.get("spec") or {}
     if kind.kubeflow:
         return [
-            (f"{name}-{role.lower()}-{index}", replica.get("template") or {})
-            for role, replica in (replica_specs(spec) or {}).items()
-            for index in range(int(replica.get("replicas", 1)))
+            (f"{name}-{role.lower()}", int(r.get("replicas", 1)), r.get("template") or {})
+            for role, r in (replica_specs(spec) or {}).items()
         ]
-    template: Mapping[str, Any] = spec.get("template") or {}
-    return [(f"{name}-{index}", template) for index in range(_count(kind, spec))]
+    return [(name, _count(kind, spec), spec.get("template") or {})]
+
+
+def pod_templates(top: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every pod the top object wants, by name, with its template (empty for a Kubeflow job
+    without replica specs)."""
+    return [
+        (f"{prefix}-{index}", template)
+        for prefix, count, template in _templates(top)
+        for index in range(count)
+    ]
+
+
+def templates(top: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The top object's pod templates, once each, whether it wants pods now or not (a Knative
+    service scaled to zero, a suspended job)."""
+    return [template for _, _, template in _templates(top)]
 
 
 def expected_pods(top: Mapping[str, Any]) -> int:
