@@ -71,7 +71,9 @@ class OutboxRelay:
     replicas skip each other's) when the relay starts, every ``poll_seconds``, when woken with
     ``wake``, and whenever a publish did not go cleanly: rows left by a crash, by another
     replica, or by a failed publish are published that way, and the rows handed over meanwhile
-    are left to that read, so that what follows a failure still leaves in id order.
+    are left to that read, so that what follows a failure still leaves in id order. A row that
+    another replica's read takes between the commit and its publish from memory goes out twice:
+    the stream's duplicate window (``Nats-Msg-Id``) drops the copy.
 
     A row that can never be published (a subject that is not a valid subject, a payload over
     the server's limit, a publish the stream never acknowledges while others are) is moved to
