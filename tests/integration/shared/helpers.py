@@ -73,6 +73,18 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+def denied(subject_id: str) -> WorkloadActionDeniedV1:
+    """An event for the outbox (no berth service consumes it), one subject per subject id."""
+    return WorkloadActionDeniedV1(
+        source="/berth/tests",
+        subject=subject_id,
+        actor=Actor.system("probe"),
+        data=WorkloadActionDeniedData(
+            action="delete", name=subject_id, project="probe", reason="-"
+        ),
+    )
+
+
 def request(subject_id: str) -> WorkloadActionRequestedV1:
     return WorkloadActionRequestedV1(
         source="/berth/tests",

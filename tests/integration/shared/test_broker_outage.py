@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from berth.cli.embedded import EmbeddedNats, port_open
-from berth.contracts.envelope import Actor
-from berth.contracts.events import WorkloadActionDeniedData, WorkloadActionDeniedV1
+from berth.contracts.events import WorkloadActionDeniedV1
 from berth.shared import outbox
 from berth.shared.bus import encode
 from tests.integration.shared.helpers import (
     Probe,
     build_probe,
+    denied,
     emitted_subject,
     eventually,
     publish,
@@ -30,17 +30,6 @@ from tests.integration.shared.helpers import (
 )
 
 N = 20
-
-
-def denied(subject_id: str) -> WorkloadActionDeniedV1:
-    return WorkloadActionDeniedV1(
-        source="/berth/tests",
-        subject=subject_id,
-        actor=Actor.system("probe"),
-        data=WorkloadActionDeniedData(
-            action="delete", name=subject_id, project="probe", reason="-"
-        ),
-    )
 
 
 @contextlib.contextmanager

@@ -13,22 +13,12 @@ import pytest
 from sqlalchemy import Table, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from berth.contracts.envelope import Actor
-from berth.contracts.events import WorkloadActionDeniedData, WorkloadActionDeniedV1
+from berth.contracts.events import WorkloadActionDeniedV1
 from berth.shared import outbox
 from berth.shared.consumer import unit_of_work
 from berth.shared.db import OUTBOX, create_engine, ensure_schema, service_metadata
 from berth.shared.outbox import OutboxRelay
-from tests.integration.shared.helpers import eventually, unique
-
-
-def denied(subject_id: str) -> WorkloadActionDeniedV1:
-    return WorkloadActionDeniedV1(
-        source="/berth/tests",
-        subject=subject_id,
-        actor=Actor.system("probe"),
-        data=WorkloadActionDeniedData(action="delete", name=subject_id, project="p", reason="-"),
-    )
+from tests.integration.shared.helpers import denied, eventually, unique
 
 
 @pytest.fixture

@@ -10,25 +10,13 @@ import asyncio
 import uuid
 from collections import Counter
 
-from berth.contracts.envelope import Actor
-from berth.contracts.events import WorkloadActionDeniedData, WorkloadActionDeniedV1
+from berth.contracts.events import WorkloadActionDeniedV1
 from berth.shared.bus import connect
 from berth.shared.db import OUTBOX, create_engine, ensure_schema, service_metadata
 from berth.shared.outbox import OutboxRelay, outbox_row
-from tests.integration.shared.helpers import eventually, unique
+from tests.integration.shared.helpers import denied, eventually, unique
 
 ROWS = 3000
-
-
-def denied(subject_id: str) -> WorkloadActionDeniedV1:
-    return WorkloadActionDeniedV1(
-        source="/berth/tests",
-        subject=subject_id,
-        actor=Actor(email="tester@example.com"),
-        data=WorkloadActionDeniedData.model_validate(
-            {"action": "delete", "name": "w", "project": "p", "reason": "test"}
-        ),
-    )
 
 
 async def test_two_relays_on_one_outbox_publish_every_row_once(

@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from berth.contracts.envelope import Actor
-from berth.contracts.events import WorkloadActionDeniedData, WorkloadActionDeniedV1
+from berth.contracts.events import WorkloadActionDeniedV1
 from berth.contracts.queries import ErrorReply, HealthQuery, HealthReply
 from berth.contracts.subjects import rpc_health
 from berth.shared import deadletters, outbox
@@ -21,6 +20,7 @@ from berth.shared.errors import PermanentError
 from tests.integration.shared.helpers import (
     TcpProxy,
     build_probe,
+    denied,
     emitted_subject,
     eventually,
     publish,
@@ -33,15 +33,6 @@ from tests.integration.shared.helpers import (
 # Longer than the redelivery budget of the probe (3 deliveries, 1 s ack wait, 0.1 s nak delay:
 # about 3 s), which used to dead-letter every message published during an outage.
 OUTAGE_SECONDS = 12.0
-
-
-def denied(subject_id: str) -> WorkloadActionDeniedV1:
-    return WorkloadActionDeniedV1(
-        source="/berth/tests",
-        subject=subject_id,
-        actor=Actor.system("probe"),
-        data=WorkloadActionDeniedData(action="delete", name=subject_id, project="p", reason="-"),
-    )
 
 
 async def dead_letters(js: Any, service: str) -> list[deadletters.DeadLetter]:
