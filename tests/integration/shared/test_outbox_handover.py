@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -33,17 +34,36 @@ async def outbox_table(database_url: str) -> AsyncIterator[tuple[AsyncEngine, Ta
     await engine.dispose()
 
 
-async def listen(nc: Any, run: str) -> tuple[list[str], Any]:
-    """The subject ids of this run's events that reach NATS, in arrival order."""
-    heard: list[str] = []
+@dataclass
+class Heard:
+    """The subject ids of this test's events that reach NATS, in arrival order."""
+
+    run: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    subjects: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+async def heard(nc: Any) -> AsyncIterator[Heard]:
+    found = Heard()
 
     async def arrived(msg: Any) -> None:
-        if run in msg.subject:
-            heard.append(msg.subject.rpartition(".")[2])
+        if found.run in msg.subject:
+            found.subjects.append(msg.subject.rpartition(".")[2])
 
     sub = await nc.subscribe(f"{WorkloadActionDeniedV1.subject_prefix()}.*", cb=arrived)
     await nc.flush()
-    return heard, sub
+    yield found
+    await sub.unsubscribe()
+
+
+@pytest.fixture
+async def relay(outbox_table: tuple[AsyncEngine, Table], nc: Any) -> AsyncIterator[OutboxRelay]:
+    """A relay on the test's outbox, not started; it reads the table every minute only, so
+    what a test sees published soon after a commit was published from memory."""
+    engine, table = outbox_table
+    relay = OutboxRelay(engine, table, nc.jetstream(), poll_seconds=60, service="probe")
+    yield relay
+    await relay.stop()
 
 
 def statements_of(engine: AsyncEngine) -> list[str]:
@@ -62,105 +82,83 @@ async def pending(engine: AsyncEngine, table: Table) -> int:
 
 
 async def test_committed_rows_are_published_from_memory_in_commit_order(
-    outbox_table: tuple[AsyncEngine, Table], nc: Any
+    outbox_table: tuple[AsyncEngine, Table], relay: OutboxRelay, heard: Heard
 ) -> None:
     engine, table = outbox_table
-    run = uuid.uuid4().hex[:8]
-    heard, sub = await listen(nc, run)
-    # A read of the table every minute only: what is published here is published from memory.
-    relay = OutboxRelay(engine, table, nc.jetstream(), poll_seconds=60, service="probe")
     relay.start()
-    try:
-        await eventually(lambda: relay.published == 0 and relay._caught_up)
-        seen = statements_of(engine)
-        expected: list[str] = []
-        for unit_number in range(3):
-            async with unit_of_work(engine, table, relay) as unit:
-                for i in range(4):
-                    expected.append(f"{run}-{unit_number}-{i}")
-                    unit.emit(denied(expected[-1]))
-        await eventually(lambda: len(heard) >= len(expected), timeout=10)
-        await eventually(lambda: relay.published == len(expected))
+    await eventually(lambda: relay.published == 0 and relay._caught_up)
+    seen = statements_of(engine)
+    expected: list[str] = []
+    for unit_number in range(3):
+        async with unit_of_work(engine, table, relay) as unit:
+            for i in range(4):
+                expected.append(f"{heard.run}-{unit_number}-{i}")
+                unit.emit(denied(expected[-1]))
+    await eventually(lambda: len(heard.subjects) >= len(expected), timeout=10)
+    await eventually(lambda: relay.published == len(expected))
 
-        relay_statements = [s for s in seen if not s.startswith("INSERT")]
-        assert heard == expected
-        assert await pending(engine, table) == 0
-        # One DELETE per batch the relay took from memory (one to three: the units may have
-        # committed while it was publishing), and no SELECT of the rows.
-        assert relay_statements, seen
-        delete = f"DELETE FROM {table.schema}.outbox"
-        assert all(s.startswith(delete) for s in relay_statements), seen
-        assert 1 <= len(relay_statements) <= 3
-    finally:
-        await sub.unsubscribe()
-        await relay.stop()
+    relay_statements = [s for s in seen if not s.startswith("INSERT")]
+    assert heard.subjects == expected
+    assert await pending(engine, table) == 0
+    # One DELETE per batch the relay took from memory (one to three: the units may have
+    # committed while it was publishing), and no SELECT of the rows.
+    assert relay_statements, seen
+    delete = f"DELETE FROM {table.schema}.outbox"
+    assert all(s.startswith(delete) for s in relay_statements), seen
+    assert 1 <= len(relay_statements) <= 3
 
 
 async def test_a_row_that_cannot_be_published_sends_the_relay_back_to_the_table(
-    outbox_table: tuple[AsyncEngine, Table], nc: Any
+    outbox_table: tuple[AsyncEngine, Table], relay: OutboxRelay, heard: Heard
 ) -> None:
     engine, table = outbox_table
-    run = uuid.uuid4().hex[:8]
-    heard, sub = await listen(nc, run)
-    relay = OutboxRelay(engine, table, nc.jetstream(), poll_seconds=60, service="probe")
     relay.start()
-    try:
-        await eventually(lambda: relay._caught_up)
-        first = [f"{run}-a-{i}" for i in range(3)]
-        async with unit_of_work(engine, table, relay) as unit:
-            unit.emit(denied(first[0]))
-            # Written as is: a subject no event type makes, which NATS cannot take.
-            bad = outbox.outbox_row(denied(f"{run}-bad"))
-            unit.rows.append({**bad, "subject": f"{bad['subject']} with spaces"})
-            unit.emit(denied(first[1]))
-            unit.emit(denied(first[2]))
-        await eventually(lambda: relay.dead_lettered == 1, timeout=10)
-        await eventually(lambda: len(heard) >= len(first), timeout=10)
-        await eventually(lambda: relay._caught_up)
-        assert heard[: len(first)] == first
-        assert await pending(engine, table) == 0
+    await eventually(lambda: relay._caught_up)
+    first = [f"{heard.run}-a-{i}" for i in range(3)]
+    async with unit_of_work(engine, table, relay) as unit:
+        unit.emit(denied(first[0]))
+        # Written as is: a subject no event type makes, which NATS cannot take.
+        bad = outbox.outbox_row(denied(f"{heard.run}-bad"))
+        unit.rows.append({**bad, "subject": f"{bad['subject']} with spaces"})
+        unit.emit(denied(first[1]))
+        unit.emit(denied(first[2]))
+    await eventually(lambda: relay.dead_lettered == 1, timeout=10)
+    await eventually(lambda: len(heard.subjects) >= len(first), timeout=10)
+    await eventually(lambda: relay._caught_up)
+    assert heard.subjects[: len(first)] == first
+    assert await pending(engine, table) == 0
 
-        # Caught up again: the next unit's rows leave from memory.
-        seen = statements_of(engine)
-        later = [f"{run}-b-{i}" for i in range(2)]
-        async with unit_of_work(engine, table, relay) as unit:
-            for subject_id in later:
-                unit.emit(denied(subject_id))
-        await eventually(lambda: len(heard) >= len(first) + len(later), timeout=10)
-        # The set-aside row counts as handled, as rows read from the table do.
-        await eventually(lambda: relay.published == len(first) + 1 + len(later))
-        reads = [s for s in seen if s.startswith("SELECT")]
-        # Each event went out once.
-        assert heard == first + later
-        assert not reads, seen
-    finally:
-        await sub.unsubscribe()
-        await relay.stop()
+    # Caught up again: the next unit's rows leave from memory.
+    seen = statements_of(engine)
+    later = [f"{heard.run}-b-{i}" for i in range(2)]
+    async with unit_of_work(engine, table, relay) as unit:
+        for subject_id in later:
+            unit.emit(denied(subject_id))
+    await eventually(lambda: len(heard.subjects) >= len(first) + len(later), timeout=10)
+    # The set-aside row counts as handled, as rows read from the table do.
+    await eventually(lambda: relay.published == len(first) + 1 + len(later))
+    reads = [s for s in seen if s.startswith("SELECT")]
+    # Each event went out once.
+    assert heard.subjects == first + later
+    assert not reads, seen
 
 
 async def test_rows_handed_over_before_the_first_read_are_published_by_it(
-    outbox_table: tuple[AsyncEngine, Table], nc: Any
+    outbox_table: tuple[AsyncEngine, Table], relay: OutboxRelay, heard: Heard
 ) -> None:
     """Until a read of the table found it drained, rows handed over are left to the reads:
     older rows (a crash's leftovers) go out first, in id order."""
     engine, table = outbox_table
-    run = uuid.uuid4().hex[:8]
-    heard, sub = await listen(nc, run)
-    relay = OutboxRelay(engine, table, nc.jetstream(), poll_seconds=60, service="probe")
-    try:
-        leftover = [f"{run}-old-{i}" for i in range(3)]
-        async with engine.begin() as conn:
-            await outbox.write(conn, table, [outbox.outbox_row(denied(s)) for s in leftover])
-        fresh = [f"{run}-new-{i}" for i in range(2)]
-        async with unit_of_work(engine, table, relay) as unit:
-            for subject_id in fresh:
-                unit.emit(denied(subject_id))
-        assert relay._handed == []  # not started: nothing read yet
-        relay.start()
-        await eventually(lambda: len(heard) >= 5, timeout=10)
-        await eventually(lambda: relay.published == 5)
-        assert heard == leftover + fresh
-        assert await pending(engine, table) == 0
-    finally:
-        await sub.unsubscribe()
-        await relay.stop()
+    leftover = [f"{heard.run}-old-{i}" for i in range(3)]
+    async with engine.begin() as conn:
+        await outbox.write(conn, table, [outbox.outbox_row(denied(s)) for s in leftover])
+    fresh = [f"{heard.run}-new-{i}" for i in range(2)]
+    async with unit_of_work(engine, table, relay) as unit:
+        for subject_id in fresh:
+            unit.emit(denied(subject_id))
+    assert relay._handed == []  # not started: nothing read yet
+    relay.start()
+    await eventually(lambda: len(heard.subjects) >= 5, timeout=10)
+    await eventually(lambda: relay.published == 5)
+    assert heard.subjects == leftover + fresh
+    assert await pending(engine, table) == 0
